@@ -516,6 +516,37 @@ def test_acknowledging_one_card_still_says_which_alerts_are_open(
         d.close()
 
 
+def _dad_fell_and_ann_acknowledged(
+    browser: Any,
+    service: CaregiverService,
+    mosquitto: Mosquitto,
+    width: int,
+    init_script: str = "",
+) -> tuple[SimDevice, Any, Any, Any, float]:
+    """Dad fell; Ann, on a 740 px tall page ``width`` wide (``init_script`` run in it
+    first), acknowledged it on its card: Dad's device, the page, his card, the notice that
+    says it is closed, and the card's top then (px)."""
+    from playwright.sync_api import expect
+
+    dad = SimDevice(mosquitto, "treadmill-1")
+    dad.online()
+    dad.incident_fall()
+    wait_all_handled(service, dad)
+    page = _page(browser, service, width)
+    page.set_viewport_size({"width": width, "height": 740})
+    if init_script:
+        page.add_init_script(init_script)
+        page.goto(service.url + "/")
+    _caught_up(page)
+    _tap_ack(page, "treadmill-1", width)
+    dad.wait_command("ack")
+    card = page.locator("#card-treadmill-1")
+    expect(card).to_have_attribute("data-level", "idle")
+    notice = page.locator("#ack-notice")
+    expect(notice).to_have_text("Acknowledged: the alert on Dad's treadmill is closed.")
+    return dad, page, card, notice, card.evaluate("c => c.getBoundingClientRect().top")
+
+
 @pytest.mark.parametrize("width", [360, 1280])
 def test_a_new_fall_after_an_acknowledged_one_is_acknowledged_from_the_banner_in_reach(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
@@ -529,20 +560,9 @@ def test_a_new_fall_after_an_acknowledged_one_is_acknowledged_from_the_banner_in
     point lands on no Acknowledge and no link."""
     from playwright.sync_api import expect
 
-    dad = SimDevice(mosquitto, "treadmill-1")
-    dad.online()
-    dad.incident_fall()
-    wait_all_handled(service, dad)
-    page = _page(browser, service, width)
-    page.set_viewport_size({"width": width, "height": 740})
-    _caught_up(page)
-    _tap_ack(page, "treadmill-1", width)
-    dad.wait_command("ack")
-    card = page.locator("#card-treadmill-1")
-    expect(card).to_have_attribute("data-level", "idle")
-    notice = page.locator("#ack-notice")
-    expect(notice).to_have_text("Acknowledged: the alert on Dad's treadmill is closed.")
-    top = card.evaluate("c => c.getBoundingClientRect().top")
+    dad, page, card, notice, top = _dad_fell_and_ann_acknowledged(
+        browser, service, mosquitto, width
+    )
 
     again = dad.incident_fall()
     expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
@@ -630,22 +650,9 @@ def test_a_new_fall_the_list_names_before_the_feed_does_still_gives_the_banner_t
     The notice says nothing the banner does not, so the banner takes its room all the same."""
     from playwright.sync_api import expect
 
-    dad = SimDevice(mosquitto, "treadmill-1")
-    dad.online()
-    dad.incident_fall()
-    wait_all_handled(service, dad)
-    page = _page(browser, service, width)
-    page.set_viewport_size({"width": width, "height": 740})
-    page.add_init_script(_HOLD_ALARMS)
-    page.goto(service.url + "/")
-    _caught_up(page)
-    _tap_ack(page, "treadmill-1", width)
-    dad.wait_command("ack")
-    card = page.locator("#card-treadmill-1")
-    expect(card).to_have_attribute("data-level", "idle")
-    notice = page.locator("#ack-notice")
-    expect(notice).to_have_text("Acknowledged: the alert on Dad's treadmill is closed.")
-    top = card.evaluate("c => c.getBoundingClientRect().top")
+    dad, page, card, notice, top = _dad_fell_and_ann_acknowledged(
+        browser, service, mosquitto, width, _HOLD_ALARMS
+    )
 
     page.evaluate("window.__holdAlarms = true")
     dad.incident_fall()
