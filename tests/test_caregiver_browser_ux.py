@@ -547,6 +547,22 @@ def _dad_fell_and_ann_acknowledged(
     return dad, page, card, notice, card.evaluate("c => c.getBoundingClientRect().top")
 
 
+def _banner_ack_in_reach(page: Any, width: int) -> tuple[Any, dict[str, float]]:
+    """One Silence on screen, and the banner's Acknowledge inside a 740 px tall screen
+    ``width`` wide without scrolling: the button and its box."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("button:visible", has_text="Silence")).to_have_count(1)
+    ack = page.locator("#alarm-ack")
+    expect(ack).to_be_visible()
+    box = ack.bounding_box()
+    assert box is not None
+    assert page.evaluate("window.scrollY") == 0
+    assert box["y"] >= 0 and box["y"] + box["height"] <= 740, box  # no scrolling
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
+    return ack, box
+
+
 @pytest.mark.parametrize("width", [360, 1280])
 def test_a_new_fall_after_an_acknowledged_one_is_acknowledged_from_the_banner_in_reach(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
@@ -570,14 +586,7 @@ def test_a_new_fall_after_an_acknowledged_one_is_acknowledged_from_the_banner_in
     expect(notice).to_be_hidden()  # stale: the banner is in its room
     shown = card.evaluate("c => c.getBoundingClientRect().top")
     assert shown >= top  # nothing moved up
-    expect(page.locator("button:visible", has_text="Silence")).to_have_count(1)
-    ack = page.locator("#alarm-ack")
-    expect(ack).to_be_visible()
-    box = ack.bounding_box()
-    assert box is not None
-    assert page.evaluate("window.scrollY") == 0
-    assert box["y"] >= 0 and box["y"] + box["height"] <= 740, box  # no scrolling
-    assert box["x"] >= 0 and box["x"] + box["width"] <= width, box
+    ack, box = _banner_ack_in_reach(page, width)
     page.screenshot(path=str(_shots(tmp_path) / f"acked-then-new-fall-{width}.png"))
 
     tap = [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2]
@@ -669,13 +678,7 @@ def test_a_new_fall_the_list_names_before_the_feed_does_still_gives_the_banner_t
     expect(page.locator("#alarm-more")).to_have_text("")
     expect(notice).to_be_hidden()
     assert card.evaluate("c => c.getBoundingClientRect().top") >= top  # nothing moved up
-    expect(page.locator("button:visible", has_text="Silence")).to_have_count(1)
-    ack = page.locator("#alarm-ack")
-    expect(ack).to_be_visible()
-    box = ack.bounding_box()
-    assert box is not None
-    assert page.evaluate("window.scrollY") == 0
-    assert box["y"] >= 0 and box["y"] + box["height"] <= 740, box
+    _banner_ack_in_reach(page, width)
     page.screenshot(path=str(_shots(tmp_path) / f"list-before-feed-new-fall-{width}.png"))
     page.context.close()
     dad.close()

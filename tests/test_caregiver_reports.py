@@ -23,6 +23,7 @@ from caregiver.report import (
     REPORT_PLANS,
     RESTART_COLUMN,
     PlanWalked,
+    Report,
     make_report,
     report_csv,
     report_for,
@@ -260,21 +261,27 @@ def test_the_pdf_is_one_page_with_the_table_adherence_longest_stretch_and_incide
     assert ".py" not in about and "docs/" not in about and ".md" not in about
 
 
-def test_the_pdf_says_its_counts_and_alerts_in_words_not_abbreviations(tmp_path: Path) -> None:
-    """A physio read "Stumb./falls", "Done/presc.", "Trips" (the monitor's word for stopping
-    the belt) and "Incidents" (the dashboard says alerts): each in words that fit its column,
-    the stumbles and the falls each their own."""
+def _two_alerts(tmp_path: Path, second: str) -> Report:
+    """Anna's report with two alerts: a stumble closed by ann, then an open ``second``."""
     store = stored(str(tmp_path / "caregiver.db"))
     report = make_report(
         DEVICE, "Anna", store.walk_sessions(DEVICE),
         measures_of(store.walk_session_payloads(DEVICE)),
         [
             incident(MONDAY + dt.timedelta(days=2), "stumble", open_=False),
-            incident(MONDAY + dt.timedelta(weeks=1, days=2), "fall", open_=True),
+            incident(MONDAY + dt.timedelta(weeks=1, days=2), second, open_=True),
         ],
         ZoneInfo("UTC"), NOW,
     )  # fmt: skip
     store.close()
+    return report
+
+
+def test_the_pdf_says_its_counts_and_alerts_in_words_not_abbreviations(tmp_path: Path) -> None:
+    """A physio read "Stumb./falls", "Done/presc.", "Trips" (the monitor's word for stopping
+    the belt) and "Incidents" (the dashboard says alerts): each in words that fit its column,
+    the stumbles and the falls each their own."""
+    report = _two_alerts(tmp_path, "fall")
     pdf = PdfReader(io.BytesIO(report_pdf(report)))
     assert len(pdf.pages) == 1
     text = " ".join(pdf.pages[0].extract_text().split())
@@ -294,17 +301,7 @@ def test_the_pdf_sets_a_column_of_words_from_its_left_edge(tmp_path: Path) -> No
     """The alerts' "What happened" and "How it ended" and the trends' "Reading" are words:
     set right, as the figures are, "Stumble" under "Fall, not getting up" read as a ragged
     column of numbers (a screenshot of the demo's report looked at)."""
-    store = stored(str(tmp_path / "caregiver.db"))
-    report = make_report(
-        DEVICE, "Anna", store.walk_sessions(DEVICE),
-        measures_of(store.walk_session_payloads(DEVICE)),
-        [
-            incident(MONDAY + dt.timedelta(days=2), "stumble", open_=False),
-            incident(MONDAY + dt.timedelta(weeks=1, days=2), "no_recovery", open_=True),
-        ],
-        ZoneInfo("UTC"), NOW,
-    )  # fmt: skip
-    store.close()
+    report = _two_alerts(tmp_path, "no_recovery")
     assert report.trends  # the trends' table is drawn too
     page = PdfReader(io.BytesIO(report_pdf(report))).pages[0]
     at: dict[str, float] = {}  # each cell's words: where they start, pt from the page's left
