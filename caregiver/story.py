@@ -141,12 +141,21 @@ the device to come back): closed here, the card says it is not yet closed there.
 
 
 def headline(
-    incident: CardIncident | Incident, first_event_link: str, who: str | None = None
+    incident: CardIncident | Incident,
+    first_event_link: str,
+    who: str | None = None,
+    on: str | None = None,
 ) -> Headline:
     """The incident in a line; ``who``: the walker to name (:func:`caregiver.walkers.who`),
     right after what happened ("FALL — Anna — not acknowledged"), or None for today's words
-    (the one walker of a treadmill, or an incident from before walkers were named)."""
-    named = f" — {who}" if who else ""
+    (the one walker of a treadmill, or an incident from before walkers were named); ``on``:
+    the treadmill's name, for a page whose line names it (the event page), said next to what
+    happened ("Fall on treadmill-1 — acknowledged by carol on the dashboard"; "FALL — Anna,
+    on treadmill-1 — ..."). Appended after the line it read "... by carol on the dashboard
+    on treadmill-1", as if the dashboard were on the treadmill."""
+    named = (
+        f" — {who}, on {on}" if who and on else f" — {who}" if who else f" on {on}" if on else ""
+    )
     if isinstance(incident, Incident):
         kind, status, opened = incident.severity, incident.status, incident.opened_at
         closed_at, by, via = incident.closed_at, incident.closed_by, incident.closed_via
@@ -162,8 +171,10 @@ def headline(
         # reopened by a milder alert (a fault) after its fall was answered: the fall is not
         # news, and not an emergency again; the new alert is what waits for an answer
         what = _ANSWERED_WHAT.get(kind, "the incident")
+        # the treadmill next to the alert, not to the answer ("answered on treadmill-1")
+        new = f"New alert on {on} after {what} was answered" if on and not who else None
         return Headline(
-            f"New alert after {what} was answered{named} — not acknowledged",
+            f"{new or f'New alert after {what} was answered{named}'} — not acknowledged",
             opened,
             first_event_link,
             False,

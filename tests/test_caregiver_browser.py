@@ -105,7 +105,7 @@ def test_a_fall_is_one_red_incident_card_that_tells_its_story_and_one_click_clos
 
     card.locator(".headline a").click()
     expect(page).to_have_url(f"{service.url}/events/{ids['trip']['id']}")
-    expect(page.locator("h1")).to_contain_text("FALL — not acknowledged")
+    expect(page.locator("h1")).to_have_text("FALL on Dad's treadmill — not acknowledged")
     facts = page.locator("dl.facts")
     expect(facts).to_contain_text("Impact")
     expect(facts).to_contain_text("firm (3.2 g")

@@ -62,6 +62,29 @@ def test_the_words_name_the_walker_only_when_given() -> None:
         story.headline(answered, "/events/trip", "Anna B.").text
         == "New alert after the incident was answered — Anna B. — not acknowledged"
     )
+    # the event page names the treadmill in the line, once, next to what happened: appended
+    # after it, a closed one read "... acknowledged by ann on the dashboard on treadmill-1"
+    assert (
+        story.headline(closed, "/events/trip", None, DEVICE).text
+        == "Fall on treadmill-1 — acknowledged by ann on the dashboard"
+    )
+    assert (
+        story.headline(closed, "/events/trip", "Anna B.", DEVICE).text
+        == "Fall — Anna B., on treadmill-1 — acknowledged by ann on the dashboard"
+    )
+    opened = _incident("no_recovery")
+    assert (
+        story.headline(opened, "/events/trip", None, DEVICE).text
+        == "FALL — not getting up on treadmill-1 — not acknowledged"
+    )
+    assert (
+        story.headline(answered, "/events/trip", None, DEVICE).text
+        == "New alert on treadmill-1 after the incident was answered — not acknowledged"
+    )
+    assert (
+        story.headline(answered, "/events/trip", "Anna B.", DEVICE).text
+        == "New alert after the incident was answered — Anna B., on treadmill-1 — not acknowledged"
+    )
     assert story.alarm("fall", DEVICE, "Anna B.") == "FALL — Anna B., on treadmill-1"
     assert story.alarm("fall", DEVICE) == "FALL on treadmill-1"
     assert story.alarm("help", DEVICE, None) == "HELP requested on treadmill-1"
@@ -105,7 +128,7 @@ def test_a_named_walker_s_fall_names_them_on_every_page_and_in_the_notification(
             _, _, page = web.request("GET", f"/devices/{DEVICE}")
             assert "FALL — Anna B. — not acknowledged" in page
             _, _, page = web.request("GET", f"/events/{ids['trip']['id']}")
-            assert "<h1>FALL — Anna B. — not acknowledged" in page
+            assert "<h1>FALL — Anna B., on Dad&#39;s treadmill — not acknowledged</h1>" in page
             _, _, body = web.request("GET", "/api/alarms", headers={"accept": "*/*"})
             alarms = {a["device_id"]: a["text"] for a in json.loads(body)["alarms"]}
             assert alarms == {
@@ -113,7 +136,8 @@ def test_a_named_walker_s_fall_names_them_on_every_page_and_in_the_notification(
                 "treadmill-2": "FALL on treadmill-2",
             }
             _, _, page = web.request("GET", f"/events/{theirs['trip']['id']}")
-            assert "<h1>FALL — not acknowledged" in page and "Default walker" not in page
+            assert "<h1>FALL on treadmill-2 — not acknowledged</h1>" in page
+            assert "Default walker" not in page
     finally:
         receiver.close()
 

@@ -19,8 +19,9 @@ from caregiver.self_test import view_of as self_test_view
 from caregiver.storage import Device, Store, StoredEvent
 
 
-def event_page_data(store: Store, event_id: str) -> dict[str, Any] | None:
-    """The event page's context: the event, its incident told in words, facts and plot."""
+def event_page_data(store: Store, event_id: str, device: str) -> dict[str, Any] | None:
+    """The event page's context: the event, its incident told in words, facts and plot;
+    ``device``: the treadmill's name, said in the headline (:func:`story.headline`'s ``on``)."""
     event = store.event(event_id)
     if event is None:
         return None
@@ -38,6 +39,7 @@ def event_page_data(store: Store, event_id: str) -> dict[str, Any] | None:
                 incident,
                 f"/events/{event.id}",
                 walkers.who(store, incident.device_id, incident.walker),
+                device,
             )
             if incident
             else None
@@ -135,7 +137,9 @@ def routes(site: Site) -> list[BaseRoute]:
         event = await run_in_threadpool(store.event, event_id)
         if event is None or not site.may_see(request, event.device_id):
             return site.missing_page(request, "event")
-        page = await run_in_threadpool(event_page_data, store, event_id)
+        page = await run_in_threadpool(
+            event_page_data, store, event_id, site.backend.device_name(event.device_id)
+        )
         if page is None:
             return site.missing_page(request, "event")
         return site.render(request, "event.html", **page)
