@@ -56,14 +56,20 @@ class PlotSeries(msgspec.Struct, frozen=True):
     """Where "upright" came from, for the plot's caption."""
 
 
-UPRIGHT_LEARNED = "the upright the monitor had learned before the trip"
+BELT_STOPPED = "belt stopped"
+"""The mark at 0 s, and what the words after the fall count from ("upright again 4 s after the
+belt stopped"): the moment the monitor stopped the belt, said as the timeline and the reports
+say it (:data:`caregiver.story.COUNTED`'s "Belt stops"). A "trip" is the monitor's word for it,
+which a caregiver reads as tripping over; the plot's data keys keep their names."""
+
+UPRIGHT_LEARNED = f"the upright the monitor had learned before the {BELT_STOPPED}"
 UPRIGHT_FIRST_SECOND = "the first second of the window (this monitor sent no upright)"
 
 
 def recording_series(recording: ImuRecording) -> PlotSeries:
     """The plot of a recording. ValueError if the recording is inconsistent."""
     samples = decode_recording(recording)
-    marks = [Mark(0.0, "trip: belt stopped")]
+    marks = [Mark(0.0, BELT_STOPPED)]
     if recording.marks.impact is not None:
         marks.append(Mark(recording.marks.impact, "impact"))
     if recording.marks.confirm is not None:
@@ -140,7 +146,7 @@ class AfterTheTrip(msgspec.Struct, frozen=True):
     upright: bool
     """Upright again (tilt under :data:`UPRIGHT_DEG`) at some point."""
     text: str
-    """For "the recording shows them ...": "upright again 4 s after the trip"."""
+    """For "the recording shows them ...": "upright again 4 s after the belt stopped"."""
 
 
 def after_the_fall(series: PlotSeries) -> AfterTheTrip | None:
@@ -156,11 +162,11 @@ def after_the_fall(series: PlotSeries) -> AfterTheTrip | None:
         None,
     )
     if upright_at is not None:
-        return AfterTheTrip(True, f"upright again {upright_at:.0f} s after the trip")
+        return AfterTheTrip(True, f"upright again {upright_at:.0f} s after the {BELT_STOPPED}")
     tail = [i for i in after if series.t[i] >= end - 3.0]
     if any(series.rate_dps[i] > MOVING_DPS for i in tail):
-        return AfterTheTrip(False, f"still down but moving {end:.0f} s after the trip")
-    return AfterTheTrip(False, f"still down and not moving {end:.0f} s after the trip")
+        return AfterTheTrip(False, f"still down but moving {end:.0f} s after the {BELT_STOPPED}")
+    return AfterTheTrip(False, f"still down and not moving {end:.0f} s after the {BELT_STOPPED}")
 
 
 def valid_window(window: object) -> TypeGuard[dict[str, Any]]:

@@ -111,7 +111,7 @@ def test_a_fall_is_one_red_incident_card_that_tells_its_story_and_one_click_clos
     expect(facts).to_contain_text("firm (3.2 g")
     expect(facts).to_contain_text("83° from upright — lying down")
     expect(facts).to_contain_text(
-        "not yet: the recording shows them still down and not moving 10 s after the trip"
+        "not yet: the recording shows them still down and not moving 10 s after the belt stopped"
     )
     expect(page.locator("ol.steps li")).to_have_text(
         [re.compile("Stumble: the monitor stopped the belt"), re.compile("Fall confirmed")]
@@ -124,8 +124,8 @@ def test_a_fall_is_one_red_incident_card_that_tells_its_story_and_one_click_clos
 
     plots = page.locator("#plots")
     expect(plots).to_have_attribute("data-rendered", "1")
-    expect(plots).to_have_attribute("data-marks", "trip: belt stopped|impact|fall confirmed")
-    expect(plots).to_contain_text("learned before the trip")
+    expect(plots).to_have_attribute("data-marks", "belt stopped|impact|fall confirmed")
+    expect(plots).to_contain_text("learned before the belt stopped")
     expect(page.locator("#plots canvas")).to_have_count(3)
     # non-empty: each trace puts ink down, and each plot has the red trip line
     painted = page.evaluate(

@@ -62,7 +62,7 @@ def test_without_an_upright_the_first_second_is_upright_and_the_plot_says_so() -
 def test_marks_are_labelled_in_time_order_and_the_window_runs_on_after_the_fall() -> None:
     s = plot.recording_series(fall_recording())
     assert [(m.t, m.label) for m in s.marks] == [
-        (0.0, "trip: belt stopped"),
+        (0.0, "belt stopped"),
         (1.6, "impact"),
         (2.4, "fall confirmed"),
     ]
@@ -96,6 +96,8 @@ def test_what_the_recording_shows_after_the_fall(
 ) -> None:
     after = plot.after_the_fall(_recording(angle, rate))
     assert after is not None and after.upright is upright and text in after.text
+    # counted from when the belt stopped, in the words the timeline uses ("trip" read as tripping)
+    assert after.text.endswith(" s after the belt stopped"), after.text
 
 
 def test_an_older_monitors_window_is_still_plotted_with_its_detection_mark() -> None:

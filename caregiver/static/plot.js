@@ -1,15 +1,15 @@
 // The event plot: acceleration magnitude, tilt from upright and angular rate, with a labelled
-// line for each moment the monitor marked (the trip at 0 s, the impact, the fall's confirmation).
+// line for each moment the monitor marked (the belt stopping at 0 s, the impact, the fall's confirmation).
 (function () {
   "use strict";
   var box = document.getElementById("plots");
   if (!box || !window.uPlot) return;
-  var COLOURS = { "trip: belt stopped": "#d00000", "impact": "#6a00a8", "fall confirmed": "#000000" };
+  var COLOURS = { "belt stopped": "#d00000", "impact": "#6a00a8", "fall confirmed": "#000000" };
 
   var ROW = 16;  // CSS px: one label's row in the band above the plot
 
   // Each mark's line runs through the plot; its label sits in a band above the plot, a row of
-  // its own per mark (the trip and the impact are often a few pixels apart), on a white
+  // its own per mark (the belt stopping and the impact are often a few pixels apart), on a white
   // ground, and on the line's left when the right would leave the plot: never across a trace.
   function markLines(marks) {
     return function (u) {
@@ -22,7 +22,7 @@
         var colour = COLOURS[m.label] || "#d00000";
         var y = u.bbox.top - (marks.length - 1 - i) * ROW * px - 4 * px;
         ctx.strokeStyle = colour; ctx.lineWidth = 2 * px;
-        ctx.setLineDash(m.label.indexOf("trip") === 0 ? [] : [6 * px, 4 * px]);
+        ctx.setLineDash(m.label === "belt stopped" ? [] : [6 * px, 4 * px]);
         ctx.beginPath(); ctx.moveTo(x, y + 2 * px); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
         var w = ctx.measureText(m.label).width, at = x + 4 * px;
         if (at + w > right) at = x - 4 * px - w;
