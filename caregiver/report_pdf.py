@@ -550,7 +550,7 @@ def about_figures(report: Report) -> str:
     or should have to; the rules themselves are those of :mod:`core.progress` and
     :mod:`core.gait_trends` (docs/gait.md, "What change is meaningful")."""
     return (
-        "Measures of walking and standing from the belt sensor, not a diagnosis and not a "
+        "Measures of walking and standing from the sensor at the waist, not a diagnosis and not a "
         f"fall-risk score. Weeks run Monday to Sunday ({_zone(report)} time). A session is "
         f"done when its plan was walked through, and at goal when its longest continuous "
         f"backward stretch reached {GOAL_BACKWARD_MIN:g} min; a week is at goal with "

@@ -242,7 +242,9 @@ EVENT_SAID: Mapping[str, EventSaid] = {
     "start": EventSaid("Monitor started", "Monitor started"),
     "stop": EventSaid("Monitor stopped", "Monitor stopped"),
     "test": EventSaid("Test alarm", "Test alarm"),
-    "window": EventSaid("Sensor recording", "The belt sensor's recording around the belt stop"),
+    "window": EventSaid(
+        "Sensor recording", "What the sensor at the waist recorded around the belt stop"
+    ),
 }
 """Every event type of the protocol (:class:`core.protocol.events.EventType`) in words; a
 type a later monitor adds, not yet here, is said as itself in sentence case (:func:`said`)."""

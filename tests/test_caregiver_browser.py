@@ -122,6 +122,8 @@ def test_a_fall_is_one_red_incident_card_that_tells_its_story_and_one_click_clos
     raw.locator("summary").click()
     expect(raw).to_contain_text("g·s")
 
+    # worn on a belt at the waist: "the belt sensor" read as a sensor on the treadmill's belt
+    expect(page.get_by_role("heading", name="What the sensor at the waist saw")).to_be_visible()
     plots = page.locator("#plots")
     expect(plots).to_have_attribute("data-rendered", "1")
     expect(plots).to_have_attribute("data-marks", "belt stopped|impact|fall confirmed")
