@@ -616,6 +616,11 @@ def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
     page = _login(browser, service, width=1280)
     page.goto(service.url + "/devices/treadmill-1/progress")
     expect(page.locator("#adherence")).to_contain_text("3 of 3 prescribed sessions done")
+    # what counts, in words: "the 2/2 plan counts" was jargon beside plans said in words
+    expect(page.locator("#adherence .hint")).to_have_text(
+        "A session is done when its plan was walked through, whatever the plan: short backward "
+        "stretches count, even when none reaches the 10-minute goal."
+    )
     expect(page.locator("#progression")).to_contain_text("Longest backward stretch 10.0 of 10 min")
     expect(page.locator("#milestone")).to_contain_text("2 of 4")
     two_two_week = page.locator("#weeks li[data-week]").nth(2)  # newest first: 3 weeks ago, 2nd
