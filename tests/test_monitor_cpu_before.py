@@ -88,3 +88,34 @@ def test_the_breakdown_times_the_session_runner_apart_from_the_loops_own_hooks()
     assert calls["hooks"] >= 4 * wakes  # the link's poll, its requests, the LED, the health
     assert end["session_cpu_s"] > start["session_cpu_s"]
     assert end["hooks_cpu_s"] > start["hooks_cpu_s"]
+
+
+def test_by_default_only_what_the_estimate_subtracts_is_timed() -> None:
+    """A timed call costs the loop more than the correction takes off, so a part the estimate
+    keeps (the decision, the session runner) is timed only with ``--breakdown``: without it,
+    its rows say so, and the chip model's bus answers (which the estimate subtracts) are
+    still timed."""
+    bench = benchmark()
+    result = bench.measure(["interrupt:2"], 0.5, False, None)["interrupt:2"]
+    start, end = result["marks"]["start"], result["marks"]["end"]
+    calls = {
+        part: end["timed_calls"][part] - start["timed_calls"][part] for part in end["timed_calls"]
+    }
+    assert calls["decision"] == calls["session"] == 0
+    assert calls["chip_bus"] > 0
+    table = bench.rows(result)
+    assert table["    deciding (safety + detector), %"] == "(--breakdown)"
+    assert table["    session runner hook, %"] == "(--breakdown)"
+    part = bench.shares(result)
+    assert table["firmware estimate (minus all the above), %"] == f"{100 * part['estimate']:.2f}"
+
+
+@pytest.mark.parametrize("repeat", ["0", "-1", "two"])
+def test_a_repeat_that_is_not_a_positive_count_is_refused(
+    repeat: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.argv", ["monitor_cpu.py", "--repeat", repeat])
+    with pytest.raises(SystemExit) as exit_:
+        benchmark().main()
+    assert exit_.value.code == 2
+    assert "--repeat" in capsys.readouterr().err
