@@ -312,7 +312,7 @@ def event_words(kind: str, reason: str, figures: Mapping[str, float]) -> str:
         if (tilt := figures.get("tilt_deg")) is not None:
             text += f", {tilt:.0f}° from upright" + (" — lying down" if tilt >= 60 else "")
         return text
-    return _DEGREES.sub(lambda m: "°/s" if m[1] else "°", reason)
+    return _G_SECONDS.sub("g·s", _DEGREES.sub(lambda m: "°/s" if m[1] else "°", reason))
 
 
 _RESET = "armed by local reset from "
@@ -323,6 +323,8 @@ reset from TRIPPED"); from STANDBY it is the walk's start: "armed at the machine
 
 _DEGREES = re.compile(r" deg(/s)?\b")
 """The monitor's "12 deg", "130 deg/s" — not a word that starts with "deg"."""
+_G_SECONDS = re.compile(r"(?<=\d )g s\b")
+"""The monitor's impulse, "(0.30 g s)": g times seconds, written g·s as the figures are."""
 
 
 def in_timeline(kind: str) -> bool:
@@ -567,6 +569,25 @@ _UNITS = (
     ("_s", "s"),
 )
 
+FIGURE_SAID: Mapping[str, str] = {
+    "tilt_deg": "Trunk tilt from upright",
+    "tilt_rate_dps": "How fast the trunk was tilting",
+    "vz_mps": "Up-down speed (minus: going down)",
+    "accel_g": "Acceleration (standing still is 1 g)",
+    "freefall_s": "Time in free fall",
+    "impact_g": "Impact at its peak",
+    "impulse_gs": "Impact over its duration (impulse)",
+    "descent_mps": "Fastest drop before the impact",
+    "turn_dps": "Fastest tilting away from upright before the impact",
+    "pre_tilt_deg": "Trunk tilt just before the impact",
+    "still_s": "Lying still for",
+}
+"""What the event page's details call each figure the detector sends
+(``firmware/detection/retro.py``): the page showed the key less its unit, "vz", "pre tilt",
+"freefall", "accel", which a physio had to guess at. The key stays the name in the event's
+JSON, the MQTT payload and the CSV; a figure a later monitor adds is said from its key in
+sentence case ("New figure")."""
+
 
 @dataclass(frozen=True, slots=True)
 class EventDetails:
@@ -577,7 +598,10 @@ class EventDetails:
     figures: list[Detail]
     belt: str = ""
     """What the treadmill was doing, in the card's words ("Belt stopped, waiting for a
-    reset at the machine"); the monitor's state name (``TRIPPED``) is shown beside it."""
+    reset at the machine"). The monitor's state name beside it ("(TRIPPED)") is gone: it
+    said the same thing in the state machine's capitals."""
+    said: str = ""
+    """What the monitor said, in words (:func:`monitor_said`)."""
 
 
 def details(events: Sequence[StoredEvent]) -> list[EventDetails]:
@@ -588,16 +612,28 @@ def details(events: Sequence[StoredEvent]) -> list[EventDetails]:
             said(e.type).step,
             figures(e.figures),
             _BELT.get(e.state, e.state),
+            monitor_said(e),
         )
         for e in events
         if e.type != "window"
     ]
 
 
+def monitor_said(event: StoredEvent) -> str:
+    """The monitor's reason for the details' "Monitor said", in a physio's words but with
+    its figures: degrees as °, "g s" as g·s, an arming press as what it ended ("re-armed at
+    the machine after the belt was stopped", not "armed by local reset from TRIPPED"). The
+    stored reason, and the JSON and MQTT that carry it, keep the monitor's own words."""
+    return event_words(event.type, event.reason, {})
+
+
 def figures(values: Mapping[str, float]) -> list[Detail]:
     out = []
     for key, value in values.items():
         suffix, unit = next(((s, u) for s, u in _UNITS if key.endswith(s)), ("", ""))
-        name = key.removesuffix(suffix) if suffix else key
-        out.append(Detail(name.replace("_", " "), value, unit))
+        name = FIGURE_SAID.get(key)
+        if name is None:
+            plain = (key.removesuffix(suffix) if suffix else key).replace("_", " ")
+            name = plain[:1].upper() + plain[1:]
+        out.append(Detail(name, value, unit))
     return out

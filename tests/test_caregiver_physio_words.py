@@ -5,7 +5,9 @@ protocol's enum), a session the monitor's restart closed (``interrupted``), and 
 from __future__ import annotations
 
 import datetime as dt
+import html
 import re
+import uuid
 from pathlib import Path
 
 from msgspec.structs import replace
@@ -22,6 +24,7 @@ from tests.caregiver_support import (
     received,
     running_service,
     session_record,
+    wait_all_handled,
 )
 from tools.broker import Mosquitto
 
@@ -136,3 +139,93 @@ def test_sessions_stored_before_the_restart_flag_read_as_not_interrupted(caregiv
         assert [s.interrupted for s in store.walk_sessions(DEVICE, 10)] == [1, 0]
     finally:
         store.close()
+
+
+def _details(page: str) -> list[tuple[str, str]]:
+    """The event page's "Details for the physiotherapist", as (label, value) pairs read."""
+    found = re.search(r'<details class="details">(.*?)</details>', page, re.S)
+    assert found is not None
+    pairs = re.findall(r"<dt>(.*?)</dt><dd>(.*?)</dd>", found[1], re.S)
+    return [(html.unescape(k), " ".join(html.unescape(re.sub(r"<[^>]+>", "", v)).split()))
+            for k, v in pairs]  # fmt: skip
+
+
+def test_the_event_page_details_say_each_figure_and_the_monitors_words_for_a_physio(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    """The details showed the detector's keys less their unit ("vz", "pre tilt", "accel",
+    "freefall"), the state in capitals beside the belt's words ("(TRIPPED)"), the monitor's
+    "deg" and "g s", and an arming press as "armed by local reset from TRIPPED". The figures
+    stay, with their units; the stored event keeps the keys and the monitor's own reason."""
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, web=True, background=False) as service:
+        device = SimDevice(mosquitto, DEVICE)
+        device.online()
+        incident = uuid.uuid4().hex
+        # as the demo's monitor sends them (`retroguard demo`: firmware/detection/retro.py)
+        trip = device.event(
+            "stumble", severity="warning", state="TRIPPED", incident=incident,
+            reason="trunk rotated 12 deg in 0.3 s to 17 deg",
+            figures={"tilt_deg": 16.8, "tilt_rate_dps": 94.5, "vz_mps": -0.758,
+                     "accel_g": 0.615, "freefall_s": 0.0},
+        )  # fmt: skip
+        device.event(
+            "fall", severity="critical", state="TRIPPED", incident=incident,
+            reason="impact 5.1 g (0.30 g s), lying 83 deg",
+            figures={"tilt_deg": 83.4, "tilt_rate_dps": 0.2, "vz_mps": 0.114, "accel_g": 1.002,
+                     "freefall_s": 0.0, "impact_g": 5.07, "impulse_gs": 0.299,
+                     "descent_mps": 1.85, "turn_dps": 165.0, "pre_tilt_deg": 1.1},
+        )  # fmt: skip
+        device.event(
+            "no_recovery", severity="critical", state="TRIPPED", incident=incident,
+            reason="lying still 10 s after a fall",
+            figures={"tilt_deg": 84.1, "still_s": 10.0},
+        )  # fmt: skip
+        device.event("reset", severity="info", state="ARMED", incident=incident,
+                     reason="armed by local reset from TRIPPED")  # fmt: skip
+        wait_all_handled(service, device)
+        web = Http(service.port)
+        assert web.login() == 303
+        status, _, page = web.request("GET", f"/events/{trip['id']}")
+        assert status == 200
+        details = _details(page)
+        labels = [k for k, _ in details]
+        values = dict(details)
+        for label in labels:
+            assert "_" not in label and label[0].isupper(), label
+        for raw in ("vz", "accel", "freefall", "pre tilt", "turn", "impulse", "still", "Event"):
+            assert raw not in labels, raw
+        assert "TRIPPED" not in page and "ARMED" not in page.replace("data-", "")
+        stumble = details[: labels.index("Reference for support") + 1]
+        assert stumble == [
+            ("Monitor said", "trunk rotated 12° in 0.3 s to 17°"),
+            ("Treadmill", "Belt stopped, waiting for a reset at the machine"),
+            ("Trunk tilt from upright", "16.8 °"),
+            ("How fast the trunk was tilting", "94.5 °/s"),
+            ("Up-down speed (minus: going down)", "-0.758 m/s"),
+            ("Acceleration (standing still is 1 g)", "0.615 g"),
+            ("Time in free fall", "0.0 s"),
+            ("Reference for support", trip["id"]),
+        ]
+        said = [v for k, v in details if k == "Monitor said"]
+        assert said == [
+            "trunk rotated 12° in 0.3 s to 17°",
+            "impact 5.1 g (0.30 g·s), lying 83°",
+            "lying still 10 s after a fall",
+            "re-armed at the machine after the belt was stopped",
+        ]
+        for label, value in (
+            ("Impact at its peak", "5.07 g"),
+            ("Impact over its duration (impulse)", "0.299 g·s"),
+            ("Fastest drop before the impact", "1.85 m/s"),
+            ("Fastest tilting away from upright before the impact", "165.0 °/s"),
+            ("Trunk tilt just before the impact", "1.1 °"),
+            ("Lying still for", "10.0 s"),
+        ):
+            assert values[label] == value
+        assert f"The alert's reference for support: <code>{incident}</code>" in page
+        # the stored event (its JSON, CSV and MQTT) keeps the monitor's words and keys
+        stored = service.store.event(trip["id"])
+        assert stored is not None and stored.reason == "trunk rotated 12 deg in 0.3 s to 17 deg"
+        assert "vz_mps" in stored.figures
+        device.close()
