@@ -56,12 +56,12 @@ def summary_of(command: Command) -> str:
         case AssignProgression(progression=progression, stage=stage, walker=walker):
             first = progression.stages[stage]
             return (
-                f"progression {progression.name}, from stage {stage + 1} of "
+                f"progression schedule {progression.name}, from stage {stage + 1} of "
                 f"{len(progression.stages)} ({first.plan.name}: "
                 f"{plan_words(first.plan, first.sessions_per_week)}){_for(walker)}"
             )
         case ChangeProgression(action=action, walker=walker):
-            return f"progression: {_ACTIONS.get(action, action)}{_for(walker)}"
+            return f"progression schedule: {_ACTIONS.get(action, action)}{_for(walker)}"
         case _:
             return type(command).__name__
 
@@ -104,7 +104,7 @@ def answer_of(reply: ReplyMessage) -> str:
             case "progression":
                 now = msgspec.convert(reply.result, ProgressionStored)
                 said = (
-                    f"progression {now.progression}: {now.change}, "
+                    f"progression schedule {now.progression}: {now.change}, "
                     f"stage {now.stage} of {now.stages}"
                 )
                 return f"{said}. {now.restored_words()}" if now.plan_restored else said

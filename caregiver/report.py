@@ -7,7 +7,7 @@ wire); one stored before that (unknown walker) counts, on a device with several 
 the walker during whose session it opened (:func:`incidents_during`); with one walker, for them.
 
 Week by week: sessions, adherence (done of prescribed), sessions at goal and whether
-the week was at goal, minutes backward, the longest backward stretch (progression),
+the week was at goal, minutes backward, the longest backward stretch (``progression`` in the code),
 trips, stumbles, falls (and of those, without recovery) and incidents, and the weekly
 medians of balance and gait; then the weeks at goal toward the four-week milestone. Every
 figure comes from the shared rules (:mod:`core.progress`, :mod:`core.gait_trends`), so the

@@ -36,7 +36,8 @@ plan counted before they can hold 10 minutes:
   sessions a week (``sessions_per_week`` goes to 14: twice a day) counts two a day toward
   adherence and its stage (:func:`per_day`), which one a day could never complete;
 * **progression**: the week's longest continuous backward stretch against the goal's
-  10 minutes.
+  10 minutes. A page says "Longest backward stretch this week", not "Progression": that
+  word is the plan page's progression schedule (stages of plans), a different thing.
 """
 
 from __future__ import annotations

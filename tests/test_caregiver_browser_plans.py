@@ -198,7 +198,7 @@ def test_the_physio_chooses_the_walker_whose_plan_is_shown_without_scripts(
     expect(page.locator("#in-force-plan strong")).to_have_text("alternate-2-2")
     expect(page.locator("#in-force-prescribed strong")).to_have_text("2")
     expect(page.locator("#in-force-progression strong")).to_have_text(
-        "progression toward-10-minutes: assigned, stage 1 of 9"
+        "progression schedule toward-10-minutes: assigned, stage 1 of 9"
     )
     expect(page.locator("#in-force-sessions tbody tr")).to_have_count(2)
     # one walker picker: every form is for the walker shown, and its button says so
@@ -209,7 +209,7 @@ def test_the_physio_chooses_the_walker_whose_plan_is_shown_without_scripts(
         "Send the plan to the treadmill for Anna"
     )
     expect(page.locator("#progression-form button[type=submit]")).to_have_text(
-        "Assign the progression for Anna"
+        "Assign the progression schedule for Anna"
     )
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     assert page.evaluate(CONTROLS_RIGHT_EDGE) <= width

@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import io
 import re
 import uuid
 from pathlib import Path
 
 from msgspec.structs import replace
+from pypdf import PdfReader
 
 from caregiver.progress import parse_summary
 from caregiver.storage import SCHEMA_VERSION, Store
 from caregiver.storage.records import WALK_FIELDS
+from core.protocol.messages import SCHEMA_VERSION as WIRE
+from core.protocol.messages import WalkersMessage
+from core.protocol.payloads import encode
+from core.protocol.walker import DEFAULT_WALKER, Walker
 from tests.caregiver_db import store_at_schema
 from tests.caregiver_support import (
     WAIT,
@@ -26,6 +32,7 @@ from tests.caregiver_support import (
     session_record,
     wait_all_handled,
 )
+from tests.stage_support import STAGE_EXAMPLE
 from tools.broker import Mosquitto
 
 DEVICE = "treadmill-1"
@@ -228,4 +235,71 @@ def test_the_event_page_details_say_each_figure_and_the_monitors_words_for_a_phy
         stored = service.store.event(trip["id"])
         assert stored is not None and stored.reason == "trunk rotated 12 deg in 0.3 s to 17 deg"
         assert "vz_mps" in stored.figures
+        device.close()
+
+
+def _read(page: str) -> str:
+    """What a person reads of a page: its text, without scripts, tags or attributes."""
+    main = page.split("<main", 1)[-1]
+    text = re.sub(r"<(script|style)\b.*?</\1>", " ", main, flags=re.S)
+    words = " ".join(html.unescape(re.sub(r"<[^>]+>", " ", text)).split())
+    return re.sub(r"\( ", "(", re.sub(r" ([,.:;)])", r"\1", words))
+
+
+def test_the_longest_backward_stretch_and_the_progression_schedule_have_names_of_their_own(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    """ "Progression" named two things a physio read as one: the progress page's box with the
+    week's longest backward stretch against the 10-minute goal, and the plan page's schedule of
+    plans in stages. The box is the longest backward stretch (as Home Assistant's sensor and
+    the PDF say it); the schedule is a progression schedule wherever a page names it."""
+    bob = Walker("bob", "Bob")
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, web=True, background=False) as service:
+        device = SimDevice(mosquitto, DEVICE)
+        now = dt.datetime.now(dt.UTC)
+        record = replace(session_record(DEVICE, now, backward_min=6, longest_min=4), walker=bob)
+        device.session(record)
+        device.publish("walkers", encode(WalkersMessage(
+            schema=WIRE, device_id=DEVICE, wall_time=now.isoformat(),
+            walkers=[DEFAULT_WALKER, bob])), retain=True)  # fmt: skip
+        said = replace(STAGE_EXAMPLE, device_id=DEVICE,
+                       wall_time=now.isoformat(timespec="milliseconds"))  # fmt: skip
+        device.publish("stage/bob", encode(said), retain=True)
+        store = service.store
+        assert service.ingestor.wait_for(
+            lambda: (
+                service.ingestor.sessions_stored >= 1
+                and store.walker_stage(DEVICE, "bob") is not None
+                and len(store.device_walkers(DEVICE)) == 2
+            ),
+            WAIT,
+        )
+        web = Http(service.port)
+        assert web.login() == 303
+        status, _, progress = web.request("GET", f"/devices/{DEVICE}/progress?walker=bob")
+        assert status == 200
+        box = re.search(r'<div class="panel stat [\w-]+" id="longest-stretch">(.*?)</div>',
+                        progress, re.S)  # fmt: skip
+        assert box is not None
+        assert _read(box[1]) == (
+            "Longest backward stretch this week 4.0 of 10 min toward 10 minutes "
+            "The longest continuous backward walking in one session, toward the 10-minute goal."
+        )
+        read = _read(progress)
+        assert "Progression schedule two: stage 1 of 2" in read
+        status, _, plan = web.request("GET", f"/devices/{DEVICE}/plan?walker=bob")
+        assert status == 200
+        read_plan = _read(plan)
+        assert "Progression schedule two, as the treadmill keeps it for Bob" in read_plan
+        assert "Assign the progression schedule for Bob" in read_plan
+        for text in (read, read_plan):
+            # a preset's own name ("progression-week-2") is a name, not the word
+            bare = re.findall(r"\b[Pp]rogression\b(?! schedule)(?!-)", text)
+            assert bare == [], text
+        status, _, pdf = web.download("GET", f"/devices/{DEVICE}/report.pdf?walker=bob")
+        assert status == 200
+        words = "".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
+        assert "Longest backward stretch" in words
+        assert not re.search(r"\b[Pp]rogression\b(?! schedule)(?!-)", words)
         device.close()

@@ -112,7 +112,7 @@ def test_the_plan_and_progress_pages_say_what_each_plan_prescribes(
             # what was sent: Anna's progression, from its first stage's plan in words
             answers = _rows(page, "plan-answers")
             assert (
-                "progression toward-10-minutes, from stage 1 of 9 "
+                "progression schedule toward-10-minutes, from stage 1 of 9 "
                 f"(alternate-2-2: {TWO_TWO}; 3 times a week), for walker anna" in answers
             )
 

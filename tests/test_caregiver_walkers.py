@@ -204,7 +204,7 @@ def test_a_physio_sends_a_plan_for_one_walker_from_the_plan_page(
             # walker who walked last (progressions are per walker: no "the treadmill's")
             assert '<option value="anna" selected>Anna</option>' in page
             assert "Anna's latest session (" in page
-            assert "prescribed to Anna (by the stage of Anna's own progression;" in page
+            assert "prescribed to Anna (by the stage of Anna's own progression schedule;" in page
             assert "treadmill's progression" not in page
             token = re.search(r'name="csrf" value="([^"]+)"', page)
             assert token
@@ -442,7 +442,10 @@ def test_the_plan_page_shows_the_chosen_walker_s_plan_stage_and_sessions(
             assert "<h2>In force for Anna</h2>" in page
             assert "Anna's latest session (" in page and "<strong>alternate-2-2</strong>" in page
             assert "<strong>2</strong> sessions are prescribed to Anna" in page
-            assert "<strong>progression toward-10-minutes: assigned, stage 1 of 9</strong>" in page
+            assert (
+                "<strong>progression schedule toward-10-minutes: assigned, stage 1 of 9</strong>"
+                in page
+            )
             rows = page.split('id="in-force-sessions"')[1].split("</table>")[0]
             assert rows.count("<tr data-session=") == 2 and "progression-week-3" not in rows
             # one walker picker, Anna chosen; every form is for her, and says so
@@ -450,8 +453,8 @@ def test_the_plan_page_shows_the_chosen_walker_s_plan_stage_and_sessions(
             assert page.count('<input type="hidden" name="walker" value="anna">') == 3
             assert page.count('<select name="walker"') == 0  # no form picks another walker
             assert "Send the plan to the treadmill for Anna</button>" in page
-            assert "Assign the progression for Anna</button>" in page
-            assert "Anna's progression:</span>" in page
+            assert "Assign the progression schedule for Anna</button>" in page
+            assert "Anna's progression schedule:</span>" in page
             assert 'href="/devices/treadmill-1/progress?walker=anna"' in page
             # no choice: the walker who walked last, Bob, and no progression of his answered
             _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")

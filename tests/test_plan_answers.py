@@ -69,7 +69,7 @@ def test_a_refusal_names_the_field_and_an_unanswered_command_says_so(
     assert web.login() == 303
     _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
     token = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert token and "No plan or progression sent from this dashboard yet." in page
+    assert token and "No plan or progression schedule sent from this dashboard yet." in page
 
     def send(preset: str) -> str:
         status, headers, _ = web.request(

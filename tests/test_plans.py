@@ -982,7 +982,7 @@ def test_a_progression_from_the_dashboard_reaches_the_device_and_can_be_held(
         _, _, answers = web.request("GET", f"/api/devices/{DEVICE}/plan-commands")
         (step_back,) = json.loads(answers)["commands"]
         assert step_back["state"] == "refused" and step_back["summary"] == (
-            "progression: step back a stage"
+            "progression schedule: step back a stage"
         )
         assert step_back["text"] == "refused: no progression is assigned to this device"
         pick = [("csrf", token[1]), ("progression", "toward-10-minutes")]
@@ -1344,8 +1344,8 @@ def test_a_plan_set_from_the_dashboard_holds_the_walker_s_progression_and_says_s
             assert cg.ingestor.wait_for(answered)
             _, _, answered_page = web.request("GET", headers["location"])
             assert (
-                "progression test: released, stage 1 of 2. The stage&#39;s plan (short) is in "
-                "force again from the next session, in place of the plan set by hand."
+                "progression schedule test: released, stage 1 of 2. The stage&#39;s plan (short) "
+                "is in force again from the next session, in place of the plan set by hand."
             ) in answered_page
     finally:
         sub.close()
