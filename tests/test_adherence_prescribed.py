@@ -175,7 +175,7 @@ def test_the_dashboard_and_the_report_count_against_what_the_device_prescribes(
         _, _, plan_page = web.request("GET", f"/devices/{device_id}/plan")  # read-only too
         assert "The walker's latest session (" in plan_page
         assert ") walked the plan <strong>alternate-2-2</strong>" in plan_page
-        assert "This week <strong>4</strong> sessions are prescribed to the walker (by" in plan_page
+        assert "This week <strong>4</strong> sessions are prescribed to the walker (as" in plan_page
 
         def week_done(week: str) -> str:
             found = re.search(

@@ -303,3 +303,58 @@ def test_the_longest_backward_stretch_and_the_progression_schedule_have_names_of
         assert "Longest backward stretch" in words
         assert not re.search(r"\b[Pp]rogression\b(?! schedule)(?!-)", words)
         device.close()
+
+
+def test_the_plan_page_speaks_to_a_physio_not_to_a_developer(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    """The plan page showed a physio a command line ("Walkers are added at the treadmill
+    (retroguard walker add)") and the walkers' ids, explained a missing schedule by how the
+    service keeps answers ("one assigned at the treadmill, or before its answers were kept per
+    walker, is not shown"), and refused a caregiver's form with "(retroguard caregiver
+    set-role)". Adding a walker and giving a role are not done from a browser: the page says
+    who to ask."""
+    from tests.plan_walkers_support import shared_treadmill
+
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, web=True, background=False) as service:
+        device = SimDevice(mosquitto, DEVICE)
+        web = Http(service.port)
+        assert web.login() == 303
+        shared_treadmill(service, device, web)  # Anna has a progression schedule, Bob none
+        for walker in ("anna", "bob"):
+            status, _, page = web.request("GET", f"/devices/{DEVICE}/plan?walker={walker}")
+            assert status == 200
+            read = _read(page)
+            for developer in ("retroguard ", "kept per walker", "(anna)", "(bob)", "(default)",
+                              "3 without one"):  # fmt: skip
+                assert developer not in read, (walker, developer)
+            assert "<code>" not in page.split('id="plan-walkers"', 1)[1].split("</p>", 1)[0]
+            assert (
+                "Walkers of this treadmill: Default walker, Anna, Bob. A new walker cannot be "
+                "added from this page: ask the technician to add them at the treadmill."
+            ) in read
+        assert (
+            "This week 4 sessions are prescribed to Bob (as the stage of Bob's progression "
+            "schedule sets it; 3 a week without a schedule)."
+        ) in read
+        assert (
+            "No progression schedule is known here for Bob: none sent from this page has been "
+            "confirmed by the treadmill. If one was set up at the treadmill itself, an older "
+            "treadmill does not report it to this page: ask the technician."
+        ) in read
+        service.accounts.add_user("cara", "cara-password-1")  # a caregiver: the default role
+        cara = Http(service.port)
+        assert cara.login("cara", "cara-password-1") == 303
+        _, _, page = cara.request("GET", f"/devices/{DEVICE}")
+        token = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert token is not None
+        status, _, body = cara.request(
+            "POST", f"/devices/{DEVICE}/plan", [("csrf", token[1]), ("preset", "alternate-2-2")]
+        )
+        assert (status, body) == (
+            403,
+            "Only a physio sets plans and progression schedules. Ask whoever runs this "
+            "dashboard to give your account the physio role.",
+        )
+        device.close()

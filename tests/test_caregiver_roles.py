@@ -133,7 +133,7 @@ def test_a_caregiver_sees_the_plan_page_read_only_and_a_forged_post_is_refused(
     }
     for path, form in forged.items():
         status, _, body = bob.request("POST", path, form)
-        assert status == 403 and "only a physio" in body, path
+        assert status == 403 and "Only a physio" in body, path
     assert bob.request("POST", "/devices/nowhere/plan", forged[f"/devices/{DEVICE}/plan"])[0] == 404
 
     ann = Http(service.port)  # a physio (tests.caregiver_support makes her one)

@@ -163,7 +163,7 @@ def test_the_plan_page_names_the_default_walker_of_a_shared_treadmill(
             assert web.login() == 303
             _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
             assert "The walker's latest session (" in page  # one walker
-            assert "prescribed to the walker (by the stage of the walker's own" in page
+            assert "prescribed to the walker (as the stage of the walker's progression" in page
             record = session_record(DEVICE, now - dt.timedelta(hours=3), backward_min=4,
                                     longest_min=2)  # fmt: skip
             device.session(_of(record, ANNA))  # Anna walked before: the treadmill is shared
@@ -175,7 +175,7 @@ def test_the_plan_page_names_the_default_walker_of_a_shared_treadmill(
             device.close()
         _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
         assert "Default walker's latest session (" in page
-        assert "prescribed to Default walker (by the stage of Default walker's own" in page
+        assert "prescribed to Default walker (as the stage of Default walker's progression" in page
 
 
 def test_a_physio_sends_a_plan_for_one_walker_from_the_plan_page(
@@ -204,7 +204,7 @@ def test_a_physio_sends_a_plan_for_one_walker_from_the_plan_page(
             # walker who walked last (progressions are per walker: no "the treadmill's")
             assert '<option value="anna" selected>Anna</option>' in page
             assert "Anna's latest session (" in page
-            assert "prescribed to Anna (by the stage of Anna's own progression schedule;" in page
+            assert "prescribed to Anna (as the stage of Anna's progression schedule" in page
             assert "treadmill's progression" not in page
             token = re.search(r'name="csrf" value="([^"]+)"', page)
             assert token
@@ -461,7 +461,7 @@ def test_the_plan_page_shows_the_chosen_walker_s_plan_stage_and_sessions(
             assert "<h2>In force for Bob</h2>" in page
             assert "<strong>progression-week-3</strong>" in page
             assert "<strong>4</strong> sessions are prescribed to Bob" in page
-            assert "No progression sent to Bob from this dashboard has been answered" in page
+            assert "No progression schedule is known here for Bob: none sent from this page" in page
             assert page.count('<option value="bob" selected>Bob</option>') == 1
             assert page.count('<input type="hidden" name="walker" value="bob">') == 3
             # the default walker of a shared treadmill is someone, with no sessions yet

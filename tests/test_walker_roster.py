@@ -174,7 +174,7 @@ def test_a_walker_added_at_the_treadmill_is_offered_on_the_plan_page_by_name(
         status, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
         assert status == 200
         assert '<option value="anna-b">Anna B</option>' in page
-        assert '<span class="walker" data-walker="anna-b">Anna B (<code>anna-b</code>)' in page
+        assert '<span class="walker" data-walker="anna-b">Anna B</span>' in page
 
         # From the network: a malformed roster, then a well-formed one nobody at the
         # treadmill made. The service refuses the first, naming the field, and goes on.

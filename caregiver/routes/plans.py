@@ -210,7 +210,9 @@ def walker_from_form(form: FormData) -> str:
     The device refuses one it does not have; walkers are added only at the treadmill."""
     walker = str(form.get("walker") or DEFAULT_WALKER_ID).strip()
     if not is_walker_id(walker):
-        raise PlanInvalid([f"walker: {walker[:40]!r} is not a walker id (retroguard walker list)"])
+        raise PlanInvalid(
+            [f"walker: {walker[:40]!r} is not a walker id: choose one at the top of the page"]
+        )
     return walker
 
 
@@ -340,7 +342,9 @@ def routes(site: Site) -> list[BaseRoute]:
 
     def forbidden() -> Response:
         return PlainTextResponse(
-            "only a physio sets plans and progressions (retroguard caregiver set-role)", 403
+            "Only a physio sets plans and progression schedules. Ask whoever runs this dashboard "
+            "to give your account the physio role.",
+            403,
         )
 
     @site.authed
