@@ -86,6 +86,11 @@ class EventRow(msgspec.Struct, frozen=True):
     received: str | None = None
     """The device's clock was not set as it stamped the event: ``when`` is when the service
     received it, and this says so (:data:`caregiver.story.CLOCK_NOT_SET`)."""
+    joined: str | None = None
+    """An ``ok`` or ``reset`` of an incident: the one row's words for it and its partner of the
+    same press (:data:`caregiver.story.ONE_PRESS`). ``app.js`` gives them to the row of the
+    partner already listed (its ``data-press``, this ``incident``) instead of adding a row,
+    as the page's own rendering (:func:`caregiver.story.timeline`) joins them."""
 
 
 class IncidentRow(msgspec.Struct, frozen=True):
@@ -235,6 +240,7 @@ def event_row(event: StoredEvent, when: Moment | None) -> EventRow:
         has_window=event.has_window,
         incident=event.incident,
         received=story.CLOCK_NOT_SET if event.wall_unsynced else None,
+        joined=story.ONE_PRESS.row if event.type in ("ok", "reset") and event.incident else None,
     )
 
 

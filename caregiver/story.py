@@ -263,6 +263,57 @@ alerts" (the PDF said "Incidents" and "Stumb./falls"). The CSV and the session s
 the protocol's names (trips, stumbles, falls, incidents)."""
 
 
+ONE_PRESS = EventSaid(
+    "Walker pressed I'm OK at the machine; belt re-armed",
+    "The walker pressed I'm OK at the machine; the belt re-armed",
+)
+"""The walker's "I'm OK" and the re-arming it made, said once. One press of the reset button
+with an incident open sends two events (``firmware/safety.py``, ``on_button``): ``ok``, which
+closes the incident as the walker's, then ``reset``, the belt armed again — both with the
+incident, one right after the other, the arming already allowed before either is sent. The
+timeline showed them as two rows ("Walker pressed I'm OK", "Reset at the machine") a
+caregiver read as two things done; both events stay stored, in the API and in the event
+page's details, and a reset without an incident (the walk's first arming) keeps its row."""
+
+
+def one_press(events: Sequence[StoredEvent]) -> dict[str, str]:
+    """The presses among ``events`` that sent both an ``ok`` and a ``reset``
+    (:data:`ONE_PRESS`): each such event's id to the other's. They are matched by their
+    incident, which only the one press's two events share (a reset closes the incident it
+    carries: the monitor's next one is new)."""
+    oks = {e.incident: e.id for e in events if e.type == "ok" and e.incident}
+    pairs: dict[str, str] = {}
+    for e in events:
+        if e.type == "reset" and e.incident and (ok := oks.get(e.incident)) is not None:
+            pairs[ok], pairs[e.id] = e.id, ok
+    return pairs
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineRow:
+    """One row of a device's timeline: the event it links to and its words."""
+
+    event: StoredEvent
+    title: str
+    text: str
+
+
+def timeline(events: Sequence[StoredEvent]) -> list[TimelineRow]:
+    """A device's timeline rows: each event that is listed (:func:`in_timeline`) in its words
+    (:func:`row_title`, :func:`row_text`), a press's "I'm OK" and re-arming as one row (the
+    ``ok``'s, :data:`ONE_PRESS`) — the live feed joins them the same way (``app.js``)."""
+    pairs = one_press(events)
+    rows: list[TimelineRow] = []
+    for e in events:
+        if not in_timeline(e.type) or (e.type == "reset" and e.id in pairs):
+            continue
+        if e.id in pairs:
+            rows.append(TimelineRow(e, ONE_PRESS.row, ""))
+        else:
+            rows.append(TimelineRow(e, row_title(e.type), row_text(e)))
+    return rows
+
+
 def said(kind: str) -> EventSaid:
     """``kind``'s words (:data:`EVENT_SAID`), or the type itself in sentence case, never in
     capitals: "new kind"'s row reads "New kind"."""
@@ -479,12 +530,16 @@ class Detail:
 
 
 def steps(events: Sequence[StoredEvent], incident: Incident | None) -> list[Step]:
-    """The incident's timeline in words (the IMU recording is the plot, not a line)."""
+    """The incident's timeline in words (the IMU recording is the plot, not a line; a press's
+    "I'm OK" and re-arming one line, :data:`ONE_PRESS`)."""
     out: list[Step] = []
+    pairs = one_press(events)
     for e in events:
-        if e.type == "window":
+        if e.type == "window" or (e.type == "reset" and e.id in pairs):
             continue
-        if e.type == "closed" and incident is not None and incident.closed_via != "walker":
+        if e.id in pairs:
+            text = ONE_PRESS.step
+        elif e.type == "closed" and incident is not None and incident.closed_via != "walker":
             text = closed_how(incident.closed_by, incident.closed_via).capitalize()
         elif e.type == "closed":
             text = "Acknowledged"

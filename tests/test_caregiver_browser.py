@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -1228,6 +1229,48 @@ def test_cards_and_rows_built_from_the_live_feed_match_the_servers_pages(
     expect(fall.locator("time")).to_have_attribute("data-local", "1")
     assert fall.evaluate(_SHAPE) == built
     expect(window).to_have_count(0)
+    page.context.close()
+    device.close()
+
+
+def test_one_press_of_reset_after_a_stumble_arrives_as_one_row_live_and_reloaded(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The walker's "I'm OK" and the re-arming of the same press (story.ONE_PRESS) come by
+    the feed one after the other: the second joins the first's row, which then reads as the
+    server renders it on a reload; a reset of no incident is a row of its own."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    page = _login(browser, service, width=360, has_touch=True)
+    page.goto(f"{service.url}/devices/treadmill-1")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    incident = uuid.uuid4().hex
+    trip = device.event("stumble", severity="warning", state="TRIPPED", incident=incident,
+                        reason="trunk rotated 13 deg in 0.3 s to 15 deg")  # fmt: skip
+    ok = device.event("ok", severity="info", state="TRIPPED", incident=incident, by="walker",
+                      reason="I'm OK: the walker re-armed at the machine")  # fmt: skip
+    device.event("reset", severity="info", state="ARMED", incident=incident,
+                 reason="armed by local reset from TRIPPED")  # fmt: skip
+    marker = device.event("reset", severity="info", state="ARMED",
+                          reason="armed by local reset from STANDBY")  # fmt: skip
+    rows = page.locator("#timeline li.event")
+    expect(page.locator(f'#timeline [data-event="{marker["id"]}"]')).to_have_count(1)
+    expect(rows.locator(".etype")).to_have_text([
+        "Reset at the machine",
+        "Walker pressed I'm OK at the machine; belt re-armed",
+        "Stumble — belt stopped",
+    ])  # fmt: skip
+    joined = page.locator(f'#timeline [data-event="{ok["id"]}"]')
+    expect(joined.locator(".ereason")).to_have_text("")
+    built = [r.evaluate(_SHAPE) for r in rows.all()]
+    page.screenshot(path=str(_screenshot_dir(tmp_path) / "one-press-360.png"), full_page=True)
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    expect(rows).to_have_count(3)
+    assert [r.evaluate(_SHAPE) for r in rows.all()] == built
+    expect(page.locator(f'#timeline [data-event="{trip["id"]}"]')).to_have_count(1)
     page.context.close()
     device.close()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import html
 import re
+import uuid
 from pathlib import Path
 
 from caregiver.feed import event_row
@@ -106,4 +107,73 @@ def test_the_progress_page_counts_belt_stops_stumbles_and_falls_in_words(
         cells = dict(re.findall(count, table[0]))
         assert cells["Belt stops"] == "2" and cells["Stumbles"] == "1" and cells["Falls"] == "1"
         assert "Trips" not in page
+        device.close()
+
+
+def _rows(page: str) -> list[tuple[str, str]]:
+    return [
+        (html.unescape(m[1]), " ".join(html.unescape(m[2]).split()))
+        for m in re.finditer(
+            r'<strong class="etype">(.*?)</strong>.*?<span class="ereason">(.*?)</span>', page, re.S
+        )
+    ]
+
+
+def test_one_press_of_reset_after_a_stumble_is_one_row_and_both_events_stay_stored(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    """One press of the reset button with an incident open sends ``ok`` (the walker's "I'm
+    OK", closing the incident) then ``reset`` (the belt armed again), both with the incident
+    (``firmware/safety.py``; ``tests/test_windows.py`` checks the monitor sends them so). The
+    timeline showed two rows, "Walker pressed I'm OK" and "Reset at the machine", read as two
+    things done: it shows one, and so does the incident's "What happened". Both events stay
+    stored and in the event page's details; a reset without an incident keeps its row."""
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, web=True, background=False) as service:
+        device = SimDevice(mosquitto, DEVICE)
+        device.online("STANDBY")
+        first = device.event("reset", severity="info", state="ARMED",
+                             reason="armed by local reset from STANDBY")  # fmt: skip
+        incident = uuid.uuid4().hex
+        trip = device.event("stumble", severity="warning", state="TRIPPED", incident=incident,
+                            reason="trunk rotated 13 deg in 0.3 s to 15 deg")  # fmt: skip
+        ok = device.event("ok", severity="info", state="TRIPPED", incident=incident, by="walker",
+                          reason="I'm OK: the walker re-armed at the machine")  # fmt: skip
+        reset = device.event("reset", severity="info", state="ARMED", incident=incident,
+                             reason="armed by local reset from TRIPPED")  # fmt: skip
+        wait_all_handled(service, device)
+        web = Http(service.port)
+        assert web.login() == 303
+        status, _, page = web.request("GET", f"/devices/{DEVICE}")
+        assert status == 200
+        assert _rows(page) == [  # newest first
+            ("Walker pressed I'm OK at the machine; belt re-armed", ""),
+            ("Stumble — belt stopped", "trunk rotated 13° in 0.3 s to 15°"),
+            ("Reset at the machine", "armed at the machine"),
+        ]
+        assert f'data-event="{ok["id"]}"' in page and f'data-event="{reset["id"]}"' not in page
+        assert f'data-event="{first["id"]}"' in page
+        stored = service.store.recent_events(["ok", "reset"], limit=10)
+        assert {e.id for e in stored} == {first["id"], ok["id"], reset["id"]}
+        status, _, event_page = web.request("GET", f"/events/{trip['id']}")
+        assert status == 200
+        steps = re.search(r'<ol class="steps">(.*?)</ol>', event_page, re.S)
+        assert steps is not None
+        said = [html.unescape(re.sub(r"<[^>]+>", "", s)).split(" UTC ", 1)[1].strip()
+                for s in re.findall(r"<li[^>]*>(.*?)</li>", steps[1], re.S)]  # fmt: skip
+        assert said == [
+            "Stumble: the monitor stopped the belt",
+            "The walker pressed I'm OK at the machine; the belt re-armed",
+        ]
+        details = re.findall(r"<h3>(.*?) <span", event_page)
+        assert [html.unescape(d) for d in details] == [
+            "Stumble: the monitor stopped the belt",
+            "The walker pressed I'm OK",
+            "Re-armed at the machine",
+        ]
+        # the live feed's rows: each says the one row's words, to join its partner's
+        rows = {e.id: event_row(e, None) for e in stored}
+        joined = "Walker pressed I'm OK at the machine; belt re-armed"
+        assert rows[ok["id"]].joined == rows[reset["id"]].joined == joined
+        assert rows[first["id"]].joined is None
         device.close()

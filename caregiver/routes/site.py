@@ -370,9 +370,7 @@ class Site:
         self.templates.env.globals["card_story"] = lambda d, who=None: story.card(
             d, backend.clock(), who
         )
-        self.templates.env.globals["row_title"] = story.row_title
-        self.templates.env.globals["row_text"] = story.row_text
-        self.templates.env.globals["in_timeline"] = story.in_timeline
+        self.templates.env.globals["timeline"] = story.timeline
         self.templates.env.globals["clock_not_set"] = story.CLOCK_NOT_SET
         self.templates.env.globals["counted"] = story.COUNTED
         # a plan in words wherever one is shown (the plan and progress pages): one summary

@@ -70,7 +70,9 @@
       ack]));
   }
   function renderEvent(e, deviceName) {
-    return finish(node("li", { "class": "event sev-" + e.severity, "data-event": e.id }, [
+    var attrs = { "class": "event sev-" + e.severity, "data-event": e.id, "data-type": e.type };
+    if (e.joined) attrs["data-press"] = e.incident;  // a press's "I'm OK" or re-arming
+    return finish(node("li", attrs, [
       node("a", { href: "/events/" + e.id }, spaced([
         node("strong", { "class": "etype" }, [e.title]),
         node("span", { "class": "edevice" }, [deviceName]),
@@ -426,7 +428,15 @@
     var list = document.getElementById("timeline");
     var alertType = ["stumble", "fall", "no_recovery", "fault"].indexOf(e.type) >= 0;
     if (list && e.listed && (list.dataset.device === e.device_id || (list.dataset.device === "*" && alertType))) {
-      if (!list.querySelector('[data-event="' + e.id + '"]')) {
+      // One press of reset after a stumble sends "I'm OK" and the re-arming (story.ONE_PRESS):
+      // the second joins the first's row, in the words the page itself renders for the two.
+      var partner = e.joined ? Array.prototype.find.call(
+        list.querySelectorAll('[data-press="' + CSS.escape(e.incident) + '"]'),
+        function (row) { return row.dataset.type !== e.type; }) : null;
+      if (partner) {
+        partner.querySelector(".etype").textContent = e.joined;
+        partner.querySelector(".ereason").textContent = "";
+      } else if (!list.querySelector('[data-event="' + e.id + '"]')) {
         var empty = list.querySelector(".empty");
         if (empty) empty.remove();
         list.insertBefore(renderEvent(e, msg.device_name), list.firstChild);
