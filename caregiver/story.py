@@ -625,17 +625,17 @@ _UNITS = (
 )
 
 FIGURE_SAID: Mapping[str, str] = {
-    "tilt_deg": "Trunk tilt from upright",
-    "tilt_rate_dps": "How fast the trunk was tilting",
-    "vz_mps": "Up-down speed (minus: going down)",
-    "accel_g": "Acceleration (standing still is 1 g)",
-    "freefall_s": "Time in free fall",
     "impact_g": "Impact at its peak",
     "impulse_gs": "Impact over its duration (impulse)",
     "descent_mps": "Fastest drop before the impact",
     "turn_dps": "Fastest tilting away from upright before the impact",
     "pre_tilt_deg": "Trunk tilt just before the impact",
+    "tilt_deg": "Trunk tilt from upright",
+    "tilt_rate_dps": "How fast the trunk was tilting",
     "still_s": "Lying still for",
+    "vz_mps": "Up-down speed (minus: going down)",
+    "accel_g": "Acceleration (standing still is 1 g)",
+    "freefall_s": "Time in free fall",
 }
 """What the event page's details call each figure the detector sends
 (``firmware/detection/retro.py``): the page showed the key less its unit, "vz", "pre tilt",
@@ -684,7 +684,8 @@ def monitor_said(event: StoredEvent) -> str:
 
 def figures(values: Mapping[str, float]) -> list[Detail]:
     out = []
-    for key, value in values.items():
+    order = {key: n for n, key in enumerate(FIGURE_SAID)}
+    for key, value in sorted(values.items(), key=lambda kv: order.get(kv[0], len(order))):
         suffix, unit = next(((s, u) for s, u in _UNITS if key.endswith(s)), ("", ""))
         name = FIGURE_SAID.get(key)
         if name is None:

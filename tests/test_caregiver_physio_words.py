@@ -207,8 +207,8 @@ def test_the_event_page_details_say_each_figure_and_the_monitors_words_for_a_phy
         assert stumble == [
             ("Monitor said", "trunk rotated 12° in 0.3 s to 17°"),
             ("Treadmill", "Belt stopped, waiting for a reset at the machine"),
-            ("Trunk tilt from upright", "16.8 °"),
-            ("How fast the trunk was tilting", "94.5 °/s"),
+            ("Trunk tilt from upright", "16.8°"),
+            ("How fast the trunk was tilting", "94.5°/s"),
             ("Up-down speed (minus: going down)", "-0.758 m/s"),
             ("Acceleration (standing still is 1 g)", "0.615 g"),
             ("Time in free fall", "0.0 s"),
@@ -225,11 +225,20 @@ def test_the_event_page_details_say_each_figure_and_the_monitors_words_for_a_phy
             ("Impact at its peak", "5.07 g"),
             ("Impact over its duration (impulse)", "0.299 g·s"),
             ("Fastest drop before the impact", "1.85 m/s"),
-            ("Fastest tilting away from upright before the impact", "165.0 °/s"),
-            ("Trunk tilt just before the impact", "1.1 °"),
+            ("Fastest tilting away from upright before the impact", "165.0°/s"),
+            ("Trunk tilt just before the impact", "1.1°"),
             ("Lying still for", "10.0 s"),
         ):
             assert values[label] == value
+        # the fall's figures as a physio reads them: the impact first, not the JSON's order
+        fall = labels[labels.index("Reference for support") + 1 :]
+        assert fall[2:7] == [
+            "Impact at its peak",
+            "Impact over its duration (impulse)",
+            "Fastest drop before the impact",
+            "Fastest tilting away from upright before the impact",
+            "Trunk tilt just before the impact",
+        ]
         assert f"The alert's reference for support: <code>{incident}</code>" in page
         # the stored event (its JSON, CSV and MQTT) keeps the monitor's words and keys
         stored = service.store.event(trip["id"])

@@ -228,13 +228,12 @@ def test_the_timeline_and_the_details_carry_units_and_skip_the_recording() -> No
     (group,) = story.details(events)
     assert group.belt == "Belt stopped, waiting for a reset at the machine"  # not "TRIPPED"
     assert [(d.key, d.value, d.unit) for d in group.figures] == [
-        ("How fast the trunk was tilting", 130.0, "°/s"),
         ("Impact over its duration (impulse)", 0.3, "g·s"),
+        ("How fast the trunk was tilting", 130.0, "°/s"),
     ]
     # a figure a later monitor adds: said from its key, in sentence case, with its unit
-    assert [(d.key, d.unit) for d in story.figures({"sway_rate_dps": 3.0})] == [
-        ("Sway rate", "°/s")
-    ]
+    later = story.figures({"sway_rate_dps": 3.0, "impact_g": 2.0})  # the impact first
+    assert [(d.key, d.unit) for d in later] == [("Impact at its peak", "g"), ("Sway rate", "°/s")]
 
 
 def test_an_alarm_is_worded_once_for_each_critical_event_type() -> None:
