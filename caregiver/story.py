@@ -24,6 +24,7 @@ from urllib.parse import quote
 from caregiver.plot import AfterTheTrip
 from caregiver.storage import CardIncident, Device, Incident, StoredEvent
 from core.protocol.messages import WornSaid, worn_said
+from core.protocol.words import ALERT_SAID, OFFLINE, EventSaid, alert_said, event_said
 
 RECENT_S = 12 * 3600.0
 """How long a closed incident stays the card's headline."""
@@ -38,33 +39,12 @@ def device_link(device_id: str, tail: str = "") -> str:
     return f"/devices/{quote(device_id, safe='')}{tail}"
 
 
-OPEN_TITLE: Mapping[str, str] = {
-    "fall": "FALL",
-    "no_recovery": "FALL — not getting up",
-    "help": "HELP requested",
-    "stumble": "Stumble",
-    "fault": "Monitor fault",
-    "offline": "Monitor went offline while armed",
-}
-"""An open alert's name: the card's headline, the "Still open" notice (``caregiver/seen.py``)
-and the held alarm's words; ``offline``: the alert outside any incident."""
-_CLOSED_TITLE = {
-    "fall": "Fall",
-    "no_recovery": "Fall, not getting up",
-    "help": "Help requested",
-    "stumble": "Stumble",
-    "fault": "Monitor fault",
-}
+OPEN_TITLE: Mapping[str, str] = {kind: words.open for kind, words in ALERT_SAID.items()}
+"""An open alert's name (:data:`core.protocol.words.ALERT_SAID`'s ``open``): the card's
+headline, the "Still open" notice (``caregiver/seen.py``) and the held alarm's words;
+``offline``: the alert outside any incident."""
 _URGENT = frozenset({"fall", "no_recovery", "help"})
 _ANSWERED_WHAT = {"fall": "the fall", "no_recovery": "the fall", "help": "the call for help"}
-_ALARM_TITLE = {
-    "fall": "FALL",
-    "no_recovery": "NOT GETTING UP after a fall",
-    "help": "HELP requested",
-    "stumble": "Stumble not reset",
-    "fault": "Monitor fault",
-    "offline": OPEN_TITLE["offline"],
-}
 _VIA = {
     "dashboard": "on the dashboard",
     "home-assistant": "from Home Assistant",
@@ -181,9 +161,9 @@ def headline(
             True,
         )
     if status == "open":
-        text = f"{OPEN_TITLE.get(kind, kind.replace('_', ' '))}{named} — not acknowledged"
+        text = f"{alert_said(kind).open}{named} — not acknowledged"
         return Headline(text, opened, first_event_link, kind in _URGENT, True)
-    title = _CLOSED_TITLE.get(kind, kind.replace("_", " ").capitalize())
+    title = alert_said(kind).name
     waiting = f" — {UNTOLD}" if untold else ""
     return Headline(
         f"{title}{named} — {closed_how(by, via)}{waiting}",
@@ -200,7 +180,7 @@ def alarm(kind: str, device_name: str, who: str | None = None) -> str:
     on it after its feed broke ("FALL on Dad's treadmill"; of a named walker of a shared
     treadmill, ``who``: "FALL — Anna, on treadmill-1"): worded here only, sent to the
     page with the event (``caregiver/feed.py``) and with each missed alarm (``/api/alarms``)."""
-    title = _ALARM_TITLE.get(kind, kind.replace("_", " ").upper())
+    title = alert_said(kind).alarm
     return f"{title} — {who}, on {device_name}" if who else f"{title} on {device_name}"
 
 
@@ -211,43 +191,11 @@ def held_alarm(kind: str, device_name: str, pages_at: str) -> str:
     14:05:30 CET if not": a caregiver read "pages at" as jargon;
     ``pages_at`` in the service's zone). It was listed nowhere: the card was amber and the
     notice named nothing until the grace ran out."""
-    title = OPEN_TITLE.get(kind, kind.replace("_", " ").capitalize())
+    title = alert_said(kind).open
     return (
         f"{title} on {device_name} — waiting for the walker to reset; "
         f"caregivers are alerted at {pages_at} if not"
     )
-
-
-@dataclass(frozen=True, slots=True)
-class EventSaid:
-    """How the pages say one event type, the one place its words live."""
-
-    row: str
-    """The timeline row's label, what a caregiver would say of it ("Reset at the machine"):
-    the rows showed the type itself in capitals ("RESET", "CLOSED", "STOP")."""
-    step: str
-    """Its line in an incident's "What happened", its event page's heading and the title of
-    its details: a sentence ("Re-armed at the machine")."""
-
-
-EVENT_SAID: Mapping[str, EventSaid] = {
-    "stumble": EventSaid("Stumble — belt stopped", "Stumble: the monitor stopped the belt"),
-    "fall": EventSaid("Fall", "Fall confirmed"),
-    "no_recovery": EventSaid("Not getting up", "Not getting up: lying still after the fall"),
-    "help": EventSaid("Help requested", "The walker asked for help"),
-    "fault": EventSaid("Monitor fault", "Monitor fault"),
-    "ok": EventSaid("Walker pressed I'm OK", "The walker pressed I'm OK"),
-    "closed": EventSaid("Acknowledged", "Acknowledged"),
-    "reset": EventSaid("Reset at the machine", "Re-armed at the machine"),
-    "start": EventSaid("Monitor started", "Monitor started"),
-    "stop": EventSaid("Monitor stopped", "Monitor stopped"),
-    "test": EventSaid("Test alarm", "Test alarm"),
-    "window": EventSaid(
-        "Sensor recording", "What the sensor at the waist recorded around the belt stop"
-    ),
-}
-"""Every event type of the protocol (:class:`core.protocol.events.EventType`) in words; a
-type a later monitor adds, not yet here, is said as itself in sentence case (:func:`said`)."""
 
 
 COUNTED: Mapping[str, str] = {
@@ -314,19 +262,9 @@ def timeline(events: Sequence[StoredEvent]) -> list[TimelineRow]:
     return rows
 
 
-def said(kind: str) -> EventSaid:
-    """``kind``'s words (:data:`EVENT_SAID`), or the type itself in sentence case, never in
-    capitals: "new kind"'s row reads "New kind"."""
-    words = EVENT_SAID.get(kind)
-    if words is None:
-        plain = kind.replace("_", " ").capitalize()
-        return EventSaid(plain, plain)
-    return words
-
-
 def row_title(kind: str) -> str:
     """A timeline row's label: the event as a caregiver says it ("Reset at the machine")."""
-    return said(kind).row
+    return event_said(kind).row
 
 
 def row_text(event: StoredEvent) -> str:
@@ -386,7 +324,7 @@ def in_timeline(kind: str) -> bool:
 
 def incident_kind(kind: str) -> str:
     """An incident's worst event as a report's reader says it ("Fall, not getting up")."""
-    return _CLOSED_TITLE.get(kind, kind.replace("_", " ").capitalize())
+    return alert_said(kind).name
 
 
 def closed_how(by: str | None, via: str | None) -> str:
@@ -421,7 +359,7 @@ def card(device: Device, now: float, who: str | None = None) -> CardStory:
         # an incident that ended in the last twelve hours: "Fall — acknowledged by ann" over
         # a grey card with an Acknowledge button hid what that button closes, and that the
         # treadmill stopped reporting while it could run.
-        what = OPEN_TITLE["offline"] if offline else "Alert"
+        what = ALERT_SAID[OFFLINE].open if offline else "Alert"
         shown = Headline(
             f"{what} — not acknowledged",
             device["last_seen"] or now,
@@ -544,7 +482,7 @@ def steps(events: Sequence[StoredEvent], incident: Incident | None) -> list[Step
         elif e.type == "closed":
             text = "Acknowledged"
         else:
-            text = said(e.type).step
+            text = event_said(e.type).step
         if e.type == "fault" and e.reason:
             text = f"{text}: {e.reason}"
         out.append(Step(e.id, event_time(e), text, e.severity, e.wall_unsynced))
@@ -664,7 +602,7 @@ def details(events: Sequence[StoredEvent]) -> list[EventDetails]:
     return [
         EventDetails(
             e,
-            said(e.type).step,
+            event_said(e.type).step,
             figures(e.figures),
             _BELT.get(e.state, e.state),
             monitor_said(e),

@@ -11,6 +11,7 @@ from caregiver import story
 from caregiver.plot import AfterTheTrip
 from caregiver.storage import CardIncident, Device, StoredEvent
 from core.protocol.events import EventType
+from core.protocol.words import event_said
 
 NOW = 1_800_000_000.0
 
@@ -280,11 +281,10 @@ def test_a_timeline_row_is_labelled_as_a_person_says_it_never_by_the_type_in_cap
     assert labels["reset"] == "Reset at the machine"
     assert labels["stumble"] == "Stumble — belt stopped"
     for kind, label in labels.items():
-        assert kind in story.EVENT_SAID, kind
         assert label != label.upper(), (kind, label)
         assert label[0].isupper() and label[1:] != label[1:].upper(), (kind, label)
     assert story.row_title("new_kind") == "New kind"  # a later monitor's type
-    assert story.said("new_kind").step == "New kind"
+    assert event_said("new_kind").step == "New kind"
 
 
 def test_a_caregiver_s_close_and_the_monitor_s_start_read_without_repeating_the_label() -> None:

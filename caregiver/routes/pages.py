@@ -17,6 +17,7 @@ from caregiver.routes.site import Site
 from caregiver.self_test import SelfTestView
 from caregiver.self_test import view_of as self_test_view
 from caregiver.storage import Device, Store, StoredEvent
+from core.protocol.words import event_said
 
 
 def event_page_data(store: Store, event_id: str, device: str) -> dict[str, Any] | None:
@@ -48,7 +49,7 @@ def event_page_data(store: Store, event_id: str, device: str) -> dict[str, Any] 
         "step_text": (
             story.steps([event], None)[0].text
             if event.type != "window"
-            else story.said(event.type).step
+            else event_said(event.type).step
         ),
         "steps": story.steps(events, incident) if incident is not None else [],
         "facts": story.facts(event, events, after),
