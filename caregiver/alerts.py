@@ -68,6 +68,7 @@ from core.clock import WallSteps, since_boot
 from core.protocol.events import INCIDENT_TYPES, EventType, reopens, worse
 from core.protocol.messages import EventMessage
 from core.protocol.walker import DEFAULT_WALKER_ID
+from core.protocol.words import ALERT_SAID, OFFLINE, alert_said
 
 log = logging.getLogger(__name__)
 
@@ -76,15 +77,6 @@ Clock = Callable[[], float]
 ALERT_TYPES = tuple(sorted(t.value for t in INCIDENT_TYPES))
 """Event types that open an alert: the protocol's incident types (alerts, help, faults)."""
 OPEN = OPEN_STATUSES
-
-_WHAT = {
-    "stumble": "Stumble",
-    "fall": "FALL",
-    "no_recovery": "NOT GETTING UP after a fall",
-    "fault": "Monitor fault",
-    "help": "HELP requested",
-    "offline": "Monitor went OFFLINE while armed",
-}
 
 __all__ = ["ALERT_TYPES", "OPEN", "Alert", "Alerting"]
 
@@ -134,7 +126,7 @@ class Alerting:
 
     def _event_text(self, device: str, kind: str, told: _Told) -> tuple[str, str]:
         name = self.device_name(device)
-        what = _WHAT.get(kind, kind)
+        what = alert_said(kind).alarm  # the dashboard's alarm's words (story.alarm)
         label = name if name == device else f"{name} ({device})"
         # In the dashboard's words (caregiver/story.py): the impact and posture in plain
         # words and what the belt is doing, not the detector's figures and the state's name
@@ -160,7 +152,7 @@ class Alerting:
         """The offline page's words; ``wall_time``: when the service heard the monitor go
         (ISO 8601, or the alert's ``created_at`` for its reminders, the same moment)."""
         name = self.device_name(device)
-        what = _WHAT["offline"]
+        what = ALERT_SAID[OFFLINE].alarm
         label = name if name == device else f"{name} ({device})"
         body = (
             f"{what}: {label} stopped reporting at {self._when(wall_time)} while armed. "
@@ -317,7 +309,7 @@ class Alerting:
         if alert is None:
             return
         name = self.device_name(device_id)
-        what = _WHAT.get(alert.kind, alert.kind).lower()
+        what = alert_said(alert.kind).name.lower()
         whose = self._whose(tx, alert)
         if via == "walker":
             if alert.status == "held":
@@ -446,7 +438,7 @@ class Alerting:
                 alert,
                 f"RetroGuard: I'm OK - {_subject(whose, name)}",
                 f"I'm OK: {whose or 'the walker'} on {name} pressed reset at {when} after the "
-                f"{_WHAT.get(alert.kind, alert.kind).lower()}. No further reminders. "
+                f"{alert_said(alert.kind).name.lower()}. No further reminders. "
                 f"Details: {self.config.base_url}{device_link(device)}",
             )
 
@@ -552,7 +544,7 @@ class Alerting:
             tx,
             alert,
             f"RetroGuard: acknowledged - {_subject(whose, name)}",
-            f"The {_WHAT.get(alert.kind, alert.kind).lower()} alert{_of(whose)} on {name} was "
+            f"The {alert_said(alert.kind).name.lower()} alert{_of(whose)} on {name} was "
             f"acknowledged by {by}. No further reminders.",
         )
 

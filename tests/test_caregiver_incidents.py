@@ -94,6 +94,39 @@ def test_a_stumble_that_becomes_a_fall_is_one_incident_paged_as_a_fall_and_close
         service.stop()
 
 
+def test_the_walker_s_i_m_ok_after_not_getting_up_names_it_as_the_dashboard_does(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """The follow-up lowered the alarm's words into its sentence: "pressed reset after the not
+    getting up after a fall". It names the incident as a closed one's headline does."""
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
+    try:
+        device = SimDevice(mosquitto, DEVICE)
+        device.online()
+        incident = _incident()
+        lying = device.event(
+            "no_recovery",
+            severity="critical",
+            state="TRIPPED",
+            reason="lying still 10 s",
+            incident=incident,
+        )
+        assert _stored(service, lying["id"])
+        assert service.notifier.deliver_due() == 1
+        ok = device.event(
+            "ok", severity="info", state="TRIPPED", reason="I'm OK", incident=incident, by="walker"
+        )
+        assert _stored(service, ok["id"])
+        assert service.notifier.deliver_due() == 1
+        page, fine = receiver.messages
+        assert page["title"] == "RetroGuard: NOT GETTING UP after a fall - Dad's treadmill"
+        assert fine["message"].startswith(
+            "I'm OK: the walker on Dad's treadmill pressed reset after the fall, not getting up. "
+        )
+    finally:
+        service.stop()
+
+
 def test_the_walker_pressing_reset_closes_a_stumble_without_paging_anyone(
     mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
 ) -> None:

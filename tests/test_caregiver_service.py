@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from caregiver import story
 from caregiver.broker_link import Connected, Down, Lost, NeverConnected, Problem, banner_words
 from caregiver.config import Contact, EscalationConfig, PolicyConfig, load_config, parse_config
 from caregiver.localtime import readable
@@ -695,7 +696,8 @@ def test_a_stumble_reset_in_time_is_logged_not_paged_and_one_not_reset_pages(
         assert service.alerting.tick() == 1
         service.notifier.deliver_due()
         assert _paths(receiver) == ["/ann"]
-        assert receiver.messages[0]["title"] == "RetroGuard: Stumble - Dad's treadmill"
+        # the dashboard's words for a stumble that pages (its "Still open" notice, story.alarm)
+        assert receiver.messages[0]["title"] == "RetroGuard: Stumble not reset - Dad's treadmill"
         # Paging from the grace's end: its reminder a whole ack_timeout later, not at once.
         clock.advance(1)
         assert service.alerting.tick() == 0
@@ -727,7 +729,14 @@ def test_offline_while_armed_pages_and_back_online_follows_up(
         )
         service.notifier.deliver_due()
         assert _paths(receiver) == ["/ann"]
-        assert "OFFLINE while armed" in receiver.messages[0]["title"]
+        # the card's words (it said "Monitor went OFFLINE while armed", the card "offline")
+        title = "RetroGuard: Monitor went offline while armed - Dad's treadmill"
+        assert receiver.messages[0]["title"] == title
+        shown = service.store.device("treadmill-1")
+        assert shown is not None
+        card = story.card(shown, clock.now)
+        assert card.headline is not None
+        assert card.headline.text == "Monitor went offline while armed — not acknowledged"
         device.publish("availability", "online", retain=True)
         assert service.ingestor.wait_for(
             lambda: (service.store.device("treadmill-1") or {}).get("availability") == "online"
