@@ -39,6 +39,7 @@ from core.protocol.messages import (
 )
 from core.protocol.topics import TopicKind, Topics, discovery_topic
 from core.protocol.walker import DEFAULT_WALKER, Walker
+from core.protocol.words import ALERT_SAID, EVENT_SAID
 from firmware.mqtt.discovery import (
     HA_EVENT_TYPES,
     INCIDENT_WORDS,
@@ -163,9 +164,11 @@ def test_the_discovery_message_meets_home_assistants_rules(dashboard_url: str) -
     assert components["self_test_outcome"]["options"] == ["Passed", "Failed", "Not run (refused)"]
     # Home Assistant shows an MQTT enum sensor's state as it is (no translations): words a
     # family member reads on a tile, not the wire's no_recovery or STANDBY
+    # (a sentence: a capital, then words, "I'm OK" and the dashboard's dash among them)
+    sentence = r"[A-Z][a-z]+(?:(?:[ ,]+| — )\(?(?:[a-z]+|I'm|OK)\)?)*"
     for name, config in components.items():
         for option in config.get("options", []):
-            assert re.fullmatch(r"[A-Z][a-z]+(?:[ ,]+\(?[a-z]+\)?)*", option), (name, option)
+            assert re.fullmatch(sentence, option), (name, option)
             assert option != "None", (name, option)  # the MQTT sensor reads "None" as unknown
     # the problem sensor it replaced: only its platform, which removes it from Home Assistant
     assert components["self_test_result"] == {"platform": "binary_sensor"}
@@ -371,7 +374,9 @@ def test_the_fall_sensor_and_the_incident_follow_the_retained_incident(
     ha = home_assistant()
     ha.receive(TOPICS.incident, retained, retain=True)
     assert ha.state("_fall") == fall
-    assert ha.state("_incident") == INCIDENT_WORDS[open_incident]
+    # the dashboard's name for it (a closed incident's headline): "Monitor fault", not "Fault"
+    said = "No incident" if open_incident == "none" else ALERT_SAID[open_incident].name
+    assert ha.state("_incident") == INCIDENT_WORDS[open_incident] == said
     assert ha.attributes[ha.component("_incident").key]["code"] == open_incident
     attributes = ha.attributes[ha.component("_fall").key]
     assert attributes["incident"] == json.loads(retained).get("incident")
@@ -550,6 +555,13 @@ def test_the_last_event_and_the_outbox_keep_working() -> None:
     ha = home_assistant()
     ha.receive(TOPICS.event, event(EventType.FALL, incident=INCIDENT))
     assert ha.state("_last_event") == "Fall"
+    ha.receive(TOPICS.event, event(EventType.STUMBLE, incident=INCIDENT))
+    assert ha.state("_last_event") == "Stumble — belt stopped"  # the dashboard's row, dash and all
+    ha.receive(TOPICS.event, event(EventType.RESET, incident=INCIDENT))
+    assert ha.state("_last_event") == "Reset at the machine"
+    ha.receive(TOPICS.event, event(EventType.OK, incident=INCIDENT))
+    assert ha.state("_last_event") == "Walker pressed I'm OK"
+    ha.receive(TOPICS.event, event(EventType.FALL, incident=INCIDENT))
     assert ha.attributes[ha.component("_last_event").key]["incident"] == INCIDENT
     health = payloads.telemetry_payload(DEVICE, 7, DeviceHealth())
     ha.receive(TOPICS.telemetry, health.encode())
@@ -567,6 +579,9 @@ def test_the_last_event_shows_words_and_keeps_the_wire_type_for_automations(
     ha.receive(TOPICS.event, event(kind, incident=INCIDENT))
     shown = ha.state("_last_event")
     assert shown == LAST_EVENT_WORDS[kind.value] and shown != kind.value
+    # the dashboard timeline's label: it said "Armed again at the machine" of a reset the
+    # dashboard calls "Reset at the machine", "Closed by a caregiver" for "Acknowledged"
+    assert shown == EVENT_SAID[kind.value].row
     assert "_" not in shown
     assert ha.attributes[ha.component("_last_event").key]["code"] == kind.value
     assert shown in ha.component("_last_event").config["options"]

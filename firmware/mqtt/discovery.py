@@ -60,6 +60,7 @@ from core.protocol.messages import (
 )
 from core.protocol.topics import Topics
 from core.protocol.walker import DEFAULT_WALKER, DEFAULT_WALKER_ID
+from core.protocol.words import ALERT_SAID, EVENT_SAID
 
 try:
     from importlib.metadata import version as _version
@@ -113,12 +114,11 @@ def _jinja(value: object) -> str:
 
 INCIDENT_WORDS: Mapping[str, str] = {
     "none": "No incident",
-    "stumble": "Stumble",
-    "fall": "Fall",
-    "no_recovery": "Fall, not getting up",
-    "help": "Help requested",
-    "fault": "Fault",
+    **{kind: ALERT_SAID[kind].name for kind in get_args(IncidentSeverity)},
 }
+"""The Incident sensor's words: an incident as the dashboard names it (a closed one's
+headline, :data:`core.protocol.words.ALERT_SAID`; it said "Fault" where the dashboard says
+"Monitor fault"); a KeyError at import when the protocol gains a severity without words."""
 SAFETY_STATE_WORDS: Mapping[str, str] = {
     "STARTING": "Starting (belt stopped)",
     "STANDBY": "Standby (belt stopped)",
@@ -152,20 +152,13 @@ family member read on a tile: ``no_recovery``, ``STANDBY``, ``refused``. The opt
 words; the wire word stays in the ``code`` attribute for automations. None is ``"None"``:
 Home Assistant's MQTT sensor reads that payload as unknown."""
 LAST_EVENT_WORDS: Mapping[str, str] = {
-    EventType.STUMBLE.value: "Stumble (belt stopped)",
-    EventType.FALL.value: "Fall",
-    EventType.NO_RECOVERY.value: "Fall, not getting up",
-    EventType.FAULT.value: "Fault",
-    EventType.RESET.value: "Armed again at the machine",
-    EventType.START.value: "Monitor started",
-    EventType.STOP.value: "Monitor stopped",
-    EventType.OK.value: "Walker okay (armed again)",
-    EventType.CLOSED.value: "Closed by a caregiver",
-    EventType.TEST.value: "Test alarm",
-    EventType.HELP.value: "Help requested",
+    t.value: EVENT_SAID[t.value].row for t in EventType if t is not EventType.WINDOW
 }
 """The Last event sensor's words: every event type but ``window`` (the IMU around a trip,
-which keeps the event shown: :func:`_keeping_on_window`)."""
+which keeps the event shown: :func:`_keeping_on_window`), labelled as the dashboard's
+timeline rows are (:data:`core.protocol.words.EVENT_SAID`). It had its own: "Armed again at
+the machine" for the dashboard's "Reset at the machine", "Closed by a caregiver" for
+"Acknowledged"."""
 SHOWN_EVENT_TYPES = [t.value for t in EventType if t is not EventType.WINDOW]
 """The event types the Last event sensor shows, in the protocol's order."""
 
