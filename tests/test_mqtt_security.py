@@ -598,7 +598,7 @@ def test_the_installed_broker_lets_the_watch_in_to_read_what_it_shows_and_write_
         finally:
             watch.kill()
         assert watch.returncode == 0, err
-        assert "FALL" in shown
+        assert " Fall " in shown
     finally:
         if reporter is not None:
             reporter.close()

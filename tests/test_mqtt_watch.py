@@ -70,8 +70,10 @@ def test_watch_prints_events_once_and_exits_after_count(
         proc.kill()
     assert proc.returncode == 0, err
     assert "ONLINE" in out
-    assert "FALL" in out and first.id in out and "[10 IMU samples]" in out
-    assert "RESET" in out
+    # each event labelled as the dashboard's timeline says it, not its type ("RESET")
+    (fell,) = [line for line in out.splitlines() if first.id in line]
+    assert " !! Fall " in fell and "[10 IMU samples]" in fell
+    assert " Reset at the machine " in out and "RESET" not in out
     assert "-> TRIPPED: fall: impact then lying" in out
 
 
@@ -356,7 +358,7 @@ def test_watch_started_after_a_fall_says_it_is_open_and_then_who_closed_it(
         assert out.get(timeout=WAIT).startswith("watching ")
         retained = [out.get(timeout=WAIT), out.get(timeout=WAIT), out.get(timeout=WAIT)]
         (opened,) = [line for line in retained if "INCIDENT" in line]
-        assert f"INCIDENT {incident[:8]} OPEN: a FALL (opened " in opened
+        assert f"INCIDENT {incident[:8]} OPEN: FALL (opened " in opened
         assert opened.rstrip().endswith("not closed yet") and "!!" in opened
         assert any("-> TRIPPED" in line for line in retained)
         with subscriber(mosquitto, ["retroguard/tm1/reply"]) as caregiver:
@@ -366,11 +368,11 @@ def test_watch_started_after_a_fall_says_it_is_open_and_then_who_closed_it(
             while " INCIDENT " not in after[-1]:
                 after.append(out.get(timeout=WAIT))
         assert any("<- ack (r1) ok" in line for line in after)
-        (closed_event,) = [line for line in after if " CLOSED " in line]
+        (closed_event,) = [line for line in after if " Acknowledged " in line]
         assert f"incident={incident[:8]}" in closed_event and "by Ann via dashboard" in closed_event
         closing = after[-1]
-        assert f"INCIDENT {incident[:8]} closed by Ann on the dashboard: a FALL" in closing
-        assert closing.rstrip().endswith("seen here: closed")  # the trip and fall came before
+        assert f"INCIDENT {incident[:8]} closed by Ann on the dashboard: Fall" in closing
+        assert closing.rstrip().endswith("seen here: Acknowledged")  # the trip, fall came before
     finally:
         proc.kill()
         proc.wait()
@@ -386,10 +388,16 @@ def test_the_incident_line_says_what_is_open_and_who_closed_it() -> None:
 
     assert "no incident open" in line(open=False)
     lying = line(open=True, incident="ab" * 16, severity="no_recovery")
-    assert "!! INCIDENT abababab OPEN: a FALL, NOT GETTING UP, not closed yet" in lying
+    # the dashboard's words: the card's while it is open, a closed headline's after (it said
+    # "a FALL, NOT GETTING UP", "a call for HELP", and listed the types: "no_recovery, ok")
+    assert "!! INCIDENT abababab OPEN: FALL — not getting up, not closed yet" in lying
     by_walker = line(open=False, incident="ab" * 16, severity="no_recovery", closed_by="walker")
     assert 'closed by the walker at the machine ("I\'m OK")' in by_walker
-    assert by_walker.endswith("seen here: stumble, fall, no_recovery, ok, reset")
+    assert ": Fall, not getting up; seen here: " in by_walker
+    assert by_walker.endswith(
+        "seen here: Stumble — belt stopped, Fall, Not getting up, Walker pressed I'm OK, "
+        "Reset at the machine"
+    )
     help_ha = line(
         open=False,
         incident="ab" * 16,
@@ -397,7 +405,7 @@ def test_the_incident_line_says_what_is_open_and_who_closed_it() -> None:
         closed_by="home-assistant",
         closed_via="home-assistant",
     )
-    assert "closed by home-assistant from Home Assistant: a call for HELP" in help_ha
+    assert "closed by home-assistant from Home Assistant: Help requested" in help_ha
 
 
 def test_watch_marks_the_times_the_device_stamped_with_its_clock_not_set(
@@ -424,7 +432,7 @@ def test_watch_marks_the_times_the_device_stamped_with_its_clock_not_set(
         assert out.get(timeout=WAIT).startswith("watching ")
         retained = [out.get(timeout=WAIT), out.get(timeout=WAIT), out.get(timeout=WAIT)]
         (opened,) = [line for line in retained if "INCIDENT" in line]
-        assert f"INCIDENT {incident[:8]} OPEN: a trip (stumble) (opened " in opened
+        assert f"INCIDENT {incident[:8]} OPEN: Stumble (opened " in opened
         assert ", clock not set), not closed yet" in opened
         (state,) = [line for line in retained if "-> TRIPPED" in line]
         assert state.rstrip().endswith("trunk rotated (clock not set)")
@@ -435,7 +443,7 @@ def test_watch_marks_the_times_the_device_stamped_with_its_clock_not_set(
         lines = [out.get(timeout=WAIT)]
         while reset.id not in lines[-1]:
             lines.append(out.get(timeout=WAIT))
-        (ok,) = [line for line in lines if " OK " in line]
+        (ok,) = [line for line in lines if " Walker pressed I'm OK " in line]
         assert ok.rstrip().endswith(f"id={'cd' * 16} (clock not set)")
         assert "clock not set" not in lines[-1]
     finally:
@@ -534,7 +542,7 @@ def test_the_documented_watch_account_watches_on_the_documented_broker(tmp_path:
             reporter.close()
         broker.stop()
     assert proc.returncode == 0, err
-    assert "FALL" in out and "RESET" in out
+    assert " Fall " in out and " Reset at the machine " in out
     assert "-> TRIPPED: fall: impact then lying" in out
 
 

@@ -51,6 +51,7 @@ from core.protocol.messages import (
 )
 from core.protocol.payloads import decode, decode_as
 from core.protocol.topics import BadTopic, TopicKind, Topics, parse_topic
+from core.protocol.words import alert_said, event_said
 from core.zones import system_zone
 from firmware.config import MqttConfig
 
@@ -76,14 +77,6 @@ body, to a caregiver watching a walker with it clipped on."""
 _SEVERITY_MARK = {Severity.CRITICAL: "!!", Severity.WARNING: "! ", Severity.INFO: "  "}
 DEFAULT_PREFIX = MqttConfig().topic_prefix
 
-INCIDENT_WORDS = {
-    "stumble": "a trip (stumble)",
-    "fall": "a FALL",
-    "no_recovery": "a FALL, NOT GETTING UP",
-    "help": "a call for HELP",
-    "fault": "a monitor fault",
-}
-"""What an incident is, by its severity (its worst event), as the line says it."""
 _INCIDENT_MARK = {"stumble": "! ", "fault": "! ", "fall": "!!", "no_recovery": "!!", "help": "!!"}
 _VIA_WORDS = {
     "dashboard": "on the dashboard",
@@ -283,8 +276,10 @@ def _when(wall_time: str, zone: dt.tzinfo | None = None) -> str:
 def _event_line(device: str, event: EventMessage) -> str:
     mark = _SEVERITY_MARK[event.severity]
     figures = " ".join(f"{k}={v:g}" for k, v in sorted(event.figures.items()))
+    # labelled as the dashboard's timeline rows (it printed the type: "RESET", "NO_RECOVERY")
+    label = event_said(event.type.value).row
     line = (
-        f"{_when(event.wall_time):<28} {device:<14} {mark} {event.type.value.upper():<11} "
+        f"{_when(event.wall_time):<28} {device:<14} {mark} {label:<22} "
         f"#{event.seq:<5} state={event.state.value} {event.reason}"
     )
     if figures:
@@ -307,18 +302,18 @@ def incident_line(device: str, message: IncidentMessage, seen: Sequence[str] = (
     """The retained ``incident`` in plain words: what is open, since when, or who closed it.
 
     ``seen``: the event types of this incident that came past this watch, in order (its
-    closing line lists them, so an incident reads as one story).
+    closing line lists them, in the dashboard's words, so an incident reads as one story).
     """
     if message.incident is None or message.severity is None:
         return f"{_when(message.wall_time):<28} {device:<14} {'--':2} no incident open"
-    what = INCIDENT_WORDS.get(message.severity, message.severity)
+    said = alert_said(message.severity)  # the dashboard's words (it said "a trip (stumble)")
     head = f"{device:<14} {{mark}} INCIDENT {message.incident[:8]}"
     unset = f", {CLOCK_NOT_SET}" if message.opened_unsynced else ""
     opened = "" if message.opened_wall is None else f" (opened {_when(message.opened_wall)}{unset})"
     walker = "" if message.walker is None else f" walker={message.walker}"
     if message.open:
         mark = _INCIDENT_MARK.get(message.severity, "! ")
-        line = f"{head.format(mark=mark)} OPEN: {what}{opened}, not closed yet"
+        line = f"{head.format(mark=mark)} OPEN: {said.open}{opened}, not closed yet"
         return f"{_when(message.wall_time):<28} {line}{walker}"
     if message.closed_by == "walker":
         who = 'by the walker at the machine ("I\'m OK")'
@@ -326,9 +321,9 @@ def incident_line(device: str, message: IncidentMessage, seen: Sequence[str] = (
         via = message.closed_via
         how = "" if via is None else " " + _VIA_WORDS.get(via, f"via {via}")
         who = f"by {message.closed_by or 'someone'}{how}"
-    line = f"{head.format(mark='  ')} closed {who}: {what}{opened}"
+    line = f"{head.format(mark='  ')} closed {who}: {said.name}{opened}"
     if seen:
-        line += f"; seen here: {', '.join(seen)}"
+        line += f"; seen here: {', '.join(event_said(kind).row for kind in seen)}"
     return f"{_when(message.closed_wall or message.wall_time):<28} {line}{walker}"
 
 
