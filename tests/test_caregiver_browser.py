@@ -1406,8 +1406,10 @@ def test_a_critical_event_from_an_instance_older_than_the_alarm_words_still_alar
     lying = _critical(1, "no_recovery")
     del lying["alarm"]
     page.evaluate(send, [lying])
-    expect(page.locator("#alarm-text")).to_have_text("NO RECOVERY on Treadmill 1")
-    assert page.evaluate("window.__notes") == ["NO RECOVERY on Treadmill 1"]
+    # the service's words for it, as the page was rendered with them: it said the type in
+    # capitals ("NO RECOVERY on Treadmill 1")
+    expect(page.locator("#alarm-text")).to_have_text("NOT GETTING UP after a fall on Treadmill 1")
+    assert page.evaluate("window.__notes") == ["NOT GETTING UP after a fall on Treadmill 1"]
     page.context.close()
 
 

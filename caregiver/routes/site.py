@@ -45,6 +45,7 @@ from caregiver.seen import Acknowledged, Seen, earlier_notice, notice
 from caregiver.storage import Store, Urgency
 from core.protocol.commands import Command
 from core.protocol.plan import Plan, plan_words
+from core.protocol.words import ALERT_SAID
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 COOKIE = "rg_session"
@@ -373,6 +374,9 @@ class Site:
         self.templates.env.globals["timeline"] = story.timeline
         self.templates.env.globals["clock_not_set"] = story.CLOCK_NOT_SET
         self.templates.env.globals["counted"] = story.COUNTED
+        # each alert's alarm words, for a page fed by an instance from before the service
+        # worded its alarms (a rolling upgrade): it said the type in capitals, "NO RECOVERY"
+        self.templates.env.globals["alarm_words"] = {k: w.alarm for k, w in ALERT_SAID.items()}
         # a plan in words wherever one is shown (the plan and progress pages): one summary
         self.templates.env.globals["plan_words"] = plan_words
         self.templates.env.globals["incident_headline"] = lambda i, who=None: story.headline(

@@ -469,12 +469,22 @@
     pendingAlarms.delete(device);  // its newest, in the order they came
     pendingAlarms.set(device, { name: name, text: text, link: link, incident: incident, event: event });
   }
+  // Each alert's alarm words, as the page was rendered with them (core.protocol.words): what
+  // a page fed by an instance older than the worded alarms says (it said the type in
+  // capitals, "NO RECOVERY on ..."); a type this service does not know yet, in capitals.
+  var alarmWords = {};
+  try { alarmWords = JSON.parse((banner && banner.dataset.alarmWords) || "{}"); } catch (e) { /* none */ }
+  function alarmTitle(type) {
+    return Object.prototype.hasOwnProperty.call(alarmWords, type)
+      ? alarmWords[type] : type.replace(/_/g, " ").toUpperCase();
+  }
   function alarmFor(msg) {
     var e = msg.event;
     // the service's words; an instance older than them (a rolling upgrade) sends none: a
-    // critical event then words its own alarm — worded differently beats a silent fall
+    // critical event then alarms in the words the page was rendered with (alarmWords) —
+    // beats a silent fall
     var text = msg.alarm || (e.severity === "critical"
-      ? e.type.replace(/_/g, " ").toUpperCase() + " on " + msg.device_name : "");
+      ? alarmTitle(e.type) + " on " + msg.device_name : "");
     if (!text || e.acked_by || heard.has(e.id)) return;  // once; not its ack
     heard.add(e.id);
     // its incident (a device from before incidents: the event is its own)
