@@ -199,6 +199,53 @@ def test_acknowledging_while_the_broker_is_down_says_the_treadmill_is_told_later
     device.close()
 
 
+def test_a_failed_acknowledgement_says_what_to_do_and_keeps_the_status_for_the_console(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """The button read "Acknowledge (failed: HTTP 500)": not that the fall is still open, nor
+    what to do. It says it now, the notice why, by what went wrong (the service not reached,
+    its error); the status goes to the console and the button's tooltip. Then it goes
+    through."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    page = _login(browser, service)
+    console: list[str] = []
+    page.on("console", lambda m: console.append(m.text))
+    card = page.locator("#card-treadmill-1")
+    device.incident_fall()
+    expect(card.locator(".headline a")).to_have_text("FALL — not acknowledged")
+    button, notice = card.locator(".ack-form button"), page.locator("#ack-notice")
+
+    page.route("**/devices/*/ack", lambda route: route.fulfill(status=500, body="boom"))
+    button.click()
+    expect(button).to_have_text("Not sent — try again")
+    expect(notice).to_have_text(
+        "Not acknowledged: the service had a problem. Press Acknowledge again in a moment. "
+        "The alert is still open and its reminders go on."
+    )
+    expect(button).to_have_attribute("title", "Last try: HTTP 500")
+    assert any("HTTP 500" in line for line in console), console
+    assert "HTTP" not in (notice.text_content() or "")
+
+    page.unroute("**/devices/*/ack")
+    page.route("**/devices/*/ack", lambda route: route.abort())
+    button.click()
+    expect(notice).to_contain_text(
+        "Could not reach the service — check this device's connection, then press "
+        "Acknowledge again."
+    )
+    expect(button).to_have_text("Not sent — try again")
+
+    page.unroute("**/devices/*/ack")
+    button.click()
+    device.wait_command("ack")
+    expect(card.locator(".headline a")).to_have_text("Fall — acknowledged by ann on the dashboard")
+    page.context.close()
+    device.close()
+
+
 def test_an_alert_that_came_after_the_page_was_shown_is_not_acknowledged_unseen(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:

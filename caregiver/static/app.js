@@ -1030,7 +1030,7 @@
     form.querySelectorAll('input[type="hidden"]').forEach(function (i) {
       if (i.name !== "csrf") said.append(i.name, i.value);
     });
-    button.disabled = true; button.textContent = "Sending\u2026";
+    button.disabled = true; button.textContent = "Sending\u2026"; button.title = "";
     var card = form.closest(".card");
     if (card) keptInPlace.add(card.dataset.device);  // before the feed turns it (urgentFirst)
     fetch(form.action, { method: "POST", body: said, credentials: "same-origin",
@@ -1041,7 +1041,7 @@
           if (form.id === "ack-form") { reload(answer.location); return; }
           button.disabled = false; button.textContent = "Acknowledge";
         });
-        if (!r.ok) throw new Error("HTTP " + r.status);
+        if (!r.ok) { var failed = new Error("HTTP " + r.status); failed.status = r.status; throw failed; }
         return r.json().then(function (answer) {
           // closed; "message" when the treadmill is told only once the connection is back
           if (form.id === "ack-form") {
@@ -1072,8 +1072,39 @@
           });
         });
       })
-      .catch(function (err) { button.disabled = false; button.textContent = "Acknowledge (failed: " + err.message + ")"; });
+      .catch(function (err) {
+        // What the caregiver can do, on the button and where the alarm was: "Acknowledge
+        // (failed: HTTP 500)" said neither that the alert is still open nor what to do. The
+        // status stays for whoever looks into it: the console, and the button's tooltip.
+        var said = ackFailure(err.status);
+        console.warn("RetroGuard: the acknowledgement failed (" + err.message + ")");
+        button.disabled = false;
+        button.textContent = said[0];
+        button.title = "Last try: " + err.message;
+        showNotice(said[1]);
+        if (notice) notice.classList.add("ack-warn");
+      });
   });
+  // A failed acknowledgement in words, by the answer's HTTP status (none: the service was not
+  // reached): [the button's label, the notice]. The alert stays open; its reminders go on.
+  function ackFailure(status) {
+    var open = " The alert is still open and its reminders go on.";
+    if (!status) return ["Not sent — try again", "Could not reach the service — check this " +
+      "device's connection, then press Acknowledge again." + open];
+    if (status === 401) return ["Not sent — sign in again", "Not acknowledged: you are signed " +
+      "out. Reload the page, sign in and press Acknowledge again." + open];
+    if (status === 403) return ["Not sent — reload the page", "Not acknowledged: this page is " +
+      "from an earlier sign-in. Reload the page and press Acknowledge again." + open];
+    if (status === 404) return ["Not sent — reload the page", "Not acknowledged: this treadmill " +
+      "or event is no longer on your dashboard. Reload the page."];
+    if (status === 503) return ["Not sent — try again", "Not acknowledged: the service cannot " +
+      "record it just now (its database or connection is down). Press Acknowledge again in a " +
+      "moment." + open];
+    if (status >= 500) return ["Not sent — try again", "Not acknowledged: the service had a " +
+      "problem. Press Acknowledge again in a moment." + open];
+    return ["Not sent — reload the page", "Not acknowledged: the service could not take it. " +
+      "Reload the page and press Acknowledge again." + open];
+  }
 
   // A test alarm pages every contact: ask first, then say what to expect.
   var testForm = document.getElementById("test-alarm-form");
