@@ -178,8 +178,10 @@ def alarm(kind: str, device_name: str, who: str | None = None) -> str:
     """What the dashboard's alarm says for a critical event of type ``kind`` — the banner, the
     tab's title and the browser's notification — whether the page heard it live or caught up
     on it after its feed broke ("FALL on Dad's treadmill"; of a named walker of a shared
-    treadmill, ``who``: "FALL — Anna, on treadmill-1"): worded here only, sent to the
-    page with the event (``caregiver/feed.py``) and with each missed alarm (``/api/alarms``)."""
+    treadmill, ``who``: "FALL — Anna, on treadmill-1"): worded here only (its title is
+    :data:`core.protocol.words.ALERT_SAID`'s ``alarm``, the caregivers' notifications' title
+    too), sent to the page with the event (``caregiver/feed.py``) and with each missed alarm
+    (``/api/alarms``)."""
     title = alert_said(kind).alarm
     return f"{title} — {who}, on {device_name}" if who else f"{title} on {device_name}"
 
