@@ -481,8 +481,6 @@ def steps(events: Sequence[StoredEvent], incident: Incident | None) -> list[Step
             text = ONE_PRESS.step
         elif e.type == "closed" and incident is not None and incident.closed_via != "walker":
             text = closed_how(incident.closed_by, incident.closed_via).capitalize()
-        elif e.type == "closed":
-            text = "Acknowledged"
         else:
             text = event_said(e.type).step
         if e.type == "fault" and e.reason:

@@ -3,6 +3,8 @@ every type worded."""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
 from typing import get_args
 
 from core.protocol.events import INCIDENT_TYPES, SEVERITY_ORDER, EventType
@@ -54,3 +56,42 @@ def test_a_type_a_later_monitor_adds_is_said_as_itself_never_raw() -> None:
     assert event_said("new_kind").step == "New kind"
     later = alert_said("new_kind")
     assert (later.name, later.open, later.alarm) == ("New kind", "New kind", "NEW KIND")
+
+
+ENTITY_NAMES = {
+    ("firmware/mqtt/discovery.py", "Fall"),  # the Fall binary sensor's name, not an event's
+    ("firmware/mqtt/discovery.py", "Test alarm"),  # the Test alarm button's name
+}
+"""Strings equal to an event's or an alert's words that name something else."""
+
+
+def test_no_module_keeps_its_own_copy_of_the_words() -> None:
+    """Each place kept its own table (the notifier's "Monitor went OFFLINE while armed", Home
+    Assistant's "Armed again at the machine", ``retroguard watch``'s "a trip (stumble)"): a
+    string in the code (not a docstring) that is one of the words is a copy; read them from
+    :mod:`core.protocol.words`."""
+    words = {w for said in ALERT_SAID.values() for w in (said.name, said.open, said.alarm)}
+    words |= {w for said in EVENT_SAID.values() for w in (said.row, said.step)}
+    root = Path(__file__).resolve().parent.parent
+    copies = []
+    for package in ("core", "hal", "sim", "firmware", "tools", "caregiver", "launcher"):
+        for path in sorted((root / package).rglob("*.py")):
+            name = path.relative_to(root).as_posix()
+            if name == "core/protocol/words.py":
+                continue
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            docstrings = {
+                id(node.value)
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+            }
+            copies += [
+                (name, node.lineno, node.value)
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and node.value in words
+                and id(node) not in docstrings
+                and (name, node.value) not in ENTITY_NAMES
+            ]
+    assert copies == []
