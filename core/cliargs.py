@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -24,6 +25,29 @@ def finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise argparse.ArgumentTypeError(f"must be a finite number, not {text!r}")
     return value
+
+
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number no smaller than ``minimum``. ``type=int`` took any,
+    and a count or a number of workers below it meant nothing the command could do:
+    ``watch --count -1`` watched for ever, as if it were 0, and ``evaluate -j -3`` ended in a
+    traceback from the process pool after it had found the recordings."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number, {minimum} or more, not {text!r}"
+            ) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number, {minimum} or more, not {value}"
+            )
+        return value
+
+    parse.__name__ = f"whole number >= {minimum}"  # argparse's name for it in other errors
+    return parse
 
 
 def tcp_port(text: str) -> int:

@@ -492,6 +492,34 @@ def test_float_options_refuse_values_that_are_not_finite(
     assert list((tmp_path / "temp").iterdir()) == []  # no demo folder left behind
 
 
+@pytest.mark.parametrize(
+    ("command", "option", "value", "says"),
+    [
+        (["watch"], "--count", "-1", "must be a whole number, 0 or more, not -1"),
+        (["watch"], "--count", "2.5", "must be a whole number, 0 or more, not '2.5'"),
+        (["evaluate", "{tmp}"], "-j", "-3", "must be a whole number, 1 or more, not -3"),
+        (["evaluate", "{tmp}"], "--jobs", "0", "must be a whole number, 1 or more, not 0"),
+    ],
+    ids=lambda c: c if isinstance(c, str) else c[0],
+)
+def test_count_options_refuse_what_counts_nothing(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: list[str],
+    option: str,
+    value: str,
+    says: str,
+) -> None:
+    """``watch --count -1`` watched for ever and ``evaluate -j -3`` was a traceback from the
+    process pool once the recordings were found (core.cliargs.whole_number)."""
+    (tmp_path / "a.trace").write_text("not read: refused before\n")
+    argv = [*(a.format(tmp=tmp_path) for a in command), option, value]
+    err = _usage_error(argv, capsys)
+    option_named = "-j/--jobs" if option in ("-j", "--jobs") else option
+    assert err.splitlines()[-1].endswith(f"error: argument {option_named}: {says}")
+    assert "Traceback" not in err
+
+
 def test_the_demo_refuses_a_speed_that_is_not_a_number_when_called_directly() -> None:
     from launcher.demo import run_demo
 

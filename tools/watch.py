@@ -29,7 +29,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from core.cliargs import tcp_port
+from core.cliargs import tcp_port, whole_number
 from core.errors import ConfigError
 from core.mqttlink import MqttSetupError, make_client
 from core.progress import utc_of
@@ -113,7 +113,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--ca-file", help="CA certificate (PEM) for TLS")
     parser.add_argument("--device", default="+", help="device id to watch (default: all)")
     parser.add_argument("--prefix", help="topic prefix (default: [mqtt] topic_prefix)")
-    parser.add_argument("--count", type=int, default=0, help="exit after N events (0: never)")
+    parser.add_argument(
+        "--count", type=whole_number(0), default=0, help="exit after N events (0: never)"
+    )
     parser.add_argument("--json", action="store_true", help="print raw JSON payloads")
     parser.set_defaults(func=run)
     return parser

@@ -17,7 +17,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from core.cliargs import finite_float, output_file, unreachable
+from core.cliargs import finite_float, output_file, unreachable, whole_number
 from core.errors import ConfigError
 from firmware.detection import DetectorConfig
 from firmware.detection.factory import build_detector
@@ -80,7 +80,13 @@ def configure_parser(p: argparse.ArgumentParser) -> None:
             " first trip's time, kind and reason: which rule, with its figures)"
         ),
     )
-    p.add_argument("-j", "--jobs", type=int, default=None, help="worker processes (default: cores)")
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=whole_number(1),
+        default=None,
+        help="worker processes, 1 or more (default: cores)",
+    )
     p.add_argument(
         "--split", choices=SPLITS, default="held-out", help="which half the JSON headline is"
     )
