@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import shutil
@@ -374,3 +375,38 @@ def test_a_session_paused_when_the_monitor_stops_is_recorded_stopped(tmp_path: P
     assert load_sessions(db)[-1].record.status == "stopped"
     # Which failure, not "did not complete or the relay moved": the hold-up at 8 s dropped it.
     assert "DEMO FAILED: the relay opened at 8.0 s of loop time (the FAULT above).\n" in text
+
+
+def test_session_demo_stores_its_session_in_the_db_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``session demo --db PATH`` was taken and ignored: the session went to a temporary file
+    removed at exit. It is stored in PATH, where ``retroguard sessions`` reads it."""
+    import tools.session_demo
+
+    # the command's own path, on a simulated clock (the demo's real one is minutes)
+    on_sim_clock = functools.partial(tools.session_demo.run_guided_demo, clock=SimClock())
+    monkeypatch.setattr(tools.session_demo, "run_guided_demo", on_sim_clock)
+    db = tmp_path / "mine.db"
+    assert main(["session", "demo", "--db", str(db)]) == 0
+    assert f"Session stored in {db} (retroguard sessions --db {db} shows it)." in (
+        capsys.readouterr().out
+    )
+    [stored] = load_sessions(db)
+    assert stored.record.status == "completed"
+    assert main(["sessions", "--db", str(db)]) == 0
+    assert "alternate-2-2" in capsys.readouterr().out
+
+
+def test_session_demo_refuses_a_db_that_is_no_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes, not a database\n")
+    assert main(["session", "demo", "--db", str(notes)]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"retroguard session demo: --db: {notes}: not a RetroGuard database (not an SQLite "
+        "database file at all)\n"
+    )
+    assert notes.read_text() == "my notes, not a database\n"

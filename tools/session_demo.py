@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TextIO
 
 from core.clock import Clock, RealClock
+from core.dbfile import database_file_problem
 from core.demo_limits import scale_problem, speed_problem
 from core.errors import ConfigError
 from core.logsetup import logging_off_this_thread
@@ -401,6 +402,10 @@ def run_guided_demo(
         print(f"retroguard session demo: {problem}", file=sys.stderr)
     if problems:
         return 2
+    refused = None if database is None else database_file_problem(database)
+    if refused is not None:  # the monitor would move the file aside as a damaged database
+        print(f"retroguard session demo: --db: {refused}", file=sys.stderr)
+        return 2
     if isinstance(plan, Plan):
         the_plan = plan
     else:
@@ -466,6 +471,8 @@ def run_guided_demo(
             "The walker arms with the reset button, then starts the session; the plan's clock "
             "runs only while armed.\n"
         )
+        if database is not None:
+            out.write(f"Session stored in {db} (retroguard sessions --db {db} shows it).\n")
         try:
             app.start_scripted()  # its reset press is scripted
         except CourierNotStarted:

@@ -73,7 +73,8 @@ def add_parser(sub: Any) -> None:
         "--db",
         type=Path,
         default=None,
-        help="stop: the database the session's summary is read from (default: the config's)",
+        help="stop: the database the session's summary is read from (default: the config's); "
+        "demo: the database the session is stored in (default: a temporary file)",
     )
     p.add_argument("--speed", type=finite_float, default=1.0, help=f"demo: {SPEED_HELP}")
     p.add_argument("--scale", type=finite_float, default=60.0, help=SCALE_HELP)
@@ -142,7 +143,11 @@ def run_session_command(args: argparse.Namespace) -> int:
         from tools.session_demo import run_guided_demo
 
         return run_guided_demo(
-            speed=args.speed, time_scale=args.scale, plan=args.plan, balance=args.balance
+            speed=args.speed,
+            time_scale=args.scale,
+            plan=args.plan,
+            balance=args.balance,
+            database=args.db,
         )
     from firmware.session.control import default_socket_path, send_command, stopped_session
 
