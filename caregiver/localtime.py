@@ -52,8 +52,7 @@ def words(moment: dt.datetime, zone: dt.tzinfo, *, seconds: bool = True) -> str:
     text = local.strftime(
         f"%a {local.day} %b %Y, %H:%M:%S" if seconds else f"%a {local.day} %b %Y, %H:%M"
     )
-    name = local.tzname()
-    return f"{text} {name}" if name else text
+    return f"{text} {zone_said(zone, moment)}"
 
 
 def day_words(day: dt.date) -> str:

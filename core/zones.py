@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -21,6 +22,7 @@ __all__ = [
     "LOCALTIME",
     "named_zone",
     "system_zone",
+    "utc_offset_said",
     "zone_key",
     "zone_name",
     "zone_said",
@@ -82,17 +84,41 @@ def zone_name(zone: dt.tzinfo) -> str:
     key = getattr(zone, "key", None)
     if isinstance(key, str) and key != "localtime":
         return key
-    return dt.datetime.now(zone).tzname() or "UTC"
+    return zone_said(zone, dt.datetime.now(dt.UTC))
 
 
 def zone_said(zone: dt.tzinfo, at: dt.datetime) -> str:
     """The zone as a clock in it named itself at ``at`` ("UTC", "CET", "CEST"), as the
     caregiver's banner, notifications, pages and PDF (``caregiver.localtime.words``) and the
-    offline tools (``retroguard sessions``, ``plan show``) name it, one way everywhere
-    (before, the progress page, the report and the tools said the IANA key, "Etc/UTC", beside
-    the banner's "UTC"). For people only: what machines read (the trends JSON, a treadmill's
-    message) keeps the IANA name, :func:`zone_name`."""
-    return at.astimezone(zone).tzname() or zone_name(zone)
+    offline tools (``retroguard sessions``, ``plan show``, ``watch``) name it, one way
+    everywhere (before, the progress page, the report and the tools said the IANA key,
+    "Etc/UTC", beside the banner's "UTC"). A zone with no abbreviation (the tz database names
+    America/Sao_Paulo's "-03", Asia/Colombo's "+0530") is its offset from UTC, "UTC-03",
+    "UTC+05:30": "Times in -03." read as a subtraction. For people only: what machines read
+    (the trends JSON, a treadmill's message) keeps the IANA name, :func:`zone_name`."""
+    local = at.astimezone(zone)
+    name = local.tzname()
+    offset = local.utcoffset()
+    if offset is None:
+        return name or "UTC"
+    if name and not _NUMERIC_NAME.match(name):
+        return name
+    return utc_offset_said(offset)
+
+
+_NUMERIC_NAME = re.compile(r"^(?:UTC|GMT)?[+-]\d")
+"""A zone name that is only its offset: the tz database's "-03", "+0530", or
+``datetime.timezone``'s "UTC-03:00"."""
+
+
+def utc_offset_said(offset: dt.timedelta) -> str:
+    """An offset from UTC as people read it: "UTC" for none, "UTC-03", "UTC+05:30"."""
+    minutes = round(offset.total_seconds() / 60)
+    if minutes == 0:
+        return "UTC"
+    sign = "+" if minutes > 0 else "-"
+    hours, minutes = divmod(abs(minutes), 60)
+    return f"UTC{sign}{hours:02d}" + (f":{minutes:02d}" if minutes else "")
 
 
 def zones_said(zone: dt.tzinfo, moments: Iterable[dt.datetime]) -> str:

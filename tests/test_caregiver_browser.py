@@ -28,6 +28,7 @@ from caregiver.broker_link import Connected, NeverConnected, Problem
 from caregiver.service import CaregiverService
 from caregiver.storage import Role
 from core.protocol.payloads import reply_payload
+from core.zones import utc_offset_said
 from tests.browser_support import NEEDS_CHROMIUM
 from tests.caregiver_support import (
     PASSWORD,
@@ -977,6 +978,10 @@ def test_times_show_in_the_browsers_zone_and_the_service_zone_without_script(
                 .formatToParts(new Date(iso)).find(p => p.type === "timeZoneName").value""",
             moment.isoformat(),
         )
+        # a zone this language has no abbreviation for ("GMT-5" in en-GB) is its offset, as
+        # the service says it (core.zones.zone_said): "UTC-05"
+        offset = new_york.utcoffset() or dt.timedelta(0)
+        said = utc_offset_said(offset) if said.startswith("GMT") and said != "GMT" else said
         assert said and text.endswith(said), (text, said)
         assert f"{berlin:%H:%M:%S} {berlin.tzname()}" in title  # the service's own text
 
@@ -1019,6 +1024,35 @@ def test_times_show_in_the_browsers_zone_and_the_service_zone_without_script(
         plain.close()
         context.close()
         device.close()
+
+
+@pytest.mark.parametrize(
+    ("zone", "locale", "said"),
+    [
+        ("America/Sao_Paulo", "en-GB", ["UTC-03", "UTC-03"]),  # Chromium: "GMT-3"
+        ("Asia/Colombo", "fr-FR", ["UTC+05:30", "UTC+05:30"]),  # "UTC+5:30"
+        ("America/New_York", "en-US", ["EST", "EDT"]),  # an abbreviation: as the language has it
+        ("Europe/London", "en-GB", ["GMT", "BST"]),
+    ],
+)
+def test_the_pages_say_a_zone_without_an_abbreviation_as_the_service_does(
+    browser: Any, zone: str, locale: str, said: list[str]
+) -> None:
+    """static/time.js wrote the browser's "GMT-3" where the service's text (the tooltip, the
+    page without JavaScript) says "UTC-03" (core.zones.zone_said): one way on both."""
+    script = (Path(__file__).resolve().parent.parent / "caregiver/static/time.js").read_text()
+    context = browser.new_context(timezone_id=zone, locale=locale)
+    try:
+        page = context.new_page()
+        page.set_content(
+            '<time datetime="2026-01-15T09:00:00Z">winter</time>'
+            '<time data-format="time" datetime="2026-07-15T09:00:00Z">summer</time>'
+        )
+        page.add_script_tag(content=script)
+        shown = [t.text_content() or "" for t in page.locator("time[data-local]").all()]
+        assert [text.rsplit(" ", 1)[-1] for text in shown] == said, shown
+    finally:
+        context.close()
 
 
 def test_alarm_sound_is_remembered_and_a_test_alarm_reaches_the_device(

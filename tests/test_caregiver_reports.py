@@ -377,7 +377,9 @@ def test_the_pdf_s_footnote_stays_clear_of_a_full_page(
     listed = re.search(r"Alerts \(newest (\d) of 9\)", text)
     assert listed is not None and 0 < int(listed[1]) <= 6
     assert sum(t.strip() == "Fall" for _, _, t in above) == int(listed[1])  # as many drawn
-    assert int(listed[1]) == 6 or plans
+    # every row there is room for: the line on characters shown as "?" takes one row's room
+    # from the fullest page (its footnote, naming the zone "UTC-03", is a line longer)
+    assert int(listed[1]) == (5 if font == "missing" else 6) or plans
     for n in range(plans):  # each plan on its line, the long one cut
         assert f"Anna, week {n} (3 sessions): " in text
     if plans:

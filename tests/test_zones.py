@@ -117,6 +117,32 @@ def test_a_zone_is_said_as_its_clock_named_itself_then() -> None:
     assert zones_said(BERLIN, []) in ("CET", "CEST")  # now's
 
 
+SAO_PAULO = ZoneInfo("America/Sao_Paulo")  # the tz database names it "-03": no abbreviation
+
+
+def test_a_zone_without_an_abbreviation_is_said_as_its_offset_from_utc() -> None:
+    """The tz database names a zone with no abbreviation by its offset ("-03", "+0530"):
+    "Times in -03." read as a subtraction. It is "UTC-03", "UTC+05:30" wherever a zone is
+    said: the pages' and notifications' times (caregiver.localtime.words), the progress page,
+    the PDF, ``retroguard sessions``, ``plan show`` and ``watch``."""
+    from caregiver.localtime import words
+    from tools.watch import _when
+
+    assert zone_said(SAO_PAULO, WINTER) == "UTC-03"
+    assert zone_said(ZoneInfo("Asia/Colombo"), WINTER) == "UTC+05:30"
+    assert zones_said(ZoneInfo("Pacific/Chatham"), [SUMMER, WINTER]) == "UTC+13:45/UTC+12:45"
+    assert zones_said(ZoneInfo("Atlantic/Azores"), [WINTER, SUMMER]) == "UTC-01/UTC"  # "+00"
+    assert zone_said(dt.timezone(dt.timedelta(hours=-3)), WINTER) == "UTC-03"  # "UTC-03:00"
+    assert zone_said(ZoneInfo("Asia/Kolkata"), WINTER) == "IST"  # an abbreviation: kept
+    assert zone_said(ZoneInfo("Europe/London"), WINTER) == "GMT"
+    assert words(WINTER, SAO_PAULO) == "Thu 15 Jan 2026, 06:00:00 UTC-03"
+    assert _when("2026-01-15T09:00:00.250", SAO_PAULO) == "2026-01-15 06:00:00.250 UTC-03"
+    stored = [StoredSession(session_record("t", WINTER, backward_min=10, longest_min=10))]
+    out = io.StringIO()
+    print_sessions(stored, out, SAO_PAULO, now=WINTER)
+    assert out.getvalue().splitlines()[0] == "Times in UTC-03."
+
+
 @pytest.mark.parametrize(
     ("moments", "said", "shown"),
     [

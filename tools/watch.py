@@ -52,7 +52,7 @@ from core.protocol.messages import (
 from core.protocol.payloads import decode, decode_as
 from core.protocol.topics import BadTopic, TopicKind, Topics, parse_topic
 from core.protocol.words import alert_said, event_said
-from core.zones import system_zone
+from core.zones import system_zone, zone_said
 from firmware.config import MqttConfig
 
 
@@ -270,9 +270,10 @@ def _when(wall_time: str, zone: dt.tzinfo | None = None) -> str:
         moment = utc_of(wall_time)
     except ValueError:
         return wall_time[:23]
-    local = moment.astimezone(zone if zone is not None else system_zone())
+    zone = zone if zone is not None else system_zone()
+    local = moment.astimezone(zone)
     millis = local.microsecond // 1000
-    return f"{local:%Y-%m-%d %H:%M:%S}.{millis:03d} {local.tzname() or ''}".rstrip()
+    return f"{local:%Y-%m-%d %H:%M:%S}.{millis:03d} {zone_said(zone, moment)}"
 
 
 def _event_line(device: str, event: EventMessage) -> str:

@@ -25,12 +25,27 @@
     }
     return made[id];
   }
+  // A zone with no abbreviation in this language is its offset, which browsers write
+  // "GMT-3", "GMT+5:30" (some languages "UTC\u22123"): said as the service says it
+  // (core.zones.zone_said), "UTC-03", "UTC+05:30".
+  var offsetName = /^(?:GMT|UTC)([+\-\u2212])(\d{1,2})(?::?(\d{2}))?$/;
+  function zoneSaid(name) {
+    var m = offsetName.exec(name);
+    if (!m) return name;
+    var hours = ("0" + m[2]).slice(-2), minutes = m[3] && m[3] !== "00" ? ":" + m[3] : "";
+    return "UTC" + (m[1] === "+" ? "+" : "-") + hours + minutes;
+  }
+  function format(fmt, moment) {
+    return fmt.formatToParts(moment).map(function (part) {
+      return part.type === "timeZoneName" ? zoneSaid(part.value) : part.value;
+    }).join("");
+  }
   function localise(root) {
     (root || document).querySelectorAll("time[datetime]:not([data-local])").forEach(function (el) {
       var moment = new Date(el.getAttribute("datetime"));
       if (isNaN(moment.getTime())) return;
       el.title = el.textContent;
-      el.textContent = formatter(el.dataset.format, moment).format(moment);
+      el.textContent = format(formatter(el.dataset.format, moment), moment);
       el.dataset.local = "1";
     });
   }
