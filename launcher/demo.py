@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime as dt
 import logging
 import os
 import secrets
@@ -52,7 +51,7 @@ from sim import scenarios
 from sim.backends import SimulatedGpio, SimulatedHardware, simulated_hardware
 from sim.relay_hardware import SimulatedButton
 from tools.broker import BrokerError, Mosquitto, mosquitto_available
-from tools.demo_speed import at_speed
+from tools.demo_speed import at_speed, demo_wall
 from tools.session_demo import CuePrinter, PrintedSpeaker
 
 if TYPE_CHECKING:
@@ -146,7 +145,7 @@ def run_session(
     """
     session = session or scenarios.demo_session()
     sim = simulated_hardware(config.imu, config.gpio, clock, session)
-    wall = _demo_wall(clock)  # the events' and the session's: one clock, synchronised
+    wall = demo_wall(clock)  # the events' and the session's: one clock, synchronised
     app = demo_app(config, clock, sim, wall)
     button = sim.gpio.button_sim
     hardware = sim.gpio.hardware
@@ -654,13 +653,14 @@ def demo_app(
     courier: SpawnCourier | None = ProcessCourier,
 ) -> App:
     """The demo's monitor on ``sim``: its events on ``wall`` (the session's too, which
-    :func:`run_session` attaches on it; default the demo's, marked set: :func:`_demo_wall`),
+    :func:`run_session` attaches on it; default the demo's, the host's time marked set:
+    :func:`tools.demo_speed.demo_wall`),
     and its courier (``courier``: a child process, as ``retroguard run``; tests pass a thread)
     judging that clock as the loop does. Before, the courier asked the host, and in a
     container without network time every caregiver's acknowledgement (a ``closed`` event the
     courier stamps) said "the treadmill's clock was not set" beside the loop's events that
     did not."""
-    wall = wall if wall is not None else _demo_wall(clock)
+    wall = wall if wall is not None else demo_wall(clock)
     return build_app(
         config,
         clock,
@@ -670,9 +670,3 @@ def demo_app(
         wall=wall,
         courier_wall_synced=wall.synchronized(),
     )
-
-
-def _demo_wall(clock: Clock) -> FakeWallClock:
-    """The demo's wall clock: from now, on the demo's clock, synchronised (a simulated walk
-    says nothing about this host's NTP: its sessions and events are not flagged)."""
-    return FakeWallClock(clock, dt.datetime.now(dt.UTC), synced=True)

@@ -9,11 +9,12 @@ thread, so the host's clock can be made to say "not set" as the container's does
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from pathlib import Path
 
 import pytest
 
-from core.clock import SimClock
+from core.clock import RealClock, SimClock
 from core.protocol.commands import Ack, CommandName, encode_command
 from core.protocol.events import EventType
 from core.protocol.messages import ReplyMessage
@@ -29,6 +30,7 @@ from sim.backends import simulated_hardware
 from tests.app_support import Rig, Standing, _open_rigs, close_rigs, pump_link_until  # noqa: F401 - fixture
 from tests.mqtt_helpers import WAIT, config_for, subscriber
 from tools.broker import Mosquitto
+from tools.demo_speed import demo_wall
 
 
 def _demo_rig(tmp_path: Path, broker: Mosquitto) -> Rig:
@@ -87,3 +89,32 @@ def test_a_caregiver_s_acknowledgement_in_the_demo_is_not_flagged_clock_not_set(
     assert closed.event.by == "Ann"
     # the courier stamped it, judging the demo's clock as the loop does
     assert not closed.event.wall_unsynced
+
+
+def test_the_demos_stamp_the_host_s_time_at_any_speed() -> None:
+    """At ``--speed 4`` the demos stamped their events on the sped-up clock, ahead of the
+    host's by three times the time elapsed: the dashboard's incident page said "Since
+    13:28:16" (the service's receipt) over its first step at 13:28:57 (the monitor's stamp).
+    What people read is the host's time; the walk's timing stays on the fast clock."""
+    fast = RealClock(100_000.0)
+    wall = demo_wall(fast)
+    before = dt.datetime.now(dt.UTC)
+    while fast.monotonic() < 3600.0:  # an hour of the walk: 36 ms of the host's
+        pass
+    stamped = wall.now()
+    assert stamped - dt.datetime.now(dt.UTC) < dt.timedelta(minutes=1)  # was an hour ahead
+    assert stamped >= before
+    assert wall.synchronized()
+    offset = wall.offset()
+    while fast.monotonic() < 7200.0:
+        pass
+    assert wall.offset() == offset  # no step for a session to correct its times by
+
+
+def test_the_demos_wall_clock_follows_a_simulated_clock() -> None:
+    """Tests run the demos on a simulated clock: their stamps keep the walk's time."""
+    sim = SimClock()
+    wall = demo_wall(sim)
+    start = wall.now()
+    sim.advance(90.0)
+    assert wall.now() - start == dt.timedelta(seconds=90)

@@ -17,7 +17,6 @@ balance check, and prints its figures and each interval's gait (docs/gait.md).
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import math
 import sys
 import tempfile
@@ -34,7 +33,6 @@ from core.demo_limits import scale_problem, speed_problem
 from core.errors import ConfigError
 from core.logsetup import logging_off_this_thread
 from core.realtime import LoopHelperThread, realtime_section
-from core.wallclock import FakeWallClock
 from firmware.app import CourierNotStarted, build_app
 from firmware.config import Config, StorageConfig
 from firmware.monitor import Monitor
@@ -53,7 +51,7 @@ from firmware.storage.sessions import load_sessions
 from hal.led_patterns import LOOKS
 from sim import scenarios
 from sim.backends import simulated_hardware
-from tools.demo_speed import at_speed
+from tools.demo_speed import at_speed, demo_wall
 from tools.sessions import describe_balance, describe_gait, print_session_end
 
 ARM_AT_S = 4.5
@@ -447,7 +445,7 @@ def run_guided_demo(
         )
         clock = clock or RealClock(speed)
         sim = simulated_hardware(config.imu, config.gpio, clock, motion)
-        wall = FakeWallClock(clock, dt.datetime.now(dt.UTC), synced=True)
+        wall = demo_wall(clock)  # the host's time, at any --speed
         app = build_app(config, clock, imu=sim.imu_rig.imu, gpio=sim.gpio, wall=wall)
         button, hardware = sim.gpio.button_sim, sim.gpio.hardware
         assert button is not None and hardware is not None, "the demo needs simulated GPIO"
