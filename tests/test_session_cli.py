@@ -410,3 +410,27 @@ def test_session_demo_refuses_a_db_that_is_no_database(
         "database file at all)\n"
     )
     assert notes.read_text() == "my notes, not a database\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["start", "--plan", "alternate-2-2"], "not an option of start: --plan (for demo)"),
+        (["status", "--speed", "2", "--balance"], "--speed (for demo), --balance (for demo)"),
+        (["pause", "--db", "{tmp}/d.db"], "not an option of pause: --db (for stop, demo)"),
+        (["demo", "--socket", "{tmp}/s"], "--socket (for start, pause, resume, stop, status)"),
+        (["demo", "-c", "{tmp}/c.toml"], "--config (for start, pause, resume, stop, status)"),
+    ],
+    ids=lambda a: " ".join(a) if isinstance(a, list) else "",
+)
+def test_session_options_an_action_does_not_read_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], says: str
+) -> None:
+    """Each was taken and ignored: ``session start --plan X`` started the monitor's own plan,
+    ``session demo -c FILE`` ran on the defaults. Refused, one line, exit 2, before anything
+    is made or asked of a monitor."""
+    assert main(["session", *(a.format(tmp=tmp_path) for a in argv)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"retroguard session {argv[0]}: ") and says in err
+    assert err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []

@@ -76,8 +76,8 @@ def add_parser(sub: Any) -> None:
         help="stop: the database the session's summary is read from (default: the config's); "
         "demo: the database the session is stored in (default: a temporary file)",
     )
-    p.add_argument("--speed", type=finite_float, default=1.0, help=f"demo: {SPEED_HELP}")
-    p.add_argument("--scale", type=finite_float, default=60.0, help=SCALE_HELP)
+    p.add_argument("--speed", type=finite_float, default=None, help=f"demo: {SPEED_HELP}")
+    p.add_argument("--scale", type=finite_float, default=None, help=SCALE_HELP)
     p.add_argument(
         "--plan",
         default=None,
@@ -138,13 +138,49 @@ def _config(path: Path | None) -> Any:
         raise
 
 
+_OPTION_ACTIONS = {
+    "--socket": ("start", "pause", "resume", "stop", "status"),
+    "--config": ("start", "pause", "resume", "stop", "status"),
+    "--db": ("stop", "demo"),
+    "--speed": ("demo",),
+    "--scale": ("demo",),
+    "--plan": ("demo",),
+    "--balance": ("demo",),
+}
+"""Which actions read each option of ``retroguard session``: one given to another action was
+taken and ignored (``session demo --db PATH`` stored nothing there; ``session start --plan
+X`` started the monitor's plan, not X)."""
+
+
+def _unused_options(args: argparse.Namespace) -> list[str]:
+    """The options given that ``args.action`` does not read."""
+    given = {
+        "--socket": args.socket is not None,
+        "--config": args.config is not None,
+        "--db": args.db is not None,
+        "--speed": args.speed is not None,
+        "--scale": args.scale is not None,
+        "--plan": args.plan is not None,
+        "--balance": args.balance,
+    }
+    return [o for o, set_ in given.items() if set_ and args.action not in _OPTION_ACTIONS[o]]
+
+
 def run_session_command(args: argparse.Namespace) -> int:
+    unused = _unused_options(args)
+    if unused:
+        named = ", ".join(f"{o} (for {', '.join(_OPTION_ACTIONS[o])})" for o in unused)
+        print(
+            f"retroguard session {args.action}: not an option of {args.action}: {named}",
+            file=sys.stderr,
+        )
+        return 2
     if args.action == "demo":
         from tools.session_demo import run_guided_demo
 
         return run_guided_demo(
-            speed=args.speed,
-            time_scale=args.scale,
+            speed=1.0 if args.speed is None else args.speed,
+            time_scale=60.0 if args.scale is None else args.scale,
             plan=args.plan,
             balance=args.balance,
             database=args.db,
