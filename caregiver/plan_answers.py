@@ -25,7 +25,7 @@ from core.protocol.commands import (
     TestAlarm,
 )
 from core.protocol.messages import PlanStored, ProgressionStored, ReplyMessage
-from core.protocol.plan import Plan, plan_words
+from core.protocol.plan import Plan, duration_words, plan_words
 from core.protocol.walker import DEFAULT_WALKER_ID
 
 ANSWER_TIMEOUT_S = 30.0
@@ -43,7 +43,7 @@ def _for(walker: str) -> str:
 
 
 def _minutes(plan: Plan) -> str:
-    return f"{plan.duration_s / 60:g} min in all"
+    return f"{duration_words(plan.duration_s)} in all"  # "10 min 10 s", never "10.1667 min"
 
 
 def summary_of(command: Command) -> str:

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from caregiver.plan_answers import summary_of
+from core.errors import ConfigError
 from core.plan_presets import PRESETS, toward_10_minutes
+from core.protocol.commands import AssignPlan
 from core.protocol.messages import Direction
 from core.protocol.plan import (
     MAX_INTERVALS,
@@ -16,9 +20,12 @@ from core.protocol.plan import (
     WORDS_MAX_PARTS,
     Interval,
     Plan,
+    PlanInvalid,
+    plan_from_builtins,
     plan_walk,
     plan_words,
 )
+from firmware.session.plan import parse_plan
 
 X = TIMES
 """The sign of a repeated run (U+00D7, written so, not as an ambiguous character)."""
@@ -167,3 +174,27 @@ def test_any_plan_s_words_say_its_every_interval_in_order(
         return
     assert _read_back(words) == [(d, m * 60.0) for d, m in intervals]
     assert words.endswith("; belt 0.5 mph") or all(d == "rest" for d, _ in intervals)
+
+
+def test_a_plans_length_is_said_in_minutes_and_seconds_wherever_a_person_reads_it() -> None:
+    """A plan of 10 min 10 s was "10.1667 min in all" on the plan page (``:g`` minutes); it
+    is said as :func:`plan_words` says a stretch, in the summary of a sent plan, a plan's
+    one-line description (``retroguard plan``, the session's start) and a refusal for length."""
+    ten_ten = _plan(("backward", 10, "0.5 mph"), ("forward", 10 / 60, "0.5 mph"))
+    assert ten_ten.describe() == "p: 10 min 10 s, 10 min backward, 2 intervals"
+    assert summary_of(AssignPlan(ten_ten)) == (
+        "plan p: 10 min backward, 10 s forward; belt 0.5 mph (10 min 10 s in all)"
+    )
+    assert _plan(("forward", 2.5, "")).describe().startswith("p: 2.5 min, 0 min backward, ")
+    too_long = [{"direction": "backward", "minutes": 60}] * 3
+    too_long.append({"direction": "forward", "minutes": 10 / 60})
+    with pytest.raises(PlanInvalid) as refused:
+        plan_from_builtins({"name": "x", "intervals": too_long})
+    assert refused.value.problems == [
+        "intervals: the plan lasts 180 min 10 s, over the 180 min a session may last"
+    ]
+    with pytest.raises(ConfigError) as file_refused:  # a plan file says it the same way
+        parse_plan({"name": "x", "interval": too_long}, "plan.toml")
+    assert "plan.toml: interval: the plan lasts 180 min 10 s, over the 180 min" in str(
+        file_refused.value
+    )

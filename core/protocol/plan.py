@@ -104,10 +104,11 @@ class Plan(Struct, frozen=True, forbid_unknown_fields=True):
         )
 
     def describe(self) -> str:
-        """One line: "alternate-2-2: 30 min, 14 min backward, 15 intervals"."""
+        """One line: "alternate-2-2: 30 min, 14 min backward, 15 intervals" (lengths as
+        :func:`duration_words` says them: "10 min 10 s", not "10.1667 min")."""
         return (
-            f"{self.name}: {self.duration_s / 60:g} min, {self.backward_s / 60:g} min backward, "
-            f"{len(self.intervals)} intervals"
+            f"{self.name}: {duration_words(self.duration_s)}, "
+            f"{duration_words(self.backward_s)} backward, {len(self.intervals)} intervals"
         )
 
 
@@ -165,9 +166,13 @@ def times_a_week(sessions: int) -> str:
     return f"{times} a week"
 
 
-def _duration_words(seconds: float) -> str:
-    """``2 min``, ``2.5 min``, ``45 s``, ``2 min 20 s``: seconds to the second."""
+def duration_words(seconds: float) -> str:
+    """``2 min``, ``2.5 min``, ``45 s``, ``2 min 20 s``: seconds to the second, as a person
+    reads a plan's length (an interval's, a plan's in all; ``0 min`` for none). Minutes as
+    ``:g`` said ``10.1667 min`` of a plan with a 10 s stretch in it."""
     s = round(seconds)
+    if s == 0:
+        return "0 min"
     if s < 60:
         return f"{s} s"
     if s % 30 == 0:
@@ -216,7 +221,7 @@ def _walk_words(walk: tuple[IntervalWalk, ...]) -> str:
     one_speed = next(iter(speeds)) if len(speeds) == 1 else None
 
     def interval(direction: str, seconds: float, speed: str) -> str:
-        what = f"{_duration_words(seconds)} {direction}"
+        what = f"{duration_words(seconds)} {direction}"
         return f"{what} ({speed})" if speed and one_speed is None else what
 
     parts: list[str] = []
@@ -231,7 +236,7 @@ def _walk_words(walk: tuple[IntervalWalk, ...]) -> str:
     if len(parts) > WORDS_MAX_PARTS or len(walk) > covered[-1]:
         shown = parts[: min(len(parts), WORDS_MAX_PARTS - 1)]
         rest = len(walk) - covered[len(shown) - 1]
-        total = _duration_words(sum(seconds for _, seconds, _ in walk))
+        total = duration_words(sum(seconds for _, seconds, _ in walk))
         parts = [*shown, f"then {rest} more stretch{'es' if rest != 1 else ''} ({total} in all)"]
     text = ", ".join(parts)
     return f"{text}; belt {one_speed}" if one_speed else text
@@ -311,7 +316,8 @@ def plan_problems(plan: Plan, *, stored: bool = False) -> list[str]:
     total_min = plan.duration_s / 60.0
     if total_min > MAX_SESSION_MIN:
         problems.append(
-            f"intervals: the plan lasts {total_min:g} min, over the {MAX_SESSION_MIN:g} min "
+            f"intervals: the plan lasts {duration_words(plan.duration_s)}, over the "
+            f"{MAX_SESSION_MIN:g} min "
             "a session may last"
         )
     return problems

@@ -46,6 +46,7 @@ from core.protocol.plan import (
     Interval,
     Plan,
     PlanInvalid,
+    duration_words,
     plan_from_builtins,
     plan_to_builtins,
 )
@@ -130,7 +131,7 @@ def parse_plan(data: Mapping[str, Any], source: str, default_name: str = "plan")
         total = sum(i.duration_s for i in intervals)
         if total > MAX_SESSION_S:
             problems.append(
-                f"{listed}: the plan lasts {total / 60:g} min, over the "
+                f"{listed}: the plan lasts {duration_words(total)}, over the "
                 f"{MAX_SESSION_S / 60:g} min a session may last"
             )
     if problems:
