@@ -25,7 +25,6 @@ import msgspec
 
 from caregiver.localtime import zone_said
 from caregiver.storage import WalkSession
-from core.plan_presets import PRESETS, PROGRESSIONS
 from core.progress import (
     GOAL_BACKWARD_MIN,
     GOAL_SESSIONS_PER_WEEK,
@@ -43,8 +42,7 @@ from core.progress import (
     week_start,
     weekly_progress,
 )
-from core.protocol.messages import StageMessage
-from core.protocol.plan import DIRECTIONS, IntervalWalk, plan_words
+from core.protocol.plan import DIRECTIONS, IntervalWalk
 from core.protocol.walker import DEFAULT_WALKER, Walker
 
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -185,23 +183,6 @@ def session_walks(payloads: Iterable[str]) -> dict[str, tuple[IntervalWalk, ...]
     words (:func:`core.protocol.plan.plan_words`) under the plan's name. A summary without
     readable intervals is left out (its row says the name alone)."""
     return dict(found for found in map(walk_of, payloads) if found is not None)
-
-
-def stage_words(stage: StageMessage) -> str:
-    """What the stage's plan prescribes, in words with the stage's sessions a week; "" when
-    this service cannot know it. The device's stage message names the stage's plan only: its
-    words are said for a stage of a preset progression (the progression's name, its number of
-    stages and the stage's plan's name all match) or a stage whose plan is a preset (a
-    progression file names presets by name: ``core.protocol.plan.progression_from_builtins``);
-    a custom stage's plan is never guessed at."""
-    preset = PROGRESSIONS.get(stage.progression)
-    if preset is not None and len(preset.stages) == stage.stages:
-        ours = preset.stages[stage.stage - 1]
-        if ours.plan.name == stage.stage_name:
-            return plan_words(ours.plan, stage.sessions_per_week)
-    if stage.stage_name in PRESETS:
-        return plan_words(PRESETS[stage.stage_name], stage.sessions_per_week)
-    return ""
 
 
 STATUS_WORDS = {

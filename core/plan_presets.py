@@ -18,8 +18,8 @@ import math
 from collections.abc import Mapping
 
 from core.progress import GOAL_BACKWARD_MIN
-from core.protocol.messages import Direction
-from core.protocol.plan import DEFAULT_SPEED, Interval, Plan, Progression, Stage
+from core.protocol.messages import Direction, StageMessage
+from core.protocol.plan import DEFAULT_SPEED, Interval, Plan, Progression, Stage, plan_words
 
 PROGRESSION_WEEKS = 9
 
@@ -64,3 +64,21 @@ def toward_10_minutes() -> Progression:
 
 
 PROGRESSIONS: Mapping[str, Progression] = {"toward-10-minutes": toward_10_minutes()}
+
+
+def stage_words(stage: StageMessage) -> str:
+    """What the stage's plan prescribes, in words with the stage's sessions a week; "" when
+    this service cannot know it. The device's stage message names the stage's plan only: its
+    words are said for a stage of a preset progression (the progression's name, its number of
+    stages and the stage's plan's name all match) or a stage whose plan is a preset (a
+    progression file names presets by name: ``core.protocol.plan.progression_from_builtins``);
+    a custom stage's plan is never guessed at. The dashboard's progress and plan pages and
+    ``retroguard watch`` say a stage so: its plan's name alone was a label to look up."""
+    preset = PROGRESSIONS.get(stage.progression)
+    if preset is not None and len(preset.stages) == stage.stages:
+        ours = preset.stages[stage.stage - 1]
+        if ours.plan.name == stage.stage_name:
+            return plan_words(ours.plan, stage.sessions_per_week)
+    if stage.stage_name in PRESETS:
+        return plan_words(PRESETS[stage.stage_name], stage.sessions_per_week)
+    return ""

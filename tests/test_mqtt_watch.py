@@ -20,10 +20,12 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from core.errors import ConfigError
+from core.plan_presets import PRESETS
 from core.protocol import payloads
 from core.protocol.commands import LATEST, Ack, encode_command
 from core.protocol.events import Event, EventType
 from core.protocol.messages import IncidentMessage, WornSaid
+from core.protocol.plan import plan_words
 from core.protocol.topics import Topics
 from firmware.config import MqttConfig
 from firmware.mqtt import MqttReporter
@@ -32,7 +34,14 @@ from sim.recordings import fall_recording
 from tests.mqtt_helpers import WAIT, config_for, fall, info, subscriber
 from tests.stage_support import STAGE_EXAMPLE, anna_and_bob_on_stage_one
 from tools.broker import Mosquitto, mosquitto_available
-from tools.watch import WORN_WORDS, Watcher, _settings, format_message, incident_line
+from tools.watch import (
+    WORN_WORDS,
+    Watcher,
+    _settings,
+    format_message,
+    incident_line,
+    stage_line,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -696,14 +705,25 @@ def test_watch_says_each_walker_s_stage_once_per_change_and_survives_garbage() -
     lines = out.getvalue().splitlines()
     assert len(lines) == 4, lines
     first, moved, unreadable, cleared = lines
+    # the stage's plan by its name and in words, as the dashboard says it (a name alone was a
+    # label to look up: core.plan_presets.stage_words)
+    two_two = plan_words(PRESETS["alternate-2-2"], 2)
+    assert two_two.endswith("; belt 0.5 mph; twice a week")
     assert (
         "treadmill-1" in first
-        and "** bob: two stage 1 of 2 (alternate-2-2), running: assigned" in first
+        and f"** bob: two stage 1 of 2 (alternate-2-2: {two_two}), running: assigned" in first
     )
     assert "this week 0 of 2, 0 of 1 weeks done" in first
-    assert "** bob: two stage 2 of 2 (progression-week-2), running: advanced" in moved
+    week_2 = plan_words(PRESETS["progression-week-2"], 2)
+    assert f"** bob: two stage 2 of 2 (progression-week-2: {week_2}), running: advanced" in moved
     assert "?? unreadable stage of bob" in unreadable
     assert "** bob: no progression kept (walker removed)" in cleared
+
+
+def test_a_stage_whose_plan_the_watch_cannot_know_is_said_by_its_name() -> None:
+    """A custom stage's plan is not in the stage message: its name, never a guess."""
+    custom = msgspec.structs.replace(STAGE_EXAMPLE, stage_name="anna-week-3")
+    assert "two stage 1 of 2 (anna-week-3), running: assigned" in stage_line("tm1", custom)
 
 
 def test_watch_shows_a_walker_s_stage_the_device_publishes(
@@ -725,7 +745,8 @@ def test_watch_shows_a_walker_s_stage_the_device_publishes(
         line = out.get(timeout=WAIT)
         while "** bob:" not in line:
             line = out.get(timeout=WAIT)
-        assert "tm1" in line and "two stage 1 of 2 (alternate-2-2), running: assigned" in line
+        assert "tm1" in line and "two stage 1 of 2 (alternate-2-2: 2 min backward / " in line
+        assert "; twice a week), running: assigned" in line
     finally:
         proc.kill()
         proc.wait()

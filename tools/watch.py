@@ -32,6 +32,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from core.cliargs import tcp_port, whole_number
 from core.errors import ConfigError
 from core.mqttlink import MqttSetupError, make_client
+from core.plan_presets import stage_words
 from core.progress import utc_of
 from core.protocol.commands import CommandName
 from core.protocol.events import Severity
@@ -253,11 +254,15 @@ def format_message(topic: str, payload: bytes, prefix: str = DEFAULT_PREFIX) -> 
 
 
 def stage_line(device: str, stage: StageMessage) -> str:
-    """One walker's progression as the device keeps it, in a physio's words."""
+    """One walker's progression as the device keeps it, in a physio's words: the stage's plan
+    by its name and what it prescribes (:func:`core.plan_presets.stage_words`, as the
+    dashboard says it; a custom stage's plan, which the message does not carry, by its name)."""
     held = " (held)" if stage.held and stage.status != "held" else ""
+    words = stage_words(stage)
+    plan = f"{stage.stage_name}: {words}" if words else stage.stage_name
     return (
         f"{_when(stage.changed_wall):<28} {device:<14} ** {stage.walker.id}: "
-        f"{stage.progression} stage {stage.stage} of {stage.stages} ({stage.stage_name}), "
+        f"{stage.progression} stage {stage.stage} of {stage.stages} ({plan}), "
         f"{stage.status}{held}: {stage.change}; this week {stage.week_done} of "
         f"{stage.sessions_per_week}, {stage.weeks_done} of {stage.stage_weeks} weeks done"
     )

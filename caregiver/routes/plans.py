@@ -33,12 +33,12 @@ from starlette.routing import BaseRoute, Route
 
 from caregiver.auth import Session
 from caregiver.plan_answers import CommandView, view_of
-from caregiver.progress import session_walks, stage_words, status_words
+from caregiver.progress import session_walks, status_words
 from caregiver.routes.site import Site
 from caregiver.storage import WalkSession
 from caregiver.story import device_link
 from caregiver.walkers import UnknownWalker, for_plans, named, offered, weeks_zone
-from core.plan_presets import PRESETS, PROGRESSIONS
+from core.plan_presets import PRESETS, PROGRESSIONS, stage_words
 from core.progress import prescribed_in, week_of
 from core.protocol.commands import (
     PROGRESSION_ACTIONS,

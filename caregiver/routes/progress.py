@@ -23,12 +23,12 @@ from caregiver.progress import (
     TABLE_SESSIONS,
     progress_view,
     session_walks,
-    stage_words,
 )
 from caregiver.routes.site import Site
 from caregiver.storage import Device, WalkSession
 from caregiver.trends import Trend, measures_of, trends, trends_json
 from caregiver.walkers import UnknownWalker, offered, weeks_zone
+from core.plan_presets import stage_words
 from core.protocol.messages import StageMessage
 from core.protocol.plan import IntervalWalk
 from core.zones import zone_name
