@@ -93,6 +93,11 @@ class ReportWeek:
     """Sessions of the week the device closed at its next start (``interrupted``): the
     monitor stopped (power cut, crash, kill) before it recorded their end, so their figures
     are what was recorded until then (docs/sessions.md, "A monitor stopped mid-session")."""
+    plans: tuple[tuple[str, str], ...] = ()
+    """The plans the week's sessions walked, oldest first, once each: the plan's id (the name
+    its sessions were recorded with) and what it prescribed in words
+    (:func:`core.protocol.plan.plan_words`; "" for a session recorded without its
+    intervals). A name alone ("Anna, week 3") says nothing in the patient's file."""
 
     @property
     def label(self) -> str:
@@ -145,11 +150,14 @@ def make_report(
     zone: dt.tzinfo,
     now: float,
     prescribed: Mapping[str, int] | None = None,
+    walks: Mapping[str, tuple[IntervalWalk, ...]] | None = None,
 ) -> Report:
     """The report from the stored rows (weeks counted in ``zone``); weeks without a session
     between the first one and ``now`` are in it, with zero sessions done, and without any
     session the week of ``now`` is (adherence 0 of its prescribed, not nothing). Adherence
-    counts against ``prescribed`` (the weeks' sessions the progression prescribed; none: 3)."""
+    counts against ``prescribed`` (the weeks' sessions the progression prescribed; none: 3).
+    ``walks``: each session's intervals by id (:func:`caregiver.progress.session_walks`), for
+    the plans each week walked (:attr:`ReportWeek.plans`)."""
     generated = dt.datetime.fromtimestamp(now, zone)
     by_week = {w.week: w for w in weekly_progress(sessions, zone, prescribed)}
     trips: dict[str, list[int]] = {}
@@ -161,6 +169,10 @@ def make_report(
         counts[3] += s.no_recovery
         counts[4] += 1 if s.wall_unsynced else 0
         counts[5] += 1 if s.interrupted else 0
+    walked: dict[str, dict[tuple[str, str], None]] = {}
+    for s in sorted(sessions, key=lambda s: s.started_wall):
+        words = plan_words((walks or {}).get(s.id, ()))
+        walked.setdefault(week_of(utc_of(s.started_wall), zone), {})[(s.plan, words)] = None
     opened: dict[str, int] = {}
     for i in incidents:
         week = week_of(dt.datetime.fromtimestamp(i.opened_at, dt.UTC), zone)
@@ -170,7 +182,15 @@ def make_report(
         t, st, falls, no_recovery, unset, restart = trips.get(progress.week, [0] * 6)
         weeks.append(
             ReportWeek(
-                progress, t, st, opened.get(progress.week, 0), falls, no_recovery, unset, restart
+                progress,
+                t,
+                st,
+                opened.get(progress.week, 0),
+                falls,
+                no_recovery,
+                unset,
+                restart,
+                tuple(walked.get(progress.week, {})),
             )
         )
     return Report(
@@ -207,6 +227,7 @@ def report_for(
             incidents, walker_id, sessions, several=len(store.walkers(device_id)) > 1
         )
     payloads = store.walk_session_payloads(device_id, HISTORY_SESSIONS, walker_id)
+    walks = session_walks(payloads)
     report = make_report(
         device_id,
         walker,
@@ -216,12 +237,13 @@ def report_for(
         zone,
         now,
         store.prescribed_weeks(device_id, walker_id or DEFAULT_WALKER.id),
+        walks,
     )
     return replace(
         report,
         walker_id=walker_id or DEFAULT_WALKER.id,
         shared=shared,
-        plans=plans_walked(sessions, session_walks(payloads)),
+        plans=plans_walked(sessions, walks),
     )
 
 
@@ -267,14 +289,31 @@ def _cell(value: float | None, digits: int = 3) -> str:
 
 RESTART_COLUMN = "sessions_closed_by_restart (monitor stopped before recording the end)"
 """The CSV's column of :attr:`ReportWeek.closed_by_restart`."""
+PLAN_WORDS_COLUMN = "plan_walked (in words)"
+"""The CSV's column of what the week's plans prescribed (:attr:`ReportWeek.plans`)."""
+PLAN_ID_COLUMN = "plan_id"
+"""The CSV's column of the week's plans' ids, for a program that reads the sheet."""
+PLANS_BETWEEN = " | "
+"""Between a week's plans in those columns, oldest first (a plan changed mid-week)."""
+
+
+def _plan_cells(plans: Sequence[tuple[str, str]]) -> tuple[str, str]:
+    """A week's plans as its two cells: the words (each after its id when the week walked
+    more than one) and the ids."""
+    if len(plans) == 1:
+        words = plans[0][1]
+    else:
+        words = PLANS_BETWEEN.join(f"{n}: {w}" if w else n for n, w in plans)
+    return words, PLANS_BETWEEN.join(dict.fromkeys(n for n, _ in plans))
 
 
 def report_csv(report: Report) -> str:
     """One row a week (oldest first): a table a spreadsheet opens as it is. The balance and
     gait columns are the week's median (empty: not measured that week); their noise (MDC95)
     is in the header, so no change is read without it. The sessions closed by a restart
-    (:attr:`ReportWeek.closed_by_restart`) are the last column, after the trends: it came
-    later, and a sheet that reads the columns before it by position still reads them."""
+    (:attr:`ReportWeek.closed_by_restart`) come after the trends, and the plans walked
+    (:attr:`ReportWeek.plans`: in words, then their ids) after it: each came later, and a
+    sheet that reads the columns before them by position still reads them."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     trend_columns = [
@@ -300,6 +339,8 @@ def report_csv(report: Report) -> str:
             "sessions_clock_not_set (their week may be wrong)",
             *trend_columns,
             RESTART_COLUMN,
+            PLAN_WORDS_COLUMN,
+            PLAN_ID_COLUMN,
         ]
     )
     medians = [{w.week: w.median for w in t.weeks} for t in report.trends]
@@ -324,6 +365,7 @@ def report_csv(report: Report) -> str:
                 w.clock_not_set,
                 *(_cell(m.get(p.week)) for m in medians),
                 w.closed_by_restart,
+                *_plan_cells(w.plans),
             ]
         )
     return out.getvalue()

@@ -20,6 +20,8 @@ from pypdf import PdfReader
 import caregiver.report_pdf as report_pdf_module
 from caregiver.progress import parse_summary, progress_view
 from caregiver.report import (
+    PLAN_ID_COLUMN,
+    PLAN_WORDS_COLUMN,
     REPORT_PLANS,
     RESTART_COLUMN,
     PlanWalked,
@@ -33,6 +35,7 @@ from caregiver.storage import Incident, Store, WalkSession
 from caregiver.trends import measures_of, trends
 from core.gait_trends import METRICS
 from core.progress import MAX_WEEKS, WeekSpanTooLong, week_of
+from core.protocol.messages import SessionRecord
 from core.protocol.plan import plan_words
 from core.zones import system_zone
 from firmware.session.record import session_payload
@@ -117,6 +120,43 @@ def test_the_csv_has_a_row_a_week_with_adherence_progression_incidents_and_trend
     assert report.milestone.weeks_at_goal == 2
 
 
+def test_the_csv_says_the_plans_each_week_walked_in_words_and_by_id(caregiver_db: str) -> None:
+    """The patient's file says what was prescribed, week by week: the plans the week's
+    sessions walked in the dashboard's words (plan_words, from the stored summaries) and, in
+    a column of their own for a program, by id; a plan changed mid-week is both, oldest first;
+    a week without sessions says none. The columns before them keep their names and places."""
+    store = stored(caregiver_db)
+    month = physio_month(DEVICE, MONDAY)
+    saturday = MONDAY + dt.timedelta(weeks=3, days=5, hours=-2)
+    by_hand = session_record(DEVICE, saturday, backward_min=6, longest_min=3, plan="Anna, wk 3")
+    row, problem = parse_summary(received(by_hand), DEVICE)
+    assert row is not None, problem
+    store.record_walk_session(row, session_payload(by_hand), NOW)
+    later = (MONDAY + dt.timedelta(weeks=4)).timestamp()  # a week without sessions at the end
+    report = report_for(store, DEVICE, "Anna", dt.UTC, later)
+    store.close()
+
+    def words(record: SessionRecord) -> str:
+        return plan_words([(i.direction, i.planned_s, i.speed) for i in record.intervals])
+
+    two_two, ten, hand = words(month[0]), words(month[-1]), words(by_hand)
+    assert two_two == "8 min forward, 2 min backward, 12 min backward, 8 min forward; belt 0.5 mph"
+    assert len({two_two, ten, hand}) == 3
+    table = report_csv(report)
+    header = next(csv.reader(io.StringIO(table)))
+    assert header[:5] == ["week", "week_starts", "sessions", "sessions_done", "sessions_prescribed"]
+    assert header[-3] == RESTART_COLUMN
+    rows = list(csv.DictReader(io.StringIO(table)))
+    assert [(r["week"], r[PLAN_WORDS_COLUMN], r[PLAN_ID_COLUMN]) for r in rows] == [
+        ("2026-W10", two_two, "alternate-2-2"),
+        ("2026-W11", two_two, "alternate-2-2"),
+        ("2026-W12", ten, "progression-week-9"),
+        ("2026-W13", f"progression-week-9: {ten} | Anna, wk 3: {hand}",
+         "progression-week-9 | Anna, wk 3"),
+        ("2026-W14", "", ""),
+    ]  # fmt: skip
+
+
 def test_the_csv_counts_each_week_s_sessions_recorded_with_the_clock_not_set(
     tmp_path: Path,
 ) -> None:
@@ -182,7 +222,8 @@ def test_the_csv_counts_each_week_s_sessions_closed_by_a_restart(tmp_path: Path)
     report = make_report(DEVICE, "Anna", sessions, measures_of([]), [], dt.UTC, NOW)
     table = report_csv(report)
     header = next(csv.reader(io.StringIO(table)))
-    assert header[-1] == RESTART_COLUMN
+    # after every column before it; only the plans walked, which came later, follow it
+    assert header[-3:] == [RESTART_COLUMN, PLAN_WORDS_COLUMN, PLAN_ID_COLUMN]
     rows = list(csv.DictReader(io.StringIO(table)))
     assert [(r["week"], r[RESTART_COLUMN]) for r in rows] == [
         ("2026-W10", "0"), ("2026-W11", "2"), ("2026-W12", "0"), ("2026-W13", "1"),
