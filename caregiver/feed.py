@@ -57,6 +57,8 @@ class Card(msgspec.Struct, frozen=True):
     last_seen_at: Moment | None
     can_acknowledge: bool
     seen: CardSeen
+    plan: str = ""
+    """The walker's plan in words (:func:`caregiver.progress.card_plan`); "": no line."""
 
 
 class EventRow(msgspec.Struct, frozen=True):
@@ -191,8 +193,10 @@ def card(
     now: float,
     moment: Callable[[float], Moment | None],
     who: str | None = None,
+    plan: str = "",
 ) -> Card:
-    """``who``: the walker its incident names (:func:`caregiver.walkers.who`)."""
+    """``who``: the walker its incident names (:func:`caregiver.walkers.who`); ``plan``: the
+    card's line on the walker's plan (:func:`caregiver.progress.card_plan`)."""
     s = story.card(device, now, who)
     headline = s.headline
     last_seen = s.last_seen if s.offline else None
@@ -210,6 +214,7 @@ def card(
         last_seen_at=moment(last_seen) if last_seen else None,
         can_acknowledge=s.can_acknowledge,
         seen=CardSeen(s.seen.incident, s.seen.seen, s.seen.alerts),
+        plan=plan,
     )
 
 

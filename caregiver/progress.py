@@ -23,8 +23,10 @@ from typing import Any
 
 import msgspec
 
+from caregiver import walkers
 from caregiver.localtime import zone_said
-from caregiver.storage import WalkSession
+from caregiver.storage import Store, WalkSession
+from core.plan_presets import stage_words
 from core.progress import (
     GOAL_BACKWARD_MIN,
     GOAL_SESSIONS_PER_WEEK,
@@ -42,7 +44,7 @@ from core.progress import (
     week_start,
     weekly_progress,
 )
-from core.protocol.plan import DIRECTIONS, IntervalWalk
+from core.protocol.plan import DIRECTIONS, IntervalWalk, plan_words
 from core.protocol.walker import DEFAULT_WALKER, Walker
 
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -183,6 +185,31 @@ def session_walks(payloads: Iterable[str]) -> dict[str, tuple[IntervalWalk, ...]
     words (:func:`core.protocol.plan.plan_words`) under the plan's name. A summary without
     readable intervals is left out (its row says the name alone)."""
     return dict(found for found in map(walk_of, payloads) if found is not None)
+
+
+def card_plan(store: Store, device_id: str) -> str:
+    """The card's line on the plan of the walker who walked last (the one the plan and
+    progress pages show without a choice), in words: the treadmill and its plan where the
+    physio and the caregiver look first. Their progression stage's plan when the treadmill
+    says they are on one that moves on by itself (:func:`core.plan_presets.stage_words`: what
+    their next session walks); else, or for a stage whose plan is not known here or is held
+    (a hold may be a plan set by hand), the plan their latest session walked
+    (:func:`core.protocol.plan.plan_words`), by its name when its summary had no intervals.
+    "" before any session. On a shared treadmill it names them ("Anna's plan: ...")."""
+    newest = store.walk_sessions(device_id, 1)
+    if not newest:
+        return ""
+    latest = newest[0]
+    stage = store.walker_stage(device_id, latest.walker)
+    words = stage_words(stage) if stage is not None and stage.status != "held" else ""
+    if not words:
+        found = next(iter(store.walk_session_payloads(device_id, 1, latest.walker)), None)
+        walked = walk_of(found) if found is not None else None
+        if walked is not None and walked[0] == latest.id:
+            words = plan_words(walked[1])
+    words = words or latest.plan
+    who = walkers.who(store, device_id, latest.walker)
+    return f"{who}'s plan: {words}" if who else f"Plan: {words}"
 
 
 STATUS_WORDS = {

@@ -28,6 +28,7 @@ from caregiver.broker_link import Connected, NeverConnected, Problem
 from caregiver.service import CaregiverService
 from caregiver.storage import Role
 from core.protocol.payloads import reply_payload
+from core.protocol.plan import plan_words
 from core.zones import utc_offset_said
 from tests.browser_support import NEEDS_CHROMIUM
 from tests.caregiver_support import (
@@ -1352,6 +1353,43 @@ def test_one_press_of_reset_after_a_stumble_arrives_as_one_row_live_and_reloaded
     expect(rows).to_have_count(3)
     assert [r.evaluate(_SHAPE) for r in rows.all()] == built
     expect(page.locator(f'#timeline [data-event="{trip["id"]}"]')).to_have_count(1)
+    page.context.close()
+    device.close()
+
+
+def test_a_card_says_the_walker_s_plan_in_words_live_and_reloaded_alike(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """The fleet's card and the device page say the plan of the walker who walked last in
+    one line of words (progress.card_plan): the physio sees the treadmill and what is walked
+    on it together. A card the live feed rebuilds (the belt's state changed) keeps the line,
+    as the server renders it on a reload."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    record = session_record(
+        "treadmill-1", dt.datetime.now(dt.UTC) - dt.timedelta(hours=1), backward_min=14,
+        longest_min=2, plan="Anna, week 3",
+    )  # fmt: skip
+    device.session(record)
+    assert wait_for(lambda: bool(service.store.walk_sessions("treadmill-1")))
+    words = plan_words([(i.direction, i.planned_s, i.speed) for i in record.intervals])
+    assert words.startswith("8 min forward, 2 min backward, 12 min backward")
+    page = _login(browser, service)
+    card = page.locator("#card-treadmill-1")
+    expect(card.locator(".plan")).to_have_text(f"Plan: {words}")
+    device.set_state("STANDBY")  # the feed rebuilds the card: the line stays
+    expect(card.locator(".belt")).to_have_text(
+        "Belt stopped: the monitor is ready to be armed at the machine"
+    )
+    expect(card.locator(".plan")).to_have_text(f"Plan: {words}")
+    live = card.evaluate(_SHAPE)
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    assert card.evaluate(_SHAPE) == live
+    page.goto(f"{service.url}/devices/treadmill-1")
+    expect(page.locator("#card-treadmill-1 .plan")).to_have_text(f"Plan: {words}")
     page.context.close()
     device.close()
 

@@ -12,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 
 from caregiver import plot, seen, story, walkers
 from caregiver.auth import Session
+from caregiver.progress import card_plan
 from caregiver.routes.api import event_plot_series
 from caregiver.routes.site import Site
 from caregiver.self_test import SelfTestView
@@ -94,6 +95,7 @@ def routes(site: Site) -> list[BaseRoute]:
             "devices": devices,
             "incidents": incidents,
             "who": who,
+            "plans": {d["device_id"]: card_plan(store, d["device_id"]) for d in devices},
             "incidents_who": incidents_who,
         }
 
@@ -108,19 +110,22 @@ def routes(site: Site) -> list[BaseRoute]:
 
     def device_data(
         device_id: str,
-    ) -> tuple[Device | None, list[StoredEvent], dict[str, str | None], SelfTestView]:
+    ) -> tuple[
+        Device | None, list[StoredEvent], dict[str, str | None], SelfTestView, dict[str, str]
+    ]:
         device = store.device(device_id)
         checked = self_test_view(store.self_test(device_id), site.backend.clock())
         if device is None:
-            return None, [], {}, checked
-        return device, store.events_for(device_id), cards_who([device]), checked
+            return None, [], {}, checked, {}
+        plans = {device_id: card_plan(store, device_id)}
+        return device, store.events_for(device_id), cards_who([device]), checked, plans
 
     @site.authed
     async def device_page(request: Request) -> Response:
         device_id = request.path_params["device_id"]
         if not site.may_see(request, device_id):
             return site.not_found("device")
-        device, events, who, checked = await run_in_threadpool(device_data, device_id)
+        device, events, who, checked, plans = await run_in_threadpool(device_data, device_id)
         if device is None:
             return site.not_found("device")
         # an amber card: the amber notice is rendered with it (Site.amber_rendered)
@@ -129,7 +134,13 @@ def routes(site: Site) -> list[BaseRoute]:
         if request.state.amber:
             await site.amber_rendered(request)
         return site.render(
-            request, "device.html", device=device, events=events, who=who, self_test=checked
+            request,
+            "device.html",
+            device=device,
+            events=events,
+            who=who,
+            self_test=checked,
+            plans=plans,
         )
 
     @site.authed

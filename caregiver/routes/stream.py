@@ -22,6 +22,7 @@ from caregiver import feed, story, walkers
 from caregiver.auth import Session
 from caregiver.broker_link import BrokerLink, Connected, broker_address
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored, StageChanged
+from caregiver.progress import card_plan
 from caregiver.routes.site import Site
 from caregiver.storage import Device, Incident, Store, StoredEvent
 
@@ -204,7 +205,8 @@ class LiveFeed:
                 name = backend.device_name(change.device_id)
                 latest = device["incident"]
                 who = walkers.who(backend.store, change.device_id, latest and latest["walker"])
-                card = feed.card(device, name, backend.clock(), site.moment, who)
+                plan = card_plan(backend.store, change.device_id)  # the card says it, live too
+                card = feed.card(device, name, backend.clock(), site.moment, who, plan)
                 out.append(feed.DeviceMessage(change.device_id, card.level, card))
                 incident = seen.incidents.get(latest["id"]) if latest else None
                 if incident is not None:  # its line in the fleet's list of incidents

@@ -65,6 +65,7 @@
       h ? node("p", { "class": "headline" + (h.open ? " headline-open" : "") },
         [node("a", { href: h.link }, [h.text]), " ", since(h.since)]) : null,
       node("p", { "class": "belt" }, [c.belt]),
+      c.plan ? node("p", { "class": "plan plan-words" }, [c.plan]) : null,  // the walker's plan
       seen,
       node("p", { "class": "links" }, [node("a", { href: "/devices/" + encodeURIComponent(id) + "/progress" }, ["Walking progress"])]),
       ack]));

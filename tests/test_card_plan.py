@@ -1,0 +1,60 @@
+"""The card's line on the walker's plan (:func:`caregiver.progress.card_plan`), from a real
+store: which plan it says, in which words, and whose. The browser test
+(tests/test_caregiver_browser.py) shows it on the fleet's card and the device page, live."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import msgspec
+
+from caregiver.progress import card_plan, parse_summary
+from caregiver.storage import Store
+from core.plan_presets import PRESETS
+from core.protocol import payloads
+from core.protocol.messages import StageMessage
+from core.protocol.plan import plan_words
+from firmware.session.record import session_payload
+from tests.caregiver_support import received, session_record
+from tests.stage_support import BOB, DEVICE, STAGE_EXAMPLE
+
+NOW = dt.datetime(2026, 3, 4, 9, 0, tzinfo=dt.UTC)
+
+
+def _walked(store: Store, hours_ago: float, plan: str, walker: object = None) -> str:
+    """A session stored as received; what it walked, in words."""
+    record = session_record(DEVICE, NOW - dt.timedelta(hours=hours_ago), backward_min=14,
+                            longest_min=2, plan=plan)  # fmt: skip
+    if walker is not None:
+        record = msgspec.structs.replace(record, walker=walker)
+    row, problem = parse_summary(received(record), DEVICE)
+    assert row is not None, problem
+    store.record_walk_session(row, session_payload(record), NOW.timestamp())
+    return plan_words([(i.direction, i.planned_s, i.speed) for i in record.intervals])
+
+
+def _payload(stage: StageMessage) -> bytes:
+    return payloads.encode(stage).encode()
+
+
+def test_the_card_says_the_plan_of_the_walker_who_walked_last(caregiver_db: str) -> None:
+    store = Store(caregiver_db)
+    try:
+        assert card_plan(store, DEVICE) == ""  # no session: no line
+        mine = _walked(store, 3, "Anna, week 3")
+        assert card_plan(store, DEVICE) == f"Plan: {mine}"  # the one walker: not named
+        # Bob walked last on a shared treadmill: his plan, by his name; on a stage that moves
+        # on by itself, the stage's plan (what his next session walks), with its prescription
+        _walked(store, 1, "alternate-2-2", BOB)
+        store.set_walker_stage(DEVICE, STAGE_EXAMPLE, _payload(STAGE_EXAMPLE), NOW.timestamp())
+        stage = plan_words(PRESETS["alternate-2-2"], STAGE_EXAMPLE.sessions_per_week)
+        assert card_plan(store, DEVICE) == f"Bob's plan: {stage}"
+        # held (maybe by a plan set by hand): the plan his latest session walked
+        held = msgspec.structs.replace(
+            STAGE_EXAMPLE, status="held", held=True, change="held",
+            wall_time="2026-03-03T11:00:00.000+00:00",
+        )  # fmt: skip
+        assert store.set_walker_stage(DEVICE, held, _payload(held), NOW.timestamp())
+        assert card_plan(store, DEVICE).startswith("Bob's plan: 8 min forward, 2 min backward")
+    finally:
+        store.close()
