@@ -44,7 +44,7 @@ from core.progress import (
     week_start,
     weekly_progress,
 )
-from core.protocol.plan import DIRECTIONS, IntervalWalk, plan_words
+from core.protocol.plan import DIRECTIONS, IntervalWalk, plan_words, weeks_stretch_s
 from core.protocol.walker import DEFAULT_WALKER, Walker
 
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -185,6 +185,21 @@ def session_walks(payloads: Iterable[str]) -> dict[str, tuple[IntervalWalk, ...]
     words (:func:`core.protocol.plan.plan_words`) under the plan's name. A summary without
     readable intervals is left out (its row says the name alone)."""
     return dict(found for found in map(walk_of, payloads) if found is not None)
+
+
+def week_stretch(
+    sessions: Iterable[WalkSession],
+    walks: Mapping[str, tuple[IntervalWalk, ...]],
+    week: str,
+    zone: dt.tzinfo,
+) -> float | None:
+    """The longest backward stretch the plans of ``week``'s ``sessions`` prescribe
+    (:func:`core.protocol.plan.weeks_stretch_s`, from each session's intervals in ``walks``;
+    None: not known), for the week's words (:func:`core.progress.week_goal_words`): a walker
+    on the 2/2 plan is not measured against 10 minutes they cannot yet walk."""
+    return weeks_stretch_s(
+        walks.get(s.id, ()) for s in sessions if week_of(utc_of(s.started_wall), zone) == week
+    )
 
 
 def card_plan(store: Store, device_id: str) -> str:

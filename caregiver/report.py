@@ -40,7 +40,7 @@ from core.progress import (
     week_start,
     weekly_progress,
 )
-from core.protocol.plan import IntervalWalk, plan_words
+from core.protocol.plan import IntervalWalk, plan_words, weeks_stretch_s
 from core.protocol.walker import DEFAULT_WALKER
 from core.zones import zone_name
 
@@ -93,6 +93,9 @@ class ReportWeek:
     """Sessions of the week the device closed at its next start (``interrupted``): the
     monitor stopped (power cut, crash, kill) before it recorded their end, so their figures
     are what was recorded until then (docs/sessions.md, "A monitor stopped mid-session")."""
+    plan_stretch_s: float | None = None
+    """The longest backward stretch the week's plans prescribe
+    (:func:`core.protocol.plan.weeks_stretch_s`; None: not known, or no session)."""
     plans: tuple[tuple[str, str], ...] = ()
     """The plans the week's sessions walked, oldest first, once each: the plan's id (the name
     its sessions were recorded with) and what it prescribed in words
@@ -170,9 +173,12 @@ def make_report(
         counts[4] += 1 if s.wall_unsynced else 0
         counts[5] += 1 if s.interrupted else 0
     walked: dict[str, dict[tuple[str, str], None]] = {}
+    by_week_sessions: dict[str, list[WalkSession]] = {}
     for s in sorted(sessions, key=lambda s: s.started_wall):
         words = plan_words((walks or {}).get(s.id, ()))
-        walked.setdefault(week_of(utc_of(s.started_wall), zone), {})[(s.plan, words)] = None
+        week = week_of(utc_of(s.started_wall), zone)
+        walked.setdefault(week, {})[(s.plan, words)] = None
+        by_week_sessions.setdefault(week, []).append(s)
     opened: dict[str, int] = {}
     for i in incidents:
         week = week_of(dt.datetime.fromtimestamp(i.opened_at, dt.UTC), zone)
@@ -190,7 +196,12 @@ def make_report(
                 no_recovery,
                 unset,
                 restart,
-                tuple(walked.get(progress.week, {})),
+                plan_stretch_s=(
+                    weeks_stretch_s(walks.get(s.id, ()) for s in by_week_sessions[progress.week])
+                    if walks is not None and progress.week in by_week_sessions
+                    else None
+                ),
+                plans=tuple(walked.get(progress.week, {})),
             )
         )
     return Report(

@@ -71,6 +71,7 @@ __all__ = [
     "SessionProgress",
     "WeekProgress",
     "WeekSpanTooLong",
+    "adherence_words",
     "at_goal",
     "check_week",
     "day_of",
@@ -83,11 +84,17 @@ __all__ = [
     "milestone",
     "per_day",
     "prescribed_in",
+    "short_of_goal",
     "started_utc",
+    "stretch_value",
+    "stretch_words",
     "utc_of",
+    "week_goal_parts",
+    "week_goal_words",
     "week_of",
     "week_start",
     "weekly_progress",
+    "weeks_at_goal_words",
 ]
 
 _SLACK_S = 1.0
@@ -412,16 +419,86 @@ def milestone(weeks: Iterable[WeekProgress]) -> Milestone:
     return Milestone(sum(1 for w in weeks if w.goal_met))
 
 
-def describe_week(week: WeekProgress, reached: Milestone) -> str:
-    """The week in the physio's two terms and the milestone, as one sentence (the device's
-    session summary, ``retroguard sessions``)."""
-    return (
-        f"Week {week.week}: {week.done} of {week.prescribed} prescribed sessions done; "
-        f"longest backward stretch {week.longest_backward_s / 60:.1f} of "
-        f"{GOAL_BACKWARD_MIN:g} min; {week.at_goal} of {GOAL_SESSIONS_PER_WEEK} sessions at goal. "
-        + (
-            f"Weeks at goal: {reached.weeks_at_goal}, the {reached.needed}-week milestone reached."
-            if reached.reached
-            else f"Weeks at goal: {reached.weeks_at_goal} of {reached.needed}."
+def adherence_words(done: int, prescribed: int) -> str:
+    """Adherence as every place that shows the week says it: ``3 of 3 prescribed sessions
+    done``."""
+    return f"{done} of {prescribed} prescribed sessions done"
+
+
+def stretch_words(longest_s: float, plan_stretch_s: float | None = None) -> str:
+    """Progression as every place that shows the week says it: ``longest backward stretch
+    4.0 of 10 min``. ``plan_stretch_s``: the longest stretch the week's plans prescribe
+    (:func:`core.protocol.plan.backward_stretch_s`; None: not known). A plan that cannot hold
+    the goal's 10 minutes (the 2/2 plan: 2) is said so, not measured against them: ``longest
+    backward stretch 2.0 min (the 10-minute goal comes with later plans)`` — "2.0 of 10 min"
+    read as failing to a walker doing exactly what was prescribed."""
+    return f"longest backward stretch {stretch_value(longest_s, plan_stretch_s)}"
+
+
+def stretch_value(longest_s: float, plan_stretch_s: float | None = None) -> str:
+    """:func:`stretch_words` without its subject, for a page that labels it ("Longest
+    backward stretch: 2.0 min (the 10-minute goal comes with later plans)")."""
+    if short_of_goal(longest_s, plan_stretch_s):
+        return (
+            f"{longest_s / 60:.1f} min (the {GOAL_BACKWARD_MIN:g}-minute goal comes with later "
+            "plans)"
         )
+    return f"{longest_s / 60:.1f} of {GOAL_BACKWARD_MIN:g} min"
+
+
+def short_of_goal(longest_s: float, plan_stretch_s: float | None) -> bool:
+    """The week's plans cannot hold the goal's stretch (what was walked says so too: a plan
+    whose intervals are not what was walked is read by what was walked)."""
+    if plan_stretch_s is None:
+        return False
+    return max(longest_s, plan_stretch_s) < GOAL_BACKWARD_MIN * 60 - _SLACK_S
+
+
+def week_goal_words(week: WeekProgress, plan_stretch_s: float | None = None) -> str:
+    """The week against the goal in the physio's two terms, in the words the progress page,
+    the report, the session summary and ``retroguard sessions`` all use: ``3 of 3 prescribed
+    sessions done; longest backward stretch 2.0 min (the 10-minute goal comes with later
+    plans)``. On a plan that can hold the goal, the week's sessions at goal follow the
+    stretch (a week at goal has three): ``...; longest backward stretch 10.0 of 10 min (1 of
+    3 sessions at goal)``."""
+    adherence, stretch, at_goal_said = week_goal_parts(week, plan_stretch_s)
+    return f"{adherence}; {stretch}{at_goal_said}"
+
+
+def week_goal_parts(
+    week: WeekProgress, plan_stretch_s: float | None = None
+) -> tuple[str, str, str]:
+    """:func:`week_goal_words` in its parts, for a page that marks each: the adherence, the
+    stretch, and the sessions at goal (" (1 of 3 sessions at goal)"; "" on plans that cannot
+    hold the goal)."""
+    at_goal_said = (
+        ""
+        if short_of_goal(week.longest_backward_s, plan_stretch_s)
+        else f" ({week.at_goal} of {GOAL_SESSIONS_PER_WEEK} sessions at goal)"
+    )
+    return (
+        adherence_words(week.done, week.prescribed),
+        stretch_words(week.longest_backward_s, plan_stretch_s),
+        at_goal_said,
+    )
+
+
+def weeks_at_goal_words(reached: Milestone) -> str:
+    """``Weeks at goal: 1 of 4.``, or ``Weeks at goal: 4, the 4-week milestone reached.``"""
+    if reached.reached:
+        return (
+            f"Weeks at goal: {reached.weeks_at_goal}, the {reached.needed}-week milestone reached."
+        )
+    return f"Weeks at goal: {reached.weeks_at_goal} of {reached.needed}."
+
+
+def describe_week(
+    week: WeekProgress, reached: Milestone, plan_stretch_s: float | None = None
+) -> str:
+    """The week in the physio's two terms and the milestone, as one sentence (the device's
+    session summary, ``retroguard sessions``): :func:`week_goal_words`, then
+    :func:`weeks_at_goal_words`. ``plan_stretch_s``: the longest backward stretch the
+    week's plans prescribe (None: not known, the stretch is said against 10 minutes)."""
+    return f"Week {week.week}: {week_goal_words(week, plan_stretch_s)}. " + weeks_at_goal_words(
+        reached
     )

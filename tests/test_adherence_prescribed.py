@@ -184,9 +184,9 @@ def test_the_dashboard_and_the_report_count_against_what_the_device_prescribes(
             assert found, week
             return found[1]
 
-        assert week_done(this_week) == "1 of 4 done"
-        assert week_done(last_week) == "2 of 2 done"
-        assert week_done(two_ago) == "3 of 3 done"  # before the device said: three
+        assert week_done(this_week) == "1 of 4 prescribed sessions done"
+        assert week_done(last_week) == "2 of 2 prescribed sessions done"
+        assert week_done(two_ago) == "3 of 3 prescribed sessions done"  # before the device: 3
         _, _, chart = web.request("GET", f"/api/devices/{device_id}/progress")
         assert msgspec.json.decode(chart)["prescribed"] == 4
         _, _, report = web.request("GET", f"/devices/{device_id}/report.csv")

@@ -570,8 +570,10 @@ def test_progress_page_sessions_weekly_goal_and_chart(
     expect(page).to_have_url(service.url + "/devices/treadmill-1/progress")
     rows = page.locator("#sessions tbody tr")
     expect(rows).to_have_count(len(sessions))
+    # the week in the words the report and the session summary use (core.progress)
     expect(page.locator("#goal")).to_contain_text(
-        "2 of 3 sessions with 10 straight minutes backward this week"
+        "This week: 3 of 3 prescribed sessions done; longest backward stretch 10.0 of 10 min "
+        "(2 of 3 sessions at goal)"
     )
     expect(page.locator("#goal")).to_contain_text("3 sessions, 29 min backward")
     newest = rows.first  # newest first
@@ -587,7 +589,10 @@ def test_progress_page_sessions_weekly_goal_and_chart(
         "11 min forward, 4 min backward \u00d7 2, 11 min forward; belt 0.5 mph"
     )
     expect(page.locator("#weeks li")).to_have_count(4)
-    expect(page.locator("#weeks li").first).to_contain_text("3 sessions, 2 of 3 at goal")
+    expect(page.locator("#weeks li").first).to_contain_text(
+        "3 sessions; 3 of 3 prescribed sessions done; longest backward stretch 10.0 of 10 min "
+        "(2 of 3 sessions at goal)"
+    )
     # named as the chart's axis and the headline name it, not "2026-W49"
     expect(page.locator("#weeks li strong").first).to_have_text(f"Week of {monday.day} {monday:%b}")
     expect(page.locator("#progress-chart")).to_have_attribute("data-rendered", "1")
@@ -679,8 +684,8 @@ def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
     )
     expect(page.locator("#milestone")).to_contain_text("2 of 4")
     two_two_week = page.locator("#weeks li[data-week]").nth(2)  # newest first: 3 weeks ago, 2nd
-    expect(two_two_week).to_contain_text("0 of 3 at goal")
-    expect(two_two_week).to_contain_text("2 of 3 done, longest 2.0 min")
+    expect(two_two_week).to_contain_text("2 of 3 prescribed sessions done")
+    expect(two_two_week).to_contain_text("(0 of 3 sessions at goal)")
 
     trends = page.locator("#trends .trend")
     expect(trends).to_have_count(7)

@@ -15,16 +15,21 @@ import jsonschema
 import msgspec
 import pytest
 
+from core.plan_presets import PRESETS
 from core.progress import (
+    adherence_words,
     describe_week,
     done,
     milestone,
+    stretch_words,
+    week_goal_words,
     week_of,
     week_start,
     weekly_progress,
 )
 from core.protocol.messages import ProgressMessage, SessionRecord
 from core.protocol.payloads import decode_as
+from core.protocol.plan import backward_stretch_s, plan_walk, weeks_stretch_s
 from core.protocol.topics import Topics
 from firmware.mqtt.status import RetainedStatus
 from firmware.session.plan import alternate_2_2
@@ -68,6 +73,36 @@ def test_the_2_2_plan_followed_perfectly_counts_toward_adherence() -> None:
     assert "3 of 3 prescribed sessions done" in text
     assert "longest backward stretch 2.0 of 10 min" in text
     assert "Weeks at goal: 0 of 4." in text
+
+
+def test_a_plan_that_cannot_hold_10_minutes_is_said_so_not_read_as_failing() -> None:
+    """The 2/2 plan's longest stretch is 2 minutes: "2.0 of 10 min" read as failing to a
+    walker doing exactly what was prescribed. Every place that shows the week (the session
+    summary, retroguard sessions, the progress page, the report) says it in these words."""
+    assert backward_stretch_s(PLAN_2_2) == 120.0
+    assert backward_stretch_s(PRESETS["progression-week-9"]) == 600.0
+    # consecutive backward intervals are one stretch, as the runner counts what was walked
+    walk = [("backward", 60.0, ""), ("backward", 60.0, ""), ("forward", 60.0, ""),
+            ("backward", 90.0, "")]  # fmt: skip
+    assert backward_stretch_s(walk) == 120.0
+    week = [two_two(MONDAY + dt.timedelta(days=d)) for d in (0, 2, 4)]
+    [w] = weekly_progress(week, dt.UTC)
+    two_two_s = weeks_stretch_s([plan_walk(PLAN_2_2)] * 3)
+    assert describe_week(w, milestone([w]), two_two_s) == (
+        "Week 2026-W10: 3 of 3 prescribed sessions done; longest backward stretch 2.0 min (the "
+        "10-minute goal comes with later plans). Weeks at goal: 0 of 4."
+    )
+    # a week whose plans can hold it: against the 10 minutes, with its sessions at goal
+    ten_s = weeks_stretch_s([plan_walk(PLAN_2_2), plan_walk(PRESETS["progression-week-9"])])
+    assert ten_s == 600.0
+    assert week_goal_words(w, ten_s) == (
+        "3 of 3 prescribed sessions done; longest backward stretch 2.0 of 10 min "
+        "(0 of 3 sessions at goal)"
+    )
+    # not known (no session, or one without its intervals): against the 10 minutes
+    assert weeks_stretch_s([]) is None and weeks_stretch_s([plan_walk(PLAN_2_2), ()]) is None
+    assert stretch_words(120.0, None) == "longest backward stretch 2.0 of 10 min"
+    assert adherence_words(0, 2) == "0 of 2 prescribed sessions done"
 
 
 def test_a_session_stopped_early_or_still_running_is_not_done() -> None:

@@ -101,7 +101,7 @@ def test_a_walk_interrupted_and_walked_again_the_same_day_counts_once(
     # the session's end summary
     assert week_line(records[-1], records, {}, dt.UTC).startswith(
         "Week 2026-W10: 3 of 3 prescribed sessions done; longest backward stretch 10.0 of "
-        "10 min; 2 of 3 sessions at goal. Weeks at goal: 0 of 4."
+        "10 min (2 of 3 sessions at goal). Weeks at goal: 0 of 4."
     )
     # the retained progress (Home Assistant)
     now = MONDAY + dt.timedelta(days=3)

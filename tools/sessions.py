@@ -17,17 +17,18 @@ from core.gait_trends import METRICS, change, weekly
 from core.progress import (
     GOAL_BACKWARD_MIN,
     GOAL_SESSIONS_PER_WEEK,
-    MILESTONE_WEEKS,
     PRESCRIBED_SESSIONS_PER_WEEK,
     WeekSpanTooLong,
+    describe_week,
     every_week,
     milestone,
     started_utc,
     week_of,
     weekly_progress,
+    weeks_at_goal_words,
 )
 from core.protocol.messages import BalanceFigures, GaitFigures, SessionRecord
-from core.protocol.plan import plan_words
+from core.protocol.plan import plan_words, weeks_stretch_s
 from core.zones import system_zone, zones_said
 from firmware.session.summary import figures_line, week_line
 from firmware.storage.sessions import INTERRUPTED_NOTE, StoredSession, load_sessions
@@ -432,16 +433,29 @@ def print_sessions(
         "prescribed (the progression "
         f"stage's count that week, else {PRESCRIBED_SESSIONS_PER_WEEK}). "
         f"Progression: the longest backward stretch against {GOAL_BACKWARD_MIN:g} "
-        f"min. Weeks at goal: {reached.weeks_at_goal} of {MILESTONE_WEEKS}"
-        f"{' (milestone reached)' if reached.reached else ''}.\n"
+        "min.\n"
     )
-    out.write("week        sessions  at goal  min backward  longest  done  goal met\n")
     current = week_of(now if now is not None else dt.datetime.now(dt.UTC), zone)
     try:
         listed = every_week(weeks, current, prescribed)
+        span_note = ""
     except WeekSpanTooLong as exc:  # a wrong clock's date: its weeks alone, and why
-        out.write(f"(Only the weeks with sessions: {exc}.)\n")
+        span_note = f"(Only the weeks with sessions: {exc}.)\n"
         listed = weeks
+    # this week in the words of the progress page, the report and the session summary
+    # (core.progress.describe_week): a 2/2 walker's stretch is not "2.0 of 10 min"
+    this_week = next((w for w in listed if w.week == current), None)
+    if this_week is None:  # only the weeks with sessions, none this week
+        out.write(weeks_at_goal_words(reached) + "\n")
+    else:
+        walks = [
+            [(i.direction, i.planned_s, i.speed) for i in s.record.intervals]
+            for s in sessions
+            if week_of(started_utc(s.record), zone) == current
+        ]
+        out.write(describe_week(this_week, reached, weeks_stretch_s(walks)) + "\n")
+    out.write(span_note)
+    out.write("week        sessions  at goal  min backward  longest  done  goal met\n")
     for w in listed:
         out.write(
             f"{w.week:10}  {w.sessions:8d}  {w.at_goal:7d}  {w.backward_s / 60:12.1f}  "

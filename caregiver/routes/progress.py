@@ -23,15 +23,20 @@ from caregiver.progress import (
     TABLE_SESSIONS,
     progress_view,
     session_walks,
+    week_stretch,
 )
 from caregiver.routes.site import Site
 from caregiver.storage import Device, WalkSession
 from caregiver.trends import Trend, measures_of, trends, trends_json
 from caregiver.walkers import UnknownWalker, offered, weeks_zone
 from core.plan_presets import stage_words
+from core.progress import short_of_goal, stretch_value, week_goal_parts, week_goal_words
 from core.protocol.messages import StageMessage
 from core.protocol.plan import IntervalWalk
 from core.zones import zone_name
+
+LISTED_WEEKS = 8
+"""The newest weeks the page lists (``progress.html``'s ``weeks``), each in words."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,9 @@ def routes(site: Site) -> list[BaseRoute]:
             return site.not_found("device")
         view = progress_view(shown.sessions, backend.clock(), shown.zone, shown.prescribed)
         found, _, walks = await run_in_threadpool(trends_of, device_id, shown.walker)
+        this_week = view["this_week"]
+        # this week in the words the report, the session summary and retroguard sessions use
+        stretch = week_stretch(shown.sessions, walks, this_week.week, shown.zone)
         return site.render(
             request,
             "progress.html",
@@ -118,6 +126,15 @@ def routes(site: Site) -> list[BaseRoute]:
             stage=shown.stage,
             stage_words=stage_words(shown.stage) if shown.stage is not None else "",
             walks=walks,
+            week_said=week_goal_words(this_week, stretch),
+            weeks_said={
+                wk.week: week_goal_parts(
+                    wk, week_stretch(shown.sessions, walks, wk.week, shown.zone)
+                )
+                for wk in view["weeks"][:LISTED_WEEKS]
+            },
+            stretch_said=stretch_value(this_week.longest_backward_s, stretch),
+            stretch_short=short_of_goal(this_week.longest_backward_s, stretch),
             **view,
         )
 

@@ -1,4 +1,7 @@
-// The progress chart: minutes walked backward per week (bars) against the weekly goal (uPlot).
+// The progress chart: sessions done per week (bars) against the sessions prescribed (uPlot):
+// adherence, as the page's panels, the report and the session summary say the week
+// (core.progress.week_goal_words). It was minutes backward against 3 x 10 min, a third
+// way of drawing the goal, which a 2/2 week passed without being at goal.
 (function () {
   "use strict";
   var box = document.getElementById("progress-chart");
@@ -15,7 +18,7 @@
       ctx.setLineDash([]);
       ctx.textAlign = "left"; ctx.textBaseline = "bottom";
       ctx.fillStyle = "#b00000"; ctx.font = "bold " + (15 * r) + "px sans-serif";
-      ctx.fillText("goal " + goal + " min", x0 + 6 * r, y - 6 * r);
+      ctx.fillText("prescribed " + goal, x0 + 6 * r, y - 6 * r);
       ctx.restore();
     };
   }
@@ -23,7 +26,7 @@
   function draw(s) {
     var n = s.labels.length;
     var x = s.labels.map(function (_, i) { return i; });
-    var top = Math.max(s.goal_min * 1.25, Math.max.apply(null, s.backward_min.concat([0])) * 1.1);
+    var top = Math.max(s.prescribed * 1.25, Math.max.apply(null, s.done.concat([0])) * 1.1);
     var width = Math.max(300, Math.min(box.clientWidth, 1100));
     var bars = uPlot.paths.bars({ size: [0.7, 60], align: 0 });
     new uPlot({
@@ -36,13 +39,14 @@
             var every = Math.ceil(n / Math.max(1, Math.floor(u.bbox.width / devicePixelRatio / 70)));
             return splits.map(function (v) { return (v % every === 0 || v === n - 1) ? s.labels[v] : ""; });
           } },
-        { label: "minutes backward", font: "15px sans-serif", labelFont: "bold 15px sans-serif", stroke: "#000", size: 55 }
+        { label: "sessions done", font: "15px sans-serif", labelFont: "bold 15px sans-serif", stroke: "#000", size: 55,
+          incrs: [1, 2, 5, 10] }
       ],
-      series: [{}, { label: "minutes backward", fill: "#1f3f77", stroke: "#000", width: 1, paths: bars, points: { show: false } }],
+      series: [{}, { label: "sessions done", fill: "#1f3f77", stroke: "#000", width: 1, paths: bars, points: { show: false } }],
       legend: { show: false },
       cursor: { show: false },
-      hooks: { draw: [goalLine(s.goal_min)] }
-    }, [x, s.backward_min], box);
+      hooks: { draw: [goalLine(s.prescribed)] }
+    }, [x, s.done], box);
     box.dataset.rendered = "1";
   }
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any, get_args
 
 import msgspec
@@ -122,6 +122,30 @@ def plan_walk(plan: Plan) -> tuple[IntervalWalk, ...]:
     second, speed note): the plan's content without its name, which is a label a physio may
     change. Two plans with the same walk are the same prescription."""
     return tuple((i.direction, round(i.duration_s, 1), i.speed) for i in plan.intervals)
+
+
+def backward_stretch_s(plan: Plan | Sequence[IntervalWalk]) -> float:
+    """The longest straight backward stretch ``plan`` prescribes, in seconds: consecutive
+    backward intervals are one stretch, as the runner counts what was walked
+    (``firmware.session.recording.longest_backward_stretch``). The most a session of the plan
+    can hold toward the goal's 10 straight minutes: 2 min on the 2/2 plan."""
+    walk = plan_walk(plan) if isinstance(plan, Plan) else tuple(plan)
+    longest = run = 0.0
+    for direction, seconds, _ in walk:
+        run = run + seconds if direction == "backward" else 0.0
+        longest = max(longest, run)
+    return longest
+
+
+def weeks_stretch_s(walks: Iterable[Sequence[IntervalWalk]]) -> float | None:
+    """The longest backward stretch the plans of a week's sessions prescribe
+    (:func:`backward_stretch_s` of each ``walk``, the most of them), for
+    :func:`core.progress.stretch_words`; None when it is not known: no session, or one whose
+    intervals are not known (an older summary), which may have held the goal."""
+    stretches = [backward_stretch_s(w) if w else None for w in walks]
+    if not stretches or None in stretches:
+        return None
+    return max(s for s in stretches if s is not None)
 
 
 def same_walk(a: Plan | None, b: Plan | None) -> bool:

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 
 from core.progress import describe_week, milestone, started_utc, week_of, weekly_progress
 from core.protocol.messages import SessionRecord
+from core.protocol.plan import weeks_stretch_s
 from firmware.storage.sessions import INTERRUPTED_NOTE
 
 
@@ -59,7 +60,8 @@ def week_line(
 ) -> str:
     """The week ``record`` started in, for its walker on its treadmill
     (:func:`core.progress.describe_week`): sessions done of those prescribed, the longest
-    backward stretch against 10 minutes, the weeks at goal toward the milestone.
+    backward stretch against 10 minutes (or, on plans that cannot hold 10, said as coming with
+    later plans), the weeks at goal toward the milestone.
 
     ``stored``: the sessions in the database (another walker's or treadmill's are left out;
     ``record`` among them or not, it counts once, as given). ``prescribed``: week -> the
@@ -67,5 +69,12 @@ def week_line(
     key = (record.device_id, record.walker.id)
     mine = [s for s in stored if s.id != record.id and (s.device_id, s.walker.id) == key]
     weeks = weekly_progress([*mine, record], zone, prescribed)
-    this_week = next(w for w in weeks if w.week == week_of(started_utc(record), zone))
-    return describe_week(this_week, milestone(weeks))
+    week = week_of(started_utc(record), zone)
+    this_week = next(w for w in weeks if w.week == week)
+    # what the week's plans can hold: a 2/2 walker's 2 minutes are not "2.0 of 10 min"
+    walks = [
+        [(i.direction, i.planned_s, i.speed) for i in s.intervals]
+        for s in [*mine, record]
+        if week_of(started_utc(s), zone) == week
+    ]
+    return describe_week(this_week, milestone(weeks), weeks_stretch_s(walks))
