@@ -1,0 +1,80 @@
+"""The loop's shell: decisions that hand mutation (mut28) found no test noticing.
+
+Safety rule 1 (the belt runs only while a healthy monitor holds the relay) rests, around the
+safety controller, on the relay's contact read back (:mod:`firmware.contact`), the loop that
+runs everything (:mod:`firmware.monitor`), the app's start-up and teardown
+(:mod:`firmware.app`) and the status light a walker reads (:mod:`firmware.status_light`).
+The end-to-end tests run the real loop, driver and relay model on a simulated clock
+(:mod:`tests.app_support`) and assert what the walker would see: the relay's contact, the
+state, the light.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.protocol.events import EventType
+from firmware.contact import ContactWatch, Mismatch
+from firmware.monitor import Monitor
+from tests.app_support import armed_rig, close_rigs
+
+pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
+
+
+# -- firmware/contact.py -------------------------------------------------------------------
+# Times are exact in binary (0.125 s steps, a 0.5 s debounce), so each limit is met exactly.
+
+
+def test_a_mismatch_says_the_widest_gap_of_its_own_readings() -> None:
+    """The mismatch's ``widest_gap_s`` is the longest gap between the readings that saw *it*:
+    the controller's reason says "the loop read it as seldom as every … ms" from it, and
+    "no loop stall" when it is within the debounce. A welded contact read only seldom (the
+    fault, named), then agreeing again, then a latch dropped while armed and read every loop:
+    the second reason carried the first one's gap — "read as seldom as every 750 ms" for a
+    loop reading every 125 ms, and no "no loop stall" (mutant: the gap not reset at a new
+    disagreement). The widest, not the last: a reported disagreement read at shrinking
+    gaps keeps its widest (mutant: the widest replaced by the latest gap)."""
+    watch = ContactWatch(0.5)
+    assert watch.update(False, True, 0.0) is None  # closed while released ...
+    assert watch.update(False, True, 0.75) is None  # ... read after a stall: counted from here
+    slow = watch.update(False, True, 1.5)
+    assert slow == Mismatch(False, since=0.75, lasted_s=0.75) and slow.widest_gap_s == 0.75
+    later = watch.update(False, True, 1.625)  # still closed, now read every 125 ms
+    assert later is not None and later.widest_gap_s == 0.75
+    assert watch.update(False, False, 1.75) is None  # agrees again
+    assert watch.update(True, True, 2.25) is None  # armed, closed: as it should
+    assert watch.update(True, False, 2.375) is None  # the latch dropped
+    assert watch.update(True, False, 2.625) is None  # a 0.25 s gap ...
+    assert watch.update(True, False, 2.75) is None  # ... then 0.125 s ones
+    dropped = watch.update(True, False, 2.875)
+    assert dropped == Mismatch(True, since=2.375, lasted_s=0.5)
+    assert dropped.widest_gap_s == 0.25
+
+
+# -- firmware/monitor.py -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("ending", [KeyboardInterrupt, SystemExit], ids=["ctrl-c", "exit"])
+def test_a_loop_ended_by_an_interrupt_or_exit_releases_the_relay(
+    tmp_path: Path, ending: type[BaseException]
+) -> None:
+    """A Ctrl-C (the demo, a technician's foreground run) or a ``sys.exit`` reaching the loop
+    is no bug: the controller is not told (no FAULT, no alert), but the relay is released on
+    the way out all the same, before the exception goes on. A static drive holds the level
+    it was given: without the loop's own release (mutant: the release dropped, or only
+    ``Exception`` caught) the belt ran on after the loop had gone, until the process died."""
+    rig = armed_rig(tmp_path, relay_drive="static")
+    stop_at = rig.clock.monotonic() + 0.5
+
+    def interrupt(monitor: Monitor) -> None:
+        if rig.clock.monotonic() >= stop_at:
+            raise ending
+
+    rig.app.monitor.on_iteration.append(interrupt)
+    with pytest.raises(ending):
+        rig.run_for(2.0)
+    assert not rig.hardware.contact_closed()
+    assert rig.state == "ARMED"  # not told: an interrupt is no fault
+    assert EventType.FAULT not in rig.events()
