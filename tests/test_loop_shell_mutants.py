@@ -11,6 +11,7 @@ state, the light.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ import pytest
 from core.protocol.events import EventType
 from firmware.contact import ContactWatch, Mismatch
 from firmware.monitor import Monitor
-from tests.app_support import armed_rig, close_rigs
+from tests.app_support import armed_rig, close_rigs, make_rig
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
 
@@ -78,3 +79,31 @@ def test_a_loop_ended_by_an_interrupt_or_exit_releases_the_relay(
     assert not rig.hardware.contact_closed()
     assert rig.state == "ARMED"  # not told: an interrupt is no fault
     assert EventType.FAULT not in rig.events()
+
+
+def test_an_iteration_whose_read_failed_counts_it_and_hands_the_hooks_no_samples(
+    tmp_path: Path,
+) -> None:
+    """A noisy line: reads fail between good ones. Each failure is counted (the self-test's loop
+    line says "… failed"), and the hooks that measure (the guided session's step counter)
+    see no samples on those iterations: a batch kept from the last good read was counted
+    again at every failed one (mutant: ``last_batch`` not emptied at the start of an
+    iteration; the failure not counted)."""
+    rig = make_rig(tmp_path)
+    rig.run_for(1.0)
+    assert rig.sim_imu is not None
+    stats = rig.app.monitor.stats
+    assert stats.imu_errors == 0 and stats.samples > 0
+    seen: list[tuple[int, int]] = []  # (failures so far, samples handed to the hooks)
+    rig.app.monitor.on_iteration.append(
+        lambda monitor: seen.append((monitor.stats.imu_errors, len(monitor.last_batch)))
+    )
+    for _ in range(5):  # a noisy line: the next reads come back damaged, the loop goes on
+        rig.sim_imu.bus.inject_garbage(3)
+        rig.run_for(0.05)
+    assert stats.imu_errors > 0
+    after = list(itertools.pairwise(seen))
+    failed = [handed for (before, _), (errors, handed) in after if errors > before]
+    assert any(errors > before and good > 0 for (before, good), (errors, _) in after)
+    assert failed and all(handed == 0 for handed in failed)
+    assert seen[-1][0] == stats.imu_errors
