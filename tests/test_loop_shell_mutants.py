@@ -12,6 +12,7 @@ state, the light.
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,9 @@ import pytest
 from core.protocol.events import EventType
 from firmware.contact import ContactWatch, Mismatch
 from firmware.monitor import Monitor
+from firmware.safety import STILL_MEASURING_REASON, SafetyState
+from firmware.status_light import StatusLight, safety_pattern
+from hal.buzzer_patterns import Pattern
 from tests.app_support import armed_rig, close_rigs, make_rig
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
@@ -107,3 +111,42 @@ def test_an_iteration_whose_read_failed_counts_it_and_hands_the_hooks_no_samples
     assert any(errors > before and good > 0 for (before, good), (errors, _) in after)
     assert failed and all(handed == 0 for handed in failed)
     assert seen[-1][0] == stats.imu_errors
+
+
+# -- firmware/status_light.py ----------------------------------------------------------------
+
+
+@dataclass
+class _Safety:
+    state: SafetyState
+    reason: str
+    measuring: bool
+
+
+class _NoLed:
+    def show(self, pattern: Pattern, now: float) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("state", "reason", "name"),
+    [
+        (SafetyState.STANDBY, STILL_MEASURING_REASON, "starting"),
+        (SafetyState.FAULT, "IMU lost: no data for 0.1 s", "fault"),
+        (SafetyState.TRIPPED, "stumble detected", "tripped"),
+        (SafetyState.STARTING, "monitor started", "starting"),
+    ],
+)
+def test_the_light_while_the_worn_check_measures(
+    state: SafetyState, reason: str, name: str
+) -> None:
+    """The sensor-worn check measures again for its first seconds after a FAULT too, so
+    ``measuring`` is true outside STANDBY: only STANDBY turns to the ``starting`` blink
+    ("wait"); a FAULT still shows ``fault`` and a trip ``tripped`` (mutants: the STANDBY
+    condition dropped in :func:`safety_pattern`, or ``measuring`` passed in every state).
+    A press refused as still measuring says "sensor not worn: still measuring", whose words
+    say to wait: ``starting``, not ``not_worn`` (mutant: every "sensor not worn" reason
+    shown as ``not_worn``)."""
+    assert safety_pattern(state, reason, measuring=True) == name
+    light = StatusLight(_NoLed(), _Safety(state, reason, measuring=True))
+    assert light.choose(0.0) == name
