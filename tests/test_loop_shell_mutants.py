@@ -23,7 +23,8 @@ from firmware.monitor import Monitor
 from firmware.safety import STILL_MEASURING_REASON, SafetyState
 from firmware.status_light import StatusLight, safety_pattern
 from hal.buzzer_patterns import Pattern
-from tests.app_support import armed_rig, close_rigs, make_rig
+from hal.gpio import GpioStatusLed
+from tests.app_support import TripOnDemand, armed_rig, close_rigs, make_rig
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
 
@@ -150,3 +151,25 @@ def test_the_light_while_the_worn_check_measures(
     assert safety_pattern(state, reason, measuring=True) == name
     light = StatusLight(_NoLed(), _Safety(state, reason, measuring=True))
     assert light.choose(0.0) == name
+
+
+def test_an_led_whose_pin_fails_never_stops_the_loop(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The status LED's pin fails under a walk (its gpiozero device gone: the driver says so
+    as a :class:`~hal.errors.HalError`, no ``OSError``), and a fall comes: the LED's next
+    change (ARMED's steady light to the trip's flashing) fails. The light logs it once and
+    the loop goes on: the trip releases the relay, the loop keeps running. Catching only
+    ``OSError`` there let the driver's error end the loop (mutant)."""
+    detector = TripOnDemand()
+    rig = armed_rig(tmp_path, detector=detector)
+    led = rig.app.gpio.status_led
+    assert isinstance(led, GpioStatusLed)
+    led._device.close()  # the pin gone from under the driver
+    detector.trip = True
+    rig.run_for(1.0)
+    assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
+    assert caplog.text.count("status LED failed") == 1
+    iterations = rig.app.monitor.stats.iterations
+    rig.run_for(0.5)
+    assert rig.app.monitor.stats.iterations > iterations
