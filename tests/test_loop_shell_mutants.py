@@ -17,14 +17,17 @@ from pathlib import Path
 
 import pytest
 
+from core.clock import SimClock
 from core.protocol.events import EventType
+from firmware.app import build_app
 from firmware.contact import ContactWatch, Mismatch
 from firmware.monitor import Monitor
 from firmware.safety import STILL_MEASURING_REASON, SafetyState
 from firmware.status_light import StatusLight, safety_pattern
 from hal.buzzer_patterns import Pattern
 from hal.gpio import GpioStatusLed
-from tests.app_support import TripOnDemand, armed_rig, close_rigs, make_rig
+from sim.backends import simulated_hardware
+from tests.app_support import TripOnDemand, armed_rig, close_rigs, make_config, make_rig
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
 
@@ -173,3 +176,45 @@ def test_an_led_whose_pin_fails_never_stops_the_loop(
     iterations = rig.app.monitor.stats.iterations
     rig.run_for(0.5)
     assert rig.app.monitor.stats.iterations > iterations
+
+
+def test_an_imu_that_fails_to_start_is_a_fault_at_once(tmp_path: Path) -> None:
+    """The sensor does not answer when the monitor starts (unplugged, wrong address): the
+    start itself is the FAULT, with the driver's words, before the loop's first read.
+    Only logged, the monitor sat in STARTING until the reads' own failures faulted it later,
+    under another reason (mutant: the controller not told)."""
+    config = make_config(tmp_path)
+    clock = SimClock()
+    sim = simulated_hardware(config.imu, config.gpio, clock)
+    app = build_app(config, clock, imu=sim.imu_rig.imu, gpio=sim.gpio, courier=None)
+    try:
+        sim.imu_rig.bus.disconnect()  # the sensor's cable out before the start
+        app.start()
+        assert app.controller.state is SafetyState.FAULT
+        assert app.controller.reason.startswith("IMU error: MPU-6050 at 0x68")
+        assert "does not answer" in app.controller.reason
+        assert not sim.gpio.hardware.contact_closed()  # type: ignore[union-attr]
+    finally:
+        app.close(drain_timeout=0.1)
+
+
+# -- firmware/app.py -----------------------------------------------------------------------
+
+
+def test_closing_the_app_darkens_the_status_led_and_the_buzzer(tmp_path: Path) -> None:
+    """A walk is ARMED: the status LED is steady on, the walker's sign that the belt is
+    protected. The monitor stops: the relay is released and the LED must go dark with it.
+    The pins keep the last level written, so without the app closing its GPIO devices
+    (mutant: ``gpio.close`` not called) the LED stayed lit, "protected", over a monitor
+    that had stopped watching, and a buzzer mid-beep stayed sounding."""
+    rig = armed_rig(tmp_path, relay_drive="static")
+    app = rig.app
+    led = app.gpio.factory.observed_pin(app.config.gpio.pins.status_led)
+    buzzer = app.gpio.factory.observed_pin(app.config.gpio.pins.buzzer)
+    rig.run_for(0.5)
+    assert led.level is True
+    app.gpio.buzzer.play("chirp", rig.clock.monotonic())  # a beep sounding as it stops
+    assert buzzer.level is True
+    app.close()
+    assert not rig.hardware.contact_closed()
+    assert led.level is False and buzzer.level is False
