@@ -16,6 +16,7 @@ and the device's progress message.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -25,7 +26,7 @@ import msgspec
 
 from caregiver import walkers
 from caregiver.localtime import zone_said
-from caregiver.storage import Store, WalkSession
+from caregiver.storage import StorageFault, Store, WalkSession
 from core.plan_presets import stage_words
 from core.progress import (
     GOAL_BACKWARD_MIN,
@@ -46,6 +47,8 @@ from core.progress import (
 )
 from core.protocol.plan import DIRECTIONS, IntervalWalk, plan_words, weeks_stretch_s
 from core.protocol.walker import DEFAULT_WALKER, Walker
+
+log = logging.getLogger(__name__)
 
 _SESSION_ID = re.compile(r"^[0-9a-f]{32}$")
 _NUMBERS = (
@@ -210,7 +213,19 @@ def card_plan(store: Store, device_id: str) -> str:
     their next session walks); else, or for a stage whose plan is not known here or is held
     (a hold may be a plan set by hand), the plan their latest session walked
     (:func:`core.protocol.plan.plan_words`), by its name when its summary had no intervals.
-    "" before any session. On a shared treadmill it names them ("Anna's plan: ...")."""
+    "" before any session. On a shared treadmill it names them ("Anna's plan: ...").
+
+    "" too when the store cannot read them (a damaged table, a lock or a statement timing
+    out): the line is information, and the fleet page, the device page and the live feed's
+    card (a fall's red card) come without it rather than not at all."""
+    try:
+        return _card_plan(store, device_id)
+    except StorageFault as exc:
+        log.warning("the card of %s goes without its plan line: %s", device_id, exc)
+        return ""
+
+
+def _card_plan(store: Store, device_id: str) -> str:
     newest = store.walk_sessions(device_id, 1)
     if not newest:
         return ""

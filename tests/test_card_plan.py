@@ -5,8 +5,10 @@ store: which plan it says, in which words, and whose. The browser test
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import msgspec
+import pytest
 
 from caregiver.progress import card_plan, parse_summary
 from caregiver.storage import Store
@@ -15,8 +17,19 @@ from core.protocol import payloads
 from core.protocol.messages import StageMessage
 from core.protocol.plan import plan_words
 from firmware.session.record import session_payload
-from tests.caregiver_support import received, session_record
+from tests.caregiver_db import execute
+from tests.caregiver_support import (
+    WAIT,
+    Http,
+    SimDevice,
+    make_config,
+    received,
+    running_service,
+    session_record,
+)
 from tests.stage_support import BOB, DEVICE, STAGE_EXAMPLE
+from tests.test_caregiver_accounts import Stream
+from tools.broker import Mosquitto, mosquitto_available
 
 NOW = dt.datetime(2026, 3, 4, 9, 0, tzinfo=dt.UTC)
 
@@ -58,3 +71,47 @@ def test_the_card_says_the_plan_of_the_walker_who_walked_last(caregiver_db: str)
         assert card_plan(store, DEVICE).startswith("Bob's plan: 8 min forward, 2 min backward")
     finally:
         store.close()
+
+
+@pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
+def test_a_store_that_cannot_read_the_plan_costs_the_card_its_plan_line_only(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    """The plan line is information: a plan the store cannot read (a damaged table, a lock
+    or a statement that times out; here the walkers' stages) leaves it out, and the fleet
+    page, the device page and the live feed's red card of a fall come as ever. Before, the
+    fleet and device pages answered 500 and the feed dropped the card (its thread logged and
+    went on), so an open dashboard's card stayed green under the fall's alarm."""
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, background=False) as service:
+        device = SimDevice(mosquitto, DEVICE)
+        try:
+            device.online()
+            record = session_record(DEVICE, NOW, backward_min=14, longest_min=2, plan="mine")
+            device.session(record)
+            store = service.store
+            assert service.ingestor.wait_for(lambda: card_plan(store, DEVICE) != "")
+            execute(caregiver_db, "ALTER TABLE walker_stages RENAME TO walker_stages_damaged")
+            client = Http(service.port)
+            assert client.login() == 303
+            for path in ("/", f"/devices/{DEVICE}"):
+                status, _, page = client.request("GET", path)
+                assert status == 200, path
+                assert f'id="card-{DEVICE}"' in page and "Plan:" not in page, path
+            feed = Stream(service.port, client.cookies)
+            try:
+                device.fall()
+                with feed.cond:  # the fall's red card, without its plan line
+                    assert feed.cond.wait_for(
+                        lambda: any(
+                            m["kind"] == "device" and m["card"]["level"] == "danger"
+                            for m in feed.messages
+                        ),
+                        WAIT,
+                    ), feed.messages
+                    red = [m["card"] for m in feed.messages if m["kind"] == "device"][-1]
+                assert red["plan"] == "" and red["headline"]["open"]
+            finally:
+                feed.close()
+        finally:
+            device.close()
