@@ -213,7 +213,8 @@ def card_plan(store: Store, device_id: str) -> str:
     their next session walks); else, or for a stage whose plan is not known here or is held
     (a hold may be a plan set by hand), the plan their latest session walked
     (:func:`core.protocol.plan.plan_words`), by its name when its summary had no intervals.
-    "" before any session. On a shared treadmill it names them ("Anna's plan: ...").
+    "" before any session, and for one with neither (not "Plan: " and nothing). On a shared
+    treadmill it names them ("Anna's plan: ...").
 
     "" too when the store cannot read them (a damaged table, a lock or a statement timing
     out): the line is information, and the fleet page, the device page and the live feed's
@@ -238,6 +239,8 @@ def _card_plan(store: Store, device_id: str) -> str:
         if walked is not None and walked[0] == latest.id:
             words = plan_words(walked[1])
     words = words or latest.plan
+    if not words:  # a summary naming no plan ("" is allowed) and without intervals
+        return ""
     who = walkers.who(store, device_id, latest.walker)
     return f"{who}'s plan: {words}" if who else f"Plan: {words}"
 

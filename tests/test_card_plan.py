@@ -115,3 +115,21 @@ def test_a_store_that_cannot_read_the_plan_costs_the_card_its_plan_line_only(
                 feed.close()
         finally:
             device.close()
+
+
+def test_a_session_with_neither_a_plan_name_nor_intervals_gives_no_line(
+    caregiver_db: str,
+) -> None:
+    """A summary from an older or foreign monitor may name no plan (the protocol allows "")
+    and carry no intervals: the card says no plan line, not "Plan: " with nothing after it."""
+    store = Store(caregiver_db)
+    try:
+        record = session_record(DEVICE, NOW, backward_min=14, longest_min=2, plan="")
+        record = msgspec.structs.replace(record, intervals=[])
+        row, problem = parse_summary(received(record), DEVICE)
+        assert row is not None, problem
+        store.record_walk_session(row, session_payload(record), NOW.timestamp())
+        assert store.walk_sessions(DEVICE, 1)  # stored: the card reads it
+        assert card_plan(store, DEVICE) == ""
+    finally:
+        store.close()
