@@ -310,12 +310,23 @@ PLANS_BETWEEN = " | "
 
 def _plan_cells(plans: Sequence[tuple[str, str]]) -> tuple[str, str]:
     """A week's plans as its two cells: the words (each after its id when the week walked
-    more than one) and the ids."""
+    more than one) and the ids, as text (:func:`_text_cell`)."""
     if len(plans) == 1:
         words = plans[0][1]
     else:
         words = PLANS_BETWEEN.join(f"{n}: {w}" if w else n for n, w in plans)
-    return words, PLANS_BETWEEN.join(dict.fromkeys(n for n, _ in plans))
+    return _text_cell(words), _text_cell(PLANS_BETWEEN.join(dict.fromkeys(n for n, _ in plans)))
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet reads a cell beginning with as a formula."""
+
+
+def _text_cell(text: str) -> str:
+    """A free-text cell (a plan's name, from the treadmill's plan file) a spreadsheet keeps as
+    text: one beginning as a formula ("-2/+2 weeks", "=HYPERLINK(...)") behind an apostrophe,
+    as spreadsheets mark text; the file's numbers (a negative median) are never passed here."""
+    return f"'{text}" if text.startswith(_FORMULA_START) else text
 
 
 def report_csv(report: Report) -> str:

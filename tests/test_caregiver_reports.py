@@ -157,6 +157,29 @@ def test_the_csv_says_the_plans_each_week_walked_in_words_and_by_id(caregiver_db
     ]  # fmt: skip
 
 
+def test_a_plan_named_like_a_formula_is_text_in_the_csv(tmp_path: Path) -> None:
+    """A plan's name is free text from the treadmill's plan file: one that begins with "=",
+    "+", "-" or "@" ("-2/+2 weeks", "=HYPERLINK(...)") was a formula to the spreadsheet the
+    physio opens the file in (an error in the cell at best, a link or a command at worst).
+    Such a cell is written as text, behind an apostrophe, as spreadsheets mark text."""
+    store = Store(str(tmp_path / "caregiver.db"))
+    for hours, plan in ((0, "-2/+2 weeks"), (1, '=HYPERLINK("http://x","open")')):
+        record = session_record(DEVICE, MONDAY + dt.timedelta(hours=hours), backward_min=6,
+                                longest_min=3, plan=plan)  # fmt: skip
+        row, problem = parse_summary(received(record), DEVICE)
+        assert row is not None, problem
+        store.record_walk_session(row, session_payload(record), NOW)
+    report = report_for(store, DEVICE, "Anna", dt.UTC, NOW)
+    store.close()
+    rows = list(csv.DictReader(io.StringIO(report_csv(report))))
+    assert rows[0][PLAN_ID_COLUMN] == '\'-2/+2 weeks | =HYPERLINK("http://x","open")'
+    assert rows[0][PLAN_WORDS_COLUMN].startswith("'-2/+2 weeks: ")
+    one = [dataclasses.replace(w, plans=w.plans[1:]) for w in report.weeks]
+    alone = next(csv.DictReader(io.StringIO(report_csv(dataclasses.replace(report, weeks=one)))))
+    assert alone[PLAN_ID_COLUMN] == '\'=HYPERLINK("http://x","open")'
+    assert alone[PLAN_WORDS_COLUMN].startswith("12 min forward")  # words: a figure, as ever
+
+
 def test_the_csv_counts_each_week_s_sessions_recorded_with_the_clock_not_set(
     tmp_path: Path,
 ) -> None:
