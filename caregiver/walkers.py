@@ -9,13 +9,16 @@ published) is offered too, so no stored session becomes unreachable."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from caregiver.storage import Store
+from caregiver.storage import StorageFault, Store
 from core.protocol.walker import DEFAULT_WALKER, DEFAULT_WALKER_ID
 from core.zones import named_zone
+
+log = logging.getLogger(__name__)
 
 
 class UnknownWalker(LookupError):
@@ -103,6 +106,27 @@ def who(store: Store | _Walkers, device_id: str, walker: str | None) -> str | No
     if walker is None:
         return None
     return named(walker, offered(store, device_id).walkers)
+
+
+def who_shown(store: Store, device_id: str, walker: str | None) -> str | None:
+    """:func:`who` for what a page or the live feed shows beside an alarm or a card, with the
+    names :func:`walkers_shown` could read."""
+    if walker is None:
+        return None
+    return named(walker, walkers_shown(store, device_id))
+
+
+def walkers_shown(store: Store, device_id: str) -> list[tuple[str, str]]:
+    """:attr:`Offered.walkers`, or none when the store cannot read them (a lock, a statement
+    timing out, a damaged table): then :func:`named` names a walker by the id the incident
+    carries. A name is information, and a read that failed here cost the whole change (a
+    fall's alarm on every open dashboard and its red card), the fleet page or the missed
+    alarms."""
+    try:
+        return offered(store, device_id).walkers
+    except StorageFault as exc:
+        log.warning("%s's walkers unread, named by id: %s", device_id, exc)
+        return []
 
 
 def weeks_zone(store: Store, device_id: str, fallback: dt.tzinfo) -> dt.tzinfo:

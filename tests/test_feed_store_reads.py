@@ -27,7 +27,7 @@ def device(mosquitto: Mosquitto) -> Iterator[SimDevice]:
     sim.close()
 
 
-def test_a_failed_read_of_the_walkers_costs_the_alarm_its_name_only(
+def test_a_failed_read_of_the_walkers_costs_the_alarm_and_the_pages_the_name_only(
     mosquitto: Mosquitto,
     tmp_path: Path,
     caregiver_db: str,
@@ -61,5 +61,10 @@ def test_a_failed_read_of_the_walkers_costs_the_alarm_its_name_only(
                 alarm, red = seen()
             assert alarm is not None and red is not None
             assert alarm["alarm"] and "anna" in alarm["alarm"]  # named by the id it carries
+            # the pages that name it: the fleet, the device, the event, the missed alarms
+            for path in ("/", f"/devices/{DEVICE}", f"/events/{fall['id']}", "/api/alarms"):
+                status, _, body = client.request("GET", path, headers={"accept": "*/*"})
+                assert status == 200, path
+                assert "anna" in body, path
         finally:
             feed.close()

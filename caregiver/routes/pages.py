@@ -40,7 +40,7 @@ def event_page_data(store: Store, event_id: str, device: str) -> dict[str, Any] 
             story.headline(
                 incident,
                 f"/events/{event.id}",
-                walkers.who(store, incident.device_id, incident.walker),
+                walkers.who_shown(store, incident.device_id, incident.walker),
                 device,
             )
             if incident
@@ -65,7 +65,7 @@ def routes(site: Site) -> list[BaseRoute]:
     def cards_who(devices: list[Device]) -> dict[str, str | None]:
         """Each card's walker to name (``_card.html``): whose incident it tells."""
         return {
-            d["device_id"]: walkers.who(store, d["device_id"], d["incident"]["walker"])
+            d["device_id"]: walkers.who_shown(store, d["device_id"], d["incident"]["walker"])
             for d in devices
             if d["incident"] is not None
         }
@@ -86,7 +86,7 @@ def routes(site: Site) -> list[BaseRoute]:
         for i in incidents:
             if i.walker is not None:
                 if i.device_id not in known:
-                    known[i.device_id] = walkers.offered(store, i.device_id).walkers
+                    known[i.device_id] = walkers.walkers_shown(store, i.device_id)
                 incidents_who[i.id] = walkers.named(i.walker, known[i.device_id])
         return {
             "amber": any(

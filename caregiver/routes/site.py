@@ -220,7 +220,7 @@ def missed_alarms(
                 device_name,
                 incident.id,
                 story.alarm(
-                    kind, device_name, walkers.who(store, incident.device_id, incident.walker)
+                    kind, device_name, walkers.who_shown(store, incident.device_id, incident.walker)
                 ),
                 f"/events/{incident.first_event_id}",
                 event,

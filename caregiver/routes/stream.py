@@ -24,7 +24,7 @@ from caregiver.broker_link import BrokerLink, Connected, broker_address
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored, StageChanged
 from caregiver.progress import card_plan
 from caregiver.routes.site import Site
-from caregiver.storage import Device, Incident, StorageFault, Store, StoredEvent
+from caregiver.storage import Device, Incident, Store, StoredEvent
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,9 @@ class LiveFeed:
                     return
                 name = backend.device_name(change.device_id)
                 latest = device["incident"]
-                who = _who(backend.store, change.device_id, latest and latest["walker"])
+                who = walkers.who_shown(
+                    backend.store, change.device_id, latest and latest["walker"]
+                )
                 plan = card_plan(backend.store, change.device_id)  # the card says it, live too
                 card = feed.card(device, name, backend.clock(), site.moment, who, plan)
                 out.append(feed.DeviceMessage(change.device_id, card.level, card))
@@ -226,25 +228,12 @@ class LiveFeed:
                 if event.severity == "critical":  # its alarm names whose incident it is
                     incident = backend.store.incident(event.incident or event.id)
                     if incident is not None:
-                        who = _who(backend.store, event.device_id, incident.walker)
+                        who = walkers.who_shown(backend.store, event.device_id, incident.walker)
                 out.append(
                     feed.event_message(event, name, site.moment(story.event_time(event)), who)
                 )
         except Exception:
             log.exception("could not push a change to the dashboard")
-
-
-def _who(store: Store, device_id: str, walker: str | None) -> str | None:
-    """:func:`caregiver.walkers.who`, or, when the store cannot read the device's walkers (a
-    lock, a statement timing out, a damaged table), the walker by the id the incident carries
-    (:func:`caregiver.walkers.named` with no names known): a name is information, and a read
-    that failed here dropped the whole change, a fall's alarm on every open dashboard and its
-    red card with it."""
-    try:
-        return walkers.who(store, device_id, walker)
-    except StorageFault as exc:
-        log.warning("%s's walkers unread, named by id: %s", device_id, exc)
-        return walkers.named(walker, [])
 
 
 @dataclass(frozen=True, slots=True)
