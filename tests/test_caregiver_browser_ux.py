@@ -117,6 +117,16 @@ def _alarm_shown(page: Any) -> None:
     expect(page.locator("#alarm-banner")).to_be_visible()
 
 
+def _top(page: Any, element_id: str) -> float:
+    """The top (px, from the window's) of the element ``element_id`` as it stands, looked up
+    and measured in one evaluation. A locator's evaluate() or bounding_box() resolves the
+    element in one call and measures it in the next, and the feed replaces a card at each
+    change (a fall's trip, the fall, its recording, an acknowledgement, the treadmill's
+    confirmation): a card replaced in between is detached, and read a top of 0 (None)."""
+    top = page.evaluate("id => document.getElementById(id).getBoundingClientRect().top", element_id)
+    return float(top)
+
+
 @pytest.mark.parametrize("width", [1280, 360])
 def test_screenshots_of_every_page_a_caregiver_and_a_physio_read(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
@@ -200,11 +210,7 @@ def test_a_second_caregiver_s_alarm_stops_saying_who_answered_when_another_ackno
         expect(page.locator("#card-treadmill-1 .headline a")).to_have_text(
             "FALL — not acknowledged"
         )
-    # Looked up and measured in one evaluation: a locator's bounding_box() (or evaluate)
-    # resolves the element first, and the feed's next card (the recording's) could replace it
-    # in between, when a detached card reads no box (None, or a top of 0).
-    top = "() => document.getElementById('card-treadmill-1').getBoundingClientRect().top"
-    before = bob.evaluate(top)
+    before = _top(bob, "card-treadmill-1")  # the recording's card may still replace it
 
     ann.locator("#card-treadmill-1 .ack-form button").tap()
     dad.wait_command("ack")
@@ -218,7 +224,7 @@ def test_a_second_caregiver_s_alarm_stops_saying_who_answered_when_another_ackno
     expect(bob.locator("#ack-notice")).to_have_class(re.compile(r"\back-done\b"))
     expect(bob.locator("#alarm-banner")).to_be_hidden()
     expect(bob).to_have_title("RetroGuard caregiver")
-    after = bob.evaluate(top)
+    after = _top(bob, "card-treadmill-1")
     assert abs(after - before) < 2, (before, after)  # nothing moved under the thumb
     bob.screenshot(path=str(_shots(tmp_path) / "answered-elsewhere-360.png"))
     # a new alarm after that is raised as any
@@ -544,7 +550,7 @@ def _dad_fell_and_ann_acknowledged(
     expect(card).to_have_attribute("data-level", "idle")
     notice = page.locator("#ack-notice")
     expect(notice).to_have_text("Acknowledged: the alert on Dad's treadmill is closed.")
-    return dad, page, card, notice, card.evaluate("c => c.getBoundingClientRect().top")
+    return dad, page, card, notice, _top(page, "card-treadmill-1")
 
 
 def _banner_ack_in_reach(page: Any, width: int) -> tuple[Any, dict[str, float]]:
@@ -584,7 +590,7 @@ def test_a_new_fall_after_an_acknowledged_one_is_acknowledged_from_the_banner_in
     expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
     expect(card.locator(".ack-form button")).to_be_visible()
     expect(notice).to_be_hidden()  # stale: the banner is in its room
-    shown = card.evaluate("c => c.getBoundingClientRect().top")
+    shown = _top(page, "card-treadmill-1")  # the fall's recording may still replace it
     assert shown >= top  # nothing moved up
     ack, box = _banner_ack_in_reach(page, width)
     page.screenshot(path=str(_shots(tmp_path) / f"acked-then-new-fall-{width}.png"))
@@ -599,7 +605,7 @@ def test_a_new_fall_after_an_acknowledged_one_is_acknowledged_from_the_banner_in
     expect(page.locator("#alarm-banner")).to_be_hidden()
     expect(notice).to_have_text("Acknowledged: the alert on Dad's treadmill is closed.")
     # the banner gone, the notice in its room: the card stays where the finger saw it
-    assert abs(card.evaluate("c => c.getBoundingClientRect().top") - shown) < 1
+    assert abs(_top(page, "card-treadmill-1") - shown) < 1
     under = page.evaluate(UNDER_TAP, tap)
     assert under["ack"] is False and under["link"] is False, under
     with dad.got_command:  # the command and the feed's card race each other: waited for
@@ -659,7 +665,7 @@ def test_a_new_fall_the_list_names_before_the_feed_does_still_gives_the_banner_t
     The notice says nothing the banner does not, so the banner takes its room all the same."""
     from playwright.sync_api import expect
 
-    dad, page, card, notice, top = _dad_fell_and_ann_acknowledged(
+    dad, page, _card, notice, top = _dad_fell_and_ann_acknowledged(
         browser, service, mosquitto, width, _HOLD_ALARMS
     )
 
@@ -677,7 +683,7 @@ def test_a_new_fall_the_list_names_before_the_feed_does_still_gives_the_banner_t
     expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
     expect(page.locator("#alarm-more")).to_have_text("")
     expect(notice).to_be_hidden()
-    assert card.evaluate("c => c.getBoundingClientRect().top") >= top  # nothing moved up
+    assert _top(page, "card-treadmill-1") >= top  # nothing moved up
     _banner_ack_in_reach(page, width)
     page.screenshot(path=str(_shots(tmp_path) / f"list-before-feed-new-fall-{width}.png"))
     page.context.close()
