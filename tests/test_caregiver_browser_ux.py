@@ -25,6 +25,7 @@ from caregiver.service import CaregiverService
 from caregiver.storage import Role
 from core.protocol.messages import PlanStored, ProgressionHeld
 from core.protocol.payloads import reply_payload
+from sim.recordings import FALL_FIGURES
 from tests.browser_support import NEEDS_CHROMIUM
 from tests.caregiver_support import (
     PASSWORD,
@@ -661,6 +662,66 @@ _HOLD_ALARMS = _holding_feed(
 )
 # The feed's card changes held (the page's questions in an order a test chooses).
 _HOLD_CARDS = _holding_feed('msg.kind === "device"')
+
+
+def test_the_banner_s_acknowledge_waits_for_the_card_that_shows_its_fall(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """Dad's trip is on his card; then his fall comes. The banner names it at once ("FALL on
+    Dad's treadmill"), the card a batch later (cards wait until no row is queued): under load
+    the card still showed the trip when Ann tapped the banner's Acknowledge, which submits
+    the card's form, and the service refused what the form said was the newest alert seen:
+    "A new alert arrived before your click: FALL", the fall she had just read, left open.
+    The banner's Acknowledge now waits for the card that shows the fall; one tap then closes
+    it (the feed's card change held until then)."""
+    from playwright.sync_api import expect
+
+    dad = SimDevice(mosquitto, "treadmill-1")
+    dad.online()
+    wait_all_handled(service, dad)
+    page = _page(browser, service, 360)
+    page.add_init_script(_HOLD_CARDS)
+    page.goto(service.url + "/")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    incident = uuid.uuid4().hex
+    dad.set_state("TRIPPED", "stumble: trunk rotated 40 deg in 0.3 s")
+    trip = dad.event(
+        "stumble",
+        severity="warning",
+        state="TRIPPED",
+        reason="trunk rotated 40 deg in 0.3 s",
+        incident=incident,
+        figures={"tilt_deg": 40.0, "tilt_rate_dps": 130.0},
+    )
+    card = page.locator("#card-treadmill-1")
+    form = card.locator(".ack-form")
+    expect(form.locator('input[name="seen"]')).to_have_value(trip["id"])
+    page.evaluate("window.__hold = true")
+    fall = dad.event(
+        "fall",
+        severity="critical",
+        state="TRIPPED",
+        reason="impact 3.2 g then lying 83 deg",
+        incident=incident,
+        figures=FALL_FIGURES,
+    )
+    wait_all_handled(service, dad)
+    expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+    page.wait_for_function("window.__held.length > 0")  # the card that shows the fall
+    ack = page.locator("#alarm-ack")
+    expect(ack).to_be_hidden()  # the card still says the trip
+    expect(form.locator('input[name="seen"]')).to_have_value(trip["id"])
+    page.evaluate("window.__release()")
+    expect(form.locator('input[name="seen"]')).to_have_value(fall["id"])
+    expect(ack).to_be_visible()
+    ack.tap()
+    expect(card).to_have_attribute("data-level", "idle")
+    expect(page.locator("#ack-notice")).to_have_text(
+        "Acknowledged: the alert on Dad's treadmill is closed."
+    )
+    assert dad.wait_command("ack")["incident"] == incident
+    page.context.close()
+    dad.close()
 
 
 @pytest.mark.parametrize("width", [360, 1280])

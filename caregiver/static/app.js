@@ -111,8 +111,8 @@
   // On the event page of the incident it alarms for, "Open" would open the page already
   // open: it is hidden there (``incident``: the alarm's; a page's is on its event-detail).
   var named = "";  // the incident the banner names (its text and Open)
-  function showAlarm(text, link, more, incident) {
-    nameAlarm(text, link, more, incident);
+  function showAlarm(text, link, more, incident, event) {
+    nameAlarm(text, link, more, incident, event);
     if (banner.hidden && staleNotice()) replaceNotice();
     else banner.hidden = false;
     beep();
@@ -156,6 +156,26 @@
   // tap closing it, the card then saying so. Its room is always in the banner (visibility,
   // not display): shown or not, the banner's height, and the cards under it, never move.
   var bannerAck = document.getElementById("alarm-ack");
+  // A card's form is offered only once it says the page showed the alarm the banner names
+  // (``namedEvent``) or an alert heard after it. The banner names a fall as the feed brings
+  // it; the card comes in a later batch (cards wait until no row is queued), and under load
+  // it still showed the trip, its form saying the trip was the newest alert seen: the
+  // banner's "FALL on Dad's treadmill" Acknowledge was refused with "A new alert arrived
+  // before your click: FALL", the fall the caregiver had just read. The button waits for
+  // the card (showBannerAck at each batch of cards). An event page's form is not kept
+  // current by the feed: offered as it is (a refusal reloads that page with the new alert).
+  var namedEvent = "", arrivals = new Map(), arrivalsCount = 0, ARRIVALS_KEPT = 1000;
+  function arrived(id) {  // the order the feed brought events in (those rendered: none)
+    if (arrivals.has(id)) return;
+    arrivals.set(id, ++arrivalsCount);
+    if (arrivals.size > ARRIVALS_KEPT) arrivals.delete(arrivals.keys().next().value);
+  }
+  function showsNamed(form) {
+    var seen = form.querySelector('input[name="seen"]'), at = arrivals.get(namedEvent);
+    if (!seen || !namedEvent || seen.value === namedEvent || at === undefined) return true;
+    var shown = arrivals.get(seen.value);  // rendered with the page, or heard before: older
+    return shown !== undefined && shown > at;
+  }
   function namedForm() {
     if (!named) return null;
     var here = document.querySelector(".event-detail[data-incident]");
@@ -163,7 +183,7 @@
     var forms = document.querySelectorAll(".ack-form");
     for (var i = 0; i < forms.length; i++) {
       var incident = forms[i].querySelector('input[name="incident"]');
-      if (incident && incident.value === named) return forms[i];
+      if (incident && incident.value === named) return showsNamed(forms[i]) ? forms[i] : null;
     }
     return null;
   }
@@ -176,9 +196,10 @@
     if (form.requestSubmit) form.requestSubmit();
     else form.dispatchEvent(new Event("submit", { bubbles: true, cancelable: true }));
   });
-  // The banner's words, link and the tab's title, without sounding anything.
-  function nameAlarm(text, link, more, incident) {
-    named = incident || "";
+  // The banner's words, link and the tab's title, without sounding anything (``event``: the
+  // alarm's, whose card the banner's Acknowledge waits for).
+  function nameAlarm(text, link, more, incident, event) {
+    named = incident || ""; namedEvent = event || "";
     showBannerAck();
     document.getElementById("alarm-text").textContent = text;
     setMore(more);
@@ -463,7 +484,7 @@
     sounds(device, name, text, link, event, incident, alone);
     if (!alarmed.length) {
       alarmed.push(name);
-      showAlarm(text, link, soundingMore(event), incident);
+      showAlarm(text, link, soundingMore(event), incident, event);
       notify(text, link);
       return;
     }
@@ -496,7 +517,7 @@
     alarmed = []; pendingAlarms = new Map();
     if (!newest) return;
     waiting.forEach(function (a) { notify(a.text, a.link); });
-    showAlarm(newest.text, newest.link, soundingMore(newest.event), newest.incident);
+    showAlarm(newest.text, newest.link, soundingMore(newest.event), newest.incident, newest.event);
   }
   // The alarms still sounding (raised, not silenced nor answered: ``showing``) other than
   // ``event``'s: "+N more" counted only the alarms of the same batch, and two falls a few
@@ -685,7 +706,7 @@
     });
     newestOf.forEach(function (a) { notify(a.text, a.link); });
     var newest = found[found.length - 1];
-    showAlarm(newest.text, newest.link, soundingMore(newest.event), newest.incident);
+    showAlarm(newest.text, newest.link, soundingMore(newest.event), newest.incident, newest.event);
   }
   // The page has its catching up's answer (body[data-caught-up]: how many it had): what it
   // raised, and did not, is settled (the tests wait for it, as for data-live).
@@ -768,7 +789,7 @@
       var msg = JSON.parse(m.data);
       if (msg.kind === "hello") { onHello(msg); return; }
       if (msg.kind === "broker") { onBroker(msg); return; }  // at once, whatever else waits
-      if (msg.kind === "event") alarmFor(msg);  // at once; the page's changes in a moment
+      if (msg.kind === "event") { arrived(msg.event.id); alarmFor(msg); }  // at once; the page's changes in a moment
       queue.push(msg);
       schedule();
     };
@@ -1009,7 +1030,7 @@
     var first = alarmedFor.get(open[open.length - 1]), alarms = [];
     if (!first || !first.text) return;
     open.forEach(function (e) { var a = alarmedFor.get(e); if (a) alarms.push(a); });
-    nameAlarm(first.text, first.link, moreOf(alarms, first), first.incident);
+    nameAlarm(first.text, first.link, moreOf(alarms, first), first.incident, first.event);
   }
   // One question at a time; changes meanwhile ask once more when it is answered.
   var warningsAsked = false, warningsAgain = false;
