@@ -707,7 +707,7 @@ def test_the_banner_s_acknowledge_waits_for_the_card_that_shows_its_fall(
     )
     wait_all_handled(service, dad)
     expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
-    page.wait_for_function("window.__held.length > 0")  # the card that shows the fall
+    page.wait_for_function("() => window.__held.length > 0")  # the card that shows the fall
     ack = page.locator("#alarm-ack")
     expect(ack).to_be_hidden()  # the card still says the trip
     expect(form.locator('input[name="seen"]')).to_have_value(trip["id"])
@@ -827,7 +827,7 @@ def test_a_new_fall_is_not_silenced_by_an_answer_asked_for_before_it(
     page.locator("#card-treadmill-1 .ack-form button").tap()
     dad.wait_command("ack")
     asked(1)  # the acknowledgement's list
-    page.wait_for_function("window.__held.length > 0")  # its card, held
+    page.wait_for_function("() => window.__held.length > 0")  # its card, held
     page.evaluate("window.__release()")
     asked(2)  # were the banner's alarms answered elsewhere?
     holding["on"] = False
