@@ -309,7 +309,6 @@ class Alerting:
         if alert is None:
             return
         name = self.device_name(device_id)
-        what = alert_said(alert.kind).name.lower()
         whose = self._whose(tx, alert)
         if via == "walker":
             if alert.status == "held":
@@ -320,8 +319,9 @@ class Alerting:
                 tx,
                 alert,
                 f"RetroGuard: I'm OK - {_subject(whose, name)}",
-                f"I'm OK: {whose or 'the walker'} on {name} pressed reset after the {what}. "
-                f"No further reminders. Details: {self.config.base_url}{device_link(device_id)}",
+                f"{whose or 'The walker'} pressed I'm OK on {name}: {_the_alert(alert)} is "
+                f"closed. No further reminders. "
+                f"Details: {self.config.base_url}{device_link(device_id)}",
             )
             return
         self._close(tx, alert, "acknowledged", f"{by} ({via})")
@@ -332,7 +332,8 @@ class Alerting:
             # Passive, naming who answered: the acknowledger's own contact (if any) gets it
             # too — a contact is a name in the config, an account a login, and nothing ties
             # one to the other — so "ann acknowledged" read oddly on Ann's phone.
-            f"The {what}{_of(whose)} on {name} was {closed_how(by, via)}. No further reminders.",
+            f"{_upper_first(closed_how(by, via))}: {_the_alert(alert)}{_of(whose)} on {name} "
+            f"is closed. No further reminders.",
         )
 
     def _test(
@@ -437,8 +438,8 @@ class Alerting:
                 tx,
                 alert,
                 f"RetroGuard: I'm OK - {_subject(whose, name)}",
-                f"I'm OK: {whose or 'the walker'} on {name} pressed reset at {when} after the "
-                f"{alert_said(alert.kind).name.lower()}. No further reminders. "
+                f"{whose or 'The walker'} pressed I'm OK on {name} at {when}: "
+                f"{_the_alert(alert)} is closed. No further reminders. "
                 f"Details: {self.config.base_url}{device_link(device)}",
             )
 
@@ -544,8 +545,8 @@ class Alerting:
             tx,
             alert,
             f"RetroGuard: acknowledged - {_subject(whose, name)}",
-            f"The {alert_said(alert.kind).name.lower()} alert{_of(whose)} on {name} was "
-            f"acknowledged by {by}. No further reminders.",
+            f"Acknowledged by {by}: {_the_alert(alert)}{_of(whose)} on {name} is closed. "
+            f"No further reminders.",
         )
 
     # --------------------------------------------------------- escalation
@@ -737,6 +738,20 @@ def _subject(whose: str | None, name: str) -> str:
     """A message's title after its "what": the walker named first, as the page's title was
     ("Anna B., Dad's treadmill"), else the treadmill alone."""
     return f"{whose}, {name}" if whose else name
+
+
+def _the_alert(alert: Alert) -> str:
+    """The alert a follow-up closes, named as a closed incident's headline names it ("the
+    alert 'Fall, not getting up'"). Its name lowered into the sentence read as the walker's
+    state: "I'm OK: Anna pressed reset after the fall, not getting up" said, in a message
+    that she is fine, that she is not getting up."""
+    return f"the alert '{alert_said(alert.kind).name}'"
+
+
+def _upper_first(text: str) -> str:
+    """``text`` opening a sentence ("acknowledged by ann" -> "Acknowledged by ann"), the
+    rest as it is (a name keeps its case)."""
+    return text[:1].upper() + text[1:]
 
 
 def _of(whose: str | None) -> str:

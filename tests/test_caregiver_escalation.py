@@ -324,7 +324,7 @@ def test_an_alert_escalating_when_the_contacts_are_reordered_goes_on_from_whom_i
         assert service.notifier.deliver_due() == 2
         said = [(m["path"], m["message"].split(" ")[0]) for m in receiver.messages]
         assert said[:3] == [("/ann", "FALL"), ("/ann", "REMINDER,"), ("/cleo", "ESCALATED,")]
-        assert sorted(said[3:]) == [("/ann", "The"), ("/cleo", "The")]
+        assert sorted(said[3:]) == [("/ann", "Acknowledged"), ("/cleo", "Acknowledged")]
     finally:
         service.stop()
 
@@ -1109,7 +1109,7 @@ def test_the_acknowledged_follow_up_reads_right_on_the_acknowledgers_phone_too(
         assert service.notifier.deliver_due() == 2
         told = sorted((m["path"], m["message"]) for m in receiver.messages[before:])
         words = (
-            "The fall on Dad's treadmill was acknowledged by bob on the dashboard. "
+            "Acknowledged by bob on the dashboard: the alert 'Fall' on Dad's treadmill is closed. "
             "No further reminders."
         )
         assert told == [("/ann", words), ("/bob", words)]

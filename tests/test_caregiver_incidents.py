@@ -98,7 +98,9 @@ def test_the_walker_s_i_m_ok_after_not_getting_up_names_it_as_the_dashboard_does
     mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
 ) -> None:
     """The follow-up lowered the alarm's words into its sentence: "pressed reset after the not
-    getting up after a fall". It names the incident as a closed one's headline does."""
+    getting up after a fall", then "after the fall, not getting up", which read as if the
+    walker, in a message saying she is OK, still was not getting up. It names the alert, as
+    a closed incident's headline does, and says it is closed."""
     service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
     try:
         device = SimDevice(mosquitto, DEVICE)
@@ -121,7 +123,8 @@ def test_the_walker_s_i_m_ok_after_not_getting_up_names_it_as_the_dashboard_does
         page, fine = receiver.messages
         assert page["title"] == "RetroGuard: NOT GETTING UP after a fall - Dad's treadmill"
         assert fine["message"].startswith(
-            "I'm OK: the walker on Dad's treadmill pressed reset after the fall, not getting up. "
+            "The walker pressed I'm OK on Dad's treadmill: the alert 'Fall, not getting up' is "
+            "closed. No further reminders. "
         )
     finally:
         service.stop()

@@ -630,7 +630,7 @@ def test_escalation_resends_then_moves_to_the_next_contact_until_acknowledged(
         service.notifier.deliver_due()  # both paged contacts hear who answered
         follow = receiver.messages[3:]
         assert sorted(m["path"] for m in follow) == ["/ann", "/bob"]
-        assert all("was acknowledged by bob on the dashboard" in m["message"] for m in follow)
+        assert all("Acknowledged by bob on the dashboard: " in m["message"] for m in follow)
 
         clock.advance(3600)
         assert service.alerting.tick() == 0  # escalation stopped
@@ -659,6 +659,11 @@ def test_im_ok_reset_after_a_fall_sends_a_follow_up_and_stops_escalation(
         assert _paths(receiver) == ["/ann", "/ann"]
         assert receiver.messages[0]["title"].startswith("RetroGuard: FALL")
         assert receiver.messages[1]["title"] == "RetroGuard: I'm OK - Dad's treadmill"
+        # it names the alert it closes: "pressed reset ... after the fall, not getting up"
+        # read, in a message that the walker is OK, as if she still was not getting up
+        fine = receiver.messages[1]["message"]
+        assert fine.startswith("The walker pressed I'm OK on Dad's treadmill at "), fine
+        assert ": the alert 'Fall' is closed. No further reminders. " in fine, fine
         clock.advance(3600)
         assert service.alerting.tick() == 0
         assert service.store.event(fall["id"]) is not None  # still recorded

@@ -186,7 +186,7 @@ def test_the_follow_ups_name_the_walker_the_page_named(
         assert page["title"] == "RetroGuard: FALL - Anna B., Dad's treadmill"
         assert fine["title"] == "RetroGuard: I'm OK - Anna B., Dad's treadmill"
         assert fine["message"].startswith(
-            "I'm OK: Anna B. on Dad's treadmill pressed reset after the fall. "
+            "Anna B. pressed I'm OK on Dad's treadmill: the alert 'Fall' is closed. "
         )
 
         ids = device.incident_fall(walker="anna")
@@ -196,8 +196,8 @@ def test_the_follow_ups_name_the_walker_the_page_named(
         answered = receiver.messages[-1]
         assert answered["title"] == "RetroGuard: acknowledged - Anna B., Dad's treadmill"
         assert answered["message"] == (
-            "The fall of Anna B. on Dad's treadmill was acknowledged by Ann on the dashboard. "
-            "No further reminders."
+            "Acknowledged by Ann on the dashboard: the alert 'Fall' of Anna B. on Dad's "
+            "treadmill is closed. No further reminders."
         )
 
         alone.online()  # a treadmill's one walker: today's words
@@ -208,7 +208,7 @@ def test_the_follow_ups_name_the_walker_the_page_named(
         assert service.notifier.deliver_due() == 1
         fine = receiver.messages[-1]
         assert fine["title"] == "RetroGuard: I'm OK - treadmill-2"
-        assert fine["message"].startswith("I'm OK: the walker on treadmill-2 pressed reset ")
+        assert fine["message"].startswith("The walker pressed I'm OK on treadmill-2: ")
     finally:
         device.close()
         alone.close()
