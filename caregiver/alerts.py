@@ -68,7 +68,7 @@ from core.clock import WallSteps, since_boot
 from core.protocol.events import INCIDENT_TYPES, EventType, reopens, worse
 from core.protocol.messages import EventMessage
 from core.protocol.walker import DEFAULT_WALKER_ID
-from core.protocol.words import ALERT_SAID, OFFLINE, alert_said
+from core.protocol.words import ALERT_SAID, OFFLINE, alarm_words, alert_said
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,9 @@ class Alerting:
 
     def _event_text(self, device: str, kind: str, told: _Told) -> tuple[str, str]:
         name = self.device_name(device)
-        what = alert_said(kind).alarm  # the dashboard's alarm's words (story.alarm)
+        # the dashboard's alarm's words (story.alarm); a stumble paging at once (policy
+        # "page") was not "not reset": nobody waited for a reset
+        what = alarm_words(kind, at_once=self._action(kind) == "page")
         label = name if name == device else f"{name} ({device})"
         # In the dashboard's words (caregiver/story.py): the impact and posture in plain
         # words and what the belt is doing, not the detector's figures and the state's name

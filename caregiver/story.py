@@ -24,7 +24,14 @@ from urllib.parse import quote
 from caregiver.plot import AfterTheTrip
 from caregiver.storage import CardIncident, Device, Incident, StoredEvent
 from core.protocol.messages import WornSaid, worn_said
-from core.protocol.words import ALERT_SAID, OFFLINE, EventSaid, alert_said, event_said
+from core.protocol.words import (
+    ALERT_SAID,
+    OFFLINE,
+    EventSaid,
+    alarm_words,
+    alert_said,
+    event_said,
+)
 
 RECENT_S = 12 * 3600.0
 """How long a closed incident stays the card's headline."""
@@ -174,15 +181,15 @@ def headline(
     )
 
 
-def alarm(kind: str, device_name: str, who: str | None = None) -> str:
+def alarm(kind: str, device_name: str, who: str | None = None, *, at_once: bool = False) -> str:
     """What the dashboard's alarm says for a critical event of type ``kind`` — the banner, the
     tab's title and the browser's notification — whether the page heard it live or caught up
     on it after its feed broke ("FALL on Dad's treadmill"; of a named walker of a shared
     treadmill, ``who``: "FALL — Anna, on treadmill-1"): worded here only (its title is
     :data:`core.protocol.words.ALERT_SAID`'s ``alarm``, the caregivers' notifications' title
     too), sent to the page with the event (``caregiver/feed.py``) and with each missed alarm
-    (``/api/alarms``)."""
-    title = alert_said(kind).alarm
+    (``/api/alarms``). ``at_once``: its policy pages at once (:func:`alarm_words`)."""
+    title = alarm_words(kind, at_once=at_once)
     return f"{title} — {who}, on {device_name}" if who else f"{title} on {device_name}"
 
 

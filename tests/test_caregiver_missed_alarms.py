@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from caregiver.changes import EventStored, encode
+from caregiver.config import PolicyConfig
 from caregiver.service import CaregiverService
 from caregiver.storage import SCHEMA_VERSION, StorageFault, Store
 from tests.caregiver_db import store_at_schema
@@ -237,6 +238,31 @@ def test_an_alert_that_pages_without_a_fall_is_listed_too_at_its_urgency(
     finally:
         for device in (dad, mum, third):
             device.close()
+
+
+def test_a_stumble_paging_at_once_is_listed_as_what_happened_not_as_not_reset(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    """Under ``policy.stumble = "page"`` nobody waits for the walker's reset: the "Still
+    open" notice said "Stumble not reset on treadmill-3" of a stumble a second old."""
+    config = make_config(
+        mosquitto, tmp_path, database=caregiver_db, policy=PolicyConfig(stumble="page")
+    )
+    with running_service(config, background=False, clock=FakeClock()) as service:
+        third = SimDevice(mosquitto, "treadmill-3")
+        try:
+            third.online()
+            _stored(service, third.stumble())
+            assert service.ingestor.wait_for(
+                lambda: [a.status for a in service.store.alerts("treadmill-3")] == ["paging"]
+            )
+            ann = Http(service.port)
+            assert ann.login() == 303
+            assert [(a["text"], a["urgent"], a["paging"]) for a in _alarms(ann)] == [
+                ("Stumble — belt stopped on treadmill-3", False, True)
+            ]
+        finally:
+            third.close()
 
 
 def test_an_incident_with_many_critical_events_does_not_hide_another_device_s_fall(

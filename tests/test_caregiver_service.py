@@ -718,6 +718,29 @@ def test_a_stumble_reset_in_time_is_logged_not_paged_and_one_not_reset_pages(
         service.stop()
 
 
+def test_a_stumble_paging_at_once_is_not_called_not_reset(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> None:
+    """Under ``policy.stumble = "page"`` a stumble pages at once: nobody waited for the
+    walker's reset, yet the page said "Stumble not reset" (true only under the default
+    ``page_unless_reset``). It says what happened, as the timeline does."""
+    service, _ = _fake_clock_service(
+        mosquitto, tmp_path, receiver, database=caregiver_db, stumble="page"
+    )
+    try:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        stumble = device.stumble()
+        assert service.ingestor.wait_for(lambda: service.store.event(stumble["id"]) is not None)
+        assert service.notifier.deliver_due() == 1
+        (page,) = receiver.messages
+        assert page["title"] == "RetroGuard: Stumble — belt stopped - Dad's treadmill"
+        assert page["message"].startswith("Stumble — belt stopped on Dad's treadmill ")
+        device.close()
+    finally:
+        service.stop()
+
+
 def test_offline_while_armed_pages_and_back_online_follows_up(
     mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
 ) -> None:

@@ -56,6 +56,7 @@ def routes(site: Site) -> list[BaseRoute]:
                 request.state.session,
                 backend.device_name,
                 backend.config.zone,
+                backend.config.policy,
             )
             if others:
                 back = f"{page}?ack=done&{at}"

@@ -63,7 +63,12 @@ def routes(site: Site) -> list[BaseRoute]:
         after a break)."""
         session: Session = request.state.session
         found = await run_in_threadpool(
-            missed_alarms, store, session, site.backend.device_name, site.backend.config.zone
+            missed_alarms,
+            store,
+            session,
+            site.backend.device_name,
+            site.backend.config.zone,
+            site.backend.config.policy,
         )
         return Response(
             msgspec.json.encode({"alarms": found}),

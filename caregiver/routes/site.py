@@ -35,7 +35,7 @@ from starlette.templating import Jinja2Templates
 
 from caregiver import story, walkers
 from caregiver.auth import Accounts, LoginThrottle, Session, same_token
-from caregiver.config import CaregiverConfig
+from caregiver.config import CaregiverConfig, PolicyConfig
 from caregiver.feed import Moment
 from caregiver.health import Health
 from caregiver.hub import Hub
@@ -196,7 +196,11 @@ def alarm_banner(alarms: list[MissedAlarm]) -> AlarmBanner | None:
 
 
 def missed_alarms(
-    store: Store, session: Session, name: Callable[[str], str], zone: dt.tzinfo
+    store: Store,
+    session: Session,
+    name: Callable[[str], str],
+    zone: dt.tzinfo,
+    policy: PolicyConfig,
 ) -> list[MissedAlarm]:
     """The open (unacknowledged) incidents with a critical event, of the devices ``session``
     may see, newest first: a page whose feed broke alarms for those whose newest critical
@@ -206,7 +210,8 @@ def missed_alarms(
     gone offline paged too. Last the stumbles held for the walker's own reset, not yet
     paging, saying when they will (in ``zone``): a stumble within its grace was listed
     nowhere, though its card was amber and it would page unanswered. No times otherwise:
-    each instance's clock, the events' arrival times and a page's bearings need not agree."""
+    each instance's clock, the events' arrival times and a page's bearings need not agree.
+    ``policy``: a stumble paging at once is no "Stumble not reset" (:func:`alarm_words`)."""
     found = store.open_critical(session.devices, OPEN_ALARMS)
     events = store.events_by_id([event for _, event in found]) if found else {}
     alarms = []
@@ -244,7 +249,8 @@ def missed_alarms(
             at = words(moment, zone).split(", ")[-1] if moment is not None else "soon"
             text = story.held_alarm(alert.kind, device_name, at)
         else:
-            text = story.alarm(alert.kind, device_name)
+            at_once = getattr(policy, alert.kind, "page") == "page"
+            text = story.alarm(alert.kind, device_name, at_once=at_once)
         alarms.append(
             MissedAlarm(
                 alert.device_id,
@@ -456,6 +462,7 @@ class Site:
                         session,
                         self.backend.device_name,
                         self.backend.config.zone,
+                        self.backend.config.policy,
                     )
                     request.state.open_now = open_now
                     request.state.banner = alarm_banner(open_now)
@@ -486,6 +493,7 @@ class Site:
             session,
             self.backend.device_name,
             self.backend.config.zone,
+            self.backend.config.policy,
         )
 
     def _earlier(self, session: Session, incident_id: str) -> str:

@@ -29,6 +29,7 @@ __all__ = [
     "OFFLINE",
     "AlertSaid",
     "EventSaid",
+    "alarm_words",
     "alert_said",
     "event_said",
 ]
@@ -101,10 +102,16 @@ class AlertSaid:
     """What the alarm says ("NOT GETTING UP after a fall"): the dashboard's banner, the tab's
     title and the browser's notification, and the title of the caregivers' notifications, so
     a phone and the dashboard name an alarm alike."""
+    at_once: str = ""
+    """What the alarm says when the policy pages at once rather than after the walker's grace
+    for a reset ("" = :attr:`alarm`): "Stumble not reset" is true only under
+    ``page_unless_reset``; under ``page`` nobody waited for a reset (:func:`alarm_words`)."""
 
 
 ALERT_SAID: Mapping[str, AlertSaid] = {
-    EventType.STUMBLE: AlertSaid("Stumble", "Stumble", "Stumble not reset"),
+    EventType.STUMBLE: AlertSaid(
+        "Stumble", "Stumble", "Stumble not reset", EVENT_SAID[EventType.STUMBLE].row
+    ),
     EventType.FALL: AlertSaid("Fall", "FALL", "FALL"),
     EventType.NO_RECOVERY: AlertSaid(
         "Fall, not getting up", "FALL — not getting up", "NOT GETTING UP after a fall"
@@ -133,3 +140,11 @@ def alert_said(kind: str) -> AlertSaid:
         plain = kind.replace("_", " ")
         return AlertSaid(plain.capitalize(), plain.capitalize(), plain.upper())
     return words
+
+
+def alarm_words(kind: str, *, at_once: bool) -> str:
+    """What the alarm of an alert of ``kind`` says (:attr:`AlertSaid.alarm`); ``at_once``:
+    its policy pages at once (``page``), not after the walker's grace for a reset, so a
+    stumble is "Stumble — belt stopped", not "Stumble not reset"."""
+    words = alert_said(kind)
+    return (words.at_once or words.alarm) if at_once else words.alarm
