@@ -21,6 +21,7 @@ from core.protocol.plan import (
     Interval,
     Plan,
     PlanInvalid,
+    duration_words,
     plan_from_builtins,
     plan_walk,
     plan_words,
@@ -185,7 +186,14 @@ def test_a_plans_length_is_said_in_minutes_and_seconds_wherever_a_person_reads_i
     assert summary_of(AssignPlan(ten_ten)) == (
         "plan p: 10 min backward, 10 s forward; belt 0.5 mph (10 min 10 s in all)"
     )
-    assert _plan(("forward", 2.5, "")).describe().startswith("p: 2.5 min, 0 min backward, ")
+    assert _plan(("forward", 2.5, "")).describe() == "p: 2.5 min, 0 min backward, 1 interval"
+
+
+def test_a_moment_too_short_to_round_to_a_second_is_not_said_as_none() -> None:
+    """``duration_words(0.4)`` said "0 min", the words for no time at all."""
+    assert duration_words(0.4) == "under a second"
+    assert duration_words(0) == "0 min"  # none is still none (no backward walking)
+    assert duration_words(0.6) == "1 s"
     too_long = [{"direction": "backward", "minutes": 60}] * 3
     too_long.append({"direction": "forward", "minutes": 10 / 60})
     with pytest.raises(PlanInvalid) as refused:

@@ -108,7 +108,7 @@ class Plan(Struct, frozen=True, forbid_unknown_fields=True):
         :func:`duration_words` says them: "10 min 10 s", not "10.1667 min")."""
         return (
             f"{self.name}: {duration_words(self.duration_s)}, "
-            f"{duration_words(self.backward_s)} backward, {len(self.intervals)} intervals"
+            f"{duration_words(self.backward_s)} backward, {_count(len(self.intervals))}"
         )
 
 
@@ -190,13 +190,19 @@ def times_a_week(sessions: int) -> str:
     return f"{times} a week"
 
 
+def _count(n: int) -> str:
+    """``n`` intervals, a single one as such: "1 intervals" read as a slip to a physio."""
+    return "1 interval" if n == 1 else f"{n} intervals"
+
+
 def duration_words(seconds: float) -> str:
     """``2 min``, ``2.5 min``, ``45 s``, ``2 min 20 s``: seconds to the second, as a person
     reads a plan's length (an interval's, a plan's in all; ``0 min`` for none). Minutes as
-    ``:g`` said ``10.1667 min`` of a plan with a 10 s stretch in it."""
+    ``:g`` said ``10.1667 min`` of a plan with a 10 s stretch in it. Some time that rounds to
+    no second is ``under a second``: it said ``0 min``, as of none."""
     s = round(seconds)
     if s == 0:
-        return "0 min"
+        return "under a second" if seconds > 0 else "0 min"
     if s < 60:
         return f"{s} s"
     if s % 30 == 0:
