@@ -248,6 +248,39 @@ def test_a_failed_acknowledgement_says_what_to_do_and_keeps_the_status_for_the_c
     device.close()
 
 
+def test_a_failed_acknowledgement_whose_answer_is_unreadable_says_it_was_sent(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """The service took the acknowledgement (2xx) but its answer could not be read (here a
+    proxy's page in its place): the page said "Could not reach the service", and the
+    caregiver thought the fall still open. It says it was sent and asks for the card again,
+    which shows it closed though the feed is down."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    page = _login(browser, service)
+    card = page.locator("#card-treadmill-1")
+    device.incident_fall()
+    expect(card.locator(".headline a")).to_have_text("FALL — not acknowledged")
+    _break_the_feed(page, service)  # only asking for the card again can show it closed
+
+    def unreadable(route: Any) -> None:
+        route.fetch()  # it reaches the service, which closes the incident
+        route.fulfill(status=200, content_type="application/json", body="<html>proxy</html>")
+
+    page.route("**/devices/*/ack", unreadable)
+    card.locator(".ack-form button").click()
+    expect(page.locator("#ack-notice")).to_have_text(
+        "Acknowledgement sent, but the service's answer could not be read. "
+        "The card is reloaded to show whether the alert is closed."
+    )
+    device.wait_command("ack")
+    expect(card.locator(".headline a")).to_have_text("Fall — acknowledged by ann on the dashboard")
+    page.context.close()
+    device.close()
+
+
 def test_an_alert_that_came_after_the_page_was_shown_is_not_acknowledged_unseen(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:

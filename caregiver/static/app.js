@@ -1064,7 +1064,12 @@
           button.disabled = false; button.textContent = "Acknowledge";
         });
         if (!r.ok) { var failed = new Error("HTTP " + r.status); failed.status = r.status; throw failed; }
-        return r.json().then(function (answer) {
+        // taken (2xx) but its answer unreadable (a proxy's page, a cut-off body): sent, not
+        // "Could not reach the service", which had the caregiver think the alert still open
+        return r.json().catch(function (bad) {
+          var unread = new Error("HTTP " + r.status + ", its answer unreadable (" + bad + ")");
+          unread.sent = true; throw unread;
+        }).then(function (answer) {
           // closed; "message" when the treadmill is told only once the connection is back
           if (form.id === "ack-form") {
             showNotice(answer.message || "");
@@ -1098,6 +1103,19 @@
         // What the caregiver can do, on the button and where the alarm was: "Acknowledge
         // (failed: HTTP 500)" said neither that the alert is still open nor what to do. The
         // status stays for whoever looks into it: the console, and the button's tooltip.
+        if (err.sent) {
+          // it went through, most likely: the card (the event's page) is asked again to show
+          // whether the alert is closed; the button stays, should it still be open
+          console.warn("RetroGuard: the acknowledgement was sent (" + err.message + ")");
+          button.disabled = false;
+          button.textContent = "Acknowledge";
+          button.title = "Last try: " + err.message;
+          showNotice("Acknowledgement sent, but the service's answer could not be read. " +
+            "The card is reloaded to show whether the alert is closed.");
+          if (notice) notice.classList.add("ack-warn");
+          if (form.id === "ack-form") reload(); else resync();
+          return;
+        }
         var said = ackFailure(err.status);
         console.warn("RetroGuard: the acknowledgement failed (" + err.message + ")");
         button.disabled = false;
