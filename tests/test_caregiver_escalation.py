@@ -22,6 +22,7 @@ from caregiver.lease import ESCALATION, LEASE_TTL_S, Lease
 from caregiver.localtime import readable
 from caregiver.notify import send_notification
 from caregiver.outbox import url_key
+from caregiver.seen import Seen
 from caregiver.service import CaregiverService
 from caregiver.storage import ClockFrame, Store, Urgency
 from core.clock import since_boot
@@ -145,6 +146,15 @@ def test_an_offline_alerts_reminder_says_when_the_monitor_stopped_reporting(
         reminder = receiver.messages[1]["message"]
         assert reminder.startswith("REMINDER")
         assert f"stopped reporting at {opened} while armed" in reminder
+        # acknowledged from the card: the follow-up names the alert it closes, as the
+        # others do (it said "The monitor went offline while armed alert on ...")
+        (alert,) = service.alerting.alerts("treadmill-1")
+        service.acknowledge_seen("treadmill-1", Seen(alerts=alert.id), "bob")
+        service.notifier.deliver_due()
+        assert receiver.messages[-1]["message"] == (
+            "Acknowledged by bob: the alert 'Monitor went offline while armed' on Dad's "
+            "treadmill is closed. No further reminders."
+        )
         device.close()
     finally:
         service.stop()
