@@ -378,25 +378,8 @@ class SimDevice:
         Returns the three events by name and the incident id."""
         incident = uuid.uuid4().hex
         named = {} if walker is None else {"walker": walker}
-        self.set_state("TRIPPED", "stumble: trunk rotated 40 deg in 0.3 s")
-        trip = self.event(
-            "stumble",
-            severity="warning",
-            state="TRIPPED",
-            reason="trunk rotated 40 deg in 0.3 s",
-            incident=incident,
-            **named,
-            figures={"tilt_deg": 40.0, "tilt_rate_dps": 130.0},
-        )
-        fall = self.event(
-            "fall",
-            severity="critical",
-            state="TRIPPED",
-            reason="impact 3.2 g then lying 83 deg",
-            incident=incident,
-            **named,
-            figures=FALL_FIGURES,
-        )
+        trip = self.incident_trip(incident, **named)
+        fall = self.incident_confirmed_fall(incident, **named)
         window = self.event(
             "window",
             severity="info",
@@ -408,6 +391,31 @@ class SimDevice:
             recording=msgspec.to_builtins(fall_recording()),
         )
         return {"incident": incident, "trip": trip, "fall": fall, "window": window}
+
+    def incident_trip(self, incident: str, **named: Any) -> dict[str, Any]:
+        """:meth:`incident_fall`'s first event: the stumble that stopped the belt."""
+        self.set_state("TRIPPED", "stumble: trunk rotated 40 deg in 0.3 s")
+        return self.event(
+            "stumble",
+            severity="warning",
+            state="TRIPPED",
+            reason="trunk rotated 40 deg in 0.3 s",
+            incident=incident,
+            **named,
+            figures={"tilt_deg": 40.0, "tilt_rate_dps": 130.0},
+        )
+
+    def incident_confirmed_fall(self, incident: str, **named: Any) -> dict[str, Any]:
+        """:meth:`incident_fall`'s second event: the fall confirmed after the trip."""
+        return self.event(
+            "fall",
+            severity="critical",
+            state="TRIPPED",
+            reason="impact 3.2 g then lying 83 deg",
+            incident=incident,
+            **named,
+            figures=FALL_FIGURES,
+        )
 
     def stumble(self) -> dict[str, Any]:
         self.set_state("TRIPPED", "stumble")

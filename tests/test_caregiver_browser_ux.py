@@ -25,7 +25,6 @@ from caregiver.service import CaregiverService
 from caregiver.storage import Role
 from core.protocol.messages import PlanStored, ProgressionHeld
 from core.protocol.payloads import reply_payload
-from sim.recordings import FALL_FIGURES
 from tests.browser_support import NEEDS_CHROMIUM
 from tests.caregiver_support import (
     PASSWORD,
@@ -684,27 +683,12 @@ def test_the_banner_s_acknowledge_waits_for_the_card_that_shows_its_fall(
     page.goto(service.url + "/")
     expect(page.locator("body")).to_have_attribute("data-live", "1")
     incident = uuid.uuid4().hex
-    dad.set_state("TRIPPED", "stumble: trunk rotated 40 deg in 0.3 s")
-    trip = dad.event(
-        "stumble",
-        severity="warning",
-        state="TRIPPED",
-        reason="trunk rotated 40 deg in 0.3 s",
-        incident=incident,
-        figures={"tilt_deg": 40.0, "tilt_rate_dps": 130.0},
-    )
+    trip = dad.incident_trip(incident)
     card = page.locator("#card-treadmill-1")
     form = card.locator(".ack-form")
     expect(form.locator('input[name="seen"]')).to_have_value(trip["id"])
     page.evaluate("window.__hold = true")
-    fall = dad.event(
-        "fall",
-        severity="critical",
-        state="TRIPPED",
-        reason="impact 3.2 g then lying 83 deg",
-        incident=incident,
-        figures=FALL_FIGURES,
-    )
+    fall = dad.incident_confirmed_fall(incident)
     wait_all_handled(service, dad)
     expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
     page.wait_for_function("() => window.__held.length > 0")  # the card that shows the fall
