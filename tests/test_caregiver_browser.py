@@ -548,6 +548,22 @@ BOXES = """(sel) => Array.from(document.querySelectorAll(sel), e => {
 """Every match's box read in one go: the dashboard re-renders its cards when the live feed
 (re)connects, and a locator's bounding_box between two renders can find the old node gone."""
 
+SPLIT_NAMES = """() => Array.from(document.querySelectorAll('#sessions td.plan .plan-cell'), c => {
+    const name = c.firstChild, range = document.createRange(), split = [];
+    let top = null;
+    for (let i = 0; i < name.length; i++) {
+        range.setStart(name, i);
+        range.setEnd(name, i + 1);
+        const at = range.getBoundingClientRect().top;
+        if (top !== null && at > top + 1 && name.data[i - 1] !== '-')
+            split.push(name.data.slice(0, i) + '|' + name.data.slice(i));
+        top = at;
+    }
+    return split;
+}).flat()"""
+"""The session table's plan names that a line ends inside a word of ("progress|ion-week-9"),
+read character by character: only a name's hyphen may end a line."""
+
 PAINT = """(sel) => {
     const c = document.querySelector(sel);
     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -558,6 +574,45 @@ PAINT = """(sel) => {
     }
     return [c.width, c.height, bar, red];
 }"""
+
+
+@pytest.mark.parametrize("width", [1280, 1024, 360])
+def test_the_progress_table_breaks_a_plan_s_name_at_its_hyphens_only(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, width: int
+) -> None:
+    """Sessions reported without their intervals (an older release: the Plan column is the
+    name alone). The name may break anywhere (a custom one can be one long word on a phone),
+    and in the desktop table that gave its column a letter's width: the README's 1024 px
+    screenshot read "progress/ion-/week-9" down the column. Now a preset's name keeps its
+    words whole at 1280 and 1024 px, and on a phone."""
+    import msgspec
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
+    sessions = [
+        msgspec.structs.replace(
+            session_record("treadmill-1", started + dt.timedelta(days=n), backward_min=10,
+                           longest_min=longest, plan=plan, trips=n % 2, stumbles=n % 2),
+            intervals=[],
+        )
+        for n, (plan, longest) in enumerate(
+            [("alternate-2-2", 2), ("progression-week-4", 5), ("progression-week-9", 10)]
+        )
+    ]  # fmt: skip
+    for record in sessions:
+        device.session(record)
+    store = service.store
+    assert service.ingestor.wait_for(lambda: store.walk_session_count() == len(sessions), WAIT)
+    page = _login(browser, service, width=width)
+    page.goto(service.url + "/devices/treadmill-1/progress")
+    expect(page.locator("#sessions tbody tr")).to_have_count(len(sessions))
+    expect(page.locator("#sessions .plan-words")).to_have_count(0)  # the names alone
+    assert page.evaluate(SPLIT_NAMES) == []
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.context.close()
+    device.close()
 
 
 def test_progress_page_sessions_weekly_goal_and_chart(
