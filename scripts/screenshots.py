@@ -4,10 +4,16 @@ Starts a throwaway Mosquitto and the caregiver service (the demo's in-process
 one), has three simulated monitors report (one walking armed, one whose walker
 stumbled and pressed I'm OK, then fell; one offline), logs in and captures the
 fleet view and the fall's incident page with its IMU plot (desktop and 360 px
-phone), and the walker's progress page after five weeks of guided sessions
-(summaries made by the monitor's own ``session_payload``).
+phone), and the walker's progress page after five weeks of the toward-10-minutes
+progression (each session's intervals from its preset plan, the summaries made by
+the monitor's own ``session_payload``, and the walker's stage as the monitor
+publishes it), so the cards and pages say the plan in words as a real fleet's do.
+The sessions are reported before the fleet is taken: its card says the plan.
+Each PNG is then cut to 256 colours with Pillow (about a third of the size).
 
     .venv/bin/python scripts/screenshots.py [--out docs/img]
+
+docs/caregiver.md, "Screenshots", says when to run it and what to look at.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import paho.mqtt.client as mqtt
@@ -29,7 +36,18 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from caregiver.demo import start_demo_caregiver
 from caregiver.headless import CHROMIUM, launch_chromium
 from caregiver.service import CaregiverService
-from core.protocol.messages import SessionRecord
+from core.plan_presets import PRESETS, PROGRESSIONS
+from core.progress import week_of
+from core.protocol.messages import (
+    SCHEMA_VERSION,
+    IntervalSummary,
+    RecordStatus,
+    SessionRecord,
+    StageMessage,
+)
+from core.protocol.payloads import encode
+from core.protocol.plan import Plan
+from core.protocol.walker import DEFAULT_WALKER
 from firmware.session.record import session_payload
 from sim.recordings import FALL_FIGURES, fall_recording
 from tools.broker import Mosquitto
@@ -52,7 +70,8 @@ def device(client: mqtt.Client, device_id: str, state: str, reason: str) -> None
 
 def event(client: mqtt.Client, device_id: str, seq: int, kind: str, severity: str, state: str,
           reason: str, **extra: object) -> str:  # fmt: skip
-    """Publish one event as a monitor does; ``extra``: incident, of, recording, figures."""
+    """Publish one event as a monitor does; ``extra``: incident, of, recording, figures, and
+    wall_time (else now)."""
     event_id = uuid.uuid4().hex
     body: dict[str, object] = {
         "schema": 1, "id": event_id, "seq": seq, "type": kind, "device_id": device_id,
@@ -76,54 +95,113 @@ def stumble_closed_by_walker(client: mqtt.Client, device_id: str) -> None:
 
 
 def fall_incident(client: mqtt.Client, device_id: str) -> str:
-    """A trip that became a fall, and the recording around it; the trip's event id."""
+    """A trip that became a fall, and the recording around it; the trip's event id. The trip
+    is stamped as long before the fall as the recording's confirmation comes after the belt
+    stopped, so the event page's "What happened" reads two moments, not one."""
     incident = uuid.uuid4().hex
+    confirmed = dt.datetime.now(dt.UTC)
+    tripped = confirmed - dt.timedelta(seconds=fall_recording().marks.confirm or 0.0)
     device(client, device_id, "TRIPPED", "stumble: trunk rotated 40 deg in 0.3 s")
     trip = event(client, device_id, 4, "stumble", "warning", "TRIPPED",
                  "trunk rotated 40 deg in 0.3 s", incident=incident,
-                 figures={"tilt_deg": 40.0, "tilt_rate_dps": 130.0})  # fmt: skip
+                 figures={"tilt_deg": 40.0, "tilt_rate_dps": 130.0},
+                 wall_time=tripped.isoformat(timespec="milliseconds"))  # fmt: skip
     event(client, device_id, 5, "fall", "critical", "TRIPPED", "impact 3.2 g then lying 83 deg",
-          incident=incident, figures=FALL_FIGURES)  # fmt: skip
+          incident=incident, figures=FALL_FIGURES,
+          wall_time=confirmed.isoformat(timespec="milliseconds"))  # fmt: skip
     event(client, device_id, 6, "window", "info", "TRIPPED", "IMU around the trip",
           incident=incident, of=trip,
           recording=msgspec.to_builtins(fall_recording()))  # fmt: skip
     return trip
 
 
+PROGRESS: list[tuple[int, int, int, RecordStatus, int, int]] = [
+    # (weeks ago, day, plan week, status, trips, stumbles)
+    (4, 0, 2, "completed", 0, 0), (4, 2, 2, "completed", 1, 1), (4, 4, 2, "stopped", 0, 0),
+    (3, 0, 4, "completed", 0, 0), (3, 3, 4, "completed", 0, 0),
+    (2, 1, 6, "completed", 0, 0), (2, 3, 6, "completed", 2, 1), (2, 5, 6, "completed", 0, 0),
+    (1, 0, 9, "completed", 0, 0), (1, 2, 9, "completed", 0, 0), (1, 4, 9, "completed", 0, 0),
+    (0, 0, 9, "completed", 0, 0), (0, 0, 9, "stopped", 1, 0),
+]  # fmt: skip
+"""Five weeks of the toward-10-minutes progression, this week included: the walker's stage
+of each week (``core.plan_presets``), a session stopped early now and then, a few trips."""
+CADENCE_SPM = 94.0
+WALKING_SHARE = 0.93
+"""Of the plan time, the share the IMU measured as walking (the rest standing at changes)."""
+
+
+def walked(plan: Plan, stopped: bool, trips: int, stumbles: int) -> dict[str, Any]:
+    """The figures of one session of ``plan`` as the monitor records them, interval by
+    interval: all of it walked, or (``stopped``) the walker stopped a little over halfway
+    through (every interval is recorded, those not reached at 0 s, as the runner records
+    them); ``trips`` (``stumbles`` of them stumbles) in the first backward interval."""
+    budget = plan.duration_s * (0.6 if stopped else 1.0)
+    intervals: list[IntervalSummary] = []
+    backward = longest = run = 0.0
+    for index, interval in enumerate(plan.intervals):
+        direction, planned = interval.direction, round(interval.duration_s, 1)
+        done = round(min(planned, budget), 1)
+        budget -= done  # an interval not reached is recorded too, as walked for 0 s
+        walking = round(done * WALKING_SHARE, 1)
+        steps = int(walking / 60 * CADENCE_SPM)
+        cadence = CADENCE_SPM if steps else 0.0
+        first_back = direction == "backward" and backward == 0.0
+        if direction == "backward":
+            backward += done
+            run += done
+            longest = max(longest, run)
+        if done < planned or direction != "backward":
+            run = 0.0
+        intervals.append(
+            IntervalSummary(
+                index=index, direction=direction, speed=interval.speed, planned_s=planned,
+                done_s=done, steps=steps, walking_s=walking, cadence_spm=cadence,
+                trips=trips if first_back else 0, stumbles=stumbles if first_back else 0,
+            )
+        )  # fmt: skip
+    done_s = sum(i.done_s for i in intervals)
+    walking_s = round(sum(i.walking_s for i in intervals), 1)
+    steps = sum(i.steps for i in intervals)
+    return {
+        "planned_s": plan.duration_s, "planned_backward_s": plan.backward_s, "done_s": done_s,
+        "backward_s": backward, "longest_backward_s": longest, "paused_s": 50.0 * trips,
+        "pauses": trips, "steps": steps, "walking_s": walking_s,
+        "cadence_spm": round(steps / (walking_s / 60), 1), "trips": trips,
+        "stumbles": stumbles, "intervals": intervals,
+    }  # fmt: skip
+
+
 def sessions(client: mqtt.Client, device_id: str) -> None:
-    """Five weeks of a progression toward 10 straight minutes backward, this week included."""
+    """:data:`PROGRESS`'s sessions as the monitor reports them (its own ``session_payload``),
+    and the walker's stage as it publishes it: the last stage of toward-10-minutes, its one
+    week at three sessions met last week (complete: the walker stays there)."""
     year, week, _ = dt.datetime.now(dt.UTC).isocalendar()
     monday = dt.datetime.combine(dt.date.fromisocalendar(year, week, 1), dt.time(), dt.UTC)
-    plan = [  # (weeks ago, day, plan week, minutes backward, longest, trips, stumbles, status)
-        (4, 0, 2, 9, 3, 0, 0, "completed"), (4, 2, 2, 9, 3, 1, 1, "completed"),
-        (4, 4, 2, 6, 3, 0, 0, "stopped"),
-        (3, 0, 4, 10, 5, 0, 0, "completed"), (3, 3, 4, 10, 5, 0, 0, "completed"),
-        (2, 1, 6, 14, 7, 0, 0, "completed"), (2, 3, 6, 14, 7, 2, 1, "completed"),
-        (2, 5, 6, 14, 7, 0, 0, "completed"),
-        (1, 0, 9, 10, 10, 0, 0, "completed"), (1, 2, 9, 10, 10, 0, 0, "completed"),
-        (1, 4, 9, 10, 10, 0, 0, "completed"),
-        (0, 0, 9, 10, 10, 0, 0, "completed"), (0, 0, 9, 8, 8, 1, 0, "stopped"),
-    ]  # fmt: skip
-    for ago, day, plan_week, back, longest, trips, stumbles, status in plan:
+    for ago, day, plan_week, status, trips, stumbles in PROGRESS:
+        plan = PRESETS[f"progression-week-{plan_week}"]
         started = monday - dt.timedelta(weeks=ago) + dt.timedelta(days=day, hours=9 + ago % 2)
         if ago == 0:  # this week's, never in the future
             started = min(started, dt.datetime.now(dt.UTC)) - dt.timedelta(minutes=40 * trips)
-        total = 30.0 if status == "completed" else back + 8
-        walking = total * 60 * 0.93
-        steps = int(walking / 60 * 94)
+        figures = walked(plan, status == "stopped", trips, stumbles)
+        ended = started + dt.timedelta(seconds=figures["done_s"] + figures["paused_s"] + 120)
         record = SessionRecord(
-            id=uuid.uuid4().hex, device_id=device_id,
-            plan=f"progression-week-{plan_week}", status=status,
+            id=uuid.uuid4().hex, device_id=device_id, plan=plan.name, status=status,
             started_wall=started.isoformat(timespec="milliseconds"),
-            ended_wall=(started + dt.timedelta(minutes=total + 2)).isoformat(
-                timespec="milliseconds"),
-            planned_s=1800.0, planned_backward_s=back * 60.0, done_s=total * 60,
-            backward_s=back * 60.0, longest_backward_s=longest * 60.0,
-            paused_s=50.0 * trips, pauses=trips, steps=steps,
-            walking_s=round(walking, 1), cadence_spm=round(steps / (walking / 60), 1),
-            trips=trips, stumbles=stumbles, intervals=[],
+            ended_wall=ended.isoformat(timespec="milliseconds"), **figures,
         )  # fmt: skip
         publish(client, f"retroguard/{device_id}/session", session_payload(record))
+    progression = PROGRESSIONS["toward-10-minutes"]
+    last = progression.stages[-1]
+    began = (monday - dt.timedelta(weeks=1)).isoformat(timespec="milliseconds")
+    stage = StageMessage(
+        schema=SCHEMA_VERSION, device_id=device_id, walker=DEFAULT_WALKER, wall_time=now(),
+        progression=progression.name, stage=len(progression.stages),
+        stages=len(progression.stages), stage_name=last.plan.name, stage_started_wall=began,
+        status="complete", held=False, change="advanced", changed_wall=began,
+        sessions_per_week=last.sessions_per_week, stage_weeks=last.weeks, weeks_done=1,
+        week=week_of(dt.datetime.now(dt.UTC), dt.UTC), week_done=1, zone="UTC",
+    )  # fmt: skip
+    publish(client, f"retroguard/{device_id}/stage/{DEFAULT_WALKER.id}", encode(stage), True)
 
 
 def stored_all(service: CaregiverService, device_id: str, count: int) -> None:
@@ -134,6 +212,18 @@ def stored_all(service: CaregiverService, device_id: str, count: int) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"the caregiver stored fewer than {count} sessions in 30 s")
         pause.wait(0.05)
+
+
+def optimise(path: Path) -> None:
+    """Keep ``path`` small in the repository: a page's screenshot is flat colours and
+    antialiased text, which 256 colours (no dithering) show as taken at a third of the
+    size. Pillow comes with fpdf2 (the PDF report), so no PNG tool need be installed."""
+    from PIL import Image
+
+    with Image.open(path) as taken:
+        image = taken.convert("RGB")
+    palette = image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    palette.save(path, optimize=True)
 
 
 def main() -> int:
@@ -167,6 +257,8 @@ def main() -> int:
             publish(client, "retroguard/clinic-3/availability", "offline", retain=True)
             device(client, "treadmill-1", "ARMED", "armed by local reset from STANDBY")
             stumble_closed_by_walker(client, "treadmill-1")
+            sessions(client, "treadmill-1")  # before the fleet: its card says the plan
+            stored_all(svc, "treadmill-1", len(PROGRESS))
             with sync_playwright() as pw:
                 browser = launch_chromium(pw)
                 for name, width, height in (("fleet", 1280, 720), ("phone", 360, 900)):
@@ -191,11 +283,9 @@ def main() -> int:
                     shot = "caregiver-event.png" if name == "fleet" else "caregiver-event-phone.png"
                     page.screenshot(path=str(args.out / shot), full_page=True)
                     if name == "fleet":
-                        sessions(client, "treadmill-1")
-                        stored_all(svc, "treadmill-1", 13)
                         page.set_viewport_size({"width": 1024, "height": 720})
                         page.goto(f"{demo.url}/devices/treadmill-1/progress")
-                        expect(page.locator("#sessions tbody tr")).to_have_count(13)
+                        expect(page.locator("#sessions tbody tr")).to_have_count(len(PROGRESS))
                         expect(page.locator("#progress-chart")).to_have_attribute(
                             "data-rendered", "1"
                         )
@@ -209,7 +299,10 @@ def main() -> int:
             client.disconnect()
             demo.stop()
     for name in ("fleet", "phone", "event", "event-phone", "progress"):
-        print(args.out / f"caregiver-{name}.png")
+        path = args.out / f"caregiver-{name}.png"
+        before = path.stat().st_size
+        optimise(path)
+        print(f"{path}: {before // 1024} KiB as taken, {path.stat().st_size // 1024} KiB kept")
     return 0
 
 
