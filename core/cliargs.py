@@ -83,23 +83,33 @@ def unreachable(path: str | Path) -> str | None:
     return None
 
 
-def output_file(text: str) -> Path:
-    """A file to write: not a directory, in a directory that exists and may be written (the
-    write itself may still fail, e.g. on a full disk: the command says so then)."""
+def output_file_problem(text: str | Path) -> str | None:
+    """Why ``text`` cannot be a file to write (None when it can): a directory, in a directory
+    that does not exist or may not be written, or a file this user may not write. The write
+    itself may still fail, e.g. on a full disk: the command says so then. Nothing is made:
+    a mistyped folder is refused, not created."""
     path = Path(text)
     problem = unreachable(path)
     if problem is not None:
-        raise argparse.ArgumentTypeError(problem)
+        return problem
     if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text}: a directory, not a file")
+        return f"{text}: a directory, not a file"
     parent = path.parent
     if not parent.is_dir():
-        raise argparse.ArgumentTypeError(f"{text}: no such directory {parent}")
+        return f"{text}: no such directory {parent}"
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"{text}: cannot write in {parent} (permission denied)")
+        return f"{text}: cannot write in {parent} (permission denied)"
     if path.exists() and not os.access(path, os.W_OK):
-        raise argparse.ArgumentTypeError(f"{text}: cannot write it (permission denied)")
-    return path
+        return f"{text}: cannot write it (permission denied)"
+    return None
+
+
+def output_file(text: str) -> Path:
+    """An argparse type: a file to write (:func:`output_file_problem`)."""
+    problem = output_file_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return Path(text)
 
 
 def same_file(a: Path, b: Path) -> bool:

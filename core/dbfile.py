@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.cliargs import unreachable
+from core.cliargs import output_file_problem, unreachable
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 """The first 16 bytes of every SQLite 3 database file (https://sqlite.org/fileformat.html)."""
@@ -38,3 +38,14 @@ def database_file_problem(path: str | Path) -> str | None:
     if header and header != SQLITE_HEADER:
         return f"{path}: not a RetroGuard database (not an SQLite database file at all)"
     return None
+
+
+def demo_database_problem(path: str | Path) -> str | None:
+    """Why a demo (``demo --db``, ``session demo --db``) cannot store its events in ``path``,
+    or None when it can: not a database (:func:`database_file_problem`: the monitor would move
+    the file aside as a damaged one), or not a file it can write, in a folder that exists
+    (:func:`core.cliargs.output_file_problem`). A demo's database is a file it writes, as
+    ``record``'s trace is: a folder that is not there is a mistyped path, refused as theirs
+    are, where the monitor's start (and ``plan``, ``walker``, setting up a fresh install) would
+    make it, leaving folders behind wherever the typo pointed."""
+    return database_file_problem(path) or output_file_problem(path)

@@ -254,7 +254,12 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--speed", type=finite_float, default=1.0, help=SPEED_HELP)
-    p.add_argument("--db", type=Path, default=None, help="event store (default: a temporary file)")
+    p.add_argument(
+        "--db",
+        type=Path,
+        default=None,
+        help="event store, in a folder that exists (default: a temporary file)",
+    )
     p.add_argument(
         "--no-live",
         action="store_true",

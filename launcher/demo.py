@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, cast
 
 from core.clock import Clock, RealClock
-from core.dbfile import database_file_problem
+from core.dbfile import demo_database_problem
 from core.demo_limits import speed_problem
 from core.logsetup import logging_off_this_thread
 from core.protocol.events import ALERT_TYPES, EventType
@@ -356,8 +356,8 @@ def run_demo(
     if problem is not None:
         print(f"retroguard demo: {problem}", file=sys.stderr)
         return 2
-    problem = None if database is None else database_file_problem(database)
-    if problem is not None:  # the monitor would move the file aside as a damaged database
+    problem = None if database is None else demo_database_problem(database)
+    if problem is not None:
         print(f"retroguard demo: --db: {problem}", file=sys.stderr)
         return 2
     with contextlib.ExitStack() as stack:

@@ -448,6 +448,23 @@ def test_the_caregiver_refuses_a_database_file_that_is_not_one(
         assert f"[server] database: {report}: not a RetroGuard database" in err
 
 
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [(["demo", "--no-live"], "retroguard demo"), (["session", "demo"], "retroguard session demo")],
+    ids=lambda c: "-".join(c) if isinstance(c, list) else None,
+)
+def test_a_demos_database_in_a_folder_that_is_not_there_is_refused_not_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: list[str], name: str
+) -> None:
+    """``demo --db /nonexistent/dir/x.db`` made the folders (as root, anywhere the typo
+    pointed) and ran: a demo's database is a file it writes, refused as ``record``'s trace is
+    (one line, exit 2, nothing made)."""
+    db = tmp_path / "no" / "dir" / "x.db"
+    err = _refused([*command, "--db", str(db)], capsys)
+    assert err == f"{name}: --db: {db}: no such directory {db.parent}\n"
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_empty_or_absent_file_may_become_a_database(tmp_path: Path) -> None:
     empty = tmp_path / "empty.db"
     empty.touch()

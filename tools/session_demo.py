@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TextIO
 
 from core.clock import Clock, RealClock
-from core.dbfile import database_file_problem
+from core.dbfile import demo_database_problem
 from core.demo_limits import scale_problem, speed_problem
 from core.errors import ConfigError
 from core.logsetup import logging_off_this_thread
@@ -400,8 +400,8 @@ def run_guided_demo(
         print(f"retroguard session demo: {problem}", file=sys.stderr)
     if problems:
         return 2
-    refused = None if database is None else database_file_problem(database)
-    if refused is not None:  # the monitor would move the file aside as a damaged database
+    refused = None if database is None else demo_database_problem(database)
+    if refused is not None:
         print(f"retroguard session demo: --db: {refused}", file=sys.stderr)
         return 2
     if isinstance(plan, Plan):

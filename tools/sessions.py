@@ -75,7 +75,8 @@ def add_parser(sub: Any) -> None:
         type=Path,
         default=None,
         help="stop: the database the session's summary is read from (default: the config's); "
-        "demo: the database the session is stored in (default: a temporary file)",
+        "demo: the database the session is stored in, in a folder that exists (default: a "
+        "temporary file)",
     )
     p.add_argument("--speed", type=finite_float, default=None, help=f"demo: {SPEED_HELP}")
     p.add_argument("--scale", type=finite_float, default=None, help=SCALE_HELP)
