@@ -30,6 +30,7 @@ from core.protocol.words import (
     EventSaid,
     alarm_words,
     alert_said,
+    closed_via_said,
     event_said,
 )
 
@@ -52,12 +53,6 @@ headline, the "Still open" notice (``caregiver/seen.py``) and the held alarm's w
 ``offline``: the alert outside any incident."""
 _URGENT = frozenset({"fall", "no_recovery", "help"})
 _ANSWERED_WHAT = {"fall": "the fall", "no_recovery": "the fall", "help": "the call for help"}
-_VIA = {
-    "dashboard": "on the dashboard",
-    "home-assistant": "from Home Assistant",
-    "notification": "from a notification",
-    "device": "at the monitor",
-}
 _BELT = {
     "ARMED": "Monitor armed: the belt can run",
     "TRIPPED": "Belt stopped, waiting for a reset at the machine",
@@ -340,8 +335,7 @@ def closed_how(by: str | None, via: str | None) -> str:
     if via == "walker":
         return "walker pressed I'm OK"
     who = by or "a caregiver"
-    where = _VIA.get(via or "", f"via {via}" if via else "")
-    return f"acknowledged by {who} {where}".rstrip()
+    return f"acknowledged by {who} {closed_via_said(via)}".rstrip()
 
 
 def closed_earlier(by: str | None, via: str | None, me: str) -> str:

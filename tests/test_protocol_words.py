@@ -12,9 +12,11 @@ from core.protocol.messages import IncidentSeverity
 from core.protocol.words import (
     ALERT_KINDS,
     ALERT_SAID,
+    CLOSED_VIA_SAID,
     EVENT_SAID,
     OFFLINE,
     alert_said,
+    closed_via_said,
     event_said,
 )
 
@@ -58,6 +60,32 @@ def test_a_type_a_later_monitor_adds_is_said_as_itself_never_raw() -> None:
     assert (later.name, later.open, later.alarm) == ("New kind", "New kind", "NEW KIND")
 
 
+def test_how_an_incident_was_closed_is_said_alike_on_the_dashboard_and_in_watch() -> None:
+    """The dashboard said "acknowledged by ann via mqtt" where ``retroguard watch`` said "by
+    ann by an MQTT command": two tables of the same words."""
+    from caregiver.story import closed_how
+    from core.protocol.messages import IncidentMessage
+    from tools.watch import incident_line
+
+    for via, said in [*CLOSED_VIA_SAID.items(), ("pager", "via pager")]:
+        assert closed_via_said(via) == said
+        if via != "walker":  # the walker's "I'm OK" is said as such by both
+            assert closed_how("ann", via) == f"acknowledged by ann {said}"
+        closed = IncidentMessage(
+            schema=1,
+            device_id="tm-1",
+            open=False,
+            wall_time="2026-12-06T10:00:00Z",
+            incident="inc-1",
+            severity="fall",
+            closed_by="ann",
+            closed_via=via,
+        )
+        assert f" closed by ann {said}: Fall" in incident_line("tm-1", closed)
+    assert closed_via_said(None) == closed_via_said("") == ""
+    assert closed_how("ann", None) == "acknowledged by ann"
+
+
 ENTITY_NAMES = {
     ("firmware/mqtt/discovery.py", "Fall"),  # the Fall binary sensor's name, not an event's
     ("firmware/mqtt/discovery.py", "Test alarm"),  # the Test alarm button's name
@@ -67,11 +95,13 @@ ENTITY_NAMES = {
 
 def test_no_module_keeps_its_own_copy_of_the_words() -> None:
     """Each place kept its own table (the notifier's "Monitor went OFFLINE while armed", Home
-    Assistant's "Armed again at the machine", ``retroguard watch``'s "a trip (stumble)"): a
+    Assistant's "Armed again at the machine", ``retroguard watch``'s "a trip (stumble)", the
+    dashboard's and ``watch``'s ways an incident was closed): a
     string in the code (not a docstring) that is one of the words is a copy; read them from
     :mod:`core.protocol.words`."""
     words = {w for said in ALERT_SAID.values() for w in (said.name, said.open, said.alarm)}
     words |= {w for said in EVENT_SAID.values() for w in (said.row, said.step)}
+    words |= set(CLOSED_VIA_SAID.values())  # the dashboard's and watch's tables of how
     root = Path(__file__).resolve().parent.parent
     copies = []
     for package in ("core", "hal", "sim", "firmware", "tools", "caregiver", "launcher"):

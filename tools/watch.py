@@ -52,7 +52,7 @@ from core.protocol.messages import (
 )
 from core.protocol.payloads import decode, decode_as
 from core.protocol.topics import BadTopic, TopicKind, Topics, parse_topic
-from core.protocol.words import alert_said, event_said
+from core.protocol.words import alert_said, closed_via_said, event_said
 from core.zones import system_zone, zone_said
 from firmware.config import MqttConfig
 
@@ -79,14 +79,6 @@ _SEVERITY_MARK = {Severity.CRITICAL: "!!", Severity.WARNING: "! ", Severity.INFO
 DEFAULT_PREFIX = MqttConfig().topic_prefix
 
 _INCIDENT_MARK = {"stumble": "! ", "fault": "! ", "fall": "!!", "no_recovery": "!!", "help": "!!"}
-_VIA_WORDS = {
-    "dashboard": "on the dashboard",
-    "home-assistant": "from Home Assistant",
-    "notification": "from a notification",
-    "walker": "at the machine",
-    "device": "at the monitor",
-    "mqtt": "by an MQTT command",
-}
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -326,8 +318,8 @@ def incident_line(device: str, message: IncidentMessage, seen: Sequence[str] = (
     if message.closed_by == "walker":
         who = 'by the walker at the machine ("I\'m OK")'
     else:
-        via = message.closed_via
-        how = "" if via is None else " " + _VIA_WORDS.get(via, f"via {via}")
+        via = closed_via_said(message.closed_via)
+        how = f" {via}" if via else ""
         who = f"by {message.closed_by or 'someone'}{how}"
     line = f"{head.format(mark='  ')} closed {who}: {said.name}{opened}"
     if seen:

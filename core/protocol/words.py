@@ -25,12 +25,14 @@ from core.protocol.events import INCIDENT_TYPES, EventType
 __all__ = [
     "ALERT_KINDS",
     "ALERT_SAID",
+    "CLOSED_VIA_SAID",
     "EVENT_SAID",
     "OFFLINE",
     "AlertSaid",
     "EventSaid",
     "alarm_words",
     "alert_said",
+    "closed_via_said",
     "event_said",
 ]
 
@@ -148,3 +150,27 @@ def alarm_words(kind: str, *, at_once: bool) -> str:
     stumble is "Stumble — belt stopped", not "Stumble not reset"."""
     words = alert_said(kind)
     return (words.at_once or words.alarm) if at_once else words.alarm
+
+
+CLOSED_VIA_SAID: Mapping[str, str] = {
+    "dashboard": "on the dashboard",
+    "home-assistant": "from Home Assistant",
+    "notification": "from a notification",
+    "walker": "at the machine",
+    "device": "at the monitor",
+    "mqtt": "by an MQTT command",
+}
+"""How an incident was closed (its ``closed_via``), as it ends "acknowledged by ann ...": the
+dashboard's headline and incident pages, the report, ``retroguard watch``'s closing line.
+The dashboard and the terminal each kept a table of their own, the dashboard's without
+"mqtt" (an acknowledgement with no ``via`` of its own: "acknowledged by ann via mqtt" where the
+terminal said "by an MQTT command"). A way a later release adds is said as itself
+(:func:`closed_via_said`)."""
+
+
+def closed_via_said(via: str | None) -> str:
+    """How an incident was closed (:data:`CLOSED_VIA_SAID`): "via pager" for a way not in it,
+    "" when nobody said how."""
+    if not via:
+        return ""
+    return CLOSED_VIA_SAID.get(via, f"via {via}")
