@@ -87,7 +87,10 @@ def sent_by(command: Command) -> str:
 
 
 def answer_of(reply: ReplyMessage) -> str:
-    """The reply in words: what the device did, or why it refused (naming the field)."""
+    """The reply in words: what the device did, in sentences a person reads (each begins with
+    a capital and ends with a full stop: "stored as plan ..." before "The walker's progression
+    ... is now held" read as one sentence in two cases), or why it refused (the device's own
+    words, naming the field: shown after "Refused:"). The reply's fields are not changed."""
     if not reply.ok:
         return reply.error or "refused"
     try:
@@ -95,22 +98,33 @@ def answer_of(reply: ReplyMessage) -> str:
             case "plan":
                 plan = msgspec.convert(reply.result, PlanStored)
                 stored = (
-                    f"stored as plan {plan.plan} (revision {plan.revision}); "
-                    "used from the walker's next session"
+                    f"Stored as plan {plan.plan} (revision {plan.revision}); "
+                    "used from the walker's next session."
                 )
                 if plan.progression_held is None:
                     return stored
-                return f"{stored}. {plan.progression_held.words(plan.walker)}"
+                return f"{stored} {plan.progression_held.words(plan.walker)}"
             case "progression":
                 now = msgspec.convert(reply.result, ProgressionStored)
                 said = (
-                    f"progression schedule {now.progression}: {now.change}, "
-                    f"stage {now.stage} of {now.stages}"
+                    f"Progression schedule {now.progression}: {now.change}, "
+                    f"stage {now.stage} of {now.stages}."
                 )
-                return f"{said}. {now.restored_words()}" if now.plan_restored else said
+                return f"{said} {now.restored_words()}" if now.plan_restored else said
     except msgspec.ValidationError as exc:  # a device of another version: still accepted
-        return f"stored (the treadmill's answer was not understood: {exc})"
-    return "accepted"
+        return f"Stored (the treadmill's answer was not understood: {exc})."
+    return "Accepted."
+
+
+def as_sentence(text: str) -> str:
+    """``text`` as a sentence: a capital first, a full stop last (an answer stored by an
+    earlier release, "stored as plan ... session", reads as the new ones do)."""
+    text = text.strip()
+    return _ended(text[:1].upper() + text[1:]) if text else text
+
+
+def _ended(text: str) -> str:
+    return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,18 +136,25 @@ class CommandView:
 
     @property
     def text(self) -> str:
+        """The answer cell's words, in sentences (the row's ``state`` is what a program reads)."""
         match self.state:
             case "pending":
-                return "sent, waiting for the treadmill's answer"
+                return "Sent, waiting for the treadmill's answer."
             case "accepted":
-                return f"accepted: {self.sent.answer or 'stored'}"
+                return f"Accepted. {self.answer or 'Stored.'}"
             case "refused":
-                return f"refused: {self.sent.answer or 'no reason given'}"
+                return f"Refused: {_ended(self.sent.answer or 'no reason given')}"
             case _:
                 return (
-                    f"no answer after {ANSWER_TIMEOUT_S:g} s: the treadmill may be off or off "
-                    "line; it gets the command when it is back (or send it again)"
+                    f"No answer after {ANSWER_TIMEOUT_S:g} s: the treadmill may be off or off "
+                    "line; it gets the command when it is back (or send it again)."
                 )
+
+    @property
+    def answer(self) -> str:
+        """What the treadmill did, as a sentence (:func:`as_sentence`: rows stored before
+        read alike); "" before it answered."""
+        return as_sentence(self.sent.answer or "")
 
     def as_json(self) -> dict[str, Any]:
         return {

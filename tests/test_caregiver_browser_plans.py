@@ -72,7 +72,7 @@ def test_the_physio_sees_the_device_s_answer_arrive_and_a_caregiver_has_no_form(
     page.click("#plan-form button[type=submit]")
     row = page.locator("#plan-answers tr.just-sent")
     expect(row).to_have_attribute("data-state", "pending")
-    expect(row.locator(".answer")).to_have_text("sent, waiting for the treadmill's answer")
+    expect(row.locator(".answer")).to_have_text("Sent, waiting for the treadmill's answer.")
     command = device.wait_command("plan")
     assert command["plan"]["name"] == "alternate-2-2"
     result = msgspec.structs.asdict(
@@ -88,7 +88,7 @@ def test_the_physio_sees_the_device_s_answer_arrive_and_a_caregiver_has_no_form(
     device.publish("reply", reply_payload(DEVICE, "plan", command["id"], True, result))
     expect(row).to_have_attribute("data-state", "accepted")  # no reload: plan.js asked
     expect(row.locator(".answer")).to_have_text(
-        "accepted: stored as plan alternate-2-2 (revision 3); used from the walker's next session"
+        "Accepted. Stored as plan alternate-2-2 (revision 3); used from the walker's next session."
     )
     assert page.problems == []
 
@@ -198,7 +198,7 @@ def test_the_physio_chooses_the_walker_whose_plan_is_shown_without_scripts(
     expect(page.locator("#in-force-plan strong")).to_have_text("alternate-2-2")
     expect(page.locator("#in-force-prescribed strong")).to_have_text("2")
     expect(page.locator("#in-force-progression strong")).to_have_text(
-        "progression schedule toward-10-minutes: assigned, stage 1 of 9"
+        "Progression schedule toward-10-minutes: assigned, stage 1 of 9."
     )
     expect(page.locator("#in-force-sessions tbody tr")).to_have_count(2)
     # one walker picker: every form is for the walker shown, and its button says so

@@ -443,7 +443,7 @@ def test_the_plan_page_shows_the_chosen_walker_s_plan_stage_and_sessions(
             assert "Anna's latest session (" in page and "<strong>alternate-2-2</strong>" in page
             assert "<strong>2</strong> sessions are prescribed to Anna" in page
             assert (
-                "<strong>progression schedule toward-10-minutes: assigned, stage 1 of 9</strong>"
+                "<strong>Progression schedule toward-10-minutes: assigned, stage 1 of 9.</strong>"
                 in page
             )
             rows = page.split('id="in-force-sessions"')[1].split("</table>")[0]

@@ -18,9 +18,15 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from caregiver.plan_answers import ANSWER_TIMEOUT_S, answer_of
+from caregiver.plan_answers import ANSWER_TIMEOUT_S, CommandView, answer_of
 from caregiver.service import CaregiverService
-from core.protocol.messages import PlanStored, ReplyMessage
+from caregiver.storage import CommandStatus, SentCommand
+from core.protocol.messages import (
+    PlanStored,
+    ProgressionHeld,
+    ProgressionStored,
+    ReplyMessage,
+)
 from core.protocol.payloads import reply_payload
 from tests.caregiver_support import Http, SimDevice, make_config, running_service
 from tools.broker import Mosquitto
@@ -96,10 +102,10 @@ def test_a_refusal_names_the_field_and_an_unanswered_command_says_so(
         lambda: service.store.sent_commands(DEVICE)[0].status == "refused"
     )
     (refused,) = _answers(web)
-    assert refused["state"] == "refused" and refused["text"] == f"refused: {problem}"
+    assert refused["state"] == "refused" and refused["text"] == f"Refused: {problem}."
     _, _, page = web.request("GET", f"/devices/{DEVICE}/plan?sent={refused_id}")
     assert f'data-request-id="{refused_id}" data-state="refused"' in page
-    assert "refused: plan.intervals[1].minutes: Expected `float` &lt;= 30.0, got 40.0" in page
+    assert "Refused: plan.intervals[1].minutes: Expected `float` &lt;= 30.0, got 40.0." in page
 
     silent_id = send("progression-week-2")
     unanswered, _ = _answers(web)
@@ -107,7 +113,7 @@ def test_a_refusal_names_the_field_and_an_unanswered_command_says_so(
     clock.ahead_s = ANSWER_TIMEOUT_S + 1
     unanswered, still_refused = _answers(web)
     assert unanswered["state"] == "no answer" and still_refused["state"] == "refused"
-    assert unanswered["text"].startswith(f"no answer after {ANSWER_TIMEOUT_S:g} s")
+    assert unanswered["text"].startswith(f"No answer after {ANSWER_TIMEOUT_S:g} s")
     # a late answer still counts (the broker kept the command for the device)
     late = msgspec.structs.asdict(
         PlanStored(
@@ -126,8 +132,8 @@ def test_a_refusal_names_the_field_and_an_unanswered_command_says_so(
     accepted, _ = _answers(web)
     assert accepted["state"] == "accepted"
     assert accepted["text"] == (
-        "accepted: stored as plan progression-week-2 (revision 7); used from the walker's next "
-        "session"
+        "Accepted. Stored as plan progression-week-2 (revision 7); used from the walker's next "
+        "session."
     )
     device.close()
     other.close()
@@ -143,7 +149,80 @@ def test_an_answer_from_a_device_of_another_version_is_still_accepted() -> None:
         wall_time="2026-12-02T10:00:00.000+00:00",
         result={"revision": "seven"},
     )
-    assert answer_of(odd).startswith("stored (the treadmill's answer was not understood:")
+    assert answer_of(odd).startswith("Stored (the treadmill's answer was not understood:")
+    assert answer_of(odd).endswith(".")
+
+
+def _sentences(text: str) -> list[str]:
+    return [part for part in re.split(r"(?<=[.!?]) ", text) if part]
+
+
+def _reply(command: str, result: dict[str, object]) -> ReplyMessage:
+    return ReplyMessage(
+        schema=1,
+        device_id=DEVICE,
+        command=command,
+        request_id="cg-1",
+        ok=True,
+        wall_time="2026-12-02T10:00:00.000+00:00",
+        result=result,
+    )
+
+
+def _sent(status: CommandStatus, answer: str | None) -> SentCommand:
+    return SentCommand("cg-1", DEVICE, "plan", "plan hand", "ann", 1.0, status, 2.0, answer)
+
+
+def test_every_answer_reads_as_sentences_the_machine_fields_unchanged() -> None:
+    """The dashboard read "stored as plan hand (revision 4); used from the walker's next
+    session. The walker's progression ..." and "progression schedule test: released, stage 1
+    of 2. The stage's plan ...": a sentence in lower case before one in upper case. Each
+    answer is sentences now, each with a capital and a full stop; the reply's fields (what a
+    program reads) are the device's, as they were."""
+    held = ProgressionHeld(progression="toward-10-minutes", stage=3, stages=9, plan="week-3")
+    plan = PlanStored(
+        plan="hand",
+        revision=4,
+        intervals=2,
+        minutes=10.0,
+        backward_minutes=5.0,
+        applies="at the next session start",
+        progression_held=held,
+    )
+    released = ProgressionStored(
+        progression="test",
+        change="released",
+        stage=1,
+        stages=2,
+        plan="short",
+        held=False,
+        applies="at the next session start",
+        plan_restored=True,
+    )
+    for command, stored in (("plan", plan), ("progression", released)):
+        said = answer_of(_reply(command, msgspec.to_builtins(stored)))
+        sentences = _sentences(said)
+        assert len(sentences) >= 2, said
+        for sentence in sentences:
+            assert sentence[0].isupper() and sentence.endswith("."), (command, sentence)
+        view = CommandView(_sent("accepted", said), "accepted")
+        assert view.text == f"Accepted. {said}"
+        assert view.as_json()["state"] == "accepted" and view.as_json()["answer"] == said
+    assert answer_of(_reply("plan", msgspec.to_builtins(plan))) == (
+        "Stored as plan hand (revision 4); used from the walker's next session. The walker's "
+        "progression toward-10-minutes at stage 3 of 9 is now held, because a plan was set by "
+        "hand: sessions of this plan do not move the progression on. Release the hold to go "
+        "back to the stage's plan (week-3) from the next session."
+    )
+    # an answer stored by an earlier release reads alike; a refusal keeps the device's words
+    old = CommandView(_sent("accepted", "stored as plan hand (revision 4)"), "accepted")
+    assert old.text == "Accepted. Stored as plan hand (revision 4)."
+    assert old.answer == "Stored as plan hand (revision 4)."
+    refused = CommandView(_sent("refused", "plan.name: too long"), "refused")
+    assert refused.text == "Refused: plan.name: too long."
+    assert CommandView(_sent("pending", None), "pending").text == (
+        "Sent, waiting for the treadmill's answer."
+    )
 
 
 def test_a_command_that_could_not_be_sent_is_not_listed(

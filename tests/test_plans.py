@@ -528,7 +528,7 @@ def test_a_plan_sent_from_the_dashboard_reaches_the_device_and_applies_at_the_ne
         assert cg.ingestor.wait_for(answered)  # the device's reply, not just "sent"
         _, _, answered_page = web.request("GET", headers["location"])
         assert f'data-request-id="{request_id}" data-state="accepted"' in answered_page
-        assert "accepted: stored as plan Anna, week 3 (revision" in answered_page
+        assert "Accepted. Stored as plan Anna, week 3 (revision" in answered_page
         assert "used from the walker&#39;s next session" in answered_page
     stored = rig.courier.db.read(current_plan)
     assert stored is not None and stored.request_id == request_id and stored.by == "ann"
@@ -984,7 +984,7 @@ def test_a_progression_from_the_dashboard_reaches_the_device_and_can_be_held(
         assert step_back["state"] == "refused" and step_back["summary"] == (
             "progression schedule: step back a stage"
         )
-        assert step_back["text"] == "refused: no progression is assigned to this device"
+        assert step_back["text"] == "Refused: no progression is assigned to this device."
         pick = [("csrf", token[1]), ("progression", "toward-10-minutes")]
         status, _, refused = web.request("POST", url, [*pick, ("stage", "12")])
         assert status == 400 and "stage: must be 1 to 9" in refused
@@ -1023,10 +1023,10 @@ def test_a_progression_from_the_dashboard_reaches_the_device_and_can_be_held(
             ][:2]
         )
         assert first == (
-            "refused: the walker is already at the first stage of toward-10-minutes "
-            "(stage 1 of 9): nothing to step back to"
+            "Refused: the walker is already at the first stage of toward-10-minutes "
+            "(stage 1 of 9): nothing to step back to."
         )
-        assert second.startswith("accepted"), second
+        assert second.startswith("Accepted. "), second
     state = rig.courier.db.read(current_progression)
     assert state is not None and state.stage == 0 and state.changed == "stepped back"
     assert rig.courier.db.read(
@@ -1344,7 +1344,7 @@ def test_a_plan_set_from_the_dashboard_holds_the_walker_s_progression_and_says_s
             assert cg.ingestor.wait_for(answered)
             _, _, answered_page = web.request("GET", headers["location"])
             assert (
-                "progression schedule test: released, stage 1 of 2. The stage&#39;s plan (short) "
+                "Progression schedule test: released, stage 1 of 2. The stage&#39;s plan (short) "
                 "is in force again from the next session, in place of the plan set by hand."
             ) in answered_page
     finally:
