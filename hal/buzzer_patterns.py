@@ -280,6 +280,18 @@ def get_pattern(name: str) -> Pattern:
         raise ValueError(f"unknown buzzer pattern {name!r}; known patterns: {known}") from None
 
 
+def faster(pattern: Pattern, factor: float) -> Pattern:
+    """``pattern`` played ``factor`` times faster, under its name and priority: a session's
+    cues when its plan runs ``factor`` times faster than real time (the demos), so a cue's
+    beeps take the share of its interval they take on a real plan. Played at their own
+    length, a "get ready to turn" 15 plan seconds before the turn (0.5 s at 30 times) was
+    still beeping when the turn's cue came, and every turn read as cut short."""
+    if not factor > 0:
+        raise ValueError("factor must be positive")
+    segments = tuple((on_s / factor, off_s / factor) for on_s, off_s in pattern.segments)
+    return Pattern(pattern.name, segments, pattern.repeat, pattern.priority)
+
+
 class PatternPlayer:
     """Which level an output should have now, given what was asked to play.
 

@@ -36,6 +36,7 @@ import math
 import os
 import threading
 from collections import deque
+from collections.abc import Mapping
 from typing import Any
 
 from core.clock import Clock
@@ -645,6 +646,10 @@ class GpioBuzzer(_PatternOutput):
                 pin, active_high=active_high, initial_value=False, pin_factory=factory
             ),
         )
+        self.faster: Mapping[str, Pattern] = {}
+        """Patterns played in place of the ones of their names: a time-compressed session's
+        cues (:func:`firmware.session.cues.compressed_patterns`, the demos); empty on a
+        monitor, whose session runs in real time."""
 
     @property
     def pattern(self) -> str | None:
@@ -663,7 +668,7 @@ class GpioBuzzer(_PatternOutput):
         Whether it was accepted shows in :attr:`pattern` afterwards. ValueError
         (listing the known names) for an unknown pattern.
         """
-        self._player.play(get_pattern(pattern), now, force=force)
+        self._player.play(self.faster.get(pattern) or get_pattern(pattern), now, force=force)
         self._played()
         self.update(now)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import logging
 import math
 import queue
 import sqlite3
@@ -35,6 +36,8 @@ from firmware.session.runner import (
     detach_session,
 )
 from firmware.storage.sessions import load_sessions
+from hal.buzzer_patterns import get_pattern
+from hal.gpio import GpioBuzzer
 from hal.interfaces import PressEdges
 from launcher.cli import main
 from sim import scenarios
@@ -132,6 +135,45 @@ def test_preset_cues_on_a_compressed_clock(tmp_path: Path) -> None:
     )
     for t, w in zip(times, want, strict=True):
         assert w <= t + 1e-6 <= w + 60 * 0.02
+    detach_session(rig.app, runner)
+
+
+def test_a_compressed_plans_cues_beep_within_it_and_a_real_cut_is_still_said(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``demo --speed 4`` logged "cue turn_ahead cut short by cue_forward" at every turn, at
+    any speed: the demo's plan runs 30 times faster, so "get ready to turn", 15 plan seconds
+    before the turn, came 0.5 s before it while its beeps (1.2 s) played at their own length.
+    On a real plan they end 14 s before the turn. The plan's cues beep as much faster as the
+    plan runs now (its speech and the LED's flash did already): none is cut by the next, and a
+    cue cut short by something else (a call for help's beeps) is still said to be."""
+    caplog.set_level(logging.INFO, logger="firmware.session.cue_player")
+    rig = armed_rig(tmp_path)
+    buzzer = rig.app.gpio.buzzer
+    assert isinstance(buzzer, GpioBuzzer)
+    runner = attach_session(rig.app, PRESETS["alternate-2-2"], time_scale=30.0)
+    turn_ahead = get_pattern("cue_turn_ahead")
+    assert buzzer.faster["cue_turn_ahead"].period == pytest.approx(turn_ahead.period / 30.0)
+    assert "chirp" not in buzzer.faster and "sway_start" not in buzzer.faster  # not plan-timed
+    runner.request("start")
+    rig.run_for(13.0)  # three turns, each warned 0.5 s ahead
+    played = [c.cue for c in runner.cues if c.played]
+    ahead, turn = Cue.TURN_AHEAD, Cue.FORWARD
+    assert played[:5] == [Cue.BACKWARD, ahead, turn, ahead, Cue.BACKWARD]
+    cuts = [r.getMessage() for r in caplog.records if "cut short" in r.getMessage()]
+    assert cuts == []
+    # A call for help's beeps during a cue: still cut short, and said so.
+    while runner.cues[-1].cue is not Cue.TURN_AHEAD:
+        rig.run_for(0.005)
+    assert buzzer.pattern == "cue_turn_ahead"
+    buzzer.play("help_sent", rig.clock.monotonic())
+    rig.run_for(0.01)
+    cuts = [r.getMessage() for r in caplog.records if "cut short" in r.getMessage()]
+    assert cuts == ["cue turn_ahead cut short by help_sent: played again once it ends"]
+    detach_session(rig.app, runner)
+    assert buzzer.faster == {}  # a session on the real plan's clock next
+    runner = attach_session(rig.app, SHORT)
+    assert buzzer.faster == {}
     detach_session(rig.app, runner)
 
 

@@ -20,9 +20,10 @@ from core.errors import ConfigError
 from core.mounting import Mounting
 from core.wallclock import WallClock
 from firmware.gait.worker import MAX_BACKLOG_S, Measurements
-from firmware.session.cues import Speaker
+from firmware.session.cues import Speaker, compressed_patterns
 from firmware.session.plan import Plan
 from firmware.session.voice import Prompts
+from hal.gpio import GpioBuzzer
 from hal.interfaces import PressEdges
 
 if TYPE_CHECKING:
@@ -134,6 +135,10 @@ def attach_session(
     if app.status_light is not None:
         app.status_light.interval_now = runner.interval_now
         app.status_light.flash_s = app.status_light.FLASH_S / time_scale
+    buzzer = app.gpio.buzzer
+    if time_scale != 1 and isinstance(buzzer, GpioBuzzer):  # the demos' compressed plans
+        buzzer.faster = compressed_patterns(time_scale)
+        runner.compress_cues(buzzer.faster)
     return runner
 
 
@@ -160,6 +165,8 @@ def detach_session(app: App, runner: SessionRunner, timeout: float = 5.0) -> Non
     if app.status_light is not None:
         app.status_light.interval_now = None
         app.status_light.flash_s = app.status_light.FLASH_S
+    if isinstance(app.gpio.buzzer, GpioBuzzer):
+        app.gpio.buzzer.faster = {}
     runner.settle_measurements(timeout)
     if runner.measurements is not None:
         runner.measurements.close()

@@ -23,7 +23,7 @@ import dataclasses
 import logging
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from firmware.safety import SafetyState
@@ -32,7 +32,7 @@ from firmware.session.plan import Plan
 from firmware.session.recording import SessionTally
 from firmware.session.states import SessionState
 from firmware.session.voice import Prompts
-from hal.buzzer_patterns import get_pattern
+from hal.buzzer_patterns import Pattern, get_pattern
 from hal.interfaces import Buzzer
 
 log = logging.getLogger(__name__)
@@ -171,6 +171,10 @@ class CuePlayer:
         each is played once the buzzer is free, unless stale by then (:meth:`retry`)."""
         self.sounding: Sounding | None = None
         """The cue last started on the buzzer, until its pattern ends (:meth:`watch`)."""
+        self.compressed: Mapping[str, Pattern] = {}
+        """The patterns the buzzer plays in place of the cues' own, by name, in a session
+        whose plan runs faster than real time (:func:`~firmware.session.cues.compressed_patterns`):
+        a cue sounds until the end of the one played."""
         self._words: deque[str] = deque(maxlen=4)
         """The session cues' sentences queued since the last pause or interval: a trip or a
         fault withdraws them (the runner's pause), so no "walk backward for 2 minutes" plays
@@ -260,7 +264,7 @@ class CuePlayer:
                 Sounding(
                     dataclasses.replace(retry, words=False),
                     pattern,
-                    now + get_pattern(pattern).period,
+                    now + (self.compressed.get(pattern) or get_pattern(pattern)).period,
                 ),
             )
             if cut is not None and before == cut.pattern:

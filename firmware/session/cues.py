@@ -48,6 +48,7 @@ from typing import Protocol, runtime_checkable
 
 from core.protocol.messages import Direction
 from core.protocol.plan import Plan
+from hal.buzzer_patterns import Pattern, faster, get_pattern
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,25 @@ PATTERN: dict[Cue, str] = {
     Cue.BALANCE_DONE: "sway_done",
 }
 """The buzzer pattern of each cue (names in :data:`hal.buzzer_patterns.PATTERNS`)."""
+
+ON_PLAN_TIME = frozenset(
+    {Cue.BACKWARD, Cue.FORWARD, Cue.REST, Cue.ONE_MINUTE, Cue.TURN_AHEAD, Cue.DONE}
+)
+"""The cues the plan's clock times: in a session whose plan runs faster than real time (the
+demos) their beeps run faster with it (:func:`compressed_patterns`). Not the pause's chirp
+(the arming chirp's pattern too), nor the balance check's (it runs in real time)."""
+
+
+def compressed_patterns(time_scale: float) -> dict[str, Pattern]:
+    """The patterns of the :data:`ON_PLAN_TIME` cues played ``time_scale`` times faster, by
+    name (:attr:`hal.gpio.GpioBuzzer.faster`); none at 1. A demo's plan runs 30 times faster
+    and its speech and the LED's interval flash do too: its beeps did not, so a "get ready to
+    turn" (1.2 s of beeps) 15 plan seconds before the turn, 0.5 s, was cut short by the turn's
+    cue at every turn, a fault of no real plan (there it ends 14 s before the turn)."""
+    if time_scale == 1:
+        return {}
+    return {PATTERN[cue]: faster(get_pattern(PATTERN[cue]), time_scale) for cue in ON_PLAN_TIME}
+
 
 TEXT: dict[Cue, str] = {
     Cue.BACKWARD: "Turn around and walk backward.",

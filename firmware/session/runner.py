@@ -91,7 +91,7 @@ import queue
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from core.protocol.messages import (
@@ -154,6 +154,7 @@ from firmware.session.states import (
 from firmware.session.steps import StepCounts, StepDetector
 from firmware.session.voice import Prompts
 from firmware.session.walker_choice import WalkerChoice, WalkerChooser
+from hal.buzzer_patterns import Pattern
 from hal.interfaces import Buzzer, PressEdges
 
 if TYPE_CHECKING:
@@ -1001,6 +1002,12 @@ class SessionRunner:
         if starts[index] + interval.duration_s - s.plan_t <= TURN_AHEAD_S:
             s.turn_warned[index] = s.pauses
             self._cue(Cue.TURN_AHEAD, now)
+
+    def compress_cues(self, patterns: Mapping[str, Pattern]) -> None:
+        """The buzzer plays ``patterns`` in place of the cues' own of their names (a plan
+        running ``time_scale`` times faster: :func:`~firmware.session.attach.attach_session`):
+        a cue is watched until the end of the one it plays."""
+        self._player.compressed = patterns
 
     def _cue(
         self, cue: Cue, now: float, *, resumed: bool = False, belt_stopped: bool = False
