@@ -28,7 +28,7 @@ from caregiver.notify import Notifier, send_notification
 from caregiver.outbox import addressee, open_outbox, url_key
 from caregiver.progress import progress_view
 from caregiver.service import CaregiverService
-from caregiver.storage import SCHEMA_VERSION, SchemaError, Store, Urgency, schema
+from caregiver.storage import SCHEMA_VERSION, SchemaError, StorageFault, Store, Urgency, schema
 from caregiver.storage.engines import SqliteDatabase
 from caregiver.storage.schema import MIGRATIONS
 from launcher.cli import main
@@ -253,6 +253,38 @@ def test_a_transaction_that_raises_stores_nothing(caregiver_db: str) -> None:
             assert tx.record_event(event, 1.0)
             assert not tx.record_event(event, 2.0)  # a redelivery
         assert store.event_count() == 1
+    finally:
+        store.close()
+
+
+def test_a_read_that_fails_inside_a_transaction_costs_the_read_not_the_transaction(
+    caregiver_db: str,
+) -> None:
+    """A store read made inside this thread's transaction or batch (ingest naming a fall's
+    walker) that fails is that read's StorageFault: what the transaction wrote before and
+    after it commits. Before, the failed read was the transaction's (on PostgreSQL, whose
+    transaction then refuses every statement, even when the fault was caught)."""
+    store = Store(caregiver_db)
+    try:
+        execute(caregiver_db, "ALTER TABLE device_walkers RENAME TO device_walkers_damaged")
+        first, second = new_event(1), new_event(2)
+        with store.transaction() as tx:
+            assert tx.record_event(first, 1.0)
+            with pytest.raises(StorageFault, match="device_walkers"):
+                store.device_walkers("treadmill-1")
+            tx.page_alert("fall", "treadmill-1", first.id, 1.0, 301.0, frame=BY_HAND)
+        with (
+            store.batch({"treadmill-1"}, 2.0, [(second, 2.0)]),  # pipelined on PostgreSQL
+            store.message(second.id),
+            store.transaction() as tx,
+        ):
+            assert tx.record_event(second, 2.0)
+            with pytest.raises(StorageFault, match="device_walkers"):
+                store.device_walkers("treadmill-1")
+            tx.page_alert("fall", "treadmill-1", second.id, 2.0, 302.0, frame=BY_HAND)
+        assert store.event(first.id) is not None and store.event(second.id) is not None
+        assert sorted(a.event_id or "" for a in store.alerts()) == [first.id, second.id]
+        assert store.damage is None  # a table renamed is no damaged file
     finally:
         store.close()
 

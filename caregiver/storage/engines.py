@@ -221,6 +221,13 @@ class Database:
         a result. Errors may surface at a later statement or at the block's end."""
         yield
 
+    def settle(self) -> None:
+        """Wait for the answers to every statement sent so far, raising here the error of any
+        (in a pipeline; elsewhere each statement has answered already). After a statement
+        failed in a pipeline, it also ends the stretch the server skips: every statement
+        after an error up to the next sync (a rollback to a savepoint sent without it was
+        skipped too, and the whole batch held)."""
+
     # -------------------------------------------------------------- schema
 
     def lock_schema(self) -> None:
@@ -595,6 +602,10 @@ class PostgresDatabase(Database):
                 yield
             finally:
                 self._pipeline = None
+
+    def settle(self) -> None:
+        if self._pipeline is not None:
+            self._pipeline.sync()
 
     def lock_schema(self) -> None:
         self.begin()

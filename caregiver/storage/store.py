@@ -489,11 +489,50 @@ class Store(StoreOperations):
         only that one)."""
         reads = self._reads
         depth: int = getattr(self._writing, "depth", 0)
-        if reads is None or depth > 0:
+        if depth > 0:
+            with self._lock:
+                return self._aside(read)
+        if reads is None:
             with self._statement() as ops:
                 return read(ops)
         with self._faults():
             return reads.run(lambda db: read(Transaction(db)))
+
+    def _aside(self, read: Callable[[Transaction], _T]) -> _T:
+        """A read made inside this thread's open transaction or batch (the lock held), under
+        a savepoint of its own: if it fails (a side table missing or damaged, a statement
+        timing out) it is rolled back to, and the failure is the read's
+        :class:`StorageFault` alone, which its caller may survive (the walkers' names, read
+        while ingest stores and pages a fall: the fall is named by the walker's id,
+        :func:`caregiver.walkers.walkers_shown`). Before, the failed read was the whole
+        transaction's: the fall was not stored, not paged, and held with the broker for as
+        long as the table stayed unreadable (on PostgreSQL a failed statement also leaves
+        the transaction refusing every statement after it, so catching it was not enough).
+
+        When the savepoint cannot be rolled back to (the engine ended the transaction
+        itself, or the error was an earlier statement's that the pipeline reported here),
+        the transaction is lost with it: the driver's error goes on unconverted, past any
+        caller that would survive a read's fault, and the transaction's end reports it
+        (a :class:`StorageFault`: ingest holds its messages) rather than letting its later
+        statements run outside it."""
+        db = self._db
+        # Neither this nor the RELEASE is the read's: a failure is the transaction's (the
+        # rows deferred so far are inserted first), unconverted, as a lost savepoint's.
+        db.execute("SAVEPOINT aside")
+        try:
+            result = read(Transaction(db))
+        except db.errors as exc:
+            try:
+                db.settle()  # in a pipeline: else the server skips the rollback too
+                db.execute("ROLLBACK TO SAVEPOINT aside")
+                db.execute("RELEASE SAVEPOINT aside")
+                db.settle()  # rolled back to, here and now, or the transaction is lost
+            except db.errors:
+                raise exc from None
+            with self._faults():  # a damaged page is the store's damage, said as ever
+                raise
+        db.execute("RELEASE SAVEPOINT aside")
+        return result
 
 
 @contextmanager
