@@ -63,7 +63,7 @@ from caregiver.story import (
     device_link,
     event_words,
 )
-from caregiver.walkers import who
+from caregiver.walkers import who_shown
 from core.clock import WallSteps, since_boot
 from core.protocol.events import INCIDENT_TYPES, EventType, reopens, worse
 from core.protocol.messages import EventMessage
@@ -214,7 +214,7 @@ class Alerting:
         walker = opens_for if incident is None else incident.walker
 
         def text() -> tuple[str, str]:
-            whose = who(tx, device_id, walker)
+            whose = who_shown(self.store, device_id, walker)  # by id if unreadable: _whose
             told = _Told(
                 event.id,
                 event.wall_time,
@@ -663,13 +663,23 @@ class Alerting:
         return sorted(places)
 
     def _whose(self, tx: Transaction, alert: Alert) -> str | None:
-        """The walker of ``alert``'s incident to name (:func:`caregiver.walkers.who`): the
-        page, its reminders and its follow-ups ("I'm OK", "acknowledged") say the same
+        """The walker of ``alert``'s incident to name (:func:`caregiver.walkers.who_shown`):
+        the page, its reminders and its follow-ups ("I'm OK", "acknowledged") say the same
         walker, else a caregiver told "FALL - Anna B." reads "I'm OK" of the treadmill and
         cannot tell whether Anna is the one who is OK. None for an alert of no incident (the
-        monitor went offline: nobody fell) and a treadmill's one walker, as before."""
+        monitor went offline: nobody fell) and a treadmill's one walker, as before.
+
+        The names are read through the store, which reads inside ``tx`` but under a
+        savepoint of their own (a :class:`~caregiver.storage.Store` read made in a
+        transaction): a walkers table that cannot be read
+        (damaged, missing, locked) costs the name, and the walker is named by the id their
+        incident carries. Read with ``tx`` itself, its fault was the whole transaction's:
+        the fall was neither stored nor paged, no reminder went out and no "I'm OK" closed
+        it, for as long as the table stayed unreadable."""
         incident = tx.incident(alert.incident) if alert.incident else None
-        return who(tx, alert.device_id, incident.walker) if incident is not None else None
+        if incident is None:
+            return None
+        return who_shown(self.store, alert.device_id, incident.walker)
 
     def _told(self, tx: Transaction, alert: Alert) -> _Told:
         whose = self._whose(tx, alert)
@@ -770,7 +780,7 @@ class _Told(NamedTuple):
     state: str
     figures: Mapping[str, float]
     who: str | None = None
-    """The walker whose incident it is, to name (:func:`caregiver.walkers.who`)."""
+    """The walker whose incident it is, to name (:func:`caregiver.walkers.who_shown`)."""
     received_at: float | None = None
     """When the service received the event, when the device's clock was not set as it
     stamped it (its ``wall_unsynced``): the page says that time, as received, instead of
