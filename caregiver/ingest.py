@@ -23,7 +23,9 @@ works waits in a queue and is then stored as one batch, in one commit (a
 commit costs as much as the rest of a message's work; a burst is stored in
 half the time). The batch is acknowledged, receipted and announced only once
 committed; if it cannot be committed, none of it is kept and its messages are
-held, in order, like any message the database refused. A message whose handling fails
+held, in order, like any message the database refused (but a held message that carries no
+alert and that its own table refuses while the alerts behind it store is let go:
+:meth:`Ingestor._side_fault`). A message whose handling fails
 (a bug) is undone alone, its event's row too: not stored, not receipted, so the device sends
 it again and it is then new, alerted and receipted; never stored without its alert.
 
@@ -168,6 +170,22 @@ to send a close again to a device that missed it (:meth:`Ingestor._device_missed
 each walker's retained stage message, their progression as the device keeps it (the plan and
 progress pages show it; it also gives the sessions a week every walker's stage prescribes,
 where the progress message gives only the chosen walker's)."""
+
+
+SIDE_KINDS = frozenset(INGESTED_KINDS) - {TopicKind.EVENT, TopicKind.STATE, TopicKind.AVAILABILITY}
+"""Messages that carry no alert: an event opens, worsens or closes one, a state is the card's
+belt and an availability opens or closes an offline alert. One of these that its own table
+cannot take (damaged, missing) is let go rather than held in front of the alerts
+(:meth:`Ingestor._side_fault`)."""
+
+
+def _kind_of(prefix: str, topic: str) -> TopicKind | None:
+    """The kind of message ``topic`` carries (None: not a device topic)."""
+    try:
+        parsed = parse_topic(prefix, topic)
+    except BadTopic:
+        return None
+    return None if parsed is None else parsed.kind
 
 
 class _StageCleared(msgspec.Struct, frozen=True):
@@ -1060,11 +1078,55 @@ class Ingestor:
                 while self._held:
                     message = self._held[0]
                     if not self.handle(message.topic, bytes(message.payload)):
+                        if self._side_fault(message):
+                            continue  # an alert stored behind it: it was let go
                         break
                     self._held.popleft()
                     self._held_changed()
-                    if self.client is not None:
-                        self.client.ack(message.mid, message.qos)
+                    self._ack(message)
+
+    def _side_fault(self, message: mqtt.MQTTMessage) -> bool:
+        """``message``, the oldest held, was just refused alone: if it carries no alert
+        (:data:`SIDE_KINDS`) and the first held message that may (an event, a state, an
+        availability) stores, the database works and the fault was ``message``'s own table
+        (damaged, missing): that one is stored, and ``message`` let go (logged, acknowledged,
+        counted rejected). True then; False when the database refuses that one too (it is
+        down: both stay held, in order) or none is held.
+
+        Held in order, a side message its table could not take stopped every message behind
+        it, the falls too, for as long as the table stayed broken (and a retained one, the
+        roster or a stage, comes with every reconnect). Let go, nothing is lost that the
+        device does not send again: a retained message comes at the next connection, a
+        session summary (not receipted) is sent again by the device, telemetry at its next
+        interval; a command's reply is the one thing not sent again (the command reads as
+        unanswered)."""
+        if _kind_of(self.prefix, message.topic) not in SIDE_KINDS:
+            return False
+        fault = self.storage_fault
+        waiting = next(
+            (m for m in self._held if _kind_of(self.prefix, m.topic) not in SIDE_KINDS), None
+        )
+        if waiting is None or not self.handle(waiting.topic, bytes(waiting.payload)):
+            return False
+        self._held.remove(waiting)
+        self._ack(waiting)
+        log.error(
+            "the database refuses a message on %s while it stores the alerts behind it, "
+            "let go (its table: %s)",
+            message.topic,
+            fault,
+        )
+        self._held.popleft()
+        self._count.rejected += 1
+        self._count_messages(1)
+        self._held_changed()
+        self._ack(message)
+        return True
+
+    def _ack(self, message: mqtt.MQTTMessage) -> None:
+        """Acknowledge ``message`` to the broker (handled: stored, or let go)."""
+        if self.client is not None:
+            self.client.ack(message.mid, message.qos)
 
     def _held_changed(self) -> None:
         """Wake :meth:`wait_for`'s callers: :attr:`held` changes after the commit or refusal

@@ -116,3 +116,38 @@ def test_a_fall_with_its_walkers_unreadable_is_stored_paged_reminded_and_closed_
     finally:
         device.close()
         service.stop()
+
+
+def test_a_roster_its_table_refuses_holds_no_fall_behind_it(
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    receiver: Receiver,
+    caregiver_db: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The device's walkers message (retained: every reconnect hands it over again) met a
+    roster table it could not write: held, in order, it held every message after it, a
+    fall too, for as long as the table stayed broken. Now the fall behind it is stored and
+    paged, and the roster is let go, said in the log (the device sends it again at its next
+    connection)."""
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        execute(caregiver_db, "ALTER TABLE device_walkers RENAME TO device_walkers_damaged")
+        caplog.set_level(logging.WARNING)
+        _roster(device)
+        ids = device.incident_fall(walker="anna")
+        assert _stored(service, ids["window"]["id"]), "the fall was not stored"
+        assert service.notifier.deliver_due() == 1
+        assert receiver.messages[-1]["title"] == "RetroGuard: FALL - anna, Dad's treadmill"
+        assert service.ingestor.wait_for(lambda: service.ingestor.held == 0)
+        let_go = [r for r in caplog.records if "let go" in r.getMessage()]
+        assert [r.levelno for r in let_go] == [logging.ERROR]
+        assert "/walkers" in let_go[0].getMessage()
+        assert "device_walkers" in let_go[0].getMessage()  # the table's own fault, said
+        assert service.ingestor.rejected == 1
+        assert service.ingestor.wait_for(lambda: service.ingestor.storage_fault is None)
+    finally:
+        device.close()
+        service.stop()
