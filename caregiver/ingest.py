@@ -173,10 +173,10 @@ where the progress message gives only the chosen walker's)."""
 
 
 SIDE_KINDS = frozenset(INGESTED_KINDS) - {TopicKind.EVENT, TopicKind.STATE, TopicKind.AVAILABILITY}
-"""Messages that carry no alert: an event opens, worsens or closes one, a state is the card's
-belt and an availability opens or closes an offline alert. One of these that its own table
-cannot take (damaged, missing) is let go rather than held in front of the alerts
-(:meth:`Ingestor._side_fault`)."""
+"""What ingest reads that carries no alert: every kind but an event (it opens, worsens or
+closes one), a state (the card's belt) and an availability (an offline alert opens or
+closes). One of these that its own table cannot take (damaged, missing) is let go rather than
+held in front of the alerts (:meth:`Ingestor._side_fault`)."""
 
 
 def _kind_of(prefix: str, topic: str) -> TopicKind | None:
