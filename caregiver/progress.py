@@ -20,6 +20,7 @@ import logging
 import math
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -208,28 +209,50 @@ def week_stretch(
 def card_plan(store: Store, device_id: str) -> str:
     """The card's line on the plan of the walker who walked last (the one the plan and
     progress pages show without a choice), in words: the treadmill and its plan where the
-    physio and the caregiver look first. Their progression stage's plan when the treadmill
-    says they are on one that moves on by itself (:func:`core.plan_presets.stage_words`: what
-    their next session walks); else, or for a stage whose plan is not known here or is held
-    (a hold may be a plan set by hand), the plan their latest session walked
-    (:func:`core.protocol.plan.plan_words`), by its name when its summary had no intervals.
-    "" before any session, and for one with neither (not "Plan: " and nothing). On a shared
-    treadmill it names them ("Anna's plan: ...").
+    physio and the caregiver look first (:func:`plan_line`, naming the walker as the
+    dashboard names them). "" before any session, and for one with neither a plan's name nor
+    intervals (not "Plan: " and nothing).
 
     "" too when the store cannot read them (a damaged table, a lock or a statement timing
     out): the line is information, and the fleet page, the device page and the live feed's
     card (a fall's red card) come without it rather than not at all."""
     try:
-        return _card_plan(store, device_id)
+        line = plan_line(store, device_id)
+        return line.said(walkers.offered(store, device_id).walkers) if line else ""
     except StorageFault as exc:
         log.warning("the card of %s goes without its plan line: %s", device_id, exc)
         return ""
 
 
-def _card_plan(store: Store, device_id: str) -> str:
+@dataclass(frozen=True, slots=True)
+class PlanLine:
+    """The card's plan line (:func:`card_plan`) before it names its walker: the live feed
+    keeps it per device until a session is stored or a stage changes, and names the walker
+    with the names it reads for the card's incident (:meth:`said`), so a card rebuilt on
+    every change of the belt reads neither the sessions nor the stages again."""
+
+    walker: str
+    """Whose plan: the walker who walked last."""
+    words: str
+    """The plan in words."""
+
+    def said(self, known: Sequence[tuple[str, str]]) -> str:
+        """The line, naming the walker on a shared treadmill ("Anna's plan: ...") with the
+        device's walkers ``known`` (:attr:`caregiver.walkers.Offered.walkers`)."""
+        who = walkers.named(self.walker, known)
+        return f"{who}'s plan: {self.words}" if who else f"Plan: {self.words}"
+
+
+def plan_line(store: Store, device_id: str) -> PlanLine | None:
+    """The plan of the walker who walked last: their progression stage's plan when the
+    treadmill says they are on one that moves on by itself (:func:`core.plan_presets.
+    stage_words`: what their next session walks); else, or for a stage whose plan is not known
+    here or is held (a hold may be a plan set by hand), the plan their latest session walked
+    (:func:`core.protocol.plan.plan_words`), by its name when its summary had no intervals.
+    None before any session, and for one with neither. Raises :class:`StorageFault`."""
     newest = store.walk_sessions(device_id, 1)
     if not newest:
-        return ""
+        return None
     latest = newest[0]
     stage = store.walker_stage(device_id, latest.walker)
     words = stage_words(stage) if stage is not None and stage.status != "held" else ""
@@ -240,9 +263,8 @@ def _card_plan(store: Store, device_id: str) -> str:
             words = plan_words(walked[1])
     words = words or latest.plan
     if not words:  # a summary naming no plan ("" is allowed) and without intervals
-        return ""
-    who = walkers.who(store, device_id, latest.walker)
-    return f"{who}'s plan: {words}" if who else f"Plan: {words}"
+        return None
+    return PlanLine(latest.walker, words)
 
 
 STATUS_WORDS = {

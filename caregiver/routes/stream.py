@@ -22,9 +22,9 @@ from caregiver import feed, story, walkers
 from caregiver.auth import Session
 from caregiver.broker_link import BrokerLink, Connected, broker_address
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored, StageChanged
-from caregiver.progress import card_plan
+from caregiver.progress import PlanLine, plan_line
 from caregiver.routes.site import Site
-from caregiver.storage import Device, Incident, Store, StoredEvent
+from caregiver.storage import Device, Incident, StorageFault, Store, StoredEvent
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,13 @@ class LiveFeed:
     read at once (:class:`_Snapshot`: three statements, not a round trip per card). Rows and session
     notices go in order; a row changed twice in one take (a trip, then its recording)
     is sent once.
+
+    A card's plan line (:func:`caregiver.progress.plan_line`) changes only when a session is
+    stored or a walker's stage changes (a plan or progression assigned, a stage moved on, held
+    or released): those changes send the device's card too (the line said the old plan until
+    the belt's next change), and the line is kept per device in between, so the card sent for
+    each change of the belt reads neither the sessions nor the stages again (three or four
+    statements a card, on the feed's one thread).
     """
 
     def __init__(self, site: Site) -> None:
@@ -69,11 +76,21 @@ class LiveFeed:
         self._link: BrokerLink | None = None
         self._storage: tuple[str, float] | None = None
         """Ingest's database fault and when it began (wall time), or None: it works."""
+        self._plan_changes: dict[str, int] = {}
+        """Per device, how many changes of its plan line (a session stored, a stage changed)
+        were published: a kept line read before the latest is read again (:meth:`_plan`)."""
+        self._plans: dict[str, tuple[int, PlanLine | None]] = {}
+        """Per device, its plan line as last read (feed thread only), and
+        :attr:`_plan_changes` as it stood before that read."""
 
     def publish(self, change: Change) -> None:
         """After a commit (any thread but the event loop's): queue it for the browsers."""
         hub = self.site.backend.hub
         hub.changed(change.device_id)  # first: a stream opening after this knows of it (hello)
+        if isinstance(change, SessionStored | StageChanged):
+            with self._cond:  # counted with no browser open too: the kept line is stale
+                device_id = change.device_id
+                self._plan_changes[device_id] = self._plan_changes.get(device_id, 0) + 1
         if hub.clients == 0:
             return
         with self._cond:
@@ -162,6 +179,7 @@ class LiveFeed:
                         self._push(change, seen, out)
                 else:
                     self._push(change, seen, out)
+                    cards[change.device_id] = None  # its plan line changed: the card says it
             self._hand_over(out)  # this take's rows, before any card
             if cards and not self._pending:  # events first: the cards once none is queued
                 waiting: list[Change] = [DeviceChanged(device_id) for device_id in cards]
@@ -193,6 +211,22 @@ class LiveFeed:
         except Exception:
             log.exception("could not push changes to the dashboard")
 
+    def _plan(self, device_id: str) -> PlanLine | None:
+        """The device's plan line, as kept since its last session or stage change, else read
+        (and kept). One the store cannot read is left out of this card, logged, and read again
+        for the next (:func:`caregiver.progress.card_plan`'s rule: the line is information)."""
+        changes = self._plan_changes.get(device_id, 0)  # before the read: a change during it
+        kept = self._plans.get(device_id)  # leaves the line kept stale, read again next time
+        if kept is not None and kept[0] == changes:
+            return kept[1]
+        try:
+            line = plan_line(self.site.backend.store, device_id)
+        except StorageFault as exc:
+            log.warning("the card of %s goes without its plan line: %s", device_id, exc)
+            return None
+        self._plans[device_id] = (changes, line)
+        return line
+
     def _push(self, change: Change, seen: _Snapshot, out: list[feed.FeedMessage]) -> None:
         """Word one change and add its messages to ``out`` (from what was read at once)."""
         backend = self.site.backend
@@ -204,10 +238,16 @@ class LiveFeed:
                     return
                 name = backend.device_name(change.device_id)
                 latest = device["incident"]
-                who = walkers.who_shown(
-                    backend.store, change.device_id, latest and latest["walker"]
+                walker = latest and latest["walker"]
+                line = self._plan(change.device_id)  # the card says it, live too
+                # the walkers' names, read once for the incident's walker and the plan's
+                known = (
+                    walkers.walkers_shown(backend.store, change.device_id)
+                    if walker is not None or line is not None
+                    else []
                 )
-                plan = card_plan(backend.store, change.device_id)  # the card says it, live too
+                who = walkers.named(walker, known)
+                plan = line.said(known) if line is not None else ""
                 card = feed.card(device, name, backend.clock(), site.moment, who, plan)
                 out.append(feed.DeviceMessage(change.device_id, card.level, card))
                 incident = seen.incidents.get(latest["id"]) if latest else None

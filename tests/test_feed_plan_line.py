@@ -1,0 +1,117 @@
+"""The card's plan line on the live feed (``/stream``): a session stored and a walker's stage
+changed (a plan or progression assigned, a stage moved on or held) send the device's card with
+the new line at once, and the cards sent for each change of the belt read neither the sessions
+nor the stages again. The browser side: tests/test_caregiver_browser_plans.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from caregiver.service import CaregiverService
+from core.plan_presets import PRESETS
+from core.protocol.payloads import encode
+from core.protocol.plan import plan_words
+from tests.caregiver_support import (
+    WAIT,
+    Http,
+    SimDevice,
+    make_config,
+    running_service,
+    session_record,
+)
+from tests.stage_support import DEVICE, STAGE_EXAMPLE
+from tests.test_caregiver_accounts import Stream
+from tools.broker import Mosquitto, mosquitto_available
+
+pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
+
+PLAN_READS = ("walk_sessions", "walker_stage", "walk_session_payloads")
+"""What the plan line is read from (:func:`caregiver.progress.plan_line`)."""
+
+
+@pytest.fixture
+def service(mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str) -> Iterator[CaregiverService]:
+    with running_service(make_config(mosquitto, tmp_path, database=caregiver_db)) as s:
+        yield s
+
+
+def _card_with(feed: Stream, said: Callable[[str], bool], after: int) -> dict[str, Any]:
+    """The first card of :data:`DEVICE` among the feed's messages from ``after`` on whose plan
+    line ``said`` accepts."""
+
+    def found() -> dict[str, Any] | None:
+        return next(
+            (m["card"] for m in feed.messages[after:]
+             if m["kind"] == "device" and m["device_id"] == DEVICE and said(m["card"]["plan"])),
+            None,
+        )  # fmt: skip
+
+    with feed.cond:
+        assert feed.cond.wait_for(lambda: found() is not None, WAIT), feed.messages[after:]
+        card = found()
+    assert card is not None
+    return card
+
+
+def test_a_session_and_a_stage_change_send_the_card_with_its_new_plan_line(
+    service: CaregiverService, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: dict[str, int] = dict.fromkeys(PLAN_READS, 0)
+    for name in PLAN_READS:  # counted on the feed's thread only (the pages read them too)
+        method = getattr(service.store, name)
+
+        def counted(*args: Any, _name: str = name, _method: Any = method) -> Any:
+            if threading.current_thread().name == "caregiver-feed":
+                reads[_name] += 1
+            return _method(*args)
+
+        monkeypatch.setattr(service.store, name, counted)
+    device = SimDevice(mosquitto, DEVICE)
+    client = Http(service.port)
+    assert client.login() == 303
+    feed = Stream(service.port, client.cookies)
+    try:
+        device.online()
+        _card_with(feed, lambda plan: plan == "", 0)  # no session yet: no line
+        start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+        record = session_record(DEVICE, start, backward_min=14, longest_min=2, plan="mine")
+        walked = plan_words([(i.direction, i.planned_s, i.speed) for i in record.intervals])
+        after = len(feed.messages)
+        device.session(record)  # the session alone: no other change of the card
+        _card_with(feed, lambda plan: plan == f"Plan: {walked}", after)
+
+        # the walker's progression, as the treadmill publishes it: the stage's plan
+        stage = msgspec.structs.replace(
+            STAGE_EXAMPLE, walker=record.walker, wall_time=start.isoformat(timespec="seconds")
+        )
+        after = len(feed.messages)
+        device.publish(f"stage/{record.walker.id}", encode(stage), retain=True)
+        on_stage = plan_words(PRESETS["alternate-2-2"], STAGE_EXAMPLE.sessions_per_week)
+        _card_with(feed, lambda plan: plan == f"Plan: {on_stage}", after)
+        # a plan set by hand holds it: the plan the latest session walked, at once
+        held = msgspec.structs.replace(
+            stage, status="held", held=True, change="held",
+            wall_time=(start + dt.timedelta(minutes=1)).isoformat(timespec="seconds"),
+        )  # fmt: skip
+        after = len(feed.messages)
+        device.publish(f"stage/{record.walker.id}", encode(held), retain=True)
+        _card_with(feed, lambda plan: plan == f"Plan: {walked}", after)
+
+        # the belt's changes: each sends the card, with its line, read from none of them
+        before = dict(reads)
+        for n, state in enumerate(("STANDBY", "ARMED", "STANDBY", "ARMED")):
+            after = len(feed.messages)
+            device.set_state(state, f"change {n}")
+            card = _card_with(feed, lambda plan: plan == f"Plan: {walked}", after)
+            assert card["belt"].startswith(("Belt stopped", "Monitor armed"))
+        assert reads == before, (before, reads)
+    finally:
+        feed.close()
+        device.close()
