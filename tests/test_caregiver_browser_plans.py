@@ -446,3 +446,86 @@ def test_a_stage_stamped_by_an_unset_clock_says_so_beside_its_dates(
         assert page.problems == []
     finally:
         device.close()
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_a_plan_assigned_changes_the_card_s_plan_line_on_an_open_dashboard(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """The walker is on a progression: the fleet's card says the stage's plan. The physio
+    assigns a plan by hand on the plan page (another tab); the treadmill answers it holds the
+    progression and publishes the stage held: the card open in the first tab says the plan
+    the walker's latest session walked, without a reload. Before, it said the stage's plan
+    until the belt next changed (the line came only with a card change)."""
+    import datetime as dt
+
+    from playwright.sync_api import expect
+
+    from core.plan_presets import PRESETS
+    from core.protocol.messages import ProgressionHeld
+    from core.protocol.payloads import encode
+    from core.protocol.plan import plan_words
+    from tests.caregiver_support import session_record
+    from tests.stage_support import STAGE_EXAMPLE
+    from tests.test_caregiver_browser_ux import _shots
+
+    device = SimDevice(mosquitto, DEVICE)
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    record = session_record(DEVICE, start, backward_min=14, longest_min=2, plan="Anna, week 3")
+    walked = plan_words([(i.direction, i.planned_s, i.speed) for i in record.intervals])
+    stage = msgspec.structs.replace(
+        STAGE_EXAMPLE, walker=record.walker, wall_time=start.isoformat(timespec="seconds")
+    )
+    on_stage = plan_words(PRESETS["alternate-2-2"], STAGE_EXAMPLE.sessions_per_week)
+    try:
+        device.online()
+        device.session(record)
+        device.publish(f"stage/{record.walker.id}", encode(stage), retain=True)
+        assert service.ingestor.wait_for(
+            lambda: (
+                service.store.walker_stage(DEVICE, record.walker.id) is not None
+                and bool(service.store.walk_sessions(DEVICE))
+            )
+        )
+        physio = _page(browser, service, "ann", PASSWORD, width)
+        fleet = physio.context.new_page()
+        fleet.goto(service.url + "/")
+        card = fleet.locator(f"#card-{DEVICE}")
+        expect(card.locator(".plan")).to_have_text(f"Plan: {on_stage}")
+        expect(fleet.locator("body")).to_have_attribute("data-live", "1")
+        fleet.evaluate("window.notReloaded = true")
+
+        physio.bring_to_front()
+        physio.select_option("#preset", "progression-week-2")
+        physio.click("#plan-form button[type=submit]")
+        command = device.wait_command("plan")
+        assert command.get("walker", "default") == record.walker.id  # the one on the card
+        held = ProgressionHeld(progression="two", stage=1, stages=2, plan="alternate-2-2")
+        result = msgspec.structs.asdict(
+            PlanStored(
+                plan="progression-week-2", revision=2, intervals=9, minutes=30.0,
+                backward_minutes=12.0, applies="at the next session start",
+                progression_held=held,
+            )
+        )  # fmt: skip
+        device.publish("reply", reply_payload(DEVICE, "plan", command["id"], True, result))
+        said = msgspec.structs.replace(
+            stage, status="held", held=True, change="held",
+            wall_time=(start + dt.timedelta(minutes=1)).isoformat(timespec="seconds"),
+        )  # fmt: skip
+        device.publish(f"stage/{record.walker.id}", encode(said), retain=True)
+        expect(physio.locator("#plan-answers tr.just-sent")).to_have_attribute(
+            "data-state", "accepted"
+        )
+
+        fleet.bring_to_front()
+        expect(card.locator(".plan")).to_have_text(f"Plan: {walked}")  # live: no reload
+        assert fleet.evaluate("window.notReloaded === true")
+        assert fleet.evaluate("document.documentElement.scrollWidth") <= width
+        fleet.screenshot(path=str(_shots(tmp_path) / f"card-plan-assigned-{width}.png"))
+        fleet.reload()  # as the server renders it
+        expect(card.locator(".plan")).to_have_text(f"Plan: {walked}")
+        assert physio.problems == []
+        physio.context.close()
+    finally:
+        device.close()
