@@ -62,6 +62,7 @@ from caregiver.story import (
     closed_how,
     device_link,
     event_words,
+    stamped,
 )
 from caregiver.walkers import who_shown
 from core.clock import WallSteps, since_boot
@@ -140,10 +141,18 @@ class Alerting:
         belt_now = f"{belt(told.state, why, offline=False)}. " if told.state else ""
         # a shared treadmill's page says who fell, as the dashboard does (story.alarm)
         whose = f" — {told.who}," if told.who else ""
-        if told.received_at is None:
+        if told.received_at is None:  # the event not found: its time as kept
             at = f"at {self._when(told.wall_time)}"
-        else:  # the device's clock was not set: when it reached us, said as such
+        elif told.unsynced:  # the device's clock was not set: when it reached us, said as such
             at = f"received {self._when(told.received_at)} ({CLOCK_NOT_SET})"
+        else:  # when it happened, as the dashboard's steps say it; its receipt if far apart
+            when = stamped(told.wall_time, told.received_at, False)
+            at = f"at {self._when(when.at)}"
+            if when.late:  # the time of day, as "14:52:40 CET", unless a day apart
+                received = self._when(when.received_at)
+                if when.received_format == "time":
+                    received = received.split(", ")[-1]
+                at += f" (received {received}: {when.late})"
         body = (
             f"{what}{whose} on {label} {at}: {words}. {belt_now}"
             f"Open and acknowledge: {self.config.base_url}/events/{told.event_id}"
@@ -222,7 +231,8 @@ class Alerting:
                 event.state.value,
                 event.figures,
                 whose,
-                now if event.wall_unsynced else None,
+                now,
+                event.wall_unsynced,
             )
             return self._event_text(device_id, kind, told)
 
@@ -693,7 +703,8 @@ class Alerting:
                     event.state,
                     event.figures,
                     whose,
-                    event.received_at if event.wall_unsynced else None,
+                    event.received_at,
+                    event.wall_unsynced,
                 )
         return _Told(alert.event_id or "", "", "", "", {}, whose)
 
@@ -782,6 +793,9 @@ class _Told(NamedTuple):
     who: str | None = None
     """The walker whose incident it is, to name (:func:`caregiver.walkers.who_shown`)."""
     received_at: float | None = None
-    """When the service received the event, when the device's clock was not set as it
-    stamped it (its ``wall_unsynced``): the page says that time, as received, instead of
-    ``wall_time`` (None: the device's clock was set)."""
+    """When the service received the event (None: not known, the event not found). The page
+    says it, as received, instead of ``wall_time`` when the device's clock was not set
+    (:attr:`unsynced`), and beside it when the two are more than a minute apart: a fall held
+    in the treadmill's outbox through an outage (:func:`caregiver.story.stamped`)."""
+    unsynced: bool = False
+    """The device's clock was not set as it stamped the event (its ``wall_unsynced``)."""

@@ -93,6 +93,14 @@ class EventRow(msgspec.Struct, frozen=True):
     same press (:data:`caregiver.story.ONE_PRESS`). ``app.js`` gives them to the row of the
     partner already listed (its ``data-press``, this ``incident``) instead of adding a row,
     as the page's own rendering (:func:`caregiver.story.timeline`) joins them."""
+    since: float | None = None
+    """What its "(2 min ago)" counts from: ``when`` (:attr:`caregiver.story.Stamped.since`),
+    not its receipt. None: ``received_at`` (a message from an instance before it)."""
+    late: str | None = None
+    """Its receipt differs from the device's stamp by more than a minute: how ("held 20 min by
+    the treadmill", :attr:`caregiver.story.Stamped.late`), said after ``received_when``."""
+    received_when: Moment | None = None
+    """When it was received, with ``late``."""
 
 
 class IncidentRow(msgspec.Struct, frozen=True):
@@ -110,6 +118,13 @@ class IncidentRow(msgspec.Struct, frozen=True):
     received: str | None = None
     """The device's clock was not set as it stamped the event that opened it: ``opened`` is
     when the service received it, and this says so (:data:`caregiver.story.CLOCK_NOT_SET`)."""
+    since: float | None = None
+    """What its "(2 min ago)" counts from: ``opened`` (:attr:`caregiver.story.Stamped.since`),
+    not its receipt. None: ``opened_at`` (a message from an instance before it)."""
+    late: str | None = None
+    """As :attr:`EventRow.late`, of the event that opened it."""
+    received_when: Moment | None = None
+    """When that event was received, with ``late``."""
 
 
 class DeviceMessage(msgspec.Struct, frozen=True, tag_field="kind", tag="device"):
@@ -219,16 +234,25 @@ def card(
 
 
 def event_message(
-    event: StoredEvent, name: str, when: Moment | None, who: str | None = None
+    event: StoredEvent,
+    name: str,
+    when: Moment | None,
+    who: str | None = None,
+    received_when: Moment | None = None,
 ) -> EventMessage:
     """An event as the live feed sends it, with its alarm's words if it is critical (naming
     ``who``, the walker of its incident, :func:`caregiver.walkers.who`)."""
     critical = event.severity == "critical"
     alarm = story.alarm(event.type, name, who) if critical else None
-    return EventMessage(event.device_id, name, event_row(event, when), alarm)
+    return EventMessage(event.device_id, name, event_row(event, when, received_when), alarm)
 
 
-def event_row(event: StoredEvent, when: Moment | None) -> EventRow:
+def event_row(
+    event: StoredEvent, when: Moment | None, received_when: Moment | None = None
+) -> EventRow:
+    """``when``: :attr:`caregiver.story.Stamped.at` as the page shows it; ``received_when``:
+    its ``received_at``, said when the two differ (:attr:`caregiver.story.Stamped.late`)."""
+    stamped = story.event_stamped(event)
     return EventRow(
         id=event.id,
         device_id=event.device_id,
@@ -246,14 +270,34 @@ def event_row(event: StoredEvent, when: Moment | None) -> EventRow:
         incident=event.incident,
         received=story.CLOCK_NOT_SET if event.wall_unsynced else None,
         joined=story.ONE_PRESS.row if event.type in ("ok", "reset") and event.incident else None,
+        since=stamped.since,
+        late=stamped.late or None,
+        received_when=received_when if stamped.late else None,
     )
 
 
 def incident_row(
-    incident: Incident, name: str, opened: Moment | None, who: str | None = None
+    incident: Incident,
+    name: str,
+    opened: Moment | None,
+    who: str | None = None,
+    received_when: Moment | None = None,
 ) -> IncidentRow:
-    """``who``: the walker it names (:func:`caregiver.walkers.who`)."""
+    """``who``: the walker it names (:func:`caregiver.walkers.who`); ``opened``, ``received_when``:
+    as :func:`event_row`'s, of the event that opened it."""
     h = story.headline(incident, f"/events/{incident.first_event_id}", who)
     severity = "critical" if h.open and h.urgent else ("warning" if h.open else "closed")
     received = story.CLOCK_NOT_SET if incident.opened_unsynced else None
-    return IncidentRow(h.text, h.link, severity, name, opened, incident.opened_at, received)
+    stamped = story.incident_stamped(incident)
+    return IncidentRow(
+        h.text,
+        h.link,
+        severity,
+        name,
+        opened,
+        incident.opened_at,
+        received,
+        stamped.since,
+        stamped.late or None,
+        received_when if stamped.late else None,
+    )

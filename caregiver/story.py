@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from caregiver.localtime import moment_of
 from caregiver.plot import AfterTheTrip
 from caregiver.storage import CardIncident, Device, Incident, StoredEvent
 from core.protocol.messages import WornSaid, worn_said
@@ -103,6 +104,102 @@ yesterday". The service's own time of receipt is shown instead, and called that:
 queued through an outage was received later than it happened."""
 
 
+HELD_S = 60.0
+"""How far apart the device's stamp of an event and this service's receipt of it may be before
+a page or a notification says both: a fall kept in the device's outbox through a network
+outage was told by its receipt ("Since 14:52") above steps stamped by the device ("14:32 Fell
+backward"), which a caregiver read as the fall happening twenty minutes later than it did."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stamped:
+    """When something happened, as the pages and the notifications say it (:func:`stamped`)."""
+
+    at: str | float
+    """The time to show: the device's ``wall_time``, or when this service received it if the
+    device's clock was not set (:attr:`unsynced`)."""
+    since: float
+    """``at`` in epoch seconds: what "(2 min ago)" counts from."""
+    received_at: float
+    """When this service received it."""
+    unsynced: bool
+    """The device's clock was not set as it stamped it (:data:`CLOCK_NOT_SET`)."""
+    late: str = ""
+    """How the receipt differs from the device's stamp, when by more than :data:`HELD_S`
+    ("held 28 min by the treadmill"; "the treadmill's clock was 3 min ahead"), else ""."""
+
+    @property
+    def received_format(self) -> str:
+        """How to show :attr:`received_at` beside :attr:`at`: the time of day, or with its
+        date when they are half a day or more apart."""
+        return "time" if abs(self.received_at - self.since) < 12 * 3600 else "datetime"
+
+
+def stamped(wall_time: str, received_at: float, unsynced: bool) -> Stamped:
+    """When an event stamped ``wall_time`` by its device, received here at ``received_at``,
+    happened: by the device's clock when it was set, else (and for a stamp that cannot be
+    read) by the receipt, said as such."""
+    moment = moment_of(wall_time) if not unsynced else None
+    if moment is None:  # a stamp that is no time is shown as it came, counted from receipt
+        return Stamped(received_at if unsynced else wall_time, received_at, received_at, unsynced)
+    at = moment.timestamp()
+    apart = received_at - at
+    if apart > HELD_S:
+        late = f"held {late_words(apart)} by the treadmill"
+    elif apart < -HELD_S:
+        late = f"the treadmill's clock was {late_words(-apart)} ahead"
+    else:
+        late = ""
+    return Stamped(wall_time, at, received_at, False, late)
+
+
+def late_words(seconds: float) -> str:
+    """ "3 min", "2 h 5 min", "3 days": how long, in whole minutes (at least one), as the
+    pages' "(3 min ago)" counts them."""
+    minutes = max(1, int(seconds // 60))
+    if minutes < 120:
+        return f"{minutes} min"
+    if minutes < 48 * 60:
+        hours, rest = divmod(minutes, 60)
+        return f"{hours} h {rest} min" if rest else f"{hours} h"
+    return f"{minutes // (24 * 60)} days"
+
+
+def event_stamped(event: StoredEvent) -> Stamped:
+    """:func:`stamped` of a stored event."""
+    return stamped(event.wall_time, event.received_at, event.wall_unsynced)
+
+
+def incident_stamped(incident: Incident) -> Stamped:
+    """:func:`stamped` of the event that opened ``incident``."""
+    return stamped(incident.opened_wall, incident.opened_at, incident.opened_unsynced)
+
+
+_CLOSED_HERE = ("dashboard", "notification")
+"""Closes made by this service (its own clock stamps them); any other came in a device's event."""
+
+
+def page_moment(
+    event: StoredEvent, incident: Incident | None, events: Sequence[StoredEvent]
+) -> tuple[str, Stamped]:
+    """What the event page's line under its headline says, and when: "Since" an open incident
+    opened, "Closed" when a closed one closed, else "At" the event itself. A close the
+    walker or the device made (the I'm OK, a close relayed from Home Assistant) is when the
+    device stamped the event it closed with (``closed_at`` is its receipt), as its step says."""
+    if incident is None:
+        return "At", event_stamped(event)
+    if incident.open:
+        return "Since", incident_stamped(incident)
+    closed_at = incident.closed_at or incident.opened_at
+    if incident.closed_via not in _CLOSED_HERE:
+        closing = [
+            e for e in events if e.type in ("ok", "reset", "closed") and e.received_at <= closed_at
+        ]
+        if closing:
+            return "Closed", event_stamped(closing[-1])
+    return "Closed", Stamped(closed_at, closed_at, closed_at, False)
+
+
 def event_time(event: StoredEvent) -> str | float:
     """The time to show for ``event``: the device's ``wall_time``, or, when the device's
     clock was not set as it stamped it, when this service received it (its own clock; shown
@@ -138,13 +235,19 @@ def headline(
     named = (
         f" — {who}, on {on}" if who and on else f" — {who}" if who else f" on {on}" if on else ""
     )
+    # when it opened by the device's clock, when it was set (:func:`stamped`): "(2 min ago)"
+    # of a fall the treadmill could only send twenty minutes later counted from its receipt
     if isinstance(incident, Incident):
-        kind, status, opened = incident.severity, incident.status, incident.opened_at
+        kind, status = incident.severity, incident.status
+        opened = incident_stamped(incident).since
         closed_at, by, via = incident.closed_at, incident.closed_by, incident.closed_via
         answered = incident.answered
         untold = False
     else:
-        kind, status, opened = incident["kind"], incident["status"], incident["opened_at"]
+        kind, status = incident["kind"], incident["status"]
+        opened = stamped(
+            incident["opened_wall"], incident["opened_at"], incident["opened_unsynced"]
+        ).since
         closed_at, by, via = incident["closed_at"], incident["closed_by"], incident["closed_via"]
         answered = incident["answered"]
         # a caregiver's close whose ack waits for the broker: closed here, not yet there

@@ -2414,3 +2414,54 @@ def test_the_live_badge_appearing_moves_nothing_in_the_header(
     page.screenshot(path=f"/tmp/header-live-{width}.png", clip={
         "x": 0, "y": 0, "width": at, "height": 200})  # fmt: skip
     page.context.close()
+
+
+def test_a_fall_the_treadmill_held_says_when_it_happened_live_and_reloaded_alike(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """A fall the treadmill kept in its outbox through an outage reaches the service twenty
+    minutes late: the timeline's row, the fleet's incident line and the event page say when
+    it happened by the treadmill's clock (as the event page's steps), and when it was received
+    beside it; the rows the live feed builds say it as the server renders them."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    page = _login(browser, service, 360)
+    page.goto(f"{service.url}/devices/treadmill-1")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    happened = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20, seconds=15)
+    incident = uuid.uuid4().hex
+    device.set_state("TRIPPED", "fall")
+    fall = device.event(
+        "fall", severity="critical", state="TRIPPED", reason="impact 3.2 g then lying 83 deg",
+        incident=incident, wall_time=happened.isoformat(timespec="milliseconds"),
+    )  # fmt: skip
+    held = "(held 20 min by the treadmill)"
+    row = page.locator(f'#timeline [data-event="{fall["id"]}"]')
+    expect(row.locator(".ewhen .received")).to_contain_text(held)  # live
+    expect(row.locator(".since")).to_have_text("(20 min ago)")  # not "just now"
+    no_since = f"el => ({_SHAPE})((c => (c.querySelectorAll('.since').forEach(s => "
+    no_since += "s.textContent = ''), c))(el.cloneNode(true)))"
+    live = row.evaluate(no_since)
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    assert row.evaluate(no_since) == live
+    row.scroll_into_view_if_needed()
+    page.screenshot(path=str(_screenshot_dir(tmp_path) / "timeline-held-360.png"))
+
+    page.goto(service.url + "/")
+    listed = page.locator(f"#incident-{incident}")
+    expect(listed.locator(".received")).to_contain_text(held)
+    expect(page.locator("#card-treadmill-1 .headline .since")).to_have_text("(20 min ago)")
+    page.goto(f"{service.url}/events/{fall['id']}")
+    when = page.locator(".event-detail .when")
+    expect(when).to_contain_text(held)
+    said = when.inner_text()  # the browser's zone is UTC, as the service's
+    assert said.startswith("Since ") and f"{happened:%H:%M:%S} UTC — received" in said, said
+    for width in (360, 1280):
+        page.set_viewport_size({"width": width, "height": 800})
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.screenshot(path=str(_screenshot_dir(tmp_path) / f"event-held-{width}.png"))
+    page.context.close()
+    device.close()

@@ -31,6 +31,8 @@ def _incident(kind: str, status: str = "open", **closed: Any) -> CardIncident:
         "newest_alert": "fall",
         "walker": None,
         "told": closed.get("told", True),
+        "opened_wall": closed.get("opened_wall", ""),  # no stamp: counted from its receipt
+        "opened_unsynced": False,
     }
 
 

@@ -52,6 +52,8 @@ def event_page_data(store: Store, event_id: str, device: str) -> dict[str, Any] 
             if event.type != "window"
             else event_said(event.type).step
         ),
+        # when, said as the steps say it: by the device's clock (story.stamped)
+        "moment": story.page_moment(event, incident, events),
         "steps": story.steps(events, incident) if incident is not None else [],
         "facts": story.facts(event, events, after),
         "details": story.details(events),

@@ -379,6 +379,9 @@ class Site:
         )
         self.templates.env.globals["timeline"] = story.timeline
         self.templates.env.globals["clock_not_set"] = story.CLOCK_NOT_SET
+        # when a row's event happened, by the device's clock (its receipt said when apart)
+        self.templates.env.globals["event_stamped"] = story.event_stamped
+        self.templates.env.globals["incident_stamped"] = story.incident_stamped
         self.templates.env.globals["counted"] = story.COUNTED
         # each alert's alarm words, for a page fed by an instance from before the service
         # worded its alarms (a rolling upgrade): it said the type in capitals, "NO RECOVERY"

@@ -252,8 +252,13 @@ class LiveFeed:
                 out.append(feed.DeviceMessage(change.device_id, card.level, card))
                 incident = seen.incidents.get(latest["id"]) if latest else None
                 if incident is not None:  # its line in the fleet's list of incidents
-                    opened = story.incident_time(incident)
-                    row = feed.incident_row(incident, name, site.moment(opened), who)
+                    opened = story.incident_stamped(incident)
+                    received = (
+                        site.moment(opened.received_at, opened.received_format)
+                        if opened.late
+                        else None
+                    )
+                    row = feed.incident_row(incident, name, site.moment(opened.at), who, received)
                     out.append(feed.IncidentMessage(change.device_id, incident.id, row))
             elif isinstance(change, SessionStored):  # the progress page reloads itself
                 out.append(feed.SessionMessage(change.device_id, change.session_id))
@@ -269,9 +274,11 @@ class LiveFeed:
                     incident = backend.store.incident(event.incident or event.id)
                     if incident is not None:
                         who = walkers.who_shown(backend.store, event.device_id, incident.walker)
-                out.append(
-                    feed.event_message(event, name, site.moment(story.event_time(event)), who)
+                when = story.event_stamped(event)
+                received = (
+                    site.moment(when.received_at, when.received_format) if when.late else None
                 )
+                out.append(feed.event_message(event, name, site.moment(when.at), who, received))
         except Exception:
             log.exception("could not push a change to the dashboard")
 

@@ -44,6 +44,11 @@
     return m ? node("time", { datetime: m.iso, "data-format": m.format }, [m.text]) : null;
   }
   function since(t) { return node("span", { "class": "since", "data-since": String(t) }); }
+  // "— received 14:52:40 (held 20 min by the treadmill)" after a row's time (story.Stamped)
+  function late(x) {
+    return x.late ? [" ", node("span", { "class": "received" },
+      ["— received ", timeEl(x.received_when), " (" + x.late + ")"])] : [];
+  }
   function finish(el) {
     if (window.retroguardLocalTime) window.retroguardLocalTime(el);
     updateSince(el);  // only the new element: the whole page every 15 s
@@ -77,11 +82,12 @@
       node("a", { href: "/events/" + e.id }, spaced([
         node("strong", { "class": "etype" }, [e.title]),
         node("span", { "class": "edevice" }, [deviceName]),
-        // the device's clock was not set: when the service received it, said so (story.py)
+        // the device's clock was not set: when the service received it, said so (story.py);
+        // held by the treadmill (an outage): when it happened, and when it was received
         node("span", { "class": "ewhen" }, e.received
           ? ["received ", timeEl(e.when), " ", node("span", { "class": "clock-unsynced" }, ["— " + e.received])]
-          : [timeEl(e.when)]),
-        since(e.received_at),
+          : [timeEl(e.when)].concat(late(e))),
+        since(e.since != null ? e.since : e.received_at),
         node("span", { "class": "ereason" }, [e.text]),
         e.acked_by ? node("span", { "class": "eack" }, ["acknowledged by " + e.acked_by]) : null]))]));
   }
@@ -92,8 +98,8 @@
         node("span", { "class": "edevice" }, [r.device_name]),
         node("span", { "class": "ewhen" }, r.received
           ? ["received ", timeEl(r.opened), " ", node("span", { "class": "clock-unsynced" }, ["— " + r.received])]
-          : [timeEl(r.opened)]),
-        since(r.opened_at)]))]));
+          : [timeEl(r.opened)].concat(late(r))),
+        since(r.since != null ? r.since : r.opened_at)]))]));
   }
 
   function beep() {

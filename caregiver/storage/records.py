@@ -113,6 +113,11 @@ class CardIncident(TypedDict):
     or it published the incident's ``closed`` event. False for one a caregiver closed here
     whose ``ack`` waits for the broker (the card says the treadmill is told when the
     connection is back)."""
+    opened_wall: str
+    """The device's stamp of the event that opened it: the card counts "(2 min ago)" from it
+    (:func:`caregiver.story.stamped`), not from when it was received here."""
+    opened_unsynced: bool
+    """The device's clock was not set as it stamped that event: counted from ``opened_at``."""
 
 
 class Device(TypedDict):

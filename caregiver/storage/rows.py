@@ -69,6 +69,8 @@ def _device(r: tuple[Any, ...]) -> Device:
                 "newest_alert": r[24],
                 "walker": r[26],
                 "told": bool(r[27]),
+                "opened_wall": r[29] or "",
+                "opened_unsynced": bool(r[30]),
             }
             if r[14]
             else None

@@ -118,7 +118,8 @@ _DEVICE_SELECT = (
     "i.id, i.severity, i.status, i.opened_at, i.first_event_id, i.last_event_at, i.closed_at, "
     f"i.closed_by, i.closed_via, {_answered('i')}, {_newest_alert('i')}, "
     "(SELECT MAX(a.id) FROM alerts a WHERE a.device_id = d.device_id AND a.incident IS NULL "
-    f"AND a.status IN {_OPEN}), i.walker, {_told('i')}, d.state_worn FROM devices d "
+    f"AND a.status IN {_OPEN}), i.walker, {_told('i')}, d.state_worn, i.opened_wall, "
+    "i.opened_unsynced FROM devices d "
     "LEFT JOIN events e ON e.id = d.last_event_id "
     # the card's incident: the open one if there is one, else the one that ended last
     "LEFT JOIN incidents i ON i.id = (SELECT id FROM incidents WHERE device_id = d.device_id "
