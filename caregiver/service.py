@@ -214,6 +214,7 @@ class CaregiverService:
         itself and asks for the alarms it missed (before: another instance's fall during the
         gap never alarmed)."""
         self.hub.changed()
+        self._feed.forget_plans()  # a session or stage stored meanwhile: the cards read it
         self.hub.shutdown()
         self._wake_notifier()
 

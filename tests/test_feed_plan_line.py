@@ -14,15 +14,18 @@ from typing import Any
 import msgspec
 import pytest
 
+from caregiver.progress import parse_summary
 from caregiver.service import CaregiverService
 from core.plan_presets import PRESETS
 from core.protocol.payloads import encode
 from core.protocol.plan import plan_words
+from firmware.session.record import session_payload
 from tests.caregiver_support import (
     WAIT,
     Http,
     SimDevice,
     make_config,
+    received,
     running_service,
     session_record,
 )
@@ -112,6 +115,41 @@ def test_a_session_and_a_stage_change_send_the_card_with_its_new_plan_line(
             card = _card_with(feed, lambda plan: plan == f"Plan: {walked}", after)
             assert card["belt"].startswith(("Belt stopped", "Monitor armed"))
         assert reads == before, (before, reads)
+    finally:
+        feed.close()
+        device.close()
+
+
+def test_a_session_another_instance_stored_unheard_is_read_again(
+    service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """Instances sharing a database hear each other's sessions through it; while the
+    listener was lost they went unheard, and the line kept since the last heard one would
+    stay the card's until the walker's next session. Listening again reads every line anew."""
+    device = SimDevice(mosquitto, DEVICE)
+    client = Http(service.port)
+    assert client.login() == 303
+    feed = Stream(service.port, client.cookies)
+    try:
+        device.online()
+        start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+        first = session_record(DEVICE, start, backward_min=14, longest_min=2, plan="mine")
+        after = len(feed.messages)
+        device.session(first)
+        _card_with(feed, lambda plan: plan.startswith("Plan: 8 min forward"), after)
+        # another instance's session, stored while this one did not hear it: no change here
+        later = session_record(
+            DEVICE, start + dt.timedelta(hours=1), backward_min=14, longest_min=2, plan="theirs"
+        )
+        later = msgspec.structs.replace(later, intervals=[])  # said by its name
+        row, problem = parse_summary(received(later), DEVICE)
+        assert row is not None, problem
+        service.store.record_walk_session(row, session_payload(later), start.timestamp())
+        service._deaf_meanwhile()  # listening again (every stream ends: open a new one)
+        feed.close()
+        feed = Stream(service.port, client.cookies)
+        device.set_state("STANDBY", "after the gap")
+        _card_with(feed, lambda plan: plan == "Plan: theirs", 0)
     finally:
         feed.close()
         device.close()

@@ -79,9 +79,12 @@ class LiveFeed:
         self._plan_changes: dict[str, int] = {}
         """Per device, how many changes of its plan line (a session stored, a stage changed)
         were published: a kept line read before the latest is read again (:meth:`_plan`)."""
-        self._plans: dict[str, tuple[int, PlanLine | None]] = {}
+        self._plans_unheard = 0
+        """How many times the other instances' changes went unheard (:meth:`forget_plans`):
+        every line kept before is read again."""
+        self._plans: dict[str, tuple[tuple[int, int], PlanLine | None]] = {}
         """Per device, its plan line as last read (feed thread only), and
-        :attr:`_plan_changes` as it stood before that read."""
+        :attr:`_plans_unheard` and :attr:`_plan_changes` as they stood before that read."""
 
     def publish(self, change: Change) -> None:
         """After a commit (any thread but the event loop's): queue it for the browsers."""
@@ -103,6 +106,13 @@ class LiveFeed:
                 )
                 self._thread.start()
             self._cond.notify()
+
+    def forget_plans(self) -> None:
+        """The other instances' changes went unheard for a while (the database's listener
+        was lost): a session or stage one of them stored meanwhile was not counted, so every
+        kept plan line is read again with its device's next card."""
+        with self._cond:
+            self._plans_unheard += 1
 
     def broker(self, link: BrokerLink) -> None:
         """The broker link changed (paho's thread): the pages' banner says it at once. Worded
@@ -215,8 +225,10 @@ class LiveFeed:
         """The device's plan line, as kept since its last session or stage change, else read
         (and kept). One the store cannot read is left out of this card, logged, and read again
         for the next (:func:`caregiver.progress.card_plan`'s rule: the line is information)."""
-        changes = self._plan_changes.get(device_id, 0)  # before the read: a change during it
-        kept = self._plans.get(device_id)  # leaves the line kept stale, read again next time
+        # as they stand before the read: a change during it leaves the line kept stale, read
+        # again next time
+        changes = (self._plans_unheard, self._plan_changes.get(device_id, 0))
+        kept = self._plans.get(device_id)
         if kept is not None and kept[0] == changes:
             return kept[1]
         try:
