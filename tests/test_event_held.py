@@ -17,6 +17,7 @@ import pytest
 
 from caregiver import story
 from tests.caregiver_support import (
+    WAIT,
     Http,
     Receiver,
     SimDevice,
@@ -84,6 +85,22 @@ def _since(fragment: str) -> float:
     return float(found[1])
 
 
+def _fed(messages: list[dict[str, Any]], event_id: str, happened: float) -> bool:
+    """The feed has brought the held fall's row, its incident line and a card counting from
+    when it happened (the card that turned red)."""
+    kinds = {m["kind"] for m in messages}
+    return (
+        any(m["kind"] == "event" and m["event"]["id"] == event_id for m in messages)
+        and "incident" in kinds
+        and any(
+            m["kind"] == "device"
+            and m["card"].get("headline")
+            and abs(m["card"]["headline"].get("since", 0) - happened) < 0.01
+            for m in messages
+        )
+    )
+
+
 @needs_broker
 def test_the_pages_say_when_a_held_fall_happened_and_when_it_was_received(
     mosquitto: Mosquitto, tmp_path: Path
@@ -97,7 +114,12 @@ def test_the_pages_say_when_a_held_fall_happened_and_when_it_was_received(
             device.online()
             incident = "1" * 32
             fall, happened = _held(device, 20.5, incident=incident)
-            messages = feed.wait_for("incident", "treadmill-1")
+            # the event, its incident line and the red card come in batches of their own
+            with feed.cond:
+                assert feed.cond.wait_for(
+                    lambda: _fed(feed.messages, fall["id"], happened), WAIT
+                ), feed.messages
+                messages = list(feed.messages)
             assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
             iso = fall["wall_time"].replace("+00:00", "Z")
 
