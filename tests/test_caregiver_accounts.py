@@ -140,11 +140,13 @@ def test_a_missing_event_page_links_back_to_the_dashboard(service: CaregiverServ
 
 class Stream:
     """``/stream`` read as an EventSource does: each ``data:`` message, in order (but its
-    first, the hello)."""
+    first, the hello). Made once the hello has come: the service sends it after the stream
+    is listening, so every change made after this reaches it."""
 
     def __init__(self, port: int, cookies: dict[str, str]) -> None:
         self.messages: list[dict[str, Any]] = []
         self.cond = threading.Condition()
+        self.listening = threading.Event()
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=WAIT)
         cookie = "; ".join(f"{k}={v}" for k, v in cookies.items())
         self.conn.request("GET", "/stream", headers={"cookie": cookie})
@@ -152,6 +154,7 @@ class Stream:
         assert response.status == 200
         self.thread = threading.Thread(target=self._read, args=(response,), daemon=True)
         self.thread.start()
+        assert self.listening.wait(WAIT), "no hello from /stream"
 
     def _read(self, response: http.client.HTTPResponse) -> None:
         # read1: what has arrived (iterating the response waits for a full buffer)
@@ -164,6 +167,7 @@ class Stream:
                     if line.startswith(b"data: "):
                         message = json.loads(line[6:])
                         if message["kind"] == "hello":  # where the changes stood: none
+                            self.listening.set()
                             continue
                         with self.cond:
                             self.messages.append(message)
