@@ -1,0 +1,79 @@
+"""Stopping the monitor: decisions that hand mutation (mut29) found no test noticing.
+
+Rule 4 (nothing is lost across crashes and restarts) at a clean stop: what the loop handed
+to the courier link and the courier has not confirmed on disk is handed over before the
+courier is stopped (:meth:`firmware.app.App._hand_over_records`), to a courier started again
+if the one there crashed; and a ``retroguard run`` whose guided session cannot be attached
+closes the app it built (:func:`firmware.app.run_forever`). The rigs run the real loop, the
+real courier (a thread, or the child process ``retroguard run`` starts) and SQLite files,
+on the simulated MPU-6050 and mock pins (:mod:`tests.app_support`).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from pathlib import Path
+
+import pytest
+
+from core.protocol.events import EventType
+from firmware.link.supervisor import CourierHandle, ProcessCourier, SpawnCourier, ThreadCourier
+from firmware.storage.events import EventStore
+from tests.app_support import (
+    WAIT,
+    TripOnDemand,
+    armed_rig,
+    close_rigs,
+    pump_link_until,
+)
+
+pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
+
+
+class HeldRestart:
+    """Starts the first courier at once and every later one only once :attr:`gate` is set
+    (bounded by :data:`WAIT`): a courier that crashed stays gone, and the link without one,
+    until the test lets its successor start."""
+
+    def __init__(self, spawn: SpawnCourier) -> None:
+        self._spawn = spawn
+        self.gate = threading.Event()
+        self.spawned = 0
+
+    def __call__(self, sock: socket.socket) -> CourierHandle:
+        self.spawned += 1
+        if self.spawned > 1:
+            self.gate.wait(WAIT)
+        return self._spawn(sock)
+
+
+@pytest.mark.parametrize("spawn", [ThreadCourier, ProcessCourier], ids=["thread", "process"])
+def test_records_made_while_the_courier_is_down_reach_its_disk_at_stop(
+    tmp_path: Path, spawn: SpawnCourier
+) -> None:
+    """The courier crashed while the walker walked; a fall is decided before the supervisor
+    has started the next one, and then the monitor stops (SIGTERM). The fall's event and the
+    stop's are only in the loop's memory: close hands them to the next courier and waits for
+    it to say they are on disk. Before nothing checked it: without the hand-over, close said
+    goodbye on a link with no courier, dropped it, and stopped the supervisor — the fall was
+    never stored, nor published (mutant: :meth:`App._hand_over_records` doing nothing)."""
+    restart = HeldRestart(spawn)
+    detector = TripOnDemand()
+    rig = armed_rig(tmp_path, detector=detector, courier=restart)
+    app = rig.app
+    supervisor = app.supervisor
+    assert supervisor is not None and supervisor.current is not None
+    supervisor.current.kill()  # the courier dies (a thread's socket closed; a process killed)
+    assert pump_link_until(app.link, lambda: not app.link.connected)
+    detector.trip = True
+    rig.run_for(0.2)
+    assert rig.state == "TRIPPED"
+    assert app.link.pending and not app.link.connected  # the fall's records: in memory only
+    restart.gate.set()  # the supervisor may start the next courier, as it would have anyway
+    app.close(drain_timeout=WAIT)
+    with EventStore(app.config.storage.database) as store:
+        stored = [(e.event.type, e.event.reason) for e in store.events()]
+    assert (EventType.FALL, "test fall") in stored
+    assert (EventType.STOP, "monitor stopped") in stored
+    assert restart.spawned == 2
