@@ -71,6 +71,10 @@ class App:
     sync_watch: SyncWatch | None = None
     """The host's wall clock, its "synchronised" read off the loop's thread (started and
     stopped with the app); None when build_app was given a wall clock (tests, demos)."""
+    started: bool = field(default=False, init=False)
+    """:meth:`start` was called: a courier (and the loop's IMU) may have been started. An app
+    closed before it (``retroguard run`` whose session could not be attached) started nothing
+    and made no record worth a courier: its close hands nothing over."""
     closed: bool = field(default=False, init=False)
     """:meth:`close` has run: a second call returns at once (it would otherwise wait out
     its whole flush on a link that is already closed)."""
@@ -87,6 +91,7 @@ class App:
         The watch's thread is made here, on the loop's thread (one step below its priority),
         and its first answer awaited before the start event is stamped with it.
         """
+        self.started = True
         if self.sync_watch is not None and not self.sync_watch.start():
             log.warning(
                 "whether the wall clock is synchronised is not known yet: "
@@ -132,6 +137,12 @@ class App:
         close must not keep the records from the courier or the courier running), and
         an error is raised at the end. Once the relay has been released, a second call
         returns at once.
+
+        An app never started (:attr:`started`) is closed without a stop event and without the
+        hand-over: no courier was started to take it. The flush used to wait out its whole
+        timeout (12 s) for none before ``retroguard run`` could say why it stopped (a session
+        that could not be attached), and log the stop of a monitor that never started as a
+        record lost.
         """
         if self.closed:
             return
@@ -144,12 +155,14 @@ class App:
                     self.supervisor.stop, drain_timeout + await_receipts_s + COURIER_EXIT_S
                 )
                 steps.callback(self.link.close)
-                steps.callback(self.link.goodbye, "monitor stopped", await_receipts_s)
-                steps.callback(self._hand_over_records, drain_timeout)
+                if self.started:
+                    steps.callback(self.link.goodbye, "monitor stopped", await_receipts_s)
+                    steps.callback(self._hand_over_records, drain_timeout)
             steps.callback(self.imu.close)
             steps.callback(self.monitor.pacing.close)
             steps.callback(self._release_relay)
-            self.controller.stop(self.clock.monotonic())
+            if self.started:
+                self.controller.stop(self.clock.monotonic())
 
     def _release_relay(self) -> None:
         self.gpio.relay.release()

@@ -11,20 +11,29 @@ on the simulated MPU-6050 and mock pins (:mod:`tests.app_support`).
 
 from __future__ import annotations
 
+import dataclasses
+import signal
 import socket
+import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from core.errors import ConfigError
 from core.protocol.events import EventType
+from firmware import app as app_module
+from firmware.app import App
 from firmware.link.supervisor import CourierHandle, ProcessCourier, SpawnCourier, ThreadCourier
+from firmware.session.config import SessionConfig
 from firmware.storage.events import EventStore
 from tests.app_support import (
     WAIT,
     TripOnDemand,
     armed_rig,
     close_rigs,
+    make_config,
     pump_link_until,
 )
 
@@ -77,3 +86,49 @@ def test_records_made_while_the_courier_is_down_reach_its_disk_at_stop(
     assert (EventType.FALL, "test fall") in stored
     assert (EventType.STOP, "monitor stopped") in stored
     assert restart.spawned == 2
+
+
+@pytest.fixture
+def process_settings() -> Iterator[None]:
+    """:func:`~firmware.app.run_forever` sets the process's SIGTERM and SIGINT handlers and
+    the GIL's switch interval, as ``retroguard run`` should: put back for the next test."""
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    interval = sys.getswitchinterval()
+    yield
+    for signum, handler in handlers.items():
+        signal.signal(signum, handler)
+    sys.setswitchinterval(interval)
+
+
+@pytest.mark.usefixtures(process_settings.__name__)
+def test_a_run_whose_session_cannot_attach_closes_the_app_it_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``retroguard run`` builds the app (pins, the IMU's bus, the courier link), then attaches
+    the guided session; a control socket that cannot be made fails the attach, and the run
+    closes what it built before it raises the reason (mutant: the close dropped: the relay
+    and the IMU left to the process's end). Nothing was started — no courier, no loop — so
+    there is nothing to hand over: the close used to wait out its whole flush (12 s) for a
+    courier that was never started, then logged records "not confirmed on disk" (the stop
+    event of a monitor that never started) before the run could say what was wrong."""
+    (tmp_path / "a-file").write_text("")
+    base = make_config(tmp_path)
+    config = dataclasses.replace(
+        base,
+        session=SessionConfig(voice="off", control_socket=str(tmp_path / "a-file" / "x.sock")),
+    )
+    built: list[App] = []
+    build_app = app_module.build_app
+
+    def build(*args: object, **kwargs: object) -> App:
+        app = build_app(*args, **kwargs)  # type: ignore[arg-type]
+        built.append(app)
+        return app
+
+    monkeypatch.setattr(app_module, "build_app", build)
+    with pytest.raises(ConfigError, match=r"session\.control_socket: cannot listen"):
+        app_module.run_forever(config)
+    (app,) = built
+    assert app.closed and not app.gpio.relay.holding
+    assert app.supervisor is not None and app.supervisor.current is None  # none was started
+    assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
