@@ -23,17 +23,29 @@ import pytest
 
 from core.errors import ConfigError
 from core.protocol.events import EventType
+from core.protocol.messages import SessionRecord
 from firmware import app as app_module
 from firmware.app import App
 from firmware.link.supervisor import CourierHandle, ProcessCourier, SpawnCourier, ThreadCourier
 from firmware.session.config import SessionConfig
+from firmware.session.plan import Interval, Plan
+from firmware.session.runner import (
+    BALANCE_SETTLE_S,
+    SessionRunner,
+    SessionState,
+    attach_session,
+    detach_session,
+)
 from firmware.storage.events import EventStore
+from firmware.storage.sessions import load_sessions
 from tests.app_support import (
     WAIT,
+    Rig,
     TripOnDemand,
     armed_rig,
     close_rigs,
     make_config,
+    make_rig,
     pump_link_until,
 )
 
@@ -132,3 +144,47 @@ def test_a_run_whose_session_cannot_attach_closes_the_app_it_built(
     assert app.closed and not app.gpio.relay.holding
     assert app.supervisor is not None and app.supervisor.current is None  # none was started
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == []
+
+
+# -- firmware/session: a session stopped, tripped or faulted -------------------------------
+
+PLAN = Plan("walk", (Interval.of_seconds("backward", 120.0), Interval.of_seconds("forward", 60.0)))
+MEASURED_S = 10.0
+"""Seconds of the balance check measured (after its settling) before it is cut short."""
+
+
+def _stored_sessions(rig: Rig) -> list[SessionRecord]:
+    return [s.record for s in load_sessions(rig.app.config.storage.database)]
+
+
+def _balance_check_under_way(tmp_path: Path) -> tuple[Rig, SessionRunner]:
+    """A session started in STANDBY, its standing balance check measuring for
+    :data:`MEASURED_S`."""
+    rig = make_rig(tmp_path)
+    rig.run_for(1.0)
+    runner = attach_session(rig.app, PLAN)
+    assert runner.config.balance_check
+    runner.request("start")
+    rig.run_for(0.05)
+    assert runner.state is SessionState.BALANCE
+    rig.run_for(BALANCE_SETTLE_S + MEASURED_S)
+    return rig, runner
+
+
+def test_a_balance_check_under_way_when_the_monitor_stops_is_recorded_interrupted(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM during the standing balance check: ``retroguard run`` stops the session once the
+    loop has returned (:meth:`SessionRunner.stop`), and its record says the check was cut
+    short, after how long — not nothing, as if no check had been made, and no figures from
+    the job ended unfinished (mutant: :meth:`SessionRunner._finish` not ending the check)."""
+    rig, runner = _balance_check_under_way(tmp_path)
+    runner.stop(rig.clock.monotonic())  # the loop has returned: this thread owns the runner
+    detach_session(rig.app, runner)
+    (record,) = _stored_sessions(rig)
+    assert record.status == "stopped"
+    (check,) = record.balance
+    assert (check.condition, check.status) == ("eyes open", "interrupted")
+    assert check.duration_s == pytest.approx(MEASURED_S, abs=0.1)
+    assert check.rms_ap_ms2 is None  # a check cut short has no figures
+    assert runner.snapshot().get("balance_check") is None  # none under way any more
