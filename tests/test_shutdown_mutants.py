@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import signal
 import socket
+import sqlite3
 import sys
 import threading
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from core.protocol.events import EventType
 from core.protocol.messages import SessionRecord
 from firmware import app as app_module
 from firmware.app import App
+from firmware.gait import worker as gait_worker
 from firmware.link.supervisor import CourierHandle, ProcessCourier, SpawnCourier, ThreadCourier
 from firmware.session.config import SessionConfig
 from firmware.session.plan import Interval, Plan
@@ -37,7 +39,7 @@ from firmware.session.runner import (
     detach_session,
 )
 from firmware.storage.events import EventStore
-from firmware.storage.sessions import load_sessions
+from firmware.storage.sessions import FINAL_DUE, load_sessions
 from tests.app_support import (
     WAIT,
     Rig,
@@ -188,3 +190,48 @@ def test_a_balance_check_under_way_when_the_monitor_stops_is_recorded_interrupte
     assert check.duration_s == pytest.approx(MEASURED_S, abs=0.1)
     assert check.rms_ap_ms2 is None  # a check cut short has no figures
     assert runner.snapshot().get("balance_check") is None  # none under way any more
+
+
+def test_a_gait_thread_still_busy_when_the_monitor_stops_keeps_no_final_record_from_the_disk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The session is stopped at shutdown while the measurement thread has not answered for
+    its last interval (a Pi under load): the final record waits for those figures on the loop
+    (:data:`~firmware.session.runner.FINAL_WAIT_S`), but there is no loop any more.
+    :func:`detach_session` waits a while, then has it stored without them: the session is
+    finished on disk and its summary due now, not left "final record due" until the next
+    start (mutant: :meth:`SessionRunner.settle_measurements` leaving the deferred record's
+    deadline as it was: it was never handed over)."""
+    rig = armed_rig(tmp_path)
+    runner = attach_session(rig.app, PLAN)
+    measurements = runner.measurements
+    assert measurements is not None
+    runner.request("start")
+    rig.run_for(3.0)
+    answered = threading.Event()  # the thread answers the last interval only once set
+    finish = gait_worker._WorkerState._finish
+
+    def late(state: gait_worker._WorkerState, dropped_s: float, discard: bool) -> None:
+        answered.wait(WAIT)
+        finish(state, dropped_s, discard)
+
+    monkeypatch.setattr(gait_worker._WorkerState, "_finish", late)
+    close = measurements.close
+
+    def answer_then_close(timeout: float = 5.0) -> None:  # after the wait has run out
+        answered.set()
+        close(timeout)
+
+    monkeypatch.setattr(measurements, "close", answer_then_close)
+    runner.stop(rig.clock.monotonic())  # the loop has returned: this thread owns the runner
+    assert measurements.busy  # the last interval's figures are not in
+    detach_session(rig.app, runner, timeout=0.5)  # a wait meant to run out
+    rig.app.close(drain_timeout=WAIT)
+    (record,) = _stored_sessions(rig)
+    assert record.status == "stopped"
+    conn = sqlite3.connect(rig.app.config.storage.database)
+    try:
+        (published,) = conn.execute("SELECT published FROM sessions").fetchone()
+    finally:
+        conn.close()
+    assert published != FINAL_DUE  # the final record (the summary's) is stored
