@@ -42,6 +42,7 @@ from firmware.storage.events import EventStore
 from firmware.storage.sessions import FINAL_DUE, load_sessions
 from tests.app_support import (
     WAIT,
+    Heard,
     Rig,
     TripOnDemand,
     armed_rig,
@@ -50,6 +51,7 @@ from tests.app_support import (
     make_rig,
     pump_link_until,
 )
+from tests.test_session_runner import SESSION_THREADS
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
 
@@ -235,3 +237,33 @@ def test_a_gait_thread_still_busy_when_the_monitor_stops_keeps_no_final_record_f
     finally:
         conn.close()
     assert published != FINAL_DUE  # the final record (the summary's) is stored
+
+
+@dataclasses.dataclass
+class ClosedHeard(Heard):
+    """:class:`Heard`, and whether it was closed (a player's thread and sound card freed)."""
+
+    closed: bool = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_session_that_cannot_attach_leaves_none_of_its_threads_running(tmp_path: Path) -> None:
+    """The control socket cannot be made after the session's gait meter and voice were
+    started: the attach fails with the reason, and stops them first — the app's close knows
+    nothing of them, and ``retroguard run`` then closes only the app (mutants: the gait
+    meter's close, the voice's close dropped from that failure path)."""
+    rig = make_rig(tmp_path)
+    (tmp_path / "a-file").write_text("")
+    voice = ClosedHeard()
+    before = set(threading.enumerate())
+    with pytest.raises(ConfigError, match=r"session\.control_socket: cannot listen"):
+        attach_session(
+            rig.app, PLAN, speaker=voice, control_socket=str(tmp_path / "a-file" / "x.sock")
+        )
+    started = [t for t in threading.enumerate() if t not in before]
+    assert [t.name for t in started if t.name in SESSION_THREADS] == []
+    assert voice.closed
+    hooks = rig.app.monitor.on_iteration
+    assert [h for h in hooks if isinstance(h, SessionRunner)] == []  # nor added to the loop
