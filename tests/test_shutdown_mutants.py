@@ -40,6 +40,7 @@ from firmware.session.runner import (
 )
 from firmware.storage.events import EventStore
 from firmware.storage.sessions import FINAL_DUE, load_sessions
+from sim import scenarios
 from tests.app_support import (
     WAIT,
     Heard,
@@ -267,3 +268,39 @@ def test_a_session_that_cannot_attach_leaves_none_of_its_threads_running(tmp_pat
     assert voice.closed
     hooks = rig.app.monitor.on_iteration
     assert [h for h in hooks if isinstance(h, SessionRunner)] == []  # nor added to the loop
+
+
+def test_a_session_stopped_mid_walk_hands_over_its_final_record_with_the_last_figures(
+    tmp_path: Path,
+) -> None:
+    """The walker stops the session 20 s into a walking interval: the final record — the one
+    the courier makes the caregivers' summary from — waits for that interval's gait figures
+    from the measurement thread and carries them; handed over at the stop, it had none
+    (mutant: :meth:`SessionRunner._finish` never deferring the final record)."""
+    motion = scenarios.Sequence(
+        [scenarios.Standing(3.0), scenarios.Walking(400.0, 0.6, "backward", step_hz=1.5)],
+        seed=3,
+    )
+    rig = armed_rig(tmp_path, motion=motion)
+    handed: list[tuple[SessionRecord, bool]] = []
+    submit = rig.app.link.submit_session
+
+    def keep(record: SessionRecord, final: bool) -> None:
+        handed.append((record, final))
+        submit(record, final)
+
+    rig.app.link.submit_session = keep  # type: ignore[method-assign]
+    runner = attach_session(rig.app, PLAN)
+    rig.run_for(2.0)
+    runner.request("start")
+    rig.run_for(20.0)
+    runner.request("stop")
+    rig.run_for(0.05)
+    detach_session(rig.app, runner)
+    (final,) = [record for record, is_final in handed if is_final]
+    assert final.status == "stopped"
+    gait = final.intervals[0].gait
+    assert gait is not None and gait.steps > 0
+    assert final == runner.finished[-1]
+    (stored,) = _stored_sessions(rig)
+    assert stored.intervals[0].gait == gait
