@@ -30,6 +30,7 @@ from firmware.app import App
 from firmware.gait import worker as gait_worker
 from firmware.link.supervisor import CourierHandle, ProcessCourier, SpawnCourier, ThreadCourier
 from firmware.session.config import SessionConfig
+from firmware.session.cues import Cue
 from firmware.session.plan import Interval, Plan
 from firmware.session.runner import (
     BALANCE_SETTLE_S,
@@ -45,6 +46,7 @@ from tests.app_support import (
     WAIT,
     Heard,
     Rig,
+    TripAt,
     TripOnDemand,
     armed_rig,
     close_rigs,
@@ -304,3 +306,53 @@ def test_a_session_stopped_mid_walk_hands_over_its_final_record_with_the_last_fi
     assert final == runner.finished[-1]
     (stored,) = _stored_sessions(rig)
     assert stored.intervals[0].gait == gait
+
+
+TRIP_AT = 20.0
+
+
+def _tripped_mid_walk(tmp_path: Path, voice: Heard | None = None) -> tuple[Rig, SessionRunner]:
+    """A session running from 1.5 s, a stumble at :data:`TRIP_AT` that pauses it, TRIPPED."""
+    rig = armed_rig(tmp_path, detector=TripAt(TRIP_AT))
+    runner = attach_session(rig.app, PLAN, speaker=voice)
+    runner.request("start")
+    rig.run_for(TRIP_AT + 0.5 - rig.clock.monotonic())
+    assert rig.state == "TRIPPED" and runner.state is SessionState.PAUSED
+    return rig, runner
+
+
+def test_a_session_paused_by_a_trip_when_the_monitor_stops_counts_its_last_pause(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM 10 s after a trip paused the session: its record's paused time takes in those
+    10 s (what the next start's repair counts the end from, and what a physio reads as time
+    off the belt), not only the pauses that ended before (mutant: :meth:`_finish` not adding
+    the pause under way)."""
+    rig, runner = _tripped_mid_walk(tmp_path)
+    rig.run_for(TRIP_AT + 10.0 - rig.clock.monotonic())
+    runner.stop(rig.clock.monotonic())  # the loop has returned: this thread owns the runner
+    detach_session(rig.app, runner)
+    (record,) = _stored_sessions(rig)
+    assert record.status == "stopped" and record.trips == 1
+    assert record.paused_s == pytest.approx(10.0, abs=0.1)
+
+
+def test_a_session_stopped_while_tripped_plays_and_says_no_done_cue(tmp_path: Path) -> None:
+    """The walker tripped; the alarm is over (a press let go before the chirp), the belt still
+    stopped, and the session is stopped from the CLI: the "session done" cue is for a stop
+    made walking, armed. Played here it told someone who had just stumbled, on a belt the
+    trip stopped, "Session done. Slow the belt to a stop, holding the rail. Well walked."
+    (mutant: the DONE cue on every stop; over the alarm itself the buzzer refuses it, and it
+    is dropped)."""
+    heard = Heard()
+    rig, runner = _tripped_mid_walk(tmp_path, heard)
+    rig.press_reset(hold=0.1)  # let go before the chirp: the alarm ends, nothing is armed
+    rig.run_for(10.0)  # the trip's words said
+    assert rig.state == "TRIPPED" and rig.app.gpio.buzzer.pattern is None
+    said = len(heard.said)
+    runner.request("stop")
+    rig.run_for(5.0)
+    assert runner.state is SessionState.FINISHED
+    assert [c for c in runner.cues if c.t > TRIP_AT and c.cue is Cue.DONE] == []
+    assert [words for words in heard.said[said:] if words.startswith("Session done")] == []
+    detach_session(rig.app, runner)
