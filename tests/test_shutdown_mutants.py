@@ -356,3 +356,34 @@ def test_a_session_stopped_while_tripped_plays_and_says_no_done_cue(tmp_path: Pa
     assert [c for c in runner.cues if c.t > TRIP_AT and c.cue is Cue.DONE] == []
     assert [words for words in heard.said[said:] if words.startswith("Session done")] == []
     detach_session(rig.app, runner)
+
+
+@pytest.mark.parametrize("cut_by", ["arming", "fault", "pause"])
+def test_a_balance_check_cut_short_is_recorded_interrupted_after_what_it_measured(
+    tmp_path: Path, cut_by: str
+) -> None:
+    """The check measures only in STANDBY and only while it is asked for: the walker arming
+    with the reset button, the sensor's bus failing (FAULT) or the walker's pause ends it on
+    that iteration, recorded as cut short after the seconds it measured. Left running until
+    the session's stop, the seconds walked, faulted or paused after it were counted as
+    standing measured (mutants: the check not ended where the session leaves BALANCE for
+    the safety state, nor on a pause)."""
+    rig, runner = _balance_check_under_way(tmp_path)
+    if cut_by == "arming":
+        rig.press_reset()
+        assert rig.state == "ARMED" and runner.state is SessionState.RUNNING
+    elif cut_by == "fault":
+        rig.sim_imu.bus.disconnect()
+        rig.run_for(0.5)
+        assert rig.state == "FAULT" and runner.state is SessionState.PAUSED
+    else:
+        runner.request("pause")
+        rig.run_for(0.05)
+        assert runner.state is SessionState.PAUSED
+    rig.run_for(3.0)
+    runner.stop(rig.clock.monotonic())
+    detach_session(rig.app, runner)
+    (record,) = _stored_sessions(rig)
+    (check,) = record.balance
+    assert (check.condition, check.status) == ("eyes open", "interrupted")
+    assert MEASURED_S <= check.duration_s <= MEASURED_S + 1.0
