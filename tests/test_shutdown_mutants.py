@@ -387,3 +387,29 @@ def test_a_balance_check_cut_short_is_recorded_interrupted_after_what_it_measure
     (check,) = record.balance
     assert (check.condition, check.status) == ("eyes open", "interrupted")
     assert MEASURED_S <= check.duration_s <= MEASURED_S + 1.0
+
+
+def test_a_session_detached_at_stop_closes_its_voice_and_names_no_walker_after_it(
+    tmp_path: Path,
+) -> None:
+    """``retroguard run`` stops a session under way, detaches it, then closes the app. The
+    detach closes the session's voice (its player's thread, the sound card), and the link
+    no longer names the session's walker: the monitor's stop event, made after, is nobody's
+    session's — it was stored and published as the walker's (mutants: the voice's close, and
+    the link told no session is under way, dropped from the detach)."""
+    voice = ClosedHeard()
+    rig = armed_rig(tmp_path)
+    runner = attach_session(rig.app, PLAN, speaker=voice)
+    runner.request("start")
+    rig.run_for(2.0)
+    assert rig.app.link.session_walker is not None  # the session's events name its walker
+    runner.stop(rig.clock.monotonic())
+    detach_session(rig.app, runner)
+    assert voice.closed
+    rig.app.close(drain_timeout=WAIT)
+    conn = sqlite3.connect(rig.app.config.storage.database)
+    try:
+        walkers = dict(conn.execute("SELECT type, walker FROM events").fetchall())
+    finally:
+        conn.close()
+    assert walkers["stop"] is None
