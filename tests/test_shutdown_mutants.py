@@ -54,6 +54,7 @@ from tests.app_support import (
     make_rig,
     pump_link_until,
 )
+from tests.storage_support import FillableDisk
 from tests.test_session_runner import SESSION_THREADS
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
@@ -413,3 +414,32 @@ def test_a_session_detached_at_stop_closes_its_voice_and_names_no_walker_after_i
     finally:
         conn.close()
     assert walkers["stop"] is None
+
+
+def test_records_the_courier_s_refusing_disk_keeps_in_memory_do_not_hold_up_the_stop(
+    tmp_path: Path,
+    disk: FillableDisk,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The card went read-only under a walk and the walker fell; then the monitor stops. The
+    courier keeps the fall in memory (and publishes it): no "on disk" can come, so the
+    hand-over waits only until the courier has it, and says so — before it could wait out its
+    whole flush (12 s) on a stop, then call the fall "not confirmed" as if the courier never
+    had it (mutant: the hand-over waiting for "on disk" whatever the courier said)."""
+    monkeypatch.setattr("firmware.courier.service.HEARTBEAT_S", 0.05)
+    monkeypatch.setattr("firmware.courier.service.PROBE_S", 0.1)
+    detector = TripOnDemand()
+    rig = armed_rig(tmp_path, detector=detector)
+    link = rig.app.link
+    disk.go_read_only()
+    assert pump_link_until(link, lambda: link.storage_ok is False)  # the courier's probe
+    detector.trip = True
+    rig.run_for(0.2)
+    assert rig.state == "TRIPPED" and link.pending  # the fall: in the courier's memory only
+    rig.app.close()
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert [e for e in errors if "at shutdown" in e] == [
+        f"{link.pending} records only in the courier's memory at shutdown (its disk refuses "
+        f"writes: {link.storage_detail}): published, not on disk"
+    ]
