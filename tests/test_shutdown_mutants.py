@@ -443,3 +443,19 @@ def test_records_the_courier_s_refusing_disk_keeps_in_memory_do_not_hold_up_the_
         f"{link.pending} records only in the courier's memory at shutdown (its disk refuses "
         f"writes: {link.storage_detail}): published, not on disk"
     ]
+
+
+def test_a_detached_session_is_off_the_loop(tmp_path: Path) -> None:
+    """Once detached, a session is no longer run by the loop, whatever it was doing: no plan
+    time counted, no turn cued. Its gait meter and voice are closed by then, and a runner
+    still ticking went on playing cues and counting a plan nobody runs (mutant: the hook left
+    on the loop)."""
+    rig = armed_rig(tmp_path)
+    runner = attach_session(rig.app, PLAN)
+    runner.request("start")
+    rig.run_for(2.0)
+    assert runner.session is not None and runner.state is SessionState.RUNNING
+    detach_session(rig.app, runner)
+    plan_t, cues = runner.session.plan_t, len(runner.cues)
+    rig.run_for(130.0)  # past the first interval's end: its turn would be cued and recorded
+    assert (runner.session.plan_t, len(runner.cues)) == (plan_t, cues)
