@@ -4,9 +4,12 @@ Rule 4 (nothing is lost across crashes and restarts) at a clean stop: what the l
 to the courier link and the courier has not confirmed on disk is handed over before the
 courier is stopped (:meth:`firmware.app.App._hand_over_records`), to a courier started again
 if the one there crashed; and a ``retroguard run`` whose guided session cannot be attached
-closes the app it built (:func:`firmware.app.run_forever`). The rigs run the real loop, the
-real courier (a thread, or the child process ``retroguard run`` starts) and SQLite files,
-on the simulated MPU-6050 and mock pins (:mod:`tests.app_support`).
+closes the app it built (:func:`firmware.app.run_forever`). A guided session stopped at
+shutdown, by the walker, or cut short by a trip, a fault or arming ends with a record that
+says so (:mod:`firmware.session.runner`, ``_finish``, the balance check), and its detach
+leaves nothing of it running (:func:`firmware.session.attach.detach_session`). The rigs run
+the real loop, the real courier (a thread, or the child process ``retroguard run`` starts)
+and SQLite files, on the simulated MPU-6050 and mock pins (:mod:`tests.app_support`).
 """
 
 from __future__ import annotations
