@@ -462,3 +462,22 @@ def test_a_detached_session_is_off_the_loop(tmp_path: Path) -> None:
     plan_t, cues = runner.session.plan_t, len(runner.cues)
     rig.run_for(130.0)  # past the first interval's end: its turn would be cued and recorded
     assert (runner.session.plan_t, len(runner.cues)) == (plan_t, cues)
+
+
+def test_a_clean_stop_is_recorded_clean_by_the_courier(tmp_path: Path) -> None:
+    """The monitor's close says goodbye before it closes the link: the courier records the
+    run as ended cleanly, and no "stopped without shutting down" fault — which a kill, a
+    crash or a hang gets, and a caregiver reads as events perhaps missing (mutant: the
+    goodbye dropped from :meth:`App.close`; ``tests/monitor_process.py``, which the unclean-
+    stop tests run, says its own goodbye)."""
+    rig = armed_rig(tmp_path)
+    rig.app.close(drain_timeout=WAIT)
+    with EventStore(rig.app.config.storage.database) as store:
+        stored = [(e.event.type, e.event.reason) for e in store.events()]
+    assert stored[-1] == (EventType.STOP, "monitor stopped")
+    assert [reason for kind, reason in stored if kind is EventType.FAULT] == []
+    conn = sqlite3.connect(rig.app.config.storage.database)
+    try:
+        assert conn.execute("SELECT clean FROM runs").fetchall() == [(1,)]
+    finally:
+        conn.close()
