@@ -866,8 +866,14 @@
     if (!card || !notice) return;
     var now = document.getElementById(card.id);  // the feed may have replaced it meanwhile
     var moved = now ? top - now.getBoundingClientRect().top : 0;
-    if (moved > 0) notice.style.minHeight = (notice.offsetHeight + moved) + "px";
+    if (moved > 0) notice.style.minHeight = (heightOf(notice) + moved) + "px";
   }
+  // An element's height as laid out, fractions kept (border box: the stylesheet's sizing).
+  // offsetHeight rounds to whole pixels: each room kept with it (the notice's, after an
+  // acknowledgement; again when the feed's card asked for the list) lost up to half a pixel,
+  // and under load, with the banner answered elsewhere and acknowledged here in turn, the
+  // card under the thumb crept up by more than one.
+  function heightOf(el) { return el.getBoundingClientRect().height; }
   // After a card's acknowledgement, the alerts still open (the service's list, without the
   // incident just closed): acknowledging one card hid the whole alarm banner and its beeping,
   // other treadmills' falls and calls for help with it, and the notice said only "closed" in
@@ -950,7 +956,7 @@
     if (!notice || notice.hidden || !notice.classList.contains("ack-done")) return;
     stillOpen("").then(function (open) {
       if (notice.hidden) return;
-      notice.style.minHeight = notice.offsetHeight + "px";
+      notice.style.minHeight = heightOf(notice) + "px";
       showStillOpen(open, !banner.hidden);  // the banner's alarm leads the title and beeping
     });
   }
@@ -1012,7 +1018,7 @@
       var card = document.getElementById("card-" + last.device);
       var top = card ? card.getBoundingClientRect().top : 0;
       var said = card ? card.querySelector(".headline a") : null;
-      var height = banner.offsetHeight;
+      var height = heightOf(banner);
       silence();
       showNotice(said && !card.querySelector(".headline-open")
         ? last.name + ": " + said.textContent + ". The alarm has stopped."
@@ -1020,7 +1026,7 @@
       notice.classList.add("ack-done");
       showStillOpen(open);  // what else pages, at its urgency (the title names amber ones)
       if (card) keepPlace(card, top);
-      else notice.style.minHeight = Math.max(notice.offsetHeight, height) + "px";
+      else notice.style.minHeight = Math.max(heightOf(notice), height) + "px";
     });
   }
   // Some of the banner's alarms answered elsewhere, another still open: it goes on sounding,
