@@ -620,6 +620,34 @@ def test_a_new_fall_after_an_acknowledged_one_is_acknowledged_from_the_banner_in
     dad.close()
 
 
+@pytest.mark.parametrize("width", [360, 1280])
+def test_a_new_fall_whose_trip_came_first_takes_the_notice_s_room_too(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, width: int
+) -> None:
+    """Dad fell; Ann acknowledged it; Dad trips again, and a monitor confirms the fall 2.4 s
+    after the trip. Meanwhile the green notice listed the trip ("Still open: Stumble ...",
+    amber); the fall's banner then went above that notice, which the list asked again turned
+    into "Still open: FALL on Dad's treadmill": two Silence buttons, the banner's Acknowledge
+    pushed down. The trip is the fall's own incident: the banner takes the notice's room."""
+    from playwright.sync_api import expect
+
+    dad, page, _card, notice, top = _dad_fell_and_ann_acknowledged(
+        browser, service, mosquitto, width
+    )
+    incident = uuid.uuid4().hex
+    dad.incident_trip(incident)
+    wait_all_handled(service, dad)
+    expect(notice.locator(".still-open")).to_be_visible()  # the trip, in amber
+    expect(page.locator("#alarm-banner")).to_be_hidden()
+    dad.incident_confirmed_fall(incident)
+    expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+    expect(notice).to_be_hidden()  # stale: the banner is in its room
+    assert _top(page, "card-treadmill-1") >= top  # nothing moved up
+    _banner_ack_in_reach(page, width)
+    page.context.close()
+    dad.close()
+
+
 # The notice's height with a fraction of a pixel in it, as a phone's fonts and zoom give it:
 # its padding (CSSOM, as the page's own script sets it: the CSP allows it).
 _FRACTIONAL_NOTICE = """

@@ -143,9 +143,14 @@
     return !notice.querySelector(".still-open") || (!!listed && listed.every(namedHere));
   }
   // The alert of the notice's list is the one the banner names (an alert outside incidents
-  // is named by its event), red and not silenced from the notice.
+  // is named by its event), red and not silenced from the notice; or amber, of the incident
+  // the banner names: the trip before its fall. A monitor sends the trip 2.4 s before the
+  // fall: the notice listed it ("Still open: Stumble on Dad's treadmill", amber), the fall's
+  // banner went above it, the list asked again then said "FALL on Dad's treadmill" in the
+  // notice too, a second Silence, and the banner's Acknowledge pushed down.
   function namedHere(a) {
-    return a.urgent !== false && !quietened.has(a.event) && !!named && (a.incident || a.event) === named;
+    if (!named || (a.incident || a.event) !== named) return false;
+    return a.urgent === false ? !!a.incident : !quietened.has(a.event);
   }
   function replaceNotice() {
     var after = notice.nextElementSibling, top = after ? after.getBoundingClientRect().top : 0;
