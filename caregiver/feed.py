@@ -112,8 +112,8 @@ class IncidentRow(msgspec.Struct, frozen=True):
     """Its colour: critical (open and urgent), warning (open) or closed."""
     device_name: str
     opened: Moment | None
-    """When it opened (:func:`caregiver.story.incident_time`): when it was received if
-    ``received``."""
+    """When it opened (:func:`caregiver.story.incident_stamped`'s ``at``): when it was
+    received if ``received``."""
     opened_at: float
     received: str | None = None
     """The device's clock was not set as it stamped the event that opened it: ``opened`` is

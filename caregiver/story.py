@@ -207,13 +207,6 @@ def event_time(event: StoredEvent) -> str | float:
     return event.received_at if event.wall_unsynced else event.wall_time
 
 
-def incident_time(incident: Incident) -> str | float:
-    """When an incident opened, to show: its first event's device time, or, when the device's
-    clock was not set as it stamped that event, when this service received it (said as
-    received, :data:`CLOCK_NOT_SET`)."""
-    return incident.opened_at if incident.opened_unsynced else incident.opened_wall
-
-
 UNTOLD = "not yet confirmed by the treadmill"
 """A caregiver's close the device has not confirmed (its ``ack`` waits for the broker, or for
 the device to come back): closed here, the card says it is not yet closed there."""

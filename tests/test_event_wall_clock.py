@@ -319,10 +319,10 @@ def test_the_live_feed_row_says_received_for_a_clock_not_set() -> None:
         "1" * 32, "treadmill-1", "fall", "open", 1_800_000_000.0, FRIDAY.isoformat(), "0" * 32,
         1_800_000_000.0, None, None, None, None, opened_unsynced=True,
     )  # fmt: skip
-    assert story.incident_time(incident) == 1_800_000_000.0
+    assert story.incident_stamped(incident).at == 1_800_000_000.0
     assert feed.incident_row(incident, "Dad's treadmill", None).received == CLOCK_NOT_SET
     synced = dataclasses.replace(incident, opened_unsynced=False)
-    assert story.incident_time(synced) == FRIDAY.isoformat()
+    assert story.incident_stamped(synced).at == FRIDAY.isoformat()
     assert feed.incident_row(synced, "Dad's treadmill", None).received is None
 
 
