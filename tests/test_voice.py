@@ -500,6 +500,11 @@ def test_the_walker_gets_beeps_or_words_for_every_cue_as_the_card_comes_and_goes
 
 @needs_espeak
 def test_open_player_with_sound_renders_into_the_cache_and_plays(tmp_path: Path) -> None:
+    """The sound card the player watches (voice "auto") is the one ``sound`` lists. Left to
+    read this host's ``/proc/asound/cards`` (none on a CI runner), the watch's first look,
+    ``firmware.session.voice.CARD_PROBE_S`` (5 s) after the start, found no card: on a loaded
+    machine rendering the plan's prompts took longer than that, the player went quiet before
+    it reached the prompt asked for, and the test failed with nothing played."""
     plan = Plan("one", (Interval.of_seconds("backward", 60.0),))
     log = tmp_path / "played.log"
     player, prompts = open_player(
@@ -511,6 +516,7 @@ def test_open_player_with_sound_renders_into_the_cache_and_plays(tmp_path: Path)
         real_hardware=True,
         sound=SOUND,
         command=recorder(log),
+        cards=lambda: SOUND.cards,
     )
     assert player is not None
     assert player.cache.voice == "en" and player.cache.directory == tmp_path / "c"
