@@ -5,6 +5,11 @@ signal that came while the loop was queuing a log record (the queue's lock held,
 is not reentrant) deadlocked the process: it hung, and every later SIGTERM hung it again, so
 systemd could only kill it. A race of a few bytecodes, seen once; here the signal is raised at
 that very instant, from inside the queue's lock, so the test does not depend on luck.
+
+And what the stop leaves behind when a guided session is under way: the real process on the
+simulated backend, armed by its simulated reset button, the session started with
+``retroguard session start``; the session ends stored ``stopped`` and summarised on MQTT, the
+relay released first.
 """
 
 from __future__ import annotations
@@ -13,7 +18,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+
+import pytest
+
+from firmware.session.control import send_command
+from firmware.storage.sessions import load_sessions
+from launcher.cli import main
+from tests.app_support import WAIT
+from tests.mqtt_helpers import subscriber, validate
+from tests.storage_support import wait_for
+from tools.broker import Mosquitto
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,3 +163,203 @@ def test_a_session_stop_that_raises_still_releases_first_and_closes(tmp_path: Pa
     # and the session detached all the same: its control socket closed and removed (a raising
     # stop skipped the detach, leaving the socket, the voice and the gait thread behind)
     assert not (tmp_path / "session.sock").exists(), err
+
+
+# -- a guided session under way when systemd stops the monitor ------------------------------
+
+RUN_ARMED_BY_THE_SIMULATED_BUTTON = """
+import sys
+import firmware.app
+from firmware.session.runner import SessionRunner
+from firmware.status_light import safety_pattern
+from launcher.cli import main
+
+PRESS_S = 0.6  # held past the chirp, as the session demo's walker holds it
+apps = []
+build_app = firmware.app.build_app
+
+
+def build(*args, **kwargs):
+    app = build_app(*args, **kwargs)
+    apps.append(app)
+    button = app.gpio.button_sim  # the simulated backend's finger on the reset button
+    last = [float("-inf")]
+
+    def walker(monitor):
+        # On the loop thread, as the demos' walker: presses reset once the status LED says
+        # "press reset to arm" (the courier has spoken, the sensor-worn check has its verdict),
+        # and again if that press was refused or the monitor came back to STANDBY.
+        button.poll()
+        c = monitor.controller
+        now = monitor.clock.monotonic()
+        ready = safety_pattern(c.state, c.reason, c.measuring) == "standby"
+        if ready and app.link.storage_ok and now >= last[0] + 2 * PRESS_S:
+            last[0] = now
+            button.press_at(now, now + PRESS_S)
+
+    app.monitor.on_iteration.append(walker)
+    return app
+
+
+stop = SessionRunner.stop
+
+
+def stop_seen(self, now):  # what the relay does when the session's last record is made
+    app = apps[0]
+    print(
+        f"session stop: relay holding={app.gpio.relay.holding} "
+        f"contact closed={app.gpio.hardware.contact_closed()}",
+        file=sys.stderr, flush=True,
+    )
+    return stop(self, now)
+
+
+firmware.app.build_app = build
+SessionRunner.stop = stop_seen
+code = main(["run", "-c", sys.argv[1]])
+hardware = apps[0].gpio.hardware
+print(
+    f"relay model: contact closed={hardware.contact_closed()} "
+    f"changes={[closed for _, closed in hardware.history]}",
+    file=sys.stderr, flush=True,
+)
+sys.exit(code)
+"""
+
+DEVICE = "tm-sigterm"
+STRETCH_S = 2.0
+"""Plan seconds the session has walked (its ``status``) before the SIGTERM."""
+
+
+class RunningMonitor:
+    """``retroguard run`` in a process of its own (:data:`RUN_ARMED_BY_THE_SIMULATED_BUTTON`),
+    its log collected line by line to wait on."""
+
+    def __init__(self, config: Path, runtime: Path) -> None:
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "RUNTIME_DIRECTORY": str(runtime)}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", RUN_ARMED_BY_THE_SIMULATED_BUTTON, str(config)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            with self._cond:
+                self.lines.append(line)
+                self._cond.notify_all()
+        with self._cond:
+            self._cond.notify_all()
+
+    @property
+    def log(self) -> str:
+        with self._cond:
+            return "".join(self.lines)
+
+    def wait_log(self, text: str) -> bool:
+        """Until a line holding ``text`` was logged (False: the process ended, or WAIT)."""
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: any(text in line for line in self.lines) or not self._reader.is_alive(),
+                WAIT,
+            ) and any(text in line for line in self.lines)
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """The exit status once the process has ended and its log is read; None if it has not
+        ended within ``timeout``."""
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._reader.join(WAIT)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(WAIT)
+        self._reader.join(WAIT)
+
+
+def _plan_t(socket_path: Path) -> float:
+    """The session's plan seconds walked, as ``retroguard session status`` says (0: none yet)."""
+    ok, message = send_command(socket_path, "status")
+    fields = dict(part.split("=", 1) for part in message.split() if "=" in part)
+    return float(fields.get("plan_t", 0.0)) if ok else 0.0
+
+
+def test_sigterm_during_a_guided_session_stores_it_stopped_and_publishes_its_summary(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """``retroguard run`` on the simulated backend, armed with the simulated reset button, a
+    session started with ``retroguard session start`` and walked for a while; then systemd's
+    SIGTERM. The monitor exits 0 in time with the relay released before the session's last
+    steps, and the session is stored as walked so far — ``stopped``, with its stretch
+    backward — and its summary published: no session left "running" for the next start to
+    close as a crash's (the tests of the parts, tests/test_shutdown_mutants.py, stop the runner
+    by hand; this one is the SIGTERM path of :func:`firmware.app.run_forever` itself)."""
+    database = tmp_path / "events.db"
+    socket_path = tmp_path / "session.sock"
+    (tmp_path / "walk.toml").write_text(
+        'name = "sigterm walk"\n[[interval]]\ndirection = "backward"\nminutes = 5\n'
+    )
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[device]\nid = "{DEVICE}"\n'
+        f'[storage]\ndatabase = "{database}"\n'
+        # margins against a loaded test host's stalls (the hold circuit, a lost IMU): a fault
+        # would pause the session, and that is not what this test is about
+        "[gpio]\nheartbeat_hold_s = 0.5\n"
+        "[safety]\nsample_timeout_s = 1.0\ncontact_debounce_s = 1.0\n"
+        f'[mqtt]\nhost = "{mosquitto.host}"\nport = {mosquitto.port}\n'
+        f'[session]\nplan = "walk.toml"\ncontrol_socket = "{socket_path}"\n'
+    )
+    with subscriber(mosquitto, [f"retroguard/{DEVICE}/session"]) as sub:
+        monitor = RunningMonitor(config, tmp_path)
+        try:
+            assert monitor.wait_log("state ARMED"), monitor.log  # the walker's press armed it
+            assert main(["session", "start", "-c", str(config)]) == 0
+            assert monitor.wait_log("session running: interval 1/1 backward"), monitor.log
+            assert wait_for(lambda: _plan_t(socket_path) >= STRETCH_S, WAIT), monitor.log
+            (running,) = load_sessions(database)
+            assert running.record.status == "running"  # stored since its start
+            monitor.proc.send_signal(signal.SIGTERM)
+            code = monitor.wait_exit(STOP_WITHIN_S)
+        finally:
+            monitor.kill()
+        log = monitor.log
+        assert code == 0, f"retroguard run did not stop cleanly within {STOP_WITHIN_S:g} s:\n{log}"
+        assert "signal 15: stopping" in log, log
+        (stored,) = load_sessions(database)
+        record = stored.record
+        assert record.id == running.record.id
+        assert record.status == "stopped" and not record.interrupted, record
+        assert record.ended_wall is not None and record.trips == 0
+        assert record.backward_s == record.done_s >= STRETCH_S  # the one backward interval
+        # The stretch under way when the SIGTERM came is counted: the whole walk, unless the
+        # loaded host stalled the loop past the IMU's FIFO (a FAULT: the walker re-armed, and
+        # the pause ended a stretch: the log says so), then the longest part of it.
+        assert 0 < record.longest_backward_s <= record.backward_s
+        assert record.longest_backward_s == record.backward_s or record.pauses > 0, log
+        assert f"session {record.id} stopped after" in log, log
+        # and its summary reached the broker before the courier stopped
+        assert sub.wait(lambda: bool(sub.on("/session"))), log
+        (message,) = sub.on("/session")
+        summary = validate("session", message.payload)
+        assert (summary["id"], summary["status"]) == (record.id, "stopped")
+        assert summary["longest_backward_s"] == pytest.approx(record.longest_backward_s)
+        # The relay: released before the session's last record was made (which may take
+        # seconds), and the circuit model saw the contact close at arming (again at each
+        # re-arming) and open at the stop.
+        assert "session stop: relay holding=False contact closed=False" in log, log
+        (changes,) = [line for line in log.splitlines() if line.startswith("relay model: ")]
+        assert changes.startswith("relay model: contact closed=False changes=[True, False"), log
+        assert changes.endswith("True, False]"), log
