@@ -38,12 +38,18 @@ A wait for pulses never lasts longer than :attr:`InterruptPacing.wait_s`
 (at most a quarter of the relay's hold time with heartbeat drive): if the pulses
 stop, the loop reads the FIFO anyway, so the samples keep flowing and the
 heartbeat keeps its cadence. When the chip keeps delivering samples but the
-line has given no edge for :data:`DEAD_AFTER_SAMPLES` of them, the line is
-declared dead (a cut wire, the wrong pin, a broken input): the loop polls
-from then on, logs it once, and reports it in the health checks (the
-``imu-pacing`` line of the self-test). Samples that do not arrive at all (a
-lost bus) say nothing about the line: that is the safety controller's
-business.
+line has given no edge for :data:`DEAD_AFTER_SAMPLES_S` of them, the line is
+taken for dead (a cut wire, the wrong pin, a broken input): the loop polls,
+logs it, and reports it in the health checks (the ``imu-pacing`` line of the
+self-test). Samples that do not arrive at all (a lost bus) say nothing about
+the line: that is the safety controller's business.
+
+A quiet line is not always a cut one: a callback thread held off that long
+by a loaded host counts no edge either (seen on a loaded test machine, where
+the simulated chip's thread is not real-time). So the line stays open while
+the loop polls, and when it has pulsed for as long again the interrupt paces
+the reads once more, logged; only a line that went quiet
+:data:`MAX_FALLBACKS` times (a loose connection) is polled for good.
 """
 
 from __future__ import annotations
@@ -66,6 +72,12 @@ DEAD_AFTER_SAMPLES_S: Final = 0.25
 """Seconds of samples, delivered with no edge on the line, after which the line is dead.
 Far beyond any scheduling hiccup of the callback thread (the loop's own worst gap under a
 network flood was 16 ms, benchmarks/flood.py), and short enough not to matter."""
+
+
+MAX_FALLBACKS: Final = 3
+"""Times the line may go quiet and come back before the loop polls for good: a connection
+that keeps coming and going would have the loop change its pacing, and log it, every half
+second."""
 
 
 def dead_after_samples(sample_rate_hz: float) -> int:
@@ -151,6 +163,11 @@ class InterruptPacing:
         """Waits that ended before ``samples_per_wake`` pulses came."""
         self.fallback: str | None = None
         """Why the loop polls now; None while the interrupt paces it."""
+        self.fallbacks = 0
+        """Times the line went quiet."""
+        self._quiet: DataReady | None = None
+        """The line while the loop polls, watched for pulses that say it works again."""
+        self._quiet_edges = 0
         self._imu: Imu | None = None
         self._counted_imu: PulseCountedImu | None = None
         """The IMU last read, when it can use the pulse count (checked once per IMU)."""
@@ -162,6 +179,9 @@ class InterruptPacing:
     def read(self, imu: Imu) -> Sequence[ImuSample]:
         line = self._line
         if line is None:
+            quiet = self._quiet
+            if quiet is not None and quiet.edges - self._quiet_edges >= self._dead_after:
+                self._resume(quiet)
             return imu.read_batch(self._poll_timeout_s)
         target = self._seen + self._per_wake
         edges = line.wait_for(target, self.wait_s)
@@ -188,17 +208,47 @@ class InterruptPacing:
         return batch
 
     def _fall_back(self) -> None:
+        self.fallbacks += 1
+        for_good = self.fallbacks >= MAX_FALLBACKS
         self.fallback = (
             f"GPIO{self._pin} gave no data-ready edge while the IMU delivered "
             f"{self._unsignalled} samples: the INT wire is cut or not connected, or "
             "gpio.pins.imu_int names the wrong pin (wiring/README.md, section 8)"
+            + (
+                f"; the line went quiet {self.fallbacks} times, so a loose connection"
+                if for_good and self.fallbacks > 1
+                else ""
+            )
         )
         (log.error if self._required else log.warning)(
-            "IMU pacing falls back to polling: %s", self.fallback
+            "IMU pacing falls back to polling%s: %s",
+            "" if for_good else " until the line pulses again",
+            self.fallback,
         )
         line, self._line = self._line, None
-        if line is not None:
+        if line is None:
+            return
+        if for_good:
             line.close()
+        else:
+            self._quiet, self._quiet_edges = line, line.edges
+
+    def _resume(self, line: DataReady) -> None:
+        """The quiet line pulsed again for as long as it takes to call it dead: the interrupt
+        paces the reads again (whatever held its edges off, it was not a cut wire)."""
+        pulses = line.edges - self._quiet_edges
+        self._line, self._quiet, self.fallback = line, None, None
+        self._seen = line.edges
+        self._unsignalled = 0
+        log.warning(
+            "IMU pacing back on the data-ready interrupt: GPIO%s pulsed %d times while the "
+            "loop polled (it had gone quiet %d of %d times allowed: a host too busy to count "
+            "its edges, or a loose connection)",
+            self._pin,
+            pulses,
+            self.fallbacks,
+            MAX_FALLBACKS,
+        )
 
     def check(self) -> tuple[bool, str]:
         if self.fallback is not None:
@@ -206,15 +256,24 @@ class InterruptPacing:
                 not self._required,
                 f"polling the FIFO since the interrupt failed: {self.fallback}",
             )
+        quiet = (
+            f"; it went quiet {self.fallbacks} time{'s' if self.fallbacks > 1 else ''} (no edge "
+            f"for {self._dead_after} samples) and came back"
+            if self.fallbacks
+            else ""
+        )
         return True, (
             f"paced by the data-ready interrupt on GPIO{self._pin}: {self.edges} edges, a read "
-            f"every {self._per_wake} samples, {self.timeouts} of {self.wakes} waits timed out"
+            f"every {self._per_wake} samples, {self.timeouts} of {self.wakes} waits timed "
+            f"out{quiet}"
         )
 
     def close(self) -> None:
         line, self._line = self._line, None
-        if line is not None:
-            line.close()
+        quiet, self._quiet = self._quiet, None
+        for each in (line, quiet):
+            if each is not None:
+                each.close()
 
 
 def samples_per_wake(imu: ImuConfig, gpio: GpioConfig) -> int:

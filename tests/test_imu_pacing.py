@@ -28,6 +28,7 @@ from firmware.app import HealthReports
 from firmware.config import parse_config
 from firmware.link.endpoint import CourierLink
 from firmware.pacing import (
+    MAX_FALLBACKS,
     InterruptPacing,
     PollPacing,
     dead_after_samples,
@@ -347,6 +348,27 @@ def test_a_line_that_dies_while_armed_keeps_the_relay_held_and_falls_back_to_pol
     assert rig.app.monitor.stats.imu_errors == 0
 
 
+def test_a_line_that_comes_back_paces_the_loop_again_and_the_belt_never_stopped(
+    tmp_path: Path,
+) -> None:
+    """The line goes quiet for a second (the chip's INT wire off, as a callback thread a busy
+    host holds off counts nothing), then pulses again: the loop polls meanwhile, goes back to
+    the interrupt, and the hold circuit never lapsed."""
+    rig = armed(make_rig(tmp_path, imu=ImuConfig(pacing="interrupt")))
+    cut_at = rig.clock.monotonic()
+    chip = rig.app.monitor.pacing
+    rig.sim_imu.chip.disconnect_int()
+    rig.run_for(1.0)
+    assert chip.mode == "poll"
+    rig.sim_imu.chip.connect_int(rig.app.gpio.factory.observed_pin(INT_PIN))
+    rig.run_for(1.0)
+    assert chip.mode == "interrupt"
+    assert rig.state == "ARMED" and rig.hardware.opened_after(cut_at) is None
+    assert max(heartbeat_gaps(rig, cut_at)) <= HOLD_S / 4 + 1e-9
+    ok, detail = self_test(rig)["imu-pacing"]
+    assert ok and "it went quiet 1 time (no edge for 50 samples) and came back" in detail, detail
+
+
 def test_a_line_dead_from_the_start_still_arms_and_holds(tmp_path: Path) -> None:
     """INT never wired (or gpio.pins.imu_int names the wrong pin): the loop starts waiting
     for edges that never come, each wait bounded, and settles on polling."""
@@ -634,19 +656,70 @@ def scripted_pacing(
     )
 
 
-def test_a_line_is_dead_after_its_count_of_unsignalled_samples_then_closed_and_polled() -> None:
+def test_a_line_is_dead_after_its_count_of_unsignalled_samples_then_polled() -> None:
     line, imu = ScriptedLine([0] * 3), ScriptedImu(per_read=2)
     pacing = scripted_pacing(line, dead_after=6)
     for _ in range(2):
         assert len(pacing.read(imu)) == 2
-    assert pacing.mode == "interrupt" and not line.closed  # 4 samples without an edge: not yet
+    assert pacing.mode == "interrupt"  # 4 samples without an edge: not yet
     pacing.read(imu)  # the 6th sample
-    assert pacing.mode == "poll" and line.closed
+    assert pacing.mode == "poll"
+    assert not line.closed  # watched for pulses while the loop polls
     assert line.waits == [(2, 0.0125)] * 3  # each wait bounded by wait_s
     ok, detail = pacing.check()
     assert not ok and f"GPIO{INT_PIN} gave no data-ready edge while the IMU delivered 6 " in detail
     pacing.read(imu)  # polling now: with the loop's read timeout, the line no longer asked
     assert imu.timeouts == [0.0, 0.0, 0.0, 0.025] and len(line.waits) == 3
+    pacing.close()
+    assert line.closed
+
+
+def test_a_quiet_line_that_pulses_again_paces_the_reads_again() -> None:
+    """A callback thread held off by a busy host counts no edge, as a cut wire: once the line
+    has pulsed for as long as it took to call it dead, the interrupt paces the reads again
+    (before: the loop polled for good, and the self-test blamed the wire)."""
+    line, imu = ScriptedLine([0, 0, 0, 8, 10]), ScriptedImu(per_read=2)
+    pacing = scripted_pacing(line, dead_after=6)
+    for _ in range(3):
+        pacing.read(imu)
+    assert pacing.mode == "poll"
+    line.edges = 5  # the callback thread counts again, the loop still polls
+    pacing.read(imu)
+    assert pacing.mode == "poll" and len(line.waits) == 3  # 5 pulses: not yet as long
+    line.edges = 6
+    pacing.read(imu)  # the 6th pulse: the line works
+    assert pacing.mode == "interrupt" and imu.timeouts[-1] == 0.025  # this read still polled
+    assert len(pacing.read(imu)) == 2 and line.waits[-1] == (8, 0.0125)  # then the interrupt
+    ok, detail = pacing.check()
+    assert ok, detail
+    assert detail.startswith(f"paced by the data-ready interrupt on GPIO{INT_PIN}: 8 edges")
+    assert detail.endswith("; it went quiet 1 time (no edge for 6 samples) and came back")
+    assert not line.closed
+
+
+def test_a_line_that_keeps_going_quiet_is_polled_for_good() -> None:
+    """A loose connection: quiet, back, quiet... The third time the loop polls for good and
+    lets the line go, and the self-test says why."""
+    line, imu = ScriptedLine([0] * 9), ScriptedImu(per_read=2)
+    pacing = scripted_pacing(line, dead_after=6)
+    for time in range(1, MAX_FALLBACKS + 1):
+        for _ in range(3):
+            pacing.read(imu)
+        assert pacing.mode == "poll" and pacing.fallbacks == time
+        if time < MAX_FALLBACKS:
+            assert not line.closed
+            line.edges += 6
+            pacing.read(imu)
+            assert pacing.mode == "interrupt"
+            line._counts = iter([line.edges] * 3)  # quiet again from here
+    assert line.closed
+    line.edges += 100
+    pacing.read(imu)
+    assert pacing.mode == "poll"
+    ok, detail = pacing.check()
+    assert not ok and detail.endswith(
+        f"the line went quiet {MAX_FALLBACKS} times, so a loose connection"
+    )
 
 
 def test_samples_without_an_edge_count_only_while_no_edge_comes() -> None:
@@ -727,7 +800,7 @@ def test_a_line_that_fails_is_logged_as_an_error_only_where_the_interrupt_was_as
     assert dead.mode == "poll"
     assert [(r.levelname, r.getMessage().split(":")[0]) for r in caplog.records] == [
         (level, "IMU pacing"),
-        (level, "IMU pacing falls back to polling"),
+        (level, "IMU pacing falls back to polling until the line pulses again"),
     ]
 
 
