@@ -523,7 +523,12 @@ class Store(StoreOperations):
             result = read(Transaction(db))
         except db.errors as exc:
             try:
-                db.settle()  # in a pipeline: else the server skips the rollback too
+                # in a pipeline: else the server skips the rollback too. What was sent after
+                # the error (a write's next statement: psycopg may report an error at a later
+                # statement) is reported skipped here, "pipeline aborted": the stretch ends
+                # with it, and whether the transaction lives is the rollback's to say
+                with contextlib.suppress(*db.errors):
+                    db.settle()
                 db.execute("ROLLBACK TO SAVEPOINT aside")
                 db.execute("RELEASE SAVEPOINT aside")
                 db.settle()  # rolled back to, here and now, or the transaction is lost
