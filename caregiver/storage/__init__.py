@@ -35,6 +35,7 @@ from caregiver.storage.records import (
     WalkSession,
 )
 from caregiver.storage.schema import SCHEMA_VERSION, SchemaError, SchemaUpgrade
+from caregiver.storage.side_faults import Part, SideFault, SideFaults
 from caregiver.storage.sql import STAGE_AHEAD_S
 from caregiver.storage.store import Store, Transaction
 from caregiver.storage.tx_retention import Pruned
@@ -57,6 +58,7 @@ __all__ = [
     "Listener",
     "LoginSession",
     "NewEvent",
+    "Part",
     "PendingNotification",
     "Pruned",
     "Role",
@@ -65,6 +67,8 @@ __all__ = [
     "SelfTestOutcome",
     "SelfTestRecord",
     "SentCommand",
+    "SideFault",
+    "SideFaults",
     "StorageFault",
     "Store",
     "StoredEvent",

@@ -50,6 +50,7 @@ from caregiver.storage.records import (
     NewEvent,
 )
 from caregiver.storage.schema import SchemaUpgrade, migrate
+from caregiver.storage.side_faults import SideFaults
 from caregiver.storage.sql import _any_engine_errors
 from caregiver.storage.store_ops import StoreOperations
 from caregiver.storage.tx_accounts import TxAccounts
@@ -139,6 +140,9 @@ class Store(StoreOperations):
         self.on_damaged: Callable[[str], None] | None = None
         """Called once, with :attr:`damage`, when it is first set (on the thread that met it,
         perhaps with the store's lock held: it must not call the store)."""
+        self.side_faults = SideFaults()
+        """The parts of the database (side tables) the service goes on without now: whatever
+        survives a fault of one says it here, the banner and /healthz say what it holds."""
         try:
             with self._lock, _opening(self.location):
                 if isinstance(self._db, SqliteDatabase):
@@ -498,7 +502,21 @@ class Store(StoreOperations):
         with self._faults():
             return reads.run(lambda db: read(Transaction(db)))
 
-    def _aside(self, read: Callable[[Transaction], _T]) -> _T:
+    def attachment(self, write: Callable[[Transaction], _T]) -> _T:
+        """A write that is an attachment of this thread's open transaction (a fall's sensor
+        recording, beside its event and alert), under a savepoint of its own: if it fails (its
+        table missing, damaged, refusing) it is rolled back to, the failure is the write's
+        :class:`StorageFault` alone, and the transaction goes on and commits without it.
+        Before, a recordings table that refused held the fall's recording event, and every
+        event behind it from that device, with the broker for as long as it refused. Outside
+        a transaction: its own."""
+        with self._lock:
+            if getattr(self._writing, "depth", 0) == 0:
+                with self.transaction() as tx:
+                    return write(tx)
+            return self._aside(write, settle=True)
+
+    def _aside(self, read: Callable[[Transaction], _T], *, settle: bool = False) -> _T:
         """A read made inside this thread's open transaction or batch (the lock held), under
         a savepoint of its own: if it fails (a side table missing or damaged, a statement
         timing out) it is rolled back to, and the failure is the read's
@@ -514,13 +532,18 @@ class Store(StoreOperations):
         the transaction is lost with it: the driver's error goes on unconverted, past any
         caller that would survive a read's fault, and the transaction's end reports it
         (a :class:`StorageFault`: ingest holds its messages) rather than letting its later
-        statements run outside it."""
+        statements run outside it.
+
+        ``settle``: the answers are waited for inside it (a write whose result is not read:
+        in a pipeline its error would come at a later statement, outside the savepoint)."""
         db = self._db
         # Neither this nor the RELEASE is the read's: a failure is the transaction's (the
         # rows deferred so far are inserted first), unconverted, as a lost savepoint's.
         db.execute("SAVEPOINT aside")
         try:
             result = read(Transaction(db))
+            if settle:
+                db.settle()
         except db.errors as exc:
             try:
                 # in a pipeline: else the server skips the rollback too. What was sent after

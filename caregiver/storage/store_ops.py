@@ -163,6 +163,11 @@ class StoreOperations:
 
         return self._read(read)
 
+    def recording_unstored(self, event: StoredEvent) -> bool:
+        """Whether the recording :meth:`recording_for` would show with ``event`` was sent and
+        could not be stored (its table refused it: the alert was stored without it)."""
+        return self._read(lambda ops: ops.recordings_unstored(event))
+
     # ----------------------------------------------------- guided sessions
 
     def record_walk_session(self, session: WalkSession, payload: str, now: float) -> WalkOutcome:

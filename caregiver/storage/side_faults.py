@@ -1,0 +1,156 @@
+"""The parts of the database the service goes on without: which cannot be used now, since
+when, and what that costs the people who read the dashboard.
+
+A side table (the walkers' names, a fall's sensor recording, the guided sessions, the
+progression, the answers to commands) is information beside the alerts: when one is damaged,
+missing or locked, ingest and the pages go on without it (a walker named by their id, a side
+message let go, a fall stored and paged without its recording), so that no fall waits on it.
+Going on must not be silent (docs/safety.md: a storage fault is reported, never silent), and
+before only the log said it: the dashboard looked sound while walkers were named by id and
+recordings were lost. :class:`SideFaults` is the one place that knows which parts failed; the
+store carries it (:attr:`caregiver.storage.Store.side_faults`), so whatever swallowed a
+fault says it there, and a read or write of that part that succeeds again clears it. The
+dashboard's banner and ``/healthz`` say what it holds (``caregiver/routes/stream.py``,
+``caregiver/health.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+
+log = logging.getLogger(__name__)
+
+
+class Part(StrEnum):
+    """A part of the database the alerts do not need, by what it keeps."""
+
+    WALKERS = "walkers"
+    """The walkers' names and who walked (``device_walkers``, ``walk_sessions``)."""
+    RECORDINGS = "recordings"
+    """The sensor recording around each trip (``recordings``)."""
+    SESSIONS = "sessions"
+    """The guided sessions' summaries (``walk_sessions``)."""
+    PROGRESS = "progress"
+    """Each walker's progression and weekly target (``walker_stages``, the prescribed weeks)."""
+    PLANS = "plans"
+    """The card's line on the walker's plan (sessions and stages, read)."""
+    COMMANDS = "commands"
+    """The treadmills' answers to commands (a plan sent, a self-test)."""
+    TELEMETRY = "telemetry"
+    """The treadmills' periodic figures."""
+    CLOSES = "closes"
+    """A treadmill's open incident, read to send it a close it missed again."""
+
+    @property
+    def what(self) -> str:
+        """What cannot be used, for a caregiver or a physio."""
+        return _WORDS[self][0]
+
+    @property
+    def lost(self) -> str:
+        """What they do not get meanwhile."""
+        return _WORDS[self][1]
+
+
+_WORDS: dict[Part, tuple[str, str]] = {
+    Part.WALKERS: (
+        "the walkers' names cannot be read or stored",
+        "alerts and pages name walkers by their id",
+    ),
+    Part.RECORDINGS: (
+        "falls' sensor recordings cannot be stored or read",
+        "a fall's page shows no recording and says so",
+    ),
+    Part.SESSIONS: (
+        "guided sessions cannot be stored",
+        "new sessions are missing from progress and reports (the treadmill sends them again)",
+    ),
+    Part.PROGRESS: (
+        "the walkers' progression cannot be stored",
+        "plan and progress pages may show an older stage",
+    ),
+    Part.PLANS: ("the walkers' plans cannot be read", "cards show no plan line"),
+    Part.COMMANDS: (
+        "the treadmills' answers to commands cannot be stored",
+        "a plan or check sent may read as unanswered",
+    ),
+    Part.TELEMETRY: (
+        "the treadmills' figures cannot be stored",
+        "their latest figures are not updated",
+    ),
+    Part.CLOSES: (
+        "the treadmills' open alerts cannot be read",
+        "a treadmill that missed a close is not told again",
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SideFault:
+    """One part that cannot be used: since ``since`` (wall clock, for people), the store's
+    words for the first failure (``fault``, its first line)."""
+
+    part: Part
+    fault: str
+    since: float
+
+
+class SideFaults:
+    """Which parts of the database cannot be used now (any thread). :meth:`failed` when work
+    went on without a part, :meth:`works` when a read or write of it succeeded; each change
+    calls :attr:`on_change` (outside the lock: it must not call the store, it may be called
+    with the store's lock held) and is logged once, at its start and at its end."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._faults: dict[Part, SideFault] = {}
+        self.on_change: Callable[[], None] | None = None
+
+    def failed(self, part: Part, fault: BaseException | str) -> None:
+        """``part`` could not be read or written and the work went on without it; it stays
+        failed, since the first time, until :meth:`works`."""
+        with self._lock:
+            if part in self._faults:
+                return
+            # its first line: PostgreSQL's adds the statement and a caret under the error
+            said = next((line.strip() for line in str(fault).splitlines() if line.strip()), "")
+            self._faults[part] = SideFault(part, said, self._clock())
+        log.error(
+            "%s (%s): alerts are still stored and notified, but %s until it works again",
+            part.what,
+            fault,
+            part.lost,
+        )
+        self._changed()
+
+    def works(self, part: Part) -> None:
+        """A read or write of ``part`` succeeded: it is no longer said (a no-op when it was
+        not failing, the usual case: a dictionary lookup)."""
+        if part not in self._faults:  # no lock: a fault set meanwhile is cleared next time
+            return
+        with self._lock:
+            gone = self._faults.pop(part, None)
+        if gone is None:
+            return
+        log.info("%s works again: %s", part.value, part.what.replace("cannot", "can"))
+        self._changed()
+
+    @property
+    def failing(self) -> bool:
+        """Whether any part is failing (no lock: a glance, for work done per message)."""
+        return bool(self._faults)
+
+    def now(self) -> tuple[SideFault, ...]:
+        """The parts failing now, the oldest first."""
+        with self._lock:
+            return tuple(sorted(self._faults.values(), key=lambda f: f.since))
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
