@@ -75,7 +75,16 @@ from caregiver.progress import parse_summary
 from caregiver.receipts import DurableReceipts
 from caregiver.seen import newest_alert
 from caregiver.self_test import checks_of
-from caregiver.storage import STAGE_AHEAD_S, NewEvent, StorageFault, Store, StoredEvent
+from caregiver.storage import (
+    STAGE_AHEAD_S,
+    NewEvent,
+    Part,
+    SideFaults,
+    StorageFault,
+    Store,
+    StoredEvent,
+    Transaction,
+)
 from core.mqttlink import make_client
 from core.protocol.commands import LATEST, Ack, CommandName, encode_command
 from core.protocol.messages import (
@@ -83,6 +92,7 @@ from core.protocol.messages import (
     CaregiverPresence,
     CaregiverStatusMessage,
     EventMessage,
+    ImuRecording,
     IncidentMessage,
     ProgressMessage,
     ProtocolError,
@@ -177,6 +187,19 @@ SIDE_KINDS = frozenset(INGESTED_KINDS) - {TopicKind.EVENT, TopicKind.STATE, Topi
 closes one), a state (the card's belt) and an availability (an offline alert opens or
 closes). One of these that its own table cannot take (damaged, missing) is let go rather than
 held in front of the alerts (:meth:`Ingestor._side_fault`)."""
+
+
+SIDE_PARTS: Mapping[TopicKind, Part] = {
+    TopicKind.WALKERS: Part.WALKERS,
+    TopicKind.SESSION: Part.SESSIONS,
+    TopicKind.PROGRESS: Part.PROGRESS,
+    TopicKind.STAGE: Part.PROGRESS,
+    TopicKind.REPLY: Part.COMMANDS,
+    TopicKind.TELEMETRY: Part.TELEMETRY,
+    TopicKind.INCIDENT: Part.CLOSES,
+}
+"""The part of the database each of :data:`SIDE_KINDS` is stored in: one let go because that
+part refused it is said there (:attr:`Store.side_faults`) until a message of its kind stores."""
 
 
 def _kind_of(prefix: str, topic: str) -> TopicKind | None:
@@ -451,6 +474,9 @@ class Ingestor:
         try:
             with self.store.message(message.event.id if message.event is not None else None):
                 self._store(message)
+                faults = self.store.side_faults
+                if faults.failing:  # a part let go before: this message's kind stores again
+                    self._stored_again(faults, message)
         except StorageFault:
             raise
         except Exception as exc:
@@ -460,6 +486,13 @@ class Ingestor:
             if undo is not None:
                 self._undo(undo)
             self._count.rejected += 1
+
+    def _stored_again(self, faults: SideFaults, message: _Received) -> None:
+        """After the commit: the part ``message``'s kind is stored in works again."""
+        kind = _kind_of(self.prefix, message.topic)
+        part = SIDE_PARTS.get(kind) if kind is not None else None
+        if part is not None:
+            self._after_commit(lambda: faults.works(part))
 
     def _undo_point(self) -> _UndoPoint | None:
         """This thread's batch's after-commit actions and receipts, and the counters, now
@@ -663,7 +696,7 @@ class Ingestor:
             new = tx.record_event(event, now)
             if new:
                 if recording is not None and message.of is not None:
-                    tx.store_recording(message.of, message.id, msgspec.msgpack.encode(recording))
+                    self._recording(tx, message, message.of, recording, event)
                 self.alerting.on_event(tx, device_id, message)
         self._send_receipt(device_id, message.id)
         if not new:
@@ -675,6 +708,39 @@ class Ingestor:
         if message.of is not None:
             self._changed(EventStored(device_id, message.of))  # its plot can be drawn now
         self._changed(DeviceChanged(device_id))
+
+    def _recording(
+        self,
+        tx: Transaction,
+        message: EventMessage,
+        trip_id: str,
+        recording: ImuRecording,
+        event: NewEvent,
+    ) -> None:
+        """Store the recording ``message`` carries of the trip ``trip_id``: an attachment of
+        the incident, not its alert. Written under a savepoint of its own
+        (:meth:`Store.attachment`): a recordings table that refuses it (damaged, missing,
+        locked) leaves the event stored, receipted and alerted without it, its stored payload
+        saying so (the fall's page says the recording could not be stored), and the fault
+        said where the banner and /healthz read it. Before, the refusal was the event's: it
+        was held with the broker, and every event after it from the device, the next fall
+        too, for as long as the table refused."""
+        blob = msgspec.msgpack.encode(recording)
+        faults = self.store.side_faults
+        try:
+            self.store.attachment(lambda ops: ops.store_recording(trip_id, message.id, blob))
+        except StorageFault as exc:
+            log.error(
+                "%s: the recording of trip %s could not be stored, the event is stored "
+                "without it: %s",
+                event.device_id,
+                trip_id,
+                exc,
+            )
+            tx.recording_unstored(message.id, event.payload)
+            faults.failed(Part.RECORDINGS, exc)
+            return
+        self._after_commit(lambda: faults.works(Part.RECORDINGS))
 
     def _device_missed_close(self, device_id: str, incident_id: str) -> None:
         """The device's retained ``incident`` says open an incident closed here by a caregiver
@@ -1100,7 +1166,8 @@ class Ingestor:
         session summary (not receipted) is sent again by the device, telemetry at its next
         interval; a command's reply is the one thing not sent again (the command reads as
         unanswered)."""
-        if _kind_of(self.prefix, message.topic) not in SIDE_KINDS:
+        kind = _kind_of(self.prefix, message.topic)
+        if kind is None or kind not in SIDE_KINDS:
             return False
         fault = self.storage_fault
         waiting = next(
@@ -1121,6 +1188,9 @@ class Ingestor:
         self._count_messages(1)
         self._held_changed()
         self._ack(message)
+        # said where the banner and /healthz read it, not only in the log: what it carried is
+        # missing from the pages until the device sends it again
+        self.store.side_faults.failed(SIDE_PARTS[kind], fault or "refused")
         return True
 
     def _ack(self, message: mqtt.MQTTMessage) -> None:

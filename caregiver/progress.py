@@ -27,7 +27,7 @@ import msgspec
 
 from caregiver import walkers
 from caregiver.localtime import zone_said
-from caregiver.storage import StorageFault, Store, WalkSession
+from caregiver.storage import Part, StorageFault, Store, WalkSession
 from core.plan_presets import stage_words
 from core.progress import (
     GOAL_BACKWARD_MIN,
@@ -218,10 +218,13 @@ def card_plan(store: Store, device_id: str) -> str:
     card (a fall's red card) come without it rather than not at all."""
     try:
         line = plan_line(store, device_id)
-        return line.said(walkers.offered(store, device_id).walkers) if line else ""
+        said = line.said(walkers.offered(store, device_id).walkers) if line else ""
     except StorageFault as exc:
         log.warning("the card of %s goes without its plan line: %s", device_id, exc)
+        store.side_faults.failed(Part.PLANS, exc)  # the banner and /healthz say it
         return ""
+    store.side_faults.works(Part.PLANS)
+    return said
 
 
 @dataclass(frozen=True, slots=True)

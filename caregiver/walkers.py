@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from caregiver.storage import StorageFault, Store
+from caregiver.storage import Part, StorageFault, Store
 from core.protocol.walker import DEFAULT_WALKER, DEFAULT_WALKER_ID
 from core.zones import named_zone
 
@@ -123,10 +123,13 @@ def walkers_shown(store: Store, device_id: str) -> list[tuple[str, str]]:
     fall's alarm on every open dashboard and its red card), the fleet page or the missed
     alarms."""
     try:
-        return offered(store, device_id).walkers
+        shown = offered(store, device_id).walkers
     except StorageFault as exc:
         log.warning("%s's walkers unread, named by id: %s", device_id, exc)
+        store.side_faults.failed(Part.WALKERS, exc)  # the banner and /healthz say it
         return []
+    store.side_faults.works(Part.WALKERS)
+    return shown
 
 
 def weeks_zone(store: Store, device_id: str, fallback: dt.tzinfo) -> dt.tzinfo:

@@ -3,6 +3,8 @@ whose live feed broke missed."""
 
 from __future__ import annotations
 
+import logging
+
 import msgspec
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -12,17 +14,28 @@ from starlette.routing import BaseRoute, Route
 from caregiver import plot
 from caregiver.auth import Session
 from caregiver.routes.site import Site, missed_alarms
-from caregiver.storage import Store
+from caregiver.storage import Part, StorageFault, Store
 from core.protocol.messages import ImuRecording
+
+log = logging.getLogger(__name__)
 
 
 def event_plot_series(store: Store, event_id: str) -> plot.PlotSeries | None:
     """The plot for an event: its incident's recording, or an older monitor's window; None
-    without either (or with one that cannot be read: the page says so, nothing crashes)."""
+    without either (or with one that cannot be read: the page says so, nothing crashes).
+    A recordings table that cannot be read is a recording not shown, said where the banner
+    and /healthz read it (:attr:`Store.side_faults`), not the page's 500."""
     event = store.event(event_id)
     if event is None:
         return None
-    found = store.recording_for(event)
+    try:
+        found = store.recording_for(event)
+    except StorageFault as exc:
+        log.warning("the recording for %s unread: %s", event_id, exc)
+        store.side_faults.failed(Part.RECORDINGS, exc)
+        found = None
+    else:
+        store.side_faults.works(Part.RECORDINGS)
     if found is not None:
         try:
             recording = msgspec.msgpack.decode(found[1], type=ImuRecording)

@@ -17,7 +17,7 @@ from caregiver.routes.api import event_plot_series
 from caregiver.routes.site import Site
 from caregiver.self_test import SelfTestView
 from caregiver.self_test import view_of as self_test_view
-from caregiver.storage import Device, Store, StoredEvent
+from caregiver.storage import Device, Part, StorageFault, Store, StoredEvent
 from core.protocol.words import event_said
 
 
@@ -58,7 +58,35 @@ def event_page_data(store: Store, event_id: str, device: str) -> dict[str, Any] 
         "facts": story.facts(event, events, after),
         "details": story.details(events),
         "has_plot": series is not None,
+        # a recording the device sent that its table refused (the alert was stored without
+        # it), or one that cannot be read now: said, not just absent
+        "recording_missing": recording_missing(store, event) if series is None else "",
     }
+
+
+RECORDING_UNSTORED = (
+    "The sensor recording around this trip could not be stored: part of the service's "
+    "database refused it. The alert itself was stored and notified without it."
+)
+RECORDING_UNREAD = (
+    "The sensor recording cannot be read now: part of the service's database cannot be used "
+    "(the banner above says since when)."
+)
+
+
+def recording_missing(store: Store, event: StoredEvent) -> str:
+    """Why ``event``'s page shows no recording, when one was sent: it could not be stored
+    (:meth:`Store.recording_unstored`), or the recordings cannot be read now. "" otherwise
+    (an event with none, as most)."""
+    try:
+        if store.recording_unstored(event):
+            return RECORDING_UNSTORED
+    except StorageFault:
+        pass  # the events table: the page's own reads say that fault
+    failing = {f.part for f in store.side_faults.now()}
+    if Part.RECORDINGS in failing and (event.incident is not None or event.type == "window"):
+        return RECORDING_UNREAD
+    return ""
 
 
 def routes(site: Site) -> list[BaseRoute]:
