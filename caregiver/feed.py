@@ -11,13 +11,13 @@ decided once, on the server (:func:`caregiver.story.card`), and sent as words.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 
 from caregiver import story
 from caregiver.broker_link import BrokerLink, Connected, banner_words
-from caregiver.storage import Device, Incident, StoredEvent
+from caregiver.storage import Device, Incident, SideFault, StoredEvent
 
 
 class Moment(msgspec.Struct, frozen=True):
@@ -175,6 +175,9 @@ class BrokerMessage(
     detail: str = ""
     since: Moment | None = None
     consequence: str = ""
+    degraded: bool = False
+    """Shown, yet alerts still reach people: a part of the database the service goes on
+    without (:func:`side_message`). The badge by the brand stays "live"."""
 
 
 class HelloMessage(msgspec.Struct, frozen=True, tag_field="kind", tag="hello"):
@@ -199,6 +202,24 @@ def broker_message(
         return BrokerMessage(down=False)
     return BrokerMessage(
         True, said.lead, said.detail, moment(link.since, "minute"), said.consequence
+    )
+
+
+def side_message(
+    faults: Sequence[SideFault], moment: Callable[[float, str], Moment | None]
+) -> BrokerMessage:
+    """The banner for the parts of the database the service goes on without (the oldest
+    first: :meth:`caregiver.storage.SideFaults.now`), since the first failed, to the minute:
+    what does not work, and that the alerts still do."""
+    said = "; ".join(f"{f.part.what} ({f.fault})" for f in faults)
+    lost = "; ".join(f.part.lost for f in faults)
+    return BrokerMessage(
+        True,
+        "Part of the service's database cannot be used",
+        said,
+        moment(faults[0].since, "minute"),
+        f"Alerts are still stored and notified; meanwhile {lost}.",
+        degraded=True,
     )
 
 

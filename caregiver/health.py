@@ -17,9 +17,34 @@ broker's address: only the parts' own names, the link's state and for how long.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import msgspec
 
 from caregiver.broker_link import BrokerLink, Connected, state_word
+from caregiver.storage import SideFault
+
+
+class DatabasePart(msgspec.Struct, frozen=True):
+    """A part of the database that cannot be used, as ``/healthz`` says it."""
+
+    part: str
+    """:class:`caregiver.storage.Part`: ``walkers``, ``recordings``, ``sessions``, ..."""
+    since: str
+    """When it first failed (UTC, ISO 8601)."""
+    said: str
+    """In words: what cannot be used since when, that alerts still reach people, what not."""
+
+
+def database_part(fault: SideFault) -> DatabasePart:
+    """``fault`` as ``/healthz`` says it (UTC: it has no login, so no caregiver's zone)."""
+    at = dt.datetime.fromtimestamp(fault.since, dt.UTC)
+    return DatabasePart(
+        fault.part.value,
+        at.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        f"{fault.part.what} since {at:%H:%M} UTC: alerts are still stored and notified, "
+        f"but {fault.part.lost}",
+    )
 
 
 class Health(msgspec.Struct, frozen=True):
@@ -51,6 +76,11 @@ class Health(msgspec.Struct, frozen=True):
     service's log names the contact). It leaves :attr:`alive` and :attr:`receiving` alone:
     restarting the service would not make the phone service answer."""
 
+    database_parts: tuple[DatabasePart, ...] = ()
+    """Parts of the database the service goes on without (a side table damaged, missing or
+    locked: :mod:`caregiver.storage.side_faults`), the oldest first: alerts are still stored
+    and paged (:attr:`storing` is about those), but what each keeps is missing meanwhile."""
+
     @property
     def reaching(self) -> bool:
         """Falls reach caregivers through this instance: alive, receiving and storing."""
@@ -58,15 +88,18 @@ class Health(msgspec.Struct, frozen=True):
 
     @property
     def status(self) -> str:
-        """Words for people: ``ok``, ``not alive``, ``not receiving``, ``database damaged``
-        or ``not storing``."""
+        """Words for people: ``ok``, ``not alive``, ``not receiving``, ``database damaged``,
+        ``not storing`` or ``degraded`` (falls reach caregivers, but a part of the database
+        cannot be used: :attr:`database_parts`)."""
         if not self.alive:
             return "not alive"
         if not self.receiving:
             return "not receiving"
         if self.database_damaged:
             return "database damaged"
-        return "ok" if self.storing else "not storing"
+        if not self.storing:
+            return "not storing"
+        return "degraded" if self.database_parts else "ok"
 
 
 def health_of(
@@ -77,10 +110,13 @@ def health_of(
     storing: bool,
     notify_hanging: int = 0,
     damaged: bool = False,
+    side: tuple[SideFault, ...] = (),
 ) -> Health:
     """The health of an instance whose parts report ``problems``, whose link is ``link``,
     whose database takes writes or not (``storing``; ``damaged``: its file is) and whose
-    notifier has ``notify_hanging`` abandoned sends still hanging."""
+    notifier has ``notify_hanging`` abandoned sends still hanging; ``side``: the parts of the
+    database it goes on without."""
+    parts = tuple(database_part(fault) for fault in side)
     if isinstance(link, Connected):
         return Health(
             not problems,
@@ -90,6 +126,7 @@ def health_of(
             storing=storing,
             database_damaged=damaged,
             notify_hanging=notify_hanging,
+            database_parts=parts,
         )
     return Health(
         not problems,
@@ -101,4 +138,5 @@ def health_of(
         storing,
         damaged,
         notify_hanging,
+        parts,
     )

@@ -171,6 +171,7 @@ class CaregiverService:
         ).working
         self.liveness.thread("the MQTT ingest thread", lambda: self.ingestor.ingest_thread)
         self.store.on_damaged = self._damaged
+        self.store.side_faults.on_change = self._feed.side_faults_changed
 
     # ------------------------------------------------------------ changes
 
@@ -539,6 +540,7 @@ class CaregiverService:
             storing=self.ingestor.storage_fault is None and self.store.damage is None,
             notify_hanging=self.notifier_hanging(),
             damaged=self.store.damage is not None,
+            side=self.store.side_faults.now(),
         )
 
     def notifier_hanging(self) -> int:

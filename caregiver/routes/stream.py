@@ -24,7 +24,7 @@ from caregiver.broker_link import BrokerLink, Connected, broker_address
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored, StageChanged
 from caregiver.progress import PlanLine, plan_line
 from caregiver.routes.site import Site
-from caregiver.storage import Device, Incident, StorageFault, Store, StoredEvent
+from caregiver.storage import Device, Incident, Part, StorageFault, Store, StoredEvent
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +132,21 @@ class LiveFeed:
                 self._storage = (fault, time.time())
             self._say_banner()
 
+    def side_faults_changed(self) -> None:
+        """A part of the database the service goes on without failed or works again (any
+        thread, perhaps with the store's lock held: reads only :attr:`Store.side_faults`):
+        while the broker and the database's alerts work, the banner says it."""
+        with self._banner_lock:
+            self._say_banner()
+
     def _say_banner(self) -> None:
         link, storage = self._link, self._storage
         if link is None:
             return
-        if storage is None or not isinstance(link, Connected):
+        side = self.site.backend.store.side_faults.now()
+        if side and storage is None and isinstance(link, Connected):
+            message = feed.side_message(side, self.site.moment)
+        elif storage is None or not isinstance(link, Connected):
             mqtt = self.site.backend.config.mqtt
             where = broker_address(mqtt.host, mqtt.port)
             message = feed.broker_message(link, where, self.site.moment)
@@ -231,11 +241,14 @@ class LiveFeed:
         kept = self._plans.get(device_id)
         if kept is not None and kept[0] == changes:
             return kept[1]
+        store = self.site.backend.store
         try:
-            line = plan_line(self.site.backend.store, device_id)
+            line = plan_line(store, device_id)
         except StorageFault as exc:
             log.warning("the card of %s goes without its plan line: %s", device_id, exc)
+            store.side_faults.failed(Part.PLANS, exc)  # the banner and /healthz say it
             return None
+        store.side_faults.works(Part.PLANS)
         self._plans[device_id] = (changes, line)
         return line
 

@@ -556,10 +556,15 @@
   // every page, from each stream's hello and each change of the link; the same markup as
   // templates/base.html.
   var brokerBanner = document.getElementById("broker-banner");
-  var brokerDown = !!brokerBanner && !brokerBanner.hidden;  // as the server rendered it
+  // A banner that says a part of the database is not used (b.degraded) is shown, but the
+  // service still receives and pages: the badge stays "live".
+  var brokerDown = !!brokerBanner && !brokerBanner.hidden &&
+    !brokerBanner.dataset.degraded;  // as the server rendered it
   function onBroker(b) {
     if (!brokerBanner || !b) return;
-    brokerDown = !!b.down;
+    brokerDown = !!b.down && !b.degraded;
+    if (b.degraded) brokerBanner.dataset.degraded = "1";
+    else delete brokerBanner.dataset.degraded;
     showLive();
     if (!b.down) { brokerBanner.hidden = true; brokerBanner.textContent = ""; return; }
     var detail = b.since ? [b.detail + " since ", timeEl(b.since), "."] : [b.detail + "."];
