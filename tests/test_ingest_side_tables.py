@@ -13,16 +13,31 @@ after it), and the fall goes over the real broker."""
 
 from __future__ import annotations
 
+import datetime as dt
+import html
+import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from caregiver.routes.pages import RECORDING_UNSTORED
 from caregiver.service import CaregiverService
+from caregiver.storage import Role
 from tests.caregiver_db import execute
-from tests.caregiver_support import WAIT, Receiver, SimDevice
-from tests.test_caregiver_service import _fake_clock_service
+from tests.caregiver_support import (
+    PASSWORD,
+    WAIT,
+    Http,
+    Receiver,
+    SimDevice,
+    make_config,
+    session_record,
+)
+from tests.test_caregiver_service import _contacts, _fake_clock_service
 from tests.test_caregiver_whose_incident import _ok, _roster
 from tools.broker import Mosquitto, mosquitto_available
 
@@ -151,3 +166,183 @@ def test_a_roster_its_table_refuses_holds_no_fall_behind_it(
     finally:
         device.close()
         service.stop()
+
+
+@pytest.fixture
+def paged_service(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver, caregiver_db: str
+) -> Iterator[tuple[CaregiverService, Http]]:
+    """The service with its dashboard (Ann logged in), its notifier driven by the test."""
+    config = make_config(mosquitto, tmp_path, database=caregiver_db, contacts=_contacts(receiver))
+    service = CaregiverService(config)
+    service.accounts.add_user("ann", PASSWORD, Role.PHYSIO)
+    service.start(web=True, background=False, port=0)
+    try:
+        assert service.ingestor.connected.wait(WAIT)
+        http = Http(service.port)
+        assert http.login() == 303
+        yield service, http
+    finally:
+        service.stop()
+
+
+def _healthz(http: Http) -> dict[str, Any]:
+    status, _, body = http.request("GET", "/healthz")
+    assert status == 200  # alive: a part of the database is no reason to take it out
+    answer: dict[str, Any] = json.loads(body)
+    return answer
+
+
+def _said_faulty(service: CaregiverService, http: Http, part: str, words: str) -> None:
+    """The fault is visible where a person looks: /healthz, the banner of every page (as
+    rendered and as the live feed sends it), with the badge still "live"."""
+    health = _healthz(http)
+    assert health["status"] == "degraded"
+    assert health["storing"] and health["receiving"]
+    parts = {p["part"]: p["said"] for p in health["database_parts"]}
+    assert part in parts, parts
+    said = parts[part]
+    assert said.startswith(words) and " UTC: alerts are still stored and notified, but " in said
+    status, _, _ = http.request("GET", "/healthz/receiving")
+    assert status == 200  # falls reach caregivers
+    banner = service.hub.broker
+    assert banner.down and banner.degraded
+    assert banner.lead == "Part of the service's database cannot be used"
+    assert words in banner.detail and banner.since is not None
+    assert banner.consequence.startswith("Alerts are still stored and notified; meanwhile ")
+    _, _, page = http.request("GET", "/")
+    shown = re.search(r'<div id="broker-banner"([^>]*)>(.*?)</div>', page, re.S)
+    assert shown is not None and "hidden" not in shown.group(1)
+    assert 'data-degraded="1"' in shown.group(1)
+    text = html.unescape(re.sub(r"<[^>]+>", "", shown.group(2)))
+    assert text.startswith("Part of the service's database cannot be used: ")
+    assert words in text
+    assert "Alerts are still stored and notified" in text
+
+
+def _failing(service: CaregiverService) -> set[str]:
+    return {f.part.value for f in service.store.side_faults.now()}
+
+
+def _said_sound(service: CaregiverService, http: Http) -> None:
+    health = _healthz(http)
+    assert (health["status"], health["database_parts"]) == ("ok", [])
+    assert not service.hub.broker.down
+    _, _, page = http.request("GET", "/")
+    assert re.search(r'<div id="broker-banner"[^>]* hidden>', page)
+
+
+def test_a_fall_whose_recording_its_table_refuses_is_stored_paged_and_said_without_it(
+    mosquitto: Mosquitto,
+    paged_service: tuple[CaregiverService, Http],
+    receiver: Receiver,
+    caregiver_db: str,
+) -> None:
+    """The recording around the trip is the incident's attachment, not its alert. Its
+    window event wrote it to ``recordings`` in the event's own transaction, so a table that
+    refused it held the window event with the broker for good, and every event after it from
+    the device, the next fall too (neither stored nor paged), while the dashboard said "not
+    storing" of the whole database. Now the event is stored and receipted without it, the
+    fall pages, the fall's page says its recording could not be stored, the banner and
+    /healthz say which part of the database fails until a recording stores again."""
+    service, http = paged_service
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        execute(caregiver_db, "ALTER TABLE recordings RENAME TO recordings_damaged")
+        ids = device.incident_fall()
+        assert _stored(service, ids["window"]["id"]), "the fall's recording event was held"
+        assert service.ingestor.held == 0 and service.ingestor.storage_fault is None
+        incident = service.store.incident(ids["incident"])
+        assert incident is not None and incident.open and incident.severity == "fall"
+        assert service.notifier.deliver_due() == 1
+        assert receiver.messages[-1]["title"] == "RetroGuard: FALL - Dad's treadmill"
+        _said_faulty(service, http, "recordings", "falls' sensor recordings cannot be stored")
+        for shown in (ids["fall"]["id"], ids["trip"]["id"], ids["window"]["id"]):
+            status, _, page = http.request("GET", f"/events/{shown}")
+            assert status == 200
+            assert RECORDING_UNSTORED in html.unescape(page)
+            assert "data-plot=" not in page
+
+        again = device.incident_fall()  # the next fall is not held behind it
+        assert _stored(service, again["window"]["id"]), "the next fall was held"
+        assert service.notifier.deliver_due() == 1
+        assert service.ingestor.held == 0
+
+        execute(caregiver_db, "ALTER TABLE recordings_damaged RENAME TO recordings")
+        third = device.incident_fall()  # its recording stores: the fault is over
+        assert _stored(service, third["window"]["id"])
+        assert service.ingestor.wait_for(lambda: not service.store.side_faults.failing)
+        _said_sound(service, http)
+        _, _, page = http.request("GET", f"/events/{third['fall']['id']}")
+        assert "data-plot=" in page and RECORDING_UNSTORED not in html.unescape(page)
+        _, _, page = http.request("GET", f"/events/{ids['fall']['id']}")
+        assert RECORDING_UNSTORED in html.unescape(page)  # the first's stays said
+        assert service.ingestor.held == 0 and service.ingestor.storage_fault is None
+    finally:
+        device.close()
+
+
+def test_walkers_named_by_id_say_so_on_the_pages_and_healthz_until_their_table_reads(
+    mosquitto: Mosquitto,
+    paged_service: tuple[CaregiverService, Http],
+    receiver: Receiver,
+    caregiver_db: str,
+) -> None:
+    """A fall whose walkers could not be read was paged naming the walker by id, and only
+    the log said why: the dashboard looked sound. Now the banner and /healthz say the names
+    cannot be read, since when, and that alerts still go out, until a read of them works."""
+    service, http = paged_service
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        _roster(device)
+        assert service.ingestor.wait_for(lambda: len(service.store.device_walkers(DEVICE)) == 2)
+        _said_sound(service, http)
+        execute(caregiver_db, "ALTER TABLE device_walkers RENAME TO device_walkers_damaged")
+        ids = device.incident_fall(walker="anna")
+        assert _stored(service, ids["window"]["id"]), "the fall was not stored"
+        assert service.notifier.deliver_due() == 1
+        assert receiver.messages[-1]["title"] == "RetroGuard: FALL - anna, Dad's treadmill"
+        _said_faulty(service, http, "walkers", "the walkers' names cannot be read or stored")
+
+        execute(caregiver_db, "ALTER TABLE device_walkers_damaged RENAME TO device_walkers")
+        _, _, page = http.request("GET", "/")  # the fleet names the card's walker: it reads
+        assert "Anna B." in page
+        _said_sound(service, http)
+    finally:
+        device.close()
+
+
+def test_a_session_let_go_because_its_table_refuses_is_said_until_one_stores(
+    mosquitto: Mosquitto,
+    paged_service: tuple[CaregiverService, Http],
+    caregiver_db: str,
+) -> None:
+    """A side message its table refused is let go so that the fall behind it stores
+    (:meth:`caregiver.ingest.Ingestor._side_fault`); only the log said so, and the physio
+    read a progress page with the session missing and no word why. Now the banner and
+    /healthz say guided sessions cannot be stored until one stores again."""
+    service, http = paged_service
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        execute(caregiver_db, "ALTER TABLE walk_sessions RENAME TO walk_sessions_damaged")
+        started = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+        device.session(session_record(DEVICE, started, backward_min=12, longest_min=4))
+        ids = device.incident_fall()
+        assert _stored(service, ids["window"]["id"]), "the fall was not stored"
+        assert service.ingestor.wait_for(lambda: service.ingestor.held == 0)
+        assert service.ingestor.rejected == 1
+        _said_faulty(service, http, "sessions", "guided sessions cannot be stored")
+
+        execute(caregiver_db, "ALTER TABLE walk_sessions_damaged RENAME TO walk_sessions")
+        device.session(session_record(DEVICE, started, backward_min=12, longest_min=4))
+        assert service.ingestor.wait_for(lambda: service.ingestor.sessions_stored == 1)
+        assert service.ingestor.wait_for(lambda: "sessions" not in _failing(service))
+        # the fall named its walker, and the fleet page its card's, through that table too:
+        # a page read of it clears those
+        http.request("GET", "/")
+        _said_sound(service, http)
+    finally:
+        device.close()
