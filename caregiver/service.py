@@ -49,7 +49,7 @@ from caregiver.notify_process import NotifierProcess
 from caregiver.plan_answers import KEPT_PER_DEVICE, sent_by, summary_of, walker_of
 from caregiver.retention import RetentionSweeper
 from caregiver.seen import Acknowledged, Seen
-from caregiver.storage import Listener, SentCommand, StorageFault, Store
+from caregiver.storage import SIDE_PROBE_EVERY_S, Listener, SentCommand, StorageFault, Store
 from caregiver.web import create_app
 from core import sdnotify
 from core.protocol.commands import (
@@ -390,10 +390,14 @@ class CaregiverService:
             "the write-ahead log is copied into the database again",
         )
         escalation = self.escalation_faults()
+        probed = time.monotonic()
         while True:
             self._ticker_beat.beat()
             sweeper.tick()
             checkpoint.run(self.store.checkpoint)
+            if self.store.side_faults.failing and time.monotonic() - probed >= SIDE_PROBE_EVERY_S:
+                probed = time.monotonic()  # a part put back is said to work within seconds
+                self.store.probe_side_faults()
             if self._stop.wait(1.0):
                 return
             self.escalation_tick(escalation)

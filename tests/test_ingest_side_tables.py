@@ -335,14 +335,18 @@ def test_a_session_let_go_because_its_table_refuses_is_said_until_one_stores(
         assert service.ingestor.wait_for(lambda: service.ingestor.held == 0)
         assert service.ingestor.rejected == 1
         _said_faulty(service, http, "sessions", "guided sessions cannot be stored")
+        service.store.probe_side_faults()  # the ticker's look: the table is still missing
+        assert "sessions" in _failing(service)
 
         execute(caregiver_db, "ALTER TABLE walk_sessions_damaged RENAME TO walk_sessions")
         device.session(session_record(DEVICE, started, backward_min=12, longest_min=4))
         assert service.ingestor.wait_for(lambda: service.ingestor.sessions_stored == 1)
         assert service.ingestor.wait_for(lambda: "sessions" not in _failing(service))
         # the fall named its walker, and the fleet page its card's, through that table too:
-        # a page read of it clears those
-        http.request("GET", "/")
+        # the ticker's look at the failing parts' tables finds them back
+        assert _failing(service) <= {"walkers", "plans"}
+        service.store.probe_side_faults()
+        assert _failing(service) == set()
         _said_sound(service, http)
     finally:
         device.close()

@@ -37,12 +37,13 @@ from caregiver.storage.records import (
 from caregiver.storage.schema import SCHEMA_VERSION, SchemaError, SchemaUpgrade
 from caregiver.storage.side_faults import Part, SideFault, SideFaults
 from caregiver.storage.sql import STAGE_AHEAD_S
-from caregiver.storage.store import Store, Transaction
+from caregiver.storage.store import SIDE_PROBE_EVERY_S, Store, Transaction
 from caregiver.storage.tx_retention import Pruned
 
 __all__ = [
     "OPEN_STATUSES",
     "SCHEMA_VERSION",
+    "SIDE_PROBE_EVERY_S",
     "STAGE_AHEAD_S",
     "WALK_FIELDS",
     "Account",

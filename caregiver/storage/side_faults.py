@@ -47,6 +47,12 @@ class Part(StrEnum):
     """A treadmill's open incident, read to send it a close it missed again."""
 
     @property
+    def tables(self) -> tuple[str, ...]:
+        """The tables it is kept in (what :meth:`caregiver.storage.Store.probe_side_faults`
+        reads to see whether it can be used again)."""
+        return _TABLES[self]
+
+    @property
     def what(self) -> str:
         """What cannot be used, for a caregiver or a physio."""
         return _WORDS[self][0]
@@ -56,6 +62,17 @@ class Part(StrEnum):
         """What they do not get meanwhile."""
         return _WORDS[self][1]
 
+
+_TABLES: dict[Part, tuple[str, ...]] = {
+    Part.WALKERS: ("device_walkers", "walk_sessions"),
+    Part.RECORDINGS: ("recordings",),
+    Part.SESSIONS: ("walk_sessions",),
+    Part.PROGRESS: ("walker_stages", "prescribed_weeks", "walker_prescribed_weeks"),
+    Part.PLANS: ("walk_sessions", "walker_stages", "device_walkers"),
+    Part.COMMANDS: ("device_commands", "self_tests"),
+    Part.TELEMETRY: ("devices",),
+    Part.CLOSES: ("incidents",),
+}
 
 _WORDS: dict[Part, tuple[str, str]] = {
     Part.WALKERS: (

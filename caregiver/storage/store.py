@@ -24,6 +24,7 @@ transaction) are in :mod:`caregiver.storage.store_ops`.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import sqlite3
 import sys
@@ -243,6 +244,20 @@ class Store(StoreOperations):
         with self._lock, self._faults():
             freed = self._db.reclaim_space()
         return Pruned(*counts, pages_freed=freed)
+
+    def probe_side_faults(self) -> None:
+        """Read each failing part's tables (:attr:`side_faults`, one row of each): a part whose
+        tables all read again is said to work. Without this a part stayed said until the work
+        that uses it next succeeded (the next recording: the next fall; the next session
+        summary), long after its table was put back. A read, so a table that reads but still
+        refuses writes is said again at its next refused write. The caregiver service's ticker
+        calls it while a part fails (:data:`SIDE_PROBE_EVERY_S`)."""
+        for fault in self.side_faults.now():
+            try:
+                self._read(functools.partial(_read_tables, fault.part.tables))
+            except StorageFault:
+                continue
+            self.side_faults.works(fault.part)
 
     def file_bytes(self) -> int:
         """The database's size on disk (SQLite: its file's pages, the WAL aside)."""
@@ -563,6 +578,12 @@ class Store(StoreOperations):
         return result
 
 
+def _read_tables(tables: tuple[str, ...], ops: Transaction) -> None:
+    """One row of each of ``tables`` (names of the code's, never the input's)."""
+    for table in tables:
+        ops.readable(table)
+
+
 @contextmanager
 def _as_storage_fault(db: Database, location: str) -> Iterator[None]:
     """The driver's error as a :class:`StorageFault`. A damaged SQLite file
@@ -583,6 +604,10 @@ def _as_storage_fault(db: Database, location: str) -> Iterator[None]:
 def _one_line(exc: BaseException) -> str:
     return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
+
+SIDE_PROBE_EVERY_S = 10.0
+"""How often the caregiver service's ticker reads the tables of the parts said to fail
+(:meth:`Store.probe_side_faults`): a banner gone within seconds of the table put back."""
 
 QUICK_CHECK_WITHIN_S = 5.0
 """How long opening a SQLite file may spend checking it for damage (:meth:`Store._check_sqlite`):

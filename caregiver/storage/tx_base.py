@@ -60,6 +60,11 @@ class _TxBase:
 
         def hold_devices(self, device_ids: Collection[str]) -> None: ...
 
+    def readable(self, table: str) -> None:
+        """Read one row of ``table`` (a name of the code's: :attr:`Part.tables`), raising if
+        it cannot be read (missing, locked, its first page damaged)."""
+        self._db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchall()
+
     def _touch(self, device_id: str, now: float) -> None:
         self._db.execute(
             "INSERT INTO devices (device_id, last_seen) VALUES (?, ?) "
