@@ -289,6 +289,43 @@ def test_a_read_that_fails_inside_a_transaction_costs_the_read_not_the_transacti
         store.close()
 
 
+def test_an_attachment_its_table_refuses_costs_the_attachment_not_the_transaction(
+    caregiver_db: str,
+) -> None:
+    """A write made an attachment of the open transaction (a fall's recording, beside its
+    event and alert) that its table refuses is that write's StorageFault: the rest commits,
+    in a transaction and in a batch pipelined on PostgreSQL, where the error of a write whose
+    result nobody reads would otherwise come at a later statement and abort the batch.
+    Before, the recording was written on the transaction itself: its refusal was the fall's."""
+    store = Store(caregiver_db)
+    try:
+        execute(caregiver_db, "ALTER TABLE recordings RENAME TO recordings_damaged")
+        first, second = new_event(1), new_event(2)
+        with store.transaction() as tx:
+            assert tx.record_event(first, 1.0)
+            with pytest.raises(StorageFault, match="recordings"):
+                store.attachment(lambda ops: ops.store_recording(first.id, first.id, b"x"))
+            tx.page_alert("fall", "treadmill-1", first.id, 1.0, 301.0, frame=BY_HAND)
+        with (
+            store.batch({"treadmill-1"}, 2.0, [(second, 2.0)], savepoints=False),
+            store.message(second.id),
+            store.transaction() as tx,
+        ):
+            assert tx.record_event(second, 2.0)
+            with pytest.raises(StorageFault, match="recordings"):
+                store.attachment(lambda ops: ops.store_recording(second.id, second.id, b"x"))
+            tx.page_alert("fall", "treadmill-1", second.id, 2.0, 302.0, frame=BY_HAND)
+        assert store.event(first.id) is not None and store.event(second.id) is not None
+        assert sorted(a.event_id or "" for a in store.alerts()) == sorted([first.id, second.id])
+
+        execute(caregiver_db, "ALTER TABLE recordings_damaged RENAME TO recordings")
+        with store.transaction() as tx:  # the table back: the attachment is written with it
+            store.attachment(lambda ops: ops.store_recording(first.id, first.id, b"x"))
+        assert store.recording(first.id) == b"x"
+    finally:
+        store.close()
+
+
 def test_records_read_by_their_ids_at_once_are_those_read_one_by_one(caregiver_db: str) -> None:
     """The live feed reads a batch's events, cards and incidents in a statement each; what it
     gets is what one read each gives, and an id that is not there is left out."""
