@@ -92,7 +92,6 @@ from core.protocol.messages import (
     CaregiverPresence,
     CaregiverStatusMessage,
     EventMessage,
-    ImuRecording,
     IncidentMessage,
     ProgressMessage,
     ProtocolError,
@@ -401,7 +400,7 @@ class Ingestor:
             self._refused(StorageFault(f"ingest failed: {type(exc).__name__}: {exc}"))
             return False
         finally:
-            for name in ("later", "receipts", "savepoints"):
+            for name in ("later", "receipts", "savepoints", "recordings"):
                 if hasattr(self._local, name):
                     delattr(self._local, name)
         self._works()
@@ -430,6 +429,8 @@ class Ingestor:
         events = [(m.event, m.now) for _, m in kept if m.event is not None]
         telemetry: dict[str, tuple[dict[str, Any], float]] = {}
         synced = self._durable_receipts is None  # else its receipts wait for the sync there
+        recordings: list[_Recording] = []
+        self._local.recordings = recordings  # this attempt's, written at its end
         with self.store.batch(devices, self.clock(), events, savepoints=savepoints, synced=synced):
             for index, message in kept:
                 if isinstance(message.body, TelemetryMessage):
@@ -443,6 +444,8 @@ class Ingestor:
             if telemetry:
                 with self.store.transaction() as tx:
                     tx.set_telemetries(telemetry)
+            if recordings:
+                self._store_recordings(recordings)
 
     def _store_one(self, topic: str, payload: bytes) -> None:
         """One message; bad input is logged and counted, a :class:`StorageFault` raised."""
@@ -501,14 +504,20 @@ class Ingestor:
         receipts: dict[str, list[str]] | None = getattr(self._local, "receipts", None)
         if later is None or receipts is None:
             return None
+        recordings: list[_Recording] = getattr(self._local, "recordings", [])
         return _UndoPoint(
-            len(later), {d: len(ids) for d, ids in receipts.items()}, self._counters()
+            len(later),
+            {d: len(ids) for d, ids in receipts.items()},
+            self._counters(),
+            len(recordings),
         )
 
     def _undo(self, point: _UndoPoint) -> None:
         """Forget what a message whose handling failed left for its batch's commit."""
         later: list[Callable[[], None]] = self._local.later
         del later[point.later :]
+        recordings: list[_Recording] = getattr(self._local, "recordings", [])
+        del recordings[point.recordings :]  # its event's row is undone: no recording of it
         receipts: dict[str, list[str]] = self._local.receipts
         for device_id in list(receipts):
             kept = point.receipts.get(device_id)
@@ -696,7 +705,12 @@ class Ingestor:
             new = tx.record_event(event, now)
             if new:
                 if recording is not None and message.of is not None:
-                    self._recording(tx, message, message.of, recording, event)
+                    kept = _Recording(message.of, msgspec.msgpack.encode(recording), event)
+                    pending: list[_Recording] | None = getattr(self._local, "recordings", None)
+                    if pending is None:
+                        self._store_recordings([kept], tx)
+                    else:  # the batch's, at its end: one savepoint and one wait for them all
+                        pending.append(kept)
                 self.alerting.on_event(tx, device_id, message)
         self._send_receipt(device_id, message.id)
         if not new:
@@ -709,35 +723,40 @@ class Ingestor:
             self._changed(EventStored(device_id, message.of))  # its plot can be drawn now
         self._changed(DeviceChanged(device_id))
 
-    def _recording(
-        self,
-        tx: Transaction,
-        message: EventMessage,
-        trip_id: str,
-        recording: ImuRecording,
-        event: NewEvent,
+    def _store_recordings(
+        self, recordings: list[_Recording], tx: Transaction | None = None
     ) -> None:
-        """Store the recording ``message`` carries of the trip ``trip_id``: an attachment of
-        the incident, not its alert. Written under a savepoint of its own
-        (:meth:`Store.attachment`): a recordings table that refuses it (damaged, missing,
-        locked) leaves the event stored, receipted and alerted without it, its stored payload
-        saying so (the fall's page says the recording could not be stored), and the fault
-        said where the banner and /healthz read it. Before, the refusal was the event's: it
-        was held with the broker, and every event after it from the device, the next fall
-        too, for as long as the table refused."""
-        blob = msgspec.msgpack.encode(recording)
+        """Store the recordings that window events carried (a batch's, at its end, or one
+        message's): an attachment of each incident, not its alert. Written under a
+        savepoint of their own (:meth:`Store.attachment`; one for a batch's, the answers
+        waited for once: a wait each cost PostgreSQL's batches a third more time): a
+        recordings table that refuses them (damaged, missing, locked) leaves their events
+        stored, receipted and alerted without them, each event's stored payload saying so
+        (the fall's page says its recording could not be stored), and the fault said where
+        the banner and /healthz read it. Before, the refusal was the event's: it was held
+        with the broker, and every event after it from the device, the next fall too, for as
+        long as the table refused. ``tx``: the open transaction of the one message's event
+        (a batch's end opens its own)."""
         faults = self.store.side_faults
+
+        def write(ops: Transaction) -> None:
+            for r in recordings:
+                ops.store_recording(r.trip_id, r.event.id, r.blob)
+
         try:
-            self.store.attachment(lambda ops: ops.store_recording(trip_id, message.id, blob))
+            self.store.attachment(write)
         except StorageFault as exc:
-            log.error(
-                "%s: the recording of trip %s could not be stored, the event is stored "
-                "without it: %s",
-                event.device_id,
-                trip_id,
-                exc,
-            )
-            tx.recording_unstored(message.id, event.payload)
+            for r in recordings:
+                log.error(
+                    "%s: the recording of trip %s could not be stored, the event is stored "
+                    "without it: %s",
+                    r.event.device_id,
+                    r.trip_id,
+                    exc,
+                )
+            with contextlib.nullcontext(tx) if tx is not None else self.store.transaction() as ops:
+                for r in recordings:
+                    ops.recording_unstored(r.event.id, r.event.payload)
             faults.failed(Part.RECORDINGS, exc)
             return
         self._after_commit(lambda: faults.works(Part.RECORDINGS))
@@ -1258,6 +1277,20 @@ class _UndoPoint:
     receipts: dict[str, int]
     """Ids to receipt, by device."""
     counters: _Counts
+    recordings: int
+    """Recordings to store at the batch's end."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Recording:
+    """A window event's recording, to store beside it (:meth:`Ingestor._store_recordings`)."""
+
+    trip_id: str
+    """The trip it is about."""
+    blob: bytes
+    """The :class:`core.protocol.messages.ImuRecording`, as msgpack."""
+    event: NewEvent
+    """The window event that carried it (its stored payload, without it)."""
 
 
 @dataclass(frozen=True, slots=True)
