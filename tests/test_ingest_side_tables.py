@@ -18,6 +18,7 @@ import html
 import json
 import logging
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -350,3 +351,32 @@ def test_a_session_let_go_because_its_table_refuses_is_said_until_one_stores(
         _said_sound(service, http)
     finally:
         device.close()
+
+
+def test_a_recording_event_stored_alone_goes_without_its_recording_too(
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    receiver: Receiver,
+    caregiver_db: str,
+) -> None:
+    """A message stored alone (a held one, retried one at a time) writes its recording in its
+    event's own transaction, not at a batch's end: refused, the event is stored all the same,
+    its payload saying so."""
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        ids = device.incident_fall()
+        assert _stored(service, ids["window"]["id"])
+        execute(caregiver_db, "ALTER TABLE recordings RENAME TO recordings_damaged")
+        device.seq += 1
+        window = dict(ids["window"], id=uuid.uuid4().hex, seq=device.seq)
+        topic = f"retroguard/{DEVICE}/event"
+        assert service.ingestor.handle(topic, json.dumps(window).encode())
+        stored = service.store.event(window["id"])
+        assert stored is not None and service.ingestor.storage_fault is None
+        assert service.store.recording_unstored(stored)
+        assert "recordings" in _failing(service)
+    finally:
+        device.close()
+        service.stop()
