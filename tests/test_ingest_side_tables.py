@@ -9,7 +9,12 @@ broker, retried every few seconds, for as long as the table stayed unreadable; n
 went out for an alert already paging, and neither the walker's "I'm OK" nor a caregiver's
 acknowledgement closed it. The tables are renamed behind the service's back, on SQLite and on
 PostgreSQL (where a failed statement also leaves its transaction refusing every statement
-after it), and the fall goes over the real broker."""
+after it), and the fall goes over the real broker.
+
+The recordings table is one too: a fall's recording is its attachment, and a table that
+refuses it no longer holds the fall (nor every event behind it). And whatever the service
+goes on without is said where people look, the banner of every page and /healthz, until the
+table works again (docs/caregiver.md, "Parts of the database the service goes on without")."""
 
 from __future__ import annotations
 
@@ -50,7 +55,8 @@ SIDE_TABLES = ("device_walkers", "walk_sessions")
 """What naming a walker reads (:func:`caregiver.walkers.offered`): the device's roster and
 the walkers of its sessions. Nothing else the ingest of a fall, its page, its reminders and
 its follow-ups read is outside the tables the alert itself is written to (events, devices,
-incidents, alerts, notifications, recordings)."""
+incidents, alerts, notifications); the recording beside it is written aside
+(:meth:`caregiver.storage.Store.attachment`)."""
 
 
 @pytest.fixture
