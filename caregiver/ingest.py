@@ -1202,14 +1202,15 @@ class Ingestor:
             message.topic,
             fault,
         )
+        # said where the banner and /healthz read it, not only in the log: what it carried is
+        # missing from the pages until the device sends it again (before the counts wake
+        # whoever waits on them)
+        self.store.side_faults.failed(SIDE_PARTS[kind], fault or "refused")
         self._held.popleft()
         self._count.rejected += 1
         self._count_messages(1)
         self._held_changed()
         self._ack(message)
-        # said where the banner and /healthz read it, not only in the log: what it carried is
-        # missing from the pages until the device sends it again
-        self.store.side_faults.failed(SIDE_PARTS[kind], fault or "refused")
         return True
 
     def _ack(self, message: mqtt.MQTTMessage) -> None:
