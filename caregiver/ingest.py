@@ -756,7 +756,7 @@ class Ingestor:
                 )
             with contextlib.nullcontext(tx) if tx is not None else self.store.transaction() as ops:
                 for r in recordings:
-                    ops.recording_unstored(r.event.id, r.event.payload)
+                    ops.recording_unstored(r.event.id)
             faults.failed(Part.RECORDINGS, exc)
             return
         self._after_commit(lambda: faults.works(Part.RECORDINGS))

@@ -492,6 +492,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         "earlier release during a rolling upgrade; leases held before: 0",
         ("ALTER TABLE leases ADD COLUMN renewals INTEGER NOT NULL DEFAULT 0",),
     ),
+    Migration(
+        28,
+        "a recording event says when the recording it carried could not be stored (the "
+        "recordings table refused it, and the event and its alert were stored without it, "
+        "rather than held with the broker): the fall's pages say so; events stored before: 0",
+        ("ALTER TABLE events ADD COLUMN recording_unstored INTEGER NOT NULL DEFAULT 0",),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 

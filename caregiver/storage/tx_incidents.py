@@ -6,7 +6,6 @@ the schema); it holds no state of its own.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection
 
 from caregiver.storage.records import Incident, StoredEvent
@@ -21,10 +20,6 @@ from caregiver.storage.sql import (
 )
 from caregiver.storage.tx_base import _TxBase
 from core.protocol.walker import DEFAULT_WALKER
-
-RECORDING_UNSTORED = "caregiver_recording_unstored"
-"""Set (true) by this service in a recording event's stored payload whose recording its
-table refused (:meth:`TxIncidents.recording_unstored`): never a device's field."""
 
 
 class TxIncidents(_TxBase):
@@ -200,38 +195,23 @@ class TxIncidents(_TxBase):
         )
         self._db.execute("UPDATE events SET has_window = 1 WHERE id = ?", (trip_event_id,))
 
-    def recording_unstored(self, window_event_id: str, payload: str) -> None:
+    def recording_unstored(self, window_event_id: str) -> None:
         """The recording ``window_event_id`` carried could not be stored (its table refused
-        it) and the event was stored without it: its stored ``payload`` (the message without
-        its recording) says so, for its incident's pages (:meth:`recordings_unstored`). In
-        the event's row, not in the table that refused."""
-        try:
-            body = json.loads(payload)
-        except ValueError:
-            body = None
-        if not isinstance(body, dict):
-            return
-        body[RECORDING_UNSTORED] = True
+        it) and the event was stored without it: its row says so, for its incident's pages
+        (:meth:`recordings_unstored`). In the event's row, not in the table that refused."""
         self._db.execute(
-            "UPDATE events SET payload = ? WHERE id = ?",
-            (json.dumps(body, separators=(",", ":")), window_event_id),
+            "UPDATE events SET recording_unstored = 1 WHERE id = ?", (window_event_id,)
         )
 
     def recordings_unstored(self, event: StoredEvent) -> bool:
         """Whether the recording ``event`` would be shown with could not be stored
         (:meth:`recording_unstored`): its own (a recording event), else its incident's."""
-        rows = self._db.execute(
-            "SELECT payload FROM events WHERE type = 'window' AND (id = ? OR incident = ?)",
+        row = self._db.execute(
+            "SELECT 1 FROM events WHERE type = 'window' AND recording_unstored = 1 "
+            "AND (id = ? OR incident = ?) LIMIT 1",
             (event.id, event.incident or event.id),
-        ).fetchall()
-        for (payload,) in rows:
-            try:
-                body = json.loads(payload)
-            except ValueError:
-                continue
-            if isinstance(body, dict) and body.get(RECORDING_UNSTORED) is True:
-                return True
-        return False
+        ).fetchone()
+        return row is not None
 
     def recording(self, trip_event_id: str) -> bytes | None:
         row = self._db.execute(
