@@ -23,7 +23,7 @@ from urllib.parse import quote
 
 from caregiver.localtime import moment_of
 from caregiver.plot import AfterTheTrip
-from caregiver.storage import CardIncident, Device, Incident, StoredEvent
+from caregiver.storage import CLOSED_HERE, CardIncident, Device, Incident, StoredEvent
 from core.protocol.messages import WornSaid, worn_said
 from core.protocol.words import (
     ALERT_SAID,
@@ -175,10 +175,6 @@ def incident_stamped(incident: Incident) -> Stamped:
     return stamped(incident.opened_wall, incident.opened_at, incident.opened_unsynced)
 
 
-_CLOSED_HERE = ("dashboard", "notification")
-"""Closes made by this service (its own clock stamps them); any other came in a device's event."""
-
-
 def page_moment(
     event: StoredEvent, incident: Incident | None, events: Sequence[StoredEvent]
 ) -> tuple[str, Stamped]:
@@ -191,7 +187,7 @@ def page_moment(
     if incident.open:
         return "Since", incident_stamped(incident)
     closed_at = incident.closed_at or incident.opened_at
-    if incident.closed_via not in _CLOSED_HERE:
+    if incident.closed_via not in CLOSED_HERE:
         closing = [
             e for e in events if e.type in ("ok", "reset", "closed") and e.received_at <= closed_at
         ]
@@ -234,6 +230,7 @@ def headline(
         kind, status = incident.severity, incident.status
         opened = incident_stamped(incident).since
         closed_at, by, via = incident.closed_at, incident.closed_by, incident.closed_via
+        closed = closed_at
         answered = incident.answered
         untold = False
     else:
@@ -242,6 +239,11 @@ def headline(
             incident["opened_wall"], incident["opened_at"], incident["opened_unsynced"]
         ).since
         closed_at, by, via = incident["closed_at"], incident["closed_by"], incident["closed_via"]
+        # a close the walker or the device made: when the device stamped the event it closed
+        # with, as the event page's "Closed" line (page_moment); it counted from its receipt
+        closed = closed_at
+        if closed_at is not None and incident["closed_wall"]:
+            closed = stamped(incident["closed_wall"], closed_at, incident["closed_unsynced"]).since
         answered = incident["answered"]
         # a caregiver's close whose ack waits for the broker: closed here, not yet there
         untold = by is not None and via != "walker" and not incident.get("told", True)
@@ -265,7 +267,7 @@ def headline(
     waiting = f" — {UNTOLD}" if untold else ""
     return Headline(
         f"{title}{named} — {closed_how(by, via)}{waiting}",
-        closed_at or opened,
+        closed or opened,
         first_event_link,
         False,
         False,

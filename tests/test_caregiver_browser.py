@@ -2470,3 +2470,42 @@ def test_a_fall_the_treadmill_held_says_when_it_happened_live_and_reloaded_alike
         page.screenshot(path=str(_screenshot_dir(tmp_path) / f"event-held-{width}.png"))
     page.context.close()
     device.close()
+
+
+def test_a_close_the_treadmill_held_counts_its_minutes_ago_from_the_treadmill_s_clock(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """A stumble the walker closed with I'm OK, whose close the treadmill kept in its outbox
+    twenty minutes: the fleet card's "(N min ago)" of the closed incident counts from when
+    the walker pressed it (the treadmill's stamp, as the event page's "Closed" line says
+    it), not from when the service received it ("just now", the card alone said before)."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    page = _login(browser, service, 360)
+    incident = uuid.uuid4().hex
+    tripped = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=21)
+    pressed = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=20, seconds=15)
+    device.set_state("TRIPPED", "stumble")
+    trip = device.event(
+        "stumble", severity="warning", state="TRIPPED", reason="trunk rotated 31 deg in 0.3 s",
+        incident=incident, wall_time=tripped.isoformat(timespec="milliseconds"),
+    )  # fmt: skip
+    device.event(
+        "ok", severity="info", state="TRIPPED", reason="walker pressed I'm OK",
+        incident=incident, wall_time=pressed.isoformat(timespec="milliseconds"),
+    )  # fmt: skip
+    headline = page.locator("#card-treadmill-1 .headline")
+    expect(headline.locator("a")).to_contain_text("I'm OK")  # live: closed by the walker
+    expect(headline.locator(".since")).to_have_text("(20 min ago)")
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    expect(headline.locator(".since")).to_have_text("(20 min ago)")
+    page.screenshot(path=str(_screenshot_dir(tmp_path) / "card-close-held-360.png"))
+    page.goto(f"{service.url}/events/{trip['id']}")
+    when = page.locator(".event-detail .when")
+    expect(when).to_contain_text("held 20 min by the treadmill")
+    expect(when.locator(".since")).to_have_text("(20 min ago)")  # the card and the page agree
+    page.context.close()
+    device.close()

@@ -3,6 +3,7 @@ the story"); the colour follows the incident, not the belt."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -33,6 +34,8 @@ def _incident(kind: str, status: str = "open", **closed: Any) -> CardIncident:
         "told": closed.get("told", True),
         "opened_wall": closed.get("opened_wall", ""),  # no stamp: counted from its receipt
         "opened_unsynced": False,
+        "closed_wall": closed.get("closed_wall", ""),
+        "closed_unsynced": closed.get("closed_unsynced", False),
     }
 
 
@@ -74,6 +77,23 @@ def test_a_stumble_the_walker_closed_says_so_and_is_not_an_alarm() -> None:
     s = story.card(_device("ARMED", incident=closed), NOW)
     assert s.headline is not None and s.headline.text == "Stumble — walker pressed I'm OK"
     assert (s.level, s.can_acknowledge) == ("ok", False)
+
+
+def test_a_close_the_walker_made_counts_from_the_treadmill_s_stamp_as_the_event_page() -> None:
+    """The I'm OK the treadmill held twenty minutes: "(N min ago)" from the walker's press, by
+    the treadmill's clock when it was set, else from its receipt (as story.page_moment)."""
+    pressed = dt.datetime.fromtimestamp(NOW - 1200, dt.UTC).isoformat(timespec="milliseconds")
+    held = _incident(
+        "stumble", "closed", closed_at=NOW - 5, closed_via="walker", closed_wall=pressed
+    )
+    s = story.card(_device("ARMED", incident=held), NOW)
+    assert s.headline is not None and s.headline.since == NOW - 1200
+    unset = _incident(
+        "stumble", "closed", closed_at=NOW - 5, closed_via="walker", closed_wall=pressed,
+        closed_unsynced=True,
+    )  # fmt: skip
+    s = story.card(_device("ARMED", incident=unset), NOW)
+    assert s.headline is not None and s.headline.since == NOW - 5
 
 
 def test_an_acknowledged_fall_leaves_the_card_neutral_while_the_belt_stays_stopped() -> None:

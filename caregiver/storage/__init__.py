@@ -10,6 +10,7 @@ URL, for providers running several instances), through :mod:`.engines`;
 from caregiver.storage.engines import Listener, database_problem, engine_of, redacted
 from caregiver.storage.faults import StorageFault
 from caregiver.storage.records import (
+    CLOSED_HERE,
     OPEN_STATUSES,
     WALK_FIELDS,
     Account,
@@ -41,6 +42,7 @@ from caregiver.storage.store import SIDE_PROBE_EVERY_S, Store, Transaction
 from caregiver.storage.tx_retention import Pruned
 
 __all__ = [
+    "CLOSED_HERE",
     "OPEN_STATUSES",
     "SCHEMA_VERSION",
     "SIDE_PROBE_EVERY_S",

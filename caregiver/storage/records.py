@@ -86,6 +86,11 @@ class LastEvent(TypedDict):
     received_at: float
 
 
+CLOSED_HERE = ("dashboard", "notification")
+"""How an incident is closed by this service (its own clock stamps the close); any other close
+came in a device's event (the walker's I'm OK, a reset, a close relayed from Home Assistant)."""
+
+
 class CardIncident(TypedDict):
     """The incident a device card tells (see :mod:`caregiver.story`)."""
 
@@ -118,6 +123,12 @@ class CardIncident(TypedDict):
     (:func:`caregiver.story.stamped`), not from when it was received here."""
     opened_unsynced: bool
     """The device's clock was not set as it stamped that event: counted from ``opened_at``."""
+    closed_wall: str
+    """The device's stamp of the event the walker or the device closed it with (""; for one
+    open, or closed by this service): a closed card counts "(2 min ago)" from it, as the event
+    page's "Closed" line does (:func:`caregiver.story.page_moment`)."""
+    closed_unsynced: bool
+    """The device's clock was not set as it stamped that event: counted from ``closed_at``."""
 
 
 class Device(TypedDict):

@@ -71,6 +71,8 @@ def _device(r: tuple[Any, ...]) -> Device:
                 "told": bool(r[27]),
                 "opened_wall": r[29] or "",
                 "opened_unsynced": bool(r[30]),
+                "closed_wall": r[31] or "",
+                "closed_unsynced": bool(r[32]),
             }
             if r[14]
             else None

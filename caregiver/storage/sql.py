@@ -8,7 +8,7 @@ import sys
 from collections.abc import Collection, Iterator, Sequence
 
 from caregiver.storage.engines import SqliteDatabase
-from caregiver.storage.records import OPEN_STATUSES, ClockFrame, NewEvent
+from caregiver.storage.records import CLOSED_HERE, OPEN_STATUSES, ClockFrame, NewEvent
 from core.clock import CLOCK_STEP_S
 from core.progress import check_week, utc_of
 from core.protocol.events import INCIDENT_TYPES
@@ -104,6 +104,20 @@ def _told(t: str) -> str:
     )
 
 
+def _closed_with(t: str) -> str:
+    """The event closed incident ``t`` was closed with when the walker or the device closed it
+    (an I'm OK, a reset, a close relayed from Home Assistant; none for a close made by this
+    service, whose own clock stamped it): its newest such event received by the close, as
+    :func:`caregiver.story.page_moment` picks it from the events read."""
+    here = ", ".join(f"'{via}'" for via in CLOSED_HERE)
+    return (
+        f"(SELECT e.id FROM events e WHERE e.incident = {t}.id AND {t}.status = 'closed' "
+        f"AND COALESCE({t}.closed_via, '') NOT IN ({here}) AND e.type IN ('ok', 'reset', 'closed') "
+        f"AND e.received_at <= {t}.closed_at ORDER BY e.received_at DESC, {_NEWEST_CRITICAL} "
+        "LIMIT 1)"
+    )
+
+
 _ALERT_EVENT_TYPES = ", ".join(f"'{t.value}'" for t in sorted(INCIDENT_TYPES))
 """Event types that open or worsen an incident, as SQL."""
 
@@ -119,11 +133,14 @@ _DEVICE_SELECT = (
     f"i.closed_by, i.closed_via, {_answered('i')}, {_newest_alert('i')}, "
     "(SELECT MAX(a.id) FROM alerts a WHERE a.device_id = d.device_id AND a.incident IS NULL "
     f"AND a.status IN {_OPEN}), i.walker, {_told('i')}, d.state_worn, i.opened_wall, "
-    "i.opened_unsynced FROM devices d "
+    "i.opened_unsynced, c.wall_time, c.wall_unsynced FROM devices d "
     "LEFT JOIN events e ON e.id = d.last_event_id "
     # the card's incident: the open one if there is one, else the one that ended last
     "LEFT JOIN incidents i ON i.id = (SELECT id FROM incidents WHERE device_id = d.device_id "
-    "ORDER BY status = 'open' DESC, last_event_at DESC LIMIT 1)"
+    "ORDER BY status = 'open' DESC, last_event_at DESC LIMIT 1) "
+    # the event a closed card incident was closed with, when the walker or the device closed
+    # it (story.page_moment picks the same): its "(2 min ago)" counts from the device's stamp
+    f"LEFT JOIN events c ON c.id = {_closed_with('i')}"
 )
 
 
