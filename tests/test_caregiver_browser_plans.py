@@ -467,7 +467,7 @@ def test_a_plan_assigned_changes_the_card_s_plan_line_on_an_open_dashboard(
     from core.protocol.plan import plan_words
     from tests.caregiver_support import session_record
     from tests.stage_support import STAGE_EXAMPLE
-    from tests.test_caregiver_browser_ux import _shots
+    from tests.test_caregiver_browser_ux import _shot
 
     device = SimDevice(mosquitto, DEVICE)
     start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
@@ -522,7 +522,7 @@ def test_a_plan_assigned_changes_the_card_s_plan_line_on_an_open_dashboard(
         expect(card.locator(".plan")).to_have_text(f"Plan: {walked}")  # live: no reload
         assert fleet.evaluate("window.notReloaded === true")
         assert fleet.evaluate("document.documentElement.scrollWidth") <= width
-        fleet.screenshot(path=str(_shots(tmp_path) / f"card-plan-assigned-{width}.png"))
+        fleet.screenshot(path=_shot(tmp_path, service, f"card-plan-assigned-{width}.png"))
         fleet.reload()  # as the server renders it
         expect(card.locator(".plan")).to_have_text(f"Plan: {walked}")
         assert physio.problems == []

@@ -54,6 +54,15 @@ def _shots(tmp_path: Path) -> Path:
     return folder
 
 
+def _shot(tmp_path: Path, service: CaregiverService, name: str) -> str:
+    """Where screenshot ``name`` ("live-360.png") goes, named for the test's database engine
+    ("live-360-sqlite.png"): the SQLite and the PostgreSQL run of a test write one folder
+    ($RETROGUARD_SCREENSHOTS, or /tmp/care25 before), and the one run last overwrote the
+    other's picture, under -n 2 while the other was being looked at."""
+    stem, dot, ext = name.rpartition(".")
+    return str(_shots(tmp_path) / f"{stem}-{service.store.engine}{dot}{ext}")
+
+
 def _page(browser: Any, service: CaregiverService, width: int, user: str = "ann") -> Any:
     from playwright.sync_api import expect
 
@@ -135,7 +144,6 @@ def test_screenshots_of_every_page_a_caregiver_and_a_physio_read(
     the plan page with a held progression, the health answer: each page fits the screen."""
     from playwright.sync_api import expect
 
-    shots = _shots(tmp_path)
     devices = _scene(service, mosquitto)
     page = _page(browser, service, width)
     expect(page.locator("#incidents li.incident")).to_have_count(3)
@@ -143,46 +151,90 @@ def test_screenshots_of_every_page_a_caregiver_and_a_physio_read(
     # The caregiver's words: alerts, never the code's "incident" (the list was headed
     # "Recent incidents").
     assert "incident" not in page.locator("body").inner_text().lower()
-    page.screenshot(path=str(shots / f"live-{width}.png"), full_page=True)
-    page.screenshot(path=str(shots / f"live-top-{width}.png"))
+    page.screenshot(path=_shot(tmp_path, service, f"live-{width}.png"), full_page=True)
+    # named for its engine: the SQLite run's picture and the PostgreSQL run's are both kept
+    live = Path(_shot(tmp_path, service, f"live-{width}.png"))
+    assert live.is_file() and live.name == f"live-{width}-{service.store.engine}.png"
+    page.screenshot(path=_shot(tmp_path, service, f"live-top-{width}.png"))
 
     page.locator("#card-treadmill-1 .headline a").click()
     expect(page.locator("#plots")).to_have_attribute("data-rendered", "1")
     assert page.evaluate("document.documentElement.scrollWidth") <= width
-    page.screenshot(path=str(shots / f"event-fall-{width}.png"), full_page=True)
+    page.screenshot(path=_shot(tmp_path, service, f"event-fall-{width}.png"), full_page=True)
     page.go_back()
     _alarm_shown(page)
     page.locator("#card-treadmill-3 .headline a").click()
     expect(page.locator("h1")).to_contain_text("FALL")
-    page.screenshot(path=str(shots / f"event-unsynced-{width}.png"), full_page=True)
+    page.screenshot(path=_shot(tmp_path, service, f"event-unsynced-{width}.png"), full_page=True)
     page.go_back()
     _alarm_shown(page)
 
     card = page.locator("#card-treadmill-1")
     card.locator(".ack-form button").click()
     expect(card).to_have_attribute("data-level", "idle")
-    page.screenshot(path=str(shots / f"acked-{width}.png"), full_page=True)
-    page.screenshot(path=str(shots / f"acked-top-{width}.png"))
+    page.screenshot(path=_shot(tmp_path, service, f"acked-{width}.png"), full_page=True)
+    page.screenshot(path=_shot(tmp_path, service, f"acked-top-{width}.png"))
 
     page.goto(service.url + "/devices/treadmill-2")
-    page.screenshot(path=str(shots / f"device-help-{width}.png"), full_page=True)
+    page.screenshot(path=_shot(tmp_path, service, f"device-help-{width}.png"), full_page=True)
 
     page.goto(service.url + "/devices/treadmill-1/progress")
     expect(page.locator("#trends")).to_have_attribute("data-rendered", "7")
     assert page.evaluate("document.documentElement.scrollWidth") <= width
-    page.screenshot(path=str(shots / f"progress-{width}.png"), full_page=True)
+    page.screenshot(path=_shot(tmp_path, service, f"progress-{width}.png"), full_page=True)
 
     page.goto(service.url + "/devices/treadmill-1/plan")
     _held_answer(page, devices[0])
     assert page.evaluate("document.documentElement.scrollWidth") <= width
-    page.screenshot(path=str(shots / f"plan-{width}.png"), full_page=True)
+    page.screenshot(path=_shot(tmp_path, service, f"plan-{width}.png"), full_page=True)
 
     page.goto(service.url + "/healthz")
-    page.screenshot(path=str(shots / f"healthz-{width}.png"), full_page=True)
+    page.screenshot(path=_shot(tmp_path, service, f"healthz-{width}.png"), full_page=True)
     json.loads(page.locator("body").inner_text())
     page.context.close()
     for d in devices:
         d.close()
+
+
+_CHARTS = """() => Array.from(document.querySelectorAll('#plots .plot')).map(w => {
+    const plot = w.querySelector('.u-over').getBoundingClientRect();
+    const chart = w.querySelector('.uplot').getBoundingClientRect();
+    return { title: w.querySelector('h3').textContent, left: plot.left - chart.left,
+             plot: plot.width, chart: chart.width, seconds: w.dataset.seconds };
+})"""
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_the_event_page_s_charts_give_the_traces_the_room_and_the_whole_ten_seconds(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """The fall's three charts: the value axis as wide as its numbers, the unit in the chart's
+    heading (at 360 px a fixed axis and a rotated unit took 90 of the chart's 300 px, a third),
+    and the time axis over the whole recording, -4 to 10 s (at 1280 px its ticks stopped at 9
+    of the 10 s after the belt stopped: uPlot's range ended at the last sample, 9.99 s); a
+    tick each second at 1280 px, each two at 360 px."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    ids = device.incident_fall()
+    wait_all_handled(service, device)
+    page = _page(browser, service, width)
+    page.goto(f"{service.url}/events/{ids['trip']['id']}")
+    expect(page.locator("#plots")).to_have_attribute("data-rendered", "1")
+    charts = page.evaluate(_CHARTS)
+    assert [c["title"] for c in charts] == [
+        "Acceleration (g)", "Tilt from upright (degrees)", "Turning speed (deg/s)"
+    ], charts  # fmt: skip
+    step = 1 if width == 1280 else 2
+    for c in charts:
+        assert c["left"] <= 0.15 * c["chart"] and c["plot"] >= 0.8 * c["chart"], c
+        assert c["seconds"] == " ".join(str(s) for s in range(-4, 11, step)), c
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.locator("#plots").scroll_into_view_if_needed()
+    page.screenshot(path=_shot(tmp_path, service, f"event-charts-{width}.png"), full_page=True)
+    page.context.close()
+    device.close()
 
 
 def test_a_second_caregiver_s_alarm_stops_saying_who_answered_when_another_acknowledges(
@@ -226,7 +278,7 @@ def test_a_second_caregiver_s_alarm_stops_saying_who_answered_when_another_ackno
     expect(bob).to_have_title("RetroGuard caregiver")
     after = _top(bob, "card-treadmill-1")
     assert abs(after - before) < 2, (before, after)  # nothing moved under the thumb
-    bob.screenshot(path=str(_shots(tmp_path) / "answered-elsewhere-360.png"))
+    bob.screenshot(path=_shot(tmp_path, service, "answered-elsewhere-360.png"))
     # a new alarm after that is raised as any
     dad.incident_fall()
     expect(bob.locator("#alarm-banner")).to_be_visible()
@@ -320,7 +372,7 @@ def test_on_a_phone_an_acknowledged_card_stays_under_the_thumb_saying_so(
     under = page.evaluate(AT_POINT, tap)  # a second tap lands on no Acknowledge button
     assert under["button"] is False, under
     expect(page.locator("#card-treadmill-2")).to_have_attribute("data-level", "danger")
-    page.screenshot(path=str(_shots(tmp_path) / "acked-in-place-360.png"))
+    page.screenshot(path=_shot(tmp_path, service, "acked-in-place-360.png"))
     page.context.close()
     dad.close()
     other.close()
@@ -413,7 +465,7 @@ def test_on_a_phone_the_treadmill_s_answer_to_a_plan_reads_whole(
     assert fit["width"] >= 250, fit  # the screen's width less the panel's, not a sliver
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     answer.scroll_into_view_if_needed()
-    page.screenshot(path=str(_shots(tmp_path) / "plan-answer-360.png"))
+    page.screenshot(path=_shot(tmp_path, service, "plan-answer-360.png"))
     page.context.close()
     device.close()
 
@@ -464,7 +516,6 @@ def test_acknowledging_one_card_still_says_which_alerts_are_open(
     the banner and joins the list; with none left, the green confirmation alone."""
     from playwright.sync_api import expect
 
-    shots = _shots(tmp_path)
     devices = _three_open(service, mosquitto)
     page = _page(browser, service, width)
     expect(page.locator("#alarm-banner")).to_be_visible()
@@ -485,7 +536,7 @@ def test_acknowledging_one_card_still_says_which_alerts_are_open(
     under = page.evaluate(UNDER_TAP, tap)
     assert under["ack"] is False and under["link"] is False, under
     assert page.evaluate("document.documentElement.scrollWidth") <= width
-    page.screenshot(path=str(shots / f"acked-still-open-{width}.png"))
+    page.screenshot(path=_shot(tmp_path, service, f"acked-still-open-{width}.png"))
 
     # a new alert after the acknowledgement: shown, not swallowed by the notice
     devices[0].incident_fall()
@@ -505,7 +556,7 @@ def test_acknowledging_one_card_still_says_which_alerts_are_open(
         use_inner_text=True,
     )
     assert page.evaluate("document.documentElement.scrollWidth") <= width
-    page.screenshot(path=str(shots / f"acked-then-new-alert-{width}.png"))
+    page.screenshot(path=_shot(tmp_path, service, f"acked-then-new-alert-{width}.png"))
 
     # all closed: the green confirmation alone, the alarm over
     for device_id in ("treadmill-1", "treadmill-2", "treadmill-3"):
@@ -516,7 +567,7 @@ def test_acknowledging_one_card_still_says_which_alerts_are_open(
     expect(banner).to_be_hidden()
     expect(page).to_have_title("RetroGuard caregiver")
     page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=str(shots / f"acked-all-{width}.png"))
+    page.screenshot(path=_shot(tmp_path, service, f"acked-all-{width}.png"))
     page.context.close()
     for d in devices:
         d.close()
@@ -593,7 +644,7 @@ def test_a_new_fall_after_an_acknowledged_one_is_acknowledged_from_the_banner_in
     shown = _top(page, "card-treadmill-1")  # the fall's recording may still replace it
     assert shown >= top  # nothing moved up
     ack, box = _banner_ack_in_reach(page, width)
-    page.screenshot(path=str(_shots(tmp_path) / f"acked-then-new-fall-{width}.png"))
+    page.screenshot(path=_shot(tmp_path, service, f"acked-then-new-fall-{width}.png"))
 
     tap = [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2]
     if width < 600:
@@ -615,7 +666,7 @@ def test_a_new_fall_after_an_acknowledged_one_is_acknowledged_from_the_banner_in
         ), dad.commands
         acks = [c for n, c in dad.commands if n == "ack"]
     assert len(acks) == 2, acks  # the earlier one's, then the new one's: once
-    page.screenshot(path=str(_shots(tmp_path) / f"acked-new-fall-from-banner-{width}.png"))
+    page.screenshot(path=_shot(tmp_path, service, f"acked-new-fall-from-banner-{width}.png"))
     page.context.close()
     dad.close()
 
@@ -812,7 +863,7 @@ def test_a_new_fall_the_list_names_before_the_feed_does_still_gives_the_banner_t
     expect(notice).to_be_hidden()
     assert _top(page, "card-treadmill-1") >= top  # nothing moved up
     _banner_ack_in_reach(page, width)
-    page.screenshot(path=str(_shots(tmp_path) / f"list-before-feed-new-fall-{width}.png"))
+    page.screenshot(path=_shot(tmp_path, service, f"list-before-feed-new-fall-{width}.png"))
     page.context.close()
     dad.close()
 
@@ -905,7 +956,7 @@ def test_a_new_fall_is_not_silenced_by_an_answer_asked_for_before_it(
     expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
     expect(notice).not_to_contain_text("The alarm has stopped")
     assert page.title().startswith("\u26a0"), page.title()
-    page.screenshot(path=str(_shots(tmp_path) / "stale-answer-new-fall-360.png"))
+    page.screenshot(path=_shot(tmp_path, service, "stale-answer-new-fall-360.png"))
     page.context.close()
     dad.close()
 
@@ -921,7 +972,6 @@ def test_a_monitor_gone_offline_while_armed_is_still_open_after_acknowledging_a_
     for help in red (beeping, with Silence), the offline monitor in amber (no sound)."""
     from playwright.sync_api import expect
 
-    shots = _shots(tmp_path)
     devices = [SimDevice(mosquitto, f"treadmill-{n}") for n in (1, 2, 3)]
     for d in devices:
         d.online()
@@ -947,7 +997,7 @@ def test_a_monitor_gone_offline_while_armed_is_still_open_after_acknowledging_a_
     expect(links.nth(1)).to_have_class(re.compile("still-open-warn"))  # amber, not red
     expect(links.nth(1)).to_have_css("color", "rgb(138, 75, 0)")
     expect(links.nth(1)).to_have_attribute("href", "/devices/treadmill-3")
-    page.screenshot(path=str(shots / "acked-fall-offline-still-open-360.png"))
+    page.screenshot(path=_shot(tmp_path, service, "acked-fall-offline-still-open-360.png"))
 
     # the call for help answered: the offline alert is still open, said in amber, unsounded
     _tap_ack(page, "treadmill-2", 360)
@@ -959,7 +1009,7 @@ def test_a_monitor_gone_offline_while_armed_is_still_open_after_acknowledging_a_
     expect(notice.locator(".still-open-silence")).to_have_count(0)
     expect(page).to_have_title(f"\u26a0 Still open: {offline}")
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
-    page.screenshot(path=str(shots / "acked-help-offline-still-open-360.png"))
+    page.screenshot(path=_shot(tmp_path, service, "acked-help-offline-still-open-360.png"))
 
     # and its own card's Acknowledge closes it: all answered, the green line alone
     _tap_ack(page, "treadmill-3", 360)
@@ -981,7 +1031,6 @@ def test_the_live_feed_raises_the_amber_notice_when_a_monitor_goes_offline_while
     acknowledgement closes it: the green line alone, the title back."""
     from playwright.sync_api import expect
 
-    shots = _shots(tmp_path)
     device = SimDevice(mosquitto, "treadmill-3")
     device.online()
     assert service.ingestor.wait_for(
@@ -1004,7 +1053,7 @@ def test_the_live_feed_raises_the_amber_notice_when_a_monitor_goes_offline_while
     expect(page).to_have_title(f"\u26a0 Still open: {offline}")
     expect(page.locator("#alarm-banner")).to_be_hidden()  # no beeping: the banner's
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
-    page.screenshot(path=str(shots / "live-offline-while-armed-360.png"))
+    page.screenshot(path=_shot(tmp_path, service, "live-offline-while-armed-360.png"))
 
     # as a page load says it (/api/alarms asked once rendered with the amber card)
     again = page.context.new_page()
@@ -1058,7 +1107,7 @@ def test_the_live_feed_raises_the_amber_notice_when_a_stumbles_grace_runs_out(
         expect(notice.locator(".still-open a")).to_have_css("color", "rgb(138, 75, 0)")
         expect(notice.locator(".still-open-silence")).to_have_count(0)
         expect(page.locator("#alarm-banner")).to_be_hidden()
-        page.screenshot(path=str(_shots(tmp_path) / "held-stumble-360.png"))
+        page.screenshot(path=_shot(tmp_path, service, "held-stumble-360.png"))
 
         clock.advance(service.config.policy.reset_grace_s)
         assert service.alerting.tick() == 1  # the grace ran out: it pages now
@@ -1125,7 +1174,6 @@ def test_two_caregivers_acknowledge_a_fall_at_once_and_the_second_reads_who_answ
     Acknowledge button that named nothing, and one press closes that alert."""
     from playwright.sync_api import expect
 
-    shots = _shots(tmp_path)
     service.accounts.add_user("bob", PASSWORD, Role.CAREGIVER)
     dad = SimDevice(mosquitto, "treadmill-1")
     dad.online()
@@ -1155,7 +1203,7 @@ def test_two_caregivers_acknowledge_a_fall_at_once_and_the_second_reads_who_answ
             "Fall — acknowledged by ann on the dashboard"
         )
         expect(page.locator("#card-treadmill-1 .ack-form")).to_have_count(0)
-    bob.screenshot(path=str(shots / "acked-by-the-other-1280.png"))
+    bob.screenshot(path=_shot(tmp_path, service, "acked-by-the-other-1280.png"))
     service.test_alarm("treadmill-1", "ann")  # a command after both answers: a barrier
     dad.wait_command("test_alarm")
     assert [name for name, _ in dad.commands].count("ack") == 1, dad.commands
@@ -1170,7 +1218,7 @@ def test_two_caregivers_acknowledge_a_fall_at_once_and_the_second_reads_who_answ
     expect(card).to_have_attribute("data-level", "warn")  # an alert: amber, not quiet grey
     expect(card.locator(".belt")).to_have_text("Last known: monitor armed: the belt can run")
     assert ann.evaluate("document.documentElement.scrollWidth") <= 360
-    ann.screenshot(path=str(shots / "offline-after-a-fall-360.png"))
+    ann.screenshot(path=_shot(tmp_path, service, "offline-after-a-fall-360.png"))
     _tap_ack(ann, "treadmill-1", 360)
     expect(card.locator(".ack-form")).to_have_count(0)
     device = service.store.device("treadmill-1")
@@ -1208,8 +1256,6 @@ document.addEventListener("DOMContentLoaded", function () {
 });
 """
 
-_SHOTS = Path("/tmp/care25")
-
 
 def _unmoved(page: Any) -> dict[str, Any]:
     """What ``_NOTHING_MOVES`` saw, once the page has settled (the test waited for it): the
@@ -1233,14 +1279,13 @@ def _caught_up(page: Any, times: int = 1) -> None:
 
 @pytest.mark.parametrize("width", [1280, 360])
 def test_the_fleet_page_loaded_with_falls_open_does_not_move_under_the_finger(
-    browser: Any, service: CaregiverService, mosquitto: Mosquitto, width: int
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
     """The banner is there from the first paint, worded as the script words it once it has
     the alarms ("+2 more" too, never the oldest alone first): the Acknowledge under the
     thumb stays put; the tab silenced: none at all."""
     from playwright.sync_api import expect
 
-    _SHOTS.mkdir(exist_ok=True)
     devices = _three_open(service, mosquitto)
     page = _page(browser, service, width)
     page.context.add_init_script(_NOTHING_MOVES)
@@ -1253,7 +1298,7 @@ def test_the_fleet_page_loaded_with_falls_open_does_not_move_under_the_finger(
     expect(page.locator("#alarm-text")).to_have_text("FALL on treadmill-3")
     expect(page.locator("#alarm-more")).to_have_text("+2 more: Dad's treadmill, treadmill-2")
     expect(page).to_have_title(re.compile("^\u26a0 FALL on treadmill-3"))
-    page.screenshot(path=str(_SHOTS / f"fleet-loaded-{width}.png"))
+    page.screenshot(path=_shot(tmp_path, service, f"fleet-loaded-{width}.png"))
     assert _unmoved(page)["banner"] is True
     assert page.evaluate("document.documentElement.scrollWidth") <= width
 
@@ -1265,7 +1310,7 @@ def test_the_fleet_page_loaded_with_falls_open_does_not_move_under_the_finger(
     expect(page.locator("#card-treadmill-1 .ack-form button")).to_be_visible()
     assert _unmoved(page)["banner"] is False
     expect(banner).to_be_hidden()
-    page.screenshot(path=str(_SHOTS / f"fleet-silenced-{width}.png"))
+    page.screenshot(path=_shot(tmp_path, service, f"fleet-silenced-{width}.png"))
     page.context.close()
     for d in devices:
         d.close()
@@ -1362,14 +1407,13 @@ def _offline_while_armed(service: CaregiverService, mosquitto: Mosquitto) -> Sim
 
 @pytest.mark.parametrize("width", [1280, 360])
 def test_the_fleet_page_loaded_with_a_monitor_offline_while_armed_does_not_move(
-    browser: Any, service: CaregiverService, mosquitto: Mosquitto, width: int
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
     """Treadmill-3's monitor went offline while armed (amber: it pages, no beeping). The
     fleet page loaded then has the amber notice from the first paint, worded as the script
     words it once it has the alarms: the card's Acknowledge under the thumb stays put."""
     from playwright.sync_api import expect
 
-    _SHOTS.mkdir(exist_ok=True)
     device = _offline_while_armed(service, mosquitto)
     page = _page(browser, service, width)
     page.context.add_init_script(_NOTHING_MOVES)
@@ -1384,7 +1428,7 @@ def test_the_fleet_page_loaded_with_a_monitor_offline_while_armed_does_not_move(
     expect(notice).to_have_class(re.compile(r"\back-warn\b"))
     expect(notice.locator(".still-open-silence")).to_have_count(0)
     expect(page.locator("#alarm-banner")).to_be_hidden()
-    page.screenshot(path=str(_SHOTS / f"fleet-amber-{width}.png"))
+    page.screenshot(path=_shot(tmp_path, service, f"fleet-amber-{width}.png"))
     assert _unmoved(page)["notice"] is True
     assert page.evaluate("document.documentElement.scrollWidth") <= width
 
@@ -1400,14 +1444,13 @@ def test_the_fleet_page_loaded_with_a_monitor_offline_while_armed_does_not_move(
 
 
 def test_an_event_page_loaded_with_a_monitor_offline_while_armed_does_not_move(
-    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     """Dad's fall's page (no card: nothing asks for the amber notice but the fall's catching
     up) loaded while treadmill-3's monitor is offline while armed: the notice showed only
     once the page had asked for its alarms, pushing the page down. It is rendered with it."""
     from playwright.sync_api import expect
 
-    _SHOTS.mkdir(exist_ok=True)
     device = _offline_while_armed(service, mosquitto)
     dad = SimDevice(mosquitto, "treadmill-1")
     dad.online()
@@ -1430,14 +1473,14 @@ def test_an_event_page_loaded_with_a_monitor_offline_while_armed_does_not_move(
     assert at_load["h1"] == page.evaluate(
         'document.querySelector("h1").getBoundingClientRect().top'
     )
-    page.screenshot(path=str(_SHOTS / "event-amber-360.png"))
+    page.screenshot(path=_shot(tmp_path, service, "event-amber-360.png"))
     page.context.close()
     dad.close()
     device.close()
 
 
 def test_a_page_without_scripts_shows_neither_the_banner_nor_the_notice_rendered_for_them(
-    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     """Dad fell and treadmill-3's monitor went offline while armed. The banner and the amber
     notice are rendered with the page for its script to keep; a page without scripts shows
@@ -1462,7 +1505,7 @@ def test_a_page_without_scripts_shows_neither_the_banner_nor_the_notice_rendered
     expect(raw.locator("#alarm-banner")).to_be_hidden()
     expect(raw.locator("#ack-notice")).to_be_hidden()
     assert "FALL on Dad's treadmill" in raw.content()  # rendered, for the script to keep
-    raw.screenshot(path=str(_SHOTS / "fleet-noscript-360.png"))
+    raw.screenshot(path=_shot(tmp_path, service, "fleet-noscript-360.png"))
     plain.close()
     page.context.close()
     dad.close()
@@ -1518,7 +1561,7 @@ def test_the_banner_s_more_names_every_alarm_still_sounding_not_only_its_batch(
 
 @pytest.mark.parametrize("width", [1280, 360])
 def test_a_treadmill_with_two_open_alarms_is_named_by_its_newest_and_counts_both(
-    browser: Any, service: CaregiverService, mosquitto: Mosquitto, width: int
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
     """Dad falls twice (two incidents, neither acknowledged); treadmill-2's walker calls for
     help, then falls. The banner names treadmill-2's fall, the newest, and "+3 more" counts
@@ -1577,8 +1620,7 @@ def test_a_treadmill_with_two_open_alarms_is_named_by_its_newest_and_counts_both
     reachable(again)
     assert _unmoved(again)["banner"] is True
     assert again.evaluate("document.documentElement.scrollWidth") <= width
-    _SHOTS.mkdir(exist_ok=True)
-    again.screenshot(path=str(_SHOTS / f"banner-two-on-one-{width}.png"))
+    again.screenshot(path=_shot(tmp_path, service, f"banner-two-on-one-{width}.png"))
     # the earlier call for help is one tap away
     again.locator("#alarm-more a", has_text="1 earlier on treadmill-2").click()
     expect(again).to_have_url(f"{service.url}/events/{helped['id']}")

@@ -33,23 +33,55 @@
     };
   }
 
+  // The time axis runs over whole seconds, from the first before the recording to the first
+  // after it (-4 to 10 s): uPlot's own range stopped at the last sample, 9.99 s, and a 10 s
+  // window's ticks at 9. A tick each second where there is room, each two on a phone.
+  function wholeSeconds(t) {
+    var lo = Math.floor(t.length ? t[0] : 0), hi = Math.ceil(t.length ? t[t.length - 1] : 1);
+    return [lo, hi > lo ? hi : lo + 1];
+  }
+  function secondTicks(step) {
+    return function (u, axisIdx, min, max) {
+      var ticks = [];
+      for (var s = Math.ceil(min / step) * step; s <= max + 1e-9; s += step) ticks.push(s);
+      return ticks;
+    };
+  }
+  // The value axis is as wide as its widest number, the unit said in the chart's heading:
+  // a fixed 60 px and a rotated unit label took a third of a phone's chart (90 of 290 px).
+  function fitted(u, values, axisIdx, cycleNum) {
+    var axis = u.axes[axisIdx];
+    if (cycleNum > 1) return axis._size;
+    var widest = (values || []).reduce(function (w, v) { return v.length > w.length ? v : w; }, "");
+    u.ctx.font = axis.font[0];
+    return Math.ceil(axis.ticks.size + axis.gap + u.ctx.measureText(widest).width / devicePixelRatio) + 4;
+  }
+
   function chart(title, unit, t, values, color, marks) {
     var wrap = document.createElement("div");
     wrap.className = "plot";
     var h = document.createElement("h3");
-    h.textContent = title;
+    h.textContent = title + " (" + unit + ")";
     wrap.appendChild(h);
     box.appendChild(wrap);
     var width = Math.max(280, Math.min(box.clientWidth, 1100));
-    return new uPlot({
+    var step = width < 500 ? 2 : 1, range = wholeSeconds(t);
+    var u = new uPlot({
       width: width, height: 200 + ROW * marks.length,
-      padding: [ROW * marks.length + 4, null, null, null],
-      scales: { x: { time: false } },
-      axes: [{ label: "seconds (0 = belt stopped)", font: "14px sans-serif" }, { label: unit, font: "14px sans-serif", size: 60 }],
+      padding: [ROW * marks.length + 4, 12, null, 4],
+      scales: { x: { time: false, range: range } },
+      axes: [
+        { label: "seconds (0 = belt stopped)", font: "14px sans-serif", splits: secondTicks(step),
+          values: function (u, splits) { return splits.map(String); } },
+        { font: "14px sans-serif", size: fitted }
+      ],
       series: [{}, { label: title, stroke: color, width: 2, spanGaps: false }],
       legend: { show: false },
       hooks: { draw: [markLines(marks)] }
     }, [t, values], wrap);
+    // the seconds the time axis says, for a test to read as a person does
+    wrap.dataset.seconds = secondTicks(step)(u, 0, range[0], range[1]).join(" ");
+    return u;
   }
 
   fetch(box.dataset.plot, { credentials: "same-origin" })
