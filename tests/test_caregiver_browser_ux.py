@@ -237,6 +237,59 @@ def test_the_event_page_s_charts_give_the_traces_the_room_and_the_whole_ten_seco
     device.close()
 
 
+_BANNER_BUTTONS = """() => {
+    const banner = document.getElementById('alarm-banner').getBoundingClientRect();
+    const shown = {};
+    for (const id of ['alarm-ack', 'alarm-link', 'alarm-silence']) {
+        const e = document.getElementById(id), b = e.getBoundingClientRect();
+        if (getComputedStyle(e).visibility !== 'visible' || !b.width) continue;
+        shown[id] = [b.left, b.top - banner.top, b.width, b.height];
+    }
+    return shown;
+}"""
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_the_banner_s_buttons_stand_in_the_same_places_on_every_page(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """A fall open: the banner's Acknowledge, Open and Silence are where the fleet page has
+    them on the fall's own page (no Open there), the treadmill's, its progress and its plan
+    page (no Acknowledge there): a thumb finds Silence in one place. At 360 px the fall's page
+    had Silence 83 px left of where every other page had it."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    ids = device.incident_fall()
+    wait_all_handled(service, device)
+    page = _page(browser, service, width)
+    _alarm_shown(page)
+    expect(page.locator("#alarm-ack")).to_be_visible()  # the card shows the fall
+    fleet = page.evaluate(_BANNER_BUTTONS)
+    assert set(fleet) == {"alarm-ack", "alarm-link", "alarm-silence"}, fleet
+    pages = {
+        "event": (f"/events/{ids['trip']['id']}", {"alarm-ack", "alarm-silence"}),
+        "device": ("/devices/treadmill-1", set(fleet)),
+        "progress": ("/devices/treadmill-1/progress", {"alarm-link", "alarm-silence"}),
+        "plan": ("/devices/treadmill-1/plan", {"alarm-link", "alarm-silence"}),
+    }
+    for name, (path, expected) in pages.items():
+        page.goto(service.url + path)
+        _caught_up(page)
+        expect(page.locator("#alarm-silence")).to_be_visible()
+        shown = page.evaluate(_BANNER_BUTTONS)
+        assert set(shown) == expected, (name, shown)
+        moved = {k: (fleet[k], v) for k, v in shown.items() if v != fleet[k]}
+        assert not moved, (name, moved)
+        page.screenshot(
+            path=_shot(tmp_path, service, f"banner-{name}-{width}.png"),
+            clip={"x": 0, "y": 0, "width": width, "height": 340},
+        )
+    page.context.close()
+    device.close()
+
+
 def test_a_second_caregiver_s_alarm_stops_saying_who_answered_when_another_acknowledges(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
