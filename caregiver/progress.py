@@ -332,6 +332,7 @@ def progress_view(
     first = min([*weeks, current])
     start = max(week_start(first), week_start(current) - dt.timedelta(weeks=CHART_WEEKS - 1))
     labels: list[str] = []
+    mondays: list[str] = []
     minutes: list[float] = []
     at_goal_counts: list[int] = []
     done_counts: list[int] = []
@@ -341,6 +342,7 @@ def progress_view(
         key = week_of(dt.datetime.combine(day, dt.time(12), zone), zone)
         week = weeks.get(key)
         labels.append(week_label(key))
+        mondays.append(week_start(key).isoformat())
         minutes.append(round(week.backward_s / 60, 1) if week else 0.0)
         at_goal_counts.append(week.at_goal if week else 0)
         done_counts.append(week.done if week else 0)
@@ -359,14 +361,13 @@ def progress_view(
         # newest first, every week from the first session's to this one: a missed week is
         # listed, 0 done, not skipped (none without sessions: the page says "no sessions yet")
         "weeks": listed,
-        # each listed week as the chart's axis and the headline name it ("Week of 30 Nov"),
-        # not by its ISO key ("2026-W49"), which no physio reads as a date
-        "week_labels": {w.week: week_label(w.week) for w in listed},
         "at_goal": {s.id: at_goal(s) for s in sessions},
         "done": {s.id: done(s) for s in sessions},
         "status_words": {s.id: status_words(s) for s in sessions},
         "chart": {
             "labels": labels,
+            # each week's Monday, for the browser to say as it says every date (time.js)
+            "mondays": mondays,
             "backward_min": minutes,
             "at_goal": at_goal_counts,
             "done": done_counts,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from core.gait_trends import METRICS, Change, Metric, WeekValue, change, weekly
-from core.progress import week_label
+from core.progress import week_label, week_start
 from core.protocol.messages import BalanceFigures, GaitFigures
 
 log = logging.getLogger(__name__)
@@ -69,11 +69,19 @@ class Trend:
         c = self.change
         if c is None:
             return ""
-        unit = f" {self.unit}" if self.unit else ""
         return (
             f"Week of {week_label(c.from_week)} to week of {week_label(c.to_week)}: "
-            f"{c.delta:+.3g}{unit}, noise (MDC95) {c.mdc95:.3g}{unit}: {c.verdict}"
+            f"{self.change_amount()}"
         )
+
+    def change_amount(self) -> str:
+        """:meth:`describe_change` after its weeks ("+0.3 m/s², noise (MDC95) 0.05 m/s²:
+        improved"): the page puts the weeks in the browser's words before it."""
+        c = self.change
+        if c is None:
+            return ""
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{c.delta:+.3g}{unit}, noise (MDC95) {c.mdc95:.3g}{unit}: {c.verdict}"
 
 
 def trends(measures: Sequence[SessionMeasures], zone: dt.tzinfo) -> list[Trend]:
@@ -97,6 +105,7 @@ def trends_json(found: Sequence[Trend]) -> list[dict[str, object]]:
             "unit": t.unit,
             "mdc95": round(t.metric.mdc95, 4),
             "labels": t.labels,
+            "mondays": [week_start(w.week).isoformat() for w in t.weeks],
             "median": [round(w.median, 4) for w in t.weeks],
             "low": [round(w.low, 4) for w in t.weeks],
             "high": [round(w.high, 4) for w in t.weeks],

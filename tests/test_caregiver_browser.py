@@ -686,8 +686,9 @@ def test_progress_page_sessions_weekly_goal_and_chart(
         "3 sessions; 3 of 3 prescribed sessions done; longest backward stretch 10.0 of 10 min "
         "(2 of 3 sessions at goal)"
     )
-    # named as the chart's axis and the headline name it, not "2026-W49"
-    expect(page.locator("#weeks li strong").first).to_have_text(f"Week of {monday.day} {monday:%b}")
+    # named as the chart's axis and the headline name it, not "2026-W49", and as the browser
+    # says every date here (headless Chromium's American English: "Nov 30", as "Mon, Nov 30")
+    expect(page.locator("#weeks li strong").first).to_have_text(f"Week of {monday:%b} {monday.day}")
     expect(page.locator("#progress-chart")).to_have_attribute("data-rendered", "1")
     width, height, bar, red = page.evaluate(PAINT, "#progress-chart canvas")
     assert width > 0 and height > 0 and bar > 500 and red > 100, (width, height, bar, red)
@@ -1088,7 +1089,8 @@ def test_times_show_in_the_browsers_zone_and_the_service_zone_without_script(
         # the weeks' zone as the banner names it ("CET"), not its IANA key ("Europe/Berlin")
         berlin_now = dt.datetime.now(ZoneInfo("Europe/Berlin")).tzname() or ""
         expect(page.locator("#goal")).to_contain_text(f"({berlin_now})")
-        cell = page.locator('#sessions [data-label="Date"] time')
+        # the session's time of day, under its date (each a <time>: two whole lines)
+        cell = page.locator('#sessions [data-label="Date"] time[data-format="clock"]')
         expect(cell).to_have_attribute("data-local", "1")
         local = started.astimezone(ZoneInfo("America/New_York"))
         assert f"{local:%H:%M}" in (cell.text_content() or "")
@@ -1100,7 +1102,7 @@ def test_times_show_in_the_browsers_zone_and_the_service_zone_without_script(
         # (caregiver/localtime.py), not "01:13:14 AM"
         us_page = _login(browser, service, timezone_id="America/New_York", locale="en-US")
         us_page.goto(f"{service.url}/devices/treadmill-1/progress")
-        us_cell = us_page.locator('#sessions [data-label="Date"] time')
+        us_cell = us_page.locator('#sessions [data-label="Date"] time[data-format="clock"]')
         expect(us_cell).to_have_attribute("data-local", "1")
         us_text = us_cell.text_content() or ""
         assert f"{local:%H:%M}" in us_text and not re.search(r"\b[AP]M\b", us_text), us_text

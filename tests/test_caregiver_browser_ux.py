@@ -290,6 +290,94 @@ def test_the_banner_s_buttons_stand_in_the_same_places_on_every_page(
     device.close()
 
 
+_PROGRESS_READ = """() => {
+    const lines = el => {  // the lines its words take on screen
+        const r = document.createRange(); r.selectNodeContents(el);
+        return new Set(Array.from(r.getClientRects()).map(b => Math.round(b.bottom))).size;
+    };
+    const box = e => { const b = e.getBoundingClientRect();
+                       return [Math.round(b.left), Math.round(b.top), b.width, b.height]; };
+    const table = document.getElementById('sessions');
+    return {
+        stats: Array.from(document.querySelectorAll('#goals .stat')).map(box),
+        goals: document.getElementById('goals').getBoundingClientRect().width,
+        dates: Array.from(table.querySelectorAll('tbody td[data-label="Date"] .cell'))
+            .map(c => [c.innerText, lines(c)]),
+        table: [table.scrollWidth, table.parentElement.clientWidth],
+        detail: document.querySelector('.goal-detail').innerText,
+        weeks: Array.from(document.querySelectorAll('#weeks li'))
+            .map(li => [li.dataset.week, li.querySelector('strong').innerText]),
+        trendWeeks: Array.from(document.querySelectorAll('.trend-weeks tbody tr'))
+            .map(tr => [tr.dataset.week, tr.cells[0].innerText]),
+        chart: document.getElementById('progress-chart').dataset.weeks,
+        change: document.querySelector('.trend-change').innerText,
+    };
+}"""
+
+
+def _monday_said(week: str) -> str:
+    """A week by its Monday as an American browser says a date (headless Chromium's language),
+    "Nov 30": as the table's "Mon, Nov 30"."""
+    from core.progress import week_start
+
+    monday = week_start(week)
+    return f"{monday:%b} {monday.day}"
+
+
+@pytest.mark.parametrize("width", [1280, 1024, 900, 360])
+def test_the_progress_page_s_boxes_dates_and_weeks_read_as_one_page(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """A physio's progress page: the three goal boxes side by side of one height, or one under
+    another (at 900 px two sat beside each other and the third alone under them, half as tall);
+    each session's date on two lines at most, its day and its time of day each whole (at 1024
+    px "Mon, Nov 30, 09:00 UTC" took five lines, a word a line), the table within its box; and
+    a week said as every date on the page is, by its Monday ("Week of Nov 30" beside "Mon, Nov
+    30", not "Week of 30 Nov"): the week's line, the weekly list, the chart, the trends."""
+    from playwright.sync_api import expect
+
+    devices = _scene(service, mosquitto)
+    page = _page(browser, service, width)
+    page.goto(service.url + "/devices/treadmill-1/progress")
+    expect(page.locator("#progress-chart")).to_have_attribute("data-rendered", "1")
+    expect(page.locator("#trends")).to_have_attribute("data-rendered", "7")
+    seen = page.evaluate(_PROGRESS_READ)
+
+    stats = seen["stats"]
+    rows: dict[int, list[list[float]]] = {}
+    for b in stats:
+        rows.setdefault(b[1], []).append(b)
+    for row in rows.values():
+        if len(row) == 1:  # one under another: each the whole width
+            assert row[0][2] >= seen["goals"] - 1, (width, stats)
+        else:
+            assert len(row) == 3 and max(b[3] for b in row) - min(b[3] for b in row) < 1, stats
+    assert len(rows) in (1, 3), (width, stats)
+
+    assert seen["dates"], seen
+    for said, lines in seen["dates"]:
+        assert lines <= 2 and re.match(r"^\w{3}, (\w{3}) \d{1,2} \d\d:\d\d UTC", said), seen
+    assert seen["table"][0] <= seen["table"][1] or width < 900, seen["table"]
+
+    year, week, _ = dt.datetime.now(dt.UTC).isocalendar()
+    this_week = f"{year}-W{week:02d}"
+    assert seen["detail"].startswith(f"Week of {_monday_said(this_week)} (UTC): "), seen
+    assert seen["weeks"] and all(
+        said == f"Week of {_monday_said(key)}" for key, said in seen["weeks"]
+    ), seen["weeks"]
+    assert seen["trendWeeks"] and all(
+        said == _monday_said(key) for key, said in seen["trendWeeks"]
+    ), seen["trendWeeks"]
+    listed = {_monday_said(key) for key, _ in seen["weeks"]}
+    assert listed <= set(seen["chart"].split("|")), seen["chart"]
+    assert re.match(r"^Week of \w{3} \d{1,2} to week of \w{3} \d{1,2}: ", seen["change"]), seen
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=_shot(tmp_path, service, f"progress-read-{width}.png"), full_page=True)
+    page.context.close()
+    for d in devices:
+        d.close()
+
+
 def test_a_second_caregiver_s_alarm_stops_saying_who_answered_when_another_acknowledges(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:

@@ -103,7 +103,8 @@ def test_a_sunday_late_session_counts_in_the_treadmill_s_week_on_the_dashboard(
         status, _, page = web.request("GET", f"/devices/{DEVICE}/progress")
         assert status == 200
         # this week is the treadmill's W07, all three done: what its progression counted
-        assert "Week of 9 Feb (EST)" in page
+        # the week by its Monday, for the browser to say as it says every date (static/time.js)
+        assert 'Week of <time datetime="2026-02-09" data-format="day">9 Feb</time> (EST)' in page
         assert "<strong>3 of 3</strong> prescribed sessions done" in page
         _, _, chart = web.request("GET", f"/api/devices/{DEVICE}/progress")
         figures = json.loads(chart)
@@ -153,4 +154,5 @@ def test_a_device_that_names_no_zone_is_counted_in_the_service_s_zone(
         web = Http(cg.port)
         assert web.login() == 303
         _, _, page = web.request("GET", f"/devices/{DEVICE}/progress")
-        assert "Week of 16 Feb (UTC)" in page  # Monday 04:30 in the service's zone
+        # Monday 04:30 in the service's zone
+        assert 'Week of <time datetime="2026-02-16" data-format="day">16 Feb</time> (UTC)' in page

@@ -43,6 +43,7 @@ from caregiver.localtime import iso_of, moment_of, words
 from caregiver.priority import urgency_of
 from caregiver.seen import Acknowledged, Seen, earlier_notice, notice
 from caregiver.storage import Store, Urgency
+from core.progress import week_label, week_start
 from core.protocol.commands import Command
 from core.protocol.plan import Plan, plan_words
 from core.protocol.words import ALERT_SAID
@@ -361,6 +362,18 @@ def caregiver_of(request: HTTPConnection) -> Caregiver | None:
     return user if isinstance(user, Caregiver) else None
 
 
+def week_element(week: str) -> Markup:
+    """``<time datetime="<its Monday>" data-format="day">`` for a walker's week ("2026-W49"):
+    the browser says the day as it says every other date on the dashboard ("Nov 30" beside
+    "Mon, Nov 30, 09:00 UTC" in an American browser; ``static/time.js``), the text until then
+    (and without scripts) :func:`core.progress.week_label`'s, as the PDF report says it. The
+    page said "Week of 30 Nov" above a table whose dates read "Mon, Nov 30"."""
+    return Markup(
+        f'<time datetime="{week_start(week).isoformat()}" data-format="day">'
+        f"{escape(week_label(week))}</time>"
+    )
+
+
 class Site:
     """The templates and the request checks, bound to one service."""
 
@@ -373,6 +386,7 @@ class Site:
         self.templates.env.globals["device_name"] = backend.device_name
         self.templates.env.globals["device_link"] = story.device_link
         self.templates.env.filters["when"] = self.time_element
+        self.templates.env.filters["week"] = week_element
         # who: the walker its incident names (the page's ``who``, read off the event loop)
         self.templates.env.globals["card_story"] = lambda d, who=None: story.card(
             d, backend.clock(), who
@@ -396,7 +410,8 @@ class Site:
         """A stored time as the page shows it: UTC for the browser, and the service zone's
         words until the browser has put it in its own (:meth:`time_element`, and the live
         feed's messages, :mod:`caregiver.feed`). ``format``: datetime (to the second),
-        minute, date, or time (of day, to the second)."""
+        minute, date, time (of day, to the second) or clock (of day, to the minute: a
+        session's start under its date, each a line of the progress table's Date column)."""
         if value is None or value == "":
             return None
         moment = moment_of(value)  # read once for both texts
@@ -407,7 +422,7 @@ class Site:
             text, iso = words(moment, self.backend.config.zone, seconds=seconds), iso_of(moment)
         if format == "date":
             text = text.split(",")[0]
-        elif format == "time":
+        elif format in ("time", "clock"):
             text = text.split(", ")[-1]
         return Moment(iso, text, format)
 

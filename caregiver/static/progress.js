@@ -1,3 +1,14 @@
+// Each week of a chart said by its Monday as the page says every date (time.js's "day":
+// "Nov 30" in an American browser): the server's "30 Nov" beside the table's "Mon, Nov 30"
+// read as two ways of writing dates. The server's labels where the browser cannot.
+window.retroguardWeekLabels = function (data) {
+  var say = window.retroguardDay;
+  return data.labels.map(function (label, i) {
+    var day = say && data.mondays && data.mondays[i] ? say(data.mondays[i]) : null;
+    return day || label;
+  });
+};
+
 // The progress chart: sessions done per week (bars) against the sessions prescribed (uPlot):
 // adherence, as the page's panels, the report and the session summary say the week
 // (core.progress.week_goal_words). It was minutes backward against 3 x 10 min, a third
@@ -25,6 +36,7 @@
 
   function draw(s) {
     var n = s.labels.length;
+    s.labels = window.retroguardWeekLabels(s);
     var x = s.labels.map(function (_, i) { return i; });
     var top = Math.max(s.prescribed * 1.25, Math.max.apply(null, s.done.concat([0])) * 1.1);
     var width = Math.max(300, Math.min(box.clientWidth, 1100));
@@ -47,6 +59,7 @@
       cursor: { show: false },
       hooks: { draw: [goalLine(s.prescribed)] }
     }, [x, s.done], box);
+    box.dataset.weeks = s.labels.join("|");  // the weeks as said, for a test to read
     box.dataset.rendered = "1";
   }
 
@@ -87,6 +100,7 @@
 
   function draw(t, el) {
     var n = t.labels.length;
+    t.labels = window.retroguardWeekLabels(t);
     var x = t.labels.map(function (_, i) { return i; });
     var centre = t.median[0];
     var lows = t.low.concat([centre - t.mdc95]), highs = t.high.concat([centre + t.mdc95]);

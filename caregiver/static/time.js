@@ -11,12 +11,21 @@
     datetime: Object.assign({ day: "numeric", month: "short", second: "2-digit" }, clock),
     minute: Object.assign({ weekday: "short", day: "numeric", month: "short" }, clock),
     date: { weekday: "short", day: "numeric", month: "short" },
-    time: Object.assign({ second: "2-digit" }, clock)
+    time: Object.assign({ second: "2-digit" }, clock),
+    // a session's start under its date (the progress table's Date column: two short lines,
+    // not "Mon, Nov 30, 09:00 UTC" wrapped word by word into five)
+    clock: clock,
+    // a calendar day, not a moment: a walker's week by its Monday ("2026-11-30"), said as
+    // every date here is ("Nov 30" in an American browser, "30 Nov" in a British one), in no
+    // zone (its midnight in UTC read in New York was the Sunday before)
+    day: { day: "numeric", month: "short", timeZone: "UTC" }
   };
+  var bare = { time: true, clock: true };  // no date in them: never a year
   var made = {}, thisYear = new Date().getFullYear();
   function formatter(name, moment) {  // making one costs far more than using it: one per kind
     var key = formats[name] ? name : "datetime";
-    var withYear = key !== "time" && moment.getFullYear() !== thisYear;
+    var year = key === "day" ? moment.getUTCFullYear() : moment.getFullYear();
+    var withYear = !bare[key] && year !== thisYear;
     var id = key + (withYear ? "+year" : "");
     if (!made[id]) {
       var options = Object.assign({}, formats[key]);
@@ -50,5 +59,11 @@
     });
   }
   window.retroguardLocalTime = localise;
+  // a week's Monday ("2026-11-30") said as the page's <time data-format="day"> say it, for
+  // the progress page's charts (progress.js); null for no date
+  window.retroguardDay = function (iso) {
+    var moment = new Date(iso);
+    return isNaN(moment.getTime()) ? null : format(formatter("day", moment), moment);
+  };
   localise(document);
 })();
