@@ -212,7 +212,8 @@ def test_the_event_page_s_charts_give_the_traces_the_room_and_the_whole_ten_seco
     heading (at 360 px a fixed axis and a rotated unit took 90 of the chart's 300 px, a third),
     and the time axis over the whole recording, -4 to 10 s (at 1280 px its ticks stopped at 9
     of the 10 s after the belt stopped: uPlot's range ended at the last sample, 9.99 s); a
-    tick each second at 1280 px, each two at 360 px."""
+    tick each second at 1280 px, each two at 360 px; the three value axes one width, so the
+    charts' seconds stand one above another."""
     from playwright.sync_api import expect
 
     device = SimDevice(mosquitto, "treadmill-1")
@@ -226,6 +227,8 @@ def test_the_event_page_s_charts_give_the_traces_the_room_and_the_whole_ten_seco
     assert [c["title"] for c in charts] == [
         "Acceleration (g)", "Tilt from upright (degrees)", "Turning speed (deg/s)"
     ], charts  # fmt: skip
+    # one axis width for the three: their 0 s lines stand one above another
+    assert len({c["left"] for c in charts}) == 1, charts
     step = 1 if width == 1280 else 2
     for c in charts:
         assert c["left"] <= 0.15 * c["chart"] and c["plot"] >= 0.8 * c["chart"], c

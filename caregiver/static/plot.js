@@ -47,14 +47,18 @@
       return ticks;
     };
   }
-  // The value axis is as wide as its widest number, the unit said in the chart's heading:
-  // a fixed 60 px and a rotated unit label took a third of a phone's chart (90 of 290 px).
+  // The value axis is as wide as the widest number of the three charts', the unit said in the
+  // chart's heading: a fixed 60 px and a rotated unit label took a third of a phone's chart
+  // (90 of 300 px). One width for the three, so their 0 s lines stand one above another.
+  var axisRoom = 0;
   function fitted(u, values, axisIdx, cycleNum) {
     var axis = u.axes[axisIdx];
     if (cycleNum > 1) return axis._size;
     var widest = (values || []).reduce(function (w, v) { return v.length > w.length ? v : w; }, "");
     u.ctx.font = axis.font[0];
-    return Math.ceil(axis.ticks.size + axis.gap + u.ctx.measureText(widest).width / devicePixelRatio) + 4;
+    var room = Math.ceil(axis.ticks.size + axis.gap + u.ctx.measureText(widest).width / devicePixelRatio) + 4;
+    axisRoom = Math.max(axisRoom, room);
+    return axisRoom;
   }
 
   function chart(title, unit, t, values, color, marks) {
@@ -87,9 +91,21 @@
   fetch(box.dataset.plot, { credentials: "same-origin" })
     .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
     .then(function (s) {
-      chart("Acceleration", "g", s.t, s.accel_g, "#000000", s.marks);
-      chart("Tilt from upright", "degrees", s.t, s.tilt_deg, "#0033aa", s.marks);
-      chart("Turning speed", "deg/s", s.t, s.rate_dps, "#8a4b00", s.marks);
+      var charts = [
+        chart("Acceleration", "g", s.t, s.accel_g, "#000000", s.marks),
+        chart("Tilt from upright", "degrees", s.t, s.tilt_deg, "#0033aa", s.marks),
+        chart("Turning speed", "deg/s", s.t, s.rate_dps, "#8a4b00", s.marks)
+      ];
+      // the widest axis is known once the three are laid out (uPlot lays a chart out after
+      // its constructor returns): the others then take its width
+      return new Promise(function (done) { setTimeout(done, 0); }).then(function () {
+        charts.forEach(function (u) {
+          if (u.axes[1]._size !== axisRoom) u.setSize({ width: u.width, height: u.height });
+        });
+        return s;
+      });
+    })
+    .then(function (s) {
       var note = document.createElement("p");
       note.className = "hint";
       note.textContent = "Upright is " + s.upright + ".";
