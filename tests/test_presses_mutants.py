@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -31,6 +32,7 @@ from firmware.session.walker_choice import WalkerChooser
 from hal.buzzer_patterns import get_pattern
 from hal.gpio import GpioBuzzer
 from sim.pins import ClockedMockFactory
+from tests.app_support import Frozen, close_rigs, make_rig
 
 BUZZER_PIN = 22
 
@@ -263,3 +265,46 @@ def test_a_roster_without_the_chosen_walker_gives_its_selection_even_before_the_
     sent.append((WalkerRoster(2, [DEFAULT_WALKER, ben], selected=DEFAULT_WALKER), False))
     assert chooser.take_roster()
     assert chooser.walker == DEFAULT_WALKER and list(chooser.walkers) == [DEFAULT_WALKER, ben]
+
+
+def test_a_walkers_number_stopped_outright_is_not_beeped_again(
+    buzzer: tuple[GpioBuzzer, SimClock],
+) -> None:
+    """A number stopped outright (the buzzer silenced, nothing sounding after it: the monitor
+    stopping) is over, not cut short by another pattern: it is not beeped again once the buzzer
+    is free, which it already is (mutant: the ``playing is None`` test dropped from
+    ``watch_beep``: the stopped number started again on its own)."""
+    out, clock = buzzer
+    chooser = WalkerChooser(cast(SafetyView, _Standby()), out, Prompts.for_language("en"))
+    chooser.walkers = (DEFAULT_WALKER, Walker("anna", "Anna"))
+    chooser.cycle(clock.monotonic(), None)
+    assert out.pattern == "walker_2"
+    clock.advance(0.25)  # in its lead-in
+    out.stop()
+    chooser.watch_beep(clock.monotonic(), False)
+    assert chooser.beep is None  # over: nothing waits to beep it again
+    clock.advance(get_pattern("walker_2").period)
+    out.update(clock.monotonic())
+    assert out.pattern is None
+
+
+# -- firmware.safety: the reset press in FAULT -------------------------------------------
+
+
+@pytest.mark.usefixtures(close_rigs.__name__)
+def test_a_press_at_the_instant_a_fault_began_is_no_answer_to_it(tmp_path: Path) -> None:
+    """A press counts as made in a state only if it went down after the state began (docs/
+    safety.md, "local reset"): one at the fault's own instant was made before it (a tap while
+    ARMED, reported once its sequence was over) and is nobody's answer to it, so it leaves the
+    fault's beeps sounding; a press a moment later is refused (mutant: ``>=`` for ``>`` in
+    ``on_button``'s FAULT test: the press at the boundary silenced the fault's beeps with a
+    refusal, as :mod:`tests.test_arming_mutants` requires of a press from before the fault)."""
+    rig = make_rig(tmp_path, motion=Frozen())  # stuck on one reading since power-on: FAULT
+    rig.run_for(1.0)
+    controller, buzzer = rig.app.controller, rig.app.gpio.buzzer
+    assert rig.state == "FAULT" and buzzer.pattern == "fault"
+    now = rig.clock.monotonic()
+    controller.on_button(controller.since, now)
+    assert buzzer.pattern == "fault"  # not answered: the fault's beeps go on
+    controller.on_button(controller.since + 0.005, now)
+    assert buzzer.pattern == "refused" and rig.state == "FAULT"
