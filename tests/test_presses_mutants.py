@@ -32,7 +32,7 @@ from firmware.session.walker_choice import WalkerChooser
 from hal.buzzer_patterns import get_pattern
 from hal.gpio import GpioBuzzer
 from sim.pins import ClockedMockFactory
-from tests.app_support import Frozen, close_rigs, make_rig
+from tests.app_support import Frozen, TripOnDemand, armed_rig, close_rigs, make_rig
 
 BUZZER_PIN = 22
 
@@ -308,3 +308,25 @@ def test_a_press_at_the_instant_a_fault_began_is_no_answer_to_it(tmp_path: Path)
     assert buzzer.pattern == "fault"  # not answered: the fault's beeps go on
     controller.on_button(controller.since + 0.005, now)
     assert buzzer.pattern == "refused" and rig.state == "FAULT"
+
+
+@pytest.mark.usefixtures(close_rigs.__name__)
+def test_a_press_at_the_instant_of_a_trip_does_not_rearm(tmp_path: Path) -> None:
+    """Only a press that went down after the trip may re-arm: one at the trip's own instant
+    was made while the walk was still ARMED (the stumble and the walker's hand on the button
+    together), not by a walker who saw the belt stop (mutant: ``<`` for ``<=`` in
+    ``on_button``'s "pressed before this state began" test: that press armed the belt again
+    at once)."""
+    detector = TripOnDemand()
+    rig = armed_rig(tmp_path, detector=detector, relay_drive="static")
+    controller = rig.app.controller
+    rig.run_for(0.5)
+    detector.trip = True
+    rig.run_for(0.1)
+    assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
+    controller.on_button(controller.since, rig.clock.monotonic())  # held, as for the chirp
+    rig.run_for(0.1)
+    assert rig.state == "TRIPPED" and not rig.hardware.contact_closed()
+    assert rig.app.gpio.buzzer.pattern == "alarm"  # not answered: the alarm sounds on
+    rig.press_reset()  # a press after the trip re-arms, as always
+    assert rig.state == "ARMED"
