@@ -20,10 +20,11 @@ from typing import cast
 import pytest
 
 from core.clock import SimClock
+from core.protocol.events import EventType
 from core.protocol.walker import DEFAULT_WALKER, Walker
 from firmware.link.messages import WalkerRoster
-from firmware.presses import ResetButtonPatterns, ResetPress
-from firmware.safety import SafetyState
+from firmware.presses import HelpSource, ResetButtonPatterns, ResetPress
+from firmware.safety import HELP_REPEAT_S, SafetyState
 from firmware.session.cues import CUT_SLACK_S
 from firmware.session.gestures import SHORT_PRESS_S, GestureKind, GestureRecognizer
 from firmware.session.safety_view import SafetyView
@@ -330,3 +331,20 @@ def test_a_press_at_the_instant_of_a_trip_does_not_rearm(tmp_path: Path) -> None
     assert rig.app.gpio.buzzer.pattern == "alarm"  # not answered: the alarm sounds on
     rig.press_reset()  # a press after the trip re-arms, as always
     assert rig.state == "ARMED"
+
+
+@pytest.mark.usefixtures(close_rigs.__name__)
+def test_a_call_for_help_once_the_repeat_time_is_over_is_sent_again(tmp_path: Path) -> None:
+    """A call for help within :data:`HELP_REPEAT_S` of the last is confirmed, not sent again
+    (the caregivers are being paged); one that long after is a new call, sent (mutant: ``<=``
+    for ``<`` in ``on_help``: a call exactly that long after was swallowed). The times are
+    exact in binary."""
+    rig = make_rig(tmp_path)
+    rig.run_for(1.0)
+    controller = rig.app.controller
+    now = rig.clock.monotonic()
+    controller.on_help(HelpSource.RESET_BUTTON, 64.0, now)
+    controller.on_help(HelpSource.RESET_BUTTON, 64.0 + HELP_REPEAT_S / 2, now)  # confirmed only
+    controller.on_help(HelpSource.RESET_BUTTON, 64.0 + HELP_REPEAT_S, now)
+    rig.run_for(0.1)
+    assert rig.events().count(EventType.HELP) == 2
