@@ -5,9 +5,11 @@ patterns being told apart: :mod:`firmware.presses` (the loop's reset presses and
 help), :mod:`firmware.session.gestures` (the session's double and long presses) and
 :mod:`firmware.session.walker_choice` (a double press in STANDBY choosing the next walker).
 The rules are the table in docs/safety.md, "Button press patterns". The recognisers are pure
-(edges in, outcomes out), so most tests feed them edges whose times are exact in binary; the
-walker-choice tests run the whole monitor loop on the simulated hardware (as
-:mod:`tests.test_walkers`).
+(edges in, outcomes out), so their tests feed them edges whose times are exact in binary; the
+walker-choice tests drive the chooser with the real buzzer output on a gpiozero mock pin; the
+controller's tests (a press at a state's own instant, a repeated call for help) run the whole
+monitor on the simulated hardware (:mod:`tests.app_support`). Equivalent mutants, and those
+left alone, are listed in the mut30 report, not here.
 """
 
 from __future__ import annotations
