@@ -8,8 +8,21 @@ The rules are the table in docs/safety.md, "Button press patterns". The recognis
 (edges in, outcomes out), so their tests feed them edges whose times are exact in binary; the
 walker-choice tests drive the chooser with the real buzzer output on a gpiozero mock pin; the
 controller's tests (a press at a state's own instant, a repeated call for help) run the whole
-monitor on the simulated hardware (:mod:`tests.app_support`). Equivalent mutants, and those
-left alone, are listed in the mut30 report, not here.
+monitor on the simulated hardware (:mod:`tests.app_support`).
+
+Survivors left alone, each equivalent (no input tells it from the original):
+
+* presses: ``not downs or`` dropped in ``_settle`` (an empty sequence ends as nothing);
+  ``MAX_EDGES`` a step (a bound, its tests read the constant).
+* gestures: the double press's own gap test (``_settle`` already ends a pattern whose pause
+  ran out before the next press); ``>`` for ``>=`` and the strokes kept in ``_release``'s long
+  press (unreachable: ``_settle`` at the release's own time fires it first).
+* walker_choice: ``self.beep = None`` in ``cycle`` (a stale beep is dropped by
+  ``_choice_holds``); the beep made even with no buzzer pattern, or with ``ends`` set when
+  refused (the next ``watch_beep`` turns it into a wait); ``playing == pattern`` after a late
+  play, ``>`` for ``>=`` at its end (a tick later, same silence).
+* safety: ``pressed_at > since`` dropped in STARTING (no press predates the start; either
+  way nothing arms).
 """
 
 from __future__ import annotations
