@@ -1003,7 +1003,12 @@
   // answer. Once nothing the banner alarms for is open (the service's list), the banner
   // gives way to a green notice saying who answered (the card's words), in its room: the
   // card under the thumb stays where it was (keepPlace). What else pages is listed under it.
-  function answeredElsewhere() {
+  // The card's own change comes in a later batch than the rows that closed its alert (the
+  // feed sends cards once no row is queued): until it does, the card still says the alert is
+  // open, and the notice could only say "was answered", not who. Each batch with cards asks
+  // again; after CARD_WAIT_MS without one the alarm stops all the same.
+  var CARD_WAIT_MS = 3000, cardWait = null;
+  function answeredElsewhere(force) {
     var was = showing.slice();
     if (!was.length || !notice) return;
     stillOpen("").then(function (open) {
@@ -1028,6 +1033,13 @@
       var card = document.getElementById("card-" + last.device);
       var top = card ? card.getBoundingClientRect().top : 0;
       var said = card ? card.querySelector(".headline a") : null;
+      if (card && card.querySelector(".headline-open") && !force) {
+        if (!cardWait) {
+          cardWait = setTimeout(function () { cardWait = null; answeredElsewhere(true); }, CARD_WAIT_MS);
+        }
+        return;
+      }
+      if (cardWait) { clearTimeout(cardWait); cardWait = null; }
       var height = heightOf(banner);
       silence();
       showNotice(said && !card.querySelector(".headline-open")
