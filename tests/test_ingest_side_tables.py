@@ -386,3 +386,39 @@ def test_a_recording_event_stored_alone_goes_without_its_recording_too(
     finally:
         device.close()
         service.stop()
+
+
+def test_a_banner_that_cannot_be_said_costs_no_fall(
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    receiver: Receiver,
+    caregiver_db: str,
+) -> None:
+    """Saying a part's fault (the banner's callback, :attr:`SideFaults.on_change`) runs
+    inside the fall's own transaction when the recording is refused there: a callback that
+    raised undid the fall's recording event (the message rejected, its incident's recording
+    event not stored) for a banner. The fault is said in the store all the same, and the
+    callback's error is logged."""
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
+    device = SimDevice(mosquitto, DEVICE)
+
+    def broken_banner() -> None:
+        raise RuntimeError("the banner's bug")
+
+    try:
+        device.online()
+        ids = device.incident_fall()
+        assert _stored(service, ids["window"]["id"])
+        execute(caregiver_db, "ALTER TABLE recordings RENAME TO recordings_damaged")
+        service.store.side_faults.on_change = broken_banner
+        device.seq += 1
+        window = dict(ids["window"], id=uuid.uuid4().hex, seq=device.seq)
+        topic = f"retroguard/{DEVICE}/event"
+        assert service.ingestor.handle(topic, json.dumps(window).encode())
+        stored = service.store.event(window["id"])
+        assert stored is not None, "the recording event was undone for the banner's error"
+        assert service.store.recording_unstored(stored)
+        assert "recordings" in _failing(service)
+    finally:
+        device.close()
+        service.stop()

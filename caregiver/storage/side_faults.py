@@ -121,7 +121,8 @@ class SideFaults:
     """Which parts of the database cannot be used now (any thread). :meth:`failed` when work
     went on without a part, :meth:`works` when a read or write of it succeeded; each change
     calls :attr:`on_change` (outside the lock: it must not call the store, it may be called
-    with the store's lock held) and is logged once, at its start and at its end."""
+    with the store's lock held; its error is logged, not raised) and is logged once, at its
+    start and at its end."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
@@ -169,5 +170,12 @@ class SideFaults:
             return tuple(sorted(self._faults.values(), key=lambda f: f.since))
 
     def _changed(self) -> None:
-        if self.on_change is not None:
+        """Tell :attr:`on_change`; its error is logged, never raised: the caller is often
+        storing an alert (a fall's recording refused inside the fall's own transaction, its
+        walker's name unread while it pages), and a banner that could not be said undid it."""
+        if self.on_change is None:
+            return
+        try:
             self.on_change()
+        except Exception:
+            log.exception("the parts of the database failing could not be said (they are kept)")
