@@ -444,6 +444,9 @@ class Ingestor:
             if telemetry:
                 with self.store.transaction() as tx:
                     tx.set_telemetries(telemetry)
+                faults = self.store.side_faults
+                if faults.failing:  # not through _store_one: said to work here
+                    self._after_commit(lambda: faults.works(Part.TELEMETRY))
             if recordings:
                 self._store_recordings(recordings)
 

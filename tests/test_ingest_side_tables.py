@@ -28,11 +28,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from caregiver.routes.pages import RECORDING_UNSTORED
 from caregiver.service import CaregiverService
-from caregiver.storage import Role
+from caregiver.storage import Part, Role
+from core.protocol.messages import SCHEMA_VERSION, TelemetryMessage
 from tests.caregiver_db import execute
 from tests.caregiver_support import (
     PASSWORD,
@@ -421,4 +423,29 @@ def test_a_banner_that_cannot_be_said_costs_no_fall(
         assert "recordings" in _failing(service)
     finally:
         device.close()
+        service.stop()
+
+
+def test_telemetry_stored_in_a_batch_says_its_part_works_again(
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    receiver: Receiver,
+    caregiver_db: str,
+) -> None:
+    """A batch writes its telemetry at its end, not through each message's handling: the
+    figures a telemetry let go had said unstored (:data:`caregiver.ingest.SIDE_PARTS`) stayed
+    said after the next batch stored them, until the ticker's look read the table."""
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
+    try:
+        service.store.side_faults.failed(Part.TELEMETRY, "caregiver database: locked")
+        telemetry = TelemetryMessage(
+            schema=SCHEMA_VERSION,
+            device_id=DEVICE,
+            wall_time="2026-11-17T09:55:00+00:00",
+            outbox_depth=0,
+        )
+        topic = f"retroguard/{DEVICE}/telemetry"
+        assert service.ingestor.handle_batch([(topic, msgspec.json.encode(telemetry))])
+        assert "telemetry" not in _failing(service)
+    finally:
         service.stop()
