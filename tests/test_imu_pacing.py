@@ -332,8 +332,8 @@ def test_a_line_that_dies_while_armed_keeps_the_relay_held_and_falls_back_to_pol
 ) -> None:
     """The decision: a dead interrupt line is not a reason to stop the belt. It protects
     nothing (the FIFO holds the samples; the IMU-silent fault still trips on a lost sensor), so
-    the loop reads anyway after at most a quarter of the hold time, then polls for good and
-    says so."""
+    the loop reads anyway after at most a quarter of the hold time, then polls (until the
+    line pulses again) and says so."""
     rig = armed(make_rig(tmp_path, imu=ImuConfig(pacing=pacing)))  # type: ignore[arg-type]
     cut_at = rig.clock.monotonic()
     rig.sim_imu.chip.disconnect_int()

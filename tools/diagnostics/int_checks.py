@@ -2,7 +2,8 @@
 
 With ``imu.pacing`` "auto" or "interrupt" the monitor waits on that line
 (:mod:`firmware.pacing`); a dead one costs nothing in safety (the loop reads
-anyway after a bounded wait and then polls for good) but twice the I2C traffic
+anyway after a bounded wait and then polls, until the line pulses again, for good
+the third time it goes quiet) but twice the I2C traffic
 and more CPU, and the monitor only says so in its log and self-test. The
 doctor streams the IMU through the real driver (which sets the chip to pulse
 INT) while :class:`hal.gpio.GpioDataReady` counts the rising edges, as the
