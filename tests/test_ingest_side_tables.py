@@ -31,6 +31,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from caregiver.ingest import SIDE_KINDS, SIDE_PARTS
 from caregiver.routes.pages import RECORDING_UNSTORED
 from caregiver.service import CaregiverService
 from caregiver.storage import Part, Role
@@ -449,3 +450,10 @@ def test_telemetry_stored_in_a_batch_says_its_part_works_again(
         assert "telemetry" not in _failing(service)
     finally:
         service.stop()
+
+
+def test_every_side_message_let_go_has_a_part_to_be_said_in() -> None:
+    """:meth:`Ingestor._side_fault` says a side message let go under its kind's part
+    (:data:`SIDE_PARTS`): a kind added to those let go without a part would be a KeyError on
+    the ingest thread, just after the alerts behind it were stored."""
+    assert set(SIDE_KINDS) <= set(SIDE_PARTS)
