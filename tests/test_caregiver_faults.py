@@ -11,18 +11,15 @@ returning instance takes it from there.
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
-import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.caregiver_db import execute
-from tests.caregiver_support import WAIT, SimDevice, make_config, running_service
+from tests.caregiver_support import SimDevice, make_config, running_service
+from tests.process_support import LoggedProcess
 from tests.storage_support import wait_for
 from tools.broker import Mosquitto
 from tools.pgcluster import PostgresCluster
@@ -35,44 +32,15 @@ def _stored(url: str) -> int:
     return int(execute(url, "SELECT count(*) FROM events")[0][0])
 
 
-class Instance:
+class Instance(LoggedProcess):
     """``retroguard caregiver -c <file>`` in a process of its own; its log is collected."""
 
     def __init__(self, config_file: Path) -> None:
         self.config_file = config_file
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        self.proc = subprocess.Popen(
+        super().__init__(
             [sys.executable, "-c", "import sys; from launcher.cli import main; sys.exit(main())",
              "caregiver", "-c", str(config_file)],
-            stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
         )  # fmt: skip
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self._cond:
-                self.lines.append(line)
-                self._cond.notify_all()
-
-    def wait_log(self, text: str) -> bool:
-        with self._cond:
-            return self._cond.wait_for(lambda: any(text in line for line in self.lines), WAIT)
-
-    def kill(self) -> None:
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(WAIT)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(WAIT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(WAIT)
 
 
 def _config_file(tmp_path: Path, broker: Mosquitto, url: str, name: str) -> Path:

@@ -18,7 +18,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,7 @@ from firmware.storage.sessions import load_sessions
 from launcher.cli import main
 from tests.app_support import WAIT
 from tests.mqtt_helpers import subscriber, validate
+from tests.process_support import LoggedProcess, python_env
 from tests.storage_support import wait_for
 from tools.broker import Mosquitto
 
@@ -231,62 +231,14 @@ STRETCH_S = 2.0
 """Plan seconds the session has walked (its ``status``) before the SIGTERM."""
 
 
-class RunningMonitor:
+def running_monitor(config: Path, runtime: Path) -> LoggedProcess:
     """``retroguard run`` in a process of its own (:data:`RUN_ARMED_BY_THE_SIMULATED_BUTTON`),
     its log collected line by line to wait on."""
-
-    def __init__(self, config: Path, runtime: Path) -> None:
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "RUNTIME_DIRECTORY": str(runtime)}
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", RUN_ARMED_BY_THE_SIMULATED_BUTTON, str(config)],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            with self._cond:
-                self.lines.append(line)
-                self._cond.notify_all()
-        with self._cond:
-            self._cond.notify_all()
-
-    @property
-    def log(self) -> str:
-        with self._cond:
-            return "".join(self.lines)
-
-    def wait_log(self, text: str) -> bool:
-        """Until a line holding ``text`` was logged (False: the process ended, or WAIT)."""
-        with self._cond:
-            return self._cond.wait_for(
-                lambda: any(text in line for line in self.lines) or not self._reader.is_alive(),
-                WAIT,
-            ) and any(text in line for line in self.lines)
-
-    def wait_exit(self, timeout: float) -> int | None:
-        """The exit status once the process has ended and its log is read; None if it has not
-        ended within ``timeout``."""
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        self._reader.join(WAIT)
-        return code
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(WAIT)
-        self._reader.join(WAIT)
+    return LoggedProcess(
+        [sys.executable, "-c", RUN_ARMED_BY_THE_SIMULATED_BUTTON, str(config)],
+        cwd=ROOT,
+        env=python_env(ROOT, RUNTIME_DIRECTORY=str(runtime)),
+    )
 
 
 def _plan_t(socket_path: Path) -> float:
@@ -323,7 +275,7 @@ def test_sigterm_during_a_guided_session_stores_it_stopped_and_publishes_its_sum
         f'[session]\nplan = "walk.toml"\ncontrol_socket = "{socket_path}"\n'
     )
     with subscriber(mosquitto, [f"retroguard/{DEVICE}/session"]) as sub:
-        monitor = RunningMonitor(config, tmp_path)
+        monitor = running_monitor(config, tmp_path)
         try:
             assert monitor.wait_log("state ARMED"), monitor.log  # the walker's press armed it
             assert main(["session", "start", "-c", str(config)]) == 0
