@@ -49,7 +49,8 @@ by a loaded host counts no edge either (seen on a loaded test machine, where
 the simulated chip's thread is not real-time). So the line stays open while
 the loop polls, and when it has pulsed for as long again the interrupt paces
 the reads once more, logged; only a line that went quiet
-:data:`MAX_FALLBACKS` times (a loose connection) is polled for good.
+:data:`MAX_FALLBACKS` times (a loose connection) is polled for good — times
+counted again after an hour of pulses (:data:`FORGET_FALLBACKS_AFTER_S`).
 """
 
 from __future__ import annotations
@@ -78,6 +79,11 @@ MAX_FALLBACKS: Final = 3
 """Times the line may go quiet and come back before the loop polls for good: a connection
 that keeps coming and going would have the loop change its pacing, and log it, every half
 second."""
+
+FORGET_FALLBACKS_AFTER_S: Final = 3600.0
+"""Seconds of pulses after the line came back that forget its earlier quiet spells: three
+spells of a loaded host a week apart are not a loose connection, and must not leave the loop
+polling until the next restart."""
 
 
 def dead_after_samples(sample_rate_hz: float) -> int:
@@ -164,7 +170,12 @@ class InterruptPacing:
         self.fallback: str | None = None
         """Why the loop polls now; None while the interrupt paces it."""
         self.fallbacks = 0
-        """Times the line went quiet."""
+        """Times the line went quiet (within :data:`FORGET_FALLBACKS_AFTER_S` of pulses of
+        each other)."""
+        self._forget_after = math.ceil(dead_after * FORGET_FALLBACKS_AFTER_S / DEAD_AFTER_SAMPLES_S)
+        """:data:`FORGET_FALLBACKS_AFTER_S` in pulses (``dead_after`` is
+        :data:`DEAD_AFTER_SAMPLES_S` of them)."""
+        self._resumed_edges = 0
         self._quiet: DataReady | None = None
         """The line while the loop polls, watched for pulses that say it works again."""
         self._quiet_edges = 0
@@ -208,6 +219,9 @@ class InterruptPacing:
         return batch
 
     def _fall_back(self) -> None:
+        line, self._line = self._line, None
+        if line is not None and line.edges - self._resumed_edges >= self._forget_after:
+            self.fallbacks = 0  # the spells before were an hour of pulses ago
         self.fallbacks += 1
         for_good = self.fallbacks >= MAX_FALLBACKS
         self.fallback = (
@@ -216,7 +230,7 @@ class InterruptPacing:
             "gpio.pins.imu_int names the wrong pin (wiring/README.md, section 8)"
             + (
                 f"; the line went quiet {self.fallbacks} times, so a loose connection"
-                if for_good and self.fallbacks > 1
+                if for_good
                 else ""
             )
         )
@@ -225,7 +239,6 @@ class InterruptPacing:
             "" if for_good else " until the line pulses again",
             self.fallback,
         )
-        line, self._line = self._line, None
         if line is None:
             return
         if for_good:
@@ -238,7 +251,7 @@ class InterruptPacing:
         paces the reads again (whatever held its edges off, it was not a cut wire)."""
         pulses = line.edges - self._quiet_edges
         self._line, self._quiet, self.fallback = line, None, None
-        self._seen = line.edges
+        self._seen = self._resumed_edges = line.edges
         self._unsignalled = 0
         log.warning(
             "IMU pacing back on the data-ready interrupt: GPIO%s pulsed %d times while the "

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import itertools
+import math
 import os
 import threading
 import tomllib
@@ -28,6 +29,7 @@ from firmware.app import HealthReports
 from firmware.config import parse_config
 from firmware.link.endpoint import CourierLink
 from firmware.pacing import (
+    FORGET_FALLBACKS_AFTER_S,
     MAX_FALLBACKS,
     InterruptPacing,
     PollPacing,
@@ -758,6 +760,38 @@ def test_an_imu_that_counts_pulses_is_told_how_many_came_and_only_that_imu() -> 
     pacing.read(plain)  # and again: never the other IMU's cheaper read
     assert counted.pulses == [2, 0, 1]
     assert plain.timeouts == [0.0, 0.0]
+
+
+def test_quiet_spells_an_hour_of_pulses_apart_never_add_up_to_polling_for_good() -> None:
+    """A loaded host that held the callback thread off now and then over a week is not a loose
+    connection: an hour of pulses after the line came back forgets the spells before (before:
+    the third spell, days later, left the loop polling until a restart)."""
+    line, imu = ScriptedLine([]), ScriptedImu(per_read=2)
+    pacing = scripted_pacing(line, dead_after=6)
+    hour = math.ceil(6 * FORGET_FALLBACKS_AFTER_S / 0.25)  # 6 pulses are the quarter second
+
+    def quiet_spell() -> None:
+        line._counts = iter([line.edges] * 3)
+        for _ in range(3):
+            pacing.read(imu)
+        assert pacing.mode == "poll"
+        line.edges += 6
+        pacing.read(imu)
+        assert pacing.mode == "interrupt"
+
+    for _ in range(MAX_FALLBACKS + 2):
+        quiet_spell()
+        line.edges += hour  # then an hour of pulses
+        line._counts = iter([line.edges])
+        pacing.read(imu)
+    assert pacing.fallbacks == 1 and not line.closed
+    # and spells closer together still mean a loose connection
+    for _ in range(MAX_FALLBACKS - 1):
+        quiet_spell()
+    line._counts = iter([line.edges] * 3)
+    for _ in range(3):
+        pacing.read(imu)
+    assert pacing.fallbacks == MAX_FALLBACKS and line.closed
 
 
 def test_a_line_is_dead_after_a_quarter_second_of_samples_rounded_up() -> None:
