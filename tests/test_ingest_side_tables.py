@@ -32,7 +32,7 @@ import msgspec
 import pytest
 
 from caregiver.ingest import SIDE_KINDS, SIDE_PARTS
-from caregiver.routes.pages import RECORDING_UNSTORED
+from caregiver.routes.pages import RECORDING_UNREAD, RECORDING_UNSTORED
 from caregiver.service import CaregiverService
 from caregiver.storage import Part, Role
 from core.protocol.messages import SCHEMA_VERSION, TelemetryMessage
@@ -289,6 +289,41 @@ def test_a_fall_whose_recording_its_table_refuses_is_stored_paged_and_said_witho
         _, _, page = http.request("GET", f"/events/{ids['fall']['id']}")
         assert RECORDING_UNSTORED in html.unescape(page)  # the first's stays said
         assert service.ingestor.held == 0 and service.ingestor.storage_fault is None
+    finally:
+        device.close()
+
+
+def test_recordings_unreadable_are_said_only_where_a_recording_is_or_would_be(
+    mosquitto: Mosquitto,
+    paged_service: tuple[CaregiverService, Http],
+    caregiver_db: str,
+) -> None:
+    """While the recordings cannot be read, a fall's pages say its recording cannot be read
+    now; a call for help's page does not: it never has a recording (the belt keeps running,
+    no trip, no window). Before, every incident's page said it, the call for help's too."""
+    service, http = paged_service
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        ids = device.incident_fall()
+        assert _stored(service, ids["window"]["id"])
+        helped = device.event(
+            "help",
+            severity="critical",
+            state="STANDBY",
+            reason="help button",
+            incident=uuid.uuid4().hex,
+        )
+        assert _stored(service, helped["id"])
+        execute(caregiver_db, "ALTER TABLE recordings RENAME TO recordings_damaged")
+        for shown in (ids["fall"]["id"], ids["trip"]["id"], ids["window"]["id"]):
+            status, _, page = http.request("GET", f"/events/{shown}")
+            assert status == 200 and "data-plot=" not in page
+            assert RECORDING_UNREAD in html.unescape(page)
+        assert "recordings" in _failing(service)
+        status, _, page = http.request("GET", f"/events/{helped['id']}")
+        assert status == 200 and "recordings" in _failing(service)
+        assert RECORDING_UNREAD not in html.unescape(page)
     finally:
         device.close()
 

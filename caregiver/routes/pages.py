@@ -60,7 +60,7 @@ def event_page_data(store: Store, event_id: str, device: str) -> dict[str, Any] 
         "has_plot": series is not None,
         # a recording the device sent that its table refused (the alert was stored without
         # it), or one that cannot be read now: said, not just absent
-        "recording_missing": recording_missing(store, event) if series is None else "",
+        "recording_missing": recording_missing(store, event, events) if series is None else "",
     }
 
 
@@ -74,17 +74,31 @@ RECORDING_UNREAD = (
 )
 
 
-def recording_missing(store: Store, event: StoredEvent) -> str:
+RECORDED_TYPES = frozenset({"stumble", "fall", "window"})
+"""The events a recording is sent for or with: the trips that stop the belt (the monitor
+sends the IMU around each in a ``window`` event) and the recording's own event. A call for
+help, a fault, an "I'm OK" has none."""
+
+
+def recording_missing(
+    store: Store, event: StoredEvent, events: list[StoredEvent] | None = None
+) -> str:
     """Why ``event``'s page shows no recording, when one was sent: it could not be stored
     (:meth:`Store.recording_unstored`), or the recordings cannot be read now. "" otherwise
-    (an event with none, as most)."""
+    (an event with none, as most). ``events``: its incident's (the plot shows the incident's
+    recording, :meth:`Store.recording_for`); "cannot be read now" is said only where one is
+    or would be (a trip, a recording event, one stored), not of a call for help."""
     try:
         if store.recording_unstored(event):
             return RECORDING_UNSTORED
     except StorageFault:
         pass  # the events table: the page's own reads say that fault
     failing = {f.part for f in store.side_faults.now()}
-    if Part.RECORDINGS in failing and (event.incident is not None or event.type == "window"):
+    recorded = event.type == "window" or (
+        event.incident is not None
+        and any(e.has_window or e.type in RECORDED_TYPES for e in (events or [event]))
+    )
+    if Part.RECORDINGS in failing and recorded:
         return RECORDING_UNREAD
     return ""
 
