@@ -704,6 +704,7 @@ class Ingestor:
 
     def _event(self, device_id: str, message: EventMessage, event: NewEvent, now: float) -> None:
         recording = message.recording
+        recorded = False  # this message's own recording stored (not a batch's)
         with self.store.transaction() as tx:
             new = tx.record_event(event, now)
             if new:
@@ -711,10 +712,12 @@ class Ingestor:
                     kept = _Recording(message.of, msgspec.msgpack.encode(recording), event)
                     pending: list[_Recording] | None = getattr(self._local, "recordings", None)
                     if pending is None:
-                        self._store_recordings([kept], tx)
+                        recorded = self._store_recordings([kept], tx)
                     else:  # the batch's, at its end: one savepoint and one wait for them all
                         pending.append(kept)
                 self.alerting.on_event(tx, device_id, message)
+        if recorded:  # committed: outside a batch an after-commit action runs at once
+            self.store.side_faults.works(Part.RECORDINGS)
         self._send_receipt(device_id, message.id)
         if not new:
             self._count.duplicates += 1
@@ -728,18 +731,19 @@ class Ingestor:
 
     def _store_recordings(
         self, recordings: list[_Recording], tx: Transaction | None = None
-    ) -> None:
+    ) -> bool:
         """Store the recordings that window events carried (a batch's, at its end, or one
-        message's): an attachment of each incident, not its alert. Written under a
-        savepoint of their own (:meth:`Store.attachment`; one for a batch's, the answers
-        waited for once: a wait each cost PostgreSQL's batches a third more time): a
-        recordings table that refuses them (damaged, missing, locked) leaves their events
-        stored, receipted and alerted without them, each event's stored payload saying so
-        (the fall's page says its recording could not be stored), and the fault said where
-        the banner and /healthz read it. Before, the refusal was the event's: it was held
-        with the broker, and every event after it from the device, the next fall too, for as
-        long as the table refused. ``tx``: the open transaction of the one message's event
-        (a batch's end opens its own)."""
+        message's): an attachment of each incident, not its alert; whether they were stored. Written
+        under a savepoint of their own (:meth:`Store.attachment`; one for a batch's, the answers
+        waited for once: a wait each cost PostgreSQL's batches a third more time): a recordings
+        table that refuses them (damaged, missing, locked) leaves their events stored, receipted and
+        alerted without them, each event's stored payload saying so (the fall's page says its
+        recording could not be stored), and the fault said where the banner and /healthz read it.
+        Before, the refusal was the event's: it was held with the broker, and every event after it
+        from the device, the next fall too, for as long as the table refused. ``tx``: the open
+        transaction of the one message's event (a batch's end opens its own); its caller says the
+        part works once that commits (before, it was said at once, outside a batch: before the
+        commit, which could fail)."""
         faults = self.store.side_faults
 
         def write(ops: Transaction) -> None:
@@ -761,8 +765,10 @@ class Ingestor:
                 for r in recordings:
                     ops.recording_unstored(r.event.id)
             faults.failed(Part.RECORDINGS, exc)
-            return
-        self._after_commit(lambda: faults.works(Part.RECORDINGS))
+            return False
+        if tx is None:  # a batch's end: said when the batch commits
+            self._after_commit(lambda: faults.works(Part.RECORDINGS))
+        return True
 
     def _device_missed_close(self, device_id: str, incident_id: str) -> None:
         """The device's retained ``incident`` says open an incident closed here by a caregiver

@@ -462,6 +462,41 @@ def test_a_banner_that_cannot_be_said_costs_no_fall(
         service.stop()
 
 
+def test_a_recording_stored_alone_says_its_part_works_only_once_committed(
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    receiver: Receiver,
+    caregiver_db: str,
+) -> None:
+    """A message stored alone (not in a batch) runs its after-commit actions at once: the
+    recordings part was said to work again from inside the recording event's transaction,
+    before it committed (a commit that then failed left it said working). Now it is said
+    after the commit: the event is there for another connection to read when it is said."""
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
+    device = SimDevice(mosquitto, DEVICE)
+    said: list[bool] = []
+    try:
+        device.online()
+        ids = device.incident_fall()
+        assert _stored(service, ids["window"]["id"])
+        service.store.side_faults.failed(Part.RECORDINGS, "caregiver database: locked")
+        device.seq += 1
+        window = dict(ids["window"], id=uuid.uuid4().hex, seq=device.seq)
+
+        def committed() -> None:  # another connection sees only what is committed
+            rows = execute(caregiver_db, "SELECT 1 FROM events WHERE id = ?", (window["id"],))
+            said.append(bool(rows))
+
+        service.store.side_faults.on_change = committed
+        topic = f"retroguard/{DEVICE}/event"
+        assert service.ingestor.handle(topic, json.dumps(window).encode())
+        assert "recordings" not in _failing(service)
+        assert said == [True], "the part was said to work before the event committed"
+    finally:
+        device.close()
+        service.stop()
+
+
 def test_telemetry_stored_in_a_batch_says_its_part_works_again(
     mosquitto: Mosquitto,
     tmp_path: Path,
