@@ -14,7 +14,6 @@ import datetime as dt
 import io
 import json
 import math
-import os
 import re
 import uuid
 from collections.abc import Iterator
@@ -43,6 +42,7 @@ from tests.caregiver_support import (
     wait_all_handled,
 )
 from tests.storage_support import wait_for
+from tests.test_caregiver_browser_ux import _shot
 from tools.broker import Mosquitto, mosquitto_available
 
 pytestmark = NEEDS_CHROMIUM
@@ -727,15 +727,6 @@ def test_progress_page_sessions_weekly_goal_and_chart(
     device.close()
 
 
-def _screenshot_dir(tmp_path: Path) -> Path:
-    """Where the progress page's screenshots go: $RETROGUARD_SCREENSHOTS (to look at them),
-    else the test's own directory."""
-    chosen = os.environ.get("RETROGUARD_SCREENSHOTS")
-    folder = Path(chosen) if chosen else tmp_path
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
@@ -761,7 +752,6 @@ def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
         ),
         WAIT,
     )
-    shots = _screenshot_dir(tmp_path)
     page = _login(browser, service, width=1280)
     page.goto(service.url + "/devices/treadmill-1/progress")
     expect(page.locator("#adherence")).to_contain_text("3 of 3 prescribed sessions done")
@@ -796,7 +786,7 @@ def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
     expect(page.locator("#trends")).to_have_attribute("data-rendered", "7")
     width, height, line, _ = page.evaluate(PAINT, "#trend-sway_rms_ap canvas")
     assert width > 0 and height > 0 and line > 200, (width, height, line)
-    page.screenshot(path=str(shots / "progress-1280.png"), full_page=True)
+    page.screenshot(path=_shot(tmp_path, service, "progress-1280.png"), full_page=True)
 
     with page.expect_download() as csv_download:
         page.click("#report-csv")
@@ -824,7 +814,7 @@ def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     box = page.evaluate(BOXES, "#trend-sway_rms_ap canvas")[0]
     assert box["x"] >= 0 and box["x"] + box["width"] <= 360
-    page.screenshot(path=str(shots / "progress-360.png"), full_page=True)
+    page.screenshot(path=_shot(tmp_path, service, "progress-360.png"), full_page=True)
     page.context.close()
     device.close()
 
@@ -959,7 +949,6 @@ def test_every_page_says_plainly_while_the_service_cannot_reach_its_broker(
     service = CaregiverService(make_config(broker, tmp_path))
     service.accounts.add_user("ann", PASSWORD, Role.PHYSIO)
     link = service.ingestor.link
-    shots = _screenshot_dir(tmp_path)
     try:
         service.start(background=False, port=0)
         assert link.wait_for(
@@ -985,7 +974,7 @@ def test_every_page_says_plainly_while_the_service_cannot_reach_its_broker(
         badge = page.locator("#live-status")
         expect(badge).to_have_text("not receiving")  # the page's feed is fine; alerts are not
         _readable_at_the_top(page, width)
-        page.screenshot(path=str(shots / f"broker-down-{width}.png"), full_page=True)
+        page.screenshot(path=_shot(tmp_path, service, f"broker-down-{width}.png"), full_page=True)
 
         broker.start()
         expect(banner).to_be_hidden()  # the live feed says it: no reload
@@ -994,7 +983,7 @@ def test_every_page_says_plainly_while_the_service_cannot_reach_its_broker(
         device.online()
         check("/", "body[data-live='1'] #card-treadmill-1")
         expect(banner).to_be_hidden()
-        page.screenshot(path=str(shots / f"broker-up-{width}.png"), full_page=True)
+        page.screenshot(path=_shot(tmp_path, service, f"broker-up-{width}.png"), full_page=True)
         for path, ready in DEVICE_PAGES:
             check(path, ready)
             expect(banner).to_be_hidden()
@@ -1010,7 +999,7 @@ def test_every_page_says_plainly_while_the_service_cannot_reach_its_broker(
             expect(banner).to_contain_text("Not receiving alerts from the treadmills")
             expect(badge).to_have_text("not receiving")
         _readable_at_the_top(page, width)
-        page.screenshot(path=str(shots / f"broker-lost-{width}.png"), full_page=True)
+        page.screenshot(path=_shot(tmp_path, service, f"broker-lost-{width}.png"), full_page=True)
         checked.context.close()
     finally:
         service.stop()
@@ -1258,7 +1247,6 @@ def test_check_this_treadmill_says_which_checks_failed_then_that_it_passed_at_12
         self_test=lambda: checks,
     )
     device.start()
-    shots = _screenshot_dir(tmp_path)
     try:
         assert device.wait_until(lambda s: s.ready, WAIT)
         assert service.ingestor.wait_for(
@@ -1277,8 +1265,10 @@ def test_check_this_treadmill_says_which_checks_failed_then_that_it_passed_at_12
             "Relay contact (the belt's stop switch) — welded: reads closed in TRIPPED"
         )
         expect(result.locator(".check-id").first).to_have_text("(imu)")
-        page.locator("#self-test").screenshot(path=str(shots / "self-test-failed-1280.png"))
-        page.screenshot(path=str(shots / "device-page-1280.png"), full_page=True)
+        page.locator("#self-test").screenshot(
+            path=_shot(tmp_path, service, "self-test-failed-1280.png")
+        )
+        page.screenshot(path=_shot(tmp_path, service, "device-page-1280.png"), full_page=True)
         page.context.close()
 
         for check in checks.values():  # repaired: the next check passes
@@ -1287,7 +1277,9 @@ def test_check_this_treadmill_says_which_checks_failed_then_that_it_passed_at_12
         phone.goto(service.url + "/devices/treadmill-1")
         result = phone.locator("#self-test-result")
         expect(result).to_contain_text("2 checks failed at")  # the last answer, from the server
-        phone.screenshot(path=str(shots / "device-page-failed-360.png"), full_page=True)
+        phone.screenshot(
+            path=_shot(tmp_path, service, "device-page-failed-360.png"), full_page=True
+        )
         button = phone.locator("#self-test-form button")
         box = button.bounding_box()
         assert box is not None and box["height"] >= 44 and box["width"] >= 44
@@ -1301,7 +1293,9 @@ def test_check_this_treadmill_says_which_checks_failed_then_that_it_passed_at_12
             ".map(e => e.getBoundingClientRect().right))"
         )
         assert right <= 360
-        phone.screenshot(path=str(shots / "device-page-passed-360.png"), full_page=True)
+        phone.screenshot(
+            path=_shot(tmp_path, service, "device-page-passed-360.png"), full_page=True
+        )
         phone.context.close()
     finally:
         device.close()
@@ -1316,7 +1310,6 @@ def test_a_check_waiting_for_its_answer_says_so_and_the_answer_replaces_it_unrel
 
     device = SimDevice(mosquitto, "treadmill-1")  # answers nothing until told to
     device.online()
-    shots = _screenshot_dir(tmp_path)
     phone = _login(browser, service, width=360)
     phone.goto(service.url + "/devices/treadmill-1")
     result = phone.locator("#self-test-result")
@@ -1340,13 +1333,13 @@ def test_a_check_waiting_for_its_answer_says_so_and_the_answer_replaces_it_unrel
     phone.click("#self-test-form button")
     expect(result).to_contain_text("Checking the treadmill… asked at")
     expect(result.locator(".self-test-last")).to_contain_text("Last result: Passed at")
-    phone.screenshot(path=str(shots / "device-page-checking-360.png"), full_page=True)
+    phone.screenshot(path=_shot(tmp_path, service, "device-page-checking-360.png"), full_page=True)
     answer(False, error="not run: the device is receiving more commands than it handles")
     expect(result).to_contain_text("Not run at")
     expect(result).to_contain_text("Nothing is known to be wrong")
     expect(result.locator(".self-test-last")).to_have_count(0)
     assert phone.evaluate("document.documentElement.scrollWidth") <= 360
-    phone.screenshot(path=str(shots / "device-page-refused-360.png"), full_page=True)
+    phone.screenshot(path=_shot(tmp_path, service, "device-page-refused-360.png"), full_page=True)
     phone.context.close()
     device.close()
 
@@ -1447,7 +1440,7 @@ def test_one_press_of_reset_after_a_stumble_arrives_as_one_row_live_and_reloaded
     joined = page.locator(f'#timeline [data-event="{ok["id"]}"]')
     expect(joined.locator(".ereason")).to_have_text("")
     built = [r.evaluate(_SHAPE) for r in rows.all()]
-    page.screenshot(path=str(_screenshot_dir(tmp_path) / "one-press-360.png"), full_page=True)
+    page.screenshot(path=_shot(tmp_path, service, "one-press-360.png"), full_page=True)
     page.reload()
     expect(page.locator("body")).to_have_attribute("data-live", "1")
     expect(rows).to_have_count(3)
@@ -2376,7 +2369,7 @@ ONE_ROW = """() => { const h = document.querySelector('header.top'), cs = getCom
 
 @pytest.mark.parametrize("width", [1280, 360, "just-fits"])
 def test_the_live_badge_appearing_moves_nothing_in_the_header(
-    browser: Any, service: CaregiverService, width: int | str
+    browser: Any, service: CaregiverService, tmp_path: Path, width: int | str
 ) -> None:
     """The page is in place before its live feed opens (the stream's request held back by
     the browser), then the feed opens and the badge by the brand says "live": the brand, the
@@ -2418,7 +2411,7 @@ def test_the_live_badge_appearing_moves_nothing_in_the_header(
     assert len(after) == len(before) >= 3
     moved = [(b, a) for b, a in zip(before, after, strict=True) if b != a]
     assert not moved, (at, moved)
-    page.screenshot(path=f"/tmp/header-live-{width}.png", clip={
+    page.screenshot(path=_shot(tmp_path, service, f"header-live-{width}.png"), clip={
         "x": 0, "y": 0, "width": at, "height": 200})  # fmt: skip
     page.context.close()
 
@@ -2455,7 +2448,7 @@ def test_a_fall_the_treadmill_held_says_when_it_happened_live_and_reloaded_alike
     expect(page.locator("body")).to_have_attribute("data-live", "1")
     assert row.evaluate(no_since) == live
     row.scroll_into_view_if_needed()
-    page.screenshot(path=str(_screenshot_dir(tmp_path) / "timeline-held-360.png"))
+    page.screenshot(path=_shot(tmp_path, service, "timeline-held-360.png"))
 
     page.goto(service.url + "/")
     listed = page.locator(f"#incident-{incident}")
@@ -2469,7 +2462,7 @@ def test_a_fall_the_treadmill_held_says_when_it_happened_live_and_reloaded_alike
     for width in (360, 1280):
         page.set_viewport_size({"width": width, "height": 800})
         assert page.evaluate("document.documentElement.scrollWidth") <= width
-        page.screenshot(path=str(_screenshot_dir(tmp_path) / f"event-held-{width}.png"))
+        page.screenshot(path=_shot(tmp_path, service, f"event-held-{width}.png"))
     page.context.close()
     device.close()
 
@@ -2504,7 +2497,7 @@ def test_a_close_the_treadmill_held_counts_its_minutes_ago_from_the_treadmill_s_
     page.reload()
     expect(page.locator("body")).to_have_attribute("data-live", "1")
     expect(headline.locator(".since")).to_have_text("(20 min ago)")
-    page.screenshot(path=str(_screenshot_dir(tmp_path) / "card-close-held-360.png"))
+    page.screenshot(path=_shot(tmp_path, service, "card-close-held-360.png"))
     page.goto(f"{service.url}/events/{trip['id']}")
     when = page.locator(".event-detail .when")
     expect(when).to_contain_text("held 20 min by the treadmill")

@@ -20,6 +20,7 @@ from core.protocol.messages import PlanStored
 from core.protocol.payloads import reply_payload
 from tests.browser_support import NEEDS_CHROMIUM
 from tests.caregiver_support import PASSWORD, WAIT, SimDevice, make_config, running_service
+from tests.test_caregiver_browser_ux import _shot
 from tools.broker import Mosquitto
 
 pytestmark = NEEDS_CHROMIUM
@@ -159,14 +160,14 @@ def test_the_physio_s_plan_page_fits_the_screen(
 
 @pytest.mark.parametrize("width", [1280, 360])
 def test_the_physio_chooses_the_walker_whose_plan_is_shown_without_scripts(
-    browser: Any, service: CaregiverService, mosquitto: Mosquitto, width: int
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
     """On a treadmill Bob walked last, the physio picks Anna in the page's walker select and
     presses Show (a plain GET form: it works with JavaScript off): "in force" is Anna's plan,
     prescription, progression and sessions, and every form below is for her (the page's one
     walker picker: the forms had one each, and a form could be sent for another walker than
     the one whose plan the physio was reading). The page fits a phone's width and a
-    desktop's (screenshots in /tmp, looked at)."""
+    desktop's (screenshots looked at: :func:`_shot`)."""
     from playwright.sync_api import expect
 
     from tests.caregiver_support import Http
@@ -213,7 +214,7 @@ def test_the_physio_chooses_the_walker_whose_plan_is_shown_without_scripts(
     )
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     assert page.evaluate(CONTROLS_RIGHT_EDGE) <= width
-    page.screenshot(path=f"/tmp/plan-walker-{width}.png", full_page=True)
+    page.screenshot(path=_shot(tmp_path, service, f"plan-walker-{width}.png"), full_page=True)
     context.close()
 
 
@@ -362,14 +363,14 @@ def test_a_form_sent_back_with_its_problems_still_follows_its_walker_s_stage(
 
 
 def test_a_stage_stamped_by_an_unset_clock_says_so_beside_its_dates(
-    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
     """Bob's stage arrives flagged ``wall_unsynced`` (computed after a power cut, before NTP
     set the treadmill's clock) while his plan page is open: its "In force" section, taken
     afresh live, says "the treadmill's clock was not set" beside the stage's start and the
     time the treadmill said it (the event pages' words), and so does his progress page; the
     same stage sent again once the clock is set drops the mark. Before, the dates of a stage
-    from an unset clock read as right. Screenshots at 1280 and 360 px (in /tmp, looked at)."""
+    from an unset clock read as right. Screenshots at 1280 and 360 px (looked at: :func:`_shot`)."""
     import datetime as dt
 
     from playwright.sync_api import expect
@@ -426,7 +427,9 @@ def test_a_stage_stamped_by_an_unset_clock_says_so_beside_its_dates(
         for width in (1280, 360):
             page.set_viewport_size({"width": width, "height": 900})
             assert page.evaluate("document.documentElement.scrollWidth") <= width
-            page.screenshot(path=f"/tmp/plan-stage-unset-clock-{width}.png", full_page=True)
+            page.screenshot(
+                path=_shot(tmp_path, service, f"plan-stage-unset-clock-{width}.png"), full_page=True
+            )
         assert page.problems == []
 
         page.set_viewport_size({"width": 1280, "height": 900})
@@ -438,7 +441,9 @@ def test_a_stage_stamped_by_an_unset_clock_says_so_beside_its_dates(
         for width in (1280, 360):
             page.set_viewport_size({"width": width, "height": 900})
             page.locator("#walker-stage").scroll_into_view_if_needed()
-            page.screenshot(path=f"/tmp/progress-stage-unset-clock-{width}.png")
+            page.screenshot(
+                path=_shot(tmp_path, service, f"progress-stage-unset-clock-{width}.png")
+            )
         # NTP set the clock: the device sends the stage again, unflagged, at the true time
         stage(now + dt.timedelta(minutes=1), held=True, unsynced=False)
         expect(progress.locator(".clock-unsynced")).to_have_count(0)  # it reloads itself
@@ -467,7 +472,6 @@ def test_a_plan_assigned_changes_the_card_s_plan_line_on_an_open_dashboard(
     from core.protocol.plan import plan_words
     from tests.caregiver_support import session_record
     from tests.stage_support import STAGE_EXAMPLE
-    from tests.test_caregiver_browser_ux import _shot
 
     device = SimDevice(mosquitto, DEVICE)
     start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
