@@ -7,13 +7,18 @@ safety-net timeout are set in one place.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from caregiver.headless import CHROMIUM, launch_chromium
 from tests.caregiver_support import WAIT
+
+if TYPE_CHECKING:
+    from caregiver.service import CaregiverService
 
 NEEDS_CHROMIUM = pytest.mark.skipif(
     not CHROMIUM.exists(),
@@ -34,3 +39,19 @@ def browser() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+def _shots(tmp_path: Path) -> Path:
+    chosen = os.environ.get("RETROGUARD_SCREENSHOTS")
+    folder = Path(chosen) if chosen else tmp_path
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def shot(tmp_path: Path, service: CaregiverService, name: str) -> str:
+    """Where screenshot ``name`` ("live-360.png") goes, named for the test's database engine
+    ("live-360-sqlite.png"): the SQLite and the PostgreSQL run of a test write one folder
+    ($RETROGUARD_SCREENSHOTS, or /tmp/care25 before), and the one run last overwrote the
+    other's picture, under -n 2 while the other was being looked at."""
+    stem, dot, ext = name.rpartition(".")
+    return str(_shots(tmp_path) / f"{stem}-{service.store.engine}{dot}{ext}")

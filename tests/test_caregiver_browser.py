@@ -30,6 +30,7 @@ from core.protocol.payloads import reply_payload
 from core.protocol.plan import plan_words
 from core.zones import utc_offset_said
 from tests.browser_support import NEEDS_CHROMIUM
+from tests.browser_support import shot as _shot
 from tests.caregiver_support import (
     PASSWORD,
     WAIT,
@@ -42,7 +43,6 @@ from tests.caregiver_support import (
     wait_all_handled,
 )
 from tests.storage_support import wait_for
-from tests.test_caregiver_browser_ux import _shot
 from tools.broker import Mosquitto, mosquitto_available
 
 pytestmark = NEEDS_CHROMIUM

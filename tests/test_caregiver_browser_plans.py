@@ -19,8 +19,8 @@ from caregiver.service import CaregiverService
 from core.protocol.messages import PlanStored
 from core.protocol.payloads import reply_payload
 from tests.browser_support import NEEDS_CHROMIUM
+from tests.browser_support import shot as _shot
 from tests.caregiver_support import PASSWORD, WAIT, SimDevice, make_config, running_service
-from tests.test_caregiver_browser_ux import _shot
 from tools.broker import Mosquitto
 
 pytestmark = NEEDS_CHROMIUM

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import time
 import uuid
@@ -26,6 +25,7 @@ from caregiver.storage import Role
 from core.protocol.messages import PlanStored, ProgressionHeld
 from core.protocol.payloads import reply_payload
 from tests.browser_support import NEEDS_CHROMIUM
+from tests.browser_support import shot as _shot
 from tests.caregiver_support import (
     PASSWORD,
     WAIT,
@@ -45,22 +45,6 @@ pytestmark = NEEDS_CHROMIUM
 def service(mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str) -> Iterator[CaregiverService]:
     with running_service(make_config(mosquitto, tmp_path, database=caregiver_db)) as s:
         yield s
-
-
-def _shots(tmp_path: Path) -> Path:
-    chosen = os.environ.get("RETROGUARD_SCREENSHOTS")
-    folder = Path(chosen) if chosen else tmp_path
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def _shot(tmp_path: Path, service: CaregiverService, name: str) -> str:
-    """Where screenshot ``name`` ("live-360.png") goes, named for the test's database engine
-    ("live-360-sqlite.png"): the SQLite and the PostgreSQL run of a test write one folder
-    ($RETROGUARD_SCREENSHOTS, or /tmp/care25 before), and the one run last overwrote the
-    other's picture, under -n 2 while the other was being looked at."""
-    stem, dot, ext = name.rpartition(".")
-    return str(_shots(tmp_path) / f"{stem}-{service.store.engine}{dot}{ext}")
 
 
 def _page(browser: Any, service: CaregiverService, width: int, user: str = "ann") -> Any:
