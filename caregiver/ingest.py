@@ -737,7 +737,7 @@ class Ingestor:
         under a savepoint of their own (:meth:`Store.attachment`; one for a batch's, the answers
         waited for once: a wait each cost PostgreSQL's batches a third more time): a recordings
         table that refuses them (damaged, missing, locked) leaves their events stored, receipted and
-        alerted without them, each event's stored payload saying so (the fall's page says its
+        alerted without them, each event's row saying so (the fall's page says its
         recording could not be stored), and the fault said where the banner and /healthz read it.
         Before, the refusal was the event's: it was held with the broker, and every event after it
         from the device, the next fall too, for as long as the table refused. ``tx``: the open
