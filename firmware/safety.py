@@ -986,8 +986,8 @@ class SafetyController:
         if self._stall_s is not None and self._hold_s is not None:
             return (
                 "relay opened by its hold circuit while armed: the loop stalled for "
-                f"{self._stall_s * 1000:.0f} ms, longer than the {self._hold_s * 1000:.0f} ms "
-                "hold time"
+                f"{self._stall_s * 1000:.0f} ms; the latch holds {self._hold_s * 1000:.0f} ms "
+                "without a heartbeat"
             )
         if not self._closed_since_armed:
             return (
