@@ -135,9 +135,13 @@ _DEVICE_SELECT = (
     f"AND a.status IN {_OPEN}), i.walker, {_told('i')}, d.state_worn, i.opened_wall, "
     "i.opened_unsynced, c.wall_time, c.wall_unsynced FROM devices d "
     "LEFT JOIN events e ON e.id = d.last_event_id "
-    # the card's incident: the open one if there is one, else the one that ended last
-    "LEFT JOIN incidents i ON i.id = (SELECT id FROM incidents WHERE device_id = d.device_id "
-    "ORDER BY status = 'open' DESC, last_event_at DESC LIMIT 1) "
+    # the card's incident: the open one if there is one, else the one that ended last; two
+    # picks that each walk an index (schema 29) to one row, where one ORDER BY on
+    # "status = 'open'" sorted every incident the device ever had, on every read of the cards
+    "LEFT JOIN incidents i ON i.id = COALESCE((SELECT id FROM incidents "
+    "WHERE device_id = d.device_id AND status = 'open' ORDER BY last_event_at DESC LIMIT 1), "
+    "(SELECT id FROM incidents WHERE device_id = d.device_id ORDER BY last_event_at DESC "
+    "LIMIT 1)) "
     # the event a closed card incident was closed with, when the walker or the device closed
     # it (story.page_moment picks the same): its "(2 min ago)" counts from the device's stamp
     f"LEFT JOIN events c ON c.id = {_closed_with('i')}"
