@@ -84,6 +84,7 @@ from caregiver.storage import (
     Store,
     StoredEvent,
     Transaction,
+    Use,
 )
 from core.mqttlink import make_client
 from core.protocol.commands import LATEST, Ack, CommandName, encode_command
@@ -199,6 +200,17 @@ SIDE_PARTS: Mapping[TopicKind, Part] = {
 }
 """The part of the database each of :data:`SIDE_KINDS` is stored in: one let go because that
 part refused it is said there (:attr:`Store.side_faults`) until a message of its kind stores."""
+
+SIDE_READS = frozenset({TopicKind.INCIDENT})
+"""The kinds of :data:`SIDE_KINDS` whose handling only reads its part (a treadmill's open
+incident, read to send a close it missed again): one refused is a failed read, which a read
+of the part clears (the ticker's look too); every other kind's is a failed write, cleared
+only by a message of its kind stored (:class:`caregiver.storage.side_faults.Use`)."""
+
+
+def _side_use(kind: TopicKind) -> Use:
+    """What handling a message of ``kind`` does with its part (:data:`SIDE_READS`)."""
+    return Use.READ if kind in SIDE_READS else Use.WRITE
 
 
 def _kind_of(prefix: str, topic: str) -> TopicKind | None:
@@ -446,7 +458,7 @@ class Ingestor:
                     tx.set_telemetries(telemetry)
                 faults = self.store.side_faults
                 if faults.failing:  # not through _store_one: said to work here
-                    self._after_commit(lambda: faults.works(Part.TELEMETRY))
+                    self._after_commit(lambda: faults.works(Part.TELEMETRY, Use.WRITE))
             if recordings:
                 self._store_recordings(recordings)
 
@@ -497,8 +509,9 @@ class Ingestor:
         """After the commit: the part ``message``'s kind is stored in works again."""
         kind = _kind_of(self.prefix, message.topic)
         part = SIDE_PARTS.get(kind) if kind is not None else None
-        if part is not None:
-            self._after_commit(lambda: faults.works(part))
+        if kind is not None and part is not None:
+            use = _side_use(kind)
+            self._after_commit(lambda: faults.works(part, use))
 
     def _undo_point(self) -> _UndoPoint | None:
         """This thread's batch's after-commit actions and receipts, and the counters, now
@@ -717,7 +730,7 @@ class Ingestor:
                         pending.append(kept)
                 self.alerting.on_event(tx, device_id, message)
         if recorded:  # committed: outside a batch an after-commit action runs at once
-            self.store.side_faults.works(Part.RECORDINGS)
+            self.store.side_faults.works(Part.RECORDINGS, Use.WRITE)
         self._send_receipt(device_id, message.id)
         if not new:
             self._count.duplicates += 1
@@ -764,10 +777,10 @@ class Ingestor:
             with contextlib.nullcontext(tx) if tx is not None else self.store.transaction() as ops:
                 for r in recordings:
                     ops.recording_unstored(r.event.id)
-            faults.failed(Part.RECORDINGS, exc)
+            faults.failed(Part.RECORDINGS, exc, Use.WRITE)
             return False
         if tx is None:  # a batch's end: said when the batch commits
-            self._after_commit(lambda: faults.works(Part.RECORDINGS))
+            self._after_commit(lambda: faults.works(Part.RECORDINGS, Use.WRITE))
         return True
 
     def _device_missed_close(self, device_id: str, incident_id: str) -> None:
@@ -1214,7 +1227,7 @@ class Ingestor:
         # said where the banner and /healthz read it, not only in the log: what it carried is
         # missing from the pages until the device sends it again (before the counts wake
         # whoever waits on them)
-        self.store.side_faults.failed(SIDE_PARTS[kind], fault or "refused")
+        self.store.side_faults.failed(SIDE_PARTS[kind], fault or "refused", _side_use(kind))
         self._held.popleft()
         self._count.rejected += 1
         self._count_messages(1)

@@ -27,7 +27,7 @@ import msgspec
 
 from caregiver import walkers
 from caregiver.localtime import zone_said
-from caregiver.storage import Part, StorageFault, Store, WalkSession
+from caregiver.storage import Part, StorageFault, Store, Use, WalkSession
 from core.plan_presets import stage_words
 from core.progress import (
     GOAL_BACKWARD_MIN,
@@ -221,9 +221,9 @@ def card_plan(store: Store, device_id: str) -> str:
         said = line.said(walkers.offered(store, device_id).walkers) if line else ""
     except StorageFault as exc:
         log.warning("the card of %s goes without its plan line: %s", device_id, exc)
-        store.side_faults.failed(Part.PLANS, exc)  # the banner and /healthz say it
+        store.side_faults.failed(Part.PLANS, exc, Use.READ)  # the banner and /healthz say it
         return ""
-    store.side_faults.works(Part.PLANS)
+    store.side_faults.works(Part.PLANS, Use.READ)
     return said
 
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from caregiver.storage import Part, StorageFault, Store
+from caregiver.storage import Part, StorageFault, Store, Use
 from core.protocol.walker import DEFAULT_WALKER, DEFAULT_WALKER_ID
 from core.zones import named_zone
 
@@ -126,9 +126,9 @@ def walkers_shown(store: Store, device_id: str) -> list[tuple[str, str]]:
         shown = offered(store, device_id).walkers
     except StorageFault as exc:
         log.warning("%s's walkers unread, named by id: %s", device_id, exc)
-        store.side_faults.failed(Part.WALKERS, exc)  # the banner and /healthz say it
+        store.side_faults.failed(Part.WALKERS, exc, Use.READ)  # the banner and /healthz say it
         return []
-    store.side_faults.works(Part.WALKERS)
+    store.side_faults.works(Part.WALKERS, Use.READ)
     return shown
 
 

@@ -34,7 +34,7 @@ import pytest
 from caregiver.ingest import SIDE_KINDS, SIDE_PARTS
 from caregiver.routes.pages import RECORDING_UNREAD, RECORDING_UNSTORED
 from caregiver.service import CaregiverService
-from caregiver.storage import Part, Role
+from caregiver.storage import Part, Role, Use, engine_of
 from core.protocol.messages import SCHEMA_VERSION, TelemetryMessage
 from tests.caregiver_db import execute
 from tests.caregiver_support import (
@@ -280,6 +280,10 @@ def test_a_fall_whose_recording_its_table_refuses_is_stored_paged_and_said_witho
         assert service.ingestor.held == 0
 
         execute(caregiver_db, "ALTER TABLE recordings_damaged RENAME TO recordings")
+        # the fall's pages could not read the recordings either: the ticker's look reads them
+        # back, but says nothing of storing one
+        service.store.probe_side_faults()
+        _said_faulty(service, http, "recordings", "falls' sensor recordings cannot be stored")
         third = device.incident_fall()  # its recording stores: the fault is over
         assert _stored(service, third["window"]["id"])
         assert service.ingestor.wait_for(lambda: not service.store.side_faults.failing)
@@ -397,6 +401,124 @@ def test_a_session_let_go_because_its_table_refuses_is_said_until_one_stores(
         device.close()
 
 
+def _refuse_writes(database: str, table: str) -> None:
+    """``table`` reads but refuses every row written to it (a trigger, on either engine: what
+    a permission revoked, a read-only or a full disk do to the service's writes)."""
+    if engine_of(database) == "postgresql":
+        execute(
+            database,
+            "CREATE FUNCTION refuse_writes() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'writes refused'; END $$",
+        )
+        execute(
+            database,
+            f"CREATE TRIGGER {table}_refused BEFORE INSERT OR UPDATE ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_writes()",
+        )
+        return
+    for write in ("INSERT", "UPDATE"):
+        execute(
+            database,
+            f"CREATE TRIGGER {table}_refused_{write.lower()} BEFORE {write} ON {table} "
+            "BEGIN SELECT RAISE(ABORT, 'writes refused'); END",
+        )
+
+
+def _allow_writes(database: str, table: str) -> None:
+    """Undo :func:`_refuse_writes`."""
+    if engine_of(database) == "postgresql":
+        execute(database, f"DROP TRIGGER {table}_refused ON {table}")
+        return
+    for write in ("insert", "update"):
+        execute(database, f"DROP TRIGGER {table}_refused_{write}")
+
+
+def _said_in_log(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What the log said of the parts failing: a line at each start and at each end."""
+    return [r.getMessage() for r in caplog.records if r.name == "caregiver.storage.side_faults"]
+
+
+def test_a_session_table_that_reads_but_refuses_writes_is_said_until_a_session_stores(
+    mosquitto: Mosquitto,
+    paged_service: tuple[CaregiverService, Http],
+    caregiver_db: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The ticker's look reads a failing part's tables: one that reads but refuses writes (a
+    permission revoked, a trigger, a read-only or full disk) was said to work at each look
+    and to fail again at the next refused write, the banner, /healthz and the log's start and
+    end lines coming and going every few seconds. A read clears only a failed read: the
+    sessions stay said across the looks, with one line at the start, until a session stores
+    once writes are taken again."""
+    service, http = paged_service
+    device = SimDevice(mosquitto, DEVICE)
+    caplog.set_level(logging.INFO, logger="caregiver.storage.side_faults")
+    try:
+        device.online()
+        _refuse_writes(caregiver_db, "walk_sessions")
+        started = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+        record = session_record(DEVICE, started, backward_min=12, longest_min=4)
+        device.session(record)
+        ids = device.incident_fall()
+        assert _stored(service, ids["window"]["id"]), "the fall was not stored"
+        assert service.ingestor.wait_for(lambda: service.ingestor.held == 0)
+        assert service.ingestor.rejected == 1
+        _said_faulty(service, http, "sessions", "guided sessions cannot be stored")
+        assert execute(caregiver_db, "SELECT count(*) FROM walk_sessions") == [(0,)]  # it reads
+        for _ in range(3):
+            service.store.probe_side_faults()  # the ticker's looks
+            assert _failing(service) == {"sessions"}
+            _said_faulty(service, http, "sessions", "guided sessions cannot be stored")
+
+        _allow_writes(caregiver_db, "walk_sessions")
+        service.store.probe_side_faults()  # a read still says nothing of writing
+        assert _failing(service) == {"sessions"}
+        device.session(record)  # the device sends an unreceipted summary again
+        assert service.ingestor.wait_for(lambda: service.ingestor.sessions_stored == 1)
+        assert service.ingestor.wait_for(lambda: not service.store.side_faults.failing)
+        _said_sound(service, http)
+        said = _said_in_log(caplog)
+        assert len(said) == 2, said
+        assert said[0].startswith("guided sessions cannot be stored (caregiver database: ")
+        assert "writes refused" in said[0]
+        assert said[1] == "sessions works again: guided sessions can be stored"
+    finally:
+        device.close()
+
+
+def test_walkers_unreadable_are_said_until_the_tickers_look_reads_them_again(
+    mosquitto: Mosquitto,
+    paged_service: tuple[CaregiverService, Http],
+    caregiver_db: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A part whose read failed is cleared by a read: the ticker's look at its tables, once
+    they are back (not by a look while they are still missing), without a page or a fall
+    reading them."""
+    service, http = paged_service
+    device = SimDevice(mosquitto, DEVICE)
+    caplog.set_level(logging.INFO, logger="caregiver.storage.side_faults")
+    try:
+        device.online()
+        execute(caregiver_db, "ALTER TABLE device_walkers RENAME TO device_walkers_damaged")
+        ids = device.incident_fall(walker="anna")  # ingest names the walker: by id
+        assert _stored(service, ids["window"]["id"]), "the fall was not stored"
+        assert "walkers" in _failing(service)
+        service.store.probe_side_faults()  # still missing
+        _said_faulty(service, http, "walkers", "the walkers' names cannot be read or stored")
+
+        execute(caregiver_db, "ALTER TABLE device_walkers_damaged RENAME TO device_walkers")
+        service.store.probe_side_faults()
+        assert _failing(service) == set()
+        _said_sound(service, http)
+        said = [s for s in _said_in_log(caplog) if s.startswith(("the walkers' names", "walkers "))]
+        assert len(said) == 2, said
+        assert said[0].startswith("the walkers' names cannot be read or stored (")
+        assert said[1] == "walkers works again: the walkers' names can be read or stored"
+    finally:
+        device.close()
+
+
 def test_a_recording_event_stored_alone_goes_without_its_recording_too(
     mosquitto: Mosquitto,
     tmp_path: Path,
@@ -479,7 +601,7 @@ def test_a_recording_stored_alone_says_its_part_works_only_once_committed(
         device.online()
         ids = device.incident_fall()
         assert _stored(service, ids["window"]["id"])
-        service.store.side_faults.failed(Part.RECORDINGS, "caregiver database: locked")
+        service.store.side_faults.failed(Part.RECORDINGS, "caregiver database: locked", Use.WRITE)
         device.seq += 1
         window = dict(ids["window"], id=uuid.uuid4().hex, seq=device.seq)
 
@@ -508,7 +630,7 @@ def test_telemetry_stored_in_a_batch_says_its_part_works_again(
     said after the next batch stored them, until the ticker's look read the table."""
     service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
     try:
-        service.store.side_faults.failed(Part.TELEMETRY, "caregiver database: locked")
+        service.store.side_faults.failed(Part.TELEMETRY, "caregiver database: locked", Use.WRITE)
         telemetry = TelemetryMessage(
             schema=SCHEMA_VERSION,
             device_id=DEVICE,

@@ -93,12 +93,12 @@ def recording_missing(
             return RECORDING_UNSTORED
     except StorageFault:
         pass  # the events table: the page's own reads say that fault
-    failing = {f.part for f in store.side_faults.now()}
+    unread = store.side_faults.unread()  # a write refused: what was stored still reads
     recorded = event.type == "window" or (
         event.incident is not None
         and any(e.has_window or e.type in RECORDED_TYPES for e in (events or [event]))
     )
-    if Part.RECORDINGS in failing and recorded:
+    if Part.RECORDINGS in unread and recorded:
         return RECORDING_UNREAD
     return ""
 

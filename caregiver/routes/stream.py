@@ -24,7 +24,7 @@ from caregiver.broker_link import BrokerLink, Connected, broker_address
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored, StageChanged
 from caregiver.progress import PlanLine, plan_line
 from caregiver.routes.site import Site
-from caregiver.storage import Device, Incident, Part, StorageFault, Store, StoredEvent
+from caregiver.storage import Device, Incident, Part, StorageFault, Store, StoredEvent, Use
 
 log = logging.getLogger(__name__)
 
@@ -246,9 +246,9 @@ class LiveFeed:
             line = plan_line(store, device_id)
         except StorageFault as exc:
             log.warning("the card of %s goes without its plan line: %s", device_id, exc)
-            store.side_faults.failed(Part.PLANS, exc)  # the banner and /healthz say it
+            store.side_faults.failed(Part.PLANS, exc, Use.READ)  # the banner and /healthz say it
             return None
-        store.side_faults.works(Part.PLANS)
+        store.side_faults.works(Part.PLANS, Use.READ)
         self._plans[device_id] = (changes, line)
         return line
 

@@ -36,7 +36,7 @@ from caregiver.storage.records import (
     WalkSession,
 )
 from caregiver.storage.schema import SCHEMA_VERSION, SchemaError, SchemaUpgrade
-from caregiver.storage.side_faults import Part, SideFault, SideFaults
+from caregiver.storage.side_faults import Part, SideFault, SideFaults, Use
 from caregiver.storage.sql import STAGE_AHEAD_S
 from caregiver.storage.store import SIDE_PROBE_EVERY_S, Store, Transaction
 from caregiver.storage.tx_retention import Pruned
@@ -77,6 +77,7 @@ __all__ = [
     "StoredEvent",
     "Transaction",
     "Urgency",
+    "Use",
     "WalkOutcome",
     "WalkSession",
     "database_problem",

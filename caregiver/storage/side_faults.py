@@ -9,9 +9,14 @@ Going on must not be silent (docs/safety.md: a storage fault is reported, never 
 before only the log said it: the dashboard looked sound while walkers were named by id and
 recordings were lost. :class:`SideFaults` is the one place that knows which parts failed; the
 store carries it (:attr:`caregiver.storage.Store.side_faults`), so whatever swallowed a
-fault says it there, and a read or write of that part that succeeds again clears it. The
-dashboard's banner and ``/healthz`` say what it holds (``caregiver/routes/stream.py``,
-``caregiver/health.py``).
+fault says it there, whether a read or a write of the part failed (:class:`Use`), and only
+evidence that what failed works again clears it: a read of the part that succeeds clears a
+failed read, a write that commits a failed write. A read does not clear a write: a table
+that reads but refuses writes (a permission revoked, a trigger refusing, a read-only or full
+disk) was said to work by every read (the ticker's look at its tables), said failing again
+by the next refused write, and the banner, ``/healthz`` and the log's start and end lines
+came and went every few seconds. The dashboard's banner and ``/healthz`` say what it holds
+(``caregiver/routes/stream.py``, ``caregiver/health.py``).
 """
 
 from __future__ import annotations
@@ -20,10 +25,19 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 log = logging.getLogger(__name__)
+
+
+class Use(StrEnum):
+    """What was done with a part: a fault of one is cleared only by the same working again."""
+
+    READ = "read"
+    """Its rows read (a walker's name, a recording shown, a card's plan line)."""
+    WRITE = "write"
+    """Rows written and committed (a message stored, a fall's recording)."""
 
 
 class Part(StrEnum):
@@ -49,7 +63,7 @@ class Part(StrEnum):
     @property
     def tables(self) -> tuple[str, ...]:
         """The tables it is kept in (what :meth:`caregiver.storage.Store.probe_side_faults`
-        reads to see whether it can be used again)."""
+        reads to see whether a part whose read failed can be read again)."""
         return _TABLES[self]
 
     @property
@@ -110,19 +124,23 @@ _WORDS: dict[Part, tuple[str, str]] = {
 @dataclass(frozen=True, slots=True)
 class SideFault:
     """One part that cannot be used: since ``since`` (wall clock, for people), the store's
-    words for the first failure (``fault``, its first line)."""
+    words for the first failure (``fault``, its first line); ``uses``: what failed and has
+    not been seen to work since (a read, a write, or both)."""
 
     part: Part
     fault: str
     since: float
+    uses: frozenset[Use]
 
 
 class SideFaults:
     """Which parts of the database cannot be used now (any thread). :meth:`failed` when work
-    went on without a part, :meth:`works` when a read or write of it succeeded; each change
-    calls :attr:`on_change` (outside the lock: it must not call the store, it may be called
-    with the store's lock held; its error is logged, not raised) and is logged once, at its
-    start and at its end."""
+    went on without a part, saying whether a read or a write of it failed; :meth:`works` when
+    one succeeded, which clears that use only: the part is said until every use that failed
+    has worked again. Each change of the parts failing calls :attr:`on_change` (outside the
+    lock: it must not call the store, it may be called with the store's lock held; its error
+    is logged, not raised) and is logged once, at its start and at its end (a second use
+    failing, or one of two working again, is neither)."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
@@ -130,15 +148,19 @@ class SideFaults:
         self._faults: dict[Part, SideFault] = {}
         self.on_change: Callable[[], None] | None = None
 
-    def failed(self, part: Part, fault: BaseException | str) -> None:
-        """``part`` could not be read or written and the work went on without it; it stays
-        failed, since the first time, until :meth:`works`."""
+    def failed(self, part: Part, fault: BaseException | str, use: Use) -> None:
+        """``use`` of ``part`` (a read or a write) failed and the work went on without it;
+        the part stays failed, since the first time, until :meth:`works` for each use that
+        failed."""
         with self._lock:
-            if part in self._faults:
+            before = self._faults.get(part)
+            if before is not None:
+                if use not in before.uses:
+                    self._faults[part] = replace(before, uses=before.uses | {use})
                 return
             # its first line: PostgreSQL's adds the statement and a caret under the error
             said = next((line.strip() for line in str(fault).splitlines() if line.strip()), "")
-            self._faults[part] = SideFault(part, said, self._clock())
+            self._faults[part] = SideFault(part, said, self._clock(), frozenset({use}))
         log.error(
             "%s (%s): alerts are still stored and notified, but %s until it works again",
             part.what,
@@ -147,17 +169,31 @@ class SideFaults:
         )
         self._changed()
 
-    def works(self, part: Part) -> None:
-        """A read or write of ``part`` succeeded: it is no longer said (a no-op when it was
+    def works(self, part: Part, use: Use) -> None:
+        """``use`` of ``part`` succeeded (a read returned, a write committed): a failure of
+        that use is no longer said, and the part is not once none is left. A read does not
+        clear a failed write: a table may read and refuse writes (a no-op when the part was
         not failing, the usual case: a dictionary lookup)."""
         if part not in self._faults:  # no lock: a fault set meanwhile is cleared next time
             return
         with self._lock:
-            gone = self._faults.pop(part, None)
-        if gone is None:
-            return
+            before = self._faults.get(part)
+            if before is None or use not in before.uses:
+                return
+            left = before.uses - {use}
+            if left:
+                self._faults[part] = replace(before, uses=left)
+                return
+            del self._faults[part]
         log.info("%s works again: %s", part.value, part.what.replace("cannot", "can"))
         self._changed()
+
+    def unread(self) -> tuple[Part, ...]:
+        """The parts a read of which failed and has not worked since: what a read can clear
+        (:meth:`caregiver.storage.Store.probe_side_faults` reads their tables), and what a
+        page may say it cannot read now."""
+        with self._lock:
+            return tuple(f.part for f in self._faults.values() if Use.READ in f.uses)
 
     @property
     def failing(self) -> bool:

@@ -51,7 +51,7 @@ from caregiver.storage.records import (
     NewEvent,
 )
 from caregiver.storage.schema import SchemaUpgrade, migrate
-from caregiver.storage.side_faults import SideFaults
+from caregiver.storage.side_faults import SideFaults, Use
 from caregiver.storage.sql import _any_engine_errors
 from caregiver.storage.store_ops import StoreOperations
 from caregiver.storage.tx_accounts import TxAccounts
@@ -246,18 +246,26 @@ class Store(StoreOperations):
         return Pruned(*counts, pages_freed=freed)
 
     def probe_side_faults(self) -> None:
-        """Read each failing part's tables (:attr:`side_faults`, one row of each): a part whose
-        tables all read again is said to work. Without this a part stayed said until the work
-        that uses it next succeeded (the next recording: the next fall; the next session
-        summary), long after its table was put back. A read, so a table that reads but still
-        refuses writes is said again at its next refused write. The caregiver service's ticker
-        calls it while a part fails (:data:`SIDE_PROBE_EVERY_S`)."""
-        for fault in self.side_faults.now():
+        """Read the tables of each part a read of which failed (:meth:`SideFaults.unread`, one
+        row of each): a part whose tables all read again is said to read again. Without this
+        a part stayed said until the work that uses it next succeeded (a page naming the
+        walkers, the next card's plan line), long after its table was put back.
+
+        A read clears only a failed read (:class:`~caregiver.storage.side_faults.Use`): a part
+        whose write failed stays said until a write of it commits (the next telemetry, session
+        summary or recording stored). Read here, a table that reads but refuses writes (a
+        permission revoked, a trigger refusing, a read-only or full disk) was said to work,
+        then to fail at its next refused write: the banner, ``/healthz`` and the log's start
+        and end lines came and went every few seconds. A write here that changes nothing and
+        is rolled back would not say it either: a trigger fires only for a row written, and
+        SQLite reaches a full disk only at the commit. The caregiver service's ticker calls it
+        while a part fails (:data:`SIDE_PROBE_EVERY_S`)."""
+        for part in self.side_faults.unread():
             try:
-                self._read(functools.partial(_read_tables, fault.part.tables))
+                self._read(functools.partial(_read_tables, part.tables))
             except StorageFault:
                 continue
-            self.side_faults.works(fault.part)
+            self.side_faults.works(part, Use.READ)
 
     def file_bytes(self) -> int:
         """The database's size on disk (SQLite: its file's pages, the WAL aside)."""
@@ -606,8 +614,9 @@ def _one_line(exc: BaseException) -> str:
 
 
 SIDE_PROBE_EVERY_S = 10.0
-"""How often the caregiver service's ticker reads the tables of the parts said to fail
-(:meth:`Store.probe_side_faults`): a banner gone within seconds of the table put back."""
+"""How often the caregiver service's ticker reads the tables of the parts a read of which
+failed (:meth:`Store.probe_side_faults`): a banner gone within seconds of the table put back
+(a part whose write failed waits for a write of it that commits)."""
 
 QUICK_CHECK_WITHIN_S = 5.0
 """How long opening a SQLite file may spend checking it for damage (:meth:`Store._check_sqlite`):
