@@ -36,6 +36,7 @@ from caregiver.routes.pages import RECORDING_UNREAD, RECORDING_UNSTORED
 from caregiver.service import CaregiverService
 from caregiver.storage import Part, Role, Use, engine_of
 from core.protocol.messages import SCHEMA_VERSION, TelemetryMessage
+from sim.recordings import fall_recording
 from tests.caregiver_db import execute
 from tests.caregiver_support import (
     PASSWORD,
@@ -482,6 +483,56 @@ def test_a_session_table_that_reads_but_refuses_writes_is_said_until_a_session_s
         assert said[0].startswith("guided sessions cannot be stored (caregiver database: ")
         assert "writes refused" in said[0]
         assert said[1] == "sessions works again: guided sessions can be stored"
+    finally:
+        device.close()
+
+
+def test_recordings_that_read_but_refuse_writes_are_said_unstored_never_unreadable(
+    mosquitto: Mosquitto,
+    paged_service: tuple[CaregiverService, Http],
+    caregiver_db: str,
+) -> None:
+    """A recordings table that reads but refuses the fall's recording: the fall's pages say
+    it could not be stored, and a stumble whose recording has not come yet is not said to
+    be unreadable (its read just worked: only a failed read says so). The part stays said
+    across the ticker's looks, until a recording stores once writes are taken again."""
+    service, http = paged_service
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        _refuse_writes(caregiver_db, "recordings")
+        ids = device.incident_fall()
+        assert _stored(service, ids["window"]["id"]), "the fall's recording event was held"
+        _said_faulty(service, http, "recordings", "falls' sensor recordings cannot be stored")
+        _, _, page = http.request("GET", f"/events/{ids['fall']['id']}")
+        assert RECORDING_UNSTORED in html.unescape(page)
+        incident = uuid.uuid4().hex
+        trip = device.incident_trip(incident)  # its recording is on its way
+        assert _stored(service, trip["id"])
+        status, _, page = http.request("GET", f"/events/{trip['id']}")
+        assert status == 200 and "data-plot=" not in page
+        assert RECORDING_UNREAD not in html.unescape(page)
+        assert RECORDING_UNSTORED not in html.unescape(page)
+        service.store.probe_side_faults()  # the ticker's look: the table reads
+        assert _failing(service) == {"recordings"}
+
+        _allow_writes(caregiver_db, "recordings")
+        service.store.probe_side_faults()
+        assert _failing(service) == {"recordings"}
+        window = device.event(
+            "window",
+            severity="info",
+            state="TRIPPED",
+            reason="IMU around the trip",
+            incident=incident,
+            of=trip["id"],
+            recording=msgspec.to_builtins(fall_recording()),
+        )
+        assert _stored(service, window["id"])
+        assert service.ingestor.wait_for(lambda: not service.store.side_faults.failing)
+        _said_sound(service, http)
+        _, _, page = http.request("GET", f"/events/{trip['id']}")
+        assert "data-plot=" in page
     finally:
         device.close()
 
