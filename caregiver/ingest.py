@@ -506,7 +506,8 @@ class Ingestor:
             self._count.rejected += 1
 
     def _stored_again(self, faults: SideFaults, message: _Received) -> None:
-        """After the commit: the part ``message``'s kind is stored in works again."""
+        """After the commit: the part ``message``'s kind is stored in is written again (read
+        again, for :data:`SIDE_READS`): that use of it is no longer said to fail."""
         kind = _kind_of(self.prefix, message.topic)
         part = SIDE_PARTS.get(kind) if kind is not None else None
         if kind is not None and part is not None:
