@@ -104,7 +104,20 @@ class ReportWeek:
 
     @property
     def label(self) -> str:
+        """ "30 Nov": the week by its Monday, as a chart's axis names it beside its year."""
         return week_label(self.progress.week)
+
+    @property
+    def monday(self) -> dt.date:
+        """The week's first day, in the report's zone."""
+        return week_start(self.progress.week)
+
+    @property
+    def day(self) -> str:
+        """ "30 Nov 2026": the week by its Monday with its year (:func:`day_words`), as a
+        report read next year, or spanning a year's end, must say it ("30 Nov" alone was
+        which year's?)."""
+        return day_words(self.monday)
 
 
 @dataclass(frozen=True, slots=True)

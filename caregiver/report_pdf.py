@@ -27,7 +27,7 @@ from fpdf.bidi import BidiParagraph
 from fpdf.enums import TextDirection, XPos, YPos
 from fpdf.fonts import TTFFont
 
-from caregiver.localtime import day_words, zone_said
+from caregiver.localtime import day_words, words, zone_said
 from caregiver.report import Report, ReportWeek
 from caregiver.story import COUNTED, closed_how, incident_kind
 from core.progress import (
@@ -36,6 +36,7 @@ from core.progress import (
     MILESTONE_WEEKS,
     short_of_goal,
     stretch_value,
+    week_start,
 )
 
 log = logging.getLogger(__name__)
@@ -293,6 +294,7 @@ def _bars(
     n = max(1, len(weeks))
     slot = plot_w / n
     pdf.set_fill_color(*_BAR)
+    year = None  # the year under the first week named and under each a new year starts
     for i, wk in enumerate(weeks):
         bar_h = plot_h * value(wk) / top_value
         if bar_h > 0:
@@ -300,6 +302,10 @@ def _bars(
         if i % max(1, n // 6) == 0 or i == n - 1:
             pdf.set_xy(left + i * slot - 2, bottom + 0.5)
             pdf.cell(slot + 4, 3.5, page.text(wk.label), align="C")
+            if wk.monday.year != year:
+                year = wk.monday.year
+                pdf.set_xy(left + i * slot - 2, bottom + 3.5)
+                pdf.cell(slot + 4, 3.5, str(year), align="C")
     gy = bottom - plot_h * goal / top_value
     pdf.set_draw_color(*_GOAL)
     pdf.set_line_width(0.5)
@@ -315,11 +321,11 @@ def _bars(
 
 
 def _when(report: Report, timestamp: float) -> str:
-    """ "6 Dec 2026 10:47 UTC": in the report's zone, named as the banner names it (an
-    incident in summer says "CEST" in a report made in winter)."""
+    """ "Sun 6 Dec 2026, 10:47 UTC": in the report's zone, named as the banner names it (an
+    incident in summer says "CEST" in a report made in winter), in the pages' words
+    (:func:`caregiver.localtime.words`)."""
     zone = report.generated.tzinfo or dt.UTC
-    moment = dt.datetime.fromtimestamp(timestamp, zone)
-    return f"{day_words(moment)} {moment:%H:%M} {zone_said(zone, moment)}"
+    return words(dt.datetime.fromtimestamp(timestamp, dt.UTC), zone, seconds=False)
 
 
 def _zone(report: Report) -> str:
@@ -402,15 +408,15 @@ def report_pdf(report: Report) -> bytes:
     chart_weeks = weeks[-CHART_WEEKS:]
     y = pdf.get_y() + 2
     half = (_WIDTH - 6) / 2
-    _bars(page, _MARGIN, y, half, 34, "Sessions done per week", chart_weeks,
+    _bars(page, _MARGIN, y, half, 31, "Sessions done per week", chart_weeks,
           lambda wk: float(wk.progress.done), float(chart_weeks[-1].progress.prescribed)
           if chart_weeks else float(GOAL_SESSIONS_PER_WEEK), "prescribed")  # fmt: skip
-    _bars(page, _MARGIN + half + 6, y, half, 34, "Longest backward stretch (min)", chart_weeks,
+    _bars(page, _MARGIN + half + 6, y, half, 31, "Longest backward stretch (min)", chart_weeks,
           lambda wk: wk.progress.longest_backward_s / 60, GOAL_BACKWARD_MIN,
           f"goal {GOAL_BACKWARD_MIN:g} min" + (", with later plans" if short_of_goal(
               max((w.progress.longest_backward_s for w in weeks), default=0.0),
               _plans_stretch(weeks)) else ""))  # fmt: skip
-    pdf.set_xy(_MARGIN, y + 46)
+    pdf.set_xy(_MARGIN, y + 46)  # under the charts, 3 mm shorter for the years under their weeks
 
     page.heading(f"Week by week (newest {min(len(weeks), TABLE_WEEKS)} of {len(weeks)})")
     # Words, not abbreviations ("Done/presc.", "Stumb./falls"), each fitting its column in
@@ -421,7 +427,7 @@ def report_pdf(report: Report) -> bytes:
     widths: list[float] = [30, 15, 12, 13, 20, 21, 21, 16, 15, 10, 11]
     rows = [
         [
-            f"{w.label} ({w.progress.week})",
+            w.day,  # with its year; the ISO week code is the CSV's, for programs
             f"{w.progress.sessions}{_marks(w)}",
             f"{w.progress.done} of {w.progress.prescribed}",
             str(w.progress.at_goal),
@@ -449,7 +455,7 @@ def report_pdf(report: Report) -> bytes:
                 [
                     t.metric.label,
                     unit,
-                    f"{first.median:.3g} ({first.week})",
+                    f"{first.median:.3g} ({day_words(week_start(first.week))})",
                     f"{last.median:.3g} [{last.low:.3g} to {last.high:.3g}]",
                     "-" if c is None else f"{c.delta:+.3g}",
                     f"{t.metric.mdc95:.3g}",
@@ -467,7 +473,7 @@ def report_pdf(report: Report) -> bytes:
                 "Reading",
             ],
             t_rows,
-            [44, 17, 27, 42, 16, 14, _WIDTH - 160],
+            [42, 15, 31, 42, 14, 14, _WIDTH - 158],  # the first week with its year
             "LLRRRRL",  # the unit and the reading are words
         )
     else:

@@ -118,10 +118,10 @@ def test_a_character_no_installed_font_has_is_a_question_mark_the_page_names(
 
 
 def test_dates_are_written_without_a_leading_zero_as_on_every_other_page() -> None:
-    """The report's dates read "Made 5 Mar 2026", as the dashboard writes them; "%d" wrote
+    """The report's dates read "Made Thu 5 Mar 2026", as the dashboard writes them; "%d" wrote
     "05 Mar 2026"."""
     fifth = dt.datetime(2026, 3, 5, 9, 0, tzinfo=dt.UTC).timestamp()
     pdf = PdfReader(io.BytesIO(report_pdf(make_report("tm-1", "Ann", [], [], [], dt.UTC, fifth))))
     text = " ".join(pdf.pages[0].extract_text().split())
-    assert "Made 5 Mar 2026 09:00 UTC." in text, text[:300]
+    assert "Made Thu 5 Mar 2026, 09:00 UTC." in text, text[:300]
     assert "05 Mar" not in text

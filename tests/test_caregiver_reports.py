@@ -217,8 +217,8 @@ def test_the_pdf_marks_the_weeks_with_sessions_recorded_with_the_clock_not_set(
     marked = dataclasses.replace(report, weeks=weeks)
     text = " ".join(PdfReader(io.BytesIO(report_pdf(marked))).pages[0].extract_text().split())
     assert "* The treadmill's clock was not set (no network time) during some of" in text
-    assert f"({weeks[1].progress.week}) 3*" in text  # the week's sessions, marked
-    assert f"({weeks[0].progress.week}) 3 " in text
+    assert f"{weeks[1].day} 3*" in text  # the week's sessions, marked
+    assert f"{weeks[0].day} 3 " in text
 
 
 def restarted_month(database: str) -> list[WalkSession]:
@@ -270,14 +270,14 @@ def test_the_pdf_marks_the_weeks_with_sessions_closed_by_a_restart(tmp_path: Pat
         "** The treadmill restarted before the end of some of the week's sessions was recorded "
         "(a power cut or the monitor stopped): they were closed at its next start" in text
     )
-    assert "(2026-W11) 3* ** " in text  # the clock not set too: both marks
-    assert "(2026-W13) 3** " in text
-    assert "(2026-W12) 3 " in text and "(2026-W10) 3 " in text
+    assert "9 Mar 2026 3* ** " in text  # the clock not set too: both marks
+    assert "23 Mar 2026 3** " in text
+    assert "16 Mar 2026 3 " in text and "2 Mar 2026 3 " in text
     plain = make_report(DEVICE, "Anna", [dataclasses.replace(s, interrupted=0)
                                          for s in sessions], [], [], dt.UTC, NOW)  # fmt: skip
     text = " ".join(PdfReader(io.BytesIO(report_pdf(plain))).pages[0].extract_text().split())
     assert "restarted" not in text and "**" not in text
-    assert "(2026-W11) 3* " in text and "(2026-W13) 3 " in text
+    assert "9 Mar 2026 3* " in text and "23 Mar 2026 3 " in text
 
 
 def test_the_pdf_is_one_page_with_the_table_adherence_longest_stretch_and_incidents(
@@ -305,7 +305,7 @@ def test_the_pdf_is_one_page_with_the_table_adherence_longest_stretch_and_incide
     assert "Longest backward stretch: 10.0 of 10 min" in text
     assert "Weeks at goal: 2 of 4." in text
     assert "Sessions done per week" in text and "Longest backward stretch (min)" in text
-    assert "16 Mar (2026-W12)" in text  # a row of the weekly table
+    assert "16 Mar 2026 3 3 of 3" in text  # a row of the weekly table: its week with its year
     assert "balance: sway RMS AP" in text and "improved" in text and "within noise" in text
     # the incidents in words, not the wire's terms ("no_recovery", "closed by walker (walker)")
     assert "acknowledged by ann on the dashboard" in text and "Fall" in text
@@ -315,14 +315,57 @@ def test_the_pdf_is_one_page_with_the_table_adherence_longest_stretch_and_incide
     about = " ".join(text.split())
     assert "not a diagnosis" in about and "Weeks run Monday to Sunday (CET time)" in about
     # the zone named as the banner names it, and the time it was made says its zone
-    assert "(ISO weeks, CET)" in about and "Made 28 Mar 2026 10:00 CET." in about
-    assert "11 Mar 2026 10:00 CET" in about  # an incident's opening
+    assert "(ISO weeks, CET)" in about and "Made Sat 28 Mar 2026, 10:00 CET." in about
+    assert "Wed 11 Mar 2026, 10:00 CET" in about  # an incident's opening, as the pages say it
     assert "Europe/Berlin" not in about
     assert "at goal when its longest continuous backward stretch reached 10 min" in about
     assert "with 3 sessions at goal, and 4 weeks at goal" in about
     assert "the median of its sessions with its 95 % band" in about
     assert "beyond the MDC95, the minimal detectable change" in about
     assert ".py" not in about and "docs/" not in about and ".md" not in about
+
+
+def test_a_report_across_a_year_s_end_says_each_date_with_its_year(tmp_path: Path) -> None:
+    """A report is read months later, and this one spans New Year: the PDF's weeks, the
+    trends' first week and the charts' axes say the year ("28 Dec" and "4 Jan" alone read as
+    one winter or two); the CSV, opened in a spreadsheet, keeps ISO dates that sort."""
+    december = dt.datetime(2026, 12, 14, 9, 0, tzinfo=dt.UTC)  # 2026-W51
+    store = Store(str(tmp_path / "caregiver.db"))
+    for record in physio_month(DEVICE, december):
+        row, problem = parse_summary(received(record), DEVICE)
+        assert row is not None, problem
+        store.record_walk_session(row, session_payload(record), NOW)
+    now = (december + dt.timedelta(weeks=3, days=5)).timestamp()
+    fall = incident(december + dt.timedelta(weeks=1, days=2), "fall", open_=False)
+    report = make_report(
+        DEVICE, "Anna", store.walk_sessions(DEVICE),
+        measures_of(store.walk_session_payloads(DEVICE)), [fall], ZoneInfo("Europe/Berlin"), now,
+    )  # fmt: skip
+    store.close()
+    rows = list(csv.DictReader(io.StringIO(report_csv(report))))
+    assert [(r["week"], r["week_starts"]) for r in rows] == [
+        ("2026-W51", "2026-12-14"), ("2026-W52", "2026-12-21"),
+        ("2026-W53", "2026-12-28"), ("2027-W01", "2027-01-04"),
+    ]  # fmt: skip
+    page = PdfReader(io.BytesIO(report_pdf(report))).pages[0]
+    text = " ".join(page.extract_text().split())
+    for week in ("4 Jan 2027 3 3 of 3", "28 Dec 2026 3 3 of 3", "14 Dec 2026 3 3 of 3"):
+        assert week in text, week  # the weekly table's rows, newest first
+    assert "(2026-W" not in text and "(2027-W" not in text  # no week code a person decodes
+    assert "0.2 (14 Dec 2026)" in text  # the trends' first week
+    assert "Made Sat 9 Jan 2027, 10:00 CET." in text  # as the pages say a moment
+    assert "Wed 23 Dec 2026, 10:00 CET" in text  # the fall's row
+    # each chart names the year under its first week and under the first week of the next
+    at: list[tuple[str, float, float]] = []  # (words, x, y) in pt, y from the page's foot
+    page.extract_text(
+        visitor_text=lambda t, cm, tm, font, size: at.append((t.strip(), tm[4], tm[5]))
+    )  # fmt: skip
+    for first, year in (("14 Dec", "2026"), ("4 Jan", "2027")):
+        labels = [(x, y) for t, x, y in at if t == first]
+        years = [(x, y) for t, x, y in at if t == year]
+        assert len(labels) == len(years) == 2, (first, labels, years)  # one each chart
+        for (lx, ly), (yx, yy) in zip(sorted(labels), sorted(years), strict=True):
+            assert yy < ly and abs(yx - lx) < 8, (first, lx, ly, yx, yy)  # under it
 
 
 def _two_alerts(tmp_path: Path, second: str) -> Report:
@@ -353,7 +396,7 @@ def test_the_pdf_says_its_counts_and_alerts_in_words_not_abbreviations(tmp_path:
         "Week of Sessions Done At goal Week at goal Min backward Longest (min) Belt stops "
         "Stumbles Falls Alerts" in text
     )
-    assert "9 Mar (2026-W11) 3 2 of 3 0 no 36.0 2.0 1 1 0 1" in text  # one stumble, no fall
+    assert "9 Mar 2026 3 2 of 3 0 no 36.0 2.0 1 1 0 1" in text  # one stumble, no fall
     assert "Alerts (falls, stumbles, calls for help, monitor faults): 2, 1 still open." in text
     assert "Alerts (newest 2 of 2) When What happened How it ended" in text
     assert "still open" in text and "acknowledged by ann on the dashboard" in text
@@ -373,11 +416,11 @@ def test_the_pdf_sets_a_column_of_words_from_its_left_edge(tmp_path: Path) -> No
         visitor_text=lambda text, cm, tm, font, size: at.setdefault(text.strip(), tm[4])
     )  # fmt: skip
     mm = 72 / 25.4
-    left = at["4 Mar 2026 09:00 UTC"]  # the first column's, as before
+    left = at["Wed 4 Mar 2026, 09:00 UTC"]  # the first column's, as before
     for words, column in (
         ("Stumble", 44), ("Fall, not getting up", 44),
         ("still open", 74), ("acknowledged by ann on the dashboard", 74),
-        ("within noise", 160),  # the trends' Reading
+        ("within noise", 158),  # the trends' Reading
     ):  # fmt: skip
         assert abs(at[words] - (left + column * mm)) < 3, (words, at[words], left)
 
