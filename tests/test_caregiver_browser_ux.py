@@ -287,6 +287,8 @@ _PROGRESS_READ = """() => {
     const table = document.getElementById('sessions');
     return {
         stats: Array.from(document.querySelectorAll('#goals .stat')).map(box),
+        figures: Array.from(document.querySelectorAll('#goals .stat-value strong'))
+            .map(e => e.getBoundingClientRect().top),
         goals: document.getElementById('goals').getBoundingClientRect().width,
         dates: Array.from(table.querySelectorAll('tbody td[data-label="Date"] .cell'))
             .map(c => [c.innerText, lines(c)]),
@@ -317,6 +319,7 @@ def test_the_progress_page_s_boxes_dates_and_weeks_read_as_one_page(
 ) -> None:
     """A physio's progress page: the three goal boxes side by side of one height, or one under
     another (at 900 px two sat beside each other and the third alone under them, half as tall);
+    their figures side by side on one line, whatever their headings' lines;
     each session's date on two lines at most, its day and its time of day each whole (at 1024
     px "Mon, Nov 30, 09:00 UTC" took five lines, a word a line), the table within its box; and
     a week said as every date on the page is, by its Monday ("Week of Nov 30" beside "Mon, Nov
@@ -340,6 +343,10 @@ def test_the_progress_page_s_boxes_dates_and_weeks_read_as_one_page(
         else:
             assert len(row) == 3 and max(b[3] for b in row) - min(b[3] for b in row) < 1, stats
     assert len(rows) in (1, 3), (width, stats)
+    if len(rows) == 1:  # side by side: "1 of 3", "10.0 of 10 min", "1 of 4" read across, on
+        # one line (the headings wrapped apart at 1280 px: each figure at its own height)
+        figures = seen["figures"]
+        assert len(figures) == 3 and max(figures) - min(figures) <= 1, (width, figures)
 
     assert seen["dates"], seen
     for said, lines in seen["dates"]:
