@@ -235,6 +235,21 @@ _BANNER_BUTTONS = """() => {
     return shown;
 }"""
 
+_ACK_ROOM = """() => {
+    const note = document.getElementById('alarm-ack-elsewhere');
+    const slot = document.getElementById('alarm-ack').getBoundingClientRect();
+    const r = document.createRange(); r.selectNodeContents(note);
+    const lines = Array.from(r.getClientRects());
+    const ends = (side, pick) => pick(...lines.map(b => b[side]));
+    return {
+        shown: getComputedStyle(note).display !== 'none' && !!lines.length,
+        words: note.innerText,
+        slot: [slot.left, slot.right, slot.top, slot.bottom],
+        text: lines.length ? [ends('left', Math.min), ends('right', Math.max),
+                              ends('top', Math.min), ends('bottom', Math.max)] : null,
+    };
+}"""
+
 
 @pytest.mark.parametrize("width", [360, 1280])
 def test_the_banner_s_buttons_stand_in_the_same_places_on_every_page(
@@ -243,7 +258,9 @@ def test_the_banner_s_buttons_stand_in_the_same_places_on_every_page(
     """A fall open: the banner's Acknowledge, Open and Silence are where the fleet page has
     them on the fall's own page (no Open there), the treadmill's, its progress and its plan
     page (no Acknowledge there): a thumb finds Silence in one place. At 360 px the fall's page
-    had Silence 83 px left of where every other page had it."""
+    had Silence 83 px left of where every other page had it. Where no Acknowledge can stand,
+    its room says "To acknowledge:" against Open: the progress and plan pages showed a
+    button-wide hole in the red banner, read as something that failed to load."""
     from playwright.sync_api import expect
 
     device = SimDevice(mosquitto, "treadmill-1")
@@ -269,6 +286,17 @@ def test_the_banner_s_buttons_stand_in_the_same_places_on_every_page(
         assert set(shown) == expected, (name, shown)
         moved = {k: (fleet[k], v) for k, v in shown.items() if v != fleet[k]}
         assert not moved, (name, moved)
+        room = page.evaluate(_ACK_ROOM)
+        if "alarm-ack" in expected:
+            assert not room["shown"], (name, room)
+        else:  # no hole where the Acknowledge stands elsewhere: its room says where it is
+            assert room["shown"] and room["words"] == "To acknowledge:", (name, room)
+            left, right, top, bottom = room["text"]
+            slot_left, slot_right, slot_top, slot_bottom = room["slot"]
+            assert slot_left - 1 <= left and right <= slot_right + 1, (name, width, room)
+            assert slot_top - 1 <= top and bottom <= slot_bottom + 1, (name, width, room)
+            # set against Open, filling most of the room, not a word adrift in it
+            assert slot_right - right < 2 and right - left > 0.6 * (slot_right - slot_left), room
         page.screenshot(
             path=_shot(tmp_path, service, f"banner-{name}-{width}.png"),
             clip={"x": 0, "y": 0, "width": width, "height": 340},

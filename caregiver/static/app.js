@@ -198,8 +198,14 @@
     }
     return null;
   }
+  // Where the page has no form for it and none will come (no card: the progress and plan
+  // pages, another alert's page), the button's room says so, leading into Open; a page of
+  // cards waits for the alarm's (its room kept empty a moment, not worded then undone).
+  var ackElsewhere = document.getElementById("alarm-ack-elsewhere");
   function showBannerAck() {
-    if (bannerAck) bannerAck.classList.toggle("alarm-ack-off", !namedForm());
+    var form = namedForm();
+    if (bannerAck) bannerAck.classList.toggle("alarm-ack-off", !form);
+    if (ackElsewhere) ackElsewhere.hidden = !!form || !!document.querySelector(".card");
   }
   if (bannerAck) bannerAck.addEventListener("click", function () {
     var form = namedForm(), sent = form && form.querySelector("button");
