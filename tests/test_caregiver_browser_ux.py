@@ -305,6 +305,43 @@ def test_the_banner_s_buttons_stand_in_the_same_places_on_every_page(
     device.close()
 
 
+_ALERT_ROWS = """() => Array.from(document.querySelectorAll('#incidents li')).map(li => {
+    const style = getComputedStyle(li), a = li.querySelector('a'), box = a.getBoundingClientRect();
+    return {
+        bar: parseFloat(style.borderLeftWidth), rule: parseFloat(style.borderBottomWidth),
+        link: [box.left, box.top, box.width, box.bottom], row: li.getBoundingClientRect().width,
+        display: getComputedStyle(a).display,
+    };
+})"""
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_the_fleet_s_recent_alerts_are_rows_each_one_tap(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """The fleet's Recent alerts, as a treadmill's timeline has its events: each alert a row
+    with its severity's bar, a rule under it, the whole row its link, a finger's height. They
+    were bare links run together: on a phone two alerts read as one paragraph ("... (just
+    now) Stumble — walker pressed I'm OK ..."), the next one's words a tap away."""
+    from playwright.sync_api import expect
+
+    devices = _scene(service, mosquitto)
+    page = _page(browser, service, width)
+    expect(page.locator("#incidents li")).to_have_count(3)
+    rows = page.evaluate(_ALERT_ROWS)
+    for n, r in enumerate(rows):
+        assert r["bar"] >= 10 and r["rule"] >= 2 and r["display"] == "flex", (width, r)
+        _, top, link_width, bottom = r["link"]
+        assert link_width >= r["row"] - r["bar"] - 1 and bottom - top >= 44, (width, r)
+        if n:  # below the row before it and its rule, not on from it
+            assert top >= rows[n - 1]["link"][3] + rows[n - 1]["rule"] - 0.5, (width, rows)
+    page.locator("#incidents").scroll_into_view_if_needed()
+    page.screenshot(path=_shot(tmp_path, service, f"recent-alerts-{width}.png"), full_page=True)
+    page.context.close()
+    for d in devices:
+        d.close()
+
+
 _PROGRESS_READ = """() => {
     const lines = el => {  // the lines its words take on screen
         const r = document.createRange(); r.selectNodeContents(el);
