@@ -342,6 +342,56 @@ def test_the_fleet_s_recent_alerts_are_rows_each_one_tap(
         d.close()
 
 
+_FIELDS = """() => Array.from(document.querySelectorAll(
+    'main select, main input:not([type=hidden]), main button')).filter(e => e.offsetParent)
+    .map(e => ({
+        name: e.name || e.id || e.innerText, size: parseFloat(getComputedStyle(e).fontSize),
+        cut: e.tagName === 'INPUT' && e.scrollWidth > e.clientWidth,
+        right: e.getBoundingClientRect().right,
+    }))"""
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_the_physio_s_fields_are_in_the_page_s_type(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """The walker picker and the plan form's fields (preset, name, intervals, progression
+    schedule) were the browser's 13 px in a page of 20 (18 on a phone), its Show an unstyled
+    grey button: read at arm's length beside the page's words, and the plan typed into them,
+    they were the one small print. Now at least 14 px, none cut ("0.5 mp" at 360 px first),
+    within the page's width; the login form keeps its own."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    page = _page(browser, service, width)
+    for path in ("/devices/treadmill-1/progress", "/devices/treadmill-1/plan"):
+        page.goto(service.url + path)
+        expect(page.locator("#walker")).to_be_visible()
+        if path.endswith("plan"):  # a speed as typed, whole in its field
+            page.locator('input[name="speed"]').first.fill("0.5 mph")
+        fields = page.evaluate(_FIELDS)
+        assert fields, path
+        for f in fields:
+            assert f["size"] >= 14 and not f["cut"] and f["right"] <= width, (path, width, f)
+        picker = {f["name"]: f["size"] for f in fields}
+        assert picker["walker"] >= 16 and picker["Show"] >= 14, (path, picker)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        name = f"fields-{path.rsplit('/', 1)[1]}-{width}.png"
+        page.screenshot(path=_shot(tmp_path, service, name), full_page=True)
+    page.context.close()
+    login = browser.new_page(viewport={"width": width, "height": 800})
+    login.goto(service.url + "/login")
+    own = login.evaluate("""() => {
+        const root = parseFloat(getComputedStyle(document.documentElement).fontSize);
+        const field = getComputedStyle(document.getElementById('username'));
+        return [parseFloat(field.fontSize) / root, parseFloat(field.paddingTop) / root];
+    }""")
+    assert own == [1, 0.5], own  # its 1rem words and 0.5rem padding (app.css .login input)
+    login.close()
+    device.close()
+
+
 _PROGRESS_READ = """() => {
     const lines = el => {  // the lines its words take on screen
         const r = document.createRange(); r.selectNodeContents(el);
