@@ -49,7 +49,15 @@ from caregiver.notify_process import NotifierProcess
 from caregiver.plan_answers import KEPT_PER_DEVICE, sent_by, summary_of, walker_of
 from caregiver.retention import RetentionSweeper
 from caregiver.seen import Acknowledged, Seen
-from caregiver.storage import SIDE_PROBE_EVERY_S, Listener, SentCommand, StorageFault, Store
+from caregiver.storage import (
+    SIDE_PROBE_EVERY_S,
+    STATEMENT_TIMEOUTS,
+    Listener,
+    SentCommand,
+    StatementTimeouts,
+    StorageFault,
+    Store,
+)
 from caregiver.web import create_app
 from core import sdnotify
 from core.protocol.commands import (
@@ -69,7 +77,9 @@ log = logging.getLogger(__name__)
 
 TICKER_WITHIN_S = 30.0
 """The escalation ticker turns every second; 30 s without a turn (a database lock held that
-long, a hang) and the service stops telling systemd it is alive."""
+long, a hang) and the service stops telling systemd it is alive. On PostgreSQL no statement
+outlasts :data:`caregiver.storage.pg_timeouts.STATEMENT_TIMEOUT_S` (15 s): one the ticker
+waited for and its own fit."""
 DASHBOARD_WITHIN_S = 30.0
 """The dashboard's event loop answers a posted beat at once unless something blocks it."""
 DASHBOARD_PART = "the dashboard's event loop"
@@ -92,12 +102,14 @@ class CaregiverService:
         send: Sender = send_notification,
         monotonic: Callable[[], float] | None = None,
         boot: str | None = None,
+        timeouts: StatementTimeouts = STATEMENT_TIMEOUTS,
     ) -> None:
         """``boot``: which machine's boot ``monotonic`` counts from, when it is given (tests
-        restarting a service on one fake boot clock); the system's own is Linux's boot id."""
+        restarting a service on one fake boot clock); the system's own is Linux's boot id.
+        ``timeouts``: PostgreSQL's limits on a statement (tests give short ones)."""
         self.config = config
         self.clock = clock
-        self.store = Store(config.server.database)
+        self.store = Store(config.server.database, timeouts=timeouts)
         self.instance = secrets.token_hex(8)
         """This process among the instances sharing a database (its own changes come back)."""
         self.listener: Listener | None = None

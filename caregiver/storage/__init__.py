@@ -9,6 +9,7 @@ URL, for providers running several instances), through :mod:`.engines`;
 
 from caregiver.storage.engines import Listener, database_problem, engine_of, redacted
 from caregiver.storage.faults import StorageFault
+from caregiver.storage.pg_timeouts import STATEMENT_TIMEOUTS, StatementTimeouts
 from caregiver.storage.records import (
     CLOSED_HERE,
     OPEN_STATUSES,
@@ -47,6 +48,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "SIDE_PROBE_EVERY_S",
     "STAGE_AHEAD_S",
+    "STATEMENT_TIMEOUTS",
     "WALK_FIELDS",
     "Account",
     "Alert",
@@ -72,6 +74,7 @@ __all__ = [
     "SentCommand",
     "SideFault",
     "SideFaults",
+    "StatementTimeouts",
     "StorageFault",
     "Store",
     "StoredEvent",

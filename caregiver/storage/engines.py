@@ -31,6 +31,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
+from caregiver.storage.pg_timeouts import (
+    STATEMENT_TIMEOUTS,
+    StatementTimeouts,
+    migration_settings,
+)
 from core.sqlite_check import Checked, quick_check
 
 log = logging.getLogger(__name__)
@@ -553,23 +558,26 @@ class PostgresDatabase(Database):
 
     A connection the server dropped (a restart, a failover) is opened again on the
     next call: the statement that found it broken fails as a StorageFault (ingest holds
-    the message and tries again), the one after it works.
+    the message and tries again), the one after it works. A statement held past
+    ``timeouts`` (a lock someone else holds, a server too slow) fails the same way
+    (:mod:`caregiver.storage.pg_timeouts`); the connection stays usable.
     """
 
     engine: Engine = "postgresql"
     errors = _PsycopgErrors()
     row_locks = " FOR UPDATE"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeouts: StatementTimeouts = STATEMENT_TIMEOUTS) -> None:
         super().__init__()
         self.url = url
         self.name = redacted(url)
+        self.timeouts = timeouts
         self._closed = False
         self._pipeline: psycopg.Pipeline | None = None
         self._db: psycopg.Connection[Any] = self._connect()
 
     def _connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+        return connect(self.url, self.timeouts)
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._closed:
@@ -609,6 +617,8 @@ class PostgresDatabase(Database):
 
     def lock_schema(self) -> None:
         self.begin()
+        for setting in migration_settings():  # the migrations' own limits, for their transaction
+            self.execute(setting)
         self.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
 
     def schema_version(self) -> int:
@@ -676,6 +686,17 @@ class PostgresDatabase(Database):
         return int(size)
 
 
+def connect(url: str, timeouts: StatementTimeouts = STATEMENT_TIMEOUTS) -> psycopg.Connection[Any]:
+    """A connection of the caregiver's to PostgreSQL: autocommit, 10 s to connect, and
+    ``timeouts`` on every statement (:mod:`caregiver.storage.pg_timeouts`)."""
+    return psycopg.connect(url, **connect_kwargs(url, timeouts))
+
+
+def connect_kwargs(url: str, timeouts: StatementTimeouts) -> dict[str, Any]:
+    """What every connection of the caregiver's to ``url`` is opened with (also the pool's)."""
+    return {"autocommit": True, "connect_timeout": 10, "options": timeouts.options(url)}
+
+
 def _pg_execute(
     db: psycopg.Connection[Any],
     sql: str,
@@ -715,12 +736,14 @@ class PooledReads:
     connection: the dashboard's pages and its live feed read without waiting for ingest's
     batch to commit, and ingest's commits never wait for them."""
 
-    def __init__(self, url: str, size: int) -> None:
+    def __init__(
+        self, url: str, size: int, timeouts: StatementTimeouts = STATEMENT_TIMEOUTS
+    ) -> None:
         self._pool = psycopg_pool.ConnectionPool(
             url,
             min_size=1,
             max_size=size,
-            kwargs={"autocommit": True, "connect_timeout": 10},
+            kwargs=connect_kwargs(url, timeouts),
             name="caregiver-reads",
             open=True,
         )
@@ -773,8 +796,9 @@ class Announcer:
     change itself is committed, and the other instances' browsers show it on reload.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeouts: StatementTimeouts = STATEMENT_TIMEOUTS) -> None:
         self._url = url
+        self._timeouts = timeouts
         self._queue: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._db: psycopg.Connection[Any] | None = None
         self._thread = threading.Thread(target=self._run, name="caregiver-announce", daemon=True)
@@ -824,7 +848,7 @@ class Announcer:
             fresh = self._db is None or self._db.broken or self._db.closed
             try:
                 if self._db is None or fresh:
-                    self._db = psycopg.connect(self._url, autocommit=True, connect_timeout=10)
+                    self._db = connect(self._url, self._timeouts)
                 payload = json.dumps(batch, separators=(",", ":"))  # as _listed_size counts
                 self._db.execute("SELECT pg_notify(%s, %s)", (CHANGES_CHANNEL, payload))
                 return
@@ -856,8 +880,10 @@ class Listener:
         url: str,
         on_message: Callable[[str], None],
         on_resumed: Callable[[], None] | None = None,
+        timeouts: StatementTimeouts = STATEMENT_TIMEOUTS,
     ) -> None:
         self._url = url
+        self._timeouts = timeouts
         self._on_message = on_message
         self._on_resumed = on_resumed
         self._stop = threading.Event()
@@ -870,7 +896,7 @@ class Listener:
         lost = False
         while not self._stop.is_set():
             try:
-                with psycopg.connect(self._url, autocommit=True, connect_timeout=10) as db:
+                with connect(self._url, self._timeouts) as db:
                     db.execute(f"LISTEN {CHANGES_CHANNEL}")
                     self.listening.set()
                     if lost and self._on_resumed is not None:
@@ -929,8 +955,9 @@ def passing(exc: BaseException) -> bool:
     return psycopg_module is not None and isinstance(exc, psycopg_module.OperationalError)
 
 
-def open_database(target: str | Path) -> Database:
-    """Connect to what ``[server] database`` names (see :func:`engine_of`)."""
+def open_database(target: str | Path, timeouts: StatementTimeouts = STATEMENT_TIMEOUTS) -> Database:
+    """Connect to what ``[server] database`` names (see :func:`engine_of`); ``timeouts``
+    are PostgreSQL's (SQLite's writer waits at most its driver's 5 s for a busy file)."""
     if engine_of(target) == "postgresql":
-        return PostgresDatabase(str(target))
+        return PostgresDatabase(str(target), timeouts)
     return SqliteDatabase(target)

@@ -47,6 +47,13 @@ from caregiver.storage.engines import (
     redacted,
 )
 from caregiver.storage.faults import StorageFault
+from caregiver.storage.pg_timeouts import (
+    LOCK_NOT_AVAILABLE,
+    MIGRATION_LOCK_TIMEOUT_S,
+    STATEMENT_TIMEOUTS,
+    StatementTimeouts,
+    why_ended,
+)
 from caregiver.storage.records import (
     NewEvent,
 )
@@ -102,14 +109,19 @@ class Store(StoreOperations):
     """The caregiver database: opened (and migrated) once, shared by every thread.
 
     ``database`` is a SQLite file path or a ``postgresql://`` URL (see
-    :mod:`caregiver.storage.engines`).
+    :mod:`caregiver.storage.engines`); ``timeouts``: how long a statement on PostgreSQL
+    may wait for a lock and run, on every connection the store opens
+    (:mod:`caregiver.storage.pg_timeouts`).
     """
 
     READ_CONNECTIONS = 4
     """On PostgreSQL: connections for reads (pages, the live feed), beside the writing one."""
 
-    def __init__(self, database: str | Path) -> None:
+    def __init__(
+        self, database: str | Path, *, timeouts: StatementTimeouts = STATEMENT_TIMEOUTS
+    ) -> None:
         self.location = str(database)
+        self.timeouts = timeouts
         self._lock = threading.RLock()
         self._writing = threading.local()
         """``depth``: this thread's open transactions and batches (its reads then see what they
@@ -117,7 +129,7 @@ class Store(StoreOperations):
         self._reads: PooledReads | SqliteReads | None = None
         self._checkpointer: SqliteCheckpointer | None = None
         with _opening(self.location):
-            self._db = open_database(database)
+            self._db = open_database(database, timeouts)
         self.engine = self._db.engine
         self.name = self._db.name
         """The database as logs name it (a URL without its password)."""
@@ -156,8 +168,8 @@ class Store(StoreOperations):
         if isinstance(self._db, PostgresDatabase):
             try:
                 with _opening(self.location):
-                    self._announcer = Announcer(self._db.url)
-                    self._reads = PooledReads(self._db.url, self.READ_CONNECTIONS)
+                    self._announcer = Announcer(self._db.url, timeouts)
+                    self._reads = PooledReads(self._db.url, self.READ_CONNECTIONS, timeouts)
             except BaseException:
                 if self._announcer is not None:
                     self._announcer.stop()
@@ -208,7 +220,7 @@ class Store(StoreOperations):
         (:func:`_as_storage_fault`); a damaged file also sets :attr:`damage` and calls
         :attr:`on_damaged` the first time."""
         try:
-            with _as_storage_fault(self._db, self.location):
+            with _as_storage_fault(self._db, self.location, self.timeouts):
                 yield
         except StorageFault as exc:
             if exc.lasting and self.damage is None:
@@ -319,7 +331,7 @@ class Store(StoreOperations):
         once listening again after a loss (what was announced meanwhile was not heard)."""
         if not isinstance(self._db, PostgresDatabase):
             return None
-        return Listener(self._db.url, on_message, on_resumed)
+        return Listener(self._db.url, on_message, on_resumed, self.timeouts)
 
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
@@ -593,11 +605,15 @@ def _read_tables(tables: tuple[str, ...], ops: Transaction) -> None:
 
 
 @contextmanager
-def _as_storage_fault(db: Database, location: str) -> Iterator[None]:
+def _as_storage_fault(
+    db: Database, location: str, timeouts: StatementTimeouts = STATEMENT_TIMEOUTS
+) -> Iterator[None]:
     """The driver's error as a :class:`StorageFault`. A damaged SQLite file
     (SQLITE_CORRUPT, SQLITE_NOTADB: "database disk image is malformed") names the file and
     says what to do, and is ``lasting``: before, it said "caregiver database: database disk
-    image is malformed", naming no file, from a report or in the log as alerts were held."""
+    image is malformed", naming no file, from a report or in the log as alerts were held. A
+    statement PostgreSQL ended at one of ``timeouts`` says which and what holds it
+    (:func:`~caregiver.storage.pg_timeouts.why_ended`)."""
     try:
         yield
     except db.errors as exc:
@@ -606,7 +622,10 @@ def _as_storage_fault(db: Database, location: str) -> Iterator[None]:
                 f"caregiver database {redacted(location)}: {_one_line(exc)}. {_DAMAGED_ADVICE}",
                 lasting=True,
             ) from exc
-        raise StorageFault(f"caregiver database: {exc}", refused_data=_refused_data(exc)) from exc
+        raise StorageFault(
+            f"caregiver database: {exc}{why_ended(exc, timeouts)}",
+            refused_data=_refused_data(exc),
+        ) from exc
 
 
 def _one_line(exc: BaseException) -> str:
@@ -682,6 +701,14 @@ def _opening_advice(exc: BaseException) -> tuple[str, bool]:
                 False,
             )
         return "Check the file, its folder and the disk", False
+    if getattr(exc, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+        return (
+            f"Another session held a lock the upgrade needs for {MIGRATION_LOCK_TIMEOUT_S:g} s "
+            "(another instance upgrading it, an ALTER TABLE, VACUUM FULL or LOCK TABLE in psql, "
+            "a transaction left open: pg_locks and pg_stat_activity name it); start it again "
+            "once that is done",
+            False,
+        )
     return (
         "Check that the PostgreSQL server is running and reachable, and the URL's user, "
         "password and database name ([server] database)",
