@@ -7,6 +7,7 @@
                       Alerting ─► notifications rows ─► wake ─► notifier process ─► Apprise
  ticker thread (1 s) ─► Alerting.tick (escalation, held stumbles)   } only on the holder of
  notifier process ─► due notifications (from the database)           } the escalation lease
+ housekeeping thread (1 s) ─► retention sweep, WAL checkpoint, side-fault probe
  uvicorn thread ─► Starlette app (web.py, routes/) ─► worker threads ─► Store
  on PostgreSQL: on_change ─► NOTIFY ─► every other instance's listener thread ─► its LiveFeed
 ```
@@ -178,6 +179,8 @@ class CaregiverService:
         self.liveness = Liveness(monotonic if monotonic is not None else time.monotonic)
         """What :meth:`serve_forever` tells systemd's watchdog the service is alive by."""
         self._ticker_beat = self.liveness.heartbeat("the escalation ticker", TICKER_WITHIN_S)
+        self._housekeeping: threading.Thread | None = None
+        self.liveness.thread("the housekeeping thread", lambda: self._housekeeping)
         self.ingestor.working = self.liveness.busy(
             "storing what the broker sent", STORING_WITHIN_S
         ).working
@@ -371,8 +374,12 @@ class CaregiverService:
                 self.notifier_process = NotifierProcess(self.config, self.instance)
                 self.notifier_process.start()
             ticker = threading.Thread(target=self._tick_loop, name="caregiver-tick", daemon=True)
-            ticker.start()
-            self._threads.append(ticker)
+            self._housekeeping = threading.Thread(
+                target=self._housekeeping_loop, name="caregiver-housekeeping", daemon=True
+            )
+            for thread in (ticker, self._housekeeping):
+                thread.start()
+                self._threads.append(thread)
         if web:
             self._serve_in_thread(port if port is not None else self.config.server.port)
 
@@ -392,6 +399,28 @@ class CaregiverService:
             log_gone(note)
 
     def _tick_loop(self) -> None:
+        """The escalation ticker: reminders and the step to the next contact, every second,
+        on a thread of its own. Its beat is what ``/healthz`` and systemd's watchdog hear
+        (:data:`TICKER_WITHIN_S`): the work that must not stop while an alarm is open.
+        Before, it also ran the housekeeping (:meth:`_housekeeping_loop`) before each tick, so
+        a slow or blocked sweep, checkpoint or probe held the reminders behind it."""
+        escalation = self.escalation_faults()
+        while True:
+            self._ticker_beat.beat()
+            if self._stop.wait(1.0):
+                return
+            self.escalation_tick(escalation)
+
+    def _housekeeping_loop(self) -> None:
+        """The database's upkeep, every second, beside the escalation ticker (each failure
+        said in the log): the retention sweep (at start, then every ``sweep_hours``), the WAL
+        checkpoint, and the look at the side tables said to fail. None of it pages anyone, so
+        none of it may hold a tick: a checkpoint or probe that is slow or waits on a lock
+        waits here alone. The sweep's transaction is on the store's one writing connection,
+        so the ticker's writes still wait for it (on PostgreSQL a statement at most
+        :data:`caregiver.storage.pg_timeouts.STATEMENT_TIMEOUT_S`). No beat of its own (a
+        first sweep of a big backlog may take long, and is no hang); a thread that died (a
+        bug) is said (:attr:`liveness`)."""
         sweeper = RetentionSweeper(self.store, self.config.retention, self.clock)
         # The WAL into the database file here rather than in ingest's commits
         # (:meth:`Store.checkpoint`); a failure is said once until a checkpoint works again (the
@@ -401,10 +430,8 @@ class CaregiverService:
             "could not copy the write-ahead log into the database",
             "the write-ahead log is copied into the database again",
         )
-        escalation = self.escalation_faults()
         probed = time.monotonic()
         while True:
-            self._ticker_beat.beat()
             sweeper.tick()
             checkpoint.run(self.store.checkpoint)
             if self.store.side_faults.failing and time.monotonic() - probed >= SIDE_PROBE_EVERY_S:
@@ -412,7 +439,6 @@ class CaregiverService:
                 self.store.probe_side_faults()
             if self._stop.wait(1.0):
                 return
-            self.escalation_tick(escalation)
 
     def escalation_faults(self) -> FaultOnce:
         """How the ticker says that the escalation tick cannot use the database."""
@@ -538,6 +564,7 @@ class CaregiverService:
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
+        self._housekeeping = None
         if self._socket is not None:
             self._socket.close()
             self._socket = None

@@ -307,3 +307,61 @@ def test_healthz_says_without_a_login_whether_the_service_works_and_whether_fall
     finally:
         hold.set()
         broker.cleanup()
+
+
+def test_the_escalation_ticker_turns_while_the_housekeeping_is_stuck(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """A WAL checkpoint that does not return (a disk that stalls, a lock) holds the
+    housekeeping thread alone: the escalation ticker goes on ticking, and the service is
+    alive. Before, the checkpoint (and the sweep, and the side-table look) ran on the ticker's
+    thread before each tick, and the reminders waited behind it."""
+    service = CaregiverService(make_config(mosquitto, tmp_path))
+    stuck, release, ticked = threading.Event(), threading.Event(), threading.Event()
+
+    def stuck_checkpoint() -> tuple[int, int]:
+        stuck.set()
+        release.wait(WAIT)
+        return 0, 0
+
+    ticking = service.alerting.tick
+
+    def counted_tick() -> int:
+        ticked.set()
+        return ticking()
+
+    service.store.checkpoint = stuck_checkpoint  # type: ignore[method-assign]
+    service.alerting.tick = counted_tick  # type: ignore[method-assign]
+    try:
+        service.start(web=False)
+        assert stuck.wait(WAIT)
+        for _ in range(2):  # ticks begun after the checkpoint stuck
+            ticked.clear()
+            assert ticked.wait(WAIT), "the ticker waited for the housekeeping"
+        assert service.health().problems == ()
+    finally:
+        release.set()
+        service.stop()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the bug
+def test_a_housekeeping_thread_that_died_is_said(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """A bug in the housekeeping (anything but a storage fault) ends its thread: the service
+    says so (not alive: systemd restarts it), where before the same bug ended the ticker."""
+    service = CaregiverService(make_config(mosquitto, tmp_path))
+    failed = threading.Event()
+
+    def broken_checkpoint() -> tuple[int, int]:
+        failed.set()
+        raise KeyError("a bug")
+
+    service.store.checkpoint = broken_checkpoint  # type: ignore[method-assign]
+    try:
+        service.start(web=False)
+        assert failed.wait(WAIT)
+        thread = service._housekeeping
+        assert thread is not None
+        thread.join(WAIT)
+        assert service.health().problems == ("the housekeeping thread has stopped",)
+    finally:
+        service.stop()
