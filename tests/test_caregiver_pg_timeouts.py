@@ -167,6 +167,25 @@ def test_escalation_on_a_locked_table_is_held_and_said_then_steps_on(
         service.store.close()
 
 
+def test_a_statement_past_its_statement_timeout_is_a_storage_fault_that_says_so(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    """A statement that runs past ``statement_timeout`` (here: waits on a lock for longer
+    than it, the lock timeout being longer still) ends as a StorageFault saying which limit
+    fired; the store goes on once it can."""
+    url = postgres_cluster.new_database()
+    store = Store(url, timeouts=StatementTimeouts(lock_s=WAIT, statement_s=0.2))
+    try:
+        with _locked(url, "events"), pytest.raises(StorageFault) as caught:
+            store.event_count()
+        said = str(caught.value)
+        assert "canceling statement due to statement timeout" in said
+        assert "ran past 0.2 s" in said
+        assert store.event_count() == 0
+    finally:
+        store.close()
+
+
 def _limits(db: Database) -> tuple[str, str]:
     """The lock and statement timeouts ``db``'s connection runs under, as the server says."""
     return (
