@@ -204,7 +204,7 @@ part refused it is said there (:attr:`Store.side_faults`) until a message of its
 SIDE_READS = frozenset({TopicKind.INCIDENT})
 """The kinds of :data:`SIDE_KINDS` whose handling only reads its part (a treadmill's open
 incident, read to send a close it missed again): one refused is a failed read, which a read
-of the part clears (the ticker's look too); every other kind's is a failed write, cleared
+of the part clears (the housekeeping look too); every other kind's is a failed write, cleared
 only by a message of its kind stored (:class:`caregiver.storage.side_faults.Use`)."""
 
 

@@ -281,7 +281,7 @@ def test_a_fall_whose_recording_its_table_refuses_is_stored_paged_and_said_witho
         assert service.ingestor.held == 0
 
         execute(caregiver_db, "ALTER TABLE recordings_damaged RENAME TO recordings")
-        # the fall's pages could not read the recordings either: the ticker's look reads them
+        # the fall's pages could not read the recordings either: the housekeeping look reads them
         # back, but says nothing of storing one
         service.store.probe_side_faults()
         _said_faulty(service, http, "recordings", "falls' sensor recordings cannot be stored")
@@ -385,7 +385,7 @@ def test_a_session_let_go_because_its_table_refuses_is_said_until_one_stores(
         assert service.ingestor.wait_for(lambda: service.ingestor.held == 0)
         assert service.ingestor.rejected == 1
         _said_faulty(service, http, "sessions", "guided sessions cannot be stored")
-        service.store.probe_side_faults()  # the ticker's look: the table is still missing
+        service.store.probe_side_faults()  # the housekeeping look: the table is still missing
         assert "sessions" in _failing(service)
 
         execute(caregiver_db, "ALTER TABLE walk_sessions_damaged RENAME TO walk_sessions")
@@ -393,7 +393,7 @@ def test_a_session_let_go_because_its_table_refuses_is_said_until_one_stores(
         assert service.ingestor.wait_for(lambda: service.ingestor.sessions_stored == 1)
         assert service.ingestor.wait_for(lambda: "sessions" not in _failing(service))
         # the fall named its walker, and the fleet page its card's, through that table too:
-        # the ticker's look at the failing parts' tables finds them back
+        # the housekeeping look at the failing parts' tables finds them back
         assert _failing(service) <= {"walkers", "plans"}
         service.store.probe_side_faults()
         assert _failing(service) == set()
@@ -445,7 +445,7 @@ def test_a_session_table_that_reads_but_refuses_writes_is_said_until_a_session_s
     caregiver_db: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The ticker's look reads a failing part's tables: one that reads but refuses writes (a
+    """The housekeeping look reads a failing part's tables: one that reads but refuses writes (a
     permission revoked, a trigger, a read-only or full disk) was said to work at each look
     and to fail again at the next refused write, the banner, /healthz and the log's start and
     end lines coming and going every few seconds. A read clears only a failed read: the
@@ -467,7 +467,7 @@ def test_a_session_table_that_reads_but_refuses_writes_is_said_until_a_session_s
         _said_faulty(service, http, "sessions", "guided sessions cannot be stored")
         assert execute(caregiver_db, "SELECT count(*) FROM walk_sessions") == [(0,)]  # it reads
         for _ in range(3):
-            service.store.probe_side_faults()  # the ticker's looks
+            service.store.probe_side_faults()  # the housekeeping looks
             assert _failing(service) == {"sessions"}
             _said_faulty(service, http, "sessions", "guided sessions cannot be stored")
 
@@ -495,7 +495,7 @@ def test_recordings_that_read_but_refuse_writes_are_said_unstored_never_unreadab
     """A recordings table that reads but refuses the fall's recording: the fall's pages say
     it could not be stored, and a stumble whose recording has not come yet is not said to
     be unreadable (its read just worked: only a failed read says so). The part stays said
-    across the ticker's looks, until a recording stores once writes are taken again."""
+    across the housekeeping looks, until a recording stores once writes are taken again."""
     service, http = paged_service
     device = SimDevice(mosquitto, DEVICE)
     try:
@@ -513,7 +513,7 @@ def test_recordings_that_read_but_refuse_writes_are_said_unstored_never_unreadab
         assert status == 200 and "data-plot=" not in page
         assert RECORDING_UNREAD not in html.unescape(page)
         assert RECORDING_UNSTORED not in html.unescape(page)
-        service.store.probe_side_faults()  # the ticker's look: the table reads
+        service.store.probe_side_faults()  # the housekeeping look: the table reads
         assert _failing(service) == {"recordings"}
 
         _allow_writes(caregiver_db, "recordings")
@@ -543,7 +543,7 @@ def test_walkers_unreadable_are_said_until_the_tickers_look_reads_them_again(
     caregiver_db: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A part whose read failed is cleared by a read: the ticker's look at its tables, once
+    """A part whose read failed is cleared by a read: the housekeeping look at its tables, once
     they are back (not by a look while they are still missing), without a page or a fall
     reading them."""
     service, http = paged_service
@@ -678,7 +678,7 @@ def test_telemetry_stored_in_a_batch_says_its_part_works_again(
 ) -> None:
     """A batch writes its telemetry at its end, not through each message's handling: the
     figures a telemetry let go had said unstored (:data:`caregiver.ingest.SIDE_PARTS`) stayed
-    said after the next batch stored them, until the ticker's look read the table."""
+    said after the next batch stored them, until the housekeeping look read the table."""
     service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
     try:
         service.store.side_faults.failed(Part.TELEMETRY, "caregiver database: locked", Use.WRITE)

@@ -13,7 +13,7 @@ fault says it there, whether a read or a write of the part failed (:class:`Use`)
 evidence that what failed works again clears it: a read of the part that succeeds clears a
 failed read, a write that commits a failed write. A read does not clear a write: a table
 that reads but refuses writes (a permission revoked, a trigger refusing, a read-only or full
-disk) was said to work by every read (the ticker's look at its tables), said failing again
+disk) was said to work by every read (the housekeeping look at its tables), said failing again
 by the next refused write, and the banner, ``/healthz`` and the log's start and end lines
 came and went every few seconds. The dashboard's banner and ``/healthz`` say what it holds
 (``caregiver/routes/stream.py``, ``caregiver/health.py``).

@@ -270,7 +270,7 @@ class Store(StoreOperations):
         then to fail at its next refused write: the banner, ``/healthz`` and the log's start
         and end lines came and went every few seconds. A write here that changes nothing and
         is rolled back would not say it either: a trigger fires only for a row written, and
-        SQLite reaches a full disk only at the commit. The caregiver service's ticker calls it
+        SQLite reaches a full disk only at the commit. The service's housekeeping thread calls it
         while a part fails (:data:`SIDE_PROBE_EVERY_S`)."""
         for part in self.side_faults.unread():
             try:
@@ -633,7 +633,7 @@ def _one_line(exc: BaseException) -> str:
 
 
 SIDE_PROBE_EVERY_S = 10.0
-"""How often the caregiver service's ticker reads the tables of the parts a read of which
+"""How often the service's housekeeping thread reads the tables of the parts a read of which
 failed (:meth:`Store.probe_side_faults`): a banner gone within seconds of the table put back
 (a part whose write failed waits for a write of it that commits)."""
 
