@@ -183,3 +183,50 @@ def test_retention_config_refuses_negative_ages() -> None:
     text = "\n".join(err.value.problems)
     assert "c.toml: retention.recordings_days: must not be negative" in text
     assert "c.toml: retention.sweep_hours: must be greater than 0" in text
+
+
+def test_a_backlog_goes_a_chunk_a_transaction_and_all_of_it(
+    caregiver_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep of more than a chunk of each kind removes all of it, each transaction at most
+    a chunk: the store's lock is let go between them (a fall waits for one chunk, not the
+    sweep; on PostgreSQL no statement holds a year's backlog). The windows of older monitors
+    are cut across chunks too."""
+    from caregiver.storage import store as store_module
+
+    monkeypatch.setattr(store_module, "PRUNE_CHUNK", 7)
+    store = Store(caregiver_db)
+    try:
+        _fill(store, 30, T0)
+        with store.transaction() as tx:
+            for i in range(16):
+                payload = json.dumps({"id": f"old{i}", "imu_window": fall_window()})
+                tx.record_event(_event(f"old{i:02d}", "fall", "critical", None, payload), T0)
+        chunks: list[int] = []
+        real = store.transaction
+
+        def counted() -> object:
+            chunks.append(1)
+            return real()
+
+        monkeypatch.setattr(store, "transaction", counted)
+        pruned = store.prune(
+            recordings_before=T0 + 1, notifications_before=T0 + 1, routine_before=T0 + 1, now=T0
+        )
+        monkeypatch.undo()
+        assert (pruned.recordings, pruned.windows) == (30, 16)
+        assert (pruned.notifications, pruned.routine_events) == (30, 30)
+        # 30 recordings in chunks of 7 are 5 transactions (the fifth removes 2); the 46 events
+        # with a window (30 trips, 16 old) are looked through in 7 and unmarked in 7; 30
+        # notifications 5; 30 routine events 5; the logins one
+        assert len(chunks) == 5 + 7 + 7 + 5 + 5 + 1
+        assert store.recording("trip0029") is None
+        trip, old = store.event("trip0029"), store.event("old15")
+        assert trip is not None and not trip.has_window
+        assert old is not None and not old.has_window and store.imu_window("old15") is None
+        again = store.prune(
+            recordings_before=T0 + 1, notifications_before=T0 + 1, routine_before=T0 + 1, now=T0
+        )
+        assert again == Pruned(0, 0, 0, 0, 0, pages_freed=again.pages_freed)
+    finally:
+        store.close()

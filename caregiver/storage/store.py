@@ -245,17 +245,47 @@ class Store(StoreOperations):
         now: float,
     ) -> Pruned:
         """Delete what is older than the given times (None keeps it; see
-        :class:`caregiver.config.RetentionConfig`), then give the freed space back."""
+        :class:`caregiver.config.RetentionConfig`), then give the freed space back.
+
+        A chunk of at most :data:`PRUNE_CHUNK` rows a transaction, the store's lock let go
+        between them: the sweep was one transaction, and a backlog (retention turned on for a
+        year's history, sweeps that failed for weeks) held ingest's falls and the escalation
+        ticker's writes for as long as it took, and on PostgreSQL met the statement timeout
+        (:mod:`caregiver.storage.pg_timeouts`) and failed whole, every time. What a chunk
+        removed stays removed if a later one fails: everything here is "older than", so the
+        next sweep goes on from there."""
+        recordings = windows = notifications = routine = 0
+        if recordings_before is not None:
+            old = recordings_before
+            recordings = self._in_chunks(lambda tx: tx.prune_recordings(old, PRUNE_CHUNK))
+            after: str | None = ""
+            while after is not None:
+                with self.transaction() as tx:
+                    cut, after = tx.cut_windows(old, after, PRUNE_CHUNK)
+                windows += cut
+            self._in_chunks(lambda tx: tx.unmark_windows(old, PRUNE_CHUNK))
+        if notifications_before is not None:
+            sent = notifications_before
+            notifications = self._in_chunks(lambda tx: tx.prune_notifications(sent, PRUNE_CHUNK))
+        if routine_before is not None:
+            routine_old = routine_before
+            routine = self._in_chunks(lambda tx: tx.prune_routine(routine_old, PRUNE_CHUNK))
         with self.transaction() as tx:
-            counts = tx.prune(
-                recordings_before=recordings_before,
-                notifications_before=notifications_before,
-                routine_before=routine_before,
-                now=now,
-            )
+            logins = tx.prune_logins(now)
         with self._lock, self._faults():
             freed = self._db.reclaim_space()
-        return Pruned(*counts, pages_freed=freed)
+        return Pruned(recordings, windows, notifications, routine, logins, pages_freed=freed)
+
+    def _in_chunks(self, chunk: Callable[[Transaction], int]) -> int:
+        """Run ``chunk`` a transaction at a time until it removes fewer than
+        :data:`PRUNE_CHUNK` rows; how many it removed in all."""
+        total = 0
+        while True:
+            with self.transaction() as tx:
+                done = chunk(tx)
+            total += done
+            if done < PRUNE_CHUNK:
+                return total
 
     def probe_side_faults(self) -> None:
         """Read the tables of each part a read of which failed (:meth:`SideFaults.unread`, one
@@ -631,6 +661,11 @@ def _as_storage_fault(
 def _one_line(exc: BaseException) -> str:
     return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
 
+
+PRUNE_CHUNK = 500
+"""Rows a retention sweep removes a transaction (:meth:`Store.prune`): a few milliseconds of
+the store's lock on a Pi's SD card, so a fall that arrives mid-sweep waits for one chunk, not
+for the sweep."""
 
 SIDE_PROBE_EVERY_S = 10.0
 """How often the service's housekeeping thread reads the tables of the parts a read of which

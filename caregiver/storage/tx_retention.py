@@ -44,53 +44,30 @@ class Pruned:
 
 
 class TxRetention(_TxBase):
-    """A transaction's retention sweep: what is old enough is removed."""
+    """A transaction's share of a retention sweep: each method removes at most ``limit`` rows
+    of one kind that are old enough, and says how many it did (fewer than ``limit``: that
+    kind is done). :meth:`caregiver.storage.Store.prune` runs them a chunk a transaction."""
 
-    def prune(
-        self,
-        *,
-        recordings_before: float | None,
-        notifications_before: float | None,
-        routine_before: float | None,
-        now: float,
-    ) -> tuple[int, int, int, int, int]:
-        """Delete recordings, delivered notifications and routine events older than the given
-        times (None keeps them) and expired logins; the counts, in that order."""
-        db = self._db
-        recordings = windows = notifications = routine = 0
-        if recordings_before is not None:
-            recordings = db.execute(
-                "DELETE FROM recordings WHERE trip_event_id IN (SELECT r.trip_event_id FROM "
-                "recordings r JOIN events e ON e.id = r.window_event_id WHERE e.received_at < ?)",
-                (recordings_before,),
-            ).rowcount
-            windows = self._cut_windows(recordings_before)
-            db.execute(
-                "UPDATE events SET has_window = 0 WHERE has_window <> 0 AND received_at < ? "
-                "AND id NOT IN (SELECT trip_event_id FROM recordings)",
-                (recordings_before,),
-            )
-        if notifications_before is not None:
-            notifications = db.execute(
-                "DELETE FROM notifications WHERE status IN ('sent', 'failed') AND created_at < ?",
-                (notifications_before,),
-            ).rowcount
-        if routine_before is not None:
-            routine = db.execute(
-                "DELETE FROM events WHERE severity = 'info' AND incident IS NULL "
-                "AND received_at < ? AND id NOT IN (SELECT last_event_id FROM devices "
-                "WHERE last_event_id IS NOT NULL)",
-                (routine_before,),
-            ).rowcount
-        logins = db.execute("DELETE FROM sessions WHERE expires_at < ?", (now,)).rowcount
-        return recordings, windows, notifications, routine, logins
+    def prune_recordings(self, before: float, limit: int) -> int:
+        """Recordings whose window event was received before ``before``."""
+        return self._db.execute(
+            "DELETE FROM recordings WHERE trip_event_id IN (SELECT r.trip_event_id FROM "
+            "recordings r JOIN events e ON e.id = r.window_event_id WHERE e.received_at < ? "
+            "LIMIT ?)",
+            (before, limit),
+        ).rowcount
 
-    def _cut_windows(self, before: float) -> int:
-        """Cut the IMU window out of older monitors' event payloads received before ``before``;
-        how many were cut. Done here rather than in SQL, whose JSON functions differ between
-        the engines; a payload that is not a JSON object is left as it is."""
+    def cut_windows(self, before: float, after: str, limit: int) -> tuple[int, str | None]:
+        """Cut the IMU window out of older monitors' event payloads received before
+        ``before``, among the next ``limit`` events with a window whose id is above ``after``
+        (in id order: an event keeps its mark until :meth:`unmark_windows`, so the next chunk
+        starts past this one); how many were cut, and the id to go on from (None: done). Done
+        here rather than in SQL, whose JSON functions differ between the engines; a payload
+        that is not a JSON object is left as it is."""
         rows = self._db.execute(
-            "SELECT id, payload FROM events WHERE has_window <> 0 AND received_at < ?", (before,)
+            "SELECT id, payload FROM events WHERE has_window <> 0 AND received_at < ? "
+            "AND id > ? ORDER BY id LIMIT ?",
+            (before, after, limit),
         ).fetchall()
         cut = 0
         for event_id, payload in rows:
@@ -104,4 +81,36 @@ class TxRetention(_TxBase):
                     (json.dumps(body, separators=(",", ":")), event_id),
                 )
                 cut += 1
-        return cut
+        return cut, str(rows[-1][0]) if len(rows) == limit else None
+
+    def unmark_windows(self, before: float, limit: int) -> int:
+        """Events received before ``before`` whose window is gone (no recording left, its
+        payload's cut) stop saying they have one: their pages no longer offer a plot."""
+        return self._db.execute(
+            "UPDATE events SET has_window = 0 WHERE id IN (SELECT id FROM events "
+            "WHERE has_window <> 0 AND received_at < ? "
+            "AND id NOT IN (SELECT trip_event_id FROM recordings) LIMIT ?)",
+            (before, limit),
+        ).rowcount
+
+    def prune_notifications(self, before: float, limit: int) -> int:
+        """Notifications sent or given up on, created before ``before`` (pending ones stay)."""
+        return self._db.execute(
+            "DELETE FROM notifications WHERE id IN (SELECT id FROM notifications "
+            "WHERE status IN ('sent', 'failed') AND created_at < ? LIMIT ?)",
+            (before, limit),
+        ).rowcount
+
+    def prune_routine(self, before: float, limit: int) -> int:
+        """Routine events (info, no incident) received before ``before``, but a device's
+        latest event, which its card tells."""
+        return self._db.execute(
+            "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE severity = 'info' "
+            "AND incident IS NULL AND received_at < ? AND id NOT IN (SELECT last_event_id "
+            "FROM devices WHERE last_event_id IS NOT NULL) LIMIT ?)",
+            (before, limit),
+        ).rowcount
+
+    def prune_logins(self, now: float) -> int:
+        """Login sessions expired by ``now`` (a few a day: one statement)."""
+        return self._db.execute("DELETE FROM sessions WHERE expires_at < ?", (now,)).rowcount
