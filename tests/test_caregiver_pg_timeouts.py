@@ -278,3 +278,25 @@ def test_a_start_whose_upgrade_waits_out_its_lock_timeout_says_who_to_look_for(
     assert "Another session held a lock the upgrade needs" in said and "pg_locks" in said
     assert "server is running" not in said
     assert not caught.value.lasting
+
+
+def test_options_the_environment_gives_libpq_still_apply_under_the_limits(
+    postgres_cluster: PostgresCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``PGOPTIONS`` (a unit's ``Environment=``) is libpq's ``options`` when the URL gives
+    none; an ``options`` passed on every connection replaced it unsaid. A ``search_path``
+    set there was dropped: the store migrated an empty schema into ``public`` and the
+    clinic's history, in its own schema, was no longer read."""
+    url = postgres_cluster.new_database()
+    execute(url, "CREATE SCHEMA clinic")
+    monkeypatch.setenv("PGOPTIONS", "-c search_path=clinic -c statement_timeout=60000")
+    store = Store(url)
+    try:
+        assert store._db.execute("SHOW search_path").fetchone() == ("clinic",)
+        assert _limits(store._db) == ("5s", "1min")  # the limits stay; the operator's win
+    finally:
+        store.close()
+    tables = execute(
+        url, "SELECT table_schema FROM information_schema.tables WHERE table_name = 'events'"
+    )
+    assert tables == [("clinic",)]

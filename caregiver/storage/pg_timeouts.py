@@ -13,13 +13,15 @@ the database refuses, and once the lock is gone the same message goes through.
 Every connection the caregiver opens to PostgreSQL gets them (the store's writer, its pooled
 readers, the ``NOTIFY`` and ``LISTEN`` connections, the notifier process's store), as
 startup ``options`` ahead of any the ``[server] database`` URL gives itself: an operator who
-needs other values sets them there (``?options=-c%20statement_timeout%3D60000``), and theirs
-win. The migrations at start set their own (:data:`MIGRATION_LOCK_TIMEOUT_S`).
+needs other values sets them there (``?options=-c%20statement_timeout%3D60000``) or in
+``PGOPTIONS`` (read when the URL gives none, as libpq does), and theirs win. The migrations
+at start set their own (:data:`MIGRATION_LOCK_TIMEOUT_S`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 
 LOCK_TIMEOUT_S = 5.0
 """How long a statement waits for a lock another session holds.
@@ -90,9 +92,14 @@ def _ms(seconds: float) -> int:
 
 
 def _url_options(url: str) -> str:
+    """The ``options`` libpq would have used for ``url`` without ours: the URL's own, else
+    ``PGOPTIONS`` from the environment (which libpq reads only when none is passed, so the
+    one passed here would silently drop it: a ``search_path`` set there, and the store
+    migrated an empty schema into ``public``)."""
     import psycopg.conninfo  # here: a service on a SQLite file never loads psycopg
 
-    return str(psycopg.conninfo.conninfo_to_dict(url).get("options") or "").strip()
+    given = psycopg.conninfo.conninfo_to_dict(url).get("options")
+    return str(given or os.environ.get("PGOPTIONS") or "").strip()
 
 
 LOCK_NOT_AVAILABLE = "55P03"
