@@ -195,6 +195,7 @@ def test_a_backlog_goes_a_chunk_a_transaction_and_all_of_it(
     from caregiver.storage import store as store_module
 
     monkeypatch.setattr(store_module, "PRUNE_CHUNK", 7)
+    monkeypatch.setattr(store_module, "RECLAIM_CHUNK_PAGES", 3)
     store = Store(caregiver_db)
     try:
         _fill(store, 30, T0)
@@ -210,10 +211,28 @@ def test_a_backlog_goes_a_chunk_a_transaction_and_all_of_it(
             return real()
 
         monkeypatch.setattr(store, "transaction", counted)
+        reclaims: list[int] = []
+        real_reclaim = store._db.reclaim_space  # what the sweep gives space back by
+
+        def reclaim(pages: int) -> int:
+            reclaims.append(real_reclaim(pages))
+            return reclaims[-1]
+
+        monkeypatch.setattr(store._db, "reclaim_space", reclaim)
         pruned = store.prune(
             recordings_before=T0 + 1, notifications_before=T0 + 1, routine_before=T0 + 1, now=T0
         )
         monkeypatch.undo()
+        if store.engine == "sqlite":
+            # the space back 3 pages at a time, each under its own hold of the store's lock,
+            # until a step finds fewer: all of it
+            assert len(reclaims) > 2 and all(given == 3 for given in reclaims[:-1])
+            assert reclaims[-1] < 3 and pruned.pages_freed == sum(reclaims)
+            db = sqlite3.connect(caregiver_db)
+            assert db.execute("PRAGMA freelist_count").fetchone() == (0,)
+            db.close()
+        else:
+            assert reclaims == [0]  # autovacuum's
         assert (pruned.recordings, pruned.windows) == (30, 16)
         assert (pruned.notifications, pruned.routine_events) == (30, 30)
         # 30 recordings in chunks of 7 are 5 transactions (the fifth removes 2); the 46 events

@@ -281,9 +281,9 @@ class Database:
 
     # --------------------------------------------------------- maintenance
 
-    def reclaim_space(self) -> int:
-        """Give space freed by deletions back; the pages given back (0 when the engine's own
-        vacuuming does it)."""
+    def reclaim_space(self, pages: int) -> int:
+        """Give up to ``pages`` of the space freed by deletions back; the pages given back (0
+        when the engine's own vacuuming does it, or nothing is left to give back)."""
         raise NotImplementedError
 
     def size_bytes(self) -> int:
@@ -431,12 +431,12 @@ class SqliteDatabase(Database):
             for (table,) in tables
         }
 
-    def reclaim_space(self) -> int:
+    def reclaim_space(self, pages: int) -> int:
         (free,) = self._db.execute("PRAGMA freelist_count").fetchone()
         # sqlite3's execute() steps this pragma once, and each step frees one page;
         # executescript runs it to the end
-        self._db.executescript("PRAGMA incremental_vacuum;")
-        return int(free)
+        self._db.executescript(f"PRAGMA incremental_vacuum({int(pages)});")
+        return min(int(free), int(pages))
 
     def size_bytes(self) -> int:
         """The file's pages (the WAL aside)."""
@@ -677,7 +677,7 @@ class PostgresDatabase(Database):
         )
         return lambda: sorted(int(row[0]) for row in cursor.fetchall())
 
-    def reclaim_space(self) -> int:
+    def reclaim_space(self, pages: int) -> int:
         """Autovacuum makes deleted rows' space reusable; nothing to do here."""
         return 0
 

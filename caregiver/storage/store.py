@@ -272,8 +272,13 @@ class Store(StoreOperations):
             routine = self._in_chunks(lambda tx: tx.prune_routine(routine_old, PRUNE_CHUNK))
         with self.transaction() as tx:
             logins = tx.prune_logins(now)
-        with self._lock, self._faults():
-            freed = self._db.reclaim_space()
+        freed = 0
+        while True:  # the space back a chunk at a time too: its pages are moved and written
+            with self._lock, self._faults():
+                given = self._db.reclaim_space(RECLAIM_CHUNK_PAGES)
+            freed += given
+            if given < RECLAIM_CHUNK_PAGES:
+                break
         return Pruned(recordings, windows, notifications, routine, logins, pages_freed=freed)
 
     def _in_chunks(self, chunk: Callable[[Transaction], int]) -> int:
@@ -666,6 +671,12 @@ PRUNE_CHUNK = 500
 """Rows a retention sweep removes a transaction (:meth:`Store.prune`): a few milliseconds of
 the store's lock on a Pi's SD card, so a fall that arrives mid-sweep waits for one chunk, not
 for the sweep."""
+
+RECLAIM_CHUNK_PAGES = 1000
+"""Pages a sweep gives back to the disk at a time (SQLite's incremental vacuum, 4 MB of 4 kB
+pages), the store's lock let go between: a year's backlog freed hundreds of megabytes, moved
+and written under one hold of the lock after the chunks of :data:`PRUNE_CHUNK` had let falls
+through."""
 
 SIDE_PROBE_EVERY_S = 10.0
 """How often the service's housekeeping thread reads the tables of the parts a read of which
