@@ -49,7 +49,6 @@ from caregiver.storage.engines import (
 from caregiver.storage.faults import StorageFault
 from caregiver.storage.pg_timeouts import (
     LOCK_NOT_AVAILABLE,
-    MIGRATION_LOCK_TIMEOUT_S,
     STATEMENT_TIMEOUTS,
     StatementTimeouts,
     why_ended,
@@ -749,8 +748,8 @@ def _opening_advice(exc: BaseException) -> tuple[str, bool]:
         return "Check the file, its folder and the disk", False
     if getattr(exc, "sqlstate", None) == LOCK_NOT_AVAILABLE:
         return (
-            f"Another session held a lock the upgrade needs for {MIGRATION_LOCK_TIMEOUT_S:g} s "
-            "(another instance upgrading it, an ALTER TABLE, VACUUM FULL or LOCK TABLE in psql, "
+            "Another session held a lock the upgrade needs past the lock timeout ("
+            "another instance upgrading it, an ALTER TABLE, VACUUM FULL or LOCK TABLE in psql, "
             "a transaction left open: pg_locks and pg_stat_activity name it); start it again "
             "once that is done",
             False,
