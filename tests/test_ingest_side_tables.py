@@ -372,7 +372,8 @@ def test_a_session_let_go_because_its_table_refuses_is_said_until_one_stores(
     """A side message its table refused is let go so that the fall behind it stores
     (:meth:`caregiver.ingest.Ingestor._side_fault`); only the log said so, and the physio
     read a progress page with the session missing and no word why. Now the banner and
-    /healthz say guided sessions cannot be stored until one stores again."""
+    /healthz say guided sessions cannot be stored until one stores again, the banner with the
+    table's fault (mutation, mut31: a bare "refused" in its place went unnoticed)."""
     service, http = paged_service
     device = SimDevice(mosquitto, DEVICE)
     try:
@@ -385,6 +386,9 @@ def test_a_session_let_go_because_its_table_refuses_is_said_until_one_stores(
         assert service.ingestor.wait_for(lambda: service.ingestor.held == 0)
         assert service.ingestor.rejected == 1
         _said_faulty(service, http, "sessions", "guided sessions cannot be stored")
+        # in the table's own words, the ones that let it go (not a bare "refused")
+        said = {f.part: f.fault for f in service.store.side_faults.now()}
+        assert "walk_sessions" in said[Part.SESSIONS], said
         service.store.probe_side_faults()  # the housekeeping look: the table is still missing
         assert "sessions" in _failing(service)
 
