@@ -1,0 +1,328 @@
+"""The dashboard after a year of a clinic: every page and API read, timed at a year's history.
+
+A fresh database of each engine named (migrated by the service's own ``Store`` as it opens
+it) is filled with ``--scale`` years of a clinic through the service's write paths, on a
+clock that walks through the year so every row carries the time it would have had:
+``--devices`` treadmills with ``--walkers`` walkers each, three guided sessions a week per
+walker (``.../session`` summaries), ``--stumbles`` stumbles a week per treadmill (the trip
+and its recording under one incident) and a fall a month (trip, fall, recording: it pages,
+so an alert), each incident acknowledged from the dashboard a minute later
+(:meth:`CaregiverService.acknowledge`, which closes it and its alert), and a telemetry
+message a day per treadmill; all messages go through
+:meth:`caregiver.ingest.Ingestor.handle_batch` as ``benchmarks/caregiver_ingest.py`` does
+(the service runs its web server and its MQTT link to a throwaway Mosquitto, which carries
+the acknowledgements' closes; no escalation ticker, no notifier). No raw SQL writes
+anything. Recordings are sim.recordings' fall at ``--rate`` Hz (the belt's is 200 Hz: a
+smaller number keeps the fill quick; recordings are read only on the event page and its
+plot). Not written: plans and commands sent to the treadmills, walker stages, self-tests
+(a handful a walker, not a history).
+
+Then the real Starlette app, served by uvicorn in this process, is asked ``--reads`` times
+for each page and API route as a logged-in physio, over HTTP on 127.0.0.1: per route the
+p50 / max milliseconds and the response's size are printed, per engine, with the load
+average. ``/stream`` is timed to the feed's first message.
+
+    .venv/bin/python benchmarks/caregiver_history.py [--scale 1.0] [--devices 8]
+        [--walkers 4] [--stumbles 3] [--reads 15] [--rate 50] [--engine sqlite postgresql]
+
+Prints figures; asserts nothing (speed is not a test). Run it on two trees one after the
+other (the same machine, minutes apart) to compare them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+if str(_HERE.parent) not in sys.path:
+    sys.path.insert(0, str(_HERE.parent))
+
+import msgspec  # noqa: E402
+
+from caregiver.config import (  # noqa: E402
+    CaregiverConfig,
+    CaregiverMqttConfig,
+    ServerConfig,
+)
+from caregiver.routes.site import COOKIE  # noqa: E402
+from caregiver.service import CaregiverService  # noqa: E402
+from caregiver.storage import Role  # noqa: E402
+from core.protocol.messages import IntervalSummary, SessionRecord  # noqa: E402
+from core.protocol.walker import Walker  # noqa: E402
+from firmware.session.record import session_payload  # noqa: E402
+from sim.recordings import fall_recording  # noqa: E402
+from tools.broker import Mosquitto  # noqa: E402
+from tools.pgcluster import PostgresCluster  # noqa: E402
+
+START = dt.datetime(2025, 12, 1, 8, 0, tzinfo=dt.UTC)
+"""A Monday: the clinic's year starts here."""
+PASSWORD = "a benchmark's password"
+
+
+class Clock:
+    """The service's clock, set to when each message of the year arrives."""
+
+    def __init__(self) -> None:
+        self.now = START.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _wall(at: dt.datetime) -> str:
+    return at.isoformat(timespec="milliseconds")
+
+
+def _event(device_id: str, seq: int, kind: str, at: dt.datetime, group: str, **extra: Any) -> Any:
+    data = {
+        "schema": 1, "id": uuid.uuid4().hex, "seq": seq, "type": kind, "device_id": device_id,
+        "severity": {"fall": "critical", "stumble": "warning"}.get(kind, "info"),
+        "state": "TRIPPED", "reason": "benchmark", "incident": group, "wall_time": _wall(at),
+        "t_monotonic": at.timestamp() - START.timestamp(), "figures": {},
+    }  # fmt: skip
+    data.update(extra)
+    return data
+
+
+def _session(device_id: str, walker: Walker, at: dt.datetime, trips: int) -> bytes:
+    """A 30-minute guided session's summary: 10 minutes backward in two intervals."""
+    intervals = [
+        IntervalSummary(
+            index=n, direction=direction, speed="0.5 mph", planned_s=minutes * 60,
+            done_s=minutes * 60, steps=int(minutes * 90), walking_s=minutes * 57,
+            cadence_spm=96.0, trips=trips if n == 1 else 0, stumbles=trips if n == 1 else 0,
+        )
+        for n, (direction, minutes) in enumerate(
+            (("forward", 10.0), ("backward", 6.0), ("backward", 4.0), ("forward", 10.0))
+        )
+    ]  # fmt: skip
+    record = SessionRecord(
+        id=uuid.uuid4().hex, device_id=device_id, plan="progression-week-9", status="completed",
+        started_wall=_wall(at), ended_wall=_wall(at + dt.timedelta(minutes=32)),
+        planned_s=1800.0, planned_backward_s=600.0, done_s=1800.0, backward_s=600.0,
+        longest_backward_s=360.0, paused_s=45.0 * trips, pauses=trips, steps=2700,
+        walking_s=1710.0, cadence_spm=96.0, trips=trips, stumbles=trips, intervals=intervals,
+        walker=walker,
+    )  # fmt: skip
+    return session_payload(record, _wall(at + dt.timedelta(minutes=33))).encode()
+
+
+def _telemetry(device_id: str, at: dt.datetime) -> bytes:
+    data = {
+        "schema": 1, "device_id": device_id, "wall_time": _wall(at), "outbox_depth": 0,
+        "state": "ARMED", "sample_rate_hz": 200.0, "imu_ok": True, "imu_errors": 0,
+        "bus_errors": 0, "belt_enabled": True, "storage_ok": True, "uptime_s": 3600.0,
+    }  # fmt: skip
+    return json.dumps(data).encode()
+
+
+def _year(args: argparse.Namespace) -> list[tuple[dt.datetime, str, list[tuple[str, bytes]]]]:
+    """The clinic's messages in time order: (when, the device, the batch it sends then)."""
+    recording = msgspec.to_builtins(fall_recording(rate_hz=args.rate))
+    days = int(365 * args.scale)
+    out: list[tuple[dt.datetime, str, list[tuple[str, bytes]]]] = []
+    for d in range(args.devices):
+        device_id = f"tm-{d:02d}"
+        topic = f"retroguard/{device_id}"
+        walkers = [Walker(f"w{d:02d}-{w}", f"Walker {d}-{w}") for w in range(args.walkers)]
+        seq = 0
+        incidents = 0
+        for day in range(days):
+            date = START + dt.timedelta(days=day, minutes=7 * d)
+            out.append((date, device_id, [(f"{topic}/telemetry", _telemetry(device_id, date))]))
+            if date.weekday() in (0, 2, 4):
+                for w, walker in enumerate(walkers):
+                    at = date + dt.timedelta(hours=w)
+                    trips = 1 if (day + w) % 9 == 0 else 0
+                    summary = _session(device_id, walker, at, trips)
+                    out.append((at, device_id, [(f"{topic}/session", summary)]))
+            if date.weekday() >= 5:
+                continue
+            per_day = args.stumbles / 5
+            due = int((day + 1) * per_day) - int(day * per_day)
+            for k in range(due):
+                at = date + dt.timedelta(hours=1, minutes=20 * k + 5)
+                incidents += 1
+                group, trip = uuid.uuid4().hex, uuid.uuid4().hex
+                kinds = ["stumble"] + (["fall"] if incidents % 13 == 0 else [])
+                batch = []
+                for kind in kinds:
+                    seq += 1
+                    extra = {"id": trip} if kind == "stumble" else {}
+                    batch.append(_event(device_id, seq, kind, at, group, **extra))
+                seq += 1
+                batch.append(
+                    _event(device_id, seq, "window", at, group, of=trip, recording=recording)
+                )
+                messages = [(f"{topic}/event", json.dumps(m).encode()) for m in batch]
+                out.append((at, device_id, messages))
+    out.sort(key=lambda item: item[0])
+    return out
+
+
+def fill(service: CaregiverService, clock: Clock, args: argparse.Namespace) -> dict[str, int]:
+    """The year through ingest, each incident acknowledged a minute after it arrived."""
+    counts = {"batches": 0, "acks": 0}
+    for at, device_id, batch in _year(args):
+        clock.now = at.timestamp()
+        if not service.ingestor.handle_batch(batch):
+            raise RuntimeError(f"the database refused a batch: {service.ingestor.storage_fault}")
+        counts["batches"] += 1
+        if batch[0][0].endswith("/event"):
+            clock.now += 60.0
+            # from the page of its newest event that pages (the fall, else the stumble)
+            newest = [json.loads(payload) for _, payload in batch if b'"window"' not in payload]
+            service.acknowledge(device_id, newest[-1]["id"], "physio")
+            counts["acks"] += 1
+    return counts
+
+
+class Browser:
+    """A logged-in physio's requests to the served dashboard (one connection a request)."""
+
+    def __init__(self, port: int, token: str) -> None:
+        self.port = port
+        self.cookie = f"{COOKIE}={token}"
+
+    def get(self, path: str) -> tuple[int, int]:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
+        try:
+            page = not path.startswith(("/api/", "/healthz", "/stream")) and "report" not in path
+            accept = "text/html" if page else "*/*"  # a page asks for HTML, a script not
+            conn.request("GET", path, headers={"cookie": self.cookie, "accept": accept})
+            response = conn.getresponse()
+            if path == "/stream":  # the feed's first message, then hang up
+                body = b""
+                while b"\n\n" not in body:
+                    body += response.read1(65536)
+            else:
+                body = response.read()
+            return response.status, len(body)
+        finally:
+            conn.close()
+
+
+def routes(service: CaregiverService) -> list[str]:
+    store = service.store
+    device = "tm-00"
+    newest = store.events_for(device, limit=200)
+    fall = next(e for e in newest if e.type == "fall")
+    window = next(e for e in newest if e.type == "window")
+    walker = "w00-0"
+    return [
+        "/",
+        "/api/fleet",
+        "/api/alarms",
+        f"/devices/{device}",
+        f"/events/{fall.id}",
+        f"/events/{window.id}",
+        f"/api/events/{window.id}/plot",
+        f"/devices/{device}/progress",
+        f"/devices/{device}/progress?walker={walker}",
+        f"/api/devices/{device}/progress",
+        f"/api/devices/{device}/trends",
+        f"/devices/{device}/plan",
+        f"/api/devices/{device}/plan-commands",
+        f"/devices/{device}/self-test",
+        f"/devices/{device}/report.csv",
+        f"/devices/{device}/report.pdf",
+        "/healthz",
+        "/healthz/receiving",
+        "/stream",
+    ]
+
+
+def measure(database: str, broker: Mosquitto, args: argparse.Namespace, engine: str) -> None:
+    clock = Clock()
+    config = CaregiverConfig(
+        server=ServerConfig(host="127.0.0.1", port=0, database=database, timezone="UTC"),
+        mqtt=CaregiverMqttConfig(host=broker.host, port=broker.port),
+    )
+    service = CaregiverService(config, clock=clock)
+    try:
+        service.start(background=False, port=0)  # the acks' closes go out to the broker
+        filled = time.perf_counter()
+        counts = fill(service, clock, args)
+        filled = time.perf_counter() - filled
+        service.store.checkpoint()
+        rows = {
+            "events": service.store.event_count(),
+            "incidents": sum(
+                len(service.store.incidents_for(f"tm-{d:02d}", 1_000_000))
+                for d in range(args.devices)
+            ),
+        }
+        print(
+            f"  {engine}: filled in {filled:.0f} s: {counts['batches']} batches, "
+            f"{counts['acks']} incidents acknowledged; {rows['events']} events, "
+            f"{rows['incidents']} incidents"
+        )
+        clock.now = (START + dt.timedelta(days=int(365 * args.scale) + 1)).timestamp()
+        service.accounts.add_user("physio", PASSWORD, Role.PHYSIO)
+        token, _ = service.accounts.create_session("physio", 12.0)
+        browser = Browser(service.port, token)
+        for path in routes(service):
+            times, status, size = [], 0, 0
+            for _ in range(args.reads):
+                start = time.perf_counter()
+                status, size = browser.get(path)
+                times.append((time.perf_counter() - start) * 1000)
+            print(
+                f"    {path[:58]:<58} {status} {size / 1024:7.1f} kB  "
+                f"p50 {statistics.median(times):7.1f} ms  max {max(times):7.1f} ms"
+            )
+        print(f"    (load average now {os.getloadavg()[0]:.1f})")
+    finally:
+        service.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="years of history")
+    parser.add_argument("--devices", type=int, default=8)
+    parser.add_argument("--walkers", type=int, default=4, help="per treadmill")
+    parser.add_argument("--stumbles", type=float, default=3.0, help="incidents a week a treadmill")
+    parser.add_argument("--reads", type=int, default=15)
+    parser.add_argument("--rate", type=float, default=50.0, help="the recordings' sample rate")
+    parser.add_argument(
+        "--engine", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"]
+    )
+    args = parser.parse_args()
+    print(
+        f"caregiver history: {args.scale:g} year(s) of {args.devices} treadmills, "
+        f"{args.walkers} walkers each, {args.stumbles:g} incidents a week each; "
+        f"{args.reads} reads a route; load average {os.getloadavg()[0]:.1f}"
+    )
+    cluster: PostgresCluster | None = None
+    broker = Mosquitto(persistence=False).start()
+    with tempfile.TemporaryDirectory(prefix="retroguard-history-") as work:
+        try:
+            for engine in args.engine:
+                if engine == "postgresql":
+                    cluster = PostgresCluster()
+                    cluster.start()
+                    database = cluster.new_database()
+                else:
+                    database = str(Path(work) / "caregiver.db")
+                measure(database, broker, args, engine)
+        finally:
+            broker.cleanup()
+            if cluster is not None:
+                cluster.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
