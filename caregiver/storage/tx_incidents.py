@@ -21,6 +21,15 @@ from caregiver.storage.sql import (
 from caregiver.storage.tx_base import _TxBase
 from core.protocol.walker import DEFAULT_WALKER
 
+_OPEN_INCIDENTS = (
+    "WITH open_incidents AS MATERIALIZED (SELECT * FROM incidents WHERE status = 'open') "
+)
+"""The open incidents, read first through ``incidents_open_by_device`` (a partial index of
+the open ones) and each's events searched from them (``CROSS JOIN``: SQLite keeps that order):
+a database without ``ANALYZE`` statistics (the service never runs it) otherwise had
+:meth:`TxIncidents.open_critical` planned as a scan of every event ever stored, on every
+page (benchmarks/caregiver_history.py)."""
+
 
 class TxIncidents(_TxBase):
     """A transaction's operations on incidents and the recordings of their trips."""
@@ -151,9 +160,9 @@ class TxIncidents(_TxBase):
         picked = "e.id AS critical, e.seq AS seq, e.received_at AS came, e.acked_by AS acked"
         found = (
             f"SELECT {columns}, i.closed_critical AS answered, {picked} "
-            f"FROM incidents i JOIN events e ON e.incident = i.id WHERE {where} "
-            f"UNION ALL SELECT {columns}, i.closed_critical, {picked} FROM incidents i "
-            f"JOIN events e ON e.id = i.id AND e.incident IS NULL WHERE {where}"
+            f"FROM open_incidents i CROSS JOIN events e WHERE e.incident = i.id AND {where} "
+            f"UNION ALL SELECT {columns}, i.closed_critical, {picked} FROM open_incidents i "
+            f"CROSS JOIN events e WHERE e.id = i.id AND e.incident IS NULL AND {where}"
         )
         plain = ", ".join(f"f.{c}" for c in names)
         newest = "f.seq DESC NULLS LAST, f.came DESC, f.critical DESC"  # _NEWEST_CRITICAL
@@ -162,7 +171,8 @@ class TxIncidents(_TxBase):
         # walker's I'm OK, its incident reopened by a fault, is not missed again); a critical
         # event after the close is the newest, and is.
         rows = self._db.execute(
-            f"SELECT {', '.join(names)}, critical FROM (SELECT {plain}, f.critical, f.came, "
+            _OPEN_INCIDENTS + f"SELECT {', '.join(names)}, critical FROM (SELECT {plain}, "
+            "f.critical, f.came, "
             "f.acked, f.answered, "
             f"ROW_NUMBER() OVER (PARTITION BY f.id ORDER BY {newest}) AS n "
             f"FROM ({found}) f) r WHERE n = 1 AND acked IS NULL "
