@@ -13,7 +13,7 @@ import re
 import threading
 import urllib.parse
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +50,17 @@ WAIT = 20.0
 """Upper bound for waits: a safety net against hangs, not a timing assertion."""
 
 PASSWORD = "correct horse battery"
+
+
+def wait_until(predicate: Callable[[], bool]) -> bool:
+    """Poll ``predicate`` on another party's state (a server's, another thread's) until it
+    holds or :data:`WAIT` has passed: bounded, and no fixed sleep decides."""
+    done = threading.Event()
+    for _ in range(int(WAIT * 100)):
+        if predicate():
+            return True
+        done.wait(0.01)
+    return False
 
 
 def new_event(n: int, **fields: Any) -> NewEvent:

@@ -17,7 +17,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
@@ -34,7 +34,7 @@ from caregiver.service import CaregiverService
 from caregiver.storage import StatementTimeouts, StorageFault, Store, pg_timeouts
 from caregiver.storage.engines import _SCHEMA_LOCK, Database, connect
 from tests.caregiver_db import execute
-from tests.caregiver_support import WAIT, FakeClock
+from tests.caregiver_support import WAIT, FakeClock, wait_until
 from tools.pgcluster import PostgresCluster
 
 SHORT = StatementTimeouts(lock_s=0.2, statement_s=10.0)
@@ -213,15 +213,6 @@ def test_every_connection_runs_under_the_limits_and_a_url_s_own_options_win(
         assert db.execute("SHOW search_path").fetchone() == ("public",)
 
 
-def _until_true(predicate: Callable[[], bool]) -> bool:
-    done = threading.Event()
-    for _ in range(int(WAIT * 100)):
-        if predicate():
-            return True
-        done.wait(0.01)
-    return False
-
-
 def test_the_migrations_at_start_wait_for_another_instance_s_past_the_lock_timeout(
     postgres_cluster: PostgresCluster,
 ) -> None:
@@ -241,7 +232,7 @@ def test_the_migrations_at_start_wait_for_another_instance_s_past_the_lock_timeo
         other.execute("SELECT pg_advisory_lock(%s)", (_SCHEMA_LOCK,))
         opening = threading.Thread(target=open_store)
         opening.start()
-        waited = _until_true(
+        waited = wait_until(
             lambda: (
                 bool(
                     execute(

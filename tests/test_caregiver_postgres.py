@@ -17,7 +17,7 @@ import pytest
 
 from caregiver.storage import SCHEMA_VERSION, NewEvent, SchemaError, StorageFault, Store, schema
 from tests.caregiver_db import execute
-from tests.caregiver_support import BY_HAND
+from tests.caregiver_support import BY_HAND, wait_until
 from tools.pgcluster import PostgresCluster
 
 WAIT = 20.0
@@ -38,16 +38,6 @@ def _event(event_id: str, device_id: str = "treadmill-1") -> NewEvent:
         has_window=False,
         payload=json.dumps({"id": event_id}),
     )
-
-
-def _wait_until(predicate: Callable[[], bool]) -> bool:
-    """Poll ``predicate`` on the server's own state (bounded; no fixed sleep decides)."""
-    done = threading.Event()
-    for _ in range(int(WAIT * 100)):
-        if predicate():
-            return True
-        done.wait(0.01)
-    return False
 
 
 def _waiting_on_a_lock(url: str) -> bool:
@@ -168,7 +158,7 @@ def test_two_instances_racing_on_a_redelivered_event_store_it_once(
 
             racer = threading.Thread(target=b_ingests)
             racer.start()
-            assert _wait_until(lambda: _waiting_on_a_lock(url)), "B never waited on A's row"
+            assert wait_until(lambda: _waiting_on_a_lock(url)), "B never waited on A's row"
         racer.join(WAIT)
         assert b_stored == [False]
         assert a.event_count() == b.event_count() == 1
@@ -364,7 +354,7 @@ def test_batches_writing_devices_in_opposite_orders_deadlock_unless_locked_first
         with b.batch():
             _write(b, "b2" * 16, "treadmill-2")
             b_first.set()
-            assert _wait_until(lambda: _waiting_on_a_lock(url)), "A never waited on B"
+            assert wait_until(lambda: _waiting_on_a_lock(url)), "A never waited on B"
             _write(b, "b1" * 16, "treadmill-1")  # waits on A's row: a cycle
 
     try:
@@ -390,7 +380,7 @@ def test_batches_that_lock_their_devices_first_in_id_order_both_commit(
         with a.batch(["treadmill-1", "treadmill-2"], 1000.0):
             _write(a, "a1" * 16, "treadmill-1")
             a_first.set()
-            assert _wait_until(lambda: _waiting_on_a_lock(url)), "B never waited on A"
+            assert wait_until(lambda: _waiting_on_a_lock(url)), "B never waited on A"
             _write(a, "a2" * 16, "treadmill-2")
 
     def batch_b() -> None:
@@ -428,7 +418,7 @@ def test_a_batch_takes_its_devices_in_id_order(postgres_cluster: PostgresCluster
             _write(a, "a1" * 16, "treadmill-1")
             racer = threading.Thread(target=batch_b)
             racer.start()
-            assert _wait_until(lambda: _waiting_on_a_lock(url)), "B never waited on A"
+            assert wait_until(lambda: _waiting_on_a_lock(url)), "B never waited on A"
             with psycopg.connect(url, autocommit=True) as witness:
                 free = witness.execute(
                     "SELECT device_id FROM devices WHERE device_id = 'treadmill-2' "
@@ -465,7 +455,7 @@ def test_holding_a_device_waits_for_a_batch_of_its_messages(
             _write(a, "a1" * 16, "treadmill-1")
             racer = threading.Thread(target=acknowledge)
             racer.start()
-            assert _wait_until(lambda: _waiting_on_a_lock(url)), "B never waited on A's row"
+            assert wait_until(lambda: _waiting_on_a_lock(url)), "B never waited on A's row"
             assert held == []
         racer.join(WAIT)
         assert held == [True]
@@ -498,7 +488,7 @@ def test_escalation_waits_for_a_batch_of_the_devices_it_escalates(
                 assert tx.device("treadmill-1") is not None  # the close is done, not only sent
             racer = threading.Thread(target=escalate)
             racer.start()
-            assert _wait_until(lambda: _waiting_on_a_lock(url)), "B never waited on A's row"
+            assert wait_until(lambda: _waiting_on_a_lock(url)), "B never waited on A's row"
             assert due == []
         racer.join(WAIT)
         assert due == [[]]
