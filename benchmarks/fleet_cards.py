@@ -5,9 +5,10 @@ ended last (:data:`caregiver.storage.sql._DEVICE_SELECT`). The fleet page, the l
 the Home Assistant relay read every card, so that pick runs per device on every read, and a
 clinic's history only grows (retention keeps closed incidents for months). ``--devices``
 treadmills with ``--incidents`` closed incidents each (and one open on every other device)
-are written straight into a fresh database of each engine named, migrated by the store as
-the service does; then ``Store.devices()`` is read ``--reads`` times and the milliseconds
-per read printed (p50, max), with the engine's plan for one card's pick.
+are written through the store's own writes into a fresh database of each engine named,
+migrated by the store as the service does, and ``ANALYZE``d; then ``Store.devices()`` is
+read ``--reads`` times and the milliseconds per read printed (p50, max); ``--plan`` adds the
+engine's plan of the read.
 
     .venv/bin/python benchmarks/fleet_cards.py [--devices 8] [--incidents 20000]
         [--reads 30] [--engine sqlite postgresql]
@@ -26,7 +27,6 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
@@ -38,63 +38,48 @@ from caregiver.storage.sql import _DEVICE_SELECT  # noqa: E402
 from tools.pgcluster import PostgresCluster  # noqa: E402
 
 
-def _rows(devices: int, incidents: int) -> list[tuple[Any, ...]]:
-    """The incidents: closed ones an hour apart per device, and an open one on even devices."""
-    rows: list[tuple[Any, ...]] = []
+def _fill(store: Store, devices: int, incidents: int) -> None:
+    """Through the store's own writes (its schema's one owner): the treadmills, closed
+    incidents an hour apart each, and an open one on every other treadmill."""
     for d in range(devices):
         device_id = f"tm-{d:02d}"
-        for n in range(incidents):
-            at = 1_000_000.0 + n * 3600.0
-            rows.append(
-                (uuid.uuid4().hex, device_id, "stumble", "closed", at, "2026-01-01T00:00:00Z",
-                 uuid.uuid4().hex, at + 30.0, at + 60.0, "ann", "dashboard")
-            )  # fmt: skip
+        with store.transaction() as tx:
+            tx.set_telemetry(device_id, {}, 0.0)
+        for start in range(0, incidents, 2000):
+            with store.transaction() as tx:
+                for n in range(start, min(incidents, start + 2000)):
+                    at = 1_000_000.0 + n * 3600.0
+                    incident = uuid.uuid4().hex
+                    tx.open_incident(incident, device_id, "stumble", incident, _WALL, at)
+                    tx.close_incident(incident, "ann", "dashboard", at + 60.0)
         if d % 2 == 0:
-            at = 1_000_000.0 + incidents * 3600.0
-            rows.append(
-                (uuid.uuid4().hex, device_id, "fall", "open", at, "2026-01-01T00:00:00Z",
-                 uuid.uuid4().hex, at + 30.0, None, None, None)
-            )  # fmt: skip
-    return rows
+            with store.transaction() as tx:
+                incident = uuid.uuid4().hex
+                at = 1_000_000.0 + incidents * 3600.0
+                tx.open_incident(incident, device_id, "fall", incident, _WALL, at)
 
 
-_INSERT = (
-    "INSERT INTO incidents (id, device_id, severity, status, opened_at, opened_wall, "
-    "first_event_id, last_event_at, closed_at, closed_by, closed_via) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-)
-_PICK = _DEVICE_SELECT
-"""The cards' read, as the store runs it (its plan is what ``--plan`` prints)."""
+_WALL = "2026-01-01T00:00:00+00:00"
+_PICK = f"{_DEVICE_SELECT} ORDER BY d.device_id"
+"""The cards' read, as :meth:`Store.devices` runs it."""
 
 
-def _fill_sqlite(path: str, devices: int, rows: list[tuple[Any, ...]]) -> str:
+def _plan(database: str, engine: str) -> str:
+    """The engine's plan of the cards' read, after ``ANALYZE`` (as a DBA's routine would)."""
+    if engine == "postgresql":
+        import psycopg
+
+        with psycopg.connect(database, autocommit=True) as pg:
+            pg.execute("ANALYZE")
+            return "\n".join(str(r[0]) for r in pg.execute(f"EXPLAIN {_PICK}").fetchall())
     import sqlite3
 
-    db = sqlite3.connect(path)
-    with db:
-        db.executemany(_INSERT.replace("%s", "?"), rows)
-        db.executemany(
-            "INSERT INTO devices (device_id, last_seen) VALUES (?, 0)",
-            [(f"tm-{d:02d}",) for d in range(devices)],
-        )
-    db.execute("ANALYZE")
-    plan = "\n".join(str(r[-1]) for r in db.execute("EXPLAIN QUERY PLAN " + _PICK))
-    db.close()
-    return plan
-
-
-def _fill_postgresql(url: str, devices: int, rows: list[tuple[Any, ...]]) -> str:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as db:
-        with db.cursor() as cur:
-            cur.executemany(_INSERT, rows)
-            cur.executemany(
-                "INSERT INTO devices (device_id, last_seen) VALUES (%s, 0)",
-                [(f"tm-{d:02d}",) for d in range(devices)],
-            )
+    db = sqlite3.connect(database)
+    try:
         db.execute("ANALYZE")
-        return "\n".join(str(r[0]) for r in db.execute("EXPLAIN " + _PICK).fetchall())
+        return "\n".join(str(r[-1]) for r in db.execute(f"EXPLAIN QUERY PLAN {_PICK}"))
+    finally:
+        db.close()
 
 
 def main() -> int:
@@ -107,7 +92,6 @@ def main() -> int:
     )
     parser.add_argument("--plan", action="store_true", help="print the engine's plan of the read")
     args = parser.parse_args()
-    rows = _rows(args.devices, args.incidents)
     print(
         f"fleet cards: {args.devices} devices, {args.incidents} closed incidents "
         f"(+ an open one on every other device), {args.reads} reads of Store.devices(); "
@@ -123,11 +107,10 @@ def main() -> int:
                     database = cluster.new_database()
                 else:
                     database = str(Path(work) / "caregiver.db")
-                Store(database).close()  # migrated as the service migrates it
-                fill = _fill_postgresql if engine == "postgresql" else _fill_sqlite
-                plan = fill(database, args.devices, rows)
-                store = Store(database)
+                store = Store(database)  # migrated as the service migrates it
                 try:
+                    _fill(store, args.devices, args.incidents)
+                    plan = _plan(database, engine)  # statistics first, as the figures had them
                     cards = store.devices()
                     incidents = [c["incident"] for c in cards]
                     open_cards = sum(i is not None and i["status"] == "open" for i in incidents)
