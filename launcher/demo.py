@@ -133,13 +133,16 @@ def run_session(
     *,
     session: scenarios.Sequence | None = None,
     on_started: Callable[[App, scenarios.Sequence, SessionRunner | None], None] | None = None,
+    on_walk_over: Callable[[], None] | None = None,
     guided: bool = True,
     await_receipts_s: float = 0.0,
 ) -> DemoResult:
     """Build the app, schedule the presses, run the whole session, close, return what happened.
 
     With ``guided`` the walker also follows a time-compressed guided session
-    (:data:`GUIDED_TIME_SCALE`), started as soon as the treadmill is armed.
+    (:data:`GUIDED_TIME_SCALE`), started as soon as the treadmill is armed. ``on_walk_over``
+    is called once the loop has returned and the session has stopped, with the app's threads
+    still running (the demo's cue printers print what is left then).
     ``await_receipts_s``: at close, once the relay is released, how long the courier waits
     for a consumer's receipts of the alerts (:meth:`firmware.app.App.close`).
     """
@@ -192,7 +195,11 @@ def run_session(
                 finally:
                     # Whatever the stop did: a raising stop skipped the detach, and the gait
                     # meter's thread, the voice and the control socket outlived the demo.
-                    detach_session(app, runner)
+                    try:
+                        if on_walk_over is not None:
+                            on_walk_over()
+                    finally:
+                        detach_session(app, runner)
         finally:
             app.close(drain_timeout=10.0, await_receipts_s=await_receipts_s)
     return DemoResult(
@@ -598,6 +605,11 @@ def _run_and_report(
         if runner is not None:
             printers.append(CuePrinter(runner, cues_to, light=app.status_light).start())
 
+    def stop_printers() -> None:
+        """Each prints what is left on its own thread; again harmless (a stopped printer)."""
+        for printer in printers:
+            printer.stop()
+
     out.write(
         f"Guided session: {config.session.plan} at {GUIDED_TIME_SCALE:g}x "
         "(its cues are printed as the buzzer plays them, with what a speaker would say; "
@@ -620,11 +632,11 @@ def _run_and_report(
                 clock,
                 session=session,
                 on_started=on_started,
+                on_walk_over=stop_printers,
                 await_receipts_s=RECEIPTS_WAIT_S if caregiver else 0.0,
             )
         finally:  # the last lines above the status line, then the status line's last state
-            for printer in printers:
-                printer.stop()
+            stop_printers()  # when the walk never started or its stop raised
             if status is not None:
                 status.stop()
     for stored in load_sessions(config.storage.database)[-1:]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 
 import pytest
 
@@ -25,7 +26,9 @@ RESUME = "Resume walking backward."
 HELP = "Help called. Your caregivers are being told."
 
 
-def _printing(clock: SimClock) -> tuple[PrintedSpeaker, SessionRunner, CuePrinter, io.StringIO]:
+def _printing(
+    clock: SimClock, out: io.StringIO | None = None, poll_s: float = 0.05
+) -> tuple[PrintedSpeaker, SessionRunner, CuePrinter, io.StringIO]:
     """A speaker on a runner, and its printer, not started: the test drains it."""
     speaker = PrintedSpeaker(clock)
     runner = SessionRunner(
@@ -35,8 +38,8 @@ def _printing(clock: SimClock) -> tuple[PrintedSpeaker, SessionRunner, CuePrinte
         device_id="t",
         speaker=speaker,
     )
-    out = io.StringIO()
-    return speaker, runner, CuePrinter(runner, out), out
+    out = out if out is not None else io.StringIO()
+    return speaker, runner, CuePrinter(runner, out, poll_s=poll_s), out
 
 
 def _said(out: io.StringIO) -> list[str]:
@@ -92,6 +95,44 @@ def test_the_printer_prints_what_the_runner_says_through_its_thread_at_stop() ->
     assert lines[0].startswith("  [ 0:00] cue backward")
     (cue,) = runner.cues
     assert _said(out) == [cue.spoken] and lines[1] == f'{"":10}says "{cue.spoken}"'
+
+
+class WrittenBy(io.StringIO):
+    """An output that notes the thread of each write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writers: set[int] = set()
+
+    def write(self, text: str) -> int:
+        self.writers.add(threading.get_ident())
+        return super().write(text)
+
+
+def test_the_printer_prints_its_last_lines_on_its_own_thread_even_if_it_never_ran_before() -> None:
+    """A walk that ends before the printer's thread first wakes (a CI host with both cores
+    taken by real-time loops): its stop still prints everything from the printer's thread,
+    never from the caller's (the loop's, in the demos). It printed them on the caller's."""
+    clock = SimClock()
+    out = WrittenBy()
+    _, runner, printer, _ = _printing(clock, out, poll_s=3600.0)  # never wakes before its stop
+    printer.start()
+    runner.start(clock.monotonic())
+    clock.advance(1.0)
+    printer.stop()
+    (cue,) = runner.cues
+    assert _said(out) == [cue.spoken]
+    assert out.writers and threading.get_ident() not in out.writers
+
+
+def test_a_printer_never_started_prints_at_its_stop_on_the_callers_thread() -> None:
+    clock = SimClock()
+    _, runner, printer, out = _printing(clock)
+    runner.start(clock.monotonic())
+    printer.stop()
+    printer.stop()  # again: nothing more
+    (cue,) = runner.cues
+    assert _said(out) == [cue.spoken]
 
 
 def test_close_drops_what_has_not_begun_and_nothing_said_after_it_is_printed() -> None:

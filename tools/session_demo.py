@@ -17,6 +17,7 @@ balance check, and prints its figures and each interval's gait (docs/gait.md).
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import sys
 import tempfile
@@ -53,6 +54,8 @@ from sim import scenarios
 from sim.backends import simulated_hardware
 from tools.demo_speed import at_speed, demo_wall
 from tools.sessions import describe_balance, describe_gait, print_session_end
+
+log = logging.getLogger(__name__)
 
 ARM_AT_S = 4.5
 """The walker presses reset once the sensor-worn check has seen a body (1 s + a 3 s block):
@@ -168,6 +171,10 @@ HORIZON_SLACK_S = 0.1
 """Loop seconds the printer stays behind the clock when it plays the speaker's queue: a
 prompt or a withdrawal the loop timed just before the printer read the clock, and had not
 handed over yet, is still taken in its place (one thread switch, at up to 20x speed)."""
+
+
+PRINTER_STOP_WAIT_S = 10.0
+"""How long :meth:`CuePrinter.stop` waits for the printer's thread to print what is left."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,6 +335,7 @@ class CuePrinter:
     def _run(self) -> None:
         while not self._stop.wait(self._poll_s):
             self.drain()
+        self.drain(final=True)
 
     def drain(self, *, final: bool = False) -> None:
         """Print what is new, in time order; ``final``: the walk is over, everything left.
@@ -365,9 +373,24 @@ class CuePrinter:
         self._out.flush()
 
     def stop(self) -> None:
+        """Print everything left, on the printer's own thread, and end it.
+
+        The last lines are printed by the thread that printed the others, never by the caller
+        (the loop's thread, in the demos). It printed them on the caller's thread, and a walk
+        on a simulated clock that ended before the printer's thread first ran (a host whose
+        two cores were both taken by real-time loops: a CI run) printed every line from the
+        loop's thread. Waits at most :data:`PRINTER_STOP_WAIT_S`: past that (an output that
+        stalls) the thread prints what is left when it can."""
         self._stop.set()
-        self._thread.join(timeout=2.0)
-        self.drain(final=True)
+        if self._thread.ident is None:  # never started: nothing else prints
+            self.drain(final=True)
+            return
+        self._thread.join(timeout=PRINTER_STOP_WAIT_S)
+        if self._thread.is_alive():
+            log.warning(
+                "the cue printer did not finish within %.0f s; its last lines may come later",
+                PRINTER_STOP_WAIT_S,
+            )
 
 
 def attach_demo_printer(
