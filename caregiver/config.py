@@ -98,6 +98,13 @@ class CaregiverMqttConfig:
     session_expiry_s: int = 7 * 24 * 3600
     """How long the broker keeps the session and its queued events after a disconnect."""
     keepalive_s: int = 30
+    discovery: bool = True
+    """Announce the service's database health to Home Assistant (MQTT device-based discovery:
+    a **RetroGuard caregiver service** device with its **Database** problem sensor,
+    :mod:`caregiver.health_discovery`); false removes an earlier announcement. The health
+    message itself is published either way."""
+    discovery_prefix: str = "homeassistant"
+    """Home Assistant's discovery prefix (its MQTT integration setting)."""
     shared_group: str = ""
     """Several instances of the service (each its own account and ``client_id``, all on one
     ``postgresql://`` database) share the device streams through MQTT 5 shared subscriptions
@@ -302,6 +309,7 @@ _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
     "mqtt.session_expiry_s": _session_expiry,
     "mqtt.keepalive_s": _keepalive,
     "mqtt.topic_prefix": topic_level_problem,
+    "mqtt.discovery_prefix": topic_level_problem,
     "mqtt.client_id": _client_id,
     "mqtt.username": _name_problem,
     "mqtt.shared_group": _share_group,

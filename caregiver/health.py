@@ -23,17 +23,7 @@ import msgspec
 
 from caregiver.broker_link import BrokerLink, Connected, state_word
 from caregiver.storage import SideFault
-
-
-class DatabasePart(msgspec.Struct, frozen=True):
-    """A part of the database that cannot be used, as ``/healthz`` says it."""
-
-    part: str
-    """:class:`caregiver.storage.Part`: ``walkers``, ``recordings``, ``sessions``, ..."""
-    since: str
-    """When it first failed (UTC, ISO 8601)."""
-    said: str
-    """In words: what cannot be used since when, that alerts still reach people, what not."""
+from core.protocol.messages import DatabasePart, DatabaseStatus
 
 
 def database_part(fault: SideFault) -> DatabasePart:
@@ -95,11 +85,27 @@ class Health(msgspec.Struct, frozen=True):
             return "not alive"
         if not self.receiving:
             return "not receiving"
-        if self.database_damaged:
-            return "database damaged"
-        if not self.storing:
-            return "not storing"
-        return "degraded" if self.database_parts else "ok"
+        return self.database
+
+    @property
+    def database(self) -> DatabaseStatus:
+        """The database's part of :attr:`status`: what the service's health message says on
+        the broker (:mod:`caregiver.health_topic`)."""
+        return database_status(
+            storing=self.storing, damaged=self.database_damaged, parts=self.database_parts
+        )
+
+
+def database_status(
+    *, storing: bool, damaged: bool, parts: tuple[DatabasePart, ...]
+) -> DatabaseStatus:
+    """The database in one word, the gravest first: ``database damaged``, ``not storing``,
+    ``degraded`` (parts it goes on without), else ``ok``."""
+    if damaged:
+        return "database damaged"
+    if not storing:
+        return "not storing"
+    return "degraded" if parts else "ok"
 
 
 def health_of(

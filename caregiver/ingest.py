@@ -343,6 +343,11 @@ class Ingestor:
         """Monotonic time our last ``online`` went out (:data:`PRESENCE_EVERY_S`)."""
         self._presence_timer: threading.Timer | None = None
         """Says the storing change that came too soon after the last, at the interval's end."""
+        self.on_subscribed: Callable[[mqtt.Client], None] = lambda client: None
+        """Told on paho's thread once every device's messages reach this instance, after its
+        ``online`` (the service's health message and its discovery say themselves then)."""
+        self.on_storing_changed: Callable[[], None] = lambda: None
+        """Told whenever :meth:`storing_changed` is, after the change (any thread)."""
 
     # --------------------------------------------------------- processing
 
@@ -1002,6 +1007,7 @@ class Ingestor:
         :data:`PRESENCE_EVERY_S` (a change within it at the interval's end, as things then
         stand). Only while subscribed: the ``online`` that follows the subscriptions says it
         then."""
+        self.on_storing_changed()
         with self._presence_lock:
             if self._presence_timer is not None or self._storing_words() == self._fault_said:
                 return
@@ -1135,6 +1141,7 @@ class Ingestor:
         # Only now does every device's alert reach us: devices read this as "a fall pages"
         # (unless it says it cannot store them).
         self._say_online(client)
+        self.on_subscribed(client)
 
     def _on_disconnect(
         self,

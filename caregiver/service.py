@@ -40,6 +40,7 @@ from caregiver.commands import CommandSender, new_request_id
 from caregiver.config import CaregiverConfig
 from caregiver.fault_once import FaultOnce
 from caregiver.health import Health, health_of
+from caregiver.health_topic import HealthTopic, health_message
 from caregiver.hub import Hub
 from caregiver.ingest import Ingestor
 from caregiver.lease import Lease
@@ -70,6 +71,7 @@ from core.protocol.commands import (
     command_name,
 )
 from core.protocol.ids import is_event_id
+from core.protocol.messages import CaregiverHealthMessage
 from core.protocol.plan import Plan
 from core.protocol.walker import DEFAULT_WALKER_ID
 from core.wallclock import boot_id
@@ -186,7 +188,21 @@ class CaregiverService:
         ).working
         self.liveness.thread("the MQTT ingest thread", lambda: self.ingestor.ingest_thread)
         self.store.on_damaged = self._damaged
-        self.store.side_faults.on_change = self._feed.side_faults_changed
+        self.health_topic = HealthTopic(
+            config.mqtt,
+            lambda: self.ingestor.client,
+            self.ingestor.connected,
+            self._database_health,
+            dashboard_url=config.server.public_url.rstrip("/"),
+            several=bool(config.mqtt.shared_group),
+        )
+        """The database's health on the broker, for Home Assistant (:mod:`caregiver.
+        health_topic`): said once subscribed and on every change of the side faults, of
+        ingest's refusal and of the file's damage (the last two through ingest's
+        :meth:`~caregiver.ingest.Ingestor.storing_changed`, which the presence hears too)."""
+        self.ingestor.on_subscribed = self.health_topic.subscribed
+        self.ingestor.on_storing_changed = self.health_topic.changed
+        self.store.side_faults.on_change = self._side_faults_changed
 
     # ------------------------------------------------------------ changes
 
@@ -196,6 +212,22 @@ class CaregiverService:
         self._feed.publish(change)
         if self.store.shared:
             self.store.announce(encode(change, self.instance))
+
+    def _side_faults_changed(self) -> None:
+        """A part of the database failed or works again (any thread, the store's lock maybe
+        held): every page's banner and the health message say it."""
+        self._feed.side_faults_changed()
+        self.health_topic.changed()
+
+    def _database_health(self) -> CaregiverHealthMessage:
+        """What the health message says now (unstamped): the database's part of
+        :meth:`health`, from the same sources."""
+        return health_message(
+            self.config.mqtt.identity,
+            storing=self.ingestor.storage_fault is None,
+            damaged=self.store.damage is not None,
+            side=self.store.side_faults.now(),
+        )
 
     def _damaged(self, damage: str) -> None:
         """A statement met a damaged page of the database file (any thread: ingest, a page, the
@@ -551,6 +583,7 @@ class CaregiverService:
     def stop(self) -> None:
         self._stop.set()
         self.hub.shutdown()
+        self.health_topic.stop()
         if self._server is not None:
             self._server.should_exit = True
         self.ingestor.stop()

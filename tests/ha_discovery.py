@@ -808,7 +808,14 @@ class HomeAssistant:
         this = This(STATE_UNKNOWN if state is None else state, dict(self.attributes.get(key, {})))
         for entry in config.get("availability", []):
             if entry["topic"] == topic:
-                text = payload.decode()
+                # the template's output is compared with both payloads, and anything else
+                # leaves the availability as it was (core mqtt/entity.py
+                # ``_availability_message_received``)
+                text = (
+                    render(entry["value_template"], payload, this)
+                    if "value_template" in entry
+                    else payload.decode()
+                )
                 if text == entry.get("payload_available", "online"):
                     self.available[key] = True
                 elif text == entry.get("payload_not_available", "offline"):

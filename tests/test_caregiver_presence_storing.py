@@ -61,7 +61,9 @@ def _link(sub: Subscriber) -> dict[str, object] | None:
 def _home_assistant(mosquitto: Mosquitto) -> HomeAssistant:
     """A Home Assistant that starts now: what it shows from the retained messages alone."""
     ha = HomeAssistant()
-    topics = ["homeassistant/#", f"retroguard/{DEVICE}/#"]
+    # the treadmill's discovery alone: the model holds one device, and the service announces
+    # its own (tests/test_caregiver_health_topic.py)
+    topics = [f"homeassistant/device/{DEVICE}/config", f"retroguard/{DEVICE}/#"]
     ha.receive_all((t, p, True) for t, p in retained_now(mosquitto, topics))
     return ha
 

@@ -109,6 +109,7 @@ def test_the_acl_lets_each_account_what_docs_mqtt_md_says_for_every_topic_kind()
     ha_kinds = [k for k in _DEVICE_PUBLISHES if k not in (TopicKind.WALKERS, TopicKind.STAGE)]
     ha_reads = {f"topic read retroguard/+/{_level(k, acl=True)}" for k in ha_kinds}
     ha_reads.add("topic read homeassistant/#")
+    ha_reads.add("topic read retroguard/caregiver/health/+")  # the service's Database sensor
     assert {r for r in _acl_rules("homeassistant") if r.startswith("topic read ")} == ha_reads
     bullet = MQTT_DOC.split("* each **device** account", 1)[1].split("\n* ", 1)[0]
     said = set(re.findall(r"`([a-z_/+]+)`", bullet.split("read only its", 1)[0]))

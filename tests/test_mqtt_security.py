@@ -272,6 +272,32 @@ def test_acl_lets_a_device_publish_its_retained_status_and_discovery_and_no_one_
             carer.close()
 
 
+def test_acl_lets_the_caregiver_say_its_own_database_health_to_home_assistant_only(
+    secured: Mosquitto,
+) -> None:
+    """The service's health and its discovery (caregiver.health_topic), under its account's
+    name: Home Assistant reads them; no device, and no other instance, can say them."""
+    health = "retroguard/caregiver/health/caregiver"
+    discovery = "homeassistant/device/caregiver-caregiver/config"
+    with subscriber(
+        secured, ["retroguard/caregiver/health/+", discovery], username="homeassistant",
+        password="ha-pw",
+    ) as ha:  # fmt: skip
+        device = RawClient(secured, "tm1", SECRET)
+        carer = RawClient(secured, "caregiver", "carer-pw")
+        try:
+            assert device.publish(health, "forged by tm1").is_failure
+            assert device.publish(discovery, "forged by tm1").is_failure
+            assert carer.publish("retroguard/caregiver/health/caregiver-b", "forged").is_failure
+            assert not carer.publish(discovery, "genuine discovery").is_failure
+            assert not carer.publish(health, "genuine").is_failure
+            assert ha.wait(lambda: any(m.payload == b"genuine" for m in ha.messages))
+            assert [m.payload for m in ha.messages] == [b"genuine discovery", b"genuine"]
+        finally:
+            device.close()
+            carer.close()
+
+
 def test_acl_lets_a_device_publish_each_walker_s_stage_for_the_caregiver_only(
     secured: Mosquitto,
 ) -> None:

@@ -12,6 +12,7 @@ import msgspec
 import pytest
 from referencing import Registry, Resource
 
+from caregiver.storage import Part
 from core.plan_presets import PRESETS, PROGRESSIONS
 from core.protocol.commands import (
     COMMANDS,
@@ -41,6 +42,7 @@ from core.protocol.events import (
 from core.protocol.ids import DEVICE_ID_PATTERN, check_device_id, is_device_id, is_event_id
 from core.protocol.messages import (
     JSON_MESSAGES,
+    CaregiverHealthMessage,
     CaregiverLinkMessage,
     CaregiverStatusMessage,
     DeviceHealth,
@@ -75,7 +77,9 @@ from core.protocol.topics import (
     TopicKind,
     Topics,
     all_devices,
+    caregiver_health_topic,
     caregiver_status_topic,
+    instance_level,
     parse_topic,
 )
 from core.samples import ImuSample
@@ -309,6 +313,24 @@ def test_the_caregiver_status_schema_agrees_with_its_type() -> None:
     assert set(typed["properties"]) <= set(documented["properties"])
     assert _enums(documented, {})["state"] == _enums(typed, defs)["state"]
     assert parse_topic("retroguard", caregiver_status_topic("retroguard")) is None
+
+
+def test_the_caregiver_health_schema_agrees_with_its_type() -> None:
+    """The service's health is no device topic either; its parts are the store's own."""
+    generated = msgspec.json.schema(CaregiverHealthMessage)
+    defs = generated["$defs"]
+    typed = _resolve(generated, defs)
+    documented = doc_schema("caregiver_health")
+    assert set(documented["required"]) == set(typed["required"])
+    assert set(typed["properties"]) <= set(documented["properties"])
+    assert _enums(documented, {})["status"] == _enums(typed, defs)["status"]
+    part = documented["properties"]["parts"]["items"]
+    assert set(part["required"]) == set(defs["DatabasePart"]["required"])
+    assert set(part["properties"]["part"]["enum"]) == {p.value for p in Part}
+    topic = caregiver_health_topic("retroguard", instance_level("caregiver"))
+    assert topic == "retroguard/caregiver/health/caregiver"
+    assert parse_topic("retroguard", topic) is None
+    assert instance_level("care giver/a+") == "care_giver_a_"
 
 
 def test_the_session_intervals_schema_agrees_with_its_type() -> None:

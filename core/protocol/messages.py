@@ -999,6 +999,50 @@ class CaregiverStatusMessage(Struct, kw_only=True, omit_defaults=True):
     database``); absent while :attr:`storing`."""
 
 
+class DatabasePart(Struct, frozen=True):
+    """A part of the caregiver service's database it goes on without (a side table damaged,
+    missing or locked): alerts are still stored and paged, but what the part keeps is missing
+    meanwhile. ``/healthz`` and the service's health message say it alike."""
+
+    part: str
+    """Which part, by what it keeps: ``walkers``, ``recordings``, ``sessions``, ``progress``,
+    ``plans``, ``commands``, ``telemetry`` or ``closes``."""
+    since: WallTime
+    """When it first failed (UTC, ISO 8601)."""
+    said: str
+    """In words: what cannot be used since when, that alerts still reach people, what not."""
+
+
+DatabaseStatus = Literal["ok", "degraded", "not storing", "database damaged"]
+"""The caregiver service's database, in ``/healthz``'s words: ``ok``; ``degraded`` (alerts are
+stored and paged, but parts of it cannot be used: :class:`DatabasePart`); ``not storing`` (it
+refuses what ingest commits: a full disk, a lock, PostgreSQL down: an alert it has not stored
+pages nobody); ``database damaged`` (its SQLite file is: not storing until a person replaces
+it)."""
+
+
+class CaregiverHealthMessage(Struct, kw_only=True, omit_defaults=True):
+    """``<prefix>/caregiver/health/<instance>`` (retained, QoS 1): the caregiver service's
+    database, as its ``/healthz`` says it, for whoever watches the broker and not the
+    dashboard (Home Assistant's **Database** problem sensor of the service).
+
+    Said when the service is subscribed, and again on every change of what it says (at most
+    once every 5 s, the latest always): never on a timer. Whether the instance is there at
+    all is its presence's word (``<prefix>/caregiver/status``, with its Last Will): a health
+    message outlives the instance that said it."""
+
+    schema: SchemaVersion
+    by: Annotated[str, Meta(min_length=1, max_length=65535)]
+    """Which instance: as the presence's ``by`` (its account, else its client id)."""
+    wall_time: WallTime
+    """When it said it."""
+    status: DatabaseStatus
+    storing: bool = True
+    """It can store alerts now (false while ``not storing`` or ``database damaged``)."""
+    parts: tuple[DatabasePart, ...] = ()
+    """The parts it goes on without, the oldest first (absent: none)."""
+
+
 CaregiverSeen = Literal["online", "offline", "unknown"]
 """What a device knows of the caregiver service: ``unknown`` before it heard anything (no
 service ever announced itself on this broker, or the device is not connected to it)."""

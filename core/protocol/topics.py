@@ -10,6 +10,7 @@ a topic carries, or that it is none of ours.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -171,6 +172,21 @@ def caregiver_status_topic(prefix: str) -> str:
     """``<prefix>/caregiver/status``: the caregiver service's retained presence
     (:class:`core.protocol.messages.CaregiverStatusMessage`), with its Last Will."""
     return f"{prefix}/{CAREGIVER_LEVEL}/status"
+
+
+def caregiver_health_topic(prefix: str, instance: str) -> str:
+    """``<prefix>/caregiver/health/<instance>``: one caregiver service instance's retained
+    database health (:class:`core.protocol.messages.CaregiverHealthMessage`). One topic an
+    instance: instances sharing the devices (docs/provider.md) each say their own, where one
+    topic would say whichever spoke last. ``instance``: :func:`instance_level` of its name."""
+    return f"{prefix}/{CAREGIVER_LEVEL}/health/{instance}"
+
+
+def instance_level(name: str) -> str:
+    """A caregiver service instance's name (its account, else its client id) as one topic
+    level and a Home Assistant discovery id: ``[A-Za-z0-9_-]``, anything else ``_`` (the
+    documented accounts, ``caregiver``, ``caregiver-a``, are kept as they are)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", name) or "_"
 
 
 def all_devices(prefix: str, kind: TopicKind) -> str:
