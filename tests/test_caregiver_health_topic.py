@@ -276,3 +276,30 @@ def test_a_change_within_the_limit_is_said_at_its_end_as_things_then_stand(
     topic.changed()
     assert topic._timer is None  # nothing changed since
     topic.stop()
+
+
+def test_the_message_says_the_database_as_healthz_does_the_gravest_first() -> None:
+    """A damaged file stores nothing whatever ingest last committed, and outranks a refusal,
+    which outranks the parts (each as ``/healthz``'s ``status`` says it)."""
+    part = SideFault(Part.WALKERS, "no such table: device_walkers", 1_765_000_000.0, frozenset())
+    said = {
+        (storing, damaged, bool(side)): health_message(
+            "caregiver", storing=storing, damaged=damaged, side=side
+        )
+        for storing in (True, False)
+        for damaged in (True, False)
+        for side in ((), (part,))
+    }
+    assert {k: (m.status, m.storing) for k, m in said.items()} == {
+        (True, True, False): ("database damaged", False),
+        (True, True, True): ("database damaged", False),
+        (False, True, False): ("database damaged", False),
+        (False, True, True): ("database damaged", False),
+        (False, False, False): ("not storing", False),
+        (False, False, True): ("not storing", False),
+        (True, False, True): ("degraded", True),
+        (True, False, False): ("ok", True),
+    }
+    (walkers,) = said[(True, True, True)].parts  # said even while graver news stands
+    assert walkers.part == "walkers" and walkers.since == "2025-12-06T05:46:40Z"
+    assert walkers.said.startswith("the walkers' names cannot be read or stored since 05:46 UTC")
