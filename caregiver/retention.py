@@ -26,11 +26,15 @@ class RetentionSweeper:
         retention: RetentionConfig,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> None:
+        """``stopping``: whether the service is stopping, asked between the sweep's chunks
+        (:meth:`caregiver.storage.Store.prune`): a sweep ends at the next one, quietly."""
         self.store = store
         self.retention = retention
         self.clock = clock
         self.monotonic = monotonic
+        self.stopping = stopping
         self._next: float | None = None
 
     def sweep(self) -> Pruned:
@@ -45,8 +49,19 @@ class RetentionSweeper:
             notifications_before=before(r.notifications_days),
             routine_before=before(r.routine_events_days),
             now=now,
+            stopping=self.stopping,
         )
-        log.info("retention sweep: %s", pruned.words())
+        if pruned.stopped is not None:
+            # a long first sweep cut by the service's stop: nothing failed, and nothing the
+            # committed chunks removed is lost (each chunk is its own transaction)
+            log.info(
+                "retention sweep stopped with the service while removing %s (so far: %s); "
+                "the next start goes on from there",
+                pruned.stopped,
+                pruned.words(),
+            )
+        else:
+            log.info("retention sweep: %s", pruned.words())
         return pruned
 
     def tick(self) -> Pruned | None:

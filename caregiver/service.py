@@ -452,8 +452,11 @@ class CaregiverService:
         so the ticker's writes still wait for it (on PostgreSQL a statement at most
         :data:`caregiver.storage.pg_timeouts.STATEMENT_TIMEOUT_S`). No beat of its own (a
         first sweep of a big backlog may take long, and is no hang); a thread that died (a
-        bug) is said (:attr:`liveness`)."""
-        sweeper = RetentionSweeper(self.store, self.config.retention, self.clock)
+        bug) is said (:attr:`liveness`). A stop ends the sweep before its next chunk
+        (:meth:`stop`) and this loop before its next piece of work."""
+        sweeper = RetentionSweeper(
+            self.store, self.config.retention, self.clock, stopping=self._stop.is_set
+        )
         # The WAL into the database file here rather than in ingest's commits
         # (:meth:`Store.checkpoint`); a failure is said once until a checkpoint works again (the
         # next commit that crosses the backstop checkpoints anyway, and the fault shows there).
@@ -465,6 +468,8 @@ class CaregiverService:
         probed = time.monotonic()
         while True:
             sweeper.tick()
+            if self._stop.is_set():
+                return
             checkpoint.run(self.store.checkpoint)
             if self.store.side_faults.failing and time.monotonic() - probed >= SIDE_PROBE_EVERY_S:
                 probed = time.monotonic()  # a part put back is said to work within seconds
@@ -581,6 +586,16 @@ class CaregiverService:
         return f"http://{host}:{self.port}"
 
     def stop(self) -> None:
+        """Stop every part, then close the store. The housekeeping thread sees the stop
+        before its retention sweep's next chunk and ends (a sweep cut short says so in one
+        INFO line; the next start goes on): it is waited for (up to 10 s) before the store
+        closes, as is a chunk under way, which holds the store's lock that closing it takes.
+        A chunk is bounded: at most :data:`~caregiver.storage.store.PRUNE_CHUNK` rows or
+        :data:`~caregiver.storage.store.RECLAIM_CHUNK_PAGES` pages, milliseconds to a second
+        of work, after at most SQLite's busy timeout (5 s) for another process's write
+        (the notifier's) or, on PostgreSQL, each statement within its lock and statement
+        timeouts (:mod:`caregiver.storage.pg_timeouts`). Before, a stop during a long first
+        sweep closed the store under it, and its next chunk logged that the sweep failed."""
         self._stop.set()
         self.hub.shutdown()
         self.health_topic.stop()

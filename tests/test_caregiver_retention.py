@@ -9,17 +9,29 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
 
 from caregiver.config import RetentionConfig, parse_config
 from caregiver.retention import RetentionSweeper
+from caregiver.service import CaregiverService
 from caregiver.storage import NewEvent, Pruned, Store
 from core.errors import ConfigError
 from sim.recordings import fall_recording
-from tests.caregiver_support import BY_HAND, fall_window
+from tests.caregiver_db import execute
+from tests.caregiver_support import (
+    BY_HAND,
+    WAIT,
+    fall_window,
+    make_config,
+    running_service,
+    wait_until,
+)
+from tools.broker import Mosquitto
 
 DAY = 86400.0
 T0 = 1_800_000_000.0
@@ -249,3 +261,101 @@ def test_a_backlog_goes_a_chunk_a_transaction_and_all_of_it(
         assert again == Pruned(0, 0, 0, 0, 0, pages_freed=again.pages_freed)
     finally:
         store.close()
+
+
+def _left(database: str) -> tuple[int, int, int]:
+    """What the sweep removes that is still there: recordings, notifications sent or given
+    up on, routine events."""
+    (recordings,) = execute(database, "SELECT COUNT(*) FROM recordings")[0]
+    (notes,) = execute(
+        database, "SELECT COUNT(*) FROM notifications WHERE status IN ('sent', 'failed')"
+    )[0]
+    (routine,) = execute(
+        database,
+        "SELECT COUNT(*) FROM events WHERE severity = 'info' AND incident IS NULL "
+        "AND received_at < ?",
+        (T0 + 1,),
+    )[0]
+    return recordings, notes, routine
+
+
+def test_a_stop_between_chunks_ends_the_sweep_quietly_and_the_next_start_finishes_it(
+    caregiver_db: str,
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The service stopped during a long first sweep: the sweep sees the stop before its next
+    chunk and ends with one INFO line, no "failed" (before: the store was closed under it and
+    its next chunk logged that the sweep failed); what its chunks removed stays removed and is
+    counted once, and the next start's sweep removes the rest. The stop is asked from inside
+    the sweep's question between chunks (after its second), by :meth:`CaregiverService.stop`
+    itself on another thread: no timing decides where it lands."""
+    from caregiver.storage import store as store_module
+
+    monkeypatch.setattr(store_module, "PRUNE_CHUNK", 7)  # 30 of each kind: several chunks
+    store = Store(caregiver_db)
+    _fill(store, 30, T0)
+    later = T0 + 366 * DAY  # everything _fill wrote is past every retention age
+    with store.transaction() as tx:  # the device's latest event, which its card tells: kept
+        tx.record_event(_event("recent", "start", "info", None), later)
+    store.close()
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    swept: list[Pruned] = []
+    stoppers: list[threading.Thread] = []
+
+    def stop_after_two_chunks(service: CaregiverService) -> None:
+        real_prune = service.store.prune
+
+        def prune(**kwargs: Any) -> Pruned:
+            asked = kwargs.pop("stopping")
+            questions = [0]
+
+            def stopping() -> bool:
+                questions[0] += 1
+                if questions[0] == 3:  # two chunks of recordings committed, the third not begun
+                    stopper = threading.Thread(target=service.stop)
+                    stopper.start()
+                    stoppers.append(stopper)  # started: the test may join it
+                    assert wait_until(asked)  # the stop has begun: the service says so now
+                return bool(asked())
+
+            swept.append(real_prune(**kwargs, stopping=stopping))
+            return swept[-1]
+
+        service.store.prune = prune  # type: ignore[method-assign]
+
+    first = CaregiverService(config, clock=lambda: later)
+    stop_after_two_chunks(first)
+    with caplog.at_level(logging.INFO):
+        first.start(web=False)
+        assert wait_until(lambda: bool(stoppers))
+        stoppers[0].join(WAIT)
+        assert not stoppers[0].is_alive()
+    (stopped,) = swept
+    assert stopped.stopped == "recordings" and stopped.recordings == 14
+    assert (stopped.notifications, stopped.routine_events, stopped.pages_freed) == (0, 0, 0)
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("caregiver")]
+    assert not [m for m in messages if "failed" in m], messages
+    assert (
+        "retention sweep stopped with the service while removing recordings (so far: removed "
+        "14 recordings; 0 database pages freed); the next start goes on from there"
+    ) in messages
+    recordings, notes, routine = _left(caregiver_db)
+    assert (recordings, routine) == (30 - 14, 30)  # what the two chunks removed, no more
+    # the pending notifications to contacts this config lacks were given up on at the start
+    assert notes == 60
+
+    caplog.clear()
+
+    def said() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "caregiver.retention"]
+
+    with caplog.at_level(logging.INFO), running_service(config, web=False, clock=lambda: later):
+        assert wait_until(lambda: bool(said()))  # the sweep at start has ended
+    assert _left(caregiver_db) == (0, 0, 0)
+    done = said()
+    assert done[0].startswith(
+        "retention sweep: removed 16 recordings, 60 notifications, 30 routine events; "
+    ), done

@@ -24,6 +24,7 @@ transaction) are in :mod:`caregiver.storage.store_ops`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import sqlite3
@@ -242,6 +243,7 @@ class Store(StoreOperations):
         notifications_before: float | None,
         routine_before: float | None,
         now: float,
+        stopping: Callable[[], bool] = lambda: False,
     ) -> Pruned:
         """Delete what is older than the given times (None keeps it; see
         :class:`caregiver.config.RetentionConfig`), then give the freed space back.
@@ -252,44 +254,71 @@ class Store(StoreOperations):
         ticker's writes for as long as it took, and on PostgreSQL met the statement timeout
         (:mod:`caregiver.storage.pg_timeouts`) and failed whole, every time. What a chunk
         removed stays removed if a later one fails: everything here is "older than", so the
-        next sweep goes on from there."""
-        recordings = windows = notifications = routine = 0
-        if recordings_before is not None:
-            old = recordings_before
-            recordings = self._in_chunks(lambda tx: tx.prune_recordings(old, PRUNE_CHUNK))
-            after: str | None = ""
-            while after is not None:
-                with self.transaction() as tx:
-                    cut, after = tx.cut_windows(old, after, PRUNE_CHUNK)
-                windows += cut
-            self._in_chunks(lambda tx: tx.unmark_windows(old, PRUNE_CHUNK))
-        if notifications_before is not None:
-            sent = notifications_before
-            notifications = self._in_chunks(lambda tx: tx.prune_notifications(sent, PRUNE_CHUNK))
-        if routine_before is not None:
-            routine_old = routine_before
-            routine = self._in_chunks(lambda tx: tx.prune_routine(routine_old, PRUNE_CHUNK))
-        with self.transaction() as tx:
-            logins = tx.prune_logins(now)
-        freed = 0
-        while True:  # the space back a chunk at a time too: its pages are moved and written
-            with self._lock, self._faults():
-                given = self._db.reclaim_space(RECLAIM_CHUNK_PAGES)
-            freed += given
-            if given < RECLAIM_CHUNK_PAGES:
-                break
-        return Pruned(recordings, windows, notifications, routine, logins, pages_freed=freed)
+        next sweep goes on from there.
 
-    def _in_chunks(self, chunk: Callable[[Transaction], int]) -> int:
+        ``stopping`` is asked before each chunk: once it says yes, no chunk begins and what
+        the committed chunks removed is returned, with :attr:`Pruned.stopped` saying where it
+        was (the service stopping mid-sweep: before, its next chunk met the closed store and
+        the log said the sweep failed)."""
+        sweep = _Sweep(Pruned(0, 0, 0, 0, 0, pages_freed=0), stopping)
+        try:
+            if recordings_before is not None:
+                old = recordings_before
+                self._in_chunks(
+                    sweep, "recordings", lambda tx: tx.prune_recordings(old, PRUNE_CHUNK)
+                )
+                after: str | None = ""
+                while after is not None:
+                    sweep.before_chunk("windows")
+                    with self.transaction() as tx:
+                        cut, after = tx.cut_windows(old, after, PRUNE_CHUNK)
+                    sweep.add("windows", cut)
+                self._in_chunks(
+                    sweep, "windows", lambda tx: tx.unmark_windows(old, PRUNE_CHUNK), counted=False
+                )
+            if notifications_before is not None:
+                sent = notifications_before
+                self._in_chunks(
+                    sweep, "notifications", lambda tx: tx.prune_notifications(sent, PRUNE_CHUNK)
+                )
+            if routine_before is not None:
+                routine_old = routine_before
+                self._in_chunks(
+                    sweep, "routine_events", lambda tx: tx.prune_routine(routine_old, PRUNE_CHUNK)
+                )
+            sweep.before_chunk("login_sessions")
+            with self.transaction() as tx:
+                sweep.add("login_sessions", tx.prune_logins(now))
+            while True:  # the space back a chunk at a time too: its pages are moved and written
+                sweep.before_chunk("pages_freed")
+                with self._lock, self._faults():
+                    given = self._db.reclaim_space(RECLAIM_CHUNK_PAGES)
+                sweep.add("pages_freed", given)
+                if given < RECLAIM_CHUNK_PAGES:
+                    break
+        except _Stopped as stopped:
+            return dataclasses.replace(sweep.pruned, stopped=stopped.words)
+        return sweep.pruned
+
+    def _in_chunks(
+        self,
+        sweep: _Sweep,
+        kind: str,
+        chunk: Callable[[Transaction], int],
+        *,
+        counted: bool = True,
+    ) -> None:
         """Run ``chunk`` a transaction at a time until it removes fewer than
-        :data:`PRUNE_CHUNK` rows; how many it removed in all."""
-        total = 0
+        :data:`PRUNE_CHUNK` rows, each committed chunk's count added to ``sweep``'s ``kind``
+        (unless not ``counted``)."""
         while True:
+            sweep.before_chunk(kind)
             with self.transaction() as tx:
                 done = chunk(tx)
-            total += done
+            if counted:
+                sweep.add(kind, done)
             if done < PRUNE_CHUNK:
-                return total
+                return
 
     def probe_side_faults(self) -> None:
         """Read the tables of each part a read of which failed (:meth:`SideFaults.unread`, one
@@ -664,6 +693,43 @@ def _as_storage_fault(
 
 def _one_line(exc: BaseException) -> str:
     return "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+
+
+class _Stopped(Exception):
+    """A sweep asked to stop before its next chunk (:meth:`Store.prune`)."""
+
+    def __init__(self, words: str) -> None:
+        super().__init__(words)
+        self.words = words
+
+
+_SWEPT = {
+    "recordings": "recordings",
+    "windows": "older monitors' IMU windows",
+    "notifications": "notifications",
+    "routine_events": "routine events",
+    "login_sessions": "expired logins",
+    "pages_freed": "freed database pages (giving them back to the disk)",
+}
+"""What a sweep removes, by :class:`Pruned`'s field, in the words its stop is said in."""
+
+
+class _Sweep:
+    """One :meth:`Store.prune` under way: what its committed chunks removed so far, and the
+    question asked before each next chunk."""
+
+    def __init__(self, pruned: Pruned, stopping: Callable[[], bool]) -> None:
+        self.pruned = pruned
+        self._stopping = stopping
+
+    def before_chunk(self, kind: str) -> None:
+        """Raise :class:`_Stopped` (naming ``kind``) if the sweep is to stop here."""
+        if self._stopping():
+            raise _Stopped(_SWEPT[kind])
+
+    def add(self, kind: str, done: int) -> None:
+        """A chunk of ``kind`` committed, having removed ``done``."""
+        self.pruned = dataclasses.replace(self.pruned, **{kind: getattr(self.pruned, kind) + done})
 
 
 PRUNE_CHUNK = 500

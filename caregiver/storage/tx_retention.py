@@ -23,6 +23,10 @@ class Pruned:
     routine_events: int
     login_sessions: int
     pages_freed: int
+    stopped: str | None = None
+    """What the sweep was removing when it was asked to stop between two chunks (the
+    service stopping; :meth:`caregiver.storage.Store.prune`), in words; None: it ran to its
+    end. Everything above is what committed before: the next sweep goes on from there."""
 
     def words(self) -> str:
         """For the log, in words (it printed the dataclass's repr, ``Pruned(recordings=0,
@@ -39,7 +43,7 @@ class Pruned:
             if count
         ]
         if not parts:
-            return "nothing old enough to remove"
+            return "nothing removed yet" if self.stopped else "nothing old enough to remove"
         return f"removed {', '.join(parts)}; {self.pages_freed} database pages freed"
 
 
