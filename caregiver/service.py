@@ -7,7 +7,7 @@
                       Alerting ─► notifications rows ─► wake ─► notifier process ─► Apprise
  ticker thread (1 s) ─► Alerting.tick (escalation, held stumbles)   } only on the holder of
  notifier process ─► due notifications (from the database)           } the escalation lease
- housekeeping thread (1 s) ─► retention sweep, WAL checkpoint, side-fault probe
+ housekeeping thread (1 s) ─► retention sweep, WAL checkpoint, planner statistics, side-fault probe
  uvicorn thread ─► Starlette app (web.py, routes/) ─► worker threads ─► Store
  on PostgreSQL: on_change ─► NOTIFY ─► every other instance's listener thread ─► its LiveFeed
 ```
@@ -49,6 +49,7 @@ from caregiver.memory import compact_malloc
 from caregiver.notify import GONE, Notifier, Sender, log_gone, send_notification
 from caregiver.notify_process import NotifierProcess
 from caregiver.plan_answers import KEPT_PER_DEVICE, sent_by, summary_of, walker_of
+from caregiver.planner_statistics import PlannerStatistics
 from caregiver.retention import RetentionSweeper
 from caregiver.seen import Acknowledged, Seen
 from caregiver.storage import (
@@ -446,14 +447,15 @@ class CaregiverService:
     def _housekeeping_loop(self) -> None:
         """The database's upkeep, every second, beside the escalation ticker (each failure
         said in the log): the retention sweep (at start, then every ``sweep_hours``), the WAL
-        checkpoint, and the look at the side tables said to fail. None of it pages anyone, so
-        none of it may hold a tick: a checkpoint or probe that is slow or waits on a lock
-        waits here alone. The sweep's transaction is on the store's one writing connection,
-        so the ticker's writes still wait for it (on PostgreSQL a statement at most
-        :data:`caregiver.storage.pg_timeouts.STATEMENT_TIMEOUT_S`). No beat of its own (a
-        first sweep of a big backlog may take long, and is no hang); a thread that died (a
-        bug) is said (:attr:`liveness`). A stop ends the sweep before its next chunk
-        (:meth:`stop`) and this loop before its next piece of work."""
+        checkpoint, the query planner's statistics (hourly,
+        :mod:`caregiver.planner_statistics`), and the look at the side tables said to fail.
+        None of it pages anyone, so none of it may hold a tick: a checkpoint or probe that is
+        slow or waits on a lock waits here alone. The sweep's transaction is on the store's
+        one writing connection, so the ticker's writes still wait for it (on PostgreSQL a
+        statement at most :data:`caregiver.storage.pg_timeouts.STATEMENT_TIMEOUT_S`). No beat
+        of its own (a first sweep of a big backlog may take long, and is no hang); a thread
+        that died (a bug) is said (:attr:`liveness`). A stop ends the sweep before its next
+        chunk (:meth:`stop`) and this loop before its next piece of work."""
         sweeper = RetentionSweeper(
             self.store, self.config.retention, self.clock, stopping=self._stop.is_set
         )
@@ -465,12 +467,14 @@ class CaregiverService:
             "could not copy the write-ahead log into the database",
             "the write-ahead log is copied into the database again",
         )
+        statistics = PlannerStatistics(self.store)
         probed = time.monotonic()
         while True:
             sweeper.tick()
             if self._stop.is_set():
                 return
             checkpoint.run(self.store.checkpoint)
+            statistics.tick()
             if self.store.side_faults.failing and time.monotonic() - probed >= SIDE_PROBE_EVERY_S:
                 probed = time.monotonic()  # a part put back is said to work within seconds
                 self.store.probe_side_faults()

@@ -39,12 +39,13 @@ from caregiver.storage.records import (
 from caregiver.storage.schema import SCHEMA_VERSION, SchemaError, SchemaUpgrade
 from caregiver.storage.side_faults import Part, SideFault, SideFaults, Use
 from caregiver.storage.sql import STAGE_AHEAD_S
-from caregiver.storage.store import SIDE_PROBE_EVERY_S, Store, Transaction
+from caregiver.storage.store import OPTIMIZE_EVERY_S, SIDE_PROBE_EVERY_S, Store, Transaction
 from caregiver.storage.tx_retention import Pruned
 
 __all__ = [
     "CLOSED_HERE",
     "OPEN_STATUSES",
+    "OPTIMIZE_EVERY_S",
     "SCHEMA_VERSION",
     "SIDE_PROBE_EVERY_S",
     "STAGE_AHEAD_S",

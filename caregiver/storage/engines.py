@@ -289,6 +289,10 @@ class Database:
     def size_bytes(self) -> int:
         raise NotImplementedError
 
+    def optimize(self) -> None:
+        """Refresh the query planner's statistics where the engine leaves that to the
+        application; nothing where the server does it itself (PostgreSQL's autovacuum)."""
+
 
 _DEFERRED_CHUNK = 200
 """Deferred rows per statement at most (SQLite allows 32,766 parameters)."""
@@ -353,6 +357,7 @@ class SqliteDatabase(Database):
                 raise sqlite3.OperationalError(f"cannot make its directory: {exc}") from exc
         self._db = sqlite3.connect(self.name, check_same_thread=False, isolation_level=None)
         self._db.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
+        self._db.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
         self._unsynced = False
         """A transaction begun with ``synced=False`` is open (the level is NORMAL until it ends)."""
 
@@ -444,6 +449,31 @@ class SqliteDatabase(Database):
         (size,) = self._db.execute("PRAGMA page_size").fetchone()
         return int(pages) * int(size)
 
+    def optimize(self) -> None:
+        """``PRAGMA optimize``: SQLite runs ``ANALYZE`` on the tables this connection's
+        queries used whose statistics are missing or stale (the table grew 25 times since),
+        each bounded by :data:`ANALYSIS_LIMIT`; usually nothing. What SQLite advises a
+        long-lived connection to run now and then and before it closes
+        (https://sqlite.org/pragma.html#pragma_optimize)."""
+        self._db.execute("PRAGMA optimize")
+
+    def optimize_opened(self) -> None:
+        """At open, before the store's other connections open. ``sqlite_stat1`` is made
+        (empty) if it is not there (``ANALYZE sqlite_schema``: that table has no index to
+        analyze): the first ``ANALYZE`` otherwise makes it, a schema change after which every
+        other connection reads the schema again and forgets which tables its queries used,
+        so its own :meth:`optimize` found nothing to do. On SQLite 3.46 or later also
+        ``PRAGMA optimize=0x10002``, which looks at every table, not only those this new
+        connection used, as SQLite advises at open; older versions have no such bit (Debian 12
+        ships 3.40): there the first :meth:`optimize` after the queries ran does it."""
+        made = self._db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sqlite_stat1'"
+        ).fetchone()
+        if made is None:
+            self._db.execute("ANALYZE sqlite_schema")
+        if OPTIMIZE_EVERY_TABLE:
+            self._db.execute("PRAGMA optimize=0x10002")
+
     def quick_check(self, within_s: float) -> Checked:
         """``PRAGMA quick_check`` of the file, stopped after ``within_s`` seconds
         (:func:`core.sqlite_check.quick_check`; a damaged page may raise instead)."""
@@ -468,6 +498,17 @@ class SqliteDatabase(Database):
         the WAL stays bounded if nobody runs the checkpointer (a command-line tool's store)."""
         self._db.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_BACKSTOP_PAGES}")
 
+
+ANALYSIS_LIMIT = 400
+"""Rows of each index an ``ANALYZE`` on a :class:`SqliteDatabase` connection looks at
+(``PRAGMA analysis_limit``): approximate statistics in milliseconds however large the file,
+the value SQLite's documentation suggests for ``PRAGMA optimize``
+(https://sqlite.org/lang_analyze.html#approx). Without it a first ``ANALYZE`` of a year's
+history reads every index whole, holding the store's lock meanwhile."""
+
+OPTIMIZE_EVERY_TABLE = sqlite3.sqlite_version_info >= (3, 46, 0)
+"""``PRAGMA optimize`` takes the 0x10000 bit (every table, not only those the connection
+used) from SQLite 3.46 on."""
 
 CHECKPOINT_BACKSTOP_PAGES = 16384
 """The WAL's pages (64 MiB at SQLite's 4 KiB) past which a commit copies it into the file
@@ -522,6 +563,12 @@ class SqliteReads:
     def run(self, read: Callable[[Database], _T]) -> _T:
         with self._lock:
             return read(self._db)
+
+    def optimize(self) -> None:
+        """:meth:`SqliteDatabase.optimize` for the tables this connection's reads (the
+        dashboard's) used: its statistics are its own, loaded when it opened."""
+        with self._lock:
+            self._db.optimize()
 
     def close(self) -> None:
         with self._lock:

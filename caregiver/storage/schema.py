@@ -512,6 +512,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "WHERE status = 'open'",
         ),
     ),
+    Migration(
+        30,
+        "the alerts open now (held or paging) have a small index of their own: once the "
+        "service keeps the query planner's statistics (PRAGMA optimize), SQLite read that "
+        "each status holds a large share of the alerts (nearly all are acknowledged) and "
+        "planned the escalation ticker's look for due alerts (every second), its timers' shift "
+        "and the dashboard's still-open list as a scan of every alert ever stored "
+        "(benchmarks/caregiver_history.py --statistics); the queries name exactly this "
+        "index's condition (caregiver.storage.sql._OPEN), so both engines can use it",
+        (
+            "CREATE INDEX alerts_open_now ON alerts (status, next_at) "
+            "WHERE status IN ('held', 'paging')",
+        ),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 

@@ -47,6 +47,8 @@ _LOGGED_ALERT_COLUMNS = (
     ("incident", "TEXT"),
 )  # fmt: skip
 _OPEN = "(" + ", ".join(f"'{status}'" for status in OPEN_STATUSES) + ")"
+"""The open alerts' statuses as SQL, ``('held', 'paging')``: the condition of the partial index
+``alerts_open_now`` (schema 30), which a query uses only if its WHERE names it as written."""
 _INTO_FRAME = (
     "created_at = created_at + CASE WHEN frame_of = ? AND abs(? - frame_offset) >= ? "
     "THEN ? - frame_offset ELSE 0 END, frame_of = ?, frame_offset = ?"

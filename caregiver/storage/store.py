@@ -134,6 +134,7 @@ class Store(StoreOperations):
         self.name = self._db.name
         """The database as logs name it (a URL without its password)."""
         self._announcer: Announcer | None = None
+        self._closed = False
         self._batching = False
         """In :meth:`batch` (read and written only with ``_lock`` held)."""
         self._prepared: _Prepared | None = None
@@ -179,6 +180,7 @@ class Store(StoreOperations):
             # a second connection to a database in memory would be another database
             try:
                 with _opening(self.location):
+                    self._db.optimize_opened()  # before the reads open: they load its figures
                     self._reads = SqliteReads(self._db.name)
                     self._checkpointer = SqliteCheckpointer(self._db.name)
                     self._db.leave_checkpoints()
@@ -347,7 +349,34 @@ class Store(StoreOperations):
         with self._lock, self._faults():
             return self._db.size_bytes()
 
+    def optimize(self) -> None:
+        """Refresh the query planner's statistics where they are missing or stale, on each
+        SQLite connection that runs queries (the writing one, then the reads': each holds the
+        statistics it loaded and looks at the tables its own queries used; on SQLite 3.46 or
+        later the one at open looked at all of them, :meth:`SqliteDatabase.optimize_opened`).
+        Each ``ANALYZE`` reads at most :data:`~caregiver.storage.engines.ANALYSIS_LIMIT` rows
+        of an index: milliseconds under the store's lock, and mostly there is nothing to do.
+        On PostgreSQL nothing: autovacuum analyzes the tables (docs/provider.md). A failure
+        is a :class:`StorageFault`. The service's housekeeping calls it every
+        :data:`OPTIMIZE_EVERY_S` and :meth:`close` once more, as SQLite advises
+        (https://sqlite.org/lang_analyze.html#req)."""
+        with self._lock, self._faults():
+            self._db.optimize()
+        reads = self._reads
+        if isinstance(reads, SqliteReads):
+            with self._faults():
+                reads.optimize()
+
     def close(self) -> None:
+        """Close every connection; on SQLite first :meth:`optimize`, whose failure is logged
+        and does not keep the store open."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.optimize()
+        except StorageFault as fault:
+            log.warning("could not refresh the query planner's statistics at close: %s", fault)
         if self._announcer is not None:
             self._announcer.stop()
             self._announcer = None
@@ -742,6 +771,12 @@ RECLAIM_CHUNK_PAGES = 1000
 pages), the store's lock let go between: a year's backlog freed hundreds of megabytes, moved
 and written under one hold of the lock after the chunks of :data:`PRUNE_CHUNK` had let falls
 through."""
+
+OPTIMIZE_EVERY_S = 3600.0
+"""How often the service's housekeeping thread refreshes the query planner's statistics
+(:meth:`Store.optimize`): SQLite advises once an hour to once a day for a long-lived
+connection; an hour, so a new file (or one from before this was done) has statistics within
+the first hour of use rather than a day."""
 
 SIDE_PROBE_EVERY_S = 10.0
 """How often the service's housekeeping thread reads the tables of the parts a read of which

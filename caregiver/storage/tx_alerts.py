@@ -135,7 +135,8 @@ class TxAlerts(_TxBase):
         grace: it was listed nowhere a caregiver looks)."""
         if devices is not None and not devices:
             return []
-        where = "status IN ('paging', 'held')" if held else "status = 'paging'"
+        # the open ones' condition (alerts_open_now's) in both: read through that index
+        where = f"status IN {_OPEN}" + ("" if held else " AND status = 'paging'")
         args: list[object] = []
         if devices is not None:
             where += f" AND device_id IN ({_marks(list(devices))})"

@@ -26,7 +26,8 @@ _OPEN_INCIDENTS = (
 )
 """The open incidents, read first through ``incidents_open_by_device`` (a partial index of
 the open ones) and each's events searched from them (``CROSS JOIN``: SQLite keeps that order):
-a database without ``ANALYZE`` statistics (the service never runs it) otherwise had
+a database without ``ANALYZE`` statistics (a new one: the service keeps them from an hour after
+start, :mod:`caregiver.planner_statistics`) otherwise had
 :meth:`TxIncidents.open_critical` planned as a scan of every event ever stored, on every
 page (benchmarks/caregiver_history.py)."""
 

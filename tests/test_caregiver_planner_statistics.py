@@ -1,0 +1,168 @@
+"""The query planner's statistics: refreshed by the housekeeping every hour and at close, a
+failure said once and survived, and the reads that statistics would have sent to a scan of
+every alert kept on their index.
+
+Real SQLite files; the housekeeping's refresh on a fake monotonic clock. Statistics are
+SQLite's alone (PostgreSQL's autovacuum analyzes its tables), so no PostgreSQL run here.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from caregiver.planner_statistics import PlannerStatistics
+from caregiver.storage import OPTIMIZE_EVERY_S, Store
+from tests.caregiver_support import BY_HAND, new_event
+
+DEVICE = "treadmill-1"
+
+
+def _history(store: Store, incidents: int) -> None:
+    """``incidents`` stumbles, each its incident and an alert, all acknowledged but the last:
+    the rows a year leaves, indexed."""
+    for n in range(incidents):
+        at = 1_800_000_000.0 + n * 3600.0
+        event = new_event(n, incident=f"inc{n:04d}")
+        with store.transaction() as tx:
+            tx.record_event(event, at)
+            tx.open_incident(f"inc{n:04d}", DEVICE, "stumble", event.id, "w", at)
+            alert = tx.page_alert("stumble", DEVICE, event.id, at, at, f"inc{n:04d}", frame=BY_HAND)
+            if n < incidents - 1:
+                tx.close_alert(alert, "acknowledged", "ann", at + 60.0)
+
+
+def _statistics(database: str) -> set[str]:
+    """The tables ``sqlite_stat1`` has statistics for (none: it does not exist)."""
+    db = sqlite3.connect(database)
+    try:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchall():
+            return set()
+        return {table for (table,) in db.execute("SELECT tbl FROM sqlite_stat1")}
+    finally:
+        db.close()
+
+
+def _used(store: Store) -> None:
+    """What the service does all day: the dashboard's reads and the ticker's look."""
+    store.devices()
+    store.events_for(DEVICE)
+    store.open_critical(None, 50)
+    with store.transaction() as tx:
+        tx.open_alerts_due(2_000_000_000.0)
+
+
+def test_the_housekeeping_refreshes_the_statistics_every_hour_and_the_store_at_close(
+    tmp_path: Path,
+) -> None:
+    database = str(tmp_path / "caregiver.db")
+    store = Store(database)
+    try:
+        _history(store, 40)
+        _used(store)
+        ticks = [100.0]
+        statistics = PlannerStatistics(store, monotonic=lambda: ticks[0])
+        ticks[0] += OPTIMIZE_EVERY_S - 1
+        assert not statistics.tick()  # not yet an hour
+        assert _statistics(database) == set()  # as every database was: never analyzed
+        ticks[0] += 1
+        assert statistics.tick()
+        assert {"events", "alerts"} <= _statistics(database)
+    finally:
+        store.close()
+
+    other = str(tmp_path / "other.db")
+    store = Store(other)
+    _history(store, 40)
+    _used(store)
+    store.close()  # SQLite's advice: optimize before a connection closes
+    assert {"events", "alerts"} <= _statistics(other)
+
+
+def test_a_refresh_that_fails_is_said_once_and_the_housekeeping_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process holds the database's write lock past the busy timeout (a backup, an
+    ``sqlite3`` shell): the refresh's ``ANALYZE`` cannot write its statistics. One WARNING at
+    the start, none while it goes on, one INFO when it works again; never raised."""
+    database = str(tmp_path / "caregiver.db")
+    store = Store(database)
+    holder = sqlite3.connect(database, isolation_level=None)
+    try:
+        _history(store, 40)
+        _used(store)
+        ticks = [0.0]
+        statistics = PlannerStatistics(store, monotonic=lambda: ticks[0])
+        holder.execute("BEGIN IMMEDIATE")
+        with caplog.at_level(logging.INFO, logger="caregiver.planner_statistics"):
+            for _ in range(2):
+                ticks[0] += OPTIMIZE_EVERY_S
+                assert not statistics.tick()
+            holder.execute("ROLLBACK")
+            ticks[0] += OPTIMIZE_EVERY_S
+            assert statistics.tick()
+        warning, back = caplog.records
+        assert warning.levelno == logging.WARNING and warning.getMessage().startswith(
+            "could not refresh the query planner's statistics (reads are planned from the "
+            "ones it has): caregiver database: database is locked"
+        )
+        assert warning.exc_info is None  # the fault's words, not a traceback
+        assert (back.levelno, back.getMessage()) == (
+            logging.INFO,
+            "the query planner's statistics are refreshed again",
+        )
+        assert {"events", "alerts"} <= _statistics(database)
+    finally:
+        holder.close()
+        store.close()
+
+
+def test_with_statistics_the_open_alerts_are_read_through_their_own_index(
+    tmp_path: Path,
+) -> None:
+    """Statistics say each alert status holds a large share of the table (nearly every alert
+    is acknowledged); SQLite then planned the ticker's look for due alerts (every second) and
+    the dashboard's still-open list as a scan of every alert ever stored. Each is read
+    through ``alerts_open_now`` (schema 30), the index of the few open ones, with the
+    statistics the service keeps and without."""
+    database = str(tmp_path / "caregiver.db")
+    statements: list[str] = []
+    real = sqlite3.connect
+
+    def traced(*args: object, **kwargs: object) -> sqlite3.Connection:
+        connection = real(*args, **kwargs)  # type: ignore[arg-type]
+        connection.set_trace_callback(statements.append)
+        return connection
+
+    def planned(statement: str) -> list[str]:
+        db = real(database)  # a new connection: it loads the statistics there are
+        try:
+            return [str(row[3]) for row in db.execute(f"EXPLAIN QUERY PLAN {statement}")]
+        finally:
+            db.close()
+
+    sqlite3.connect = traced  # type: ignore[assignment]
+    try:
+        store = Store(database)
+    finally:
+        sqlite3.connect = real
+    try:
+        _history(store, 600)
+        statements.clear()
+        store.paging_alerts(None, 50, held=True)  # the still-open list, both kinds
+        store.paging_alerts(None, 50)
+        with store.transaction() as tx:
+            tx.open_alerts_due(2_000_000_000.0)  # the ticker's look
+        looks = [s for s in statements if s.startswith("SELECT") and "FROM alerts WHERE" in s]
+        assert len(looks) == 3, statements
+        plans = [planned(look) for look in looks]
+        store.optimize()
+        assert "alerts" in _statistics(database)
+        plans += [planned(look) for look in looks]
+    finally:
+        store.close()
+    for plan in plans:
+        assert plan[0].startswith("SEARCH alerts USING INDEX alerts_open_now "), plan
