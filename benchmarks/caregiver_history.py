@@ -26,6 +26,12 @@ shared machine).
 
     .venv/bin/python benchmarks/caregiver_history.py [--scale 1.0] [--devices 8]
         [--walkers 4] [--stumbles 3] [--reads 15] [--rate 50] [--engine sqlite postgresql]
+        [--statistics]
+
+``--statistics``: then the query planner's statistics as the service keeps them
+(``Store.optimize``; on PostgreSQL an ``ANALYZE``, autovacuum's work), every read timed again
+(p50 before and after, their ratio), and on SQLite every distinct query the reads ran that the
+statistics plan otherwise, both plans.
 
 Prints figures; asserts nothing (speed is not a test). Run it on two trees one after the
 other (the same machine, minutes apart) to compare them.
@@ -291,30 +297,127 @@ def measure(database: str, broker: Mosquitto, args: argparse.Namespace, engine: 
         service.accounts.add_user("physio", PASSWORD, Role.PHYSIO)
         token, _ = service.accounts.create_session("physio", 12.0)
         browser = Browser(service.port, token)
-        for path in routes(service):
-            times, status, size = [], 0, 0
-            for _ in range(args.reads):
-                start = time.perf_counter()
-                status, size = browser.get(path)
-                times.append((time.perf_counter() - start) * 1000)
-            print(
-                f"    {path[:58]:<58} {status} {size / 1024:7.1f} kB  "
-                f"p50 {statistics.median(times):7.1f} ms  max {max(times):7.1f} ms"
-            )
-        print("    the store's reads behind them, called directly:")
-        for name, read in store_reads(service).items():
-            times = []
-            for _ in range(args.reads * 10):  # cheap: more of them steady the p50
-                start = time.perf_counter()
-                read()
-                times.append((time.perf_counter() - start) * 1000)
-            print(
-                f"    {name:<58}          p50 {statistics.median(times):7.2f} ms"
-                f"  max {max(times):7.2f} ms"
-            )
+        before = time_reads(service, browser, args)
+        if args.statistics:
+            statistics_compared(service, browser, args, engine, before)
         print(f"    (load average now {os.getloadavg()[0]:.1f})")
     finally:
         service.stop()
+
+
+def time_reads(
+    service: CaregiverService, browser: Browser, args: argparse.Namespace
+) -> dict[str, float]:
+    """Every route, then the store's reads, timed and printed; the p50 of each by name."""
+    p50: dict[str, float] = {}
+    for path in routes(service):
+        times, status, size = [], 0, 0
+        for _ in range(args.reads):
+            start = time.perf_counter()
+            status, size = browser.get(path)
+            times.append((time.perf_counter() - start) * 1000)
+        p50[path] = statistics.median(times)
+        print(
+            f"    {path[:58]:<58} {status} {size / 1024:7.1f} kB  "
+            f"p50 {p50[path]:7.1f} ms  max {max(times):7.1f} ms"
+        )
+    print("    the store's reads behind them, called directly:")
+    for name, read in store_reads(service).items():
+        times = []
+        for _ in range(args.reads * 10):  # cheap: more of them steady the p50
+            start = time.perf_counter()
+            read()
+            times.append((time.perf_counter() - start) * 1000)
+        p50[name] = statistics.median(times)
+        print(f"    {name:<58}          p50 {p50[name]:7.2f} ms  max {max(times):7.2f} ms")
+    return p50
+
+
+def statements(service: CaregiverService, browser: Browser) -> list[str]:
+    """Every distinct query the routes and the store's reads ran on the SQLite connections
+    that run queries (the writing one and the reads'), with their parameters filled in."""
+    seen: dict[str, None] = {}
+
+    def heard(sql: str) -> None:
+        if sql.lstrip().upper().startswith(("SELECT", "WITH")):
+            seen.setdefault(sql, None)
+
+    connections = [service.store._db._db, service.store._reads._db._db]  # type: ignore[union-attr]
+    for connection in connections:
+        connection.set_trace_callback(heard)
+    try:
+        for path in routes(service):
+            browser.get(path)
+        for read in store_reads(service).values():
+            read()
+    finally:
+        for connection in connections:
+            connection.set_trace_callback(None)
+    return list(seen)
+
+
+def _plans(database: str, queries: list[str]) -> list[str]:
+    import sqlite3
+
+    db = sqlite3.connect(database)  # a new connection: it loads whatever statistics there are
+    try:
+        return [
+            " / ".join(str(row[-1]) for row in db.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            for sql in queries
+        ]
+    finally:
+        db.close()
+
+
+def statistics_compared(
+    service: CaregiverService,
+    browser: Browser,
+    args: argparse.Namespace,
+    engine: str,
+    before: dict[str, float],
+) -> None:
+    """The statistics the service now keeps (``Store.optimize``, as its housekeeping runs it
+    after the reads above: SQLite analyzes what each connection's queries used; PostgreSQL: an
+    explicit ``ANALYZE``, autovacuum's work) and each read timed again; on SQLite also every
+    query whose plan they changed."""
+    database = service.config.server.database
+    queries = statements(service, browser) if engine == "sqlite" else []
+    plans = _plans(database, queries) if queries else []
+    start = time.perf_counter()
+    if engine == "sqlite":
+        service.store.optimize()
+    else:
+        import psycopg
+
+        with psycopg.connect(database, autocommit=True) as pg:
+            pg.execute("ANALYZE")
+    took = (time.perf_counter() - start) * 1000
+    print(
+        f"    statistics: {'Store.optimize()' if engine == 'sqlite' else 'ANALYZE'} {took:.0f} ms"
+    )
+    if queries:
+        import sqlite3
+
+        db = sqlite3.connect(database)
+        (stat1,) = db.execute("SELECT COUNT(*) FROM sqlite_stat1").fetchone()
+        db.close()
+        print(f"    sqlite_stat1: {stat1} rows")
+        changed = [
+            (sql, old, new)
+            for sql, old, new in zip(queries, plans, _plans(database, queries), strict=True)
+            if old != new
+        ]
+        print(f"    {len(changed)} of {len(queries)} distinct queries planned otherwise:")
+        for sql, old, new in changed:
+            print(
+                f"      {' '.join(sql.split())[:200]}\n        before: {old}\n        after:  {new}"
+            )
+    after = time_reads(service, browser, args)
+    print("    p50 before -> after statistics (ratio after/before):")
+    for name, was in before.items():
+        print(
+            f"      {name[:58]:<58} {was:8.2f} -> {after[name]:8.2f} ms  x{after[name] / was:.2f}"
+        )
 
 
 def main() -> int:
@@ -327,6 +430,11 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="the recordings' sample rate")
     parser.add_argument(
         "--engine", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"]
+    )
+    parser.add_argument(
+        "--statistics",
+        action="store_true",
+        help="then refresh the query planner's statistics and time every read again",
     )
     args = parser.parse_args()
     print(
