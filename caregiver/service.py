@@ -179,10 +179,15 @@ class CaregiverService:
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None
         self.port = 0
-        self.liveness = Liveness(monotonic if monotonic is not None else time.monotonic)
+        self.monotonic = monotonic if monotonic is not None else time.monotonic
+        """The clock the liveness and the housekeeping's hourly statistics are timed on."""
+        self.liveness = Liveness(self.monotonic)
         """What :meth:`serve_forever` tells systemd's watchdog the service is alive by."""
         self._ticker_beat = self.liveness.heartbeat("the escalation ticker", TICKER_WITHIN_S)
         self._housekeeping: threading.Thread | None = None
+        self.statistics = PlannerStatistics(self.store, self.monotonic)
+        """The query planner's statistics, refreshed by the housekeeping thread (its hour
+        counted from here, not from when that thread first runs)."""
         self.liveness.thread("the housekeeping thread", lambda: self._housekeeping)
         self.ingestor.working = self.liveness.busy(
             "storing what the broker sent", STORING_WITHIN_S
@@ -467,14 +472,13 @@ class CaregiverService:
             "could not copy the write-ahead log into the database",
             "the write-ahead log is copied into the database again",
         )
-        statistics = PlannerStatistics(self.store)
         probed = time.monotonic()
         while True:
             sweeper.tick()
             if self._stop.is_set():
                 return
             checkpoint.run(self.store.checkpoint)
-            statistics.tick()
+            self.statistics.tick()
             if self.store.side_faults.failing and time.monotonic() - probed >= SIDE_PROBE_EVERY_S:
                 probed = time.monotonic()  # a part put back is said to work within seconds
                 self.store.probe_side_faults()

@@ -16,7 +16,9 @@ import pytest
 
 from caregiver.planner_statistics import PlannerStatistics
 from caregiver.storage import OPTIMIZE_EVERY_S, Store
-from tests.caregiver_support import BY_HAND, new_event
+from tests.caregiver_db import execute
+from tests.caregiver_support import BY_HAND, make_config, new_event, running_service, wait_until
+from tools.broker import Mosquitto
 
 DEVICE = "treadmill-1"
 
@@ -80,6 +82,26 @@ def test_the_housekeeping_refreshes_the_statistics_every_hour_and_the_store_at_c
     _used(store)
     store.close()  # SQLite's advice: optimize before a connection closes
     assert {"events", "alerts"} <= _statistics(other)
+
+
+def test_the_running_service_refreshes_them_an_hour_after_start(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The housekeeping thread's own pass, on the service's monotonic clock set an hour on:
+    the tables the service's queries used (the ticker's look at the alerts every second, the
+    dashboard's reads) have statistics. Nothing before the hour."""
+    config = make_config(mosquitto, tmp_path)
+    database = config.server.database
+    store = Store(database)
+    _history(store, 40)
+    store.close()
+    execute(database, "DELETE FROM sqlite_stat1")  # what closing it wrote: the service's own
+    ticks = [1000.0]
+    with running_service(config, web=False, monotonic=lambda: ticks[0]) as service:
+        _used(service.store)
+        assert _statistics(database) == set()
+        ticks[0] += OPTIMIZE_EVERY_S
+        assert wait_until(lambda: {"events", "alerts"} <= _statistics(database))
 
 
 def test_a_refresh_that_fails_is_said_once_and_the_housekeeping_goes_on(
