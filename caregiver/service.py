@@ -599,11 +599,11 @@ class CaregiverService:
         INFO line; the next start goes on): it is waited for (up to 10 s) before the store
         closes, as is a chunk under way, which holds the store's lock that closing it takes.
         A chunk is bounded: at most :data:`~caregiver.storage.store.PRUNE_CHUNK` rows or
-        :data:`~caregiver.storage.store.RECLAIM_CHUNK_PAGES` pages, milliseconds to a second
-        of work, after at most SQLite's busy timeout (5 s) for another process's write
-        (the notifier's) or, on PostgreSQL, each statement within its lock and statement
-        timeouts (:mod:`caregiver.storage.pg_timeouts`). Before, a stop during a long first
-        sweep closed the store under it, and its next chunk logged that the sweep failed."""
+        :data:`~caregiver.storage.store.RECLAIM_CHUNK_PAGES` pages of work, after at most
+        SQLite's busy timeout (5 s) for another process's write (the notifier's) or, on
+        PostgreSQL, each statement within its lock and statement timeouts
+        (:mod:`caregiver.storage.pg_timeouts`). Before, a stop during a long first sweep
+        closed the store under it, and its next chunk logged that the sweep failed."""
         self._stop.set()
         self.hub.shutdown()
         self.health_topic.stop()
