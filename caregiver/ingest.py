@@ -199,18 +199,32 @@ SIDE_PARTS: Mapping[TopicKind, Part] = {
     TopicKind.INCIDENT: Part.CLOSES,
 }
 """The part of the database each of :data:`SIDE_KINDS` is stored in: one let go because that
-part refused it is said there (:attr:`Store.side_faults`) until a message of its kind stores."""
+part refused it is said there (:attr:`Store.side_faults`) until a message of its kind writes
+rows of it again (:func:`_written`)."""
 
 SIDE_READS = frozenset({TopicKind.INCIDENT})
 """The kinds of :data:`SIDE_KINDS` whose handling only reads its part (a treadmill's open
 incident, read to send a close it missed again): one refused is a failed read, which a read
 of the part clears (the housekeeping look too); every other kind's is a failed write, cleared
-only by a message of its kind stored (:class:`caregiver.storage.side_faults.Use`)."""
+only by a message of its kind that writes rows of the part and commits
+(:class:`caregiver.storage.side_faults.Use`), never by one handled without a write."""
 
 
 def _side_use(kind: TopicKind) -> Use:
-    """What handling a message of ``kind`` does with its part (:data:`SIDE_READS`)."""
+    """What handling a message of ``kind`` does with its part (:data:`SIDE_READS`): what
+    failed when one is refused."""
     return Use.READ if kind in SIDE_READS else Use.WRITE
+
+
+def _written(changed: bool) -> Use | None:
+    """What a side message's handling that ``changed`` rows of its part (or left them as they
+    were) shows of the part: a write of it, committed with the message, or nothing. A message
+    handled without a write (a retained roster or stage handed over again unchanged at a
+    reconnect, a summary or an answer already stored) succeeds whether the part takes writes
+    or not: had it said the part works, one treadmill's unchanged roster cleared the fault of
+    another's refused roster, the banner said all was well, and the fault came back only at
+    the next refused write, a reconnect later."""
+    return Use.WRITE if changed else None
 
 
 def _kind_of(prefix: str, topic: str) -> TopicKind | None:
@@ -496,10 +510,10 @@ class Ingestor:
         undo = self._undo_point() if savepoints else None
         try:
             with self.store.message(message.event.id if message.event is not None else None):
-                self._store(message)
+                used = self._store(message)
                 faults = self.store.side_faults
-                if faults.failing:  # a part let go before: this message's kind stores again
-                    self._stored_again(faults, message)
+                if used is not None and faults.failing:  # a part let go before, used again
+                    self._stored_again(faults, message, used)
         except StorageFault:
             raise
         except Exception as exc:
@@ -510,14 +524,14 @@ class Ingestor:
                 self._undo(undo)
             self._count.rejected += 1
 
-    def _stored_again(self, faults: SideFaults, message: _Received) -> None:
-        """After the commit: the part ``message``'s kind is stored in is written again (read
-        again, for :data:`SIDE_READS`): that use of it is no longer said to fail."""
+    def _stored_again(self, faults: SideFaults, message: _Received, used: Use) -> None:
+        """After the commit: ``message``'s handling used the part its kind is kept in
+        (:data:`SIDE_PARTS`) as ``used`` says (wrote rows of it, or read it), and that worked:
+        :meth:`SideFaults.works` is told, which clears a failure of that use only."""
         kind = _kind_of(self.prefix, message.topic)
         part = SIDE_PARTS.get(kind) if kind is not None else None
-        if kind is not None and part is not None:
-            use = _side_use(kind)
-            self._after_commit(lambda: faults.works(part, use))
+        if part is not None:
+            self._after_commit(lambda: faults.works(part, used))
 
     def _undo_point(self) -> _UndoPoint | None:
         """This thread's batch's after-commit actions and receipts, and the counters, now
@@ -662,7 +676,12 @@ class Ingestor:
         event = _new_event(device_id, body, payload) if isinstance(body, EventMessage) else None
         return _Received(topic, device_id, body, payload, now, event)
 
-    def _store(self, received: _Received) -> None:
+    def _store(self, received: _Received) -> Use | None:
+        """Store one decoded message; what its handling did with its side part
+        (:data:`SIDE_PARTS`) that worked: ``Use.WRITE`` when it wrote rows of it (committed
+        with the message), ``Use.READ`` when it only read it (:data:`SIDE_READS`), None when
+        neither: an alert's kind (its recording says its own), or a side message handled
+        without a write (:func:`_written`)."""
         device_id, now, payload = received.device_id, received.now, received.payload
         match received.body:
             case Availability() as value:
@@ -675,40 +694,52 @@ class Ingestor:
                 self.store.set_state(device_id, state.value, reason, wall_time, now, said)
                 self._changed(DeviceChanged(device_id))
             case TelemetryMessage() as message:
+                # an upsert of the device's row: a write each time, whatever the figures
                 self.store.set_telemetry(device_id, msgspec.to_builtins(message), now)
                 # no live push: the cards do not show telemetry, and it is the bulk of the traffic
+                return Use.WRITE
             case ReplyMessage() as message:
-                self._reply(device_id, message)
+                return self._reply(device_id, message)
             case SessionSummary() as message:
-                self._session(device_id, message, payload, now)
+                return self._session(device_id, message, payload, now)
             case ProgressMessage(week=week, week_prescribed=prescribed, walker=walker) as sent:
                 if sent.zone is not None and _known_zone(sent.zone):
                     # the zone its weeks are counted in: the pages count the walkers' weeks in
-                    # it too (caregiver.walkers.weeks_zone), as its progression does
+                    # it too (caregiver.walkers.weeks_zone), as its progression does (kept in
+                    # the device's row, not the progression's part)
                     self.store.set_device_zone(device_id, sent.zone, now)
-                if prescribed is not None:
-                    # the week's count in the device's zone, of the walker it is about (the
-                    # one walking, else the one chosen for the next session); one row a week,
-                    # changed when the stage is
-                    who = DEFAULT_WALKER.id if walker is None else walker.id
-                    self.store.set_prescribed(device_id, week, prescribed, who)
+                if prescribed is None:
+                    return None
+                # the week's count in the device's zone, of the walker it is about (the one
+                # walking, else the one chosen for the next session); one row a week, changed
+                # when the stage is
+                who = DEFAULT_WALKER.id if walker is None else walker.id
+                return _written(self.store.set_prescribed(device_id, week, prescribed, who))
             case StageMessage() as stage:
                 # every walker's progression, whoever is chosen at the treadmill: the plan and
                 # progress pages show it, and the week's count its stage prescribes is theirs
                 # (adherence counts against it) as a progress message about them would say
-                if self.store.set_walker_stage(device_id, stage, payload, now):
-                    self.store.set_prescribed(
-                        device_id, stage.week, stage.sessions_per_week, stage.walker.id
-                    )
-                    self._changed(StageChanged(device_id, stage.walker.id))
+                if not self.store.set_walker_stage(device_id, stage, payload, now):
+                    return None  # redelivered, or older than the one kept
+                self.store.set_prescribed(
+                    device_id, stage.week, stage.sessions_per_week, stage.walker.id
+                )
+                self._changed(StageChanged(device_id, stage.walker.id))
+                return Use.WRITE
             case _StageCleared(walker=walker):
                 if self.store.forget_walker_stage(device_id, walker):
                     self._changed(StageChanged(device_id, walker))
+                # a row deleted stores nothing: a table may take deletes and refuse the
+                # inserts and updates said failing (a trigger, a permission on them)
+                return None
             case WalkersMessage(walkers=walkers):
                 # what the plan page offers; it adds, removes or chooses nobody on the device
-                self.store.set_device_walkers(device_id, [(w.id, w.name) for w in walkers])
+                roster = [(w.id, w.name) for w in walkers]
+                return _written(self.store.set_device_walkers(device_id, roster))
             case IncidentMessage(open=True, incident=str() as incident_id):
                 self._device_missed_close(device_id, incident_id)
+                return Use.READ  # the incident read, whatever it then sends
+        return None
 
     def _availability(self, device_id: str, value: Availability, now: float) -> None:
         with self.store.transaction() as tx:
@@ -832,19 +863,25 @@ class Ingestor:
 
         self._after_commit(send)
 
-    def _session(self, device_id: str, summary: SessionSummary, payload: bytes, now: float) -> None:
+    def _session(
+        self, device_id: str, summary: SessionSummary, payload: bytes, now: float
+    ) -> Use | None:
+        """A guided session's summary; ``Use.WRITE`` when its row was inserted or replaced,
+        None when not (the summary again, as amended as the one kept, or naming another
+        device's session: :meth:`Store.record_walk_session` says "same"; or unreadable)."""
         row, problem = parse_summary(msgspec.to_builtins(summary), device_id)
         if row is None:
             log.warning("session summary from %s ignored: %s", device_id, problem)
             self._count.rejected += 1
-            return
+            return None
         outcome = self.store.record_walk_session(row, payload.decode("utf-8", "replace"), now)
         self._send_receipt(device_id, summary.id)
         if outcome == "same":
             self._count.duplicates += 1
-            return
+            return None
         self._count.sessions_stored += 1
         self._changed(SessionStored(device_id, row.id))
+        return Use.WRITE
 
     def _send_receipt(self, device_id: str, message_id: str) -> None:
         """Tell the device this alert is on our disk (it may forget it now): after the
@@ -891,28 +928,37 @@ class Ingestor:
             client.publish(topic, payload, qos=1)
             self.receipts_sent += 1
 
-    def _reply(self, device_id: str, reply: ReplyMessage) -> None:
+    def _reply(self, device_id: str, reply: ReplyMessage) -> Use | None:
+        """A device's answer to a command; ``Use.WRITE`` when it wrote the commands' part (a
+        plan's or a check's answer recorded), None when not: an ``ack``'s confirmation is
+        written to its events (an alert's table, not the part's), an answer already recorded
+        (a redelivery), to another's request or to a command not kept changes no row."""
         if reply.command == CommandName.ACK and reply.ok and reply.request_id is not None:
             confirmed = self.store.confirm_ack(device_id, reply.request_id)
             if confirmed:
                 self._changed(DeviceChanged(device_id))
         elif reply.command in _ANSWERED and reply.request_id is not None:
             # the plan page shows it (caregiver.plan_answers); not a change the live feed shows
-            self.store.command_answered(
-                device_id, reply.request_id, reply.ok, answer_of(reply), self.clock()
+            return _written(
+                self.store.command_answered(
+                    device_id, reply.request_id, reply.ok, answer_of(reply), self.clock()
+                )
             )
         elif reply.command == CommandName.SELF_TEST and reply.request_id is not None:
             # the device page's "Check this treadmill" (caregiver.self_test): only the answer
             # to the newest check asked from here is kept; Home Assistant's own change nothing
             outcome, reason = self_test_outcome(reply)
-            self.store.self_test_answered(
-                device_id,
-                reply.request_id,
-                outcome,
-                reason if outcome == "refused" else "",
-                checks_of(reply),
-                self.clock(),
+            return _written(
+                self.store.self_test_answered(
+                    device_id,
+                    reply.request_id,
+                    outcome,
+                    reason if outcome == "refused" else "",
+                    checks_of(reply),
+                    self.clock(),
+                )
             )
+        return None
 
     # --------------------------------------------------------------- MQTT
 

@@ -24,7 +24,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +34,17 @@ import pytest
 from caregiver.ingest import SIDE_KINDS, SIDE_PARTS
 from caregiver.routes.pages import RECORDING_UNREAD, RECORDING_UNSTORED
 from caregiver.service import CaregiverService
-from caregiver.storage import Part, Role, Use, engine_of
-from core.protocol.messages import SCHEMA_VERSION, TelemetryMessage
+from caregiver.storage import Part, Role, SentCommand, Use, engine_of
+from core.protocol import payloads
+from core.protocol.commands import CommandName
+from core.protocol.messages import (
+    SCHEMA_VERSION,
+    ProgressMessage,
+    TelemetryMessage,
+    WalkersMessage,
+)
+from core.protocol.payloads import reply_payload
+from core.protocol.walker import DEFAULT_WALKER, Walker
 from sim.recordings import fall_recording
 from tests.caregiver_db import execute
 from tests.caregiver_support import (
@@ -46,9 +55,11 @@ from tests.caregiver_support import (
     SimDevice,
     make_config,
     session_record,
+    wait_all_handled,
 )
+from tests.stage_support import STAGE_EXAMPLE
 from tests.test_caregiver_service import _contacts, _fake_clock_service
-from tests.test_caregiver_whose_incident import _ok, _roster
+from tests.test_caregiver_whose_incident import ANNA, _ok, _roster
 from tools.broker import Mosquitto, mosquitto_available
 
 DEVICE = "treadmill-1"
@@ -704,3 +715,223 @@ def test_every_side_message_let_go_has_a_part_to_be_said_in() -> None:
     (:data:`SIDE_PARTS`): a kind added to those let go without a part would be a KeyError on
     the ingest thread, just after the alerts behind it were stored."""
     assert set(SIDE_KINDS) <= set(SIDE_PARTS)
+
+
+def _let_go(service: CaregiverService, device: SimDevice, kind: str, payload: bytes) -> None:
+    """``device`` sends ``payload`` on ``kind`` (retained, as a reconnect hands it over) and a
+    state behind it: the database refuses the first and stores the state, so the first is let
+    go (:meth:`caregiver.ingest.Ingestor._side_fault`) and its part said failing."""
+    rejected = service.ingestor.rejected
+    device.publish(kind, payload.decode(), retain=True)
+    device.set_state("ARMED", "armed by local reset from STANDBY")
+    assert service.ingestor.wait_for(
+        lambda: service.ingestor.rejected == rejected + 1 and service.ingestor.held == 0
+    ), "the side message was not let go"
+
+
+def _roster_of(device: SimDevice, *walkers: Walker) -> bytes:
+    """``device``'s walkers message: the same bytes each time it is handed over again."""
+    message = WalkersMessage(
+        schema=SCHEMA_VERSION,
+        device_id=device.device_id,
+        wall_time=dt.datetime.now(dt.UTC).isoformat(),
+        walkers=[DEFAULT_WALKER, *walkers],
+    )
+    return msgspec.json.encode(message)
+
+
+WALKERS_UNSTORED = "the walkers' names cannot be read or stored"
+PROGRESS_UNSTORED = "the walkers' progression cannot be stored"
+
+
+def test_another_treadmills_unchanged_roster_leaves_a_refused_roster_said(
+    mosquitto: Mosquitto,
+    paged_service: tuple[CaregiverService, Http],
+    caregiver_db: str,
+) -> None:
+    """The roster's table reads but refuses writes: treadmill-1's new roster is let go and the
+    walkers are said failing. Treadmill-2's roster, handed over again unchanged (a reconnect
+    hands every retained message over again), writes nothing and is handled whether the table
+    takes writes or not: it said the part worked, and the banner and /healthz said all was
+    well while the table still refused treadmill-1's walkers, until its next refused roster a
+    reconnect later. It says nothing now, nor once the table takes writes again: the part is
+    said until a roster is written, treadmill-1's sent again."""
+    service, http = paged_service
+    first, other = SimDevice(mosquitto, DEVICE), SimDevice(mosquitto, "treadmill-2")
+    kept = _roster_of(other, ANNA)
+    try:
+        first.online()
+        other.online()
+        first.publish("walkers", _roster_of(first, ANNA).decode(), retain=True)
+        other.publish("walkers", kept.decode(), retain=True)
+        wait_all_handled(service, first, other)
+        assert len(service.store.device_walkers(other.device_id)) == 2
+        _refuse_writes(caregiver_db, "device_walkers")
+
+        bob = Walker("bob", "Bob")
+        changed = _roster_of(first, ANNA, bob)
+        _let_go(service, first, "walkers", changed)
+        _said_faulty(service, http, "walkers", WALKERS_UNSTORED)
+        other.publish("walkers", kept.decode(), retain=True)  # the same, handed over again
+        wait_all_handled(service, first, other)
+        assert _failing(service) == {"walkers"}
+        _said_faulty(service, http, "walkers", WALKERS_UNSTORED)
+
+        _allow_writes(caregiver_db, "device_walkers")
+        other.publish("walkers", kept.decode(), retain=True)  # still nothing written
+        wait_all_handled(service, first, other)
+        assert _failing(service) == {"walkers"}
+        first.publish("walkers", changed.decode(), retain=True)  # its next connection
+        wait_all_handled(service, first, other)
+        assert ("bob", "Bob") in service.store.device_walkers(DEVICE)
+        assert service.ingestor.wait_for(lambda: not service.store.side_faults.failing)
+        _said_sound(service, http)
+    finally:
+        first.close()
+        other.close()
+
+
+def test_a_walkers_unchanged_stage_leaves_another_walkers_refused_stage_said(
+    mosquitto: Mosquitto,
+    paged_service: tuple[CaregiverService, Http],
+    caregiver_db: str,
+) -> None:
+    """The same treadmill's retained messages: Bob's new stage is refused by the stages'
+    table and let go, the progression said failing; Anna's stage, handed over again unchanged,
+    writes nothing and leaves it said, before and after the table takes writes again, until
+    Bob's stage sent again is written."""
+    service, http = paged_service
+    device = SimDevice(mosquitto, DEVICE)
+    annas = payloads.encode(msgspec.structs.replace(STAGE_EXAMPLE, walker=ANNA)).encode()
+    try:
+        device.online()
+        device.publish("stage/bob", payloads.encode(STAGE_EXAMPLE), retain=True)
+        device.publish("stage/anna", annas.decode(), retain=True)
+        wait_all_handled(service, device)
+        assert service.store.walker_stage(DEVICE, "anna") is not None
+        _refuse_writes(caregiver_db, "walker_stages")
+
+        moved = msgspec.structs.replace(
+            STAGE_EXAMPLE, stage=2, wall_time="2026-03-10T10:00:00.000+00:00"
+        )
+        _let_go(service, device, "stage/bob", payloads.encode(moved).encode())
+        _said_faulty(service, http, "progress", PROGRESS_UNSTORED)
+        device.publish("stage/anna", annas.decode(), retain=True)  # the same, handed over again
+        wait_all_handled(service, device)
+        assert _failing(service) == {"progress"}
+        _said_faulty(service, http, "progress", PROGRESS_UNSTORED)
+
+        _allow_writes(caregiver_db, "walker_stages")
+        device.publish("stage/anna", annas.decode(), retain=True)
+        wait_all_handled(service, device)
+        assert _failing(service) == {"progress"}
+        device.publish("stage/bob", payloads.encode(moved), retain=True)
+        wait_all_handled(service, device)
+        stored = service.store.walker_stage(DEVICE, "bob")
+        assert stored is not None and stored.stage == 2
+        assert service.ingestor.wait_for(lambda: not service.store.side_faults.failing)
+        _said_sound(service, http)
+    finally:
+        device.close()
+
+
+def _progress(week: str, prescribed: int) -> bytes:
+    """The device's retained progress message (only what its part keeps matters here)."""
+    message = ProgressMessage(
+        schema=SCHEMA_VERSION,
+        device_id=DEVICE,
+        wall_time=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+        session="none",
+        week=week,
+        week_sessions=0,
+        week_at_goal=0,
+        week_backward_s=0.0,
+        week_longest_backward_s=0.0,
+        goal_sessions=3,
+        goal_backward_s=600.0,
+        week_prescribed=prescribed,
+    )
+    return msgspec.json.encode(message)
+
+
+def _summary() -> bytes:
+    """A guided session's summary, a new session each call."""
+    from firmware.session.record import session_payload
+
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+    record = session_record(DEVICE, started, backward_min=12, longest_min=4)
+    return session_payload(record).encode()
+
+
+def _answer(service: CaregiverService) -> bytes:
+    """The treadmill's answer (a refusal) to a new plan command the service sent it."""
+    request_id = uuid.uuid4().hex
+    sent = SentCommand(request_id, DEVICE, CommandName.PLAN, "plan", "ann", service.clock())
+    service.store.command_sent(sent)
+    return reply_payload(DEVICE, "plan", request_id, False, error="plan: too long").encode()
+
+
+@pytest.mark.parametrize(
+    ("kind", "part"),
+    [("session", Part.SESSIONS), ("progress", Part.PROGRESS), ("reply", Part.COMMANDS)],
+)
+def test_a_side_message_handled_again_without_a_write_clears_no_failed_write(
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    receiver: Receiver,
+    caregiver_db: str,
+    kind: str,
+    part: Part,
+) -> None:
+    """The other kinds whose handling may write nothing (beside the roster and the stage,
+    above): a session summary no more amended than the one kept, a progress message saying the
+    week's count kept, an answer to a command already recorded. Each is handled whether the
+    part takes writes or not, so it says nothing of a write that failed; a message of the kind
+    that writes rows of the part does."""
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
+    topic = f"retroguard/{DEVICE}/{kind}"
+    faults = service.store.side_faults
+    writing: dict[str, Callable[[int], bytes]] = {
+        "session": lambda _: _summary(),
+        "progress": lambda n: _progress("2026-W49", 2 + n),
+        "reply": lambda _: _answer(service),
+    }
+    try:
+        kept = writing[kind](0)
+        assert service.ingestor.handle(topic, kept)
+        faults.failed(part, "caregiver database: writes refused", Use.WRITE)
+        assert service.ingestor.handle(topic, kept)  # the same again: nothing written
+        assert _failing(service) == {part.value}
+        assert service.ingestor.handle(topic, writing[kind](1))
+        assert _failing(service) == set()
+        assert service.ingestor.rejected == 0
+    finally:
+        service.stop()
+
+
+def test_an_acks_confirmation_says_nothing_of_the_commands_part(
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    receiver: Receiver,
+    caregiver_db: str,
+) -> None:
+    """A treadmill's answer to an ``ack`` is written to the events it closed (an alert's
+    table), not to the commands' part: before, any reply said that part worked again, while a
+    plan's answer could still not be stored."""
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
+    device = SimDevice(mosquitto, DEVICE, answers_acks=False)
+    try:
+        device.online()
+        fall = device.fall()
+        assert _stored(service, fall["id"])
+        service.acknowledge(DEVICE, fall["id"], "Ann")
+        request_id = device.wait_command("ack")["id"]
+        service.store.side_faults.failed(Part.COMMANDS, "caregiver database: refused", Use.WRITE)
+        answer = reply_payload(DEVICE, "ack", request_id, True, {"acknowledged": None})
+        assert service.ingestor.handle(f"retroguard/{DEVICE}/reply", answer.encode())
+        confirmed = service.store.event(fall["id"])
+        assert confirmed is not None and confirmed.ack_confirmed  # its events written
+        assert _failing(service) == {"commands"}
+    finally:
+        device.close()
+        service.stop()

@@ -11,7 +11,9 @@ recordings were lost. :class:`SideFaults` is the one place that knows which part
 store carries it (:attr:`caregiver.storage.Store.side_faults`), so whatever swallowed a
 fault says it there, whether a read or a write of the part failed (:class:`Use`), and only
 evidence that what failed works again clears it: a read of the part that succeeds clears a
-failed read, a write that commits a failed write. A read does not clear a write: a table
+failed read, a write that commits a failed write (rows of the part written: a message handled
+without writing one, a retained roster handed over again unchanged, succeeds whether the
+table takes writes or not, and clears nothing). A read does not clear a write: a table
 that reads but refuses writes (a permission revoked, a trigger refusing, a read-only or full
 disk) was said to work by every read (the housekeeping look at its tables), said failing again
 by the next refused write, and the banner, ``/healthz`` and the log's start and end lines
@@ -37,7 +39,8 @@ class Use(StrEnum):
     READ = "read"
     """Its rows read (a walker's name, a recording shown, a card's plan line)."""
     WRITE = "write"
-    """Rows written and committed (a message stored, a fall's recording)."""
+    """Rows written and committed (a message stored, a fall's recording); not a message
+    handled that changed no row (it would succeed with writes refused)."""
 
 
 class Part(StrEnum):
@@ -170,10 +173,11 @@ class SideFaults:
         self._changed()
 
     def works(self, part: Part, use: Use) -> None:
-        """``use`` of ``part`` succeeded (a read returned, a write committed): a failure of
-        that use is no longer said, and the part is not once none is left. A read does not
-        clear a failed write: a table may read and refuse writes (a no-op when the part was
-        not failing, the usual case: a dictionary lookup)."""
+        """``use`` of ``part`` succeeded (a read returned, a write of its rows committed): a
+        failure of that use is no longer said, and the part is not once none is left. A read
+        does not clear a failed write: a table may read and refuse writes; nor does work that
+        wrote none of its rows, which is why the caller says nothing then (a no-op when the
+        part was not failing, the usual case: a dictionary lookup)."""
         if part not in self._faults:  # no lock: a fault set meanwhile is cleared next time
             return
         with self._lock:

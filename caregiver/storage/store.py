@@ -329,14 +329,15 @@ class Store(StoreOperations):
         walkers, the next card's plan line), long after its table was put back.
 
         A read clears only a failed read (:class:`~caregiver.storage.side_faults.Use`): a part
-        whose write failed stays said until a write of it commits (the next telemetry, session
-        summary or recording stored). Read here, a table that reads but refuses writes (a
-        permission revoked, a trigger refusing, a read-only or full disk) was said to work,
-        then to fail at its next refused write: the banner, ``/healthz`` and the log's start
-        and end lines came and went every few seconds. A write here that changes nothing and
-        is rolled back would not say it either: a trigger fires only for a row written, and
-        SQLite reaches a full disk only at the commit. The service's housekeeping thread calls it
-        while a part fails (:data:`SIDE_PROBE_EVERY_S`)."""
+        whose write failed stays said until a write of its rows commits (the next telemetry,
+        session summary, roster, stage or recording written; not one handled unchanged). Read
+        here, a table that reads but refuses writes (a permission revoked, a trigger refusing,
+        a read-only or full disk) was said to work, then to fail at its next refused write:
+        the banner, ``/healthz`` and the log's start and end lines came and went every few
+        seconds. A write here that changes nothing and is rolled back would not say it either:
+        a trigger fires only for a row written, and SQLite reaches a full disk only at the
+        commit. The service's housekeeping thread calls it while a part fails
+        (:data:`SIDE_PROBE_EVERY_S`)."""
         for part in self.side_faults.unread():
             try:
                 self._read(functools.partial(_read_tables, part.tables))
