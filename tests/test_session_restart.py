@@ -20,8 +20,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from core.progress import days_done, done
+from core.progress import days_done, done, week_of
 from core.protocol.messages import SessionRecord
+from core.zones import system_zone
 from firmware.link import messages
 from firmware.link.endpoint import CourierLink
 from firmware.link.supervisor import CourierSupervisor, ProcessCourier
@@ -236,7 +237,11 @@ def test_the_closed_session_is_summarised_and_the_progress_says_so(
     assert body["status"] == "completed"
     assert body["interrupted"] is True
     retained = json.loads(progress.payload)
-    assert retained["week_done"] == 1
+    # The session started an hour ago: in the week the progress is about, except within the
+    # first hour of a week (a CI run at Monday 00:17 read 0 and failed), when it is last week's
+    # and this week has none done yet.
+    started_this_week = week_of(now, system_zone()) == retained["week"]
+    assert retained["week_done"] == (1 if started_this_week else 0)
     assert retained["session_interrupted"] is True  # Home Assistant's session attribute
 
 
