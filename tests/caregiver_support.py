@@ -391,16 +391,7 @@ class SimDevice:
         named = {} if walker is None else {"walker": walker}
         trip = self.incident_trip(incident, **named)
         fall = self.incident_confirmed_fall(incident, **named)
-        window = self.event(
-            "window",
-            severity="info",
-            state="TRIPPED",
-            reason="IMU around the trip",
-            incident=incident,
-            **named,
-            of=trip["id"],
-            recording=msgspec.to_builtins(fall_recording()),
-        )
+        window = self.incident_window(incident, trip["id"], **named)
         return {"incident": incident, "trip": trip, "fall": fall, "window": window}
 
     def incident_trip(self, incident: str, **named: Any) -> dict[str, Any]:
@@ -414,6 +405,19 @@ class SimDevice:
             incident=incident,
             **named,
             figures={"tilt_deg": 40.0, "tilt_rate_dps": 130.0},
+        )
+
+    def incident_window(self, incident: str, trip_id: str, **named: Any) -> dict[str, Any]:
+        """:meth:`incident_fall`'s last event: the recording around the trip ``trip_id``."""
+        return self.event(
+            "window",
+            severity="info",
+            state="TRIPPED",
+            reason="IMU around the trip",
+            incident=incident,
+            **named,
+            of=trip_id,
+            recording=msgspec.to_builtins(fall_recording()),
         )
 
     def incident_confirmed_fall(self, incident: str, **named: Any) -> dict[str, Any]:

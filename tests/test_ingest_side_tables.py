@@ -45,7 +45,6 @@ from core.protocol.messages import (
 )
 from core.protocol.payloads import reply_payload
 from core.protocol.walker import DEFAULT_WALKER, Walker
-from sim.recordings import fall_recording
 from tests.caregiver_db import execute
 from tests.caregiver_support import (
     PASSWORD,
@@ -534,15 +533,7 @@ def test_recordings_that_read_but_refuse_writes_are_said_unstored_never_unreadab
         _allow_writes(caregiver_db, "recordings")
         service.store.probe_side_faults()
         assert _failing(service) == {"recordings"}
-        window = device.event(
-            "window",
-            severity="info",
-            state="TRIPPED",
-            reason="IMU around the trip",
-            incident=incident,
-            of=trip["id"],
-            recording=msgspec.to_builtins(fall_recording()),
-        )
+        window = device.incident_window(incident, trip["id"])
         assert _stored(service, window["id"])
         assert service.ingestor.wait_for(lambda: not service.store.side_faults.failing)
         _said_sound(service, http)
