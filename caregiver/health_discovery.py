@@ -24,6 +24,7 @@ from typing import Any
 
 from caregiver.config import CaregiverMqttConfig
 from core.protocol import payloads
+from core.protocol.discovery import ORIGIN, SW_VERSION
 from core.protocol.topics import (
     caregiver_health_topic,
     caregiver_status_topic,
@@ -31,20 +32,9 @@ from core.protocol.topics import (
     instance_level,
 )
 
-try:
-    from importlib.metadata import version as _version
-
-    SW_VERSION = _version("retroguard")
-except Exception:  # pragma: no cover - not installed (running from a source tree)
-    SW_VERSION = "0.0.0"
-
-ORIGIN_URL = "https://github.com/retroguard/retroguard"
-"""Who announced it (the treadmills' discovery names the same)."""
 DEVICE_NAME = "RetroGuard caregiver service"
 SENSOR_NAME = "Database"
 """Home Assistant names the entity after the device: "RetroGuard caregiver service Database"."""
-REMOVE_PAYLOAD = ""
-"""The retained discovery payload that makes Home Assistant remove the device."""
 
 
 def _jinja(value: object) -> str:
@@ -124,7 +114,7 @@ def health_discovery_payload(
     return payloads.dumps(
         {
             "dev": device,
-            "o": {"name": "retroguard", "sw": SW_VERSION, "url": ORIGIN_URL},
+            "o": ORIGIN,
             "avty": [
                 {
                     "t": caregiver_status_topic(mqtt.topic_prefix),

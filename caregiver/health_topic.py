@@ -29,12 +29,9 @@ import paho.mqtt.client as mqtt
 
 from caregiver.config import CaregiverMqttConfig
 from caregiver.health import database_part, database_status
-from caregiver.health_discovery import (
-    REMOVE_PAYLOAD,
-    health_discovery_payload,
-    health_discovery_topic,
-)
+from caregiver.health_discovery import health_discovery_payload, health_discovery_topic
 from caregiver.storage import SideFault
+from core.protocol.discovery import REMOVE_PAYLOAD
 from core.protocol.messages import SCHEMA_VERSION, CaregiverHealthMessage
 from core.protocol.payloads import encode, wall_now
 from core.protocol.topics import caregiver_health_topic, instance_level

@@ -25,9 +25,10 @@ from typing import Any
 
 from core.errors import ConfigError
 from core.mqttlink import MqttSetupError, make_client
+from core.protocol.discovery import REMOVE_PAYLOAD
 from core.protocol.topics import Topics, discovery_topic
 from firmware.config import Config, load_config
-from firmware.mqtt.discovery import REMOVE_PAYLOAD, discovery_payload
+from firmware.mqtt.discovery import discovery_payload
 
 WAIT_S = 10.0
 """How long ``remove`` waits for the broker to connect and acknowledge."""

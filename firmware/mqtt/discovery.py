@@ -31,7 +31,7 @@ Availability is the device's retained ``online``/``offline``, so Home
 Assistant greys entities out when the Last Will fires. The message is
 published on every connect and again whenever Home Assistant announces itself
 (``homeassistant/status`` = ``online``). An empty retained message on the
-same topic (:data:`REMOVE_PAYLOAD`) removes the device from Home Assistant:
+same topic (:data:`core.protocol.discovery.REMOVE_PAYLOAD`) removes the device from Home Assistant:
 the reporter sends it when ``mqtt.discovery = false``, and ``retroguard ha
 remove`` for a device that is gone.
 
@@ -50,6 +50,7 @@ from typing import Any, get_args
 from core.gait_trends import METRICS, Metric
 from core.protocol import payloads
 from core.protocol.commands import LATEST, Ack, CommandName, TestAlarm, encode_command
+from core.protocol.discovery import ORIGIN, SW_VERSION
 from core.protocol.events import EventType
 from core.protocol.messages import (
     SELF_TEST_OUTCOMES,
@@ -62,19 +63,8 @@ from core.protocol.topics import Topics
 from core.protocol.walker import DEFAULT_WALKER, DEFAULT_WALKER_ID
 from core.protocol.words import ALERT_SAID, EVENT_SAID
 
-try:
-    from importlib.metadata import version as _version
-
-    SW_VERSION = _version("retroguard")
-except Exception:  # pragma: no cover - not installed (running from a source tree)
-    SW_VERSION = "0.0.0"
-
-ORIGIN_URL = "https://github.com/retroguard/retroguard"
 HOME_ASSISTANT = "home-assistant"
 """``by`` and ``via`` of what Home Assistant's buttons send."""
-
-REMOVE_PAYLOAD = ""
-"""The retained discovery payload that makes Home Assistant remove the device."""
 
 ACK_PRESS_PAYLOAD = encode_command(Ack(LATEST, HOME_ASSISTANT, via=HOME_ASSISTANT))
 """What the Acknowledge button sends on ``.../cmd/ack``: close the newest open incident."""
@@ -755,7 +745,7 @@ def discovery_payload(
     return payloads.dumps(
         {
             "dev": device,
-            "o": {"name": "retroguard", "sw": SW_VERSION, "url": ORIGIN_URL},
+            "o": ORIGIN,
             "avty": [
                 {
                     "t": topics.availability,

@@ -55,6 +55,7 @@ from core.protocol.commands import (
     CommandName,
     Silence,
 )
+from core.protocol.discovery import REMOVE_PAYLOAD
 from core.protocol.events import Event, EventType
 from core.protocol.ids import check_device_id
 from core.protocol.messages import (
@@ -88,7 +89,7 @@ from firmware.mqtt.commands import (
     SilenceRequest,
     dropped_reply,
 )
-from firmware.mqtt.discovery import REMOVE_PAYLOAD, discovery_payload
+from firmware.mqtt.discovery import discovery_payload
 from firmware.mqtt.status import Retained, RetainedStatus
 from firmware.sinks import OutboxSink
 from firmware.storage.database import Database
