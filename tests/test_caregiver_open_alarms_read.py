@@ -14,11 +14,11 @@ service leaves it.
 from __future__ import annotations
 
 import re
-import sqlite3
 from pathlib import Path
 
 from caregiver.storage import Store
 from tests.caregiver_db import execute
+from tests.sqlite_plans import query_plan, traced_store
 
 _EVENT = (
     "INSERT INTO events (id, device_id, seq, type, severity, state, reason, wall_time, "
@@ -89,34 +89,15 @@ def test_the_alarms_read_searches_from_the_open_incidents_with_or_without_statis
     database = str(tmp_path / "caregiver.db")
     Store(database).close()
     _history(database)
-    statements: list[str] = []
-    real = sqlite3.connect
-
-    def traced(*args: object, **kwargs: object) -> sqlite3.Connection:
-        connection = real(*args, **kwargs)  # type: ignore[arg-type]
-        connection.set_trace_callback(statements.append)
-        return connection
-
-    def planned(statement: str) -> list[str]:
-        db = real(database)  # a new connection: it loads the statistics there are
-        try:
-            return [str(row[3]) for row in db.execute(f"EXPLAIN QUERY PLAN {statement}")]
-        finally:
-            db.close()
-
-    sqlite3.connect = traced  # type: ignore[assignment]
-    try:
-        store = Store(database)
-    finally:
-        sqlite3.connect = real
+    store, statements = traced_store(database)
     try:
         store.open_critical(None, 50)
         (statement,) = [s for s in statements if "ROW_NUMBER" in s]
         assert execute(database, "SELECT * FROM sqlite_stat1") == []  # as the service leaves it
-        plans = [planned(statement)]
+        plans = [query_plan(database, statement)]
         store.optimize()
         assert execute(database, "SELECT tbl FROM sqlite_stat1 WHERE tbl = 'events'")
-        plans.append(planned(statement))
+        plans.append(query_plan(database, statement))
     finally:
         store.close()
     for plan in plans:

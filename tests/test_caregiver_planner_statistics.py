@@ -18,6 +18,7 @@ from caregiver.planner_statistics import PlannerStatistics
 from caregiver.storage import OPTIMIZE_EVERY_S, Store
 from tests.caregiver_db import execute
 from tests.caregiver_support import BY_HAND, make_config, new_event, running_service, wait_until
+from tests.sqlite_plans import query_plan, traced_store
 from tools.broker import Mosquitto
 
 DEVICE = "treadmill-1"
@@ -151,26 +152,7 @@ def test_with_statistics_the_open_alerts_are_read_through_their_own_index(
     through ``alerts_open_now`` (schema 30), the index of the few open ones, with the
     statistics the service keeps and without."""
     database = str(tmp_path / "caregiver.db")
-    statements: list[str] = []
-    real = sqlite3.connect
-
-    def traced(*args: object, **kwargs: object) -> sqlite3.Connection:
-        connection = real(*args, **kwargs)  # type: ignore[arg-type]
-        connection.set_trace_callback(statements.append)
-        return connection
-
-    def planned(statement: str) -> list[str]:
-        db = real(database)  # a new connection: it loads the statistics there are
-        try:
-            return [str(row[3]) for row in db.execute(f"EXPLAIN QUERY PLAN {statement}")]
-        finally:
-            db.close()
-
-    sqlite3.connect = traced  # type: ignore[assignment]
-    try:
-        store = Store(database)
-    finally:
-        sqlite3.connect = real
+    store, statements = traced_store(database)
     try:
         _history(store, 600)
         statements.clear()
@@ -180,10 +162,10 @@ def test_with_statistics_the_open_alerts_are_read_through_their_own_index(
             tx.open_alerts_due(2_000_000_000.0)  # the ticker's look
         looks = [s for s in statements if s.startswith("SELECT") and "FROM alerts WHERE" in s]
         assert len(looks) == 3, statements
-        plans = [planned(look) for look in looks]
+        plans = [query_plan(database, look) for look in looks]
         store.optimize()
         assert "alerts" in _statistics(database)
-        plans += [planned(look) for look in looks]
+        plans += [query_plan(database, look) for look in looks]
     finally:
         store.close()
     for plan in plans:
