@@ -22,16 +22,22 @@ for each page and API route as a logged-in physio, over HTTP on 127.0.0.1: per r
 p50 / max milliseconds and the response's size are printed, per engine, with the load
 average. ``/stream`` is timed to the feed's first message. Then the store's reads the pages
 make most, called directly ten times as often (no HTTP, no rendering: less noise on a
-shared machine).
+shared machine). ``--only progress`` times only the routes whose path has "progress" in
+it, and not the store's reads.
 
     .venv/bin/python benchmarks/caregiver_history.py [--scale 1.0] [--devices 8]
         [--walkers 4] [--stumbles 3] [--reads 15] [--rate 50] [--engine sqlite postgresql]
-        [--statistics]
+        [--statistics] [--measures] [--only PATH_PART]
 
 ``--statistics``: then the query planner's statistics as the service keeps them
 (``Store.optimize``; on PostgreSQL an ``ANALYZE``, autovacuum's work), every read timed again
 (p50 before and after, their ratio), and on SQLite every distinct query the reads ran that the
 statistics plan otherwise, both plans.
+
+``--measures`` gives every summary an eyes-open balance check and backward gait figures, as
+a monitor with the measurement thread sends them: the progress page then has its weekly
+trends of balance and gait too, a table each (without, the summaries carry none and those
+tables are absent).
 
 Prints figures; asserts nothing (speed is not a test). Run it on two trees one after the
 other (the same machine, minutes apart) to compare them.
@@ -68,7 +74,12 @@ from caregiver.config import (  # noqa: E402
 from caregiver.routes.site import COOKIE  # noqa: E402
 from caregiver.service import CaregiverService  # noqa: E402
 from caregiver.storage import Role  # noqa: E402
-from core.protocol.messages import IntervalSummary, SessionRecord  # noqa: E402
+from core.protocol.messages import (  # noqa: E402
+    BalanceFigures,
+    GaitFigures,
+    IntervalSummary,
+    SessionRecord,
+)
 from core.protocol.walker import Walker  # noqa: E402
 from firmware.session.record import session_payload  # noqa: E402
 from sim.recordings import fall_recording  # noqa: E402
@@ -105,8 +116,29 @@ def _event(device_id: str, seq: int, kind: str, at: dt.datetime, group: str, **e
     return data
 
 
-def _session(device_id: str, walker: Walker, at: dt.datetime, trips: int) -> bytes:
-    """A 30-minute guided session's summary: 10 minutes backward in two intervals."""
+def _measures(day: int) -> dict[str, Any]:
+    """An eyes-open balance check and backward gait, drifting slowly over the year."""
+    sway = 0.20 - 0.06 * min(day, 180) / 180 + 0.01 * (day % 3)
+    balance = BalanceFigures(
+        condition="eyes open", status="measured", duration_s=30.0, axes="mounting",
+        rms_ap_ms2=sway, rms_ml_ms2=0.08, rms_ms2=(sway**2 + 0.08**2) ** 0.5, path_ms2=7.3,
+        noise_floor_ms2=0.004,
+    )  # fmt: skip
+    cadence = 86.0 + 6 * min(day, 200) / 200
+    gait = GaitFigures(
+        analysed_s=600.0, steady_s=480.0, steady_share=0.8, steps=int(480 * cadence / 60),
+        axes="mounting", cadence_spm=cadence, step_time_s=60 / cadence,
+        step_time_cv_pct=4.0 - 0.5 * (day % 5) / 5, step_regularity=0.7,
+        stride_regularity=0.75, rms_ml_ms2=0.9,
+    )  # fmt: skip
+    return {"balance": [balance], "gait_backward": gait}
+
+
+def _session(
+    device_id: str, walker: Walker, at: dt.datetime, trips: int, measures: dict[str, Any]
+) -> bytes:
+    """A 30-minute guided session's summary: 10 minutes backward in two intervals;
+    ``measures``: its balance check and gait (:func:`_measures`), or none."""
     intervals = [
         IntervalSummary(
             index=n, direction=direction, speed="0.5 mph", planned_s=minutes * 60,
@@ -123,7 +155,7 @@ def _session(device_id: str, walker: Walker, at: dt.datetime, trips: int) -> byt
         planned_s=1800.0, planned_backward_s=600.0, done_s=1800.0, backward_s=600.0,
         longest_backward_s=360.0, paused_s=45.0 * trips, pauses=trips, steps=2700,
         walking_s=1710.0, cadence_spm=96.0, trips=trips, stumbles=trips, intervals=intervals,
-        walker=walker,
+        walker=walker, **measures,
     )  # fmt: skip
     return session_payload(record, _wall(at + dt.timedelta(minutes=33))).encode()
 
@@ -155,7 +187,8 @@ def _year(args: argparse.Namespace) -> list[tuple[dt.datetime, str, list[tuple[s
                 for w, walker in enumerate(walkers):
                     at = date + dt.timedelta(hours=w)
                     trips = 1 if (day + w) % 9 == 0 else 0
-                    summary = _session(device_id, walker, at, trips)
+                    measures = _measures(day) if args.measures else {}
+                    summary = _session(device_id, walker, at, trips, measures)
                     out.append((at, device_id, [(f"{topic}/session", summary)]))
             if date.weekday() >= 5:
                 continue
@@ -240,6 +273,7 @@ def routes(service: CaregiverService) -> list[str]:
         f"/api/events/{window.id}/plot",
         f"/devices/{device}/progress",
         f"/devices/{device}/progress?walker={walker}",
+        f"/devices/{device}/progress?walker={walker}&weeks=all",
         f"/api/devices/{device}/progress",
         f"/api/devices/{device}/trends",
         f"/devices/{device}/plan",
@@ -310,7 +344,7 @@ def time_reads(
 ) -> dict[str, float]:
     """Every route, then the store's reads, timed and printed; the p50 of each by name."""
     p50: dict[str, float] = {}
-    for path in routes(service):
+    for path in [p for p in routes(service) if args.only in p]:
         times, status, size = [], 0, 0
         for _ in range(args.reads):
             start = time.perf_counter()
@@ -321,6 +355,8 @@ def time_reads(
             f"    {path[:58]:<58} {status} {size / 1024:7.1f} kB  "
             f"p50 {p50[path]:7.1f} ms  max {max(times):7.1f} ms"
         )
+    if args.only:
+        return p50
     print("    the store's reads behind them, called directly:")
     for name, read in store_reads(service).items():
         times = []
@@ -428,6 +464,10 @@ def main() -> int:
     parser.add_argument("--stumbles", type=float, default=3.0, help="incidents a week a treadmill")
     parser.add_argument("--reads", type=int, default=15)
     parser.add_argument("--rate", type=float, default=50.0, help="the recordings' sample rate")
+    parser.add_argument(
+        "--measures", action="store_true", help="balance and gait figures in every summary"
+    )
+    parser.add_argument("--only", default="", help="time only the routes with this in them")
     parser.add_argument(
         "--engine", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"]
     )
