@@ -191,19 +191,21 @@ def session_walks(payloads: Iterable[str]) -> dict[str, tuple[IntervalWalk, ...]
     return dict(found for found in map(walk_of, payloads) if found is not None)
 
 
-def week_stretch(
+def week_stretches(
     sessions: Iterable[WalkSession],
     walks: Mapping[str, tuple[IntervalWalk, ...]],
-    week: str,
     zone: dt.tzinfo,
-) -> float | None:
-    """The longest backward stretch the plans of ``week``'s ``sessions`` prescribe
+) -> dict[str, float | None]:
+    """Each week's longest backward stretch its sessions' plans prescribe
     (:func:`core.protocol.plan.weeks_stretch_s`, from each session's intervals in ``walks``;
-    None: not known), for the week's words (:func:`core.progress.week_goal_words`): a walker
-    on the 2/2 plan is not measured against 10 minutes they cannot yet walk."""
-    return weeks_stretch_s(
-        walks.get(s.id, ()) for s in sessions if week_of(utc_of(s.started_wall), zone) == week
-    )
+    None: not known), weeks counted in ``zone``, for the weeks' words
+    (:func:`core.progress.week_goal_words`): a walker on the 2/2 plan is not measured against
+    10 minutes they cannot yet walk. A week absent has no session (its stretch: None). The
+    sessions are gone through once: the every-week view says each of a year's weeks."""
+    weeks: dict[str, list[tuple[IntervalWalk, ...]]] = {}
+    for s in sessions:
+        weeks.setdefault(week_of(utc_of(s.started_wall), zone), []).append(walks.get(s.id, ()))
+    return {week: weeks_stretch_s(walked) for week, walked in weeks.items()}
 
 
 def card_plan(store: Store, device_id: str) -> str:

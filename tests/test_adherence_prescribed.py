@@ -250,5 +250,8 @@ def test_the_report_download_says_why_a_wrong_clock_s_century_of_weeks_is_not_ma
             assert (
                 "a session dated in 0002-W02 was recorded with the treadmill's clock wrong" in body
             )
+        # summed up by its month, as every week before the last 12 is; listed in all weeks
         status, _, page = web.request("GET", f"/devices/{device_id}/progress")
+        assert status == 200 and 'data-month="0002-01"' in page
+        status, _, page = web.request("GET", f"/devices/{device_id}/progress?weeks=all")
         assert status == 200 and 'data-week="0002-W02"' in page

@@ -18,12 +18,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from caregiver.earlier_weeks import RECENT_WEEKS, is_recent, shorten
 from caregiver.progress import (
     HISTORY_SESSIONS,
     TABLE_SESSIONS,
     progress_view,
     session_walks,
-    week_stretch,
+    week_stretches,
 )
 from caregiver.routes.site import Site
 from caregiver.storage import Device, WalkSession
@@ -35,8 +36,10 @@ from core.protocol.messages import StageMessage
 from core.protocol.plan import IntervalWalk
 from core.zones import zone_name
 
-LISTED_WEEKS = 8
-"""The newest weeks the page lists (``progress.html``'s ``weeks``), each in words."""
+ALL_WEEKS = "all"
+"""``?weeks=all``: the page lists every week and session (up to :data:`caregiver.progress.
+TABLE_SESSIONS`), not the recent weeks and the earlier ones by month
+(:mod:`caregiver.earlier_weeks`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +96,7 @@ def routes(site: Site) -> list[BaseRoute]:
         each of the sessions the page lists walked (from the same stored summaries)."""
         payloads = store.walk_session_payloads(device_id, HISTORY_SESSIONS, walker)
         zone = weeks_zone(store, device_id, backend.config.zone)
-        walks = session_walks(payloads[:TABLE_SESSIONS])  # newest first, as the table
+        walks = session_walks(payloads)  # the earlier months' stretches need theirs too
         return trends(measures_of(payloads), zone), zone, walks
 
     @site.authed
@@ -111,31 +114,48 @@ def routes(site: Site) -> list[BaseRoute]:
         view = progress_view(shown.sessions, backend.clock(), shown.zone, shown.prescribed)
         found, _, walks = await run_in_threadpool(trends_of, device_id, shown.walker)
         this_week = view["this_week"]
-        # this week in the words the report, the session summary and retroguard sessions use
-        stretch = week_stretch(shown.sessions, walks, this_week.week, shown.zone)
+        stretches = week_stretches(shown.sessions, walks, shown.zone)
+        every = request.query_params.get("weeks") == ALL_WEEKS
+        short = shorten(view["weeks"], shown.sessions, walks, this_week.week, shown.zone)
+        weeks = view["weeks"] if every else short.weeks
+        query = {"walker": shown.walker}
+
+        def listed(week: str) -> bool:
+            """A trend's week has its table row (every one in the every-week view)."""
+            return every or is_recent(week, short.since)
+
         return site.render(
             request,
             "progress.html",
             device=shown.device,
-            sessions=shown.sessions[:TABLE_SESSIONS],
+            sessions=(shown.sessions if every else short.sessions)[:TABLE_SESSIONS],
+            every_week=every,
+            recent_weeks=RECENT_WEEKS,
+            months=[] if every else short.months,
+            earlier_weeks=len(view["weeks"]) - len(short.weeks),
+            earlier_sessions=short.earlier_sessions,
+            all_weeks_query="?" + urlencode({**query, "weeks": ALL_WEEKS}),
+            listed=listed,
+            # each trend's weeks before the recent ones: in its chart, not its table
+            trends_unlisted={
+                t.metric.key: sum(1 for w in t.weeks if not listed(w.week)) for t in found
+            },
             trends=found,
             walker=shown.walker,
             walker_name=shown.walker_name,
             walkers=shown.walkers,
-            walker_query="?" + urlencode({"walker": shown.walker}),
+            walker_query="?" + urlencode(query),
             stage=shown.stage,
             stage_words=stage_words(shown.stage) if shown.stage is not None else "",
             walks=walks,
-            week_said=week_goal_words(this_week, stretch),
-            weeks_said={
-                wk.week: week_goal_parts(
-                    wk, week_stretch(shown.sessions, walks, wk.week, shown.zone)
-                )
-                for wk in view["weeks"][:LISTED_WEEKS]
-            },
-            stretch_said=stretch_value(this_week.longest_backward_s, stretch),
-            stretch_short=short_of_goal(this_week.longest_backward_s, stretch),
-            **view,
+            # this week in the words the report, the session summary and retroguard sessions use
+            week_said=week_goal_words(this_week, stretches.get(this_week.week)),
+            weeks_said={wk.week: week_goal_parts(wk, stretches.get(wk.week)) for wk in weeks},
+            stretch_said=stretch_value(this_week.longest_backward_s, stretches.get(this_week.week)),
+            stretch_short=short_of_goal(
+                this_week.longest_backward_s, stretches.get(this_week.week)
+            ),
+            **{**view, "weeks": weeks},
         )
 
     @site.authed

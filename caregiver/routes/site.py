@@ -374,6 +374,16 @@ def week_element(week: str) -> Markup:
     )
 
 
+def month_element(first_day: dt.date) -> Markup:
+    """``<time datetime="2026-09-01" data-format="month">September 2026</time>``: a month of a
+    walker's earlier weeks (the progress page's "Earlier, month by month"), said by the browser
+    in its language as :func:`week_element`'s weeks are, the server's English until then."""
+    return Markup(
+        f'<time datetime="{first_day.isoformat()}" data-format="month">'
+        f"{escape(f'{first_day:%B} {first_day.year}')}</time>"
+    )
+
+
 class Site:
     """The templates and the request checks, bound to one service."""
 
@@ -387,6 +397,7 @@ class Site:
         self.templates.env.globals["device_link"] = story.device_link
         self.templates.env.filters["when"] = self.time_element
         self.templates.env.filters["week"] = week_element
+        self.templates.env.filters["month"] = month_element
         # who: the walker its incident names (the page's ``who``, read off the event loop)
         self.templates.env.globals["card_story"] = lambda d, who=None: story.card(
             d, backend.clock(), who

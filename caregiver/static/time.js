@@ -18,13 +18,15 @@
     // a calendar day, not a moment: a walker's week by its Monday ("2026-11-30"), said as
     // every date here is ("Nov 30" in an American browser, "30 Nov" in a British one), in no
     // zone (its midnight in UTC read in New York was the Sunday before)
-    day: { day: "numeric", month: "short", timeZone: "UTC" }
+    day: { day: "numeric", month: "short", timeZone: "UTC" },
+    // a month of a walker's earlier weeks on the progress page ("2026-09-01"), with its year
+    month: { month: "long", year: "numeric", timeZone: "UTC" }
   };
   var bare = { time: true, clock: true };  // no date in them: never a year
   var made = {}, thisYear = new Date().getFullYear();
   function formatter(name, moment) {  // making one costs far more than using it: one per kind
     var key = formats[name] ? name : "datetime";
-    var year = key === "day" ? moment.getUTCFullYear() : moment.getFullYear();
+    var year = formats[key].timeZone === "UTC" ? moment.getUTCFullYear() : moment.getFullYear();
     var withYear = !bare[key] && year !== thisYear;
     var id = key + (withYear ? "+year" : "");
     if (!made[id]) {

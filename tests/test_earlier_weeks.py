@@ -1,0 +1,72 @@
+"""The progress page's recent weeks and earlier months (caregiver.earlier_weeks), as pure
+functions over stored rows: which weeks are listed in full, which month a week counts in, and
+a month in the week's words."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from caregiver.earlier_weeks import RECENT_WEEKS, by_month, shorten
+from caregiver.progress import parse_summary
+from caregiver.storage import WalkSession
+from core.progress import WeekProgress, every_week, week_of, weekly_progress
+from tests.caregiver_support import received, session_record
+
+UTC = dt.UTC
+NOW = dt.datetime(2026, 12, 2, 12, tzinfo=UTC)
+"""A Wednesday: the week under way is 2026-W49 (Monday 30 November)."""
+
+
+def _row(started: dt.datetime, longest_min: float = 10) -> WalkSession:
+    record = session_record("tm-1", started, backward_min=12, longest_min=longest_min)
+    row, problem = parse_summary(received(record), "tm-1")
+    assert row is not None, problem
+    return row
+
+
+def _weeks(rows: list[WalkSession]) -> list[WeekProgress]:
+    """The page's weeks, newest first, missed ones filled in."""
+    return list(reversed(every_week(weekly_progress(rows, UTC), week_of(NOW, UTC))))
+
+
+def test_the_last_12_weeks_are_listed_and_their_sessions_the_rest_summed_by_month() -> None:
+    monday = dt.datetime(2026, 11, 30, 9, tzinfo=UTC)
+    # Monday and Wednesday of this week and the 19 before it, newest first (as the store reads)
+    rows = [_row(monday - dt.timedelta(weeks=w) + dt.timedelta(days=d)) for w in range(20)
+            for d in (2, 0)]  # fmt: skip
+    short = shorten(_weeks(rows), rows, {}, week_of(NOW, UTC), UTC)
+    assert [w.week for w in short.weeks][:2] == ["2026-W49", "2026-W48"]
+    assert len(short.weeks) == RECENT_WEEKS
+    assert short.since == dt.date(2026, 9, 14)  # the Monday 11 weeks before this one
+    assert all(r.started_wall >= "2026-09-14" for r in short.sessions)
+    assert len(short.sessions) + short.earlier_sessions == len(rows)
+    assert short.earlier_sessions == 2 * (20 - RECENT_WEEKS)
+    # the 8 earlier weeks: 7 Sep back to 20 Jul, each in its Monday's month
+    assert [(m.first_day, len(m.weeks)) for m in short.months] == [
+        (dt.date(2026, 9, 1), 1),
+        (dt.date(2026, 8, 1), 5),
+        (dt.date(2026, 7, 1), 2),
+    ]
+
+
+def test_a_month_says_what_was_done_of_what_was_prescribed_its_longest_stretch_and_goals() -> None:
+    monday = dt.datetime(2026, 6, 1, 9, tzinfo=UTC)  # June's Mondays: 1, 8, 15, 22, 29
+    rows = [_row(monday + dt.timedelta(weeks=w, days=d)) for w in (0, 1, 3, 4) for d in (0, 2, 4)]
+    rows[0] = _row(monday, longest_min=4)  # the first week one short of goal
+    weeks = every_week(weekly_progress(rows, UTC), "2026-W27")
+    [june] = by_month(weeks, rows, {}, UTC)
+    assert june.first_day == dt.date(2026, 6, 1)
+    assert [w.week for w in june.weeks] == [f"2026-W{n}" for n in (27, 26, 25, 24, 23)]
+    assert june.words() == (
+        "12 of 15 prescribed sessions done",
+        "longest backward stretch 10.0 of 10 min",
+        "3 weeks at goal",
+    )
+    assert june.sessions == 12 and june.weeks_at_goal == 3
+
+
+def test_a_week_from_one_month_into_the_next_counts_in_its_monday_s_month() -> None:
+    rows = [_row(dt.datetime(2026, 8, 31, 9, tzinfo=UTC) + dt.timedelta(days=d)) for d in (0, 2, 4)]
+    [month] = by_month(weekly_progress(rows, UTC), rows, {}, UTC)
+    assert month.first_day == dt.date(2026, 8, 1)
+    assert month.words()[2] == "1 week at goal"
