@@ -13,6 +13,8 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -168,6 +170,9 @@ def test_a_year_s_progress_page_lists_the_last_weeks_and_sums_up_the_rest_by_mon
     expect(sway.locator(".trend-change")).to_contain_text(f"Week of {first:%b} {first.day}")
     expect(page.locator("#trends")).to_have_attribute("data-rendered", "7")
     expect(page.locator("#progress-chart")).to_have_attribute("data-rendered", "1")
+    for chart in (page.locator("#progress-chart"), sway.locator(".trend-chart")):
+        expect(chart).to_have_attribute("data-axis", re.compile(r"\S"))
+        _named_evenly_from_the_newest(chart.get_attribute("data-axis") or "")
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.screenshot(path=_shot(tmp_path, service, f"progress-year-{width}.png"), full_page=True)
 
@@ -192,6 +197,16 @@ def test_a_year_s_progress_page_lists_the_last_weeks_and_sums_up_the_rest_by_mon
     rows = list(csv.DictReader(io.StringIO(Path(csv_download.value.path()).read_text())))
     assert len(rows) == WEEKS
     page.context.close()
+
+
+def _named_evenly_from_the_newest(axis: str) -> None:
+    """A chart's x axis (its ``data-axis``: each week's name, or "" where none is drawn) names
+    its newest week and every n-th back from it, no two closer: at 1280 px the newest was
+    drawn one week from the last counted from the oldest, "Nov 23Nov 30"."""
+    names = axis.split("|")
+    named = [i for i, name in enumerate(names) if name]
+    assert len(names) > len(named) > 1 and named[-1] == len(names) - 1, names
+    assert len({b - a for a, b in itertools.pairwise(named)}) == 1, names
 
 
 def _week(ago: int) -> str:

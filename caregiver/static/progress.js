@@ -9,6 +9,16 @@ window.retroguardWeekLabels = function (data) {
   });
 };
 
+// The weeks a chart's x axis names, "" for the others: the newest always (the week the physio
+// looks at first), then every so many back from it, each name some 70 px from the next.
+// Counted from the oldest with the newest added on top, the newest could sit one week from
+// the last one counted, the two names run together ("Nov 23Nov 30").
+window.retroguardAxisWeeks = function (labels, plotWidth) {
+  var n = labels.length;
+  var every = Math.ceil(n / Math.max(1, Math.floor(plotWidth / 70)));
+  return labels.map(function (label, i) { return (n - 1 - i) % every === 0 ? label : ""; });
+};
+
 // The progress chart: sessions done per week (bars) against the sessions prescribed (uPlot):
 // adherence, as the page's panels, the report and the session summary say the week
 // (core.progress.week_goal_words). It was minutes backward against 3 x 10 min, a third
@@ -48,8 +58,9 @@ window.retroguardWeekLabels = function (data) {
         { font: "15px sans-serif", stroke: "#000", grid: { show: false },
           splits: function () { return x; },
           values: function (u, splits) {
-            var every = Math.ceil(n / Math.max(1, Math.floor(u.bbox.width / devicePixelRatio / 70)));
-            return splits.map(function (v) { return (v % every === 0 || v === n - 1) ? s.labels[v] : ""; });
+            var named = window.retroguardAxisWeeks(s.labels, u.bbox.width / devicePixelRatio);
+            box.dataset.axis = named.join("|");  // the names drawn, for a test to read
+            return splits.map(function (v) { return named[v] || ""; });
           } },
         { label: "sessions done", font: "15px sans-serif", labelFont: "bold 15px sans-serif", stroke: "#000", size: 55,
           incrs: [1, 2, 5, 10] }
@@ -114,8 +125,9 @@ window.retroguardWeekLabels = function (data) {
         { font: "14px sans-serif", stroke: "#000", grid: { show: false },
           splits: function () { return x; },
           values: function (u, splits) {
-            var every = Math.ceil(n / Math.max(1, Math.floor(u.bbox.width / devicePixelRatio / 70)));
-            return splits.map(function (v) { return (v % every === 0 || v === n - 1) ? t.labels[v] : ""; });
+            var named = window.retroguardAxisWeeks(t.labels, u.bbox.width / devicePixelRatio);
+            el.dataset.axis = named.join("|");
+            return splits.map(function (v) { return named[v] || ""; });
           } },
         { label: t.unit || "", font: "14px sans-serif", labelFont: "bold 14px sans-serif", stroke: "#000", size: 60 }
       ],
