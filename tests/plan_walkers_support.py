@@ -82,3 +82,19 @@ def shared_treadmill(service: CaregiverService, device: SimDevice, web: Http) ->
         lambda: any(c.status == "accepted" for c in store.sent_commands(device.device_id)),
         WAIT,
     )
+
+
+def roster(service: CaregiverService, device: SimDevice, *walkers: Walker) -> None:
+    """The treadmill's roster is ``walkers`` (its retained ``walkers`` message), stored before
+    this returns: a page asked for after it offers them."""
+    told = WalkersMessage(
+        schema=SCHEMA_VERSION,
+        device_id=device.device_id,
+        wall_time=dt.datetime.now(dt.UTC).isoformat(),
+        walkers=list(walkers),
+    )
+    device.publish("walkers", encode(told), retain=True)
+    ids = [w.id for w in walkers]
+    assert service.ingestor.wait_for(
+        lambda: [w for w, _ in service.store.device_walkers(device.device_id)] == ids, WAIT
+    )

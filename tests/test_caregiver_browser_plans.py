@@ -146,9 +146,13 @@ def test_the_physio_s_plan_page_fits_the_screen(
     assert stages.count() >= 2
     # the walker picker's sentence starts under its Show button, on the plan and the progress
     # page: at 360 px it flowed on from the button, one word beside it and the rest under
+    # (a picker from two walkers: one is named, not offered)
+    from core.protocol.walker import DEFAULT_WALKER
+    from tests.plan_walkers_support import ANNA, roster
+
+    roster(service, device, DEFAULT_WALKER, ANNA)
     for path in ("plan", "progress"):
-        if path == "progress":
-            page.goto(f"{service.url}/devices/{DEVICE}/progress")
+        page.goto(f"{service.url}/devices/{DEVICE}/{path}")
         expect(page.locator("#walker-select .hint")).to_be_visible()
         button = page.locator("#walker-select button[type=submit]").bounding_box()
         hint = page.locator("#walker-select .hint").bounding_box()
@@ -533,3 +537,55 @@ def test_a_plan_assigned_changes_the_card_s_plan_line_on_an_open_dashboard(
         physio.context.close()
     finally:
         device.close()
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_a_treadmill_with_one_walker_names_them_where_a_shared_one_offers_a_choice(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """A treadmill with one walker showed the plan and progress pages' walker picker with one
+    choice, a select and a Show button with nothing to choose. It names its walker in plain
+    words, whose page it is; once its roster has a second walker, the picker is back and
+    shows the one chosen."""
+    from playwright.sync_api import expect
+
+    from core.protocol.walker import DEFAULT_WALKER
+    from tests.plan_walkers_support import ANNA, roster
+
+    device = SimDevice(mosquitto, DEVICE)
+    device.online()
+    assert service.ingestor.wait_for(lambda: service.store.device(DEVICE) is not None)
+    page = _page(browser, service, "ann", PASSWORD, width=width)
+    failed: list[str] = []  # every stylesheet, script and picture of the pages loads (the
+    # live feed's stream is cut by each page left, as it should be: not an asset)
+    assets = {"document", "stylesheet", "script", "image", "font"}
+    page.on(
+        "requestfailed",
+        lambda r: failed.append(r.url) if r.resource_type in assets else None,
+    )
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    for path in ("plan", "progress"):
+        page.goto(f"{service.url}/devices/{DEVICE}/{path}")
+        expect(page.locator("#walker-only")).to_have_text(
+            "Walker: Default walker (the treadmill's only walker)"
+        )
+        expect(page.locator("#walker-only")).to_be_visible()
+        expect(page.locator("#walker-select")).to_have_count(0)
+        expect(page.locator("main select[name=walker]")).to_have_count(0)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.screenshot(path=_shot(tmp_path, service, f"one-walker-{path}-{width}.png"))
+
+    roster(service, device, DEFAULT_WALKER, ANNA)
+    for path in ("plan", "progress"):
+        page.goto(f"{service.url}/devices/{DEVICE}/{path}")
+        expect(page.locator("#walker-only")).to_have_count(0)
+        expect(page.locator("#walker option")).to_have_text(["Default walker", "Anna"])
+        page.select_option("#walker", "anna")
+        page.click("#walker-select button[type=submit]")
+        assert page.url.endswith(f"/{path}?walker=anna")
+        expect(page.locator("#walker")).to_have_value("anna")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.screenshot(path=_shot(tmp_path, service, f"two-walkers-{path}-{width}.png"))
+    expect(page.locator("h1 .sub")).to_contain_text("Anna")
+    assert page.problems == [] and failed == [], (page.problems, failed)
+    device.close()

@@ -362,8 +362,12 @@ def test_the_physio_s_fields_are_in_the_page_s_type(
     within the page's width; the login form keeps its own."""
     from playwright.sync_api import expect
 
+    from core.protocol.walker import DEFAULT_WALKER
+    from tests.plan_walkers_support import ANNA, roster
+
     device = SimDevice(mosquitto, "treadmill-1")
     device.online()
+    roster(service, device, DEFAULT_WALKER, ANNA)  # the picker: a treadmill of two walkers
     page = _page(browser, service, width)
     for path in ("/devices/treadmill-1/progress", "/devices/treadmill-1/plan"):
         page.goto(service.url + path)

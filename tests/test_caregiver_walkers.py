@@ -200,9 +200,11 @@ def test_a_physio_sends_a_plan_for_one_walker_from_the_plan_page(
             web = Http(cg.port)
             assert web.login() == 303
             _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
-            # offered in the walker selects, chosen: without ?walker= the page is about the
-            # walker who walked last (progressions are per walker: no "the treadmill's")
-            assert '<option value="anna" selected>Anna</option>' in page
+            # without ?walker= the page is about the walker who walked last (progressions are
+            # per walker: no "the treadmill's"); the treadmill's only one, named, not offered
+            assert 'Walker: <strong>Anna</strong> <span class="hint">(the treadmill\'s only' in page
+            assert '<select id="walker"' not in page
+            assert "For <strong>Anna</strong>, the walker named at the top of the page." in page
             assert "Anna's latest session (" in page
             assert "prescribed to Anna (as the stage of Anna's progression schedule" in page
             assert "treadmill's progression" not in page
