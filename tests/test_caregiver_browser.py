@@ -553,21 +553,26 @@ BOXES = """(sel) => Array.from(document.querySelectorAll(sel), e => {
 """Every match's box read in one go: the dashboard re-renders its cards when the live feed
 (re)connects, and a locator's bounding_box between two renders can find the old node gone."""
 
-SPLIT_NAMES = """() => Array.from(document.querySelectorAll('#sessions td.plan .plan-cell'), c => {
-    const name = c.firstChild, range = document.createRange(), split = [];
-    let top = null;
-    for (let i = 0; i < name.length; i++) {
-        range.setStart(name, i);
-        range.setEnd(name, i + 1);
-        const at = range.getBoundingClientRect().top;
-        if (top !== null && at > top + 1 && name.data[i - 1] !== '-')
-            split.push(name.data.slice(0, i) + '|' + name.data.slice(i));
-        top = at;
+SPLIT_NAMES = """() => Array.from(document.querySelectorAll('#sessions td.plan .plan-name'), c => {
+    const text = c.textContent, range = document.createRange(), split = [];
+    const walker = document.createTreeWalker(c, NodeFilter.SHOW_TEXT);
+    let top = null, i = 0;
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        for (let j = 0; j < node.length; j++, i++) {
+            range.setStart(node, j);
+            range.setEnd(node, j + 1);
+            const at = range.getBoundingClientRect().top;
+            if (top !== null && at > top + 1 && (text[i - 1] !== '-' || /[0-9]/.test(text[i])))
+                split.push(text.slice(0, i) + '|' + text.slice(i));
+            top = at;
+        }
     }
     return split;
 }).flat()"""
 """The session table's plan names that a line ends inside a word of ("progress|ion-week-9"),
-read character by character: only a name's hyphen may end a line."""
+or between a hyphen and its number ("progression-week-|9"), read character by character
+across the name's text (the template keeps each hyphen with its number in a span): only a
+name's hyphen before a word may end a line."""
 
 PAINT = """(sel) => {
     const c = document.querySelector(sel);
@@ -614,6 +619,7 @@ def test_the_progress_table_breaks_a_plan_s_name_at_its_hyphens_only(
     page.goto(service.url + "/devices/treadmill-1/progress")
     expect(page.locator("#sessions tbody tr")).to_have_count(len(sessions))
     expect(page.locator("#sessions .plan-words")).to_have_count(0)  # the names alone
+    expect(page.locator("#sessions .plan-name")).to_have_count(len(sessions))  # read below
     assert page.evaluate(SPLIT_NAMES) == []
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.context.close()

@@ -9,6 +9,7 @@ to $RETROGUARD_SCREENSHOTS when set (to look at them), else the test's directory
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import re
 import time
@@ -486,6 +487,73 @@ def test_the_progress_page_s_boxes_dates_and_weeks_read_as_one_page(
     assert re.match(r"^Week of \w{3} \d{1,2} to week of \w{3} \d{1,2}: ", seen["change"]), seen
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.screenshot(path=_shot(tmp_path, service, f"progress-read-{width}.png"), full_page=True)
+    page.context.close()
+    for d in devices:
+        d.close()
+
+
+_PLAN_LINES = """() => Array.from(document.querySelectorAll('#sessions .plan-name'), name => {
+    // the name's lines as they stand on screen: its characters grouped by the line they are on
+    const walker = document.createTreeWalker(name, NodeFilter.SHOW_TEXT), lines = [];
+    let top = null;
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        for (let i = 0; i < node.data.length; i++) {
+            const r = document.createRange(); r.setStart(node, i); r.setEnd(node, i + 1);
+            const y = Math.round(r.getBoundingClientRect().top);
+            if (top === null || y > top + 2) lines.push("");
+            if (top === null || y > top + 2) top = y;
+            lines[lines.length - 1] += node.data[i];
+        }
+    }
+    return lines;
+})"""
+LONG_PLAN = "Anna-after-hip-replacement-week-12"
+"""A custom plan's name, longer than the Plan column is wide on a phone."""
+
+
+@pytest.mark.parametrize("width", [1280, 1024, 360])
+def test_a_plan_s_name_wraps_only_after_a_hyphen_before_a_word(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """The sessions table at 1024 px read "progression-week-" over "9": the browser breaks
+    after any hyphen, the number too. A plan's name is now whole, or wraps after a hyphen
+    that a word follows ("progression-" over "week-9"), never between a hyphen and its
+    number; a long custom name too, within the table at 1280 and 1024 px and within a
+    phone's width at 360. Copied, the name is the plan's id, character for character."""
+    from playwright.sync_api import expect
+
+    from tests.caregiver_support import session_record
+
+    devices = _scene(service, mosquitto)
+    before = service.store.walk_session_count()
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    devices[0].session(
+        session_record("treadmill-1", started, backward_min=12, longest_min=10, plan=LONG_PLAN)
+    )
+    assert service.ingestor.wait_for(lambda: service.store.walk_session_count() == before + 1, WAIT)
+    page = _page(browser, service, width)
+    page.goto(service.url + "/devices/treadmill-1/progress")
+    expect(page.locator("#sessions .plan-name", has_text=LONG_PLAN)).to_have_count(1)
+    names = page.evaluate(_PLAN_LINES)
+    assert {"".join(lines) for lines in names} >= {
+        LONG_PLAN,
+        "progression-week-9",
+        "alternate-2-2",
+    }, names
+    for lines in names:
+        for line, after in itertools.pairwise(lines):
+            assert line.endswith("-") and not after[0].isdigit(), (width, lines)
+    if width == 1280:  # the room for a preset's name whole
+        assert all(len(lines) == 1 for lines in names if "".join(lines) != LONG_PLAN), names
+    table = page.evaluate(
+        "() => { const t = document.getElementById('sessions');"
+        " return [t.scrollWidth, t.parentElement.clientWidth]; }"
+    )
+    assert table[0] <= table[1], (width, table)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.locator("#sessions").scroll_into_view_if_needed()
+    page.screenshot(path=_shot(tmp_path, service, f"plan-names-{width}.png"))
+    page.locator("#sessions").screenshot(path=_shot(tmp_path, service, f"sessions-{width}.png"))
     page.context.close()
     for d in devices:
         d.close()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -384,6 +385,25 @@ def month_element(first_day: dt.date) -> Markup:
     )
 
 
+def plan_name_element(name: str) -> Markup:
+    """A plan's name as the sessions tables show it: each hyphen and the number after it
+    kept together (``<span class="nowrap">-9</span>``), so a name wider than its column
+    wraps after a hyphen before a word ("progression-" over "week-9") or not at all. The
+    browser breaks after any hyphen, and at 1024 px the table read "progression-week-" over
+    "9"; the text is the name's own, character for character (copied, it is the plan's id)."""
+    parts = _HYPHEN_NUMBER.split(name)
+    return Markup(
+        "".join(
+            f'<span class="nowrap">{escape(part)}</span>' if n % 2 else str(escape(part))
+            for n, part in enumerate(parts)
+        )
+    )
+
+
+_HYPHEN_NUMBER = re.compile(r"(-\d)")
+"""A hyphen and the digit after it ("week-9", "alternate-2-2"): not a place to wrap."""
+
+
 class Site:
     """The templates and the request checks, bound to one service."""
 
@@ -398,6 +418,7 @@ class Site:
         self.templates.env.filters["when"] = self.time_element
         self.templates.env.filters["week"] = week_element
         self.templates.env.filters["month"] = month_element
+        self.templates.env.filters["plan_name"] = plan_name_element
         # who: the walker its incident names (the page's ``who``, read off the event loop)
         self.templates.env.globals["card_story"] = lambda d, who=None: story.card(
             d, backend.clock(), who
