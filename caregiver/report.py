@@ -311,6 +311,15 @@ def _cell(value: float | None, digits: int = 3) -> str:
     return "" if value is None else f"{value:.{digits}g}"
 
 
+def week_starts_column(zone: str) -> str:
+    """The CSV's column of each week's Monday, naming the zone its weeks are counted in
+    ("week_starts (weeks counted in America/New_York)"): the file carries dates, no
+    times of day, and a session late on a Sunday is in one week or the next by that zone
+    (the treadmill's, :func:`caregiver.walkers.weeks_zone`), which the file did not say.
+    The IANA name, not "EST": the sheet spans summers and winters, and a program reads it."""
+    return f"week_starts (weeks counted in {zone})"
+
+
 RESTART_COLUMN = "sessions_closed_by_restart (monitor stopped before recording the end)"
 """The CSV's column of :attr:`ReportWeek.closed_by_restart`."""
 PLAN_WORDS_COLUMN = "plan_walked (in words)"
@@ -348,7 +357,8 @@ def report_csv(report: Report) -> str:
     is in the header, so no change is read without it. The sessions closed by a restart
     (:attr:`ReportWeek.closed_by_restart`) come after the trends, and the plans walked
     (:attr:`ReportWeek.plans`: in words, then their ids) after it: each came later, and a
-    sheet that reads the columns before them by position still reads them."""
+    sheet that reads the columns before them by position still reads them. The zone the weeks
+    are counted in is in the header of their Mondays' column (:func:`week_starts_column`)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     trend_columns = [
@@ -358,7 +368,7 @@ def report_csv(report: Report) -> str:
     writer.writerow(
         [
             "week",
-            "week_starts",
+            week_starts_column(report.zone),
             "sessions",
             "sessions_done",
             "sessions_prescribed",

@@ -29,6 +29,7 @@ from caregiver.report import (
     make_report,
     report_csv,
     report_for,
+    week_starts_column,
 )
 from caregiver.report_pdf import TABLE_WEEKS, report_pdf
 from caregiver.storage import Incident, Store, WalkSession
@@ -144,7 +145,10 @@ def test_the_csv_says_the_plans_each_week_walked_in_words_and_by_id(caregiver_db
     assert len({two_two, ten, hand}) == 3
     table = report_csv(report)
     header = next(csv.reader(io.StringIO(table)))
-    assert header[:5] == ["week", "week_starts", "sessions", "sessions_done", "sessions_prescribed"]
+    assert header[:5] == [
+        "week", week_starts_column(report.zone), "sessions", "sessions_done",
+        "sessions_prescribed",
+    ]  # fmt: skip
     assert header[-3] == RESTART_COLUMN
     rows = list(csv.DictReader(io.StringIO(table)))
     assert [(r["week"], r[PLAN_WORDS_COLUMN], r[PLAN_ID_COLUMN]) for r in rows] == [
@@ -343,7 +347,9 @@ def test_a_report_across_a_year_s_end_says_each_date_with_its_year(tmp_path: Pat
     )  # fmt: skip
     store.close()
     rows = list(csv.DictReader(io.StringIO(report_csv(report))))
-    assert [(r["week"], r["week_starts"]) for r in rows] == [
+    # each week's Monday in the zone its weeks are counted in, which the column names
+    starts = "week_starts (weeks counted in Europe/Berlin)"
+    assert [(r["week"], r[starts]) for r in rows] == [
         ("2026-W51", "2026-12-14"), ("2026-W52", "2026-12-21"),
         ("2026-W53", "2026-12-28"), ("2027-W01", "2027-01-04"),
     ]  # fmt: skip
@@ -520,7 +526,7 @@ def test_the_cli_writes_both_reports_from_the_services_database(
     assert "fontTools" not in err
     assert f"PDF report of {DEVICE} written to {pdf}" in err
     assert "RetroGuard walking report: Anna" in PdfReader(pdf).pages[0].extract_text()
-    assert table.read_text().splitlines()[0].startswith("week,week_starts,sessions,sessions_done")
+    assert table.read_text().splitlines()[0].startswith("week,week_starts (weeks counted in ")
     assert main(["caregiver", "report", "-c", str(config), "nobody"]) == 2
     assert "no device 'nobody'" in capsys.readouterr().err
     # no file named: the CSV on standard output, every week up to this one (empty ones 0 done)

@@ -116,6 +116,11 @@ def test_a_sunday_late_session_counts_in_the_treadmill_s_week_on_the_dashboard(
         assert status == 200
         rows = [r for r in csv.reader(io.StringIO(text)) if r and r[0].startswith("2026-W")]
         assert [r[0] for r in rows] == ["2026-W07"], rows
+        # and the file says the zone they are counted in, the treadmill's: by the service's
+        # UTC its Sunday 23:30 is a Monday, and the sheet read as that said the other week
+        weeks = {r["week"]: r for r in csv.DictReader(io.StringIO(text))}
+        starts = "week_starts (weeks counted in America/New_York)"
+        assert weeks["2026-W07"][starts] == "2026-02-09", list(weeks["2026-W07"])
 
 
 def test_a_device_that_names_no_zone_is_counted_in_the_service_s_zone(
@@ -156,3 +161,6 @@ def test_a_device_that_names_no_zone_is_counted_in_the_service_s_zone(
         _, _, page = web.request("GET", f"/devices/{DEVICE}/progress")
         # Monday 04:30 in the service's zone
         assert 'Week of <time datetime="2026-02-16" data-format="day">16 Feb</time> (UTC)' in page
+        _, _, text = web.request("GET", f"/devices/{DEVICE}/report.csv")
+        weeks = {r["week"]: r for r in csv.DictReader(io.StringIO(text))}  # named: the service's
+        assert weeks["2026-W08"]["week_starts (weeks counted in UTC)"] == "2026-02-16"
