@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from caregiver.headless import CHROMIUM, launch_chromium
-from tests.caregiver_support import WAIT
+from tests.caregiver_support import PASSWORD, WAIT
 
 if TYPE_CHECKING:
     from caregiver.service import CaregiverService
@@ -55,3 +55,27 @@ def shot(tmp_path: Path, service: CaregiverService, name: str) -> str:
     other's picture, under -n 2 while the other was being looked at."""
     stem, dot, ext = name.rpartition(".")
     return str(_shots(tmp_path) / f"{stem}-{service.store.engine}{dot}{ext}")
+
+
+def logged_in(
+    browser: Any,
+    service: CaregiverService,
+    width: int,
+    user: str = "ann",
+    password: str = PASSWORD,
+    **options: Any,
+) -> Any:
+    """A page of a new browser context ``width`` px wide (``options``: the context's, e.g.
+    ``has_touch``, ``java_script_enabled``), logged in as ``user`` through the login form, on
+    the fleet page it lands on."""
+    from playwright.sync_api import expect
+
+    context = browser.new_context(viewport={"width": width, "height": 800}, **options)
+    context.set_default_timeout(WAIT * 1000)
+    page = context.new_page()
+    page.goto(service.url + "/login")
+    page.fill("#username", user)
+    page.fill("#password", password)
+    page.click("button[type=submit]")
+    expect(page.locator("h1")).to_have_text("Treadmills")
+    return page

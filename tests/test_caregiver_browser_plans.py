@@ -18,7 +18,7 @@ import pytest
 from caregiver.service import CaregiverService
 from core.protocol.messages import PlanStored
 from core.protocol.payloads import reply_payload
-from tests.browser_support import NEEDS_CHROMIUM
+from tests.browser_support import NEEDS_CHROMIUM, logged_in
 from tests.browser_support import shot as _shot
 from tests.caregiver_support import PASSWORD, WAIT, SimDevice, make_config, running_service
 from tools.broker import Mosquitto
@@ -184,16 +184,7 @@ def test_the_physio_chooses_the_walker_whose_plan_is_shown_without_scripts(
         shared_treadmill(service, device, web)
     finally:
         device.close()
-    context = browser.new_context(
-        viewport={"width": width, "height": 900}, java_script_enabled=False
-    )
-    context.set_default_timeout(WAIT * 1000)
-    page = context.new_page()
-    page.goto(service.url + "/login")
-    page.fill("#username", "ann")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator("h1")).to_have_text("Treadmills")
+    page = logged_in(browser, service, width, java_script_enabled=False)
     page.goto(f"{service.url}/devices/{DEVICE}/plan")
     expect(page.locator("#plan-in-force h2")).to_have_text("In force for Bob")
     page.select_option("#walker", "anna")
@@ -219,7 +210,7 @@ def test_the_physio_chooses_the_walker_whose_plan_is_shown_without_scripts(
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     assert page.evaluate(CONTROLS_RIGHT_EDGE) <= width
     page.screenshot(path=_shot(tmp_path, service, f"plan-walker-{width}.png"), full_page=True)
-    context.close()
+    page.context.close()
 
 
 def test_the_plan_and_progress_pages_follow_the_stage_the_treadmill_sends(

@@ -26,11 +26,9 @@ from caregiver.service import CaregiverService
 from core.protocol.messages import SessionRecord
 from firmware.session.plan import alternate_2_2
 from firmware.session.record import session_payload
-from tests.browser_support import NEEDS_CHROMIUM
+from tests.browser_support import NEEDS_CHROMIUM, logged_in
 from tests.browser_support import shot as _shot
 from tests.caregiver_support import (
-    PASSWORD,
-    WAIT,
     make_config,
     running_service,
     session_record,
@@ -87,20 +85,6 @@ def _year() -> list[SessionRecord]:
     return out
 
 
-def _login(browser: Any, service: CaregiverService, width: int) -> Any:
-    from playwright.sync_api import expect
-
-    context = browser.new_context(viewport={"width": width, "height": 800})
-    context.set_default_timeout(WAIT * 1000)
-    page = context.new_page()
-    page.goto(service.url + "/login")
-    page.fill("#username", "ann")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator("h1")).to_have_text("Treadmills")
-    return page
-
-
 def _earlier_month(ago: int) -> tuple[str, int]:
     """The month (``"2026-05"``) of the week ``ago`` weeks back, and how many of the weeks
     before the recent ones have their Monday in it."""
@@ -120,7 +104,7 @@ def test_a_year_s_progress_page_lists_the_last_weeks_and_sums_up_the_rest_by_mon
     assert service.ingestor.handle_batch(summaries)
     recent = [r for r in sessions if r.started_wall >= _monday(RECENT_WEEKS - 1).isoformat()]
 
-    page = _login(browser, service, width)
+    page = logged_in(browser, service, width)
     response = page.goto(service.url + "/devices/treadmill-1/progress")
     assert response is not None and len(response.text()) < SMALL_PAGE
     # the goal, the weeks at goal and the trends still count the whole year

@@ -25,7 +25,7 @@ from caregiver.service import CaregiverService
 from caregiver.storage import Role
 from core.protocol.messages import PlanStored, ProgressionHeld
 from core.protocol.payloads import reply_payload
-from tests.browser_support import NEEDS_CHROMIUM
+from tests.browser_support import NEEDS_CHROMIUM, logged_in
 from tests.browser_support import shot as _shot
 from tests.caregiver_support import (
     PASSWORD,
@@ -51,14 +51,7 @@ def service(mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str) -> Iterator
 def _page(browser: Any, service: CaregiverService, width: int, user: str = "ann") -> Any:
     from playwright.sync_api import expect
 
-    context = browser.new_context(viewport={"width": width, "height": 800}, has_touch=width < 600)
-    context.set_default_timeout(WAIT * 1000)
-    page = context.new_page()
-    page.goto(service.url + "/login")
-    page.fill("#username", user)
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator("h1")).to_have_text("Treadmills")
+    page = logged_in(browser, service, width, user, has_touch=width < 600)
     expect(page.locator("body")).to_have_attribute("data-live", "1")
     return page
 
