@@ -20,7 +20,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from core.progress import days_done, done, week_of
+from core.progress import days_done, done, week_of, week_start
 from core.protocol.messages import SessionRecord
 from core.zones import system_zone
 from firmware.link import messages
@@ -195,6 +195,14 @@ def test_a_courier_restarted_within_a_run_leaves_the_session_under_way(
         conn.close()
 
 
+def _an_hour_ago_in_this_week(now: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
+    """An hour before ``now`` (whole seconds), but not before this week began in ``zone``: a
+    session started an hour before a run in a week's first hour (a CI run at Monday 00:17
+    UTC) is last week's, and this week's progress rightly counted none of it."""
+    monday = dt.datetime.combine(week_start(week_of(now, zone)), dt.time(), zone)
+    return max(now.replace(microsecond=0) - dt.timedelta(hours=1), monday.astimezone(UTC))
+
+
 def test_the_closed_session_is_summarised_and_the_progress_says_so(
     tmp_path: Path, mosquitto: Mosquitto
 ) -> None:
@@ -202,7 +210,7 @@ def test_the_closed_session_is_summarised_and_the_progress_says_so(
     caregiver's adherence reads it), and the retained progress no longer says running."""
     config = make_config(tmp_path, config_for(mosquitto))
     db = Path(config.storage.database)
-    now = dt.datetime.now(UTC).replace(microsecond=0) - dt.timedelta(hours=1)
+    now = _an_hour_ago_in_this_week(dt.datetime.now(UTC), system_zone())
     walked = msgspec.structs.replace(
         session_record(config.device.id, now, backward_min=12, longest_min=10, status="running"),
         ended_wall=None,
@@ -237,11 +245,8 @@ def test_the_closed_session_is_summarised_and_the_progress_says_so(
     assert body["status"] == "completed"
     assert body["interrupted"] is True
     retained = json.loads(progress.payload)
-    # The session started an hour ago: in the week the progress is about, except within the
-    # first hour of a week (a CI run at Monday 00:17 read 0 and failed), when it is last week's
-    # and this week has none done yet.
-    started_this_week = week_of(now, system_zone()) == retained["week"]
-    assert retained["week_done"] == (1 if started_this_week else 0)
+    assert retained["week"] == week_of(now, system_zone())  # the session's week: this one
+    assert retained["week_done"] == 1
     assert retained["session_interrupted"] is True  # Home Assistant's session attribute
 
 
