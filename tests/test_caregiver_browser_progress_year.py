@@ -161,6 +161,10 @@ def test_a_year_s_progress_page_lists_the_last_weeks_and_sums_up_the_rest_by_mon
     page.screenshot(path=_shot(tmp_path, service, f"progress-year-{width}.png"), full_page=True)
 
     # every week and session, one click away
+    expect(page.locator("#all-weeks-link a")).to_have_text(
+        f"All {WEEKS} weeks and {len(sessions)} sessions, one by one"
+    )
+    expect(page.locator("#sessions-cut")).to_have_count(0)
     page.locator("#all-weeks-link a").click()
     expect(page).to_have_url(service.url + "/devices/treadmill-1/progress?walker=default&weeks=all")
     expect(page.locator("#weeks li")).to_have_count(WEEKS)
@@ -180,6 +184,33 @@ def test_a_year_s_progress_page_lists_the_last_weeks_and_sums_up_the_rest_by_mon
         page.click("#report-csv")
     rows = list(csv.DictReader(io.StringIO(Path(csv_download.value.path()).read_text())))
     assert len(rows) == WEEKS
+    page.context.close()
+
+
+def test_past_the_table_s_bound_the_page_says_which_sessions_it_lists(
+    browser: Any, service: CaregiverService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The every-week view lists at most ``TABLE_SESSIONS`` sessions (500: three years at
+    three a week), the newest; its link said "All 53 weeks and 700 sessions, one by one" and
+    the page listed 500 without a word. The bound lowered to 100 for a year's 156 here."""
+    from playwright.sync_api import expect
+
+    monkeypatch.setattr("caregiver.routes.progress.TABLE_SESSIONS", 100)
+    sessions = _year()
+    summaries = [("retroguard/treadmill-1/session", session_payload(r).encode()) for r in sessions]
+    assert service.ingestor.handle_batch(summaries)
+    page = logged_in(browser, service, 1280)
+    page.goto(service.url + "/devices/treadmill-1/progress")
+    expect(page.locator("#all-weeks-link a")).to_have_text(
+        f"All {WEEKS} weeks and the newest 100 of {len(sessions)} sessions, one by one"
+    )
+    page.locator("#all-weeks-link a").click()
+    expect(page.locator("#weeks li")).to_have_count(WEEKS)
+    expect(page.locator("#sessions tbody tr")).to_have_count(100)
+    expect(page.locator("#sessions-cut")).to_have_text(
+        f"The newest 100 are listed one by one; the {len(sessions) - 100} before them count "
+        "in the weeks above and in the CSV and PDF reports."
+    )
     page.context.close()
 
 

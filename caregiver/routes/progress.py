@@ -118,6 +118,7 @@ def routes(site: Site) -> list[BaseRoute]:
         every = request.query_params.get("weeks") == ALL_WEEKS
         short = shorten(view["weeks"], shown.sessions, walks, this_week.week, shown.zone)
         weeks = view["weeks"] if every else short.weeks
+        listed_sessions = shown.sessions if every else short.sessions
         query = {"walker": shown.walker}
 
         def listed(week: str) -> bool:
@@ -128,7 +129,11 @@ def routes(site: Site) -> list[BaseRoute]:
             request,
             "progress.html",
             device=shown.device,
-            sessions=(shown.sessions if every else short.sessions)[:TABLE_SESSIONS],
+            sessions=listed_sessions[:TABLE_SESSIONS],
+            # past the table's bound: counted in the weeks, the months and the reports only
+            sessions_unlisted=max(0, len(listed_sessions) - TABLE_SESSIONS),
+            sessions_total=len(shown.sessions),
+            table_sessions=TABLE_SESSIONS,
             every_week=every,
             recent_weeks=RECENT_WEEKS,
             months=[] if every else short.months,
