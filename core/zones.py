@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 __all__ = [
     "LOCALTIME",
+    "UTC_KEYS",
     "named_zone",
     "system_zone",
     "utc_offset_said",
@@ -79,9 +80,21 @@ def named_zone(name: str) -> dt.tzinfo:
         ) from None
 
 
+UTC_KEYS = frozenset(
+    {"UTC", "Etc/UTC", "Etc/UCT", "Etc/Universal", "Etc/Zulu", "UCT", "Universal", "Zulu"}
+)
+"""The tz database's names of UTC itself (its ``backward`` file links them to ``Etc/UTC``)."""
+
+
 def zone_name(zone: dt.tzinfo) -> str:
-    """How a person knows the zone: its IANA key ("Europe/Berlin"), else its name now."""
+    """How a person and a program know the zone: its IANA key ("Europe/Berlin"), else its
+    name now. UTC under any of its names (:data:`UTC_KEYS`) is "UTC", as every page names it
+    (:func:`zone_said`) and an IANA key as well: Debian's /etc/localtime links to
+    ``Etc/UTC``, and the CSV report written on such a machine said "weeks counted in
+    Etc/UTC" where the progress page said "UTC"."""
     key = getattr(zone, "key", None)
+    if key in UTC_KEYS:
+        return "UTC"
     if isinstance(key, str) and key != "localtime":
         return key
     return zone_said(zone, dt.datetime.now(dt.UTC))

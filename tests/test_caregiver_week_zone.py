@@ -10,6 +10,7 @@ Real Mosquitto, the firmware's own progress message and the progression's own ru
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -17,6 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import msgspec
+import pytest
 
 from core.plan_presets import PRESETS
 from core.progression import StageSession, completed_in
@@ -24,6 +26,7 @@ from core.protocol.messages import SessionRecord
 from core.protocol.payloads import encode
 from core.protocol.plan import Stage
 from firmware.mqtt.status import progress_message
+from launcher.cli import main
 from tests.caregiver_support import (
     WAIT,
     FakeClock,
@@ -164,3 +167,42 @@ def test_a_device_that_names_no_zone_is_counted_in_the_service_s_zone(
         _, _, text = web.request("GET", f"/devices/{DEVICE}/report.csv")
         weeks = {r["week"]: r for r in csv.DictReader(io.StringIO(text))}  # named: the service's
         assert weeks["2026-W08"]["week_starts (weeks counted in UTC)"] == "2026-02-16"
+
+
+def test_on_a_utc_machine_the_csv_names_the_zone_as_the_pages_do(
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The machine's zone is ``Etc/UTC`` (Debian's /etc/localtime), ``[server] timezone`` is
+    unset and the treadmill names no zone: the progress page says the weeks' zone "UTC", and
+    so does the CSV's header, from the dashboard and from ``retroguard caregiver report``.
+    Before, the header said "Etc/UTC", the tz database's name of the same zone, which no
+    page says. "UTC" is an IANA name too: a program reads the header back as a zone."""
+    monkeypatch.setenv("TZ", "Etc/UTC")  # as /etc/localtime -> zoneinfo/Etc/UTC reads
+    record = walked(
+        session_record(DEVICE, _at(12, 18).astimezone(dt.UTC), backward_min=14, longest_min=2),
+        PLAN,
+    )
+    config = make_config(mosquitto, tmp_path)
+    config = dataclasses.replace(config, server=dataclasses.replace(config.server, timezone=""))
+    starts = "week_starts (weeks counted in UTC)"
+    with running_service(config, background=False, clock=FakeClock(_at(12, 19).timestamp())) as cg:
+        device = SimDevice(mosquitto, DEVICE)
+        try:
+            device.session(record)
+            assert cg.ingestor.wait_for(lambda: cg.ingestor.sessions_stored >= 1, WAIT)
+        finally:
+            device.close()
+        web = Http(cg.port)
+        assert web.login() == 303
+        _, _, page = web.request("GET", f"/devices/{DEVICE}/progress")
+        assert 'data-format="day">9 Feb</time> (UTC)' in page
+        _, _, text = web.request("GET", f"/devices/{DEVICE}/report.csv")
+        assert next(csv.reader(io.StringIO(text)))[1] == starts
+    toml = tmp_path / "caregiver.toml"
+    toml.write_text(f'[server]\ndatabase = "{config.server.database}"\n')
+    capsys.readouterr()
+    assert main(["caregiver", "report", "-c", str(toml), DEVICE]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split(",")[1] == starts

@@ -71,6 +71,8 @@ def test_the_system_zone_is_tz_else_what_etc_localtime_names_or_holds(
     assert dt.datetime(2025, 1, 1, 12, tzinfo=zone).utcoffset() == dt.timedelta(hours=1)
     assert system_zone(tmp_path / "none") is dt.UTC
     assert zone_name(named_zone("Asia/Tokyo")) == "Asia/Tokyo"
+    # UTC under the name Debian's /etc/localtime links to is named as the pages name it
+    assert zone_name(ZoneInfo("Etc/UTC")) == zone_name(ZoneInfo("Zulu")) == "UTC"
     with pytest.raises(ValueError, match="unknown time zone 'Mars/Olympus'"):
         named_zone("Mars/Olympus")
 
