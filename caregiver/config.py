@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import ConfigError
+from core.protocol.ids import NAME_RULE, is_topic_name
 from core.protocol.messages import RECEIPT_BY_MAX
 from core.protocol.topics import share_group_problem, text_problem, topic_level_problem
 from core.writable import written_path_problem
@@ -294,6 +295,26 @@ def _name_problem(value: Any) -> str | None:
     return text_problem(value)
 
 
+def identity_problem(mqtt: CaregiverMqttConfig) -> str | None:
+    """Why the service's name on the broker (:attr:`CaregiverMqttConfig.identity`) cannot
+    name its own topics, as ``key: what is wrong``, or None. The name is, as it is, one level of
+    its database health topic (``<prefix>/caregiver/health/<name>``) and of its Home Assistant
+    discovery topic, the two topics the documented ACL lets only the account of that name
+    write (``%u``). Before, a name with other characters went into them with each one
+    changed to ``_``: the broker refused the health of every such instance, and nothing but
+    the broker's log said so. The device id rule (:func:`core.protocol.ids.is_topic_name`),
+    as a treadmill's account is its device id."""
+    if is_topic_name(mqtt.identity):
+        return None
+    key = "mqtt.username" if mqtt.username else "mqtt.client_id"
+    return (
+        f"{key}: {mqtt.identity!r} cannot name this service's topics: use {NAME_RULE}. It is "
+        "one level of its health topic (<prefix>/caregiver/health/<name>) and of its Home "
+        "Assistant discovery topic, which the broker's ACL lets only the account of that name "
+        "write"
+    )
+
+
 def _port(value: Any) -> str | None:
     return None if 0 <= value <= 65535 else "must be a TCP port (0-65535)"
 
@@ -347,6 +368,8 @@ def parse_config(data: Mapping[str, Any], source: str = "<config>") -> Caregiver
                     "that reordering the list does not page someone else)"
                 )
         problems.extend(password_without_user(config.mqtt))
+        if (problem := identity_problem(config.mqtt)) is not None:
+            problems.append(problem)
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
     assert isinstance(config, CaregiverConfig)

@@ -29,7 +29,6 @@ from core.protocol.topics import (
     caregiver_health_topic,
     caregiver_status_topic,
     discovery_topic,
-    instance_level,
 )
 
 DEVICE_NAME = "RetroGuard caregiver service"
@@ -43,10 +42,11 @@ def _jinja(value: object) -> str:
 
 
 def discovery_object_id(mqtt: CaregiverMqttConfig) -> str:
-    """The discovery topic's object id: ``caregiver-<instance>``. No treadmill can have it:
+    """The discovery topic's object id: ``caregiver-<instance>``, the instance's name as the
+    ACL's ``homeassistant/device/caregiver-%u/config`` names it. No treadmill can have it:
     a device id beginning ``caregiver-`` is refused (:func:`core.protocol.ids.check_device_id`),
     so this never overwrites a treadmill's discovery message."""
-    return f"caregiver-{instance_level(mqtt.identity)}"
+    return f"caregiver-{mqtt.identity}"
 
 
 def health_discovery_topic(mqtt: CaregiverMqttConfig) -> str:
@@ -88,9 +88,8 @@ def health_discovery_payload(
     """The retained discovery message of this instance's device and its Database sensor.
     ``several``: instances share the devices (``shared_group``): each device is named after
     its instance, or Home Assistant would list several alike."""
-    level = instance_level(mqtt.identity)
-    uid = f"retroguard-caregiver-{level}"  # a treadmill's are retroguard_<id>: never this
-    health = caregiver_health_topic(mqtt.topic_prefix, level)
+    uid = f"retroguard-caregiver-{mqtt.identity}"  # a treadmill's are retroguard_<id>: never this
+    health = caregiver_health_topic(mqtt.topic_prefix, mqtt.identity)
     device: dict[str, Any] = {
         "ids": [uid],
         "name": f"{DEVICE_NAME} ({mqtt.identity})" if several else DEVICE_NAME,

@@ -34,7 +34,7 @@ from caregiver.storage import SideFault
 from core.protocol.discovery import REMOVE_PAYLOAD
 from core.protocol.messages import SCHEMA_VERSION, CaregiverHealthMessage
 from core.protocol.payloads import encode, wall_now
-from core.protocol.topics import caregiver_health_topic, instance_level
+from core.protocol.topics import caregiver_health_topic
 
 HEALTH_EVERY_S = 5.0
 """A change goes out at most this often (the presence's own limit: caregiver.ingest
@@ -78,9 +78,7 @@ class HealthTopic:
         self._now = now
         self._dashboard_url = dashboard_url
         self._several = several
-        self.topic = caregiver_health_topic(
-            mqtt_config.topic_prefix, instance_level(mqtt_config.identity)
-        )
+        self.topic = caregiver_health_topic(mqtt_config.topic_prefix, mqtt_config.identity)
         self._lock = threading.Lock()
         self._said: CaregiverHealthMessage | None = None
         """What the last message said, unstamped (None: nothing since subscribing)."""

@@ -72,6 +72,24 @@ def _broker_problem(config: CaregiverConfig) -> str | None:
     return None
 
 
+def _discovery_ignored(config: CaregiverConfig) -> str | None:
+    """Home Assistant would ignore the service's discovery (its id is ``caregiver-<name>``):
+    a ``.`` in the name, which its topics and the ACL take (as a treadmill's id, whose check
+    says the same: :mod:`firmware.preflight`)."""
+    from caregiver.health_discovery import discovery_object_id
+    from core.protocol.ids import discovery_id_problem
+
+    mqtt = config.mqtt
+    ignored = discovery_id_problem(discovery_object_id(mqtt)) if mqtt.discovery else None
+    if ignored is None:
+        return None
+    key = "mqtt.username" if mqtt.username else "mqtt.client_id"
+    return (
+        f"{key}: {ignored}: the service's Database sensor would not appear there; name it "
+        "with those only, or set mqtt.discovery = false"
+    )
+
+
 def preflight(config: CaregiverConfig, source: str) -> Checked:
     """``config`` (as :func:`caregiver.config.load_config` read it from ``source``) checked
     for what the service's start needs before it opens the database or the broker; raises
@@ -92,4 +110,6 @@ def preflight(config: CaregiverConfig, source: str) -> Checked:
         warnings.append(NO_CONTACTS_WARNING)
     if config.mqtt.shared_group and engine_of(config.server.database) == "sqlite":
         warnings.append(SHARED_GROUP_ON_SQLITE_WARNING)
+    if (ignored := _discovery_ignored(config)) is not None:
+        warnings.append(ignored)
     return Checked(config, tuple(f"{source}: {w}" for w in warnings))

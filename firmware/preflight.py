@@ -16,13 +16,13 @@ storage fault and refuse to arm; spoken prompts without espeak-ng).
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.cliargs import unreachable
 from core.errors import ConfigError
 from core.mounting import Mounting, up_vector
+from core.protocol.ids import discovery_id_problem
 from core.protocol.topics import text_problem, topic_level_problem
 from core.writable import written_path_problem
 from firmware.config import Config
@@ -186,11 +186,10 @@ def _mqtt(config: Config, result: Preflight) -> None:
     for key, value in (("mqtt.client_id", mq.client_id), ("mqtt.username", mq.username)):
         if (problem := text_problem(value)) is not None:
             result.problems.append(f"{key}: {problem}")
-    if mq.discovery and not re.fullmatch(r"[a-zA-Z0-9_-]+", config.device.id):
+    if mq.discovery and (ignored := discovery_id_problem(config.device.id)) is not None:
         result.warnings.append(
-            f"device.id: Home Assistant ignores a discovery topic whose id has characters other "
-            f"than A-Z a-z 0-9 _ - ({config.device.id!r}): rename the device to appear there, or "
-            "set mqtt.discovery = false"
+            f"device.id: {ignored}: rename the device to appear there, or set "
+            "mqtt.discovery = false"
         )
     from core.mqttlink import MqttSetupError, make_client
 

@@ -98,6 +98,19 @@ BAD = [
         id="client id longer than a receipt's",
     ),
     pytest.param(
+        {"mqtt": 'username = "care giver"'},
+        "{c}: mqtt.username: 'care giver' cannot name this service's topics: use 1-64 letters, "
+        "digits, '_', '.' or '-' (no '/', '+', '#' or spaces; not '.' or '..' alone). It is one "
+        "level of its health topic (<prefix>/caregiver/health/<name>) and of its Home Assistant "
+        "discovery topic, which the broker's ACL lets only the account of that name write",
+        id="account name no topic level can carry",
+    ),
+    pytest.param(
+        {"mqtt": 'client_id = "retroguard/caregiver"'},
+        "{c}: mqtt.client_id: 'retroguard/caregiver' cannot name this service's topics: use ",
+        id="client id, the name without an account, no topic level can carry",
+    ),
+    pytest.param(
         {"mqtt": 'password_file = "pw"'},
         "{c}: mqtt.password_file: set, but mqtt.username is empty: a password is sent only "
         "with a user name, so it would be ignored (set mqtt.username, or remove "
@@ -280,14 +293,18 @@ def test_the_check_prints_the_warnings_the_start_logs(
     capsys: pytest.CaptureFixture[str],
     reached: list[CaregiverConfig],
 ) -> None:
-    """No contacts (nobody is paged) and a shared group on a SQLite database: the start goes
-    on and logs each; the check passes and prints the same words."""
+    """No contacts (nobody is paged), a shared group on a SQLite database and an account whose
+    ``.`` Home Assistant's discovery ignores (its topics and the ACL take it, as a device id's):
+    the start goes on and logs each; the check passes and prints the same words."""
     config = tmp_path / "caregiver.toml"
-    _write(config, {"mqtt": 'shared_group = "clinic"'}, free_port())
+    _write(config, {"mqtt": 'shared_group = "clinic"\nusername = "caregiver.b"'}, free_port())
     warnings = [
         f"{config}: no [[contacts]] configured: alerts are shown on the dashboard only",
         f"{config}: [mqtt] shared_group is set but the database is a SQLite file: the instances "
         "of a group need one postgresql:// database to share (docs/provider.md)",
+        f"{config}: mqtt.username: Home Assistant ignores a discovery topic whose id has "
+        "characters other than A-Z a-z 0-9 _ - ('caregiver-caregiver.b'): the service's Database "
+        "sensor would not appear there; name it with those only, or set mqtt.discovery = false",
     ]
     capsys.readouterr()
     assert main(["caregiver", "config", "--check", str(config)]) == 0

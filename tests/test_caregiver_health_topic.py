@@ -29,7 +29,7 @@ from caregiver.service import CaregiverService
 from caregiver.storage import Part, SideFault
 from core.protocol.messages import CaregiverHealthMessage, CaregiverPresence
 from core.protocol.payloads import caregiver_status_payload, decode_as
-from core.protocol.topics import caregiver_health_topic, caregiver_status_topic, instance_level
+from core.protocol.topics import caregiver_health_topic, caregiver_status_topic
 from tests.caregiver_support import SimDevice, make_config, running_service, session_record
 from tests.ha_discovery import HomeAssistant
 from tests.mqtt_helpers import Subscriber, subscriber, validate
@@ -53,7 +53,7 @@ def _said_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _topic(config: CaregiverConfig) -> str:
-    return caregiver_health_topic("retroguard", instance_level(config.mqtt.identity))
+    return caregiver_health_topic("retroguard", config.mqtt.identity)
 
 
 def _health(sub: Subscriber) -> list[CaregiverHealthMessage]:

@@ -298,6 +298,35 @@ def test_acl_lets_the_caregiver_say_its_own_database_health_to_home_assistant_on
             carer.close()
 
 
+def test_an_instance_whose_account_has_a_dot_says_its_health_through_the_acl(
+    tmp_path: Path,
+) -> None:
+    """A caregiver service instance's account may have a ``.``, as a device id may: its health
+    topic carries the name as it is, which the ACL's ``pattern write
+    retroguard/caregiver/health/%u`` matches, and Home Assistant reads it. Before, the ``.``
+    went into the topic as ``_`` (``caregiver_b``): the broker refused every health message
+    of the instance, and only its log said so."""
+    caregiver_lines = ACL.split("\nuser caregiver\n", 1)[1].split("\n\n", 1)[0]
+    acl = f"{ACL}\nuser caregiver.b\n{caregiver_lines}\n"  # docs/provider.md's instance block
+    broker = Mosquitto(users={"caregiver.b": "b-pw", "homeassistant": "ha-pw"}, acl=acl).start()
+    try:
+        config = caregiver_config(broker, tmp_path)
+        config = dataclasses.replace(
+            config,
+            mqtt=dataclasses.replace(config.mqtt, username="caregiver.b", password="b-pw"),
+        )
+        with subscriber(
+            broker, ["retroguard/caregiver/health/+"], username="homeassistant", password="ha-pw"
+        ) as ha:
+            with running_service(config, web=False):
+                assert ha.wait(lambda: len(ha.messages) >= 1)
+            said = json.loads(ha.messages[0].payload)
+            topic = "retroguard/caregiver/health/caregiver.b"
+            assert (ha.messages[0].topic, said["by"]) == (topic, "caregiver.b")
+    finally:
+        broker.cleanup()
+
+
 def test_acl_lets_a_device_publish_each_walker_s_stage_for_the_caregiver_only(
     secured: Mosquitto,
 ) -> None:

@@ -14,6 +14,10 @@ DEVICE_ID_PATTERN = r"^(?!\.\.?$)[A-Za-z0-9_.-]{1,64}$(?!\n)"
 EVENT_ID_BODY = r"[0-9a-f]{32}"
 EVENT_ID_PATTERN = rf"^{EVENT_ID_BODY}$(?!\n)"
 REQUEST_ID_PATTERN = r"^[\x21-\x7e]{1,64}$(?!\n)"
+DISCOVERY_ID_PATTERN = r"^[A-Za-z0-9_-]+$(?!\n)"
+"""Home Assistant's rule for the id in a discovery topic (``<prefix>/device/<id>/config``:
+core mqtt/discovery.py, ``TOPIC_MATCHER``, modelled in tests/ha_discovery.py): a topic whose id
+has any other character, a ``.`` included, is ignored, so what it announces never appears."""
 r"""Each ends ``$(?!\n)``: Python's ``$`` also matches before a final newline, so
 ``"<32 hex digits>\n"`` passed as an event id, ``"r1\n"`` as a request id (which the
 documented schemas refuse) and ``"tm1\n"`` as a device id (a topic level with a newline);
@@ -48,13 +52,42 @@ def is_account_name(value: str) -> bool:
 _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 _EVENT_ID = re.compile(EVENT_ID_PATTERN)
 _REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+_DISCOVERY_ID = re.compile(DISCOVERY_ID_PATTERN)
+
+
+NAME_RULE = (
+    "1-64 letters, digits, '_', '.' or '-' (no '/', '+', '#' or spaces; not '.' or '..' alone)"
+)
+"""What a name that becomes one topic level may hold, in words (:data:`DEVICE_ID_PATTERN`)."""
+
+
+def is_topic_name(value: object) -> bool:
+    """Whether ``value`` can name a broker account whose topics carry it as one level, as it
+    is: a device id, a caregiver service instance's account (:data:`DEVICE_ID_PATTERN`). The
+    documented ACL writes these topics as patterns on the account's name (``%u``), so a name
+    changed on its way into a topic is refused by the broker."""
+    return isinstance(value, str) and _DEVICE_ID.match(value) is not None
 
 
 def is_device_id(value: object) -> bool:
+    return is_topic_name(value) and not is_account_name(str(value))
+
+
+def is_discovery_id(value: str) -> bool:
+    """Whether Home Assistant takes a discovery topic with ``value`` as its id
+    (:data:`DISCOVERY_ID_PATTERN`)."""
+    return _DISCOVERY_ID.match(value) is not None
+
+
+def discovery_id_problem(value: str) -> str | None:
+    """Why Home Assistant would ignore a discovery topic with ``value`` as its id, or None:
+    the same words for a treadmill's id (the monitor's preflight) and a caregiver service
+    instance's name (the service's), each followed by what to do."""
+    if is_discovery_id(value):
+        return None
     return (
-        isinstance(value, str)
-        and _DEVICE_ID.match(value) is not None
-        and not is_account_name(value)
+        "Home Assistant ignores a discovery topic whose id has characters other than "
+        f"A-Z a-z 0-9 _ - ({value!r})"
     )
 
 
@@ -78,8 +111,5 @@ def check_device_id(device_id: str) -> str:
             "events; choose another id"
         )
     if not is_device_id(device_id):
-        raise ValueError(
-            f"device id {device_id!r} cannot be used in MQTT topics: use 1-64 letters, digits, "
-            "'_', '.' or '-' (no '/', '+', '#' or spaces; not '.' or '..' alone)"
-        )
+        raise ValueError(f"device id {device_id!r} cannot be used in MQTT topics: use {NAME_RULE}")
     return device_id

@@ -10,7 +10,6 @@ a topic carries, or that it is none of ours.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -178,15 +177,11 @@ def caregiver_health_topic(prefix: str, instance: str) -> str:
     """``<prefix>/caregiver/health/<instance>``: one caregiver service instance's retained
     database health (:class:`core.protocol.messages.CaregiverHealthMessage`). One topic an
     instance: instances sharing the devices (docs/provider.md) each say their own, where one
-    topic would say whichever spoke last. ``instance``: :func:`instance_level` of its name."""
+    topic would say whichever spoke last. ``instance``: its name on the broker (its account,
+    else its client id) as it is, which the documented ACL's pattern on the account's name
+    must match (the service's config refuses a name that cannot be one level:
+    :func:`caregiver.config.identity_problem`)."""
     return f"{prefix}/{CAREGIVER_LEVEL}/health/{instance}"
-
-
-def instance_level(name: str) -> str:
-    """A caregiver service instance's name (its account, else its client id) as one topic
-    level and a Home Assistant discovery id: ``[A-Za-z0-9_-]``, anything else ``_`` (the
-    documented accounts, ``caregiver``, ``caregiver-a``, are kept as they are)."""
-    return re.sub(r"[^A-Za-z0-9_-]", "_", name) or "_"
 
 
 def all_devices(prefix: str, kind: TopicKind) -> str:
