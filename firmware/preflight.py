@@ -186,6 +186,14 @@ def _mqtt(config: Config, result: Preflight) -> None:
     for key, value in (("mqtt.client_id", mq.client_id), ("mqtt.username", mq.username)):
         if (problem := text_problem(value)) is not None:
             result.problems.append(f"{key}: {problem}")
+    if mq.username and mq.username != config.device.id:
+        result.warnings.append(
+            f"mqtt.username: {mq.username!r} is not the device id ({config.device.id!r}): the "
+            "documented broker's ACL lets a device's account write only the topics named after "
+            f"it ({mq.topic_prefix}/<account>/..., docs/mqtt.md), so it would refuse every "
+            "message of this device (kept in the outbox, sent again); log in with an account "
+            "named as the device"
+        )
     if mq.discovery and (ignored := discovery_id_problem(config.device.id)) is not None:
         result.warnings.append(
             f"device.id: {ignored}: rename the device to appear there, or set "

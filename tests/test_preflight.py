@@ -261,6 +261,22 @@ def test_a_device_id_home_assistant_cannot_discover_is_a_warning_not_a_refusal(
     assert not [w for w in preflight(plain).warnings if "device.id:" in w]
 
 
+def test_an_account_not_named_as_the_device_is_a_warning(tmp_path: Path) -> None:
+    """The documented ACL grants a device's account ``retroguard/%u/...``: logged in as
+    another name, the device's every message is refused by the broker (kept and sent again),
+    which only the monitor's log said, once it ran. The check and the start say it first."""
+    other = load_config(
+        write(tmp_path, '[device]\nid = "tm1"\n[mqtt]\nhost = "127.0.0.1"\nusername = "tm2"\n')
+    )
+    (warning,) = [w for w in preflight(other).warnings if "mqtt.username:" in w]
+    assert "'tm2' is not the device id ('tm1')" in warning and "retroguard/<account>/" in warning
+    assert not preflight(other).problems
+    named = dataclasses.replace(other, mqtt=dataclasses.replace(other.mqtt, username="tm1"))
+    anonymous = dataclasses.replace(other, mqtt=dataclasses.replace(other.mqtt, username=""))
+    for config in (named, anonymous):
+        assert not [w for w in preflight(config).warnings if "mqtt.username:" in w]
+
+
 WRITTEN_IN_SYSTEM_FOLDERS = {
     "an event store in /etc": (
         '[storage]\ndatabase = "/etc/retroguard/events.db"\n',
