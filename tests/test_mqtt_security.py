@@ -327,6 +327,27 @@ def test_an_instance_whose_account_has_a_dot_says_its_health_through_the_acl(
         broker.cleanup()
 
 
+def test_acl_lets_neither_home_assistant_nor_the_watch_announce_a_device_of_its_own(
+    secured: Mosquitto,
+) -> None:
+    """The health and discovery patterns (``%u``) apply to every account: the watch's, which
+    writes nothing, and Home Assistant's, which writes its status and buttons only, could each
+    announce to Home Assistant a "RetroGuard caregiver service" of its own name with a Database
+    sensor whose state it writes (and, the older pattern, any device at all). Their blocks
+    deny them; what Home Assistant reads of them is the other test's."""
+    for user, password in (("caregiver-watch", "watch-pw"), ("homeassistant", "ha-pw")):
+        client = RawClient(secured, user, password)
+        try:
+            for topic in (
+                f"retroguard/caregiver/health/{user}",
+                f"homeassistant/device/caregiver-{user}/config",
+                f"homeassistant/device/{user}/config",
+            ):
+                assert client.publish(topic, "forged").is_failure, (user, topic)
+        finally:
+            client.close()
+
+
 def test_acl_lets_a_device_publish_each_walker_s_stage_for_the_caregiver_only(
     secured: Mosquitto,
 ) -> None:
