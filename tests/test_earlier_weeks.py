@@ -1,16 +1,19 @@
 """The progress page's recent weeks and earlier months (caregiver.earlier_weeks), as pure
 functions over stored rows: which weeks are listed in full, which month a week counts in, and
-a month in the week's words."""
+a month in the week's words; and the page that says them, on a running service."""
 
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from caregiver.earlier_weeks import RECENT_WEEKS, by_month, shorten
 from caregiver.progress import parse_summary
 from caregiver.storage import WalkSession
 from core.progress import WeekProgress, every_week, week_of, weekly_progress
-from tests.caregiver_support import received, session_record
+from firmware.session.record import session_payload
+from tests.caregiver_support import Http, make_config, received, running_service, session_record
+from tools.broker import Mosquitto
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 12, 2, 12, tzinfo=UTC)
@@ -70,3 +73,34 @@ def test_a_week_from_one_month_into_the_next_counts_in_its_monday_s_month() -> N
     [month] = by_month(weekly_progress(rows, UTC), rows, {}, UTC)
     assert month.first_day == dt.date(2026, 8, 1)
     assert month.words()[2] == "1 week at goal"
+
+
+def test_a_walker_with_no_session_in_the_last_12_weeks_is_not_said_to_have_none(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """A walker back after a break longer than the listed weeks (a hospital stay): their page
+    lists no session of the last 12 weeks, and sums up the earlier ones by month. It said
+    "no sessions yet" at its top and "No guided session recorded yet" under the sessions'
+    heading, above a year of months: the check was of the sessions listed, not of the
+    walker's."""
+    config = make_config(mosquitto, tmp_path)
+    with running_service(config, background=False) as service:
+        now = dt.datetime.fromtimestamp(service.clock(), UTC)
+        for days in (150, 152, 154):  # some 22 weeks ago
+            record = session_record(
+                "tm-1", now - dt.timedelta(days=days), backward_min=12, longest_min=10
+            )
+            row, problem = parse_summary(received(record), "tm-1")
+            assert row is not None, problem
+            service.store.record_walk_session(row, session_payload(record), service.clock())
+        web = Http(service.port)
+        assert web.login() == 303
+        status, _, page = web.request("GET", "/devices/tm-1/progress")
+        assert status == 200
+        assert 'id="months"' in page and 'id="earlier-sessions"' in page  # summed up by month
+        assert "3 earlier sessions" in page
+        assert "no sessions yet" not in page and 'id="walker-no-sessions"' not in page
+        assert "No guided session recorded yet" not in page
+        assert f"No session in the last {RECENT_WEEKS} weeks." in page
+        status, _, page = web.request("GET", "/devices/tm-1/progress?weeks=all")
+        assert status == 200 and page.count("<tr data-session=") == 3
