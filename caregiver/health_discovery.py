@@ -14,7 +14,9 @@ damaged``: :data:`core.protocol.messages.DatabaseStatus`), its attributes say wh
 parts in words. It is available while *this* instance's presence says ``online``: the
 presence topic is every instance's, so an instance's sensor follows only the presences that
 name it (``by``), and its Last Will greys the sensor out rather than leaving the last health
-it said standing for a service that is gone.
+it said standing for a service that is gone. A Home Assistant that starts reads only the last
+instance's retained presence: each instance says its own again when Home Assistant announces
+itself (:meth:`caregiver.ingest.Ingestor._home_assistant_heard`).
 """
 
 from __future__ import annotations

@@ -121,6 +121,7 @@ from core.protocol.topics import (
     Topics,
     all_devices,
     caregiver_status_topic,
+    ha_status_topic,
     parse_topic,
     shared,
 )
@@ -306,6 +307,12 @@ class Ingestor:
         """The presence subscription's SUBACK is answered apart from the device streams'."""
         """Where the service says it is there (retained ``online``) or not (``offline``: a clean
         stop, or its Last Will)."""
+        self.home_assistant_status: str | None = (
+            ha_status_topic(config.mqtt.discovery_prefix) if config.mqtt.discovery else None
+        )
+        """Home Assistant's birth message (``online`` when it starts): the presence is said
+        again then (:meth:`_home_assistant_heard`). None: the service announces nothing to it."""
+        self._birth_mid: int | None = None
         self.subscriptions = [
             *subscriptions(self.prefix, config.mqtt.shared_group),
             progress_subscription(self.prefix),
@@ -1113,6 +1120,8 @@ class Ingestor:
         # Apart from the device streams: a broker whose ACL predates it refuses only this one,
         # and the service still receives every alert (it is said, not shown as an outage).
         _, self._presence_mid = client.subscribe(self.presence_topic, 1)
+        if self.home_assistant_status is not None:  # apart too: refused, only this is missing
+            _, self._birth_mid = client.subscribe(self.home_assistant_status, 1)
 
     def _presence_heard(self, client: mqtt.Client, message: mqtt.MQTTMessage) -> None:
         """Another instance said ``offline`` on the one presence topic (its clean stop, or its
@@ -1127,6 +1136,19 @@ class Ingestor:
             return  # an empty retained message (cleared) or not ours: nothing to answer
         mine = said.by == self.config.mqtt.identity
         if said.state == CaregiverPresence.OFFLINE and not mine and self.connected.is_set():
+            self._say_online(client)
+
+    def _home_assistant_heard(self, client: mqtt.Client, message: mqtt.MQTTMessage) -> None:
+        """Home Assistant (re)started (its birth message, ``online``): this instance says its
+        presence again. Instances sharing the devices share the one retained presence, and a
+        Home Assistant that starts reads only the last one's: every other instance's Database
+        sensor (:mod:`caregiver.health_discovery`, available while the presence names its
+        instance) stayed unavailable until that instance next said its presence, for days,
+        and a part of its database failing meanwhile was never shown. A treadmill announces
+        its discovery again then, for the same reason. Paho's thread; acknowledged here, as
+        nothing is stored."""
+        client.ack(message.mid, message.qos)
+        if bytes(message.payload).strip() == b"online" and self.connected.is_set():
             self._say_online(client)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
@@ -1159,6 +1181,15 @@ class Ingestor:
                     "the broker refused the subscription to %s (check its ACL): another "
                     "instance's crash may read as this service offline on the treadmills",
                     self.presence_topic,
+                )
+            return
+        if mid == self._birth_mid:
+            if any(rc.is_failure for rc in reason_codes):
+                log.warning(
+                    "the broker refused the subscription to %s (check its ACL): after a Home "
+                    "Assistant restart this instance's Database sensor may show unavailable "
+                    "until it next says its presence",
+                    self.home_assistant_status,
                 )
             return
         refused = [
@@ -1205,6 +1236,9 @@ class Ingestor:
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         if message.topic == self.presence_topic:
             self._presence_heard(client, message)
+            return
+        if message.topic == self.home_assistant_status:
+            self._home_assistant_heard(client, message)
             return
         with self._queued:  # the ingest thread stores it (paho's thread goes on reading)
             self._queue.append(message)

@@ -27,7 +27,11 @@ from caregiver.config import CaregiverConfig
 from caregiver.health_topic import HealthTopic, health_message
 from caregiver.service import CaregiverService
 from caregiver.storage import Part, SideFault
-from core.protocol.messages import CaregiverHealthMessage, CaregiverPresence
+from core.protocol.messages import (
+    CaregiverHealthMessage,
+    CaregiverPresence,
+    CaregiverStatusMessage,
+)
 from core.protocol.payloads import caregiver_status_payload, decode_as
 from core.protocol.topics import caregiver_health_topic, caregiver_status_topic
 from tests.caregiver_support import SimDevice, make_config, running_service, session_record
@@ -207,6 +211,39 @@ def test_the_sensor_is_unavailable_once_its_instance_is_gone_whoever_else_is_onl
         assert ha.is_available(DATABASE)
     finally:
         service.stop()
+
+
+def test_each_instance_s_sensor_is_available_again_once_home_assistant_announces_itself(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Instances sharing the devices share the one retained presence: a Home Assistant that
+    starts reads only the last instance's, and every other instance's Database sensor stayed
+    unavailable until that instance next said its presence (a storing fault; not a part
+    failing: ``degraded`` was never shown), for days. Each instance says it again when Home
+    Assistant announces itself (``homeassistant/status`` ``online``), as a treadmill
+    announces its discovery again then."""
+    config = make_config(mosquitto, tmp_path)
+    presence = caregiver_status_topic("retroguard")
+    with running_service(config, web=False) as running:
+        mine = running.config.mqtt.identity
+        with subscriber(mosquitto, [_topic(config)]) as health:
+            assert health.wait(lambda: _status(health) == "ok")
+        # another instance said its presence after this one: the retained one is its
+        other = caregiver_status_payload(CaregiverPresence.ONLINE, "caregiver-b")
+        with subscriber(mosquitto, [presence]) as sub:
+            sub.client.publish(presence, other, qos=1, retain=True)
+            assert sub.wait(lambda: any(b"caregiver-b" in m.payload for m in sub.messages))
+        assert not _home_assistant(mosquitto).is_available(DATABASE)  # Home Assistant starts
+        with subscriber(mosquitto, [presence]) as sub:
+            sub.client.publish("homeassistant/status", "online", qos=1)  # its birth message
+            assert sub.wait(
+                lambda: any(
+                    decode_as(CaregiverStatusMessage, m.payload).by == mine
+                    for m in sub.messages
+                    if m.payload
+                )
+            )
+        assert _home_assistant(mosquitto).is_available(DATABASE)
 
 
 @dataclass
