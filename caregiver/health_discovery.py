@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 from caregiver.config import CaregiverMqttConfig
 from core.protocol import payloads
@@ -84,6 +85,16 @@ HEALTH_ATTRIBUTES = (
 when, what is missing meanwhile), ``said_at`` and ``instance``."""
 
 
+def is_configuration_url(address: str) -> bool:
+    """Whether Home Assistant takes ``address`` as a device's link (``cu``): an http(s)
+    address (core helpers/config_validation.py ``configuration_url``). ``[server] public_url``
+    is checked nowhere (notification links take it as written); one without its ``http://``
+    ("carepc.home.lan:8080") made Home Assistant refuse the whole discovery message, and the
+    Database sensor never appeared: such an address is left out, the sensor kept."""
+    parts = urlsplit(address)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
 def health_discovery_payload(
     mqtt: CaregiverMqttConfig, dashboard_url: str = "", *, several: bool = False
 ) -> str:
@@ -99,7 +110,7 @@ def health_discovery_payload(
         "mdl": "Caregiver service",
         "sw": SW_VERSION,
     }
-    if dashboard_url:
+    if is_configuration_url(dashboard_url):
         device["cu"] = dashboard_url
     database = {
         "p": "binary_sensor",

@@ -13,6 +13,7 @@ would: the retained messages alone.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import itertools
 import threading
@@ -35,7 +36,7 @@ from core.protocol.messages import (
 from core.protocol.payloads import caregiver_status_payload, decode_as
 from core.protocol.topics import caregiver_health_topic, caregiver_status_topic
 from tests.caregiver_support import SimDevice, make_config, running_service, session_record
-from tests.ha_discovery import HomeAssistant
+from tests.ha_discovery import HomeAssistant, parse_device_discovery
 from tests.mqtt_helpers import Subscriber, subscriber, validate
 from tests.test_caregiver_commit_failure import _commit_refused
 from tests.test_caregiver_presence import _crash
@@ -340,3 +341,39 @@ def test_the_message_says_the_database_as_healthz_does_the_gravest_first() -> No
     (walkers,) = said[(True, True, True)].parts  # said even while graver news stands
     assert walkers.part == "walkers" and walkers.since == "2025-12-06T05:46:40Z"
     assert walkers.said.startswith("the walkers' names cannot be read or stored since 05:46 UTC")
+
+
+@pytest.mark.parametrize(
+    ("public_url", "link"),
+    [
+        ("http://carepc.home.lan:8080", "http://carepc.home.lan:8080"),
+        ("https://care.example/dashboard", "https://care.example/dashboard"),
+        ("carepc.home.lan:8080", None),
+        ("carepc.home.lan", None),
+    ],
+)
+def test_a_dashboard_address_home_assistant_refuses_leaves_out_the_link_not_the_sensor(
+    public_url: str, link: str | None
+) -> None:
+    """``[server] public_url`` is checked nowhere (notification links take it as written), and
+    the service gives it Home Assistant as its device's link: one without its ``http://``
+    made Home Assistant refuse the whole discovery message (a configuration URL is http(s)),
+    and the Database sensor never appeared. Such an address is left out."""
+    client = _Client()
+    connected = threading.Event()
+    connected.set()
+    config = CaregiverConfig()
+    server = dataclasses.replace(config.server, public_url=public_url)
+    config = dataclasses.replace(config, server=server)
+    topic = HealthTopic(
+        config.mqtt,
+        lambda: client,  # type: ignore[arg-type,return-value]
+        connected,
+        _Now().health,
+        dashboard_url=config.server.public_url.rstrip("/"),  # as the service gives it
+    )
+    topic.subscribed(client)  # type: ignore[arg-type]
+    where, payload = client.published[0]
+    device = parse_device_discovery(where, payload)
+    assert device.device.get("configuration_url") == link
+    assert device.components  # the Database sensor
