@@ -101,8 +101,9 @@ class StatusLight:
     """Shows the monitor's state on the status LED; add it to ``monitor.on_iteration``.
 
     ``interval_now`` is set by :func:`firmware.session.runner.attach_session`
-    (None: no session, ARMED shows steady). :attr:`shown` keeps the changes of
-    pattern, ``(time, name)``, for the demo and the tests.
+    (None: no session, ARMED shows steady). :attr:`shown` keeps the last 256 changes of
+    pattern, ``(time, name)``, for the demo and the tests; each at a later time than the one
+    before (a change starts a :data:`STEP_S` wait), which is how a reader finds the new ones.
     """
 
     FLASH_S = LED_PATTERNS["interval_change"].period

@@ -244,6 +244,34 @@ def test_the_printer_prints_lines_in_time_order_across_drains() -> None:
     ]
 
 
+def test_the_printer_prints_every_led_change_past_the_256_the_light_keeps() -> None:
+    """The light keeps its last 256 changes; a printer that counted them by position printed
+    none after the 256th of a process. 300 changes, drained every 10: all 300 printed, in
+    order, each once."""
+    clock = SimClock()
+    safety = Armed(SafetyState.ARMED)
+    factory = ClockedMockFactory(clock)
+    led = GpioStatusLed(LED_PIN, factory)
+    light = StatusLight(led, safety)
+    _, runner, _, out = _printing(clock)
+    printer = CuePrinter(runner, out, light=light)
+    states = [SafetyState.ARMED, SafetyState.TRIPPED]
+    try:
+        for n in range(300):
+            safety.state = states[n % 2]
+            clock.advance(0.125)  # 5 of the light's steps, exact in binary
+            light.tick(clock.monotonic())
+            if n % 10 == 9:
+                printer.drain(final=True)
+    finally:
+        led.close()
+        factory.close()
+    lines = [line.strip() for line in out.getvalue().splitlines()]
+    names = [line.split()[4] for line in lines if line.startswith("(loop")]
+    assert len(light.shown) == 256
+    assert names == ["armed", "tripped"] * 150
+
+
 @pytest.mark.parametrize("printed_speaker", [True, False], ids=["printed-speaker", "no-speaker"])
 def test_a_cue_played_again_after_it_was_cut_short_shows_its_words_once(
     printed_speaker: bool,

@@ -317,7 +317,12 @@ class CuePrinter:
         self._light = light
         speaker = runner.speaker
         self._speaker = speaker if isinstance(speaker, PrintedSpeaker) else None
-        self._lit = 0
+        self._lit_until = -math.inf
+        """The time of the last LED change taken. The light keeps its last 256 changes
+        (:attr:`StatusLight.shown`), and each comes at a later time than the one before (a
+        change starts a :data:`~firmware.status_light.STEP_S` wait), so the new ones are those
+        after it. Counted by position, the printer printed no LED change after the 256th of
+        a process: the list stays 256 long."""
         self._since: float | None = None
         self._printed = 0
         self._held: list[tuple[float, str]] = []
@@ -358,9 +363,10 @@ class CuePrinter:
         if speaker is not None:  # after the cues: said as they played, or later
             lines.extend((t, format_said(text)) for t, text in speaker.heard(until))
         shown = list(self._light.shown) if self._light is not None else []
-        while self._lit < len(shown):
-            t, name = shown[self._lit]
-            self._lit += 1
+        for t, name in shown:
+            if t <= self._lit_until:
+                continue
+            self._lit_until = t
             if self._since is None:
                 self._since = t
             if name != "interval_change":
