@@ -83,8 +83,10 @@ from caregiver.storage import (
     StorageFault,
     Store,
     StoredEvent,
+    Table,
     Transaction,
     Use,
+    prescribed_table,
 )
 from core.mqttlink import make_client
 from core.protocol.commands import LATEST, Ack, CommandName, encode_command
@@ -200,8 +202,9 @@ SIDE_PARTS: Mapping[TopicKind, Part] = {
     TopicKind.INCIDENT: Part.CLOSES,
 }
 """The part of the database each of :data:`SIDE_KINDS` is stored in: one let go because that
-part refused it is said there (:attr:`Store.side_faults`) until a message of its kind writes
-rows of it again (:func:`_written`)."""
+part refused it is said there (:attr:`Store.side_faults`), kept by the tables its handling
+uses (:func:`_side_tables`), until a message writes rows of those tables again
+(:func:`_written`)."""
 
 SIDE_READS = frozenset({TopicKind.INCIDENT})
 """The kinds of :data:`SIDE_KINDS` whose handling only reads its part (a treadmill's open
@@ -209,12 +212,6 @@ incident, read to send a close it missed again): one refused is a failed read, w
 of the part clears (the housekeeping look too); every other kind's is a failed write, cleared
 only by a message of its kind that writes rows of the part and commits
 (:class:`caregiver.storage.side_faults.Use`), never by one handled without a write."""
-
-
-def _side_use(kind: TopicKind) -> Use:
-    """What handling a message of ``kind`` does with its part (:data:`SIDE_READS`): what
-    failed when one is refused."""
-    return Use.READ if kind in SIDE_READS else Use.WRITE
 
 
 def _written(changed: bool) -> Use | None:
@@ -226,6 +223,38 @@ def _written(changed: bool) -> Use | None:
     another's refused roster, the banner said all was well, and the fault came back only at
     the next refused write, a reconnect later."""
     return Use.WRITE if changed else None
+
+
+def _side_tables(body: Availability | msgspec.Struct) -> tuple[Table, ...]:
+    """The tables of its part (:data:`SIDE_PARTS`) a side message's handling uses: what a
+    refusal of it is kept by, and what its handling clears when it wrote (or, for
+    :data:`SIDE_READS`, read) them. A part covers several tables, and one may refuse while
+    another takes writes: kept by part, a week's count written said the progression worked
+    while its stages were refused, a plan's answer the commands' part while self-tests'
+    answers were. A handling said to write (:meth:`Ingestor._store`) has written each
+    (a stage writes its week's count even unchanged); none for an alert's kind."""
+    match body:
+        case WalkersMessage():
+            return (Table.DEVICE_WALKERS,)
+        case SessionSummary():
+            return (Table.WALK_SESSIONS,)
+        case ProgressMessage(walker=walker):
+            return (prescribed_table(DEFAULT_WALKER.id if walker is None else walker.id),)
+        case StageMessage(walker=walker):
+            return (Table.WALKER_STAGES, prescribed_table(walker.id))
+        case _StageCleared():
+            return (Table.WALKER_STAGES,)
+        case ReplyMessage(command=CommandName.SELF_TEST):
+            return (Table.SELF_TESTS,)
+        case ReplyMessage():
+            # an ack's confirmation is written to its events: a refusal of it is kept by the
+            # commands' table, as it was by the part (cleared by the next answer written)
+            return (Table.DEVICE_COMMANDS,)
+        case TelemetryMessage():
+            return (Table.DEVICES,)
+        case IncidentMessage():
+            return (Table.INCIDENTS,)
+    return ()
 
 
 def _kind_of(prefix: str, topic: str) -> TopicKind | None:
@@ -379,6 +408,7 @@ class Ingestor:
         message, and should hand it over again later.
         """
         counters = self._counters()
+        self._local.side_tables = ()  # the tables its handling uses: _side_fault's, if refused
         # Its receipts go out as a batch's do (after a sync): a duplicate commits nothing, and
         # the batch that stored its event may have committed without one (SQLite).
         receipts: dict[str, list[str]] = {}
@@ -484,7 +514,9 @@ class Ingestor:
                     tx.set_telemetries(telemetry)
                 faults = self.store.side_faults
                 if faults.failing:  # not through _store_one: said to work here
-                    self._after_commit(lambda: faults.works(Part.TELEMETRY, Use.WRITE))
+                    self._after_commit(
+                        lambda: faults.works(Part.TELEMETRY, Use.WRITE, (Table.DEVICES,))
+                    )
             if recordings:
                 self._store_recordings(recordings)
 
@@ -515,6 +547,7 @@ class Ingestor:
         # without savepoints is stored again instead; taken for each message of a batch of
         # 100, the copy of its receipts so far cost more than the message's other work)
         undo = self._undo_point() if savepoints else None
+        self._local.side_tables = _side_tables(message.body)  # what a refusal is kept by
         try:
             with self.store.message(message.event.id if message.event is not None else None):
                 used = self._store(message)
@@ -532,13 +565,15 @@ class Ingestor:
             self._count.rejected += 1
 
     def _stored_again(self, faults: SideFaults, message: _Received, used: Use) -> None:
-        """After the commit: ``message``'s handling used the part its kind is kept in
-        (:data:`SIDE_PARTS`) as ``used`` says (wrote rows of it, or read it), and that worked:
-        :meth:`SideFaults.works` is told, which clears a failure of that use only."""
+        """After the commit: ``message``'s handling used the tables of the part its kind is
+        kept in (:data:`SIDE_PARTS`, :func:`_side_tables`) as ``used`` says (wrote rows of
+        them, or read them), and that worked: :meth:`SideFaults.works` is told, which clears
+        a failure of that use of those tables only."""
         kind = _kind_of(self.prefix, message.topic)
         part = SIDE_PARTS.get(kind) if kind is not None else None
+        tables = _side_tables(message.body)
         if part is not None:
-            self._after_commit(lambda: faults.works(part, used))
+            self._after_commit(lambda: faults.works(part, used, tables))
 
     def _undo_point(self) -> _UndoPoint | None:
         """This thread's batch's after-commit actions and receipts, and the counters, now
@@ -726,11 +761,18 @@ class Ingestor:
                 # every walker's progression, whoever is chosen at the treadmill: the plan and
                 # progress pages show it, and the week's count its stage prescribes is theirs
                 # (adherence counts against it) as a progress message about them would say
-                if not self.store.set_walker_stage(device_id, stage, payload, now):
-                    return None  # redelivered, or older than the one kept
-                self.store.set_prescribed(
-                    device_id, stage.week, stage.sessions_per_week, stage.walker.id
-                )
+                with self.store.transaction() as tx:  # both or neither, outside a batch too
+                    if not tx.set_walker_stage(device_id, stage, payload, now):
+                        return None  # redelivered, or older than the one kept
+                    # written even unchanged: a stage stored is then a write of both of its
+                    # tables, which says both take writes (:func:`_side_tables`)
+                    tx.set_prescribed(
+                        device_id,
+                        stage.week,
+                        stage.sessions_per_week,
+                        stage.walker.id,
+                        always=True,
+                    )
                 self._changed(StageChanged(device_id, stage.walker.id))
                 return Use.WRITE
             case _StageCleared(walker=walker):
@@ -774,7 +816,7 @@ class Ingestor:
                         pending.append(kept)
                 self.alerting.on_event(tx, device_id, message)
         if recorded:  # committed: outside a batch an after-commit action runs at once
-            self.store.side_faults.works(Part.RECORDINGS, Use.WRITE)
+            self.store.side_faults.works(Part.RECORDINGS, Use.WRITE, (Table.RECORDINGS,))
         self._send_receipt(device_id, message.id)
         if not new:
             self._count.duplicates += 1
@@ -821,10 +863,12 @@ class Ingestor:
             with contextlib.nullcontext(tx) if tx is not None else self.store.transaction() as ops:
                 for r in recordings:
                     ops.recording_unstored(r.event.id)
-            faults.failed(Part.RECORDINGS, exc, Use.WRITE)
+            faults.failed(Part.RECORDINGS, exc, Use.WRITE, (Table.RECORDINGS,))
             return False
         if tx is None:  # a batch's end: said when the batch commits
-            self._after_commit(lambda: faults.works(Part.RECORDINGS, Use.WRITE))
+            self._after_commit(
+                lambda: faults.works(Part.RECORDINGS, Use.WRITE, (Table.RECORDINGS,))
+            )
         return True
 
     def _device_missed_close(self, device_id: str, incident_id: str) -> None:
@@ -1299,6 +1343,7 @@ class Ingestor:
         if kind is None or kind not in SIDE_KINDS:
             return False
         fault = self.storage_fault
+        tables: tuple[Table, ...] = getattr(self._local, "side_tables", ())  # just refused
         waiting = next(
             (m for m in self._held if _kind_of(self.prefix, m.topic) not in SIDE_KINDS), None
         )
@@ -1315,13 +1360,35 @@ class Ingestor:
         # said where the banner and /healthz read it, not only in the log: what it carried is
         # missing from the pages until the device sends it again (before the counts wake
         # whoever waits on them)
-        self.store.side_faults.failed(SIDE_PARTS[kind], fault or "refused", _side_use(kind))
+        self._said_let_go(kind, fault or "refused", tables)
         self._held.popleft()
         self._count.rejected += 1
         self._count_messages(1)
         self._held_changed()
         self._ack(message)
         return True
+
+    def _said_let_go(self, kind: TopicKind, fault: str, tables: tuple[Table, ...]) -> None:
+        """A side message of ``kind`` whose handling uses ``tables`` was let go, refused with
+        ``fault``: said failing where the banner and /healthz read it, as what a later
+        success can clear. A kind that only reads (:data:`SIDE_READS`) failed a read. One that
+        writes failed a write, unless a table of it cannot be read either (missing, locked,
+        damaged): then that table's read is what failed (a write of a table that is not
+        there says nothing of its writes), and a read of it once it is back clears it (the
+        housekeeping look, a page). Before, a roster let go for its missing table was kept
+        as a failed write: put back, the table read, and the treadmill's roster handed over
+        again unchanged (no write), the walkers were said failing until a new roster or a
+        restart. A table that reads and refuses writes stays a failed write, which no read
+        clears."""
+        part = SIDE_PARTS[kind]
+        if kind in SIDE_READS:
+            self.store.side_faults.failed(part, fault, Use.READ, tables)
+            return
+        unread = self.store.unreadable(tables or part.tables)
+        if unread:
+            self.store.side_faults.failed(part, fault, Use.READ, unread)
+        else:
+            self.store.side_faults.failed(part, fault, Use.WRITE, tables)
 
     def _ack(self, message: mqtt.MQTTMessage) -> None:
         """Acknowledge ``message`` to the broker (handled: stored, or let go)."""

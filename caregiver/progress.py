@@ -223,9 +223,11 @@ def card_plan(store: Store, device_id: str) -> str:
         said = line.said(walkers.offered(store, device_id).walkers) if line else ""
     except StorageFault as exc:
         log.warning("the card of %s goes without its plan line: %s", device_id, exc)
-        store.side_faults.failed(Part.PLANS, exc, Use.READ)  # the banner and /healthz say it
+        store.side_faults.failed(
+            Part.PLANS, exc, Use.READ, Part.PLANS.tables
+        )  # the banner and /healthz say it
         return ""
-    store.side_faults.works(Part.PLANS, Use.READ)
+    store.side_faults.works(Part.PLANS, Use.READ, Part.PLANS.tables)
     return said
 
 

@@ -126,9 +126,11 @@ def walkers_shown(store: Store, device_id: str) -> list[tuple[str, str]]:
         shown = offered(store, device_id).walkers
     except StorageFault as exc:
         log.warning("%s's walkers unread, named by id: %s", device_id, exc)
-        store.side_faults.failed(Part.WALKERS, exc, Use.READ)  # the banner and /healthz say it
+        store.side_faults.failed(
+            Part.WALKERS, exc, Use.READ, Part.WALKERS.tables
+        )  # the banner and /healthz say it
         return []
-    store.side_faults.works(Part.WALKERS, Use.READ)
+    store.side_faults.works(Part.WALKERS, Use.READ, Part.WALKERS.tables)
     return shown
 
 

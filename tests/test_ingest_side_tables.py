@@ -34,7 +34,7 @@ import pytest
 from caregiver.ingest import SIDE_KINDS, SIDE_PARTS
 from caregiver.routes.pages import RECORDING_UNREAD, RECORDING_UNSTORED
 from caregiver.service import CaregiverService
-from caregiver.storage import Part, Role, SentCommand, Use, engine_of
+from caregiver.storage import Part, Role, SentCommand, Table, Use, engine_of
 from core.protocol import payloads
 from core.protocol.commands import CommandName
 from core.protocol.messages import (
@@ -374,7 +374,7 @@ def test_walkers_named_by_id_say_so_on_the_pages_and_healthz_until_their_table_r
         device.close()
 
 
-def test_a_session_let_go_because_its_table_refuses_is_said_until_one_stores(
+def test_a_session_let_go_because_its_table_is_missing_is_said_until_it_reads_again(
     mosquitto: Mosquitto,
     paged_service: tuple[CaregiverService, Http],
     caregiver_db: str,
@@ -382,8 +382,10 @@ def test_a_session_let_go_because_its_table_refuses_is_said_until_one_stores(
     """A side message its table refused is let go so that the fall behind it stores
     (:meth:`caregiver.ingest.Ingestor._side_fault`); only the log said so, and the physio
     read a progress page with the session missing and no word why. Now the banner and
-    /healthz say guided sessions cannot be stored until one stores again, the banner with the
-    table's fault (mutation, mut31: a bare "refused" in its place went unnoticed)."""
+    /healthz say guided sessions cannot be stored until the table is back and read (the
+    housekeeping look), the banner with the table's fault (mutation, mut31: a bare "refused"
+    in its place went unnoticed); a table that reads and refuses writes waits for a session
+    stored (below)."""
     service, http = paged_service
     device = SimDevice(mosquitto, DEVICE)
     try:
@@ -402,16 +404,19 @@ def test_a_session_let_go_because_its_table_refuses_is_said_until_one_stores(
         service.store.probe_side_faults()  # the housekeeping look: the table is still missing
         assert "sessions" in _failing(service)
 
+        # its table missing: what failed is a read of it (a write of a table not there says
+        # nothing of its writes), which the housekeeping look clears once it is back; the
+        # fall named its walker, and the fleet page its card's, through that table too
+        assert {(Table.WALK_SESSIONS, Use.READ)} == {
+            f for fault in service.store.side_faults.now() for f in fault.failing
+        }
         execute(caregiver_db, "ALTER TABLE walk_sessions_damaged RENAME TO walk_sessions")
-        device.session(session_record(DEVICE, started, backward_min=12, longest_min=4))
-        assert service.ingestor.wait_for(lambda: service.ingestor.sessions_stored == 1)
-        assert service.ingestor.wait_for(lambda: "sessions" not in _failing(service))
-        # the fall named its walker, and the fleet page its card's, through that table too:
-        # the housekeeping look at the failing parts' tables finds them back
-        assert _failing(service) <= {"walkers", "plans"}
         service.store.probe_side_faults()
         assert _failing(service) == set()
         _said_sound(service, http)
+        device.session(session_record(DEVICE, started, backward_min=12, longest_min=4))
+        assert service.ingestor.wait_for(lambda: service.ingestor.sessions_stored == 1)
+        assert _failing(service) == set()
     finally:
         device.close()
 
@@ -658,7 +663,9 @@ def test_a_recording_stored_alone_says_its_part_works_only_once_committed(
         device.online()
         ids = device.incident_fall()
         assert _stored(service, ids["window"]["id"])
-        service.store.side_faults.failed(Part.RECORDINGS, "caregiver database: locked", Use.WRITE)
+        service.store.side_faults.failed(
+            Part.RECORDINGS, "caregiver database: locked", Use.WRITE, Part.RECORDINGS.tables
+        )
         device.seq += 1
         window = dict(ids["window"], id=uuid.uuid4().hex, seq=device.seq)
 
@@ -687,7 +694,9 @@ def test_telemetry_stored_in_a_batch_says_its_part_works_again(
     said after the next batch stored them, until the housekeeping look read the table."""
     service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, database=caregiver_db)
     try:
-        service.store.side_faults.failed(Part.TELEMETRY, "caregiver database: locked", Use.WRITE)
+        service.store.side_faults.failed(
+            Part.TELEMETRY, "caregiver database: locked", Use.WRITE, Part.TELEMETRY.tables
+        )
         telemetry = TelemetryMessage(
             schema=SCHEMA_VERSION,
             device_id=DEVICE,
@@ -863,8 +872,12 @@ def _answer(service: CaregiverService) -> bytes:
 
 
 @pytest.mark.parametrize(
-    ("kind", "part"),
-    [("session", Part.SESSIONS), ("progress", Part.PROGRESS), ("reply", Part.COMMANDS)],
+    ("kind", "part", "table"),
+    [
+        ("session", Part.SESSIONS, Table.WALK_SESSIONS),
+        ("progress", Part.PROGRESS, Table.PRESCRIBED_WEEKS),
+        ("reply", Part.COMMANDS, Table.DEVICE_COMMANDS),
+    ],
 )
 def test_a_side_message_handled_again_without_a_write_clears_no_failed_write(
     mosquitto: Mosquitto,
@@ -873,6 +886,7 @@ def test_a_side_message_handled_again_without_a_write_clears_no_failed_write(
     caregiver_db: str,
     kind: str,
     part: Part,
+    table: Table,
 ) -> None:
     """The other kinds whose handling may write nothing (beside the roster and the stage,
     above): a session summary no more amended than the one kept, a progress message saying the
@@ -890,7 +904,7 @@ def test_a_side_message_handled_again_without_a_write_clears_no_failed_write(
     try:
         kept = writing[kind](0)
         assert service.ingestor.handle(topic, kept)
-        faults.failed(part, "caregiver database: writes refused", Use.WRITE)
+        faults.failed(part, "caregiver database: writes refused", Use.WRITE, (table,))
         assert service.ingestor.handle(topic, kept)  # the same again: nothing written
         assert _failing(service) == {part.value}
         assert service.ingestor.handle(topic, writing[kind](1))
@@ -917,7 +931,9 @@ def test_an_acks_confirmation_says_nothing_of_the_commands_part(
         assert _stored(service, fall["id"])
         service.acknowledge(DEVICE, fall["id"], "Ann")
         request_id = device.wait_command("ack")["id"]
-        service.store.side_faults.failed(Part.COMMANDS, "caregiver database: refused", Use.WRITE)
+        service.store.side_faults.failed(
+            Part.COMMANDS, "caregiver database: refused", Use.WRITE, Part.COMMANDS.tables
+        )
         answer = reply_payload(DEVICE, "ack", request_id, True, {"acknowledged": None})
         assert service.ingestor.handle(f"retroguard/{DEVICE}/reply", answer.encode())
         confirmed = service.store.event(fall["id"])

@@ -11,7 +11,7 @@ import logging
 
 import pytest
 
-from caregiver.storage import Part, SideFaults, Use
+from caregiver.storage import Part, SideFaults, Table, Use
 
 REFUSED = "caregiver database: writes refused"
 
@@ -32,17 +32,18 @@ def test_a_failed_write_is_not_cleared_by_reads_only_by_a_write(
 ) -> None:
     changes: list[tuple[Part, ...]] = []
     faults.on_change = lambda: changes.append(tuple(f.part for f in faults.now()))
-    faults.failed(Part.TELEMETRY, REFUSED, Use.WRITE)
+    faults.failed(Part.TELEMETRY, REFUSED, Use.WRITE, Part.TELEMETRY.tables)
     for _ in range(3):  # the ticker's looks at a table that reads
-        faults.works(Part.TELEMETRY, Use.READ)
-        faults.failed(Part.TELEMETRY, REFUSED, Use.WRITE)  # the next telemetry refused
+        faults.works(Part.TELEMETRY, Use.READ, Part.TELEMETRY.tables)
+        # the next telemetry refused
+        faults.failed(Part.TELEMETRY, REFUSED, Use.WRITE, Part.TELEMETRY.tables)
     assert [f.part for f in faults.now()] == [Part.TELEMETRY]
     assert faults.unread() == ()  # nothing for a read to clear
     assert changes == [(Part.TELEMETRY,)]
     said = _said(caplog)
     assert len(said) == 1 and said[0].startswith("the treadmills' figures cannot be stored")
 
-    faults.works(Part.TELEMETRY, Use.WRITE)
+    faults.works(Part.TELEMETRY, Use.WRITE, Part.TELEMETRY.tables)
     assert faults.now() == () and not faults.failing
     assert changes == [(Part.TELEMETRY,), ()]
     assert _said(caplog)[1:] == ["telemetry works again: the treadmills' figures can be stored"]
@@ -51,14 +52,20 @@ def test_a_failed_write_is_not_cleared_by_reads_only_by_a_write(
 def test_a_failed_read_is_cleared_by_a_read(
     faults: SideFaults, caplog: pytest.LogCaptureFixture
 ) -> None:
-    faults.failed(Part.WALKERS, "caregiver database: no such table: device_walkers", Use.READ)
+    faults.failed(
+        Part.WALKERS,
+        "caregiver database: no such table: device_walkers",
+        Use.READ,
+        Part.WALKERS.tables,
+    )
     assert faults.unread() == (Part.WALKERS,)
     (fault,) = faults.now()
     assert fault.uses == {Use.READ}
     assert fault.fault == "caregiver database: no such table: device_walkers"
-    faults.works(Part.WALKERS, Use.WRITE)  # a roster stored says nothing of reading them
+    # a roster stored says nothing of reading them
+    faults.works(Part.WALKERS, Use.WRITE, Part.WALKERS.tables)
     assert faults.unread() == (Part.WALKERS,)
-    faults.works(Part.WALKERS, Use.READ)
+    faults.works(Part.WALKERS, Use.READ, Part.WALKERS.tables)
     assert faults.now() == ()
     assert len(_said(caplog)) == 2
 
@@ -69,17 +76,89 @@ def test_a_part_whose_read_and_write_failed_is_said_until_both_work(
     """A recordings table missing: the fall's recording refused, then its page's read of it.
     Put back, the ticker's read clears the read; the part is said until a recording stores.
     One line at its start, one at its end, whatever came between."""
-    faults.failed(Part.RECORDINGS, "caregiver database: no such table: recordings", Use.WRITE)
-    faults.failed(Part.RECORDINGS, "caregiver database: another fault", Use.READ)
+    faults.failed(
+        Part.RECORDINGS,
+        "caregiver database: no such table: recordings",
+        Use.WRITE,
+        Part.RECORDINGS.tables,
+    )
+    faults.failed(
+        Part.RECORDINGS, "caregiver database: another fault", Use.READ, Part.RECORDINGS.tables
+    )
     (fault,) = faults.now()
     assert fault.uses == {Use.READ, Use.WRITE}
     assert fault.fault == "caregiver database: no such table: recordings"  # the first's
-    faults.works(Part.RECORDINGS, Use.READ)
+    faults.works(Part.RECORDINGS, Use.READ, Part.RECORDINGS.tables)
     assert faults.unread() == ()
     (fault,) = faults.now()
     assert fault.uses == {Use.WRITE} and fault.since == 1_765_000_000.0
     assert len(_said(caplog)) == 1
-    faults.works(Part.RECORDINGS, Use.WRITE)
+    faults.works(Part.RECORDINGS, Use.WRITE, Part.RECORDINGS.tables)
     assert faults.now() == ()
     said = _said(caplog)
     assert len(said) == 2 and said[1].startswith("recordings works again")
+
+
+class _Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_part_is_said_while_any_of_its_tables_fails_as_its_oldest_says(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The progression's stages refused, then its weeks' counts: a week's count written
+    clears the counts only, and the part is said until a stage is written too, in the words
+    and since the time of its oldest table still failing. One line at its start, one at its
+    end; the banner is told when what it says changes (its oldest table failing another),
+    not when a table fails or works beside an older one."""
+    clock = _Clock(1000.5)
+    faults = SideFaults(clock)
+    caplog.set_level(logging.INFO, logger="caregiver.storage.side_faults")
+    told: list[tuple[str, float] | None] = []
+    faults.on_change = lambda: told.append(next(((f.fault, f.since) for f in faults.now()), None))
+    faults.failed(Part.PROGRESS, "stages refused", Use.WRITE, (Table.WALKER_STAGES,))
+    clock.now = 1060.25
+    faults.failed(Part.PROGRESS, "counts refused", Use.WRITE, (Table.PRESCRIBED_WEEKS,))
+    assert told == [("stages refused", 1000.5)]
+
+    faults.works(Part.PROGRESS, Use.WRITE, (Table.PRESCRIBED_WEEKS,))  # a count written
+    (fault,) = faults.now()
+    assert fault.failing == {(Table.WALKER_STAGES, Use.WRITE)}
+    assert (fault.fault, fault.since) == ("stages refused", 1000.5)
+    assert told == [("stages refused", 1000.5)]
+
+    faults.failed(Part.PROGRESS, "counts refused", Use.WRITE, (Table.PRESCRIBED_WEEKS,))
+    faults.works(Part.PROGRESS, Use.WRITE, (Table.WALKER_STAGES,))  # a stage written
+    (fault,) = faults.now()  # the counts' failure, the oldest now
+    assert (fault.fault, fault.since) == ("counts refused", 1060.25)
+    assert told[-1] == ("counts refused", 1060.25)
+    assert len(_said(caplog)) == 1
+
+    faults.works(Part.PROGRESS, Use.READ, (Table.PRESCRIBED_WEEKS,))  # a read: not a write
+    faults.works(Part.SESSIONS, Use.WRITE, (Table.PRESCRIBED_WEEKS,))  # another part's
+    assert [f.part for f in faults.now()] == [Part.PROGRESS]
+    faults.works(Part.PROGRESS, Use.WRITE, (Table.PRESCRIBED_WEEKS, Table.WALKER_STAGES))
+    assert faults.now() == () and told[-1] is None
+    said = _said(caplog)
+    assert len(said) == 2 and said[1].startswith("progress works again")
+
+
+def test_a_failure_naming_no_table_is_every_table_of_its_part(faults: SideFaults) -> None:
+    """A caller that names none is never dropped unsaid: it is all of the part's tables."""
+    faults.failed(Part.COMMANDS, REFUSED, Use.WRITE, ())
+    (fault,) = faults.now()
+    assert fault.tables == set(Part.COMMANDS.tables)
+    faults.works(Part.COMMANDS, Use.WRITE, ())  # nor is a success naming none a clear
+    assert [f.part for f in faults.now()] == [Part.COMMANDS]
+
+
+def test_a_read_probe_clears_only_the_tables_whose_read_failed(faults: SideFaults) -> None:
+    """What the housekeeping look reads: each table a read of which failed, by part."""
+    faults.failed(Part.WALKERS, "gone", Use.READ, (Table.DEVICE_WALKERS,))
+    faults.failed(Part.SESSIONS, REFUSED, Use.WRITE, (Table.WALK_SESSIONS,))
+    assert faults.unread_tables() == ((Part.WALKERS, Table.DEVICE_WALKERS),)
+    assert faults.unread() == (Part.WALKERS,)

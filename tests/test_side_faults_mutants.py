@@ -13,9 +13,8 @@ The paths that set and clear it in ingest run on the real service over the real 
 
 Survivors left alone, each equivalent (no input tells it from the original) unless said:
 
-* side_faults: the unlocked ``part not in self._faults`` early return of ``works`` dropped
-  (the locked pop then finds nothing and returns); ``gone is None`` dropped (reachable only
-  when another thread cleared the part between the unlocked look and the lock).
+* side_faults: the unlocked ``not self._faults`` early return of ``works`` dropped (the
+  locked look then finds nothing to clear); ``before is None`` dropped (the same).
 * ingest: the ``if faults.failing`` guard before a batch's telemetry is said to work, always
   true (``works`` on a part not failing is a no-op: the guard saves a closure a batch).
 * store: ``settle=True`` dropped from :meth:`Store.attachment` *survives, not shown
@@ -53,7 +52,7 @@ from caregiver.progress import card_plan
 from caregiver.routes.api import event_plot_series
 from caregiver.routes.pages import RECORDING_UNREAD, recording_missing
 from caregiver.service import CaregiverService
-from caregiver.storage import Part, SideFault, SideFaults, Store, Use
+from caregiver.storage import Part, SideFault, SideFaults, Store, Table, Use
 from core.protocol import payloads
 from core.protocol.messages import SCHEMA_VERSION, TelemetryMessage, WalkersMessage
 from core.protocol.walker import DEFAULT_WALKER
@@ -100,11 +99,16 @@ def test_a_part_failing_again_keeps_its_first_fault_and_time_and_is_said_once(
     changes: list[int] = []
     faults.on_change = lambda: changes.append(1)
     caplog.set_level(logging.INFO, logger="caregiver.storage.side_faults")
-    faults.failed(Part.SESSIONS, "walk_sessions: no such table", Use.WRITE)
+    faults.failed(Part.SESSIONS, "walk_sessions: no such table", Use.WRITE, Part.SESSIONS.tables)
     clock.now = 1060.25
-    faults.failed(Part.SESSIONS, "database is locked", Use.WRITE)
+    faults.failed(Part.SESSIONS, "database is locked", Use.WRITE, Part.SESSIONS.tables)
     assert faults.now() == (
-        SideFault(Part.SESSIONS, "walk_sessions: no such table", 1000.5, frozenset({Use.WRITE})),
+        SideFault(
+            Part.SESSIONS,
+            "walk_sessions: no such table",
+            1000.5,
+            frozenset({(Table.WALK_SESSIONS, Use.WRITE)}),
+        ),
     )
     assert changes == [1]
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [
@@ -127,13 +131,13 @@ def test_a_part_that_works_again_is_said_once_and_one_not_failing_not_at_all(
     faults = SideFaults(Clock(1000.5))
     changes: list[int] = []
     faults.on_change = lambda: changes.append(1)
-    faults.works(Part.WALKERS, Use.READ)  # not failing: nothing to say
+    faults.works(Part.WALKERS, Use.READ, Part.WALKERS.tables)  # not failing: nothing to say
     assert changes == [] and caplog.records == []
     caplog.set_level(logging.INFO, logger="caregiver.storage.side_faults")
-    faults.failed(Part.WALKERS, "device_walkers: no such table", Use.READ)
+    faults.failed(Part.WALKERS, "device_walkers: no such table", Use.READ, Part.WALKERS.tables)
     assert faults.failing  # the service's housekeeping looks at the tables while it is
-    faults.works(Part.WALKERS, Use.READ)
-    faults.works(Part.WALKERS, Use.READ)
+    faults.works(Part.WALKERS, Use.READ, Part.WALKERS.tables)
+    faults.works(Part.WALKERS, Use.READ, Part.WALKERS.tables)
     assert faults.now() == () and not faults.failing
     assert changes == [1, 1]
     assert [(r.levelno, r.getMessage()) for r in caplog.records][1:] == [
@@ -146,9 +150,12 @@ def test_a_postgresql_fault_is_said_by_its_first_line() -> None:
     phone too) and /healthz say the first line that has words, the table's name in it (mutants:
     the whole text kept, or the first line kept though blank)."""
     faults = SideFaults(Clock(1000.5))
-    faults.failed(Part.RECORDINGS, PG_ERROR, Use.READ)
+    faults.failed(Part.RECORDINGS, PG_ERROR, Use.READ, Part.RECORDINGS.tables)
     faults.failed(
-        Part.WALKERS, "\n  \n" + PG_ERROR.replace("recordings", "device_walkers"), Use.READ
+        Part.WALKERS,
+        "\n  \n" + PG_ERROR.replace("recordings", "device_walkers"),
+        Use.READ,
+        Part.WALKERS.tables,
     )
     assert [(f.part, f.fault) for f in faults.now()] == [
         (Part.RECORDINGS, 'relation "recordings" does not exist'),
@@ -162,9 +169,9 @@ def test_the_parts_are_said_oldest_first_from_the_time_each_failed() -> None:
     newest part's)."""
     clock = Clock(1_700_000_040.0)  # 22:14:00 UTC
     faults = SideFaults(clock)
-    faults.failed(Part.WALKERS, "device_walkers: no such table", Use.READ)
+    faults.failed(Part.WALKERS, "device_walkers: no such table", Use.READ, Part.WALKERS.tables)
     clock.now += 120.0
-    faults.failed(Part.RECORDINGS, "recordings: no such table", Use.READ)
+    faults.failed(Part.RECORDINGS, "recordings: no such table", Use.READ, Part.RECORDINGS.tables)
     assert [(f.part, f.since) for f in faults.now()] == [
         (Part.WALKERS, 1_700_000_040.0),
         (Part.RECORDINGS, 1_700_000_160.0),
@@ -191,7 +198,7 @@ def test_healthz_says_the_parts_failing_while_the_broker_is_down_too() -> None:
     whoever looks after the service (mutant: the parts left out of the answer while not
     receiving)."""
     faults = SideFaults(Clock(1_700_000_040.0))
-    faults.failed(Part.RECORDINGS, "recordings: no such table", Use.READ)
+    faults.failed(Part.RECORDINGS, "recordings: no such table", Use.READ, Part.RECORDINGS.tables)
     link = Lost(1_700_000_100.0, 50.0, Problem.DROPPED)
     health = health_of((), link, 60.0, storing=True, side=faults.now())
     assert health.status == "not receiving"
@@ -203,8 +210,8 @@ def test_side_faults_with_nobody_to_tell_log_no_error(caplog: pytest.LogCaptureF
     logged as a fault, and nothing says the banner could not be said (mutant: the check for
     no ``on_change`` dropped: every change logged a TypeError as the banner's error)."""
     faults = SideFaults(Clock(1000.5))
-    faults.failed(Part.PLANS, "walker_stages: no such table", Use.READ)
-    faults.works(Part.PLANS, Use.READ)
+    faults.failed(Part.PLANS, "walker_stages: no such table", Use.READ, Part.PLANS.tables)
+    faults.works(Part.PLANS, Use.READ, Part.PLANS.tables)
     assert [r for r in caplog.records if r.exc_info] == []
 
 
@@ -238,8 +245,12 @@ def test_a_page_that_reads_a_part_again_says_it_works(caregiver_db: str) -> None
         trip = new_event(1)
         with store.transaction() as tx:
             assert tx.record_event(trip, 1.0)
-        store.side_faults.failed(Part.RECORDINGS, "recordings: no such table", Use.READ)
-        store.side_faults.failed(Part.PLANS, "walker_stages: no such table", Use.READ)
+        store.side_faults.failed(
+            Part.RECORDINGS, "recordings: no such table", Use.READ, Part.RECORDINGS.tables
+        )
+        store.side_faults.failed(
+            Part.PLANS, "walker_stages: no such table", Use.READ, Part.PLANS.tables
+        )
         event_plot_series(store, trip.id)
         assert [f.part for f in store.side_faults.now()] == [Part.PLANS]
         assert card_plan(store, trip.device_id) == ""  # no session yet: no line
@@ -262,7 +273,9 @@ def test_a_recordings_page_says_it_cannot_be_read_only_while_the_recordings_fail
         stored = store.event(window.id)
         assert stored is not None
         assert recording_missing(store, stored) == ""
-        store.side_faults.failed(Part.RECORDINGS, "recordings: no such table", Use.READ)
+        store.side_faults.failed(
+            Part.RECORDINGS, "recordings: no such table", Use.READ, Part.RECORDINGS.tables
+        )
         assert recording_missing(store, stored) == RECORDING_UNREAD
     finally:
         store.close()
@@ -311,8 +324,8 @@ def test_telemetry_and_a_roster_in_a_batch_say_their_parts_work_once_committed(
     batch's telemetry, and a side message's part (``_stored_again``), said from inside the
     batch's transaction)."""
     faults = service.store.side_faults
-    faults.failed(Part.TELEMETRY, "caregiver database: locked", Use.WRITE)
-    faults.failed(Part.WALKERS, "caregiver database: locked", Use.WRITE)
+    faults.failed(Part.TELEMETRY, "caregiver database: locked", Use.WRITE, Part.TELEMETRY.tables)
+    faults.failed(Part.WALKERS, "caregiver database: locked", Use.WRITE, (Table.DEVICE_WALKERS,))
     now = dt.datetime.now(dt.UTC).isoformat()
     telemetry = TelemetryMessage(
         schema=SCHEMA_VERSION, device_id=DEVICE, wall_time=now, outbox_depth=3
@@ -361,7 +374,9 @@ def test_a_recording_stored_in_a_batch_says_its_part_works_once_committed(
         # failed once on a loaded machine, as a late "works" of the old recording would.)
         device.set_state("TRIPPED", "after the fall")
         assert service.ingestor.wait_for(lambda: _state_reason(service) == "after the fall", WAIT)
-        service.store.side_faults.failed(Part.RECORDINGS, "caregiver database: locked", Use.WRITE)
+        service.store.side_faults.failed(
+            Part.RECORDINGS, "caregiver database: locked", Use.WRITE, Part.RECORDINGS.tables
+        )
         device.seq += 1
         window = dict(ids["window"], id=uuid.uuid4().hex, seq=device.seq)
         said = _committed_when_said(
@@ -383,8 +398,8 @@ def test_a_walkers_stage_stored_says_the_progression_works_not_the_sessions(
     summaries (mutant: a stage's kind counted in the sessions' part, which a stored stage then
     said to work while the progression stayed said failing)."""
     faults = service.store.side_faults
-    faults.failed(Part.PROGRESS, "walker_stages: no such table", Use.WRITE)
-    faults.failed(Part.SESSIONS, "walk_sessions: no such table", Use.WRITE)
+    faults.failed(Part.PROGRESS, "walker_stages: no such table", Use.WRITE, (Table.WALKER_STAGES,))
+    faults.failed(Part.SESSIONS, "walk_sessions: no such table", Use.WRITE, Part.SESSIONS.tables)
     topic = f"retroguard/{DEVICE}/stage/{STAGE_EXAMPLE.walker.id}"
     assert service.ingestor.handle(topic, payloads.encode(STAGE_EXAMPLE).encode())
     assert service.store.walker_stage(DEVICE, STAGE_EXAMPLE.walker.id) is not None
@@ -401,7 +416,9 @@ def test_the_banner_says_alerts_not_stored_before_a_part_of_the_database(
     be hidden behind "part of the database cannot be used, alerts are still stored and
     notified", which would then be false (mutant: the side faults' banner said while the
     database refused)."""
-    service.store.side_faults.failed(Part.WALKERS, "device_walkers: no such table", Use.READ)
+    service.store.side_faults.failed(
+        Part.WALKERS, "device_walkers: no such table", Use.READ, Part.WALKERS.tables
+    )
     assert service.hub.broker.lead == SIDE_LEAD
     assert service.store.on_damaged is not None  # the service's: what a damaged page calls
     service.store.on_damaged("caregiver database: database disk image is malformed")
@@ -414,7 +431,9 @@ def test_the_banner_says_alerts_not_received_before_a_part_of_the_database(
 ) -> None:
     """Nor behind it a broker that delivers no alert (mutant: the side faults' banner said
     while the broker was gone)."""
-    service.store.side_faults.failed(Part.WALKERS, "device_walkers: no such table", Use.READ)
+    service.store.side_faults.failed(
+        Part.WALKERS, "device_walkers: no such table", Use.READ, Part.WALKERS.tables
+    )
     assert service.hub.broker.lead == SIDE_LEAD
     mosquitto.stop()
     link = service.ingestor.link

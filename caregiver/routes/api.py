@@ -14,7 +14,7 @@ from starlette.routing import BaseRoute, Route
 from caregiver import plot
 from caregiver.auth import Session
 from caregiver.routes.site import Site, missed_alarms
-from caregiver.storage import Part, StorageFault, Store, Use
+from caregiver.storage import Part, StorageFault, Store, Table, Use
 from core.protocol.messages import ImuRecording
 
 log = logging.getLogger(__name__)
@@ -32,10 +32,10 @@ def event_plot_series(store: Store, event_id: str) -> plot.PlotSeries | None:
         found = store.recording_for(event)
     except StorageFault as exc:
         log.warning("the recording for %s unread: %s", event_id, exc)
-        store.side_faults.failed(Part.RECORDINGS, exc, Use.READ)
+        store.side_faults.failed(Part.RECORDINGS, exc, Use.READ, (Table.RECORDINGS,))
         found = None
     else:
-        store.side_faults.works(Part.RECORDINGS, Use.READ)
+        store.side_faults.works(Part.RECORDINGS, Use.READ, (Table.RECORDINGS,))
     if found is not None:
         try:
             recording = msgspec.msgpack.decode(found[1], type=ImuRecording)

@@ -246,9 +246,11 @@ class LiveFeed:
             line = plan_line(store, device_id)
         except StorageFault as exc:
             log.warning("the card of %s goes without its plan line: %s", device_id, exc)
-            store.side_faults.failed(Part.PLANS, exc, Use.READ)  # the banner and /healthz say it
+            store.side_faults.failed(
+                Part.PLANS, exc, Use.READ, Part.PLANS.tables
+            )  # the banner and /healthz say it
             return None
-        store.side_faults.works(Part.PLANS, Use.READ)
+        store.side_faults.works(Part.PLANS, Use.READ, Part.PLANS.tables)
         self._plans[device_id] = (changes, line)
         return line
 

@@ -37,7 +37,14 @@ from caregiver.storage.records import (
     WalkSession,
 )
 from caregiver.storage.schema import SCHEMA_VERSION, SchemaError, SchemaUpgrade
-from caregiver.storage.side_faults import Part, SideFault, SideFaults, Use
+from caregiver.storage.side_faults import (
+    Part,
+    SideFault,
+    SideFaults,
+    Table,
+    Use,
+    prescribed_table,
+)
 from caregiver.storage.sql import STAGE_AHEAD_S
 from caregiver.storage.store import OPTIMIZE_EVERY_S, SIDE_PROBE_EVERY_S, Store, Transaction
 from caregiver.storage.tx_retention import Pruned
@@ -79,6 +86,7 @@ __all__ = [
     "StorageFault",
     "Store",
     "StoredEvent",
+    "Table",
     "Transaction",
     "Urgency",
     "Use",
@@ -86,5 +94,6 @@ __all__ = [
     "WalkSession",
     "database_problem",
     "engine_of",
+    "prescribed_table",
     "redacted",
 ]

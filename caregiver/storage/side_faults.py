@@ -9,9 +9,10 @@ Going on must not be silent (docs/safety.md: a storage fault is reported, never 
 before only the log said it: the dashboard looked sound while walkers were named by id and
 recordings were lost. :class:`SideFaults` is the one place that knows which parts failed; the
 store carries it (:attr:`caregiver.storage.Store.side_faults`), so whatever swallowed a
-fault says it there, whether a read or a write of the part failed (:class:`Use`), and only
-evidence that what failed works again clears it: a read of the part that succeeds clears a
-failed read, a write that commits a failed write (rows of the part written: a message handled
+fault says it there, which of the part's tables it used (:class:`Table`) and whether a read or
+a write of them failed (:class:`Use`), and only evidence that what failed works again clears
+it: a read of a table that succeeds clears its failed read, a write that commits its failed
+write, never another table's of the same part (rows of the table written: a message handled
 without writing one, a retained roster handed over again unchanged, succeeds whether the
 table takes writes or not, and clears nothing). A read does not clear a write: a table
 that reads but refuses writes (a permission revoked, a trigger refusing, a read-only or full
@@ -26,9 +27,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from enum import StrEnum
+
+from core.protocol.walker import DEFAULT_WALKER
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +67,8 @@ class Part(StrEnum):
     """A treadmill's open incident, read to send it a close it missed again."""
 
     @property
-    def tables(self) -> tuple[str, ...]:
-        """The tables it is kept in (what :meth:`caregiver.storage.Store.probe_side_faults`
-        reads to see whether a part whose read failed can be read again)."""
+    def tables(self) -> tuple[Table, ...]:
+        """The tables it is kept in: a read or a write of it says which it used."""
         return _TABLES[self]
 
     @property
@@ -80,15 +82,39 @@ class Part(StrEnum):
         return _WORDS[self][1]
 
 
-_TABLES: dict[Part, tuple[str, ...]] = {
-    Part.WALKERS: ("device_walkers", "walk_sessions"),
-    Part.RECORDINGS: ("recordings",),
-    Part.SESSIONS: ("walk_sessions",),
-    Part.PROGRESS: ("walker_stages", "prescribed_weeks", "walker_prescribed_weeks"),
-    Part.PLANS: ("walk_sessions", "walker_stages", "device_walkers"),
-    Part.COMMANDS: ("device_commands", "self_tests"),
-    Part.TELEMETRY: ("devices",),
-    Part.CLOSES: ("incidents",),
+class Table(StrEnum):
+    """A table of a part: what a read or a write said to :class:`SideFaults` used, and what
+    a fault is kept by (a part covers several)."""
+
+    DEVICE_WALKERS = "device_walkers"
+    WALK_SESSIONS = "walk_sessions"
+    RECORDINGS = "recordings"
+    WALKER_STAGES = "walker_stages"
+    PRESCRIBED_WEEKS = "prescribed_weeks"
+    """The default walker's sessions a week (:func:`prescribed_table`)."""
+    WALKER_PRESCRIBED_WEEKS = "walker_prescribed_weeks"
+    """The other walkers' sessions a week."""
+    DEVICE_COMMANDS = "device_commands"
+    SELF_TESTS = "self_tests"
+    DEVICES = "devices"
+    INCIDENTS = "incidents"
+
+
+def prescribed_table(walker: str) -> Table:
+    """The table the sessions a week ``walker``'s progression prescribes are kept in: the
+    default walker's in their own, an older release's (``prescribed_weeks``)."""
+    return Table.PRESCRIBED_WEEKS if walker == DEFAULT_WALKER.id else Table.WALKER_PRESCRIBED_WEEKS
+
+
+_TABLES: dict[Part, tuple[Table, ...]] = {
+    Part.WALKERS: (Table.DEVICE_WALKERS, Table.WALK_SESSIONS),
+    Part.RECORDINGS: (Table.RECORDINGS,),
+    Part.SESSIONS: (Table.WALK_SESSIONS,),
+    Part.PROGRESS: (Table.WALKER_STAGES, Table.PRESCRIBED_WEEKS, Table.WALKER_PRESCRIBED_WEEKS),
+    Part.PLANS: (Table.WALK_SESSIONS, Table.WALKER_STAGES, Table.DEVICE_WALKERS),
+    Part.COMMANDS: (Table.DEVICE_COMMANDS, Table.SELF_TESTS),
+    Part.TELEMETRY: (Table.DEVICES,),
+    Part.CLOSES: (Table.INCIDENTS,),
 }
 
 _WORDS: dict[Part, tuple[str, str]] = {
@@ -126,78 +152,128 @@ _WORDS: dict[Part, tuple[str, str]] = {
 
 @dataclass(frozen=True, slots=True)
 class SideFault:
-    """One part that cannot be used: since ``since`` (wall clock, for people), the store's
-    words for the first failure (``fault``, its first line); ``uses``: what failed and has
-    not been seen to work since (a read, a write, or both)."""
+    """One part that cannot be used, as people read it: since ``since`` (wall clock), the
+    store's words for the failure (``fault``, its first line), both of its oldest table still
+    failing; ``failing``: each table and what of it failed and has not been seen to work
+    since (a read, a write)."""
 
     part: Part
+    fault: str
+    since: float
+    failing: frozenset[tuple[Table, Use]] = frozenset()
+
+    @property
+    def uses(self) -> frozenset[Use]:
+        """What failed of any of its tables: a read, a write, or both."""
+        return frozenset(use for _, use in self.failing)
+
+    @property
+    def tables(self) -> frozenset[Table]:
+        """Its tables failing."""
+        return frozenset(table for table, _ in self.failing)
+
+
+@dataclass(frozen=True, slots=True)
+class _TableFault:
+    """One table of a part failing: the first failure's words and time, what failed."""
+
     fault: str
     since: float
     uses: frozenset[Use]
 
 
 class SideFaults:
-    """Which parts of the database cannot be used now (any thread). :meth:`failed` when work
-    went on without a part, saying whether a read or a write of it failed; :meth:`works` when
-    one succeeded, which clears that use only: the part is said until every use that failed
-    has worked again. Each change of the parts failing calls :attr:`on_change` (outside the
-    lock: it must not call the store, it may be called with the store's lock held; its error
-    is logged, not raised) and is logged once, at its start and at its end (a second use
-    failing, or one of two working again, is neither)."""
+    """Which parts of the database cannot be used now (any thread), kept by table: a part
+    covers several, and a write to one of them is no evidence about another's (a trigger, a
+    broken index or a permission refuses one table's rows). :meth:`failed` when work went
+    on without a part, saying which of its tables were used and whether a read or a write
+    failed; :meth:`works` when one succeeded, which clears that use of those tables only:
+    the part is said as long as any of its tables has a use that failed and has not worked
+    since. Before, faults were kept by part: a session summary written cleared the walkers'
+    roster refused, a plan's answer written a self-test's answer refused, a week's count
+    written a stage refused, and the banner, ``/healthz`` and Home Assistant said all was
+    well while that table's rows were still being lost.
+
+    Each change of what people read (a part starting or ending, its oldest table failing
+    another) calls :attr:`on_change` (outside the lock: it must not call the store, it may
+    be called with the store's lock held; its error is logged, not raised); a part's start
+    and end are logged once each (another table or use failing, or one of several working
+    again, is neither)."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._faults: dict[Part, SideFault] = {}
+        self._faults: dict[tuple[Part, Table], _TableFault] = {}
         self.on_change: Callable[[], None] | None = None
 
-    def failed(self, part: Part, fault: BaseException | str, use: Use) -> None:
-        """``use`` of ``part`` (a read or a write) failed and the work went on without it;
-        the part stays failed, since the first time, until :meth:`works` for each use that
-        failed."""
+    def failed(
+        self, part: Part, fault: BaseException | str, use: Use, tables: Collection[Table]
+    ) -> None:
+        """``use`` (a read or a write) of ``tables`` of ``part`` failed and the work went on
+        without it; each stays failed, since its first time, until :meth:`works` for each use
+        that failed. No table named is all of the part's: a fault is never dropped unsaid."""
+        # its first line: PostgreSQL's adds the statement and a caret under the error
+        said = next((line.strip() for line in str(fault).splitlines() if line.strip()), "")
         with self._lock:
-            before = self._faults.get(part)
-            if before is not None:
-                if use not in before.uses:
-                    self._faults[part] = replace(before, uses=before.uses | {use})
-                return
-            # its first line: PostgreSQL's adds the statement and a caret under the error
-            said = next((line.strip() for line in str(fault).splitlines() if line.strip()), "")
-            self._faults[part] = SideFault(part, said, self._clock(), frozenset({use}))
-        log.error(
-            "%s (%s): alerts are still stored and notified, but %s until it works again",
-            part.what,
-            fault,
-            part.lost,
-        )
-        self._changed()
+            before = self._shown(part)
+            now = self._clock()
+            for table in tables or part.tables:
+                kept = self._faults.get((part, table))
+                if kept is None:
+                    self._faults[part, table] = _TableFault(said, now, frozenset({use}))
+                elif use not in kept.uses:
+                    self._faults[part, table] = replace(kept, uses=kept.uses | {use})
+            after = self._shown(part)
+        if before is None:
+            log.error(
+                "%s (%s): alerts are still stored and notified, but %s until it works again",
+                part.what,
+                fault,
+                part.lost,
+            )
+        if _said(before) != _said(after):
+            self._changed()
 
-    def works(self, part: Part, use: Use) -> None:
-        """``use`` of ``part`` succeeded (a read returned, a write of its rows committed): a
-        failure of that use is no longer said, and the part is not once none is left. A read
-        does not clear a failed write: a table may read and refuse writes; nor does work that
-        wrote none of its rows, which is why the caller says nothing then (a no-op when the
-        part was not failing, the usual case: a dictionary lookup)."""
-        if part not in self._faults:  # no lock: a fault set meanwhile is cleared next time
+    def works(self, part: Part, use: Use, tables: Collection[Table]) -> None:
+        """``use`` of ``tables`` of ``part`` succeeded (a read returned, a write of their rows
+        committed): a failure of that use of those tables is no longer said, and the part is
+        not once none of its tables is left failing. A read does not clear a failed write: a
+        table may read and refuse writes; nor does work that wrote none of its rows, which
+        is why the caller says nothing then; nor does a write to one table another's (a
+        no-op when nothing is failing, the usual case)."""
+        if not self._faults:  # no lock: a fault set meanwhile is cleared next time
             return
         with self._lock:
-            before = self._faults.get(part)
-            if before is None or use not in before.uses:
+            before = self._shown(part)
+            if before is None:
                 return
-            left = before.uses - {use}
-            if left:
-                self._faults[part] = replace(before, uses=left)
-                return
-            del self._faults[part]
-        log.info("%s works again: %s", part.value, part.what.replace("cannot", "can"))
-        self._changed()
+            for table in tables:
+                kept = self._faults.get((part, table))
+                if kept is None or use not in kept.uses:
+                    continue
+                left = kept.uses - {use}
+                if left:
+                    self._faults[part, table] = replace(kept, uses=left)
+                else:
+                    del self._faults[part, table]
+            after = self._shown(part)
+        if after is None:
+            log.info("%s works again: %s", part.value, part.what.replace("cannot", "can"))
+        if _said(before) != _said(after):
+            self._changed()
 
     def unread(self) -> tuple[Part, ...]:
-        """The parts a read of which failed and has not worked since: what a read can clear
-        (:meth:`caregiver.storage.Store.probe_side_faults` reads their tables), and what a
+        """The parts a read of one of whose tables failed and has not worked since: what a
         page may say it cannot read now."""
         with self._lock:
-            return tuple(f.part for f in self._faults.values() if Use.READ in f.uses)
+            failed = (part for (part, _), f in self._faults.items() if Use.READ in f.uses)
+            return tuple(dict.fromkeys(failed))
+
+    def unread_tables(self) -> tuple[tuple[Part, Table], ...]:
+        """Each part's tables a read of which failed and has not worked since: what a read
+        of them can clear (:meth:`caregiver.storage.Store.probe_side_faults` reads them)."""
+        with self._lock:
+            return tuple(key for key, f in self._faults.items() if Use.READ in f.uses)
 
     @property
     def failing(self) -> bool:
@@ -205,9 +281,21 @@ class SideFaults:
         return bool(self._faults)
 
     def now(self) -> tuple[SideFault, ...]:
-        """The parts failing now, the oldest first."""
+        """The parts failing now, one each, the oldest first."""
         with self._lock:
-            return tuple(sorted(self._faults.values(), key=lambda f: f.since))
+            parts = dict.fromkeys(part for part, _ in self._faults)
+            shown = [self._shown(part) for part in parts]
+        return tuple(sorted((f for f in shown if f is not None), key=lambda f: f.since))
+
+    def _shown(self, part: Part) -> SideFault | None:
+        """``part`` as people read it (the lock held): its oldest table's fault and time,
+        with every table failing; None when none is."""
+        kept = [(table, f) for (p, table), f in self._faults.items() if p == part]
+        if not kept:
+            return None
+        _, oldest = min(kept, key=lambda tf: tf[1].since)
+        failing = frozenset((table, use) for table, f in kept for use in f.uses)
+        return SideFault(part, oldest.fault, oldest.since, failing)
 
     def _changed(self) -> None:
         """Tell :attr:`on_change`; its error is logged, never raised: the caller is often
@@ -219,3 +307,8 @@ class SideFaults:
             self.on_change()
         except Exception:
             log.exception("the parts of the database failing could not be said (they are kept)")
+
+
+def _said(fault: SideFault | None) -> tuple[str, float] | None:
+    """What people read of a part (its words and since when), a change of which is told."""
+    return None if fault is None else (fault.fault, fault.since)

@@ -30,7 +30,7 @@ import logging
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
@@ -58,7 +58,7 @@ from caregiver.storage.records import (
     NewEvent,
 )
 from caregiver.storage.schema import SchemaUpgrade, migrate
-from caregiver.storage.side_faults import SideFaults, Use
+from caregiver.storage.side_faults import SideFaults, Table, Use
 from caregiver.storage.sql import _any_engine_errors
 from caregiver.storage.store_ops import StoreOperations
 from caregiver.storage.tx_accounts import TxAccounts
@@ -323,27 +323,39 @@ class Store(StoreOperations):
                 return
 
     def probe_side_faults(self) -> None:
-        """Read the tables of each part a read of which failed (:meth:`SideFaults.unread`, one
-        row of each): a part whose tables all read again is said to read again. Without this
-        a part stayed said until the work that uses it next succeeded (a page naming the
-        walkers, the next card's plan line), long after its table was put back.
+        """Read each table a read of which failed (:meth:`SideFaults.unread_tables`, one row
+        of each): a table that reads again is said to read again (its part is not once none
+        of its tables is failing). Without this a part stayed said until the work that uses
+        it next succeeded (a page naming the walkers, the next card's plan line), long after
+        its table was put back.
 
-        A read clears only a failed read (:class:`~caregiver.storage.side_faults.Use`): a part
-        whose write failed stays said until a write of its rows commits (the next telemetry,
-        session summary, roster, stage or recording written; not one handled unchanged). Read
-        here, a table that reads but refuses writes (a permission revoked, a trigger refusing,
-        a read-only or full disk) was said to work, then to fail at its next refused write:
-        the banner, ``/healthz`` and the log's start and end lines came and went every few
-        seconds. A write here that changes nothing and is rolled back would not say it either:
-        a trigger fires only for a row written, and SQLite reaches a full disk only at the
-        commit. The service's housekeeping thread calls it while a part fails
-        (:data:`SIDE_PROBE_EVERY_S`)."""
-        for part in self.side_faults.unread():
+        A read clears only a failed read (:class:`~caregiver.storage.side_faults.Use`): a
+        table whose write failed stays said until a write of its rows commits (the next
+        telemetry, session summary, roster, stage or recording written; not one handled
+        unchanged). Read here, a table that reads but refuses writes (a permission revoked,
+        a trigger refusing, a read-only or full disk) was said to work, then to fail at its
+        next refused write: the banner, ``/healthz`` and the log's start and end lines came
+        and went every few seconds. A write here that changes nothing and is rolled back
+        would not say it either: a trigger fires only for a row written, and SQLite reaches
+        a full disk only at the commit. The service's housekeeping thread calls it while a
+        part fails (:data:`SIDE_PROBE_EVERY_S`)."""
+        failed = self.side_faults.unread_tables()
+        unreadable = set(self.unreadable(dict.fromkeys(table for _, table in failed)))
+        for part, table in failed:
+            if table not in unreadable:
+                self.side_faults.works(part, Use.READ, (table,))
+
+    def unreadable(self, tables: Iterable[Table]) -> tuple[Table, ...]:
+        """Those of ``tables`` that cannot be read now (one row of each, each read alone):
+        missing, locked or damaged. What tells a side message let go because its table is
+        gone from one whose table reads and refuses its rows (ingest's ``_side_fault``)."""
+        failing: list[Table] = []
+        for table in tables:
             try:
-                self._read(functools.partial(_read_tables, part.tables))
+                self._read(functools.partial(_read_tables, (table,)))
             except StorageFault:
-                continue
-            self.side_faults.works(part, Use.READ)
+                failing.append(table)
+        return tuple(failing)
 
     def file_bytes(self) -> int:
         """The database's size on disk (SQLite: its file's pages, the WAL aside)."""

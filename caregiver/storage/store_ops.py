@@ -287,10 +287,16 @@ class StoreOperations:
     # ------------------------------------------------- prescribed sessions
 
     def set_prescribed(
-        self, device_id: str, week: str, sessions: int, walker: str = DEFAULT_WALKER.id
+        self,
+        device_id: str,
+        week: str,
+        sessions: int,
+        walker: str = DEFAULT_WALKER.id,
+        *,
+        always: bool = False,
     ) -> bool:
         with self.transaction() as tx:
-            return tx.set_prescribed(device_id, week, sessions, walker)
+            return tx.set_prescribed(device_id, week, sessions, walker, always=always)
 
     def prescribed_weeks(self, device_id: str, walker: str = DEFAULT_WALKER.id) -> dict[str, int]:
         """Week ("2026-W49") -> sessions ``walker``'s progression prescribed in it (weeks the

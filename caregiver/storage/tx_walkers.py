@@ -213,31 +213,43 @@ class TxWalkers(_TxBase):
     # ------------------------------------------------- prescribed sessions
 
     def set_prescribed(
-        self, device_id: str, week: str, sessions: int, walker: str = DEFAULT_WALKER.id
+        self,
+        device_id: str,
+        week: str,
+        sessions: int,
+        walker: str = DEFAULT_WALKER.id,
+        *,
+        always: bool = False,
     ) -> bool:
-        """The sessions ``walker``'s progression prescribes in ``week``; True when it changed."""
+        """The sessions ``walker``'s progression prescribes in ``week``; True when it changed.
+        ``always``: the row written even unchanged (a write that commits then shows that its
+        table takes writes: :class:`caregiver.storage.side_faults.SideFaults`)."""
         if walker != DEFAULT_WALKER.id:
-            return self._set_walker_prescribed(device_id, walker, week, sessions)
+            return self._set_walker_prescribed(device_id, walker, week, sessions, always)
         row = self._db.execute(
             "SELECT sessions FROM prescribed_weeks WHERE device_id = ? AND week = ?",
             (device_id, week),
         ).fetchone()
-        if row is not None and int(row[0]) == sessions:
+        changed = row is None or int(row[0]) != sessions
+        if not changed and not always:
             return False
         self._db.execute(
             "INSERT INTO prescribed_weeks (device_id, week, sessions) VALUES (?, ?, ?) "
             "ON CONFLICT (device_id, week) DO UPDATE SET sessions = excluded.sessions",
             (device_id, week, sessions),
         )
-        return True
+        return changed
 
-    def _set_walker_prescribed(self, device_id: str, walker: str, week: str, sessions: int) -> bool:
+    def _set_walker_prescribed(
+        self, device_id: str, walker: str, week: str, sessions: int, always: bool
+    ) -> bool:
         row = self._db.execute(
             "SELECT sessions FROM walker_prescribed_weeks"
             " WHERE device_id = ? AND walker = ? AND week = ?",
             (device_id, walker, week),
         ).fetchone()
-        if row is not None and int(row[0]) == sessions:
+        changed = row is None or int(row[0]) != sessions
+        if not changed and not always:
             return False
         self._db.execute(
             "INSERT INTO walker_prescribed_weeks (device_id, walker, week, sessions)"
@@ -245,7 +257,7 @@ class TxWalkers(_TxBase):
             " DO UPDATE SET sessions = excluded.sessions",
             (device_id, walker, week, sessions),
         )
-        return True
+        return changed
 
     def prescribed_weeks(self, device_id: str, walker: str = DEFAULT_WALKER.id) -> dict[str, int]:
         if walker != DEFAULT_WALKER.id:

@@ -1,0 +1,278 @@
+"""A part of the database the service goes on without is said as long as any of its tables
+fails, whatever its other tables take (docs/caregiver.md, "Parts of the database the service
+goes on without").
+
+A part covers several tables: the progression its walkers' stages and their weeks' counts,
+the commands' answers the plans' and the self-tests'. Its faults were kept by part, so a
+write to one table cleared a fault of another: a stage refused by its table (a trigger, a
+full tablespace, a broken index) was said until the treadmill's next progress message
+wrote a week's count, and the banner, ``/healthz``, the retained health message and Home
+Assistant then said all was well while every new stage was still lost. And a side message let
+go because its table was missing was kept as a failed write: put back and read, the table
+was still said failing until a message wrote to it, or a restart.
+
+Real triggers refuse the writes (:func:`tests.test_ingest_side_tables._refuse_writes`), a
+real rename takes a table away, on SQLite files and on the suite's PostgreSQL; the messages go
+over a real Mosquitto, and the health message is the one it retains.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from caregiver import health_topic as health_topic_module
+from caregiver.service import CaregiverService
+from caregiver.storage import Part, Table, Use
+from core.protocol import payloads
+from core.protocol.messages import CaregiverHealthMessage
+from core.protocol.payloads import decode_as, reply_payload
+from core.protocol.topics import caregiver_health_topic
+from tests.caregiver_db import execute
+from tests.caregiver_support import (
+    Http,
+    SimDevice,
+    make_config,
+    running_service,
+    wait_all_handled,
+)
+from tests.mqtt_helpers import Subscriber, validate
+from tests.stage_support import STAGE_EXAMPLE
+from tests.test_caregiver_whose_incident import ANNA
+from tests.test_ingest_side_tables import (
+    PROGRESS_UNSTORED,
+    WALKERS_UNSTORED,
+    _allow_writes,
+    _answer,
+    _failing,
+    _let_go,
+    _progress,
+    _refuse_writes,
+    _roster_of,
+    _said_faulty,
+    _said_sound,
+)
+from tools.broker import Mosquitto, mosquitto_available
+
+pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
+
+DEVICE = "treadmill-1"
+COMMANDS_UNSTORED = "the treadmills' answers to commands cannot be stored"
+
+
+@pytest.fixture(autouse=True)
+def _said_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every change of the health message said as it happens."""
+    monkeypatch.setattr(health_topic_module, "HEALTH_EVERY_S", 0.0)
+
+
+@pytest.fixture
+def watched(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> Iterator[tuple[CaregiverService, Http, Subscriber]]:
+    """The service with its dashboard (Ann logged in) and what it says on its health topic."""
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    topic = caregiver_health_topic("retroguard", config.mqtt.identity)
+    sub = Subscriber(mosquitto, [topic])
+    try:
+        with running_service(config, background=False) as service:
+            assert sub.wait(lambda: _parts(sub) == []), "no health said once subscribed"
+            http = Http(service.port)
+            assert http.login() == 303
+            yield service, http, sub
+    finally:
+        sub.close()
+
+
+def _health(sub: Subscriber) -> list[CaregiverHealthMessage]:
+    said = list(sub.messages)
+    for message in said:
+        validate("caregiver_health", message.payload)
+    return [decode_as(CaregiverHealthMessage, m.payload) for m in said]
+
+
+def _parts(sub: Subscriber) -> list[str] | None:
+    """The parts the newest health message heard says failing (None: none heard)."""
+    said = _health(sub)
+    return [p.part for p in said[-1].parts] if said else None
+
+
+def _said_everywhere(
+    service: CaregiverService, http: Http, sub: Subscriber, part: Part, words: str
+) -> None:
+    """``part`` is said failing on the banner, ``/healthz`` and the health message. The
+    newest health message heard may be older than what ingest just did (it is sent on a
+    change): another part said failing for a moment makes one that says every part failing
+    now, the one looked at."""
+    _said_faulty(service, http, part.value, words)
+    faults = service.store.side_faults
+    faults.failed(Part.CLOSES, "caregiver database: a mark", Use.READ, (Table.INCIDENTS,))
+    assert sub.wait(lambda: "closes" in (_parts(sub) or [])), _parts(sub)
+    newest = _health(sub)[-1]
+    assert newest.status == "degraded" and newest.storing
+    said = {p.part: p.said for p in newest.parts}
+    assert part.value in said, said
+    assert said[part.value].startswith(words)
+    faults.works(Part.CLOSES, Use.READ, (Table.INCIDENTS,))
+    assert sub.wait(lambda: "closes" not in (_parts(sub) or ["closes"])), _parts(sub)
+
+
+def _said_sound_everywhere(service: CaregiverService, http: Http, sub: Subscriber) -> None:
+    _said_sound(service, http)
+    assert sub.wait(lambda: _parts(sub) == []), _parts(sub)
+    assert _health(sub)[-1].status == "ok"
+
+
+def test_a_stage_refused_stays_said_after_a_weeks_count_is_written(
+    mosquitto: Mosquitto,
+    watched: tuple[CaregiverService, Http, Subscriber],
+    caregiver_db: str,
+) -> None:
+    """Bob's new stage is refused by the stages' table and let go; the treadmill's progress
+    message then writes the week's count, a table of the same part that takes writes. The
+    progression stays said (before, that write said it worked) until a stage is written."""
+    service, http, sub = watched
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        device.publish("stage/bob", payloads.encode(STAGE_EXAMPLE), retain=True)
+        wait_all_handled(service, device)
+        _refuse_writes(caregiver_db, "walker_stages")
+        moved = msgspec.structs.replace(
+            STAGE_EXAMPLE, stage=2, wall_time="2026-03-10T10:00:00.000+00:00"
+        )
+        _let_go(service, device, "stage/bob", payloads.encode(moved).encode())
+        _said_everywhere(service, http, sub, Part.PROGRESS, PROGRESS_UNSTORED)
+
+        device.publish("progress", _progress("2026-W49", 4).decode(), retain=True)
+        wait_all_handled(service, device)
+        assert service.store.prescribed_weeks(DEVICE) == {"2026-W49": 4}  # written
+        assert _failing(service) == {"progress"}
+        _said_everywhere(service, http, sub, Part.PROGRESS, PROGRESS_UNSTORED)
+
+        _allow_writes(caregiver_db, "walker_stages")
+        device.publish("stage/bob", payloads.encode(moved), retain=True)  # sent again
+        wait_all_handled(service, device)
+        stored = service.store.walker_stage(DEVICE, "bob")
+        assert stored is not None and stored.stage == 2
+        assert service.ingestor.wait_for(lambda: not service.store.side_faults.failing)
+        _said_sound_everywhere(service, http, sub)
+    finally:
+        device.close()
+
+
+def test_a_stage_is_not_said_stored_while_its_weeks_count_table_refuses(
+    mosquitto: Mosquitto,
+    watched: tuple[CaregiverService, Http, Subscriber],
+    caregiver_db: str,
+) -> None:
+    """A stage writes its walker's week's count with it, unchanged too: a stage stored then
+    shows that both of its tables take writes. Were an unchanged count skipped, Bob's stage
+    after one refused for its count's table (two sessions a week, then three) would be
+    stored without touching that table and said to clear it, while it still refused: the
+    next count written would be lost with nothing said."""
+    service, http, sub = watched
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        device.publish("stage/bob", payloads.encode(STAGE_EXAMPLE), retain=True)
+        wait_all_handled(service, device)
+        _refuse_writes(caregiver_db, "walker_prescribed_weeks")
+        more = msgspec.structs.replace(
+            STAGE_EXAMPLE, sessions_per_week=3, wall_time="2026-03-04T10:00:00.000+00:00"
+        )
+        _let_go(service, device, "stage/bob", payloads.encode(more).encode())
+        _said_everywhere(service, http, sub, Part.PROGRESS, PROGRESS_UNSTORED)
+
+        moved = msgspec.structs.replace(
+            STAGE_EXAMPLE, stage=2, wall_time="2026-03-05T10:00:00.000+00:00"
+        )  # back to two a week: the count kept
+        _let_go(service, device, "stage/bob", payloads.encode(moved).encode())
+        assert _failing(service) == {"progress"}
+        _said_everywhere(service, http, sub, Part.PROGRESS, PROGRESS_UNSTORED)
+
+        _allow_writes(caregiver_db, "walker_prescribed_weeks")
+        device.publish("stage/bob", payloads.encode(moved), retain=True)  # sent again
+        wait_all_handled(service, device)
+        stored = service.store.walker_stage(DEVICE, "bob")
+        assert stored is not None and stored.stage == 2
+        assert service.ingestor.wait_for(lambda: not service.store.side_faults.failing), (
+            service.store.side_faults.now()
+        )
+        _said_sound_everywhere(service, http, sub)
+    finally:
+        device.close()
+
+
+def test_a_self_tests_answer_refused_stays_said_after_a_plans_answer_is_written(
+    mosquitto: Mosquitto,
+    watched: tuple[CaregiverService, Http, Subscriber],
+    caregiver_db: str,
+) -> None:
+    """The self-tests' table refuses the treadmill's answer to a check (let go); its answer to
+    a plan is then written to the commands' table. The commands' part stays said (before,
+    that answer said it worked, and the check read as unanswered with nothing said) until a
+    check's answer is written."""
+    service, http, sub = watched
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        check = uuid.uuid4().hex
+        service.store.self_test_asked(DEVICE, check, "ann", service.clock())
+        _refuse_writes(caregiver_db, "self_tests")
+        answer = reply_payload(DEVICE, "self_test", check, False, error="walking")
+        _let_go(service, device, "reply", answer.encode())
+        _said_everywhere(service, http, sub, Part.COMMANDS, COMMANDS_UNSTORED)
+
+        device.publish("reply", _answer(service).decode())  # a plan refused, recorded
+        wait_all_handled(service, device)
+        assert service.store.sent_commands(DEVICE, 1)[0].status == "refused"  # written
+        assert _failing(service) == {"commands"}
+        _said_everywhere(service, http, sub, Part.COMMANDS, COMMANDS_UNSTORED)
+
+        _allow_writes(caregiver_db, "self_tests")
+        check = uuid.uuid4().hex
+        service.store.self_test_asked(DEVICE, check, "ann", service.clock())
+        device.publish("reply", reply_payload(DEVICE, "self_test", check, False, error="walking"))
+        wait_all_handled(service, device)
+        kept = service.store.self_test(DEVICE)
+        assert kept is not None and kept.outcome == "refused"
+        assert service.ingestor.wait_for(lambda: not service.store.side_faults.failing)
+        _said_sound_everywhere(service, http, sub)
+    finally:
+        device.close()
+
+
+def test_a_roster_let_go_for_its_missing_table_is_cleared_once_the_table_reads_again(
+    mosquitto: Mosquitto,
+    watched: tuple[CaregiverService, Http, Subscriber],
+    caregiver_db: str,
+) -> None:
+    """The roster's table is gone: the treadmill's roster is let go. Its table reads no more
+    than it writes, so what failed is a read of it, not a write: put back, the housekeeping
+    look reads it and the walkers are no longer said, with no roster written (the treadmill's
+    retained roster, handed over again at its next connection, may be unchanged). Before, it
+    was kept as a failed write and stayed said until a changed roster or a restart."""
+    service, http, sub = watched
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        execute(caregiver_db, "ALTER TABLE device_walkers RENAME TO device_walkers_gone")
+        _let_go(service, device, "walkers", _roster_of(device, ANNA))
+        _said_everywhere(service, http, sub, Part.WALKERS, WALKERS_UNSTORED)
+        walkers = next(f for f in service.store.side_faults.now() if f.part is Part.WALKERS)
+        assert (Table.DEVICE_WALKERS, Use.READ) in walkers.failing
+        assert Use.WRITE not in walkers.uses
+        service.store.probe_side_faults()  # still gone: still said
+        _said_everywhere(service, http, sub, Part.WALKERS, WALKERS_UNSTORED)
+
+        execute(caregiver_db, "ALTER TABLE device_walkers_gone RENAME TO device_walkers")
+        service.store.probe_side_faults()
+        assert _failing(service) == set()
+        _said_sound_everywhere(service, http, sub)
+    finally:
+        device.close()
