@@ -485,7 +485,7 @@ def test_the_progress_page_s_boxes_dates_and_weeks_read_as_one_page(
         d.close()
 
 
-_PLAN_LINES = """() => Array.from(document.querySelectorAll('#sessions .plan-name'), name => {
+_TEXT_LINES = """selector => Array.from(document.querySelectorAll(selector), name => {
     // the name's lines as they stand on screen: its characters grouped by the line they are on
     const walker = document.createTreeWalker(name, NodeFilter.SHOW_TEXT), lines = [];
     let top = null;
@@ -527,7 +527,7 @@ def test_a_plan_s_name_wraps_only_after_a_hyphen_before_a_word(
     page = _page(browser, service, width)
     page.goto(service.url + "/devices/treadmill-1/progress")
     expect(page.locator("#sessions .plan-name", has_text=LONG_PLAN)).to_have_count(1)
-    names = page.evaluate(_PLAN_LINES)
+    names = page.evaluate(_TEXT_LINES, "#sessions .plan-name")
     assert {"".join(lines) for lines in names} >= {
         LONG_PLAN,
         "progression-week-9",
@@ -550,6 +550,52 @@ def test_a_plan_s_name_wraps_only_after_a_hyphen_before_a_word(
     page.context.close()
     for d in devices:
         d.close()
+
+
+CARD_PLAN = "walk-backward-slowly-week-12"
+"""A custom plan's name whose line on a phone's card ends at a hyphen before a number."""
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_a_card_s_plan_line_wraps_only_after_a_hyphen_before_a_word(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """The fleet card's plan line at 360 px read "Plan: walk-backward-slowly-week-" over
+    "12": the browser breaks after any hyphen. As the sessions tables do, the card (the
+    page's, and the one the live feed builds when the belt changes) keeps each hyphen with
+    its number: "Plan: walk-backward-slowly-" over "week-12"; one line at 1280 px."""
+    from playwright.sync_api import expect
+
+    from tests.caregiver_support import session_record
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=50)
+    record = session_record("treadmill-1", started, backward_min=12, longest_min=10, plan=CARD_PLAN)
+    device.session(msgspec.structs.replace(record, intervals=[]))  # the card says its name
+    assert service.ingestor.wait_for(lambda: service.store.walk_session_count() == 1, WAIT)
+    page = _page(browser, service, width)
+    line = page.locator("#card-treadmill-1 .plan")
+    expect(line).to_have_text(f"Plan: {CARD_PLAN}")
+    page.evaluate("document.querySelector('#card-treadmill-1 .plan').dataset.served = '1'")
+    for built in ("page", "feed"):
+        if built == "feed":  # the belt armed again: app.js builds the card afresh
+            device.set_state("STANDBY")
+            expect(page.locator("#card-treadmill-1 .belt")).to_contain_text("Belt stopped")
+            expect(line).not_to_have_attribute("data-served", "1")
+            expect(line).to_have_text(f"Plan: {CARD_PLAN}")
+        lines = page.evaluate(_TEXT_LINES, "#card-treadmill-1 .plan")[0]
+        assert "".join(lines) == f"Plan: {CARD_PLAN}", (built, lines)
+        if width == 360:
+            assert lines == ["Plan: walk-backward-slowly-", "week-12"], (built, lines)
+        else:
+            assert len(lines) == 1, (built, lines)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.locator("#card-treadmill-1").screenshot(
+            path=_shot(tmp_path, service, f"card-plan-{built}-{width}.png")
+        )
+    page.context.close()
+    device.close()
 
 
 def test_a_second_caregiver_s_alarm_stops_saying_who_answered_when_another_acknowledges(

@@ -386,7 +386,8 @@ def month_element(first_day: dt.date) -> Markup:
 
 
 def plan_name_element(name: str) -> Markup:
-    """A plan's name as the sessions tables show it: each hyphen and the number after it
+    """A plan's name as the sessions tables and a card's plan line show it (app.js's
+    ``planName`` builds the live feed's card the same way): each hyphen and the number after it
     kept together (``<span class="nowrap">-9</span>``), so a name wider than its column
     wraps after a hyphen before a word ("progression-" over "week-9") or not at all. The
     browser breaks after any hyphen, and at 1024 px the table read "progression-week-" over

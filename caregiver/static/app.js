@@ -44,6 +44,14 @@
     return m ? node("time", { datetime: m.iso, "data-format": m.format }, [m.text]) : null;
   }
   function since(t) { return node("span", { "class": "since", "data-since": String(t) }); }
+  // A plan's words with each hyphen kept with the digit after it, as the server's plan_name
+  // filter renders them (caregiver/routes/site.py): a phone's card read "walk-backward-
+  // slowly-week-" over "12".
+  function planName(text) {
+    return text.split(/(-\d)/).map(function (part, n) {
+      return n % 2 ? node("span", { "class": "nowrap" }, [part]) : part;
+    });
+  }
   // "— received 14:52:40 (held 20 min by the treadmill)" after a row's time (story.Stamped)
   function late(x) {
     return x.late ? [" ", node("span", { "class": "received" },
@@ -70,7 +78,7 @@
       h ? node("p", { "class": "headline" + (h.open ? " headline-open" : "") },
         [node("a", { href: h.link }, [h.text]), " ", since(h.since)]) : null,
       node("p", { "class": "belt" }, [c.belt]),
-      c.plan ? node("p", { "class": "plan plan-words" }, [c.plan]) : null,  // the walker's plan
+      c.plan ? node("p", { "class": "plan plan-words" }, planName(c.plan)) : null,  // the walker's plan
       seen,
       node("p", { "class": "links" }, [node("a", { href: "/devices/" + encodeURIComponent(id) + "/progress" }, ["Walking progress"])]),
       ack]));
