@@ -244,6 +244,23 @@ _ACK_ROOM = """() => {
     };
 }"""
 
+_OPEN_ROOM = """() => {
+    const note = document.getElementById('alarm-open-here');
+    if (!note) return { shown: false, words: null };
+    const slot = document.getElementById('alarm-link').getBoundingClientRect();
+    const r = document.createRange(); r.selectNodeContents(note);
+    const lines = Array.from(r.getClientRects());
+    return {
+        shown: getComputedStyle(note).display !== 'none' && !!lines.length,
+        words: note.innerText,
+        slot: [slot.left, slot.right, slot.top, slot.bottom],
+        text: lines.length ? [Math.min(...lines.map(b => b.left)),
+                              Math.max(...lines.map(b => b.right)),
+                              Math.min(...lines.map(b => b.top)),
+                              Math.max(...lines.map(b => b.bottom))] : null,
+    };
+}"""
+
 
 @pytest.mark.parametrize("width", [360, 1280])
 def test_the_banner_s_buttons_stand_in_the_same_places_on_every_page(
@@ -254,7 +271,9 @@ def test_the_banner_s_buttons_stand_in_the_same_places_on_every_page(
     page (no Acknowledge there): a thumb finds Silence in one place. At 360 px the fall's page
     had Silence 83 px left of where every other page had it. Where no Acknowledge can stand,
     its room says "To acknowledge:" against Open: the progress and plan pages showed a
-    button-wide hole in the red banner, read as something that failed to load."""
+    button-wide hole in the red banner, read as something that failed to load. On the fall's
+    own page Open's room says "Details below" (at 360 px the same hole stood between
+    Acknowledge and Silence)."""
     from playwright.sync_api import expect
 
     device = SimDevice(mosquitto, "treadmill-1")
@@ -291,6 +310,15 @@ def test_the_banner_s_buttons_stand_in_the_same_places_on_every_page(
             assert slot_top - 1 <= top and bottom <= slot_bottom + 1, (name, width, room)
             # set against Open, filling most of the room, not a word adrift in it
             assert slot_right - right < 2 and right - left > 0.6 * (slot_right - slot_left), room
+        here = page.evaluate(_OPEN_ROOM)
+        if "alarm-link" in expected:
+            assert not here["shown"], (name, here)
+        else:  # the alert is this page: Open's room says so, within it
+            assert here["shown"] and here["words"] == "Details below", (name, here)
+            left, right, top, bottom = here["text"]
+            slot_left, slot_right, slot_top, slot_bottom = here["slot"]
+            assert slot_left - 1 <= left and right <= slot_right + 1, (name, width, here)
+            assert slot_top - 1 <= top and bottom <= slot_bottom + 1, (name, width, here)
         page.screenshot(
             path=_shot(tmp_path, service, f"banner-{name}-{width}.png"),
             clip={"x": 0, "y": 0, "width": width, "height": 340},
