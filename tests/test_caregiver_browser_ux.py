@@ -271,15 +271,17 @@ def test_the_banner_s_buttons_stand_in_the_same_places_on_every_page(
     page (no Acknowledge there): a thumb finds Silence in one place. At 360 px the fall's page
     had Silence 83 px left of where every other page had it. Where no Acknowledge can stand,
     its room says "To acknowledge:" against Open: the progress and plan pages showed a
-    button-wide hole in the red banner, read as something that failed to load. On the fall's
-    own page Open's room says "Details below" (at 360 px the same hole stood between
+    button-wide hole in the red banner, read as something that failed to load; so did
+    another treadmill's page (its card is not the fall's: no Acknowledge will come). On the
+    fall's own page Open's room says "Details below" (at 360 px the same hole stood between
     Acknowledge and Silence)."""
     from playwright.sync_api import expect
 
-    device = SimDevice(mosquitto, "treadmill-1")
+    device, other = SimDevice(mosquitto, "treadmill-1"), SimDevice(mosquitto, "treadmill-2")
+    other.online()
     device.online()
     ids = device.incident_fall()
-    wait_all_handled(service, device)
+    wait_all_handled(service, device, other)
     page = _page(browser, service, width)
     _alarm_shown(page)
     expect(page.locator("#alarm-ack")).to_be_visible()  # the card shows the fall
@@ -290,6 +292,7 @@ def test_the_banner_s_buttons_stand_in_the_same_places_on_every_page(
         "device": ("/devices/treadmill-1", set(fleet)),
         "progress": ("/devices/treadmill-1/progress", {"alarm-link", "alarm-silence"}),
         "plan": ("/devices/treadmill-1/plan", {"alarm-link", "alarm-silence"}),
+        "other-device": ("/devices/treadmill-2", {"alarm-link", "alarm-silence"}),
     }
     for name, (path, expected) in pages.items():
         page.goto(service.url + path)
@@ -325,6 +328,7 @@ def test_the_banner_s_buttons_stand_in_the_same_places_on_every_page(
         )
     page.context.close()
     device.close()
+    other.close()
 
 
 _ALERT_ROWS = """() => Array.from(document.querySelectorAll('#incidents li')).map(li => {

@@ -206,14 +206,28 @@
     }
     return null;
   }
-  // Where the page has no form for it and none will come (no card: the progress and plan
-  // pages, another alert's page), the button's room says so, leading into Open; a page of
-  // cards waits for the alarm's (its room kept empty a moment, not worded then undone).
+  // Where the page has no form for it and none will come (no card of its treadmill: the
+  // progress and plan pages, another alert's page, another treadmill's page), the button's
+  // room says so, leading into Open; the fleet, or the alarm's treadmill's page, waits for
+  // its card (its room kept empty a moment, not worded then undone).
   var ackElsewhere = document.getElementById("alarm-ack-elsewhere");
+  function namedDevice() {  // the treadmill of the alarm the banner names
+    var a = alarmedFor && alarmedFor.get(namedEvent);  // (a page's first call: not yet made)
+    if (a) return a.device;
+    try {
+      var rendered = JSON.parse(banner.dataset.alarms || "[]").filter(function (r) { return r.incident === named; });
+      return rendered.length ? rendered[0].device : "";
+    } catch (e) { return ""; }
+  }
+  function cardWillCome() {
+    if (document.querySelector('[data-page="fleet"]')) return true;
+    var device = namedDevice();
+    return !!device && !!document.getElementById("card-" + device);
+  }
   function showBannerAck() {
     var form = namedForm();
     if (bannerAck) bannerAck.classList.toggle("alarm-ack-off", !form);
-    if (ackElsewhere) ackElsewhere.hidden = !!form || !!document.querySelector(".card");
+    if (ackElsewhere) ackElsewhere.hidden = !!form || cardWillCome();
   }
   if (bannerAck) bannerAck.addEventListener("click", function () {
     var form = namedForm(), sent = form && form.querySelector("button");
