@@ -1909,7 +1909,7 @@ def test_a_page_gone_when_its_feed_comes_back_shows_that_it_is_gone(
     monkeypatch.setattr(Site, "may_see", staticmethod(lambda request, device_id: False))
     with page.expect_navigation():
         service._deaf_meanwhile()  # the marker moves on and every stream ends
-    expect(page.locator("body")).to_have_text("no such device")
+    expect(page.locator("h1")).to_have_text("No such treadmill")
     page.context.close()
     device.close()
 

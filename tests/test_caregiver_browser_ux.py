@@ -630,6 +630,40 @@ def test_a_card_s_plan_line_wraps_only_after_a_hyphen_before_a_word(
     device.close()
 
 
+@pytest.mark.parametrize("width", [360, 1280])
+def test_a_treadmill_s_page_that_is_gone_says_so_with_a_way_back(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """A bookmark of a treadmill's page, its progress or its plan, for a treadmill this
+    account may not see (or that never reported): the page said "no such device" in the
+    browser's smallest monospace type, no header, no way back, a site broken at a glance on
+    a phone. It is now the dashboard's page (as an event page gone is): it says what is
+    missing, and its way back is a button a finger can take. The same page for a treadmill
+    that is not there and one the account may not see: the account learns nothing more."""
+    from playwright.sync_api import expect
+
+    service.accounts.add_user("carol", PASSWORD, Role.CAREGIVER)
+    service.accounts.limit("carol", ["treadmill-2"])
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    wait_all_handled(service, device)
+    page = _page(browser, service, width, "carol")
+    for path in ("/devices/treadmill-1", "/devices/nothing-here/progress",
+                 "/devices/treadmill-1/plan"):  # fmt: skip
+        answer = page.goto(service.url + path)
+        assert answer is not None and answer.status == 404, path
+        expect(page.locator("h1")).to_have_text("No such treadmill")
+        back = page.get_by_role("link", name="Back to the dashboard")
+        box = back.bounding_box()
+        assert box is not None and box["height"] >= 44, (path, box)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=_shot(tmp_path, service, f"missing-{width}.png"), full_page=True)
+    back.click()
+    expect(page.locator("h1")).to_have_text("Treadmills")
+    page.context.close()
+    device.close()
+
+
 def test_a_second_caregiver_s_alarm_stops_saying_who_answered_when_another_acknowledges(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:

@@ -168,10 +168,10 @@ def routes(site: Site) -> list[BaseRoute]:
     async def device_page(request: Request) -> Response:
         device_id = request.path_params["device_id"]
         if not site.may_see(request, device_id):
-            return site.not_found("device")
+            return site.missing_page(request, "treadmill")
         device, events, who, checked, plans = await run_in_threadpool(device_data, device_id)
         if device is None:
-            return site.not_found("device")
+            return site.missing_page(request, "treadmill")
         # an amber card: the amber notice is rendered with it (Site.amber_rendered)
         card = story.card(device, site.backend.clock(), who.get(device_id))
         request.state.amber = card.level == "warn"

@@ -351,7 +351,7 @@ def routes(site: Site) -> list[BaseRoute]:
     async def plan_page(request: Request) -> Response:
         device_id = await visible(request)
         if device_id is None:
-            return site.not_found("device")
+            return site.missing_page(request, "treadmill")
         return await page(request, device_id)
 
     @site.authed

@@ -103,14 +103,14 @@ def routes(site: Site) -> list[BaseRoute]:
     async def progress_page(request: Request) -> Response:
         device_id = request.path_params["device_id"]
         if not site.may_see(request, device_id):
-            return site.not_found("device")
+            return site.missing_page(request, "treadmill")
         asked = request.query_params.get("walker")
         try:
             shown = await run_in_threadpool(sessions_of, device_id, asked)
         except UnknownWalker as exc:
             return PlainTextResponse(str(exc), status_code=404)
         if shown is None:
-            return site.not_found("device")
+            return site.missing_page(request, "treadmill")
         view = progress_view(shown.sessions, backend.clock(), shown.zone, shown.prescribed)
         found, _, walks = await run_in_threadpool(trends_of, device_id, shown.walker)
         this_week = view["this_week"]

@@ -570,7 +570,10 @@ class Site:
 
     def missing_page(self, request: Request, what: str) -> Response:
         """:meth:`not_found` as a page a person reached by a link (an event page, from an
-        old notification or bookmark): the same 404, with a way back to the dashboard."""
+        old notification or bookmark; a treadmill's page, its progress or plan page, from a
+        bookmark or a page whose treadmill this account may no longer see): the same 404,
+        with a way back to the dashboard, in the dashboard's type (a bare "no such device"
+        read as a broken site on a phone, in the browser's smallest type)."""
         return self.render(request, "missing.html", status_code=404, what=what)
 
     def render(
