@@ -806,7 +806,8 @@ def test_on_a_phone_an_acknowledged_card_stays_under_the_thumb_saying_so(
 
 
 SMALL_TARGETS = """min => Array.from(document.querySelectorAll(
-    'button, a.btn, select, input:not([type=hidden]), summary, .card .links a'))
+    'button, a.btn, select, input:not([type=hidden]), summary, .card .links a, a.back,'
+    + ' .card h2 a'))
     .filter(e => e.offsetParent !== null || e.getClientRects().length)
     .map(e => [e.id || e.textContent.trim().slice(0, 30) || e.name, e.getBoundingClientRect()])
     .filter(([, r]) => r.width > 0 && r.height < min)
@@ -822,7 +823,9 @@ def test_on_a_phone_every_button_and_field_is_big_enough_to_tap(
     """At 360 px: the header's Enable alarm sound and Log out (34 px tall), a card's Walking
     progress link right above its Acknowledge button, the progress page's walker select and
     Show button, the plan page's fields (19 to 21 px) were too small for a finger; every
-    control on the caregiver's and the physio's pages is 44 px tall now."""
+    control on the caregiver's and the physio's pages is 44 px tall now; so are the pages'
+    way back ("← Dad's treadmill", 21 px) and a card's name (28 px), links on a line of their
+    own, the fall's page's way back too."""
     from playwright.sync_api import expect
 
     devices = _scene(service, mosquitto)
@@ -833,6 +836,7 @@ def test_on_a_phone_every_button_and_field_is_big_enough_to_tap(
         "/devices/treadmill-2",
         "/devices/treadmill-1/progress",
         "/devices/treadmill-1/plan",
+        page.locator("#card-treadmill-1 .headline a").get_attribute("href"),
     ):
         page.goto(service.url + path)
         expect(page.locator("body")).to_have_attribute("data-live", "1")
