@@ -1089,8 +1089,13 @@ class Ingestor:
     def _say_online(self, client: mqtt.Client) -> None:
         """``online`` (retained), saying whether it stores what it receives now: a service
         that stores nothing pages nobody (an alert not stored is neither receipted nor
-        escalated), and the treadmills must not read it as there."""
+        escalated), and the treadmills must not read it as there. Never once stopping: the
+        ``offline`` a clean stop says must stay the last word (its DISCONNECT drops the Last
+        Will), and Home Assistant's birth or another instance's ``offline`` heard between the
+        two said ``online`` after it, for a service that was gone (:meth:`_say_offline`)."""
         with self._presence_lock:
+            if self._stop.is_set():
+                return
             fault = self._storing_words()
             payload = caregiver_status_payload(
                 CaregiverPresence.ONLINE, self.config.mqtt.identity, fault=fault
@@ -1129,13 +1134,20 @@ class Ingestor:
     def _say_offline(self, client: mqtt.Client) -> None:
         """A clean stop says ``offline`` itself (retained) before its DISCONNECT, which
         discards the Last Will: else a stopped service would read online for ever. Waited for
-        briefly, and only while connected (a broker that is gone would only make stop wait)."""
+        briefly, and only while connected (a broker that is gone would only make stop wait).
+        Published under the presence's lock, after :meth:`stop` set ``_stop``: an ``online``
+        being said on paho's thread goes out before it, none after (waited for outside it, as
+        paho's thread, which handles the acknowledgement, may be waiting for that lock)."""
         if not self.connected.is_set():
             return
         try:
-            info = client.publish(
-                self.presence_topic, self._presence(CaregiverPresence.OFFLINE), qos=1, retain=True
-            )
+            with self._presence_lock:
+                info = client.publish(
+                    self.presence_topic,
+                    self._presence(CaregiverPresence.OFFLINE),
+                    qos=1,
+                    retain=True,
+                )
             info.wait_for_publish(timeout=PRESENCE_WAIT_S)
         except (RuntimeError, ValueError) as exc:
             log.warning("could not announce the caregiver service offline: %s", exc)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -646,3 +647,49 @@ def test_a_broker_that_refuses_our_credentials_is_nobody_there_at_once(
             device.close()
     finally:
         broker.cleanup()
+
+
+def test_home_assistant_starting_while_the_service_stops_leaves_it_offline(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """A clean stop says ``offline`` (retained), then disconnects, which drops the Last Will:
+    the retained presence must end ``offline``. Home Assistant's birth message heard between
+    the two (paho's thread still running, the link still up) said ``online`` again after it,
+    and a service that was gone read as there for ever: the treadmills told their walkers
+    that a fall pages someone."""
+    config = caregiver_config(mosquitto, tmp_path)
+    mine = config.mqtt.identity
+    heard = threading.Event()
+    marker = "retroguard/test/marker"
+    sub = Subscriber(mosquitto, [PRESENCE, marker])
+    with running_service(config, web=False) as service:
+        ingestor = service.ingestor
+        assert sub.wait(lambda: bool(_presence(sub)))
+        answer = ingestor._home_assistant_heard
+
+        def home_assistant_heard(client: Any, message: Any) -> None:
+            answer(client, message)
+            heard.set()
+
+        ingestor._home_assistant_heard = home_assistant_heard  # type: ignore[method-assign]
+        say_offline = ingestor._say_offline
+
+        def offline_then_home_assistant_starts(client: Any) -> None:
+            say_offline(client)  # retained offline, before the DISCONNECT
+            assert sub.wait(lambda: _presence(sub)[-1].state == CaregiverPresence.OFFLINE)
+            sub.client.publish("homeassistant/status", "online", qos=1)  # its birth message
+            assert heard.wait(WAIT), "the service did not hear Home Assistant's birth"
+            # what it said then (nothing, or online) reaches the broker before the DISCONNECT:
+            # on its one connection, before this
+            client.publish(marker, "", qos=1).wait_for_publish(WAIT)
+            assert sub.wait(lambda: bool(sub.on(marker)))
+
+        ingestor._say_offline = offline_then_home_assistant_starts  # type: ignore[method-assign]
+    sub.close()
+    late = Subscriber(mosquitto, [PRESENCE])
+    try:
+        assert late.wait(lambda: bool(_presence(late)))
+        last = _presence(late)[-1]
+        assert (last.state, last.by) == (CaregiverPresence.OFFLINE, mine)
+    finally:
+        late.close()
