@@ -26,15 +26,24 @@ from collections.abc import Callable
 
 import msgspec
 import paho.mqtt.client as mqtt
+from paho.mqtt.reasoncodes import ReasonCode
 
 from caregiver.config import CaregiverMqttConfig
 from caregiver.health import database_part, database_status
 from caregiver.health_discovery import health_discovery_payload, health_discovery_topic
+from caregiver.refused_publishes import RefusedPublishes
 from caregiver.storage import SideFault
 from core.protocol.discovery import REMOVE_PAYLOAD
 from core.protocol.messages import SCHEMA_VERSION, CaregiverHealthMessage
 from core.protocol.payloads import encode, wall_now
 from core.protocol.topics import caregiver_health_topic
+
+UNSAID = (
+    "Home Assistant's Database sensor of this instance never shows what its database does "
+    '(docs/mqtt.md, "The caregiver service\'s database")'
+)
+"""What goes missing while the broker refuses the health or its discovery (the log says
+it: :class:`caregiver.refused_publishes.RefusedPublishes`)."""
 
 HEALTH_EVERY_S = 5.0
 """A change goes out at most this often (the presence's own limit: caregiver.ingest
@@ -84,17 +93,26 @@ class HealthTopic:
         """What the last message said, unstamped (None: nothing since subscribing)."""
         self._said_at = -math.inf
         self._timer: threading.Timer | None = None
+        self.refusals = RefusedPublishes()
+        """Says a broker's refusal of the health or its discovery (an ACL that predates them)."""
+
+    def published(self, mid: int, reason_code: ReasonCode) -> None:
+        """The broker's verdict on any message of the client (its ``on_publish``, paho's
+        thread): a refused health or discovery message is logged, once a connection."""
+        self.refusals.published(mid, reason_code)
 
     def subscribed(self, client: mqtt.Client) -> None:
         """Subscribed (paho's thread): the discovery message, then the health as it stands,
         whatever was said before (a retained message another run of the service left)."""
+        self.refusals.connected()
         if self._config.discovery:
             payload = health_discovery_payload(
                 self._config, self._dashboard_url, several=self._several
             )
         else:  # an earlier announcement goes
             payload = REMOVE_PAYLOAD
-        client.publish(health_discovery_topic(self._config), payload, qos=1, retain=True)
+        topic = health_discovery_topic(self._config)
+        self.refusals.publish(client, topic, payload, unsaid=UNSAID)
         with self._lock:
             self._say(client, self._now())
 
@@ -135,5 +153,5 @@ class HealthTopic:
     def _say(self, client: mqtt.Client, health: CaregiverHealthMessage) -> None:
         """Under :attr:`_lock`."""
         stamped = msgspec.structs.replace(health, wall_time=wall_now())
-        client.publish(self.topic, encode(stamped), qos=1, retain=True)
+        self.refusals.publish(client, self.topic, encode(stamped), unsaid=UNSAID)
         self._said, self._said_at = health, time.monotonic()

@@ -398,6 +398,9 @@ class Ingestor:
         ``online`` (the service's health message and its discovery say themselves then)."""
         self.on_storing_changed: Callable[[], None] = lambda: None
         """Told whenever :meth:`storing_changed` is, after the change (any thread)."""
+        self.on_published: Callable[[int, ReasonCode], None] = lambda mid, reason_code: None
+        """Told the broker's verdict on each message the client published (paho's
+        ``on_publish``, its thread): the health's refusal is said there. Must not wait."""
 
     # --------------------------------------------------------- processing
 
@@ -1031,6 +1034,7 @@ class Ingestor:
         client.on_message = self._on_message
         client.on_disconnect = self._on_disconnect
         client.on_subscribe = self._on_subscribe
+        client.on_publish = self._on_publish
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = cfg.session_expiry_s
         props.ReceiveMaximum = RECEIVE_MAXIMUM
@@ -1275,6 +1279,16 @@ class Ingestor:
         # (unless it says it cannot store them).
         self._say_online(client)
         self.on_subscribed(client)
+
+    def _on_publish(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self.on_published(mid, reason_code)
 
     def _on_disconnect(
         self,

@@ -207,6 +207,7 @@ class CaregiverService:
         ingest's refusal and of the file's damage (the last two through ingest's
         :meth:`~caregiver.ingest.Ingestor.storing_changed`, which the presence hears too)."""
         self.ingestor.on_subscribed = self.health_topic.subscribed
+        self.ingestor.on_published = self.health_topic.published
         self.ingestor.on_storing_changed = self.health_topic.changed
         self.store.side_faults.on_change = self._side_faults_changed
 

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
 
 from caregiver import health_topic as health_topic_module
@@ -264,9 +265,10 @@ class _Client:
     def __init__(self) -> None:
         self.published: list[tuple[str, str]] = []
 
-    def publish(self, topic: str, payload: str, qos: int, retain: bool) -> None:
+    def publish(self, topic: str, payload: str, qos: int, retain: bool) -> mqtt.MQTTMessageInfo:
         assert qos == 1 and retain
         self.published.append((topic, payload))
+        return mqtt.MQTTMessageInfo(len(self.published))
 
     def statuses(self) -> list[str]:
         return [
