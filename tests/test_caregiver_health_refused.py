@@ -109,6 +109,9 @@ def test_a_refused_health_is_said_once_a_connection_and_alerts_still_store(
         assert _warnings(caplog) == [said]  # the second refused message: nothing more
         assert service.ingestor.connected.is_set()
         assert ha.messages == []  # the broker dropped them all
+        broker.restart()  # a new connection: its first refusal is said again
+        assert wait_for(lambda: len(_warnings(caplog)) == 2), "not said on the new connection"
+        assert _warnings(caplog) == [said, said]
 
 
 @pytest.mark.parametrize("broker", [ACL], indirect=True, ids=["documented-acl"])
