@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.errors import ConfigError
-from core.protocol.ids import NAME_RULE, is_topic_name
 from core.protocol.messages import RECEIPT_BY_MAX
 from core.protocol.topics import share_group_problem, text_problem, topic_level_problem
 from core.writable import written_path_problem
@@ -302,13 +301,21 @@ def identity_problem(mqtt: CaregiverMqttConfig) -> str | None:
     discovery topic, the two topics the documented ACL lets only the account of that name
     write (``%u``). Before, a name with other characters went into them with each one
     changed to ``_``: the broker refused the health of every such instance, and nothing but
-    the broker's log said so. The device id rule (:func:`core.protocol.ids.is_topic_name`),
-    as a treadmill's account is its device id."""
-    if is_topic_name(mqtt.identity):
+    the broker's log said so.
+
+    Only what no topic level can carry is refused (a ``/``, ``+`` or ``#``, surrounding
+    spaces, control characters: :func:`core.protocol.topics.topic_level_problem`; Mosquitto
+    also applies no ``%u`` pattern to an account with a wildcard in its name). A hosted
+    broker's account such as ``care@clinic.example`` is a topic level the ACL matches, and
+    the service pages with it as before; that Home Assistant ignores a discovery id with
+    characters other than ``A-Z a-z 0-9 _ -`` is a warning (:mod:`caregiver.preflight`), not
+    a reason to stop the service that pages for falls."""
+    problem = topic_level_problem(mqtt.identity)
+    if problem is None:
         return None
     key = "mqtt.username" if mqtt.username else "mqtt.client_id"
     return (
-        f"{key}: {mqtt.identity!r} cannot name this service's topics: use {NAME_RULE}. It is "
+        f"{key}: {mqtt.identity!r} cannot name this service's topics: it {problem}. It is "
         "one level of its health topic (<prefix>/caregiver/health/<name>) and of its Home "
         "Assistant discovery topic, which the broker's ACL lets only the account of that name "
         "write"

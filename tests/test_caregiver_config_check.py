@@ -98,16 +98,17 @@ BAD = [
         id="client id longer than a receipt's",
     ),
     pytest.param(
-        {"mqtt": 'username = "care giver"'},
-        "{c}: mqtt.username: 'care giver' cannot name this service's topics: use 1-64 letters, "
-        "digits, '_', '.' or '-' (no '/', '+', '#' or spaces; not '.' or '..' alone). It is one "
-        "level of its health topic (<prefix>/caregiver/health/<name>) and of its Home Assistant "
-        "discovery topic, which the broker's ACL lets only the account of that name write",
+        {"mqtt": 'username = "care+giver"'},
+        "{c}: mqtt.username: 'care+giver' cannot name this service's topics: it must be one "
+        "topic level: not empty, no '/', '+', '#' or surrounding spaces. It is one level of its "
+        "health topic (<prefix>/caregiver/health/<name>) and of its Home Assistant discovery "
+        "topic, which the broker's ACL lets only the account of that name write",
         id="account name no topic level can carry",
     ),
     pytest.param(
         {"mqtt": 'client_id = "retroguard/caregiver"'},
-        "{c}: mqtt.client_id: 'retroguard/caregiver' cannot name this service's topics: use ",
+        "{c}: mqtt.client_id: 'retroguard/caregiver' cannot name this service's topics: it "
+        "must be one topic level",
         id="client id, the name without an account, no topic level can carry",
     ),
     pytest.param(

@@ -19,6 +19,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from caregiver.config import identity_problem
 from core.protocol.commands import COMMANDS, CommandName
 from core.protocol.topics import Topics
 from firmware.config import MqttConfig
@@ -298,31 +299,34 @@ def test_acl_lets_the_caregiver_say_its_own_database_health_to_home_assistant_on
             carer.close()
 
 
+@pytest.mark.parametrize("account", ["caregiver.b", "care@clinic.example"])
 def test_an_instance_whose_account_has_a_dot_says_its_health_through_the_acl(
-    tmp_path: Path,
+    tmp_path: Path, account: str
 ) -> None:
-    """A caregiver service instance's account may have a ``.``, as a device id may: its health
-    topic carries the name as it is, which the ACL's ``pattern write
-    retroguard/caregiver/health/%u`` matches, and Home Assistant reads it. Before, the ``.``
-    went into the topic as ``_`` (``caregiver_b``): the broker refused every health message
-    of the instance, and only its log said so."""
+    """A caregiver service instance's account may have a ``.``, as a device id may, or be a
+    hosted broker's e-mail-like name: its health topic carries the name as it is, which the
+    ACL's ``pattern write retroguard/caregiver/health/%u`` matches, and Home Assistant reads
+    it. Before, the ``.`` went into the topic as ``_`` (``caregiver_b``): the broker refused
+    every health message of the instance, and only its log said so; and a name the device id
+    rule refuses (an ``@``) must not stop the service that pages, when the broker takes it."""
     caregiver_lines = ACL.split("\nuser caregiver\n", 1)[1].split("\n\n", 1)[0]
-    acl = f"{ACL}\nuser caregiver.b\n{caregiver_lines}\n"  # docs/provider.md's instance block
-    broker = Mosquitto(users={"caregiver.b": "b-pw", "homeassistant": "ha-pw"}, acl=acl).start()
+    acl = f"{ACL}\nuser {account}\n{caregiver_lines}\n"  # docs/provider.md's instance block
+    broker = Mosquitto(users={account: "b-pw", "homeassistant": "ha-pw"}, acl=acl).start()
     try:
         config = caregiver_config(broker, tmp_path)
         config = dataclasses.replace(
             config,
-            mqtt=dataclasses.replace(config.mqtt, username="caregiver.b", password="b-pw"),
+            mqtt=dataclasses.replace(config.mqtt, username=account, password="b-pw"),
         )
+        assert identity_problem(config.mqtt) is None
         with subscriber(
             broker, ["retroguard/caregiver/health/+"], username="homeassistant", password="ha-pw"
         ) as ha:
             with running_service(config, web=False):
                 assert ha.wait(lambda: len(ha.messages) >= 1)
             said = json.loads(ha.messages[0].payload)
-            topic = "retroguard/caregiver/health/caregiver.b"
-            assert (ha.messages[0].topic, said["by"]) == (topic, "caregiver.b")
+            topic = f"retroguard/caregiver/health/{account}"
+            assert (ha.messages[0].topic, said["by"]) == (topic, account)
     finally:
         broker.cleanup()
 
