@@ -86,6 +86,12 @@ def wall() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
 
+def wall_on_a_second() -> str:
+    """Now, stamped as a monitor stamps about one event in a thousand: on a whole second
+    (".000"), whose epoch seconds are a whole number a page's script writes without ".0"."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(timespec="milliseconds")
+
+
 def fall_window(rate_hz: float = 100.0, seconds: float = 3.0) -> dict[str, Any]:
     """Upright for 2 s, then a backward rotation of ~80 degrees and an impact at the end."""
     rows = []
@@ -382,13 +388,18 @@ class SimDevice:
             window=fall_window(),
         )
 
-    def incident_fall(self, walker: str | None = None) -> dict[str, Any]:
+    def incident_fall(
+        self, walker: str | None = None, wall_time: str | None = None
+    ) -> dict[str, Any]:
         """A trip that became a fall, as a monitor with incidents sends it: the stumble that
         stopped the belt, the fall confirmed 2.4 s later, then the recording around the trip
-        (each naming ``walker``, when given: a device with several walkers).
+        (each naming ``walker``, when given: a device with several walkers; each stamped
+        ``wall_time``, when given, else now).
         Returns the three events by name and the incident id."""
         incident = uuid.uuid4().hex
-        named = {} if walker is None else {"walker": walker}
+        named: dict[str, Any] = {} if walker is None else {"walker": walker}
+        if wall_time is not None:
+            named["wall_time"] = wall_time
         trip = self.incident_trip(incident, **named)
         fall = self.incident_confirmed_fall(incident, **named)
         window = self.incident_window(incident, trip["id"], **named)

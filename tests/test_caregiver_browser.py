@@ -41,6 +41,7 @@ from tests.caregiver_support import (
     running_service,
     session_record,
     wait_all_handled,
+    wall_on_a_second,
 )
 from tests.storage_support import wait_for
 from tools.broker import Mosquitto, mosquitto_available
@@ -1371,7 +1372,8 @@ def test_cards_and_rows_built_from_the_live_feed_match_the_servers_pages(
     page = _login(browser, service)
     card = page.locator("#card-treadmill-1")
     expect(card).to_have_attribute("data-level", "ok")
-    ids = device.incident_fall()  # arrives by the feed: no reload
+    # arrives by the feed: no reload; on a whole second (its "since" a whole number)
+    ids = device.incident_fall(wall_time=wall_on_a_second())
     expect(card.locator(".headline a")).to_have_text("FALL — not acknowledged")
     incident = page.locator(f"#incident-{ids['incident']}")
     expect(incident.locator("time")).to_have_attribute("data-local", "1")
@@ -1428,14 +1430,19 @@ def test_one_press_of_reset_after_a_stumble_arrives_as_one_row_live_and_reloaded
     page.goto(f"{service.url}/devices/treadmill-1")
     expect(page.locator("body")).to_have_attribute("data-live", "1")
     incident = uuid.uuid4().hex
+    # on a whole second: its "(just now)" counts from 1796610666.0, which the feed's JSON
+    # hands the page as 1796610666 (the row built live and the reloaded one differed)
+    whole = wall_on_a_second()
     trip = device.event("stumble", severity="warning", state="TRIPPED", incident=incident,
-                        reason="trunk rotated 13 deg in 0.3 s to 15 deg")  # fmt: skip
+                        reason="trunk rotated 13 deg in 0.3 s to 15 deg",
+                        wall_time=whole)  # fmt: skip
     ok = device.event("ok", severity="info", state="TRIPPED", incident=incident, by="walker",
-                      reason="I'm OK: the walker re-armed at the machine")  # fmt: skip
+                      reason="I'm OK: the walker re-armed at the machine",
+                      wall_time=whole)  # fmt: skip
     device.event("reset", severity="info", state="ARMED", incident=incident,
-                 reason="armed by local reset from TRIPPED")  # fmt: skip
+                 reason="armed by local reset from TRIPPED", wall_time=whole)  # fmt: skip
     marker = device.event("reset", severity="info", state="ARMED",
-                          reason="armed by local reset from STANDBY")  # fmt: skip
+                          reason="armed by local reset from STANDBY", wall_time=whole)  # fmt: skip
     rows = page.locator("#timeline li.event")
     expect(page.locator(f'#timeline [data-event="{marker["id"]}"]')).to_have_count(1)
     expect(rows.locator(".etype")).to_have_text([

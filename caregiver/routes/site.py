@@ -363,6 +363,16 @@ def caregiver_of(request: HTTPConnection) -> Caregiver | None:
     return user if isinstance(user, Caregiver) else None
 
 
+def since_number(seconds: float) -> str:
+    """Epoch ``seconds`` for a ``data-since`` ("(2 min ago)" counts from it) as the page's
+    script writes the same number, which the live feed's JSON hands it (``app.js``,
+    ``since``): a stamp on a whole second, about one in a thousand, rendered "1796610666.0"
+    and was built live as "1796610666", so a row the feed built differed from the reloaded
+    one's markup."""
+    value = float(seconds)
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
 def week_element(week: str) -> Markup:
     """``<time datetime="<its Monday>" data-format="day">`` for a walker's week ("2026-W49"):
     the browser says the day as it says every other date on the dashboard ("Nov 30" beside
@@ -418,6 +428,7 @@ class Site:
         self.templates.env.globals["device_link"] = story.device_link
         self.templates.env.filters["when"] = self.time_element
         self.templates.env.filters["week"] = week_element
+        self.templates.env.filters["since"] = since_number
         self.templates.env.filters["month"] = month_element
         self.templates.env.filters["plan_name"] = plan_name_element
         # who: the walker its incident names (the page's ``who``, read off the event loop)
