@@ -30,21 +30,8 @@ import math
 import pytest
 
 from core.samples import ImuSample
-from firmware.config import SafetyConfig
 from firmware.detection.worn import WornCheck
-
-THRESHOLD = SafetyConfig().worn_min_rotation_dps
-
-
-def swaying(start: float, seconds: float, rate_hz: float = 200.0) -> list[ImuSample]:
-    """A body's sway: degrees per second at 1 Hz, far above the threshold."""
-    n = round(seconds * rate_hz)
-    out = []
-    for i in range(1, n + 1):
-        t = start + i / rate_hz
-        w = 2.0 * math.sin(2 * math.pi * t)
-        out.append(ImuSample(t, 0.0, 0.0, 1.0, w, 0.5 * w, -w))
-    return out
+from tests.test_worn import THRESHOLD, swaying
 
 
 def test_the_last_seconds_are_never_shorter_than_two_decimated_steps() -> None:
