@@ -27,7 +27,7 @@ import msgspec
 
 from caregiver import walkers
 from caregiver.localtime import zone_said
-from caregiver.storage import Part, StorageFault, Store, Use, WalkSession
+from caregiver.storage import Part, StorageFault, Store, Table, Use, WalkSession
 from core.plan_presets import stage_words
 from core.progress import (
     GOAL_BACKWARD_MIN,
@@ -227,8 +227,24 @@ def card_plan(store: Store, device_id: str) -> str:
             Part.PLANS, exc, Use.READ, Part.PLANS.tables
         )  # the banner and /healthz say it
         return ""
-    store.side_faults.works(Part.PLANS, Use.READ, Part.PLANS.tables)
+    # with a line, its walker's name was read too (the walkers' roster): the part's every table
+    read = Part.PLANS.tables if line is not None else plan_read(line)
+    store.side_faults.works(Part.PLANS, Use.READ, read)
     return said
+
+
+def plan_read(line: PlanLine | None) -> tuple[Table, ...]:
+    """The tables of :attr:`Part.PLANS` a :func:`plan_line` that returned ``line`` is known
+    to have read, which a read that worked says work again (and no other): the sessions
+    always; the stage of the walker who walked last once there is a session, which a line
+    says (None comes before any session too). A treadmill with no session yet reads no
+    stage: its card said the stages read again while another treadmill's card could not read
+    its walker's stage and went without its plan line, and as the fleet page draws every
+    card in turn, the banner and /healthz never said it. A table read but not said here is
+    said again by the housekeeping's look (:meth:`caregiver.storage.Store.probe_side_faults`)."""
+    if line is None:
+        return (Table.WALK_SESSIONS,)
+    return (Table.WALK_SESSIONS, Table.WALKER_STAGES)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from caregiver.progress import card_plan, parse_summary
-from caregiver.storage import Store
+from caregiver.storage import Part, Store, Table, Use
 from core.plan_presets import PRESETS
 from core.protocol import payloads
 from core.protocol.messages import StageMessage
@@ -131,5 +131,32 @@ def test_a_session_with_neither_a_plan_name_nor_intervals_gives_no_line(
         store.record_walk_session(row, session_payload(record), NOW.timestamp())
         assert store.walk_sessions(DEVICE, 1)  # stored: the card reads it
         assert card_plan(store, DEVICE) == ""
+    finally:
+        store.close()
+
+
+def test_a_card_that_read_no_stage_leaves_the_stages_said_unreadable(caregiver_db: str) -> None:
+    """A card's plan line reads the sessions, the stage of the walker who walked last and the
+    walkers, and a read that works says only what it read works again. A treadmill with no
+    session yet reads its sessions and nothing else: its card said the plans read again,
+    the stages' table too, while another treadmill's card could not read its walker's stage
+    and went without its plan line. The fleet page draws every card in turn, so the banner
+    and /healthz never said it while a treadmill after it had no session."""
+    store = Store(caregiver_db)
+    try:
+        _walked(store, 3, "Anna, week 3")
+        execute(caregiver_db, "ALTER TABLE walker_stages RENAME TO walker_stages_damaged")
+        assert card_plan(store, DEVICE) == ""  # its walker's stage unread: no line
+        assert [f.part for f in store.side_faults.now()] == [Part.PLANS]
+        assert card_plan(store, "treadmill-2") == ""  # no session: no stage read
+        (plans,) = store.side_faults.now()
+        assert plans.part is Part.PLANS and (Table.WALKER_STAGES, Use.READ) in plans.failing
+        store.probe_side_faults()  # the sessions and the walkers read: the stages still fail
+        assert {f.part: f.tables for f in store.side_faults.now()} == {
+            Part.PLANS: frozenset({Table.WALKER_STAGES})
+        }
+        execute(caregiver_db, "ALTER TABLE walker_stages_damaged RENAME TO walker_stages")
+        assert card_plan(store, DEVICE).startswith("Plan: ")  # the stage read: it works
+        assert store.side_faults.now() == ()
     finally:
         store.close()

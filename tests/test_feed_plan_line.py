@@ -16,10 +16,12 @@ import pytest
 
 from caregiver.progress import parse_summary
 from caregiver.service import CaregiverService
+from caregiver.storage import Part, Table, Use
 from core.plan_presets import PRESETS
 from core.protocol.payloads import encode
 from core.protocol.plan import plan_words
 from firmware.session.record import session_payload
+from tests.caregiver_db import execute
 from tests.caregiver_support import (
     WAIT,
     Http,
@@ -30,6 +32,7 @@ from tests.caregiver_support import (
     session_record,
 )
 from tests.stage_support import DEVICE, STAGE_EXAMPLE
+from tests.storage_support import wait_for
 from tests.test_caregiver_accounts import Stream
 from tools.broker import Mosquitto, mosquitto_available
 
@@ -153,3 +156,48 @@ def test_a_session_another_instance_stored_unheard_is_read_again(
     finally:
         feed.close()
         device.close()
+
+
+def test_a_card_with_no_session_leaves_another_card_s_unread_stage_said(
+    service: CaregiverService, mosquitto: Mosquitto, caregiver_db: str
+) -> None:
+    """The feed reads a card's plan line when the card changes, and says the plans read
+    again only of what it read. A treadmill with no session reads its sessions and no stage:
+    its card coming online said the stages read again while the first treadmill's card had
+    just gone without its walker's stage (its table gone), and the banner and /healthz said
+    nothing of the card without its plan line."""
+    device = SimDevice(mosquitto, DEVICE)
+    other = SimDevice(mosquitto, "treadmill-2")
+    client = Http(service.port)
+    assert client.login() == 303
+    feed = Stream(service.port, client.cookies)
+    try:
+        device.online()
+        _card_with(feed, lambda plan: plan == "", 0)
+        execute(caregiver_db, "ALTER TABLE walker_stages RENAME TO walker_stages_damaged")
+        start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
+        device.session(session_record(DEVICE, start, backward_min=14, longest_min=2))
+        assert wait_for(lambda: _plans_failing(service))  # its card read no walker's stage
+        after = len(feed.messages)
+        other.online()  # its card, read from its sessions alone (none)
+
+        def its_card() -> bool:
+            return any(
+                m["kind"] == "device" and m["device_id"] == "treadmill-2"
+                for m in feed.messages[after:]
+            )
+
+        with feed.cond:
+            assert feed.cond.wait_for(its_card, WAIT), feed.messages[after:]
+        assert _plans_failing(service), service.store.side_faults.now()
+    finally:
+        feed.close()
+        other.close()
+        device.close()
+
+
+def _plans_failing(service: CaregiverService) -> bool:
+    return any(
+        f.part is Part.PLANS and (Table.WALKER_STAGES, Use.READ) in f.failing
+        for f in service.store.side_faults.now()
+    )

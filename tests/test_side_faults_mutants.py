@@ -59,6 +59,7 @@ from core.protocol.walker import DEFAULT_WALKER
 from tests.caregiver_db import execute
 from tests.caregiver_support import WAIT, Receiver, SimDevice, new_event
 from tests.stage_support import STAGE_EXAMPLE
+from tests.test_card_plan import _walked
 from tests.test_caregiver_service import _fake_clock_service
 from tools.broker import Mosquitto, mosquitto_available
 
@@ -253,7 +254,10 @@ def test_a_page_that_reads_a_part_again_says_it_works(caregiver_db: str) -> None
         )
         event_plot_series(store, trip.id)
         assert [f.part for f in store.side_faults.now()] == [Part.PLANS]
-        assert card_plan(store, trip.device_id) == ""  # no session yet: no line
+        assert card_plan(store, trip.device_id) == ""  # no session yet: no line, no stage read
+        assert [f.part for f in store.side_faults.now()] == [Part.PLANS]
+        _walked(store, 3, "Anna, week 3")  # its card now reads every table of its line
+        assert card_plan(store, trip.device_id).startswith("Plan: ")
         assert store.side_faults.now() == ()
     finally:
         store.close()

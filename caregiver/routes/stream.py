@@ -22,7 +22,7 @@ from caregiver import feed, story, walkers
 from caregiver.auth import Session
 from caregiver.broker_link import BrokerLink, Connected, broker_address
 from caregiver.changes import Change, DeviceChanged, EventStored, SessionStored, StageChanged
-from caregiver.progress import PlanLine, plan_line
+from caregiver.progress import PlanLine, plan_line, plan_read
 from caregiver.routes.site import Site
 from caregiver.storage import Device, Incident, Part, StorageFault, Store, StoredEvent, Use
 
@@ -250,7 +250,7 @@ class LiveFeed:
                 Part.PLANS, exc, Use.READ, Part.PLANS.tables
             )  # the banner and /healthz say it
             return None
-        store.side_faults.works(Part.PLANS, Use.READ, Part.PLANS.tables)
+        store.side_faults.works(Part.PLANS, Use.READ, plan_read(line))  # only what it read
         self._plans[device_id] = (changes, line)
         return line
 
