@@ -75,6 +75,8 @@ def test_a_broker_password_without_a_user_name_is_refused(
         ('client_id = "care\\u0000"', "mqtt.client_id: must not contain control characters"),
         ('username = "care\\u007f"', "mqtt.username: must not contain control characters"),
         ('shared_group = "g\\u0001"', "mqtt.shared_group: must not contain control characters"),
+        ('username = "care\\uFFFF"', "mqtt.username: must not contain Unicode noncharacters"),
+        ('topic_prefix = "rg\\uFDD0"', "mqtt.topic_prefix: must not contain Unicode noncharacters"),
     ],
 )
 def test_broker_settings_mqtt_cannot_carry_are_refused(

@@ -102,6 +102,10 @@ REFUSED = {
         '[mqtt]\nhost = "127.0.0.1"\ntopic_prefix = "rg\\u0001"\n',
         "mqtt.topic_prefix: 'rg\\x01' must not contain control characters",
     ),
+    "a user name with a Unicode noncharacter the broker refuses": (
+        '[mqtt]\nhost = "127.0.0.1"\nusername = "tm\\uFFFE"\n',
+        "mqtt.username: must not contain Unicode noncharacters",
+    ),
     "a client id with a NUL": (
         '[mqtt]\nhost = "127.0.0.1"\nclient_id = "tm\\u0000"\n',
         "mqtt.client_id: must not contain control characters",

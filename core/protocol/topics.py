@@ -202,11 +202,16 @@ def text_problem(value: str) -> str | None:
     """Why ``value`` cannot be an MQTT string (a topic, client id or user name), or None.
 
     MQTT's strings are UTF-8 without U+0000 (3.1.3), and Mosquitto drops a client whose
-    packet holds any other control character as well (U+0001-U+001F, U+007F-U+009F): a client
-    id, topic or user name with one is refused at every connect or publish, for ever."""
+    packet holds any other control character as well (U+0001-U+001F, U+007F-U+009F), or a
+    Unicode noncharacter (U+FDD0-U+FDEF, each plane's last two: U+FFFE, U+FFFF, ...; MQTT 5
+    1.5.4 says a string should not hold them): a client id, topic or user name with one is
+    refused at every connect or publish, for ever (tests/test_mqtt_strings.py)."""
     for c in value:
-        if ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F:
+        code = ord(c)
+        if code < 0x20 or 0x7F <= code <= 0x9F:
             return f"must not contain control characters ({c!r}): the broker refuses them"
+        if 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE:
+            return f"must not contain Unicode noncharacters ({c!r}): the broker refuses them"
     return None
 
 
