@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from caregiver import story
@@ -1496,6 +1497,41 @@ def test_a_card_says_the_walker_s_plan_in_words_live_and_reloaded_alike(
     assert card.evaluate(_SHAPE) == live
     page.goto(f"{service.url}/devices/treadmill-1")
     expect(page.locator("#card-treadmill-1 .plan")).to_have_text(f"Plan: {words}")
+    page.context.close()
+    device.close()
+
+
+OTHER_DIGITS_PLAN = "walk-backward-week-\u0663"
+"""A custom plan's name ending in a hyphen and a digit other than 0-9 (Arabic-Indic three)."""
+
+
+def test_a_card_s_plan_line_with_a_digit_beyond_ascii_is_built_live_as_reloaded(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """The page keeps each hyphen of a card's plan line with the digit after it (the
+    plan_name filter), and the live feed's card is built the same way (app.js's planName).
+    The server took any Unicode digit for one (Python's ``\\d``), the script ASCII's only
+    (JavaScript's): a name ending "-\u0663" was one markup reloaded and another built live."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    record = session_record(
+        "treadmill-1", dt.datetime.now(dt.UTC) - dt.timedelta(hours=1), backward_min=14,
+        longest_min=2, plan=OTHER_DIGITS_PLAN,
+    )  # fmt: skip
+    device.session(msgspec.structs.replace(record, intervals=[]))  # the card says its name
+    assert wait_for(lambda: bool(service.store.walk_sessions("treadmill-1")))
+    page = _login(browser, service)
+    line = page.locator("#card-treadmill-1 .plan")
+    expect(line).to_have_text(f"Plan: {OTHER_DIGITS_PLAN}")
+    served = line.evaluate(_SHAPE)
+    page.evaluate("document.querySelector('#card-treadmill-1 .plan').dataset.served = '1'")
+    device.set_state("STANDBY")  # the feed builds the card afresh
+    expect(page.locator("#card-treadmill-1 .belt")).to_contain_text("Belt stopped")
+    expect(line).not_to_have_attribute("data-served", "1")
+    expect(line).to_have_text(f"Plan: {OTHER_DIGITS_PLAN}")
+    assert line.evaluate(_SHAPE) == served
     page.context.close()
     device.close()
 

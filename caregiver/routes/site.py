@@ -411,8 +411,10 @@ def plan_name_element(name: str) -> Markup:
     )
 
 
-_HYPHEN_NUMBER = re.compile(r"(-\d)")
-"""A hyphen and the digit after it ("week-9", "alternate-2-2"): not a place to wrap."""
+_HYPHEN_NUMBER = re.compile(r"(-[0-9])")
+"""A hyphen and the digit after it ("week-9", "alternate-2-2"): not a place to wrap. 0-9
+only, as JavaScript's digit class in app.js's ``planName`` is: Python's takes any Unicode
+digit (an Arabic-Indic three), and the card the live feed built differed from the page's."""
 
 
 class Site:
