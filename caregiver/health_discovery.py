@@ -90,8 +90,14 @@ def is_configuration_url(address: str) -> bool:
     address (core helpers/config_validation.py ``configuration_url``). ``[server] public_url``
     is checked nowhere (notification links take it as written); one without its ``http://``
     ("carepc.home.lan:8080") made Home Assistant refuse the whole discovery message, and the
-    Database sensor never appeared: such an address is left out, the sensor kept."""
-    parts = urlsplit(address)
+    Database sensor never appeared: such an address is left out, the sensor kept. So is one
+    no URL parser reads (brackets around no IPv6 address, "http://[carepc.home.lan]"), which
+    Home Assistant refuses too: read on paho's thread once subscribed, its ValueError ended
+    that thread, and no fall came in."""
+    try:
+        parts = urlsplit(address)
+    except ValueError:
+        return False
     return parts.scheme in ("http", "https") and bool(parts.netloc)
 
 

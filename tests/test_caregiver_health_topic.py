@@ -352,6 +352,8 @@ def test_the_message_says_the_database_as_healthz_does_the_gravest_first() -> No
         ("https://care.example/dashboard", "https://care.example/dashboard"),
         ("carepc.home.lan:8080", None),
         ("carepc.home.lan", None),
+        ("http://[carepc.home.lan]:8080", None),  # brackets are an IPv6 address's only
+        ("http://[::1", None),
     ],
 )
 def test_a_dashboard_address_home_assistant_refuses_leaves_out_the_link_not_the_sensor(
@@ -379,3 +381,27 @@ def test_a_dashboard_address_home_assistant_refuses_leaves_out_the_link_not_the_
     device = parse_device_discovery(where, payload)
     assert device.device.get("configuration_url") == link
     assert device.components  # the Database sensor
+
+
+def test_a_dashboard_address_no_url_parser_reads_costs_no_fall(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """``[server] public_url`` is read as a URL only for Home Assistant's link, once the
+    service is subscribed, on paho's network thread. One in brackets that are no IPv6
+    address's ("http://[carepc.home.lan]:8080", a typo) made that read raise: the exception
+    ended paho's thread, the service heard nothing more, and no fall was stored or paged
+    while it still said it was there. It is left out of the discovery, as one without
+    ``http://``, and the falls come in."""
+    config = make_config(mosquitto, tmp_path)
+    server = dataclasses.replace(config.server, public_url="http://[carepc.home.lan]:8080")
+    config = dataclasses.replace(config, server=server)
+    with running_service(config, web=False) as service:
+        device = SimDevice(mosquitto, DEVICE)
+        try:
+            device.online()
+            sent = device.fall()
+            assert service.ingestor.wait_for(
+                lambda: any(e.id == sent["id"] for e in service.store.events_for(DEVICE))
+            ), "the fall was not stored"
+        finally:
+            device.close()
