@@ -380,8 +380,11 @@ def _web_address(value: Any) -> str | None:
         return None
     from urllib.parse import urlsplit  # only when one is set: start-up imports stay few
 
-    parts = urlsplit(value)
-    if parts.scheme in ("http", "https") and parts.netloc and value == value.strip():
+    try:  # brackets around no IPv6 address ("http://[carepc.home.lan]"): a ValueError
+        parts = urlsplit(value)
+    except ValueError:
+        parts = None
+    if parts and parts.scheme in ("http", "https") and parts.netloc and value == value.strip():
         return None
     return "must be an http:// or https:// address (or empty)"
 

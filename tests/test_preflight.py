@@ -106,6 +106,10 @@ REFUSED = {
         '[mqtt]\nhost = "127.0.0.1"\nusername = "tm\\uFFFE"\n',
         "mqtt.username: must not contain Unicode noncharacters",
     ),
+    "a dashboard address in brackets that are no IPv6 address's (a URL parser raises)": (
+        '[mqtt]\nhost = "127.0.0.1"\ndashboard_url = "http://[carepc.home.lan]:8080"\n',
+        "mqtt.dashboard_url: must be an http:// or https:// address",
+    ),
     "a client id with a NUL": (
         '[mqtt]\nhost = "127.0.0.1"\nclient_id = "tm\\u0000"\n',
         "mqtt.client_id: must not contain control characters",
