@@ -526,6 +526,20 @@ MIGRATIONS: tuple[Migration, ...] = (
             "WHERE status IN ('held', 'paging')",
         ),
     ),
+    Migration(
+        31,
+        "the notifications still to send have a small index of their own: after a full "
+        "ANALYZE (someone's by hand, or a connection's PRAGMA optimize without an "
+        "analysis_limit) SQLite read that each status holds a third of the notifications and "
+        "planned the notifier's look for what is due (every round) as a scan of every "
+        "notification ever sent, 6.1 ms instead of 0.12 on 100,000 of them, growing with the "
+        "history; the notifier's and the store's queries name exactly this index's condition "
+        "(caregiver.outbox: status = 'pending'), so both engines can use it",
+        (
+            "CREATE INDEX notifications_pending ON notifications (status, next_at) "
+            "WHERE status = 'pending'",
+        ),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 
