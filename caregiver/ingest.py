@@ -840,7 +840,9 @@ class Ingestor:
         waited for once: a wait each cost PostgreSQL's batches a third more time): a recordings
         table that refuses them (damaged, missing, locked) leaves their events stored, receipted and
         alerted without them, each event's row saying so (the fall's page says its
-        recording could not be stored), and the fault said where the banner and /healthz read it.
+        recording could not be stored), and the fault said where the banner and /healthz read it:
+        a failed write, or a failed read when the table cannot be read either (missing, locked,
+        damaged), which the housekeeping look clears once it reads again.
         Before, the refusal was the event's: it was held with the broker, and every event after it
         from the device, the next fall too, for as long as the table refused. ``tx``: the open
         transaction of the one message's event (a batch's end opens its own); its caller says the
@@ -866,7 +868,12 @@ class Ingestor:
             with contextlib.nullcontext(tx) if tx is not None else self.store.transaction() as ops:
                 for r in recordings:
                     ops.recording_unstored(r.event.id)
-            faults.failed(Part.RECORDINGS, exc, Use.WRITE, (Table.RECORDINGS,))
+            # a table that cannot be read either (missing, locked, damaged) failed a read: the
+            # housekeeping look clears it once the table is back, as for a side message let
+            # go (_said_let_go); said a failed write, it waited for the next fall's recording
+            unread = self.store.unreadable((Table.RECORDINGS,))
+            use = Use.READ if unread else Use.WRITE
+            faults.failed(Part.RECORDINGS, exc, use, (Table.RECORDINGS,))
             return False
         if tx is None:  # a batch's end: said when the batch commits
             self._after_commit(

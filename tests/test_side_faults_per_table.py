@@ -276,3 +276,40 @@ def test_a_roster_let_go_for_its_missing_table_is_cleared_once_the_table_reads_a
         _said_sound_everywhere(service, http, sub)
     finally:
         device.close()
+
+
+RECORDINGS_UNSTORED = "falls' sensor recordings cannot be stored or read"
+
+
+def test_a_recording_refused_for_its_missing_table_is_cleared_once_the_table_reads_again(
+    mosquitto: Mosquitto,
+    watched: tuple[CaregiverService, Http, Subscriber],
+    caregiver_db: str,
+) -> None:
+    """The recordings table is gone: the fall is stored and paged without its recording.
+    What failed is a read of the table as much as a write (a table that is not there says
+    nothing of its writes), as for a side message let go: put back, the housekeeping look
+    reads it and the recordings are no longer said, with no fall needed. Before, it was kept
+    as a failed write and stayed said until the next fall's recording stored (weeks), though
+    no page read it failing."""
+    service, http, sub = watched
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        execute(caregiver_db, "ALTER TABLE recordings RENAME TO recordings_gone")
+        ids = device.incident_fall()
+        wait_all_handled(service, device)
+        stored = service.store.event(ids["window"]["id"])
+        assert stored is not None and service.store.recording_unstored(stored)
+        _said_everywhere(service, http, sub, Part.RECORDINGS, RECORDINGS_UNSTORED)
+        recordings = next(f for f in service.store.side_faults.now() if f.part is Part.RECORDINGS)
+        assert recordings.failing == {(Table.RECORDINGS, Use.READ)}
+        service.store.probe_side_faults()  # still gone: still said
+        _said_everywhere(service, http, sub, Part.RECORDINGS, RECORDINGS_UNSTORED)
+
+        execute(caregiver_db, "ALTER TABLE recordings_gone RENAME TO recordings")
+        service.store.probe_side_faults()
+        assert _failing(service) == set()
+        _said_sound_everywhere(service, http, sub)
+    finally:
+        device.close()
