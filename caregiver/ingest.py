@@ -409,6 +409,16 @@ class Ingestor:
 
         False when the database failed: the caller must not acknowledge the
         message, and should hand it over again later.
+
+        A message whose own values the database refuses (a data error: it answered, refusing
+        that row) would be refused on every try: it is let go, not held in front of every
+        message behind it (logged, counted rejected, True). One that carries no alert
+        (:data:`SIDE_KINDS`) is said too, like any refused write of its tables
+        (:meth:`_said_let_go`): what it carried is missing from the pages, and before only
+        the log said so. It is not kept to be tried again: the same values would be refused
+        again, and the treadmill sends what it changes anew (a roster or stage on each change
+        and at each connection, an unreceipted session summary, telemetry at its interval);
+        the part is said until a write of those tables commits.
         """
         counters = self._counters()
         self._local.side_tables = ()  # the tables its handling uses: _side_fault's, if refused
@@ -424,6 +434,9 @@ class Ingestor:
                 return False
             # Alone, it is this message's data: held, it would stop every message behind it.
             log.error("the database refuses a message on %s, let go: %s", topic, exc)
+            kind = _kind_of(self.prefix, topic)
+            if kind in SIDE_KINDS:  # before the count wakes whoever waits on it
+                self._said_let_go(kind, str(exc), self._local.side_tables)
             self._restore(counters)
             self._count.rejected += 1
             self._count_messages(1)

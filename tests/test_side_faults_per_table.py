@@ -27,11 +27,12 @@ import pytest
 
 from caregiver import health_topic as health_topic_module
 from caregiver.service import CaregiverService
-from caregiver.storage import Part, Table, Use
+from caregiver.storage import Part, Table, Use, engine_of
 from core.protocol import payloads
 from core.protocol.messages import CaregiverHealthMessage
 from core.protocol.payloads import decode_as, reply_payload
 from core.protocol.topics import caregiver_health_topic
+from core.protocol.walker import Walker
 from tests.caregiver_db import execute
 from tests.caregiver_support import (
     Http,
@@ -310,6 +311,71 @@ def test_a_recording_refused_for_its_missing_table_is_cleared_once_the_table_rea
         execute(caregiver_db, "ALTER TABLE recordings_gone RENAME TO recordings")
         service.store.probe_side_faults()
         assert _failing(service) == set()
+        _said_sound_everywhere(service, http, sub)
+    finally:
+        device.close()
+
+
+REFUSED_NAME = "Rita R."
+"""A walker's name the roster's table refuses for its value (:func:`_refuse_data`)."""
+
+
+def _refuse_data(database: str, table: str, column: str, value: str) -> None:
+    """``table`` refuses a row whose ``column`` is ``value`` with the engine's own data error
+    (SQLSTATE class 22 on PostgreSQL, SQLITE_TOOBIG on SQLite: the driver's ``DataError``),
+    as it would a value out of its range: the table takes every other row."""
+    if engine_of(database) == "postgresql":
+        execute(
+            database,
+            "CREATE FUNCTION refuse_data() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'value out of range' USING ERRCODE = 'numeric_value_out_of_range'; "
+            "END $$",
+        )
+        execute(
+            database,
+            f"CREATE TRIGGER {table}_data BEFORE INSERT OR UPDATE ON {table} FOR EACH ROW "
+            f"WHEN (NEW.{column} = '{value}') EXECUTE FUNCTION refuse_data()",
+        )
+        return
+    for write in ("INSERT", "UPDATE"):
+        execute(
+            database,
+            f"CREATE TRIGGER {table}_data_{write.lower()} BEFORE {write} ON {table} "
+            f"WHEN NEW.{column} = '{value}' BEGIN SELECT zeroblob(2000000000); END",
+        )
+
+
+def test_a_roster_refused_for_its_data_is_let_go_and_said_until_one_stores(
+    mosquitto: Mosquitto,
+    watched: tuple[CaregiverService, Http, Subscriber],
+    caregiver_db: str,
+) -> None:
+    """The roster's table refuses one of treadmill-1's walkers for its value (a data error:
+    the database answers, refusing that row). Tried alone it would be refused on every try,
+    so it is let go rather than held in front of the messages behind it, as before; but
+    before, only the log said so, and the dashboard, ``/healthz`` and the health message
+    said all was well while the walkers' names were not what the treadmill has. Now it is
+    said like any refused write of the roster's table, until a roster is written (the
+    treadmill's next, its walker renamed)."""
+    service, http, sub = watched
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        _refuse_data(caregiver_db, "device_walkers", "name", REFUSED_NAME)
+        rita = Walker("rita", REFUSED_NAME)
+        _let_go(service, device, "walkers", _roster_of(device, ANNA, rita))
+        assert service.store.device_walkers(DEVICE) == []  # not stored
+        assert service.ingestor.storage_fault is None  # the database works
+        _said_everywhere(service, http, sub, Part.WALKERS, WALKERS_UNSTORED)
+        walkers = next(f for f in service.store.side_faults.now() if f.part is Part.WALKERS)
+        assert walkers.failing == {(Table.DEVICE_WALKERS, Use.WRITE)}
+        service.store.probe_side_faults()  # the table reads: a read says nothing of it
+        _said_everywhere(service, http, sub, Part.WALKERS, WALKERS_UNSTORED)
+
+        device.publish("walkers", _roster_of(device, ANNA).decode(), retain=True)
+        wait_all_handled(service, device)
+        assert [name for _, name in service.store.device_walkers(DEVICE)][1:] == [ANNA.name]
+        assert service.ingestor.wait_for(lambda: not service.store.side_faults.failing)
         _said_sound_everywhere(service, http, sub)
     finally:
         device.close()
