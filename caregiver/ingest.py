@@ -422,6 +422,7 @@ class Ingestor:
         """
         counters = self._counters()
         self._local.side_tables = ()  # the tables its handling uses: _side_fault's, if refused
+        self._local.refusal = None  # and the database's refusal of it
         # Its receipts go out as a batch's do (after a sync): a duplicate commits nothing, and
         # the batch that stored its event may have committed without one (SQLite).
         receipts: dict[str, list[str]] = {}
@@ -430,6 +431,7 @@ class Ingestor:
             self._store_one(topic, payload)
         except StorageFault as exc:
             if not exc.refused_data:
+                self._local.refusal = exc
                 self._refused(exc)
                 return False
             # Alone, it is this message's data: held, it would stop every message behind it.
@@ -1384,12 +1386,21 @@ class Ingestor:
         device does not send again: a retained message comes at the next connection, a
         session summary (not receipted) is sent again by the device, telemetry at its next
         interval; a command's reply is the one thing not sent again (the command reads as
-        unanswered)."""
+        unanswered).
+
+        A refusal for a lock (:attr:`StorageFault.locked`: another session's, past the wait)
+        is no fault of its table: once the alert behind it has stored, the lock is over (on
+        SQLite it is the whole file's), and ``message`` is tried once more, and stored (True).
+        Before, it was let go and said failing as a refused write of its table until a message
+        wrote that table again: a roster's, a changed roster, maybe months later. Only if it
+        is refused again (a lock on its table alone, on PostgreSQL, or its table's own fault)
+        is it let go."""
         kind = _kind_of(self.prefix, message.topic)
         if kind is None or kind not in SIDE_KINDS:
             return False
         fault = self.storage_fault
         tables: tuple[Table, ...] = getattr(self._local, "side_tables", ())  # just refused
+        refusal: StorageFault | None = getattr(self._local, "refusal", None)
         waiting = next(
             (m for m in self._held if _kind_of(self.prefix, m.topic) not in SIDE_KINDS), None
         )
@@ -1397,6 +1408,14 @@ class Ingestor:
             return False
         self._held.remove(waiting)
         self._ack(waiting)
+        retried = refusal is not None and refusal.locked
+        if retried:
+            if self.handle(message.topic, bytes(message.payload)):  # the lock is over
+                self._held.popleft()
+                self._held_changed()
+                self._ack(message)
+                return True
+            fault = self.storage_fault or fault  # refused again: its words now
         log.error(
             "the database refuses a message on %s while it stores the alerts behind it, "
             "let go (its table: %s)",
@@ -1407,6 +1426,8 @@ class Ingestor:
         # missing from the pages until the device sends it again (before the counts wake
         # whoever waits on them)
         self._said_let_go(kind, fault or "refused", tables)
+        if retried:  # its refusal said the database refuses: the alert before it stored
+            self._works()
         self._held.popleft()
         self._count.rejected += 1
         self._count_messages(1)

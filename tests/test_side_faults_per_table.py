@@ -11,23 +11,36 @@ Assistant then said all was well while every new stage was still lost. And a sid
 go because its table was missing was kept as a failed write: put back and read, the table
 was still said failing until a message wrote to it, or a restart.
 
-Real triggers refuse the writes (:func:`tests.test_ingest_side_tables._refuse_writes`), a
-real rename takes a table away, on SQLite files and on the suite's PostgreSQL; the messages go
-over a real Mosquitto, and the health message is the one it retains.
+A fall's recording refused for its missing table was kept as a failed write too, said until
+the next fall's recording stored. A side message the database refused for its own values (a
+data error) was let go with a log line only. And one that met the last moment of another
+session's lock was let go as if its table refused it, said until its table was next written.
+
+Real triggers refuse the writes (:func:`tests.test_ingest_side_tables._refuse_writes`) or one
+row's values with the engine's own data error (:func:`_refuse_data`), a real rename takes a
+table away, another session holds a real lock (:func:`_lock_held`), on SQLite files and on the
+suite's PostgreSQL; the messages go over a real Mosquitto, and the health message is the one
+it retains.
 """
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import msgspec
+import psycopg
 import pytest
 
 from caregiver import health_topic as health_topic_module
 from caregiver.service import CaregiverService
-from caregiver.storage import Part, Table, Use, engine_of
+from caregiver.storage import Part, StatementTimeouts, Table, Use, engine_of
+from caregiver.storage.engines import SqliteDatabase
 from core.protocol import payloads
 from core.protocol.messages import CaregiverHealthMessage
 from core.protocol.payloads import decode_as, reply_payload
@@ -71,22 +84,31 @@ def _said_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(health_topic_module, "HEALTH_EVERY_S", 0.0)
 
 
-@pytest.fixture
-def watched(
-    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+@contextmanager
+def _watching(
+    mosquitto: Mosquitto, tmp_path: Path, database: str, **kwargs: Any
 ) -> Iterator[tuple[CaregiverService, Http, Subscriber]]:
-    """The service with its dashboard (Ann logged in) and what it says on its health topic."""
-    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    """The service (``kwargs``: :class:`CaregiverService`'s) with its dashboard (Ann logged
+    in) and what it says on its health topic."""
+    config = make_config(mosquitto, tmp_path, database=database)
     topic = caregiver_health_topic("retroguard", config.mqtt.identity)
     sub = Subscriber(mosquitto, [topic])
     try:
-        with running_service(config, background=False) as service:
+        with running_service(config, background=False, **kwargs) as service:
             assert sub.wait(lambda: _parts(sub) == []), "no health said once subscribed"
             http = Http(service.port)
             assert http.login() == 303
             yield service, http, sub
     finally:
         sub.close()
+
+
+@pytest.fixture
+def watched(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> Iterator[tuple[CaregiverService, Http, Subscriber]]:
+    with _watching(mosquitto, tmp_path, caregiver_db) as watching:
+        yield watching
 
 
 def _health(sub: Subscriber) -> list[CaregiverHealthMessage]:
@@ -379,3 +401,125 @@ def test_a_roster_refused_for_its_data_is_let_go_and_said_until_one_stores(
         _said_sound_everywhere(service, http, sub)
     finally:
         device.close()
+
+
+BRIEF_LOCKS = StatementTimeouts(lock_s=0.2, statement_s=10.0)
+"""PostgreSQL's wait for a lock another session holds, a fifth of a second (SQLite's busy
+timeout is set to none by :func:`_lock_held`): a lock refuses at once, as one held past the
+real waits does."""
+
+
+@contextmanager
+def _lock_held(service: CaregiverService, database: str) -> Iterator[Callable[[], None]]:
+    """Another session holds a lock that keeps the store from writing the roster's table,
+    until the function yielded is called (or the block ends): on SQLite the file's write lock
+    (``BEGIN IMMEDIATE``, as a backup, a command or an ``sqlite3`` shell takes it), the store's
+    writing connection waiting for none of it; on PostgreSQL a ``SHARE`` lock on
+    ``device_walkers`` (the table reads, its writes wait past :data:`BRIEF_LOCKS`)."""
+    if engine_of(database) == "postgresql":
+        other = psycopg.connect(database)  # not autocommit: the lock lasts its transaction
+        other.execute("LOCK TABLE device_walkers IN SHARE MODE")
+        try:
+            yield other.rollback
+        finally:
+            other.rollback()
+            other.close()
+        return
+    db = service.store._db  # the store's writing connection: refused at once, not in 5 s
+    assert isinstance(db, SqliteDatabase)
+    with service.store._lock:
+        db._db.execute("PRAGMA busy_timeout = 0")
+    holder = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+
+    def release() -> None:
+        if holder.in_transaction:
+            holder.execute("ROLLBACK")
+
+    try:
+        yield release
+    finally:
+        release()
+        holder.close()
+        with service.store._lock:
+            db._db.execute("PRAGMA busy_timeout = 5000")
+
+
+def test_a_roster_refused_by_a_brief_lock_is_stored_once_the_fall_behind_it_is(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    """Another session locks the database (SQLite) or the roster's table (PostgreSQL) as
+    treadmill-1's roster and then its state arrive: both are held. The held messages' retry
+    meets the lock on the roster; the lock ends; the state behind it stores. Before, the
+    roster was then let go as if its table refused it, and said failing (a write of the
+    roster's table) until a changed roster was written, maybe months later, though the lock
+    was long over and the table took writes. A lock passes: the roster is tried again once
+    the state stored, and stored; nothing is let go, nothing said failing once the database
+    stores again."""
+    with _watching(mosquitto, tmp_path, caregiver_db, timeouts=BRIEF_LOCKS) as watching:
+        service, http, sub = watching
+        ingestor = service.ingestor
+        device = SimDevice(mosquitto, DEVICE)
+        try:
+            device.online()
+            wait_all_handled(service, device)
+            with _lock_held(service, caregiver_db) as release:
+                released = threading.Event()
+                said = ingestor.on_storing_changed
+
+                def lock_ends_after_the_retry_meets_it() -> None:
+                    said()
+                    retrying = threading.current_thread() is not ingestor.ingest_thread
+                    if retrying and ingestor.held == 2 and not released.is_set():
+                        release()  # the roster was just refused alone, the state behind it
+                        released.set()
+
+                ingestor.on_storing_changed = lock_ends_after_the_retry_meets_it
+                device.publish("walkers", _roster_of(device, ANNA).decode(), retain=True)
+                device.set_state("ARMED", "armed by local reset from STANDBY")
+                wait_all_handled(service, device)
+                assert ingestor.wait_for(lambda: ingestor.held == 0)
+            assert released.is_set(), "the retry never met the lock with the state behind it"
+            assert [name for _, name in service.store.device_walkers(DEVICE)][1:] == [ANNA.name]
+            assert ingestor.rejected == 0
+            assert ingestor.storage_fault is None
+            assert _failing(service) == set()
+            _said_sound(service, http)
+            assert sub.wait(lambda: _health(sub)[-1].status == "ok" and _parts(sub) == [])
+        finally:
+            device.close()
+
+
+def test_a_roster_its_locked_table_refuses_again_is_let_go_and_the_database_said_storing(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    """On PostgreSQL a lock may hold one table alone (an operator's ``LOCK TABLE`` in psql):
+    the state behind the roster stores, the roster tried again meets the lock again, and is
+    let go, said failing like any refused write of its table (a lock that outlasted the fall
+    behind it is that table's own, as long as it lasts) until a roster is written. Its second
+    refusal said the database refuses: the state had just stored, so it is said storing
+    again at once, not at the next message (a telemetry's interval later)."""
+    if engine_of(caregiver_db) != "postgresql":
+        pytest.skip("SQLite's lock is the whole file's: the state behind it would wait too")
+    with _watching(mosquitto, tmp_path, caregiver_db, timeouts=BRIEF_LOCKS) as watching:
+        service, http, sub = watching
+        ingestor = service.ingestor
+        device = SimDevice(mosquitto, DEVICE)
+        try:
+            device.online("STANDBY")
+            wait_all_handled(service, device)
+            roster = _roster_of(device, ANNA)
+            with _lock_held(service, caregiver_db):
+                _let_go(service, device, "walkers", roster)  # and its state, stored
+                stored = service.store.device(DEVICE)
+                assert stored is not None and stored["state"] == "ARMED"
+                assert service.store.device_walkers(DEVICE) == []
+                assert ingestor.storage_fault is None
+                _said_everywhere(service, http, sub, Part.WALKERS, WALKERS_UNSTORED)
+            device.publish("walkers", roster.decode(), retain=True)  # at its next connection
+            wait_all_handled(service, device)
+            assert [name for _, name in service.store.device_walkers(DEVICE)][1:] == [ANNA.name]
+            assert ingestor.wait_for(lambda: not service.store.side_faults.failing)
+            _said_sound_everywhere(service, http, sub)
+        finally:
+            device.close()

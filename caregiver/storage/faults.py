@@ -22,9 +22,23 @@ class StorageFault(Exception):
     restarting the service every 2 s to say it again; a server down or a file locked exits 1
     and is retried. A running service that meets it stays up and says it
     (:attr:`~caregiver.storage.Store.damage`).
+
+    ``locked``: another session held a lock the statement needed past the wait for it
+    (SQLite's busy timeout, PostgreSQL's lock timeout, or a deadlock it broke): it passes,
+    and the same statement goes through once it has. Ingest tries a side message refused so
+    again rather than let it go as if its table refused it
+    (:meth:`caregiver.ingest.Ingestor._side_fault`).
     """
 
-    def __init__(self, message: str, *, refused_data: bool = False, lasting: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        refused_data: bool = False,
+        lasting: bool = False,
+        locked: bool = False,
+    ) -> None:
         super().__init__(message)
         self.refused_data = refused_data
         self.lasting = lasting
+        self.locked = locked

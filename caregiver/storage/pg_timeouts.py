@@ -104,6 +104,9 @@ def _url_options(url: str) -> str:
 
 LOCK_NOT_AVAILABLE = "55P03"
 """The SQLSTATE of a statement ended at its ``lock_timeout`` (psycopg's ``LockNotAvailable``)."""
+DEADLOCK_DETECTED = "40P01"
+"""The SQLSTATE of a statement the server ended to break a deadlock (``DeadlockDetected``):
+another session's transaction and this one each waited on the other's lock."""
 QUERY_CANCELED = "57014"
 """The SQLSTATE of a statement ended at its ``statement_timeout``, or cancelled by someone
 (``pg_cancel_backend``): psycopg's ``QueryCanceled``."""

@@ -49,6 +49,7 @@ from caregiver.storage.engines import (
 )
 from caregiver.storage.faults import StorageFault
 from caregiver.storage.pg_timeouts import (
+    DEADLOCK_DETECTED,
     LOCK_NOT_AVAILABLE,
     STATEMENT_TIMEOUTS,
     StatementTimeouts,
@@ -730,6 +731,7 @@ def _as_storage_fault(
         raise StorageFault(
             f"caregiver database: {exc}{why_ended(exc, timeouts)}",
             refused_data=_refused_data(exc),
+            locked=_locked(exc),
         ) from exc
 
 
@@ -873,6 +875,19 @@ def _opening_advice(exc: BaseException) -> tuple[str, bool]:
         "password and database name ([server] database)",
         False,
     )
+
+
+_PG_LOCKED = (LOCK_NOT_AVAILABLE, DEADLOCK_DETECTED)
+
+
+def _locked(exc: BaseException) -> bool:
+    """``exc`` says another session held a lock past the wait for it (SQLite's SQLITE_BUSY
+    or SQLITE_LOCKED, by the primary code; PostgreSQL's lock timeout, or a deadlock it
+    broke by ending this statement): a refusal that passes (:attr:`StorageFault.locked`)."""
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorname", None) or ""
+        return code.startswith(_SQLITE_BUSY)
+    return getattr(exc, "sqlstate", None) in _PG_LOCKED
 
 
 def _refused_data(exc: BaseException) -> bool:
