@@ -40,6 +40,9 @@ class Problem(enum.Enum):
     SUBSCRIPTION_REFUSED = "subscription_refused"
     """The broker took the login and refused subscriptions (its ACL, say): ``Down.refused``
     names their topic filters."""
+    HANDLER_FAILED = "handler_failed"
+    """A handler of the service raised on paho's thread (a bug; its traceback is in the log):
+    the connection is started again, so the broker sends again what was not stored."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +128,11 @@ class LinkWatch:
 
         self._become(after)
 
+    def handler_failed(self) -> None:
+        """A callback raised on paho's thread (:class:`core.mqtt_callbacks.GuardedClient`),
+        which drops the connection: down, said, until subscribed again."""
+        self.failed(Problem.HANDLER_FAILED)
+
     def dropped(self) -> None:
         """The connection ended (paho's on_disconnect): lost, if it was up; a refusal's
         disconnect keeps the refusal as the reason."""
@@ -195,6 +203,10 @@ PROBLEM_WORDS = {
     Problem.SUBSCRIPTION_REFUSED: (
         "the message broker at {where} refuses the service's subscription to {topics}"
         " (check its ACL)"
+    ),
+    Problem.HANDLER_FAILED: (
+        "the service failed handling a message from the message broker at {where} (a bug: "
+        "see its log); reconnecting, so the broker sends it again"
     ),
 }
 NAMED_TOPICS = 3

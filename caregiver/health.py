@@ -49,8 +49,8 @@ class Health(msgspec.Struct, frozen=True):
     broker: str
     """``connected``, ``lost`` (was subscribed) or ``never_connected``."""
     broker_problem: str | None = None
-    """While not receiving: ``connecting``, ``unreachable``, ``refused``, ``dropped`` or
-    ``subscription_refused`` (:class:`caregiver.broker_link.Problem`)."""
+    """While not receiving: ``connecting``, ``unreachable``, ``refused``, ``dropped``,
+    ``subscription_refused`` or ``handler_failed`` (:class:`caregiver.broker_link.Problem`)."""
     down_s: float | None = None
     """While not receiving: seconds since it stopped (monotonic clock)."""
     storing: bool = True

@@ -1048,6 +1048,7 @@ class Ingestor:
             cfg.link(),
             cfg.client_id,
             manual_ack=True,
+            on_fault=lambda fault: self.link.handler_failed(),
             will=(self.presence_topic, self._presence(CaregiverPresence.OFFLINE, stamped=False)),
         )
         client.reconnect_delay_set(1, 30)

@@ -9,13 +9,15 @@ TOML keys and gives a ``BrokerLink`` through its ``link()`` method.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    import paho.mqtt.client as mqtt
     from paho.mqtt.enums import MQTTProtocolVersion
+
+    from core.mqtt_callbacks import CallbackFault, GuardedClient
 
 
 KEEPALIVE_MAX_S = 65535
@@ -151,8 +153,13 @@ def make_client(
     will: tuple[str, str] | None = None,
     protocol: MQTTProtocolVersion | None = None,
     manual_ack: bool = False,
-) -> mqtt.Client:
+    on_fault: Callable[[CallbackFault], None] | None = None,
+) -> GuardedClient:
     """A paho client with credentials, TLS and Last Will from ``link`` (not yet connected).
+
+    Its callbacks cannot end paho's thread (:class:`core.mqtt_callbacks.GuardedClient`): one
+    that raises is logged, told to ``on_fault`` (the owner says it where people look) and
+    the connection is started again, so nothing it was handling is lost.
 
     ``manual_ack``: the caller acknowledges each QoS 1 message itself
     (``client.ack``), after it has done what the message asked — committed it.
@@ -161,11 +168,13 @@ def make_client(
     """
     import ssl
 
-    import paho.mqtt.client as mqtt
     from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
-    client = mqtt.Client(
+    from core.mqtt_callbacks import GuardedClient, no_one_told
+
+    client = GuardedClient(
         CallbackAPIVersion.VERSION2,
+        on_fault=on_fault or no_one_told,
         client_id=client_id,
         protocol=protocol if protocol is not None else MQTTProtocolVersion.MQTTv5,
         manual_ack=manual_ack,

@@ -364,7 +364,9 @@ class Watcher:
         self.connected_once = False
         """Whether the broker ever answered: a connection dropped before it did (a port that
         takes TCP but speaks no MQTT, TLS expected) is "cannot reach", not "lost"."""
-        self.client = make_client(config.link(), "")
+        self.client = make_client(
+            config.link(), "", on_fault=lambda fault: self._say(fault.words())
+        )
         # A terminal waiting for a local broker should notice it quickly.
         self.client.reconnect_delay_set(0.5, 2)  # type: ignore[arg-type]  # paho takes floats
         self.client.on_connect = self._on_connect

@@ -776,7 +776,10 @@ class MqttReporter:
             return
         client_id = self.config.client_id or f"retroguard-{self.device_id}"
         client = make_client(
-            self.config.link(), client_id, will=(self.topics.availability, payloads.OFFLINE)
+            self.config.link(),
+            client_id,
+            will=(self.topics.availability, payloads.OFFLINE),
+            on_fault=lambda fault: self._set_error(fault.words()),  # the status says it
         )
         client.enable_logger(logging.getLogger(PAHO_LOGGER))
         client.reconnect_delay_set(
