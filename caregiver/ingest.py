@@ -1166,6 +1166,12 @@ class Ingestor:
         being said on paho's thread goes out before it, none after (waited for outside it, as
         paho's thread, which handles the acknowledgement, may be waiting for that lock)."""
         if not self.connected.is_set():
+            log.warning(
+                "stopping while not connected to the broker: could not say offline myself; "
+                "the Last Will the broker holds says it, unless the broker crashed meanwhile "
+                "(then its retained presence may still say online: docs/mqtt.md, "
+                '"Caregiver presence")'
+            )
             return
         try:
             with self._presence_lock:
