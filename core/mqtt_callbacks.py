@@ -103,7 +103,7 @@ class GuardedClient(mqtt.Client):
         message = next((a for a in args if isinstance(a, mqtt.MQTTMessage)), None)
         topic = bytes(message._topic).decode("utf-8", "replace") if message else None
         fault = CallbackFault(name, f"{type(exc).__name__}: {exc}", topic)
-        log.error("%s (the message is not lost: it comes again)", fault.words(), exc_info=exc)
+        log.error("%s", fault.words(), exc_info=exc)
         try:
             self._on_fault(fault)
         except Exception:  # said where people look failed: the log above still says it
