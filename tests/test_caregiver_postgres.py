@@ -12,12 +12,15 @@ import json
 import threading
 from collections.abc import Callable
 
+import msgspec
 import psycopg
 import pytest
 
 from caregiver.storage import SCHEMA_VERSION, NewEvent, SchemaError, StorageFault, Store, schema
+from core.protocol import payloads
 from tests.caregiver_db import execute
 from tests.caregiver_support import BY_HAND, wait_until
+from tests.stage_support import STAGE_EXAMPLE
 from tools.pgcluster import PostgresCluster
 
 WAIT = 20.0
@@ -495,3 +498,49 @@ def test_escalation_waits_for_a_batch_of_the_devices_it_escalates(
     finally:
         a.close()
         b.close()
+
+
+def _stage_and_fall(store: Store, n: int) -> None:
+    """One batch of one message: Bob's stage (its ``n``-th, a newer one) and a fall, waited
+    for (the device's read settles the pipeline)."""
+    stage = msgspec.structs.replace(STAGE_EXAMPLE, wall_time=f"2026-03-03T10:00:{n:02d}.000+00:00")
+    event_id = f"{n:032x}"
+    with store.batch(["treadmill-1"], 1000.0), store.message(event_id), store.transaction() as tx:
+        tx.set_walker_stage("treadmill-1", stage, payloads.encode(stage).encode(), 1000.0 + n)
+        assert tx.record_event(_event(event_id), 1000.0)
+        assert tx.device("treadmill-1") is not None
+
+
+def test_a_batch_refused_as_its_statements_got_prepared_leaves_later_falls_stored(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    """A write refused in a batch makes the server skip what the pipeline sent after it. When
+    one of those was a fall's insert due to be prepared (psycopg prepares a statement at its
+    sixth use), psycopg counted it prepared though the server never was told: once the stages'
+    table took writes again, every batch failed with 'prepared statement "_pg3_6" does not
+    exist' and every fall was held until a restart. (The refusal before the five batches is
+    what keeps psycopg's rollback from forgetting its statements.)"""
+    url = postgres_cluster.new_database()
+    store = Store(url)
+    try:
+        execute(
+            url,
+            "CREATE FUNCTION refuse_writes() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'writes refused'; END $$",
+        )
+        for n in (1, 7):
+            execute(
+                url,
+                "CREATE TRIGGER refused BEFORE INSERT OR UPDATE ON walker_stages "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_writes()",
+            )
+            with pytest.raises(StorageFault, match="writes refused"):
+                _stage_and_fall(store, n)
+            execute(url, "DROP TRIGGER refused ON walker_stages")
+            for more in range(n + 1, n + 6):
+                _stage_and_fall(store, more)
+        assert store.event_count() == 10
+        stored = store.walker_stage("treadmill-1", "bob")
+        assert stored is not None and stored.wall_time == "2026-03-03T10:00:12.000+00:00"
+    finally:
+        store.close()

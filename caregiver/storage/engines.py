@@ -624,7 +624,15 @@ class PostgresDatabase(Database):
         self._db: psycopg.Connection[Any] = self._connect()
 
     def _connect(self) -> psycopg.Connection[Any]:
-        return connect(self.url, self.timeouts)
+        """The writing connection prepares no statement: in pipeline mode psycopg counts a
+        statement prepared once it has sent the Prepare, and the server skips it when an
+        earlier statement of the stretch failed (a refused write in a batch). psycopg then
+        asked for the missing statement on every later use ("prepared statement does not
+        exist", SQLSTATE 26000) until a restart: every batch behind it, falls too, was held
+        with the broker. The pooled reads use no pipeline and keep psycopg's preparing."""
+        db = connect(self.url, self.timeouts)
+        db.prepare_threshold = None
+        return db
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._closed:
