@@ -39,7 +39,15 @@ from core.protocol.events import (
     EventType,
     Severity,
 )
-from core.protocol.ids import DEVICE_ID_PATTERN, check_device_id, is_device_id, is_event_id
+from core.protocol.ids import (
+    DEVICE_ID_PATTERN,
+    NAME_RULE,
+    check_device_id,
+    discovery_id_problem,
+    is_device_id,
+    is_event_id,
+    is_topic_name,
+)
 from core.protocol.messages import (
     JSON_MESSAGES,
     CaregiverHealthMessage,
@@ -80,6 +88,7 @@ from core.protocol.topics import (
     caregiver_health_topic,
     caregiver_status_topic,
     parse_topic,
+    topic_level_problem,
 )
 from core.samples import ImuSample
 
@@ -163,6 +172,49 @@ def test_dot_segments_are_no_device_id(dots: str) -> None:
         parse_topic("retroguard", f"retroguard/{dots}/event")
     schema = json.loads((SCHEMA_DIR / "event.schema.json").read_text())
     assert schema["properties"]["device_id"]["pattern"] == DEVICE_ID_PATTERN
+
+
+def test_a_device_id_holds_what_the_name_rule_says_and_nothing_else() -> None:
+    """:data:`NAME_RULE` in words, the pattern in fact (mutants, found by mut34: the length a
+    step either way, a character widened into the class or one of its own dropped, the final
+    newline's lookahead gone). The schema tests say the type and the documented schemas read
+    one pattern, not what that pattern takes; a name the broker's topics cannot carry as one
+    level, or that no reader of the rule would expect, must not become a device's."""
+    assert NAME_RULE.startswith("1-64 letters, digits, '_', '.' or '-'")
+    assert is_device_id("z" * 64) and not is_device_id("z" * 65)
+    assert is_device_id("AZaz09_.-") and is_topic_name("AZaz09_.-")
+    for c in "@/+# :\t\u00e9":
+        assert not is_device_id(f"tm{c}1"), repr(c)
+    assert not is_device_id("tm1\n") and not is_topic_name("tm1\n")
+    with pytest.raises(ValueError, match=re.escape(NAME_RULE)):
+        check_device_id("z" * 65)
+
+
+@pytest.mark.parametrize("value", [None, 64, b"tm1", ["tm1"]])
+def test_what_is_not_text_is_no_name_and_no_error(value: object) -> None:
+    """A device id read from a payload may be anything JSON holds: it is no name, said as
+    such, not a TypeError out of the regex (mutant: the ``isinstance`` check dropped)."""
+    assert not is_topic_name(value) and not is_device_id(value)
+
+
+@pytest.mark.parametrize("value", ["", "tm.1", "tm 1", "tm1\n", "caregiver-care@clinic.example"])
+def test_home_assistant_ignores_a_discovery_id_with_other_characters_or_none(value: str) -> None:
+    """An empty id and one with a final newline are ignored too (mutants: ``+`` for ``*``,
+    the lookahead dropped): the monitor's preflight and the service's warn with these words,
+    the value in them as it is."""
+    problem = discovery_id_problem(value)
+    assert problem is not None and repr(value) in problem
+    assert discovery_id_problem("Tm-1_z9") is None
+
+
+@pytest.mark.parametrize("level", ["", " care", "care ", "a/b", "a+", "#", "care\x1f", "care\x9f"])
+def test_what_no_topic_level_can_carry_is_named(level: str) -> None:
+    """A topic prefix, a discovery prefix or the service's name on the broker is one level of
+    every topic it makes: an empty one, one with spaces about it, a separator, a wildcard or a
+    control character the broker drops is refused at ``config --check`` and at the start
+    (mutants, found by mut34: the empty level and the surrounding spaces let through)."""
+    assert topic_level_problem(level) is not None
+    assert topic_level_problem("care@clinic.example") is None
 
 
 @pytest.mark.parametrize("account", ["caregiver", "homeassistant", "caregiver-a", "caregiver-b2"])
