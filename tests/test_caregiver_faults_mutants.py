@@ -20,7 +20,11 @@ Survivors left alone, each equivalent (no input tells it from the original) unle
   (``kept[0]``) instead of the oldest by time (``min``): a table is kept at its first failure
   and dropped when it works, so the dict's order is the order of the times taken, the same
   table, unless the wall clock steps back between two failures (then the first to fail is
-  said, with its own time: no less true).
+  said, with its own time: no less true); the progression's part without
+  ``walker_prescribed_weeks``, the commands' without ``self_tests`` (a part's tables are read
+  only for a failure or a look naming none, and every progress, stage and reply message names
+  its own: ``caregiver.ingest._side_tables``; a test comparing the tables kept with
+  ``Part.tables`` reads the mutated constant too).
 * refused_publishes: ``_match`` dropped from ``connected`` (a verdict that comes while it
   holds the lock is for a message whose id it has just forgotten, or not one of these:
   dropped whenever it is matched); the inner ``while`` for an ``if`` (the outer loop takes
@@ -38,6 +42,10 @@ Survivors left alone, each equivalent (no input tells it from the original) unle
 * ids: ``check_device_id``'s second test on ``is_topic_name`` instead of ``is_device_id``
   (the account names were refused just above it).
 
+The device id's pattern (its length, its class, its final newline) was guarded only by the
+tests that compare it with the documented schemas' (a change made to both would have gone
+unnoticed); tests/test_protocol.py now says what it takes.
+
 Killed only by a hang: ``_match`` taking the lock waiting (``acquire()``): paho's thread
 answering inside ``publish`` waits for the lock its own caller holds, for ever (the suite's
 pytest-timeout ends it). In production it is the deadlock the module's docstring names: paho's
@@ -50,6 +58,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -59,7 +68,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from caregiver import feed
 from caregiver.refused_publishes import RefusedPublishes
-from caregiver.storage import Part, SideFaults, Table, Use
+from caregiver.storage import Part, SideFaults, Store, Table, Use
+from tests.caregiver_db import execute
 from tests.mqtt_helpers import WAIT
 from tools.broker import Mosquitto, mosquitto_available
 
@@ -226,3 +236,25 @@ def test_the_banner_is_told_when_its_words_change_though_its_time_does_not() -> 
     faults.works(Part.PROGRESS, Use.WRITE, (Table.WALKER_STAGES,))
     assert told == ["stages refused", "counts refused"]
     assert [(f.fault, f.since) for f in faults.now()] == [("counts refused", 1_700_000_040.0)]
+
+
+def test_a_plan_line_unread_stays_said_while_the_walkers_table_is_gone(tmp_path: Path) -> None:
+    """A card's plan line names the walker from the roster (``device_walkers``): a read of
+    it that failed is kept by each table the line reads, so the housekeeping look reads that
+    one too and keeps the part said while it is gone, and clears it once it is back (mutant:
+    the plans part without ``device_walkers``, its sessions and stages read fine and the card
+    without its line said to work)."""
+    database = str(tmp_path / "caregiver.db")
+    store = Store(database)
+    try:
+        execute(database, "ALTER TABLE device_walkers RENAME TO device_walkers_gone")
+        store.side_faults.failed(
+            Part.PLANS, "no such table: device_walkers", Use.READ, Part.PLANS.tables
+        )
+        store.probe_side_faults()
+        assert [f.part for f in store.side_faults.now()] == [Part.PLANS]
+        execute(database, "ALTER TABLE device_walkers_gone RENAME TO device_walkers")
+        store.probe_side_faults()
+        assert store.side_faults.now() == ()
+    finally:
+        store.close()

@@ -207,12 +207,15 @@ def test_home_assistant_ignores_a_discovery_id_with_other_characters_or_none(val
     assert discovery_id_problem("Tm-1_z9") is None
 
 
-@pytest.mark.parametrize("level", ["", " care", "care ", "a/b", "a+", "#", "care\x1f", "care\x9f"])
+@pytest.mark.parametrize(
+    "level", ["", " care", "care ", "a/b", "a+", "#", "ca\x1fre", "ca\x7fre", "ca\x9fre"]
+)
 def test_what_no_topic_level_can_carry_is_named(level: str) -> None:
     """A topic prefix, a discovery prefix or the service's name on the broker is one level of
     every topic it makes: an empty one, one with spaces about it, a separator, a wildcard or a
     control character the broker drops is refused at ``config --check`` and at the start
-    (mutants, found by mut34: the empty level and the surrounding spaces let through)."""
+    (mutants, found by mut34: the empty level, the surrounding spaces and each end of the
+    control characters' ranges let through)."""
     assert topic_level_problem(level) is not None
     assert topic_level_problem("care@clinic.example") is None
 
