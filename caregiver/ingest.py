@@ -1483,6 +1483,19 @@ class Ingestor:
         return self._ingest_thread
 
     @property
+    def retry_thread(self) -> threading.Thread | None:
+        """The thread that tries held messages again (None before :meth:`start` and after
+        :meth:`stop`): dead, what the database refused is never stored, nor paged."""
+        return self._retry_thread
+
+    @property
+    def receipts_thread(self) -> threading.Thread | None:
+        """The thread that sends receipts once what they vouch for is on disk (None before
+        :meth:`start` and after :meth:`stop`): dead, no device hears of an event stored."""
+        durable = self._durable_receipts
+        return None if durable is None else durable.thread
+
+    @property
     def held(self) -> int:
         """Messages waiting for the database (not acknowledged to the broker)."""
         return len(self._held)

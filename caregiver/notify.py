@@ -560,6 +560,11 @@ class Notifier:
         self._thread = threading.Thread(target=loop, name="caregiver-notify", daemon=True)
         self._thread.start()
 
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The sending thread (None before :meth:`start` and after :meth:`stop`)."""
+        return self._thread
+
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()

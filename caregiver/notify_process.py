@@ -170,6 +170,12 @@ class NotifierProcess:
         )
         self._thread.start()
 
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The supervisor (None before :meth:`start` and after :meth:`stop`): dead, no wake
+        reaches the child and a child that exits is never started again."""
+        return self._thread
+
     def wake(self) -> None:
         """Any thread, never blocks: the supervisor passes it on (many wakes, one message)."""
         self._wake.set()

@@ -57,6 +57,11 @@ class DurableReceipts:
         self._thread = threading.Thread(target=self._run, name="caregiver-receipts", daemon=True)
         self._thread.start()
 
+    @property
+    def thread(self) -> threading.Thread:
+        """The thread that syncs and publishes (the service's liveness watches it)."""
+        return self._thread
+
     def submit(self, receipts: Mapping[str, Sequence[str]]) -> None:
         """Receipts for a batch that has committed (any thread; never waits for the disk)."""
         if not receipts:

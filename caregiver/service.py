@@ -193,6 +193,12 @@ class CaregiverService:
             "storing what the broker sent", STORING_WITHIN_S
         ).working
         self.liveness.thread("the MQTT ingest thread", lambda: self.ingestor.ingest_thread)
+        self.liveness.thread("the held-message retry thread", lambda: self.ingestor.retry_thread)
+        self.liveness.thread("the receipts thread", lambda: self.ingestor.receipts_thread)
+        self.liveness.thread("the notifier's thread", self._notifier_thread)
+        self.liveness.thread("the live feed's thread", lambda: self._feed.thread)
+        self.liveness.thread("the thread hearing other instances", self._listener_thread)
+        self.liveness.thread("the thread announcing to other instances", self._announcer_thread)
         self.store.on_damaged = self._damaged
         self.health_topic = HealthTopic(
             config.mqtt,
@@ -210,6 +216,18 @@ class CaregiverService:
         self.ingestor.on_published = self.health_topic.published
         self.ingestor.on_storing_changed = self.health_topic.changed
         self.store.side_faults.on_change = self._side_faults_changed
+
+    def _notifier_thread(self) -> threading.Thread | None:
+        """The notifier process's supervisor, or the notifier's own thread in this process."""
+        process = self.notifier_process
+        return self.notifier.thread if process is None else process.thread
+
+    def _listener_thread(self) -> threading.Thread | None:
+        listener = self.listener
+        return None if listener is None else listener.thread
+
+    def _announcer_thread(self) -> threading.Thread | None:
+        return self.store.announcer_thread
 
     # ------------------------------------------------------------ changes
 

@@ -23,11 +23,18 @@ from pathlib import Path
 import pytest
 
 from caregiver.broker_link import Lost
+from caregiver.changes import DeviceChanged, encode
+from caregiver.config import Contact
 from caregiver.liveness import Liveness, SystemdPinger
 from caregiver.service import CaregiverService
+from caregiver.storage import StorageFault
 from core.sdnotify import Notifier
-from tests.caregiver_support import make_config, running_service
+from tests.caregiver_support import Http, make_config, running_service
+from tests.mqtt_helpers import subscriber
+from tests.test_caregiver_ingest_batch import _event
+from tests.test_caregiver_missed_alarms import _Stream
 from tools.broker import Mosquitto, mosquitto_available
+from tools.pgcluster import PostgresCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 60.0
@@ -365,3 +372,160 @@ def test_a_housekeeping_thread_that_died_is_said(mosquitto: Mosquitto, tmp_path:
         assert service.health().problems == ("the housekeeping thread has stopped",)
     finally:
         service.stop()
+
+
+def said_stopped(cg: CaregiverService, part: str, tmp_path: Path, systemd: socket.socket) -> None:
+    """``part``, a thread of ``cg``, ended: the liveness names it (and nothing else), and the
+    systemd pinger says so instead of pinging (systemd restarts the service)."""
+    assert cg.liveness.problems() == [f"{part} has stopped"]
+    pinger = cg.systemd_pinger(
+        Notifier(str(tmp_path / "notify")), watchdog_s=30, serving=lambda: True
+    )
+    pinger.round()
+    assert heard(systemd) == [
+        "READY=1",
+        "STATUS=serving; every part is turning",
+        f"STATUS=not alive: {part} has stopped",
+    ]  # and no WATCHDOG=1
+
+
+def ended(thread: threading.Thread | None) -> None:
+    """Wait for ``thread`` (started) to end."""
+    assert thread is not None
+    thread.join(WAIT)
+    assert not thread.is_alive()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the bug
+def test_a_held_message_retry_thread_that_died_is_said(
+    mosquitto: Mosquitto, tmp_path: Path, systemd: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fall arrives while the database refuses writes (read-only, for real): it is held for
+    the retry thread. A bug there (``handle`` raising: the one thing monkeypatched) ends that
+    thread, and with it every held alert's chance to be stored and paged: the service says
+    so. Before, it went on pinging with the fall held for ever."""
+    with (
+        running_service(make_config(mosquitto, tmp_path), web=False) as cg,
+        subscriber(mosquitto, ["retroguard/+/receipt"]) as device,
+    ):
+        ingestor = cg.ingestor
+        with cg.store._lock:  # refuses every write, as a disk remounted read-only does
+            cg.store._db.execute("PRAGMA query_only = 1")
+        device.client.publish(*_event(1, "fall"), qos=1)
+        assert ingestor.wait_for(lambda: ingestor.held == 1)
+
+        def broken(topic: str, payload: bytes) -> bool:
+            raise KeyError("a bug")
+
+        monkeypatch.setattr(ingestor, "handle", broken)
+        ended(ingestor.retry_thread)
+        said_stopped(cg, "the held-message retry thread", tmp_path, systemd)
+        with cg.store._lock:
+            cg.store._db.execute("PRAGMA query_only = 0")
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the bug
+def test_a_receipts_thread_that_died_is_said(
+    mosquitto: Mosquitto, tmp_path: Path, systemd: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sync before a fall's receipt fails (the disk's EIO: monkeypatched, as a disk cannot
+    be made to fail here) and a bug in what hears of it (``on_storing_changed`` raising,
+    monkeypatched) ends the receipts thread: no device would hear of any event stored again,
+    and resend it for ever. The service says so."""
+    with running_service(make_config(mosquitto, tmp_path), web=False) as cg:
+        ingestor = cg.ingestor
+        durable = ingestor._durable_receipts
+        assert durable is not None
+
+        def failing() -> None:
+            raise StorageFault("caregiver database: syncing its log to disk: EIO")
+
+        def broken() -> None:
+            raise KeyError("a bug")
+
+        monkeypatch.setattr(durable, "_sync", failing)
+        monkeypatch.setattr(ingestor, "on_storing_changed", broken)
+        assert ingestor.handle_batch([_event(1, "fall")])
+        ended(ingestor.receipts_thread)
+        said_stopped(cg, "the receipts thread", tmp_path, systemd)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the bug
+def test_a_notifier_supervisor_that_died_is_said(
+    mosquitto: Mosquitto, tmp_path: Path, systemd: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The notifier process's supervisor (in the service's process: the child has no unit of
+    its own) passes wakes on and starts a new child when one exits. A bug in it (its
+    ``_send`` raising: monkeypatched) ends it, and with it the paging of every alert once the
+    child exits: the service says so."""
+    ann = Contact("Ann", ("json://127.0.0.1:9/ann",))
+    with running_service(make_config(mosquitto, tmp_path, contacts=(ann,)), web=False) as cg:
+        process = cg.notifier_process
+        assert process is not None
+        assert process.ready.wait(WAIT)
+
+        def broken(child: object, message: object) -> None:
+            raise KeyError("a bug")
+
+        monkeypatch.setattr(process, "_send", broken)
+        process.wake()
+        ended(process.thread)
+        said_stopped(cg, "the notifier's thread", tmp_path, systemd)
+        monkeypatch.undo()  # the stop tells the child to stop
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the bug
+def test_a_live_feed_thread_that_died_is_said(
+    mosquitto: Mosquitto, tmp_path: Path, systemd: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A page is open; a bug in the feed (``_hand_over`` raising: monkeypatched) ends the
+    thread that sends changes to the browsers: no page would show a new fall until reloaded.
+    The service says so."""
+    with running_service(make_config(mosquitto, tmp_path)) as cg:
+        ann = Http(cg.port)
+        assert ann.login() == 303
+        with _Stream(cg.port, ann) as stream:
+            stream.hello()
+
+            def broken(messages: object) -> None:
+                raise KeyError("a bug")
+
+            monkeypatch.setattr(cg._feed, "_hand_over", broken)
+            cg._feed.publish(DeviceChanged("treadmill-1"))
+            ended(cg._feed.thread)
+            said_stopped(cg, "the live feed's thread", tmp_path, systemd)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the bug
+def test_postgresql_listen_and_announce_threads_that_died_are_said(
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    systemd: socket.socket,
+    postgres_cluster: PostgresCluster,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On PostgreSQL the instances show each other's alerts through LISTEN/NOTIFY threads. A
+    bug in either (a hearing's ``_deliver_batch``, an announcing's ``_send`` raising:
+    monkeypatched) ends it, and the pages of one instance no longer show the falls stored by
+    another: the service says so."""
+    config = make_config(mosquitto, tmp_path, database=postgres_cluster.new_database())
+    with running_service(config, web=False) as cg:
+        listener = cg.listener
+        announcer = cg.store._announcer
+        assert listener is not None and announcer is not None
+        assert listener.listening.wait(WAIT)
+
+        def broken(*args: object) -> None:
+            raise KeyError("a bug")
+
+        monkeypatch.setattr(listener, "_deliver_batch", broken)
+        cg.store.announce(encode(DeviceChanged("treadmill-1"), "instance-b"))
+        ended(listener.thread)
+        assert cg.liveness.problems() == ["the thread hearing other instances has stopped"]
+        monkeypatch.setattr(announcer, "_send", broken)
+        cg.store.announce(encode(DeviceChanged("treadmill-1"), "instance-b"))
+        ended(announcer.thread)
+        assert cg.liveness.problems() == [
+            "the thread hearing other instances has stopped",
+            "the thread announcing to other instances has stopped",
+        ]

@@ -107,6 +107,13 @@ class LiveFeed:
                 self._thread.start()
             self._cond.notify()
 
+    @property
+    def thread(self) -> threading.Thread | None:
+        """The thread that sends changes to the browsers (None until a change finds one open,
+        and once closed): dead, no page shows a new alert until it is reloaded."""
+        with self._cond:
+            return None if self._closed else self._thread
+
     def forget_plans(self) -> None:
         """The other instances' changes went unheard for a while (the database's listener
         was lost): a session or stage one of them stored meanwhile was not counted, so every

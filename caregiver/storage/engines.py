@@ -916,6 +916,11 @@ class Announcer:
                     )
                     return
 
+    @property
+    def thread(self) -> threading.Thread:
+        """Dead, the other instances' pages never show this one's alerts (liveness)."""
+        return self._thread
+
     def stop(self) -> None:
         self._queue.put(None)
         self._thread.join(5)
@@ -988,6 +993,11 @@ class Listener:
                 self._on_message(message)
             except Exception:
                 log.exception("could not handle another instance's change")
+
+    @property
+    def thread(self) -> threading.Thread:
+        """Dead, this instance's pages never show the others' alerts (liveness)."""
+        return self._thread
 
     def stop(self) -> None:
         self._stop.set()

@@ -421,6 +421,12 @@ class Store(StoreOperations):
         """Other instances may use this database too (PostgreSQL): changes are announced."""
         return isinstance(self._db, PostgresDatabase)
 
+    @property
+    def announcer_thread(self) -> threading.Thread | None:
+        """The thread that sends :meth:`announce`'s messages (None: SQLite, or closed)."""
+        announcer = self._announcer
+        return None if announcer is None else announcer.thread
+
     def announce(self, message: str) -> None:
         """Tell every other instance on this database ``message`` (a no-op on SQLite). Only
         queued here: a thread sends it (:class:`~caregiver.storage.engines.Announcer`), so the
