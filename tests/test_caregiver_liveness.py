@@ -529,3 +529,16 @@ def test_postgresql_listen_and_announce_threads_that_died_are_said(
             "the thread hearing other instances has stopped",
             "the thread announcing to other instances has stopped",
         ]
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the bug
+def test_an_in_process_notifier_thread_that_died_is_said(
+    mosquitto: Mosquitto, tmp_path: Path, systemd: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sender other than Apprise's runs in the service's own thread; a bug before its loop
+    (``warm_up`` raising: monkeypatched) ends it, and nobody would be paged: said."""
+    monkeypatch.setattr("caregiver.notify.warm_up", lambda urls: {}["a bug"])
+    with running_service(make_config(mosquitto, tmp_path), web=False, send=lambda *a: False) as cg:
+        assert cg.notifier_process is None
+        ended(cg.notifier.thread)
+        said_stopped(cg, "the notifier's thread", tmp_path, systemd)
