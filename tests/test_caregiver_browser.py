@@ -1509,7 +1509,7 @@ def test_a_card_s_plan_line_with_a_digit_beyond_ascii_is_built_live_as_reloaded(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
     """The page keeps each hyphen of a card's plan line with the digit after it (the
-    plan_name filter), and the live feed's card is built the same way (app.js's planName).
+    hyphened filter), and the live feed's card is built the same way (app.js's hyphened).
     The server took any Unicode digit for one (Python's ``\\d``), the script ASCII's only
     (JavaScript's): a name ending "-\u0663" was one markup reloaded and another built live."""
     from playwright.sync_api import expect

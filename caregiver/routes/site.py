@@ -395,13 +395,15 @@ def month_element(first_day: dt.date) -> Markup:
     )
 
 
-def plan_name_element(name: str) -> Markup:
-    """A plan's name as the sessions tables and a card's plan line show it (app.js's
-    ``planName`` builds the live feed's card the same way): each hyphen and the number after it
+def hyphened_element(name: str) -> Markup:
+    """A plan's or a treadmill's name as the pages show it (the sessions tables, a card's plan
+    line and title, the alarm banner; app.js's ``hyphened`` builds the live feed's the same
+    way): each hyphen and the number after it
     kept together (``<span class="nowrap">-9</span>``), so a name wider than its column
     wraps after a hyphen before a word ("progression-" over "week-9") or not at all. The
     browser breaks after any hyphen, and at 1024 px the table read "progression-week-" over
-    "9"; the text is the name's own, character for character (copied, it is the plan's id)."""
+    "9", and a phone's card title "physiotherapy-room-" over "2-east"; the text is the name's
+    own, character for character (copied, it is the plan's id)."""
     parts = _HYPHEN_NUMBER.split(name)
     return Markup(
         "".join(
@@ -413,7 +415,7 @@ def plan_name_element(name: str) -> Markup:
 
 _HYPHEN_NUMBER = re.compile(r"(-[0-9])")
 """A hyphen and the digit after it ("week-9", "alternate-2-2"): not a place to wrap. 0-9
-only, as JavaScript's digit class in app.js's ``planName`` is: Python's takes any Unicode
+only, as JavaScript's digit class in app.js's ``hyphened`` is: Python's takes any Unicode
 digit (an Arabic-Indic three), and the card the live feed built differed from the page's."""
 
 
@@ -432,7 +434,7 @@ class Site:
         self.templates.env.filters["week"] = week_element
         self.templates.env.filters["since"] = since_number
         self.templates.env.filters["month"] = month_element
-        self.templates.env.filters["plan_name"] = plan_name_element
+        self.templates.env.filters["hyphened"] = hyphened_element
         # who: the walker its incident names (the page's ``who``, read off the event loop)
         self.templates.env.globals["card_story"] = lambda d, who=None: story.card(
             d, backend.clock(), who

@@ -44,13 +44,17 @@
     return m ? node("time", { datetime: m.iso, "data-format": m.format }, [m.text]) : null;
   }
   function since(t) { return node("span", { "class": "since", "data-since": String(t) }); }
-  // A plan's words with each hyphen kept with the digit after it, as the server's plan_name
-  // filter renders them (caregiver/routes/site.py): a phone's card read "walk-backward-
-  // slowly-week-" over "12".
-  function planName(text) {
+  // A plan's or a treadmill's name (or words with one) with each hyphen kept with the digit
+  // after it, as the server's hyphened filter renders them (caregiver/routes/site.py): a
+  // phone's card read "walk-backward-slowly-week-" over "12", "physiotherapy-room-" over "2-east".
+  function hyphened(text) {
     return text.split(/(-\d)/).map(function (part, n) {
       return n % 2 ? node("span", { "class": "nowrap" }, [part]) : part;
     });
+  }
+  function setHyphened(el, text) {
+    el.textContent = "";
+    hyphened(text).forEach(function (part) { el.append(part); });
   }
   // "— received 14:52:40 (held 20 min by the treadmill)" after a row's time (story.Stamped)
   function late(x) {
@@ -74,11 +78,11 @@
       node("input", { type: "hidden", name: "alerts", value: c.seen.alerts }),
       node("button", { type: "submit", "class": "btn btn-big btn-ack" }, ["Acknowledge"])]) : null;
     return finish(node("article", { "class": "card level-" + c.level, id: "card-" + id, "data-device": id, "data-level": c.level }, [
-      node("h2", {}, [node("a", { href: "/devices/" + encodeURIComponent(id) }, [c.name])]),
+      node("h2", {}, [node("a", { href: "/devices/" + encodeURIComponent(id) }, hyphened(c.name))]),
       h ? node("p", { "class": "headline" + (h.open ? " headline-open" : "") },
         [node("a", { href: h.link }, [h.text]), " ", since(h.since)]) : null,
       node("p", { "class": "belt" }, [c.belt]),
-      c.plan ? node("p", { "class": "plan plan-words" }, planName(c.plan)) : null,  // the walker's plan
+      c.plan ? node("p", { "class": "plan plan-words" }, hyphened(c.plan)) : null,  // the walker's plan
       seen,
       node("p", { "class": "links" }, [node("a", { href: "/devices/" + encodeURIComponent(id) + "/progress" }, ["Walking progress"])]),
       ack]));
@@ -240,7 +244,7 @@
   function nameAlarm(text, link, more, incident, event) {
     named = incident || ""; namedEvent = event || "";
     showBannerAck();
-    document.getElementById("alarm-text").textContent = text;
+    setHyphened(document.getElementById("alarm-text"), text);
     setMore(more);
     var open = document.getElementById("alarm-link"), here = document.querySelector(".event-detail[data-incident]");
     open.setAttribute("href", link);
@@ -285,7 +289,7 @@
     box.appendChild(document.createTextNode("+" + more.count + " more: "));
     more.entries.forEach(function (m, i) {
       if (i) box.appendChild(document.createTextNode(", "));
-      box.appendChild(node("a", { href: m.link, "class": "alarm-more-link" }, [m.text]));
+      box.appendChild(node("a", { href: m.link, "class": "alarm-more-link" }, hyphened(m.text)));
     });
   }
   // Whether the alarm can be heard, said plainly on the banner: the sound is off in this
@@ -1275,7 +1279,7 @@
     var left = all.filter(function (a) { return !heard.has(a.event); });
     if (!left.length || left.length === all.length) return;
     var newest = left[left.length - 1];
-    document.getElementById("alarm-text").textContent = newest.text;
+    setHyphened(document.getElementById("alarm-text"), newest.text);
     setMore(moreOf(left, newest));
     document.getElementById("alarm-link").setAttribute("href", newest.link);
     banner.dataset.incident = newest.incident;

@@ -1,0 +1,95 @@
+"""The dashboard's rough edges as its people meet them, in Debian's headless Chromium.
+
+A caregiver's phone at night (360 px) and a physio's desk (1280 px): a treadmill's long name
+on its card and in the alarm banner, a finger's size for the page's links, the words a
+gone page says. Screenshots go where the other browser tests put theirs (:func:`shot`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from caregiver.service import CaregiverService
+from tests.browser_support import NEEDS_CHROMIUM, logged_in, shot
+from tests.caregiver_support import SimDevice, make_config, running_service, wait_all_handled
+from tests.test_caregiver_browser_ux import _TEXT_LINES, _help
+from tools.broker import Mosquitto
+
+pytestmark = NEEDS_CHROMIUM
+
+
+@pytest.fixture
+def service(mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str) -> Iterator[CaregiverService]:
+    with running_service(make_config(mosquitto, tmp_path, database=caregiver_db)) as s:
+        yield s
+
+
+def _page(browser: Any, service: CaregiverService, width: int, user: str = "ann") -> Any:
+    from playwright.sync_api import expect
+
+    page = logged_in(browser, service, width, user, has_touch=width < 600)
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    return page
+
+
+def _breaks_before_a_word(lines: list[str]) -> None:
+    """No line ends at a hyphen its number follows on the next: never "room-" over "2-east"."""
+    for line, after in itertools.pairwise(lines):
+        assert not (line.endswith("-") and after[:1].isdigit()), lines
+
+
+LONG_NAME = "physiotherapy-room-2-east"
+"""A treadmill's id (no name given it in the config) wider than a phone's card title; it
+calls for help, and the alarm banner's "+1 more" links to it."""
+FALLEN = "physiotherapy-2-east"
+"""The treadmill whose fall the banner names: "FALL on physiotherapy-" over "2-east" before."""
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_a_long_treadmill_name_wraps_only_after_a_hyphen_before_a_word(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """A phone's card title read "physiotherapy-room-" over "2-east", the alarm banner "FALL
+    on physiotherapy-" over "2-east": the browser breaks after any hyphen, a number's too. As
+    a plan's name does (the ``hyphened`` filter, app.js's ``hyphened``), a treadmill's name
+    now wraps only after a hyphen a word follows, on the card and in the banner, as the page
+    renders them and as the live feed builds them."""
+    from playwright.sync_api import expect
+
+    east, fallen = SimDevice(mosquitto, LONG_NAME), SimDevice(mosquitto, FALLEN)
+    for d in (east, fallen):
+        d.online()
+    wait_all_handled(service, east, fallen)
+    page = _page(browser, service, width)
+    _help(east)
+    fallen.incident_fall()
+    wait_all_handled(service, east, fallen)
+    for built in ("feed", "page"):
+        if built == "page":
+            page.reload()
+            expect(page.locator("body")).to_have_attribute("data-live", "1")
+        expect(page.locator("#alarm-text")).to_have_text(f"FALL on {FALLEN}")
+        expect(page.locator("#alarm-more .alarm-more-link")).to_have_text(LONG_NAME)
+        expect(page.locator(f"#card-{LONG_NAME} .headline a")).to_have_text(
+            "HELP requested — not acknowledged"
+        )
+        (title,) = page.evaluate(_TEXT_LINES, f"#card-{LONG_NAME} h2")
+        (said,) = page.evaluate(_TEXT_LINES, "#alarm-text")
+        (more,) = page.evaluate(_TEXT_LINES, "#alarm-more")
+        assert "".join(title) == LONG_NAME, (built, title)
+        assert "".join(said) == f"FALL on {FALLEN}", (built, said)
+        if width == 360:
+            assert title == ["physiotherapy-", "room-2-east"], (built, title)
+            assert said == ["FALL on ", FALLEN], (built, said)
+        for lines in (title, said, more):
+            _breaks_before_a_word(lines)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.screenshot(path=shot(tmp_path, service, f"long-name-{built}-{width}.png"))
+    page.context.close()
+    for d in (east, fallen):
+        d.close()
