@@ -93,3 +93,33 @@ def test_a_long_treadmill_name_wraps_only_after_a_hyphen_before_a_word(
     page.context.close()
     for d in (east, fallen):
         d.close()
+
+
+_BOX = """selector => { const r = document.querySelector(selector).getBoundingClientRect();
+    return { top: r.top, bottom: r.bottom, height: r.height }; }"""
+
+
+def test_the_report_links_and_the_header_s_name_are_a_finger_s_size_on_a_phone(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """At 360 px the progress page's CSV and PDF links were 21 px tall inside their sentence,
+    and the header's RetroGuard, the way home from every page, 28 px: each now a finger's
+    size (44 px), the name's room taken from the header's padding and the gap under it, so
+    it covers none of the header's buttons and the header is no taller than its rows."""
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    wait_all_handled(service, device)
+    page = _page(browser, service, 360)
+    page.goto(service.url + "/devices/treadmill-1/progress")
+    for link in ("#report-csv", "#report-pdf", "header .brand"):
+        box = page.evaluate(_BOX, link)
+        assert box["height"] >= 44, (link, box)
+    brand, buttons = page.evaluate(_BOX, "header .brand"), page.evaluate(_BOX, "header nav")
+    header = page.evaluate(_BOX, "header.top")
+    assert brand["bottom"] <= buttons["top"] and brand["top"] >= header["top"], (brand, buttons)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.screenshot(path=shot(tmp_path, service, "report-links-360.png"))
+    page.locator("#reports").scroll_into_view_if_needed()
+    page.locator("#reports").screenshot(path=shot(tmp_path, service, "reports-360.png"))
+    page.context.close()
+    device.close()
