@@ -134,7 +134,7 @@ def test_a_missing_event_page_links_back_to_the_dashboard(service: CaregiverServ
     assert client.login() == 303
     status, _, page = client.request("GET", "/events/no-such-event-id")
     assert status == 404
-    assert "<h1>No such event</h1>" in page
+    assert "<h1>No such alert</h1>" in page  # the dashboard's word for them
     assert '<a class="btn" href="/">&larr; Back to the dashboard</a>' in page
 
 

@@ -123,3 +123,23 @@ def test_the_report_links_and_the_header_s_name_are_a_finger_s_size_on_a_phone(
     page.locator("#reports").screenshot(path=shot(tmp_path, service, "reports-360.png"))
     page.context.close()
     device.close()
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_a_gone_alert_s_page_calls_it_an_alert(
+    browser: Any, service: CaregiverService, tmp_path: Path, width: int
+) -> None:
+    """An alert's page gone (an old notification's link, an alert this account may not see)
+    said "No such event", where every other page calls them alerts ("Recent alerts")."""
+    from playwright.sync_api import expect
+
+    page = _page(browser, service, width)
+    answer = page.goto(service.url + "/events/gone-since-long")
+    assert answer is not None and answer.status == 404
+    expect(page.locator("h1")).to_have_text("No such alert")
+    assert "event" not in page.locator("main").inner_text().lower()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=shot(tmp_path, service, f"missing-alert-{width}.png"))
+    page.get_by_role("link", name="Back to the dashboard").click()
+    expect(page.locator("h1")).to_have_text("Treadmills")
+    page.context.close()

@@ -192,12 +192,12 @@ def routes(site: Site) -> list[BaseRoute]:
         event_id = request.path_params["event_id"]
         event = await run_in_threadpool(store.event, event_id)
         if event is None or not site.may_see(request, event.device_id):
-            return site.missing_page(request, "event")
+            return site.missing_page(request, "alert")
         page = await run_in_threadpool(
             event_page_data, store, event_id, site.backend.device_name(event.device_id)
         )
         if page is None:
-            return site.missing_page(request, "event")
+            return site.missing_page(request, "alert")
         return site.render(request, "event.html", **page)
 
     return [
