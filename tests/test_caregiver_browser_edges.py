@@ -143,3 +143,36 @@ def test_a_gone_alert_s_page_calls_it_an_alert(
     page.get_by_role("link", name="Back to the dashboard").click()
     expect(page.locator("h1")).to_have_text("Treadmills")
     page.context.close()
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_a_stale_walker_link_says_so_with_a_way_back(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """A bookmark of a walker's progress or plan page from before the walker was removed
+    (``?walker=anna``) got a bare "no walker 'anna' on treadmill-1" in the browser's smallest
+    type, no header, no way back. It is now the dashboard's page, as a gone treadmill's is:
+    it says which walker the treadmill no longer has and leads to its page of the walker it
+    shows now (a finger's size on a phone)."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    wait_all_handled(service, device)
+    page = _page(browser, service, width)
+    for kind, heading in (("progress", "Walking progress"), ("plan", "Session plan")):
+        answer = page.goto(f"{service.url}/devices/treadmill-1/{kind}?walker=anna")
+        assert answer is not None and answer.status == 404, kind
+        expect(page.locator("h1")).to_have_text("No such walker")
+        expect(page.locator("main")).to_contain_text("Dad's treadmill has no walker anna")
+        back = page.get_by_role("link", name=heading)
+        for link in (back, page.get_by_role("link", name="Back to the dashboard")):
+            box = link.bounding_box()
+            assert box is not None and box["height"] >= 44, (kind, box)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.screenshot(path=shot(tmp_path, service, f"missing-walker-{kind}-{width}.png"))
+        back.click()
+        expect(page.locator("h1")).to_contain_text(heading)
+        assert "walker=" not in page.url
+    page.context.close()
+    device.close()

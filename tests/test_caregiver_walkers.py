@@ -89,8 +89,10 @@ def test_the_progress_page_and_the_reports_are_one_walker_s(
         _, _, page = web.request("GET", f"/devices/{DEVICE}/progress?walker=default")
         assert '<option value="default" selected>Default walker</option>' in page
         # A walker the device does not have: 404 saying so, never the last walker's figures
+        status, _, body = web.request("GET", f"/devices/{DEVICE}/progress?walker=nobody")
+        assert status == 404 and "<h1>No such walker</h1>" in body  # the page, a way back
+        assert f'href="/devices/{DEVICE}/progress">&larr; Walking progress</a>' in body
         for path in (
-            f"/devices/{DEVICE}/progress?walker=nobody",
             f"/devices/{DEVICE}/report.csv?walker=nobody",
             f"/devices/{DEVICE}/report.pdf?walker=nobody",
         ):
@@ -471,7 +473,8 @@ def test_the_plan_page_shows_the_chosen_walker_s_plan_stage_and_sessions(
             assert "Default walker: no sessions yet." in page
             assert "<strong>3</strong> sessions are prescribed to Default walker" in page
             status, _, said = web.request("GET", f"/devices/{DEVICE}/plan?walker=zed")
-            assert (status, said) == (404, "no walker 'zed' on treadmill-1")
+            assert status == 404 and "<h1>No such walker</h1>" in said
+            assert "has no walker <strong>zed</strong>" in said
             # a caregiver reads the same, read-only
             cg.accounts.add_user("bob-carer", "another good password")
             carer = Http(cg.port)

@@ -303,7 +303,7 @@ def routes(site: Site) -> list[BaseRoute]:
         **context: Any,
     ) -> Response:
         """The plan page for ``walker`` (else ``?walker=``, else the one who walked last);
-        404 naming them for a walker the device does not have."""
+        404 for a walker the device does not have (:meth:`Site.missing_walker`)."""
         context.setdefault("form", {})
         sent = await run_in_threadpool(answers, device_id)
         just_sent = request.query_params.get("sent")
@@ -315,9 +315,9 @@ def routes(site: Site) -> list[BaseRoute]:
         )
         try:
             shown = await run_in_threadpool(in_force, device_id, asked, sent)
-        except UnknownWalker as exc:
+        except UnknownWalker:
             if walker is None:  # a link's ?walker=: not another walker's plan in their place
-                return PlainTextResponse(str(exc), status_code=404)
+                return site.missing_walker(request, device_id, str(asked), "plan")
             # a refused form's walker the device does not have: its problems are what to show
             shown = await run_in_threadpool(in_force, device_id, None, sent)
         return site.render(

@@ -5,7 +5,8 @@ balance and gait, as a page and as the charts' JSON (figures from
 A shared treadmill has several walkers: each page and chart is one walker's (``?walker=``,
 a walker id; the page has a selector offering every walker on the device's roster and any seen
 in sessions, :mod:`caregiver.walkers`), never a mix; without one, the walker who walked last;
-a walker the device does not have answers 404 "no walker ... on ...", not another's figures."""
+a walker the device does not have answers 404 (the page: "No such walker", leading to the
+walker's page it shows now; the charts' JSON: "no walker ... on ..."), not another's figures."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from caregiver.earlier_weeks import RECENT_WEEKS, is_recent, shorten
@@ -107,8 +108,8 @@ def routes(site: Site) -> list[BaseRoute]:
         asked = request.query_params.get("walker")
         try:
             shown = await run_in_threadpool(sessions_of, device_id, asked)
-        except UnknownWalker as exc:
-            return PlainTextResponse(str(exc), status_code=404)
+        except UnknownWalker:
+            return site.missing_walker(request, device_id, asked or "", "progress")
         if shown is None:
             return site.missing_page(request, "treadmill")
         view = progress_view(shown.sessions, backend.clock(), shown.zone, shown.prescribed)

@@ -591,6 +591,16 @@ class Site:
         read as a broken site on a phone, in the browser's smallest type)."""
         return self.render(request, "missing.html", status_code=404, what=what)
 
+    def missing_walker(self, request: Request, device_id: str, walker: str, page: str) -> Response:
+        """:meth:`missing_page` for a ``?walker=`` the treadmill does not have (a link or
+        bookmark from before the walker was removed), leading to ``page`` ("progress",
+        "plan") of the walker it shows now: it was a bare "no walker 'anna' on treadmill-1"
+        in the browser's smallest type, without a way back."""
+        link = story.device_link(device_id, f"/{page}")
+        text = {"progress": "Walking progress", "plan": "Session plan"}[page]
+        back = {"device_id": device_id, "walker": walker, "link": link, "text": text}
+        return self.render(request, "missing.html", status_code=404, what="walker", back=back)
+
     def render(
         self, request: Request, name: str, status_code: int = 200, **context: Any
     ) -> Response:
