@@ -286,14 +286,21 @@ def alarm(kind: str, device_name: str, who: str | None = None, *, at_once: bool 
     return f"{title} — {who}, on {device_name}" if who else f"{title} on {device_name}"
 
 
-def held_alarm(kind: str, device_name: str, pages_at: str) -> str:
+def held_alarm(kind: str, device_name: str, pages_at: str, *, due: bool = False) -> str:
     """What the "Still open" notice says of an alert held for the walker's own reset (a
     stumble within ``policy.reset_grace_s``): open, not yet paging anyone, and when it will
     ("Stumble on Dad's treadmill — waiting for the walker to reset; caregivers are alerted at
     14:05:30 CET if not": a caregiver read "pages at" as jargon;
     ``pages_at`` in the service's zone). It was listed nowhere: the card was amber and the
-    notice named nothing until the grace ran out."""
+    notice named nothing until the grace ran out. ``due``: that time has passed and the
+    alert is still held (the escalation has not acted on it yet): what happened, "not reset
+    by 14:05:30 CET, when caregivers were to be alerted", not a promise of a time gone by."""
     title = alert_said(kind).open
+    if due:
+        return (
+            f"{title} on {device_name} — not reset by {pages_at}, "
+            "when caregivers were to be alerted"
+        )
     return (
         f"{title} on {device_name} — waiting for the walker to reset; "
         f"caregivers are alerted at {pages_at} if not"

@@ -7,7 +7,9 @@ gone page says. Screenshots go where the other browser tests put theirs (:func:`
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +18,13 @@ import pytest
 
 from caregiver.service import CaregiverService
 from tests.browser_support import NEEDS_CHROMIUM, logged_in, shot
-from tests.caregiver_support import SimDevice, make_config, running_service, wait_all_handled
+from tests.caregiver_support import (
+    FakeClock,
+    SimDevice,
+    make_config,
+    running_service,
+    wait_all_handled,
+)
 from tests.test_caregiver_browser_ux import _TEXT_LINES, _help
 from tools.broker import Mosquitto
 
@@ -176,3 +184,52 @@ def test_a_stale_walker_link_says_so_with_a_way_back(
         assert "walker=" not in page.url
     page.context.close()
     device.close()
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_a_held_stumble_s_notice_says_what_happened_once_its_time_has_passed(
+    browser: Any, mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str, width: int
+) -> None:
+    """Treadmill-3's walker stumbles: the amber notice says "caregivers are alerted at
+    14:05:30 UTC if not". The live feed says it when the service starts paging; but when the
+    service's escalation has not acted by then (here: no escalation tick at all), the notice
+    went on promising a time gone by, until a reload. Once that time has passed the page asks
+    again and says what happened: not reset by then, when caregivers were to be alerted; a
+    reload says the same. The browser's clock is Playwright's, moved on as the service's is."""
+    from playwright.sync_api import expect
+
+    clock = FakeClock(dt.datetime.now(dt.UTC).timestamp())
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, background=False, clock=clock) as service:
+        device = SimDevice(mosquitto, "treadmill-3")
+        device.online()
+        wait_all_handled(service, device)
+        page = _page(browser, service, width)
+        page.clock.install()
+        page.reload()
+        expect(page.locator("body")).to_have_attribute("data-live", "1")
+        stumble = device.stumble()
+        assert service.ingestor.wait_for(lambda: service.store.event(stumble["id"]) is not None)
+        (held,) = service.store.alerts("treadmill-3")
+        assert held.next_at is not None
+        at = dt.datetime.fromtimestamp(held.next_at, dt.UTC).strftime("%H:%M:%S UTC")
+        notice = page.locator("#ack-notice")
+        waiting = (
+            "Stumble on treadmill-3 — waiting for the walker to reset; "
+            f"caregivers are alerted at {at} if not"
+        )
+        expect(notice).to_have_text(f"Still open: {waiting}", use_inner_text=True)
+
+        grace = service.config.policy.reset_grace_s
+        clock.advance(grace)  # the service's time to page has come; its escalation sleeps
+        page.clock.fast_forward(int((grace + 2) * 1000))
+        said = f"Stumble on treadmill-3 — not reset by {at}, when caregivers were to be alerted"
+        expect(notice).to_have_text(f"Still open: {said}", use_inner_text=True)
+        expect(notice).to_have_class(re.compile(r"\back-warn\b"))
+        expect(page).to_have_title(f"\u26a0 Still open: {said}")
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.screenshot(path=shot(tmp_path, service, f"held-past-{width}.png"))
+        page.reload()
+        expect(notice).to_have_text(f"Still open: {said}", use_inner_text=True)
+        page.context.close()
+        device.close()

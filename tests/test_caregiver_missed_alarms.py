@@ -131,6 +131,7 @@ def test_open_critical_incidents_of_the_caregiver_s_devices_only_newest_first(
                 "event": event,
                 "urgent": True,
                 "paging": True,
+                "pages_in": None,
             }
 
         found = _alarms(ann)
@@ -211,6 +212,9 @@ def test_an_alert_that_pages_without_a_fall_is_listed_too_at_its_urgency(
             ),
         ]
         assert found[2]["link"] == f"/events/{stumble['id']}"
+        # when it pages, by the service's clock: the page asks again then (app.js)
+        pages_in = held.next_at - clock()
+        assert found[2]["pages_in"] == pages_in and found[1]["pages_in"] is None
         offline = found[1]
         assert offline["incident"] == ""  # an alert outside incidents
         assert offline["link"] == "/devices/treadmill-2"
@@ -226,11 +230,22 @@ def test_an_alert_that_pages_without_a_fall_is_listed_too_at_its_urgency(
         # the page a plain form post is sent back to lists it too, in amber
         _, _, page = ann.request("GET", headers["location"])
         assert (
-            f'<a href="/events/{stumble["id"]}" class="still-open-link still-open-warn">'
+            f'<a href="/events/{stumble["id"]}" class="still-open-link still-open-warn"'
+            f' data-pages-in="{pages_in}">'
             "Stumble on treadmill-3 — waiting for the walker to reset; "
             f"caregivers are alerted at {pages_at} if not</a>"
         ) in page
         clock.advance(held.next_at - clock() + 1)
+        # its time gone by, still held (the escalation has not acted yet): what happened,
+        # not a promise of a time past
+        assert [(a["text"], a["paging"], a["pages_in"]) for a in _alarms(ann)][1:] == [
+            (
+                f"Stumble on treadmill-3 — not reset by {pages_at}, "
+                "when caregivers were to be alerted",
+                False,
+                None,
+            )
+        ]
         assert service.alerting.tick() == 1  # the grace ran out: it pages now
         assert [(a["text"], a["urgent"], a["paging"]) for a in _alarms(ann)][1:] == [
             ("Stumble not reset on treadmill-3", False, True)

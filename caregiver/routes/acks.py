@@ -57,6 +57,7 @@ def routes(site: Site) -> list[BaseRoute]:
                 backend.device_name,
                 backend.config.zone,
                 backend.config.policy,
+                backend.clock(),
             )
             if others:
                 back = f"{page}?ack=done&{at}"

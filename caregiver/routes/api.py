@@ -82,6 +82,7 @@ def routes(site: Site) -> list[BaseRoute]:
             site.backend.device_name,
             site.backend.config.zone,
             site.backend.config.policy,
+            site.backend.clock(),
         )
         return Response(
             msgspec.json.encode({"alarms": found}),

@@ -122,6 +122,10 @@ class MissedAlarm(msgspec.Struct, frozen=True):
     paging: bool = True
     """False for an alert not yet paging: a stumble held for the walker's own reset, whose
     :attr:`text` says when it will page (never urgent)."""
+    pages_in: float | None = None
+    """Of a held alert, the seconds until it pages by the service's clock: the page asks
+    again then (``static/app.js``), as its words "caregivers are alerted at 14:05:30 CET if
+    not" are of a time to come, and read as a promise still to keep once it had gone by."""
 
 
 class MoreAlarm(msgspec.Struct, frozen=True):
@@ -203,6 +207,7 @@ def missed_alarms(
     name: Callable[[str], str],
     zone: dt.tzinfo,
     policy: PolicyConfig,
+    now: float,
 ) -> list[MissedAlarm]:
     """The open (unacknowledged) incidents with a critical event, of the devices ``session``
     may see, newest first: a page whose feed broke alarms for those whose newest critical
@@ -213,7 +218,8 @@ def missed_alarms(
     paging, saying when they will (in ``zone``): a stumble within its grace was listed
     nowhere, though its card was amber and it would page unanswered. No times otherwise:
     each instance's clock, the events' arrival times and a page's bearings need not agree.
-    ``policy``: a stumble paging at once is no "Stumble not reset" (:func:`alarm_words`)."""
+    ``policy``: a stumble paging at once is no "Stumble not reset" (:func:`alarm_words`).
+    ``now``: the service's clock, against which a held alert's time to page is past or not."""
     found = store.open_critical(session.devices, OPEN_ALARMS)
     events = store.events_by_id([event for _, event in found]) if found else {}
     alarms = []
@@ -246,10 +252,14 @@ def missed_alarms(
         # the alert's incident's first event is its page (an older alert: its own event)
         link = f"/events/{alert.event_id}" if alert.event_id else story.device_link(alert.device_id)
         held = alert.status == "held"
+        pages_in = None
         if held:
             moment = moment_of(alert.next_at)
             at = words(moment, zone).split(", ")[-1] if moment is not None else "soon"
-            text = story.held_alarm(alert.kind, device_name, at)
+            if alert.next_at is not None and alert.next_at > now:
+                pages_in = alert.next_at - now
+            due = moment is not None and pages_in is None
+            text = story.held_alarm(alert.kind, device_name, at, due=due)
         else:
             at_once = getattr(policy, alert.kind, "page") == "page"
             text = story.alarm(alert.kind, device_name, at_once=at_once)
@@ -263,6 +273,7 @@ def missed_alarms(
                 alert.event_id or f"alert-{alert.id}",
                 urgent=not held and urgency_of(alert.kind) is Urgency.CRITICAL,
                 paging=not held,
+                pages_in=pages_in,
             )
         )
     return alarms
@@ -529,6 +540,7 @@ class Site:
                         self.backend.device_name,
                         self.backend.config.zone,
                         self.backend.config.policy,
+                        self.backend.clock(),
                     )
                     request.state.open_now = open_now
                     request.state.banner = alarm_banner(open_now)
@@ -560,6 +572,7 @@ class Site:
             self.backend.device_name,
             self.backend.config.zone,
             self.backend.config.policy,
+            self.backend.clock(),
         )
 
     def _earlier(self, session: Session, incident_id: str) -> str:

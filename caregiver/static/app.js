@@ -971,7 +971,9 @@
     open.forEach(function (a, i) {
       if (i) links.push(", ");
       var level = a.urgent === false ? " still-open-warn" : "";
-      links.push(node("a", { href: a.link, "class": "still-open-link" + level }, [a.text]));
+      var attrs = { href: a.link, "class": "still-open-link" + level };
+      if (a.pages_in != null) attrs["data-pages-in"] = String(a.pages_in);
+      links.push(node("a", attrs, [a.text]));
     });
     var quiet = node("button", { type: "button", "class": "btn btn-plain still-open-silence" }, ["Silence"]);
     quiet.addEventListener("click", function () {
@@ -981,6 +983,7 @@
     var loud = urgent.some(function (a) { return !quietened.has(a.event); });
     notice.appendChild(node("span", { "class": "still-open" + (urgent.length ? "" : " still-open-warn") }, [
       node("span", { "class": "still-open-lead" }, ["Still open: "])].concat(links, loud ? [" ", quiet] : [])));
+    watchHeld();
     if (listOnly) return;  // the banner's alarm leads the title and beeping
     if (urgent.length && !loud) return;  // silenced here: said, not sounded again
     // the tab's title names what is open (the notice is in the banner's place), so a
@@ -1097,6 +1100,26 @@
     if (!first || !first.text) return;
     open.forEach(function (e) { var a = alarmedFor.get(e); if (a) alarms.push(a); });
     nameAlarm(first.text, first.link, moreOf(alarms, first), first.incident, first.event);
+  }
+  // A stumble held for the walker's reset is listed with the time it pages ("caregivers are
+  // alerted at 14:05:30 CET if not"): once that time has passed the list is asked again, and
+  // says what happened (paging, or not reset by then), not a promise of a time gone by. The
+  // live feed says it when the service starts paging; this is for when nothing else changed
+  // (the service's escalation late, or not acting). ``data-pages-in``: seconds, by the
+  // service's clock, from when the list was worded (a phone's clock may be off).
+  var heldTimer = null;
+  function watchHeld() {
+    if (heldTimer) { clearTimeout(heldTimer); heldTimer = null; }
+    if (!notice || notice.hidden) return;
+    var soonest = Infinity;
+    notice.querySelectorAll(".still-open a[data-pages-in]").forEach(function (a) {
+      soonest = Math.min(soonest, parseFloat(a.dataset.pagesIn));
+    });
+    if (!isFinite(soonest)) return;
+    heldTimer = setTimeout(function () {
+      heldTimer = null;
+      if (warning()) askWarnings(); else refreshStillOpen();
+    }, Math.max(0, soonest) * 1000 + 1000);  // a second past it: the service's tick has run
   }
   // One question at a time; changes meanwhile ask once more when it is answered.
   var warningsAsked = false, warningsAgain = false;
@@ -1311,5 +1334,6 @@
   // one rendered with an amber card says what pages in the notice, as the live feed would
   // (or rendered with the amber notice: kept current from the service's list)
   else if (document.querySelector('.card[data-level="warn"]') || warning()) askWarnings();
+  watchHeld();  // the notice as rendered, until an answer words it again
   connect();
 })();
