@@ -19,9 +19,11 @@ import pytest
 from caregiver.service import CaregiverService
 from tests.browser_support import NEEDS_CHROMIUM, logged_in, shot
 from tests.caregiver_support import (
+    WAIT,
     FakeClock,
     SimDevice,
     make_config,
+    physio_month,
     running_service,
     wait_all_handled,
 )
@@ -233,3 +235,31 @@ def test_a_held_stumble_s_notice_says_what_happened_once_its_time_has_passed(
         expect(notice).to_have_text(f"Still open: {said}", use_inner_text=True)
         page.context.close()
         device.close()
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_the_longest_stretch_box_says_the_goal_once(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """The progress page's box read "10.0 of 10 min toward 10 minutes": the figure says the
+    goal already ("of 10 min"), the words after it said it a second time."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    year, week, _ = dt.datetime.now(dt.UTC).isocalendar()
+    monday = dt.datetime.combine(dt.date.fromisocalendar(year, week, 1), dt.time(), dt.UTC)
+    sessions = physio_month("treadmill-1", monday - dt.timedelta(weeks=3))
+    for record in sessions:
+        device.session(record)
+    assert service.ingestor.wait_for(
+        lambda: service.store.walk_session_count() == len(sessions), WAIT
+    )
+    page = _page(browser, service, width)
+    page.goto(service.url + "/devices/treadmill-1/progress")
+    box = page.locator("#longest-stretch")
+    expect(box.locator(".stat-value")).to_have_text("10.0 of 10 min")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    box.screenshot(path=shot(tmp_path, service, f"longest-stretch-{width}.png"))
+    page.context.close()
+    device.close()

@@ -32,7 +32,7 @@ from caregiver.storage import Device, WalkSession
 from caregiver.trends import Trend, measures_of, trends, trends_json
 from caregiver.walkers import UnknownWalker, offered, weeks_zone
 from core.plan_presets import stage_words
-from core.progress import short_of_goal, stretch_value, week_goal_parts, week_goal_words
+from core.progress import stretch_value, week_goal_parts, week_goal_words
 from core.protocol.messages import StageMessage
 from core.protocol.plan import IntervalWalk
 from core.zones import zone_name
@@ -158,9 +158,6 @@ def routes(site: Site) -> list[BaseRoute]:
             week_said=week_goal_words(this_week, stretches.get(this_week.week)),
             weeks_said={wk.week: week_goal_parts(wk, stretches.get(wk.week)) for wk in weeks},
             stretch_said=stretch_value(this_week.longest_backward_s, stretches.get(this_week.week)),
-            stretch_short=short_of_goal(
-                this_week.longest_backward_s, stretches.get(this_week.week)
-            ),
             **{**view, "weeks": weeks},
         )
 
