@@ -263,3 +263,52 @@ def test_the_longest_stretch_box_says_the_goal_once(
     box.screenshot(path=shot(tmp_path, service, f"longest-stretch-{width}.png"))
     page.context.close()
     device.close()
+
+
+_COMMA_LINE = """() => {
+    // the top of the first comma between two alerts, and of the character before it
+    const list = document.querySelector('#ack-notice .still-open');
+    const walker = document.createTreeWalker(list, NodeFilter.SHOW_TEXT), chars = [];
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        if (node.parentElement.closest('.still-open-lead')) continue;
+        for (let i = 0; i < node.data.length; i++) {
+            const r = document.createRange(); r.setStart(node, i); r.setEnd(node, i + 1);
+            chars.push([node.data[i], Math.round(r.getBoundingClientRect().top)]);
+        }
+    }
+    const comma = chars.findIndex(([c]) => c === ',');
+    return { comma: chars[comma][1], before: chars[comma - 1][1] };
+}"""
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_the_comma_between_two_open_alerts_stays_with_the_first(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """Two monitors went offline while armed: the amber notice lists both. On a phone each
+    alert's link is a box a finger's size, and the comma between them stood alone on a line
+    of its own, under the first. It now ends the first one's line, as the page renders the
+    notice and as the live feed builds it; the words read the same."""
+    from playwright.sync_api import expect
+
+    devices = [SimDevice(mosquitto, f"treadmill-{n}") for n in (2, 3)]
+    for d in devices:
+        d.online()
+    wait_all_handled(service, *devices)
+    page = _page(browser, service, width)
+    for d in devices:
+        d.offline()
+    notice = page.locator("#ack-notice")
+    said = ", ".join(f"Monitor went offline while armed on treadmill-{n}" for n in (3, 2))
+    for built in ("feed", "page"):
+        if built == "page":
+            page.reload()
+        expect(notice).to_have_text(f"Still open: {said}", use_inner_text=True)
+        expect(notice.locator(".still-open a")).to_have_count(2)
+        where = page.evaluate(_COMMA_LINE)
+        assert where["comma"] == where["before"], (built, where)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.screenshot(path=shot(tmp_path, service, f"still-open-comma-{built}-{width}.png"))
+    page.context.close()
+    for d in devices:
+        d.close()

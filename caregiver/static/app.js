@@ -969,11 +969,14 @@
     if (!open.length) { if (!listOnly) silence(); return; }
     var links = [];
     open.forEach(function (a, i) {
-      if (i) links.push(", ");
+      if (i) links.push(" ");
       var level = a.urgent === false ? " still-open-warn" : "";
       var attrs = { href: a.link, "class": "still-open-link" + level };
       if (a.pages_in != null) attrs["data-pages-in"] = String(a.pages_in);
-      links.push(node("a", attrs, [a.text]));
+      // the comma in the link's box (the template's .still-open-sep): after it, alone on a
+      // phone's line under a link a finger's size
+      var sep = i < open.length - 1 ? node("span", { "class": "still-open-sep" }, [","]) : null;
+      links.push(node("a", attrs, [a.text, sep]));
     });
     var quiet = node("button", { type: "button", "class": "btn btn-plain still-open-silence" }, ["Silence"]);
     quiet.addEventListener("click", function () {
