@@ -312,3 +312,37 @@ def test_the_comma_between_two_open_alerts_stays_with_the_first(
     page.context.close()
     for d in devices:
         d.close()
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_a_stumble_s_charts_are_said_by_the_lines_they_have(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """A stumble's page said under its charts "The labelled lines mark when the belt
+    stopped, the impact and when the fall was confirmed": a stumble has no impact and no fall,
+    and its charts label one line, the detection. The sentence names the lines the charts
+    label (``caregiver/plot.py``'s marks), as the page's charts draw them."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-3")
+    device.online()
+    stumble = device.stumble()
+    wait_all_handled(service, device)
+    page = _page(browser, service, width)
+    page.goto(f"{service.url}/events/{stumble['id']}")
+    expect(page.locator("#plots")).to_have_attribute("data-rendered", "1")
+    marks = page.evaluate(
+        "id => fetch('/api/events/' + id + '/plot').then(r => r.json())"
+        ".then(p => p.marks.map(m => m.label))",
+        stumble["id"],
+    )
+    assert marks == ["detected"], marks
+    expect(page.locator("section:has(#plots) p.hint").first).to_have_text(
+        "Seconds from the moment the monitor stopped the belt (0 s). "
+        "The labelled line marks when the monitor detected it."
+    )
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.locator("section:has(#plots) p.hint").first.scroll_into_view_if_needed()
+    page.screenshot(path=shot(tmp_path, service, f"stumble-charts-{width}.png"))
+    page.context.close()
+    device.close()
