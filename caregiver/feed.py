@@ -17,7 +17,7 @@ import msgspec
 
 from caregiver import story
 from caregiver.broker_link import BrokerLink, Connected, banner_words
-from caregiver.storage import Device, Incident, SideFault, StoredEvent
+from caregiver.storage import Device, Incident, Part, SideFault, StoredEvent, still_stored
 
 
 class Moment(msgspec.Struct, frozen=True):
@@ -210,15 +210,19 @@ def side_message(
 ) -> BrokerMessage:
     """The banner for the parts of the database the service goes on without (the oldest
     first: :meth:`caregiver.storage.SideFaults.now`), since the first failed, to the minute:
-    what does not work, and that the alerts still do."""
+    what does not work, and that the alerts still do. An alert refused for its own values
+    (:attr:`Part.ALERTS`) leads it: a fall that is not shown or paged is the worst of them."""
     said = "; ".join(f"{f.part.what} ({f.fault})" for f in faults)
     lost = "; ".join(f.part.lost for f in faults)
+    alert_refused = any(f.part is Part.ALERTS for f in faults)
     return BrokerMessage(
         True,
-        "Part of the service's database cannot be used",
+        "An alert cannot be stored"
+        if alert_refused
+        else "Part of the service's database cannot be used",
         said,
         moment(faults[0].since, "minute"),
-        f"Alerts are still stored and notified; meanwhile {lost}.",
+        f"{still_stored(faults).capitalize()} are still stored and notified; meanwhile {lost}.",
         degraded=True,
     )
 

@@ -387,6 +387,10 @@ class Ingestor:
         self._wakes = Wakeups(None)
         """The ingest thread's receipts and acknowledgements wake paho's thread once a batch."""
         self._presence_lock = threading.Lock()
+        self._alerts_refused: dict[str, str] = {}
+        """Devices an alert of which the database refused for its values, what is said of it
+        (:meth:`_alert_refused`), the first first; ``_alerts_lock`` held."""
+        self._alerts_lock = threading.Lock()
         self._fault_said: str | None = None
         """The ``fault`` our last ``online`` said (None: storing)."""
         self._presence_said_at = -math.inf
@@ -439,6 +443,8 @@ class Ingestor:
             kind = _kind_of(self.prefix, topic)
             if kind in SIDE_KINDS:  # before the count wakes whoever waits on it
                 self._said_let_go(kind, str(exc), self._local.side_tables)
+            elif kind is TopicKind.EVENT:
+                self._alert_refused(topic, payload, exc)
             self._restore(counters)
             self._count.rejected += 1
             self._count_messages(1)
@@ -840,6 +846,8 @@ class Ingestor:
             self._count.duplicates += 1
             return
         self._count.events_stored += 1
+        if device_id in self._alerts_refused:  # a glance: cleared under the lock
+            self._after_commit(lambda: self._alert_stored(device_id))
         self._after_commit(self.alerting.wake_notifier)
         self._changed(EventStored(device_id, message.id, _as_stored(event, now)))
         if message.of is not None:
@@ -1463,6 +1471,43 @@ class Ingestor:
             self.store.side_faults.failed(part, fault, Use.READ, unread)
         else:
             self.store.side_faults.failed(part, fault, Use.WRITE, tables)
+
+    def _alert_refused(self, topic: str, payload: bytes, fault: StorageFault) -> None:
+        """An alert (``payload`` on ``topic``, an event) whose own values the database refused
+        was let go, not receipted: said where the banner, ``/healthz`` and the health message
+        read it, naming the device and the alert's kind and id, until an alert of that
+        device stores (:meth:`_alert_stored`); its resends, refused again, keep it said.
+
+        Before, only the log said it: the device kept the fall and sent it again, refused
+        again, and it was never shown or paged while every page said all was well. Said as a
+        part the service goes on without (:attr:`Part.ALERTS`), not as a storing fault: the
+        database takes every other alert, which are stored and paged (a storing fault says
+        falls wait with the broker, and the next commit of anything clears it), and the
+        banner, ``/healthz`` and the health message all say side parts already."""
+        try:
+            parsed = parse_topic(self.prefix, topic)
+            message = decode(TopicKind.EVENT, payload)
+        except (BadTopic, ProtocolError):  # it decoded to be refused: cannot happen
+            return
+        if parsed is None or not isinstance(message, EventMessage):
+            return
+        said = f"{parsed.device_id}'s {message.type} {message.id} refused: {fault}"
+        with self._alerts_lock:
+            self._alerts_refused.setdefault(parsed.device_id, said)
+            first = next(iter(self._alerts_refused.values()))
+            self.store.side_faults.failed(Part.ALERTS, first, Use.WRITE, (Table.EVENTS,))
+
+    def _alert_stored(self, device_id: str) -> None:
+        """An alert of ``device_id`` committed: the alert of it refused is no longer said (it
+        stored, resent, or the device went on and sends it again, said again if refused);
+        another device's still is."""
+        with self._alerts_lock:
+            if self._alerts_refused.pop(device_id, None) is None:
+                return
+            self.store.side_faults.works(Part.ALERTS, Use.WRITE, (Table.EVENTS,))
+            left = next(iter(self._alerts_refused.values()), None)
+            if left is not None:  # another device's, in its own words
+                self.store.side_faults.failed(Part.ALERTS, left, Use.WRITE, (Table.EVENTS,))
 
     def _ack(self, message: mqtt.MQTTMessage) -> None:
         """Acknowledge ``message`` to the broker (handled: stored, or let go)."""

@@ -25,6 +25,8 @@ it retains.
 
 from __future__ import annotations
 
+import html
+import json
 import sqlite3
 import threading
 import uuid
@@ -42,13 +44,14 @@ from caregiver.service import CaregiverService
 from caregiver.storage import Part, StatementTimeouts, Table, Use, engine_of
 from caregiver.storage.engines import SqliteDatabase
 from core.protocol import payloads
-from core.protocol.messages import CaregiverHealthMessage
+from core.protocol.messages import CaregiverHealthMessage, ReceiptMessage
 from core.protocol.payloads import decode_as, reply_payload
 from core.protocol.topics import caregiver_health_topic
 from core.protocol.walker import Walker
 from tests.caregiver_db import execute
 from tests.caregiver_support import (
     Http,
+    Receiver,
     SimDevice,
     make_config,
     running_service,
@@ -56,6 +59,7 @@ from tests.caregiver_support import (
 )
 from tests.mqtt_helpers import Subscriber, validate
 from tests.stage_support import STAGE_EXAMPLE
+from tests.test_caregiver_service import _contacts
 from tests.test_caregiver_whose_incident import ANNA
 from tests.test_ingest_side_tables import (
     PROGRESS_UNSTORED,
@@ -523,3 +527,116 @@ def test_a_roster_its_locked_table_refuses_again_is_let_go_and_the_database_said
             _said_sound_everywhere(service, http, sub)
         finally:
             device.close()
+
+
+ALERT_UNSTORED = "an alert from a treadmill cannot be stored"
+
+
+def _alert_said(
+    service: CaregiverService, http: Http, sub: Subscriber, fall_id: str | None
+) -> None:
+    """The fall ``fall_id`` refused is said on the banner (leading it), ``/healthz`` and the
+    health message, with the device and the alert's kind and id; None: nothing is said."""
+    if fall_id is None:
+        assert service.ingestor.wait_for(lambda: not service.store.side_faults.failing)
+        _said_sound_everywhere(service, http, sub)
+        return
+    named = f"{DEVICE}'s fall {fall_id} refused"
+    health = json.loads(http.request("GET", "/healthz")[2])
+    assert health["status"] == "degraded" and health["storing"], health
+    said = {p["part"]: p["said"] for p in health["database_parts"]}
+    assert said["alerts"].startswith(ALERT_UNSTORED), said
+    assert ": other alerts are still stored and notified, but " in said["alerts"]
+    banner = service.hub.broker
+    assert banner.down and banner.lead == "An alert cannot be stored"
+    assert ALERT_UNSTORED in banner.detail and named in banner.detail, banner.detail
+    assert banner.consequence.startswith("Other alerts are still stored and notified")
+    _, _, page = http.request("GET", "/")
+    assert named in html.unescape(page)
+    assert sub.wait(lambda: "alerts" in (_parts(sub) or [])), _parts(sub)
+    assert _health(sub)[-1].status == "degraded"
+
+
+def test_a_fall_refused_for_its_data_is_said_until_an_alert_of_its_device_stores(
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    caregiver_db: str,
+) -> None:
+    """The events' table refuses one fall for its values (a trigger raising the engine's own
+    data error). It is let go so the alerts behind it store, and not receipted, so the
+    treadmill keeps it and sends it again; but before, only the log said so: the fall was
+    never shown or paged while every page said all was well. Now the banner, ``/healthz``
+    and the health message say it, naming the treadmill and the fall, while its resends are
+    refused; a later fall of the treadmill is stored and paged, and says it no longer; the
+    trigger dropped, the refused fall sent again is stored and receipted."""
+    receiver = Receiver()
+    config = make_config(mosquitto, tmp_path, database=caregiver_db, contacts=_contacts(receiver))
+    health = Subscriber(mosquitto, [caregiver_health_topic("retroguard", config.mqtt.identity)])
+    receipts = Subscriber(mosquitto, [f"retroguard/{DEVICE}/receipt"])
+    try:
+        with running_service(config, background=False) as service:
+            assert health.wait(lambda: _parts(health) == [])
+            http = Http(service.port)
+            assert http.login() == 303
+            device = SimDevice(mosquitto, DEVICE)
+            try:
+                device.online()
+                refused_id = uuid.uuid4().hex
+                _refuse_data(caregiver_db, "events", "id", refused_id)
+                refused = device.event(
+                    "fall",
+                    severity="critical",
+                    state="TRIPPED",
+                    reason="impact 3.2 g then lying",
+                    event_id=refused_id,
+                )
+                wait_all_handled(service, device)
+                assert service.store.event(refused_id) is None  # not stored
+                # the database works (its batch was refused, said until it was let go)
+                assert service.ingestor.wait_for(lambda: service.ingestor.storage_fault is None)
+                # let go: nothing waits behind it
+                assert service.ingestor.wait_for(lambda: service.ingestor.held == 0)
+                _alert_said(service, http, health, refused_id)
+                device.publish("event", json.dumps(refused))  # resent: refused again
+                wait_all_handled(service, device)
+                _alert_said(service, http, health, refused_id)
+                assert service.notifier.deliver_due() == 0
+
+                later = device.fall()
+                wait_all_handled(service, device)
+                assert service.store.event(later["id"]) is not None
+                assert service.notifier.deliver_due() == 1  # paged
+                assert receipts.wait(lambda: later["id"] in _receipted(receipts))
+                assert refused_id not in _receipted(receipts)  # the device keeps it
+                _alert_said(service, http, health, None)  # an alert of it stored
+
+                device.publish("event", json.dumps(refused))  # still refused: said again
+                wait_all_handled(service, device)
+                _alert_said(service, http, health, refused_id)
+
+                _allow_data(caregiver_db, "events")
+                device.publish("event", json.dumps(refused))
+                wait_all_handled(service, device)
+                assert service.store.event(refused_id) is not None
+                assert receipts.wait(lambda: refused_id in _receipted(receipts))
+                _alert_said(service, http, health, None)
+            finally:
+                device.close()
+    finally:
+        receipts.close()
+        health.close()
+        receiver.close()
+
+
+def _receipted(sub: Subscriber) -> set[str]:
+    """The ids the service's receipts heard so far name."""
+    return {i for m in list(sub.messages) for i in decode_as(ReceiptMessage, m.payload).ids}
+
+
+def _allow_data(database: str, table: str) -> None:
+    """Drop :func:`_refuse_data`'s triggers on ``table``."""
+    if engine_of(database) == "postgresql":
+        execute(database, f"DROP TRIGGER {table}_data ON {table}")
+        return
+    for write in ("insert", "update"):
+        execute(database, f"DROP TRIGGER {table}_data_{write}")

@@ -44,6 +44,7 @@ from caregiver.storage.side_faults import (
     Table,
     Use,
     prescribed_table,
+    still_stored,
 )
 from caregiver.storage.sql import STAGE_AHEAD_S
 from caregiver.storage.store import OPTIMIZE_EVERY_S, SIDE_PROBE_EVERY_S, Store, Transaction
@@ -96,4 +97,5 @@ __all__ = [
     "engine_of",
     "prescribed_table",
     "redacted",
+    "still_stored",
 ]

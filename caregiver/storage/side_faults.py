@@ -65,6 +65,11 @@ class Part(StrEnum):
     """The treadmills' periodic figures."""
     CLOSES = "closes"
     """A treadmill's open incident, read to send it a close it missed again."""
+    ALERTS = "alerts"
+    """An alert the events' table refused for its own values (a data error: a trigger, a
+    constraint a DBA added), let go so the alerts behind it store: not a part the alerts go
+    on without, but the one fault of a single alert that would otherwise only be logged
+    (:meth:`caregiver.ingest.Ingestor._alert_refused`)."""
 
     @property
     def tables(self) -> tuple[Table, ...]:
@@ -98,6 +103,7 @@ class Table(StrEnum):
     SELF_TESTS = "self_tests"
     DEVICES = "devices"
     INCIDENTS = "incidents"
+    EVENTS = "events"
 
 
 def prescribed_table(walker: str) -> Table:
@@ -115,6 +121,7 @@ _TABLES: dict[Part, tuple[Table, ...]] = {
     Part.COMMANDS: (Table.DEVICE_COMMANDS, Table.SELF_TESTS),
     Part.TELEMETRY: (Table.DEVICES,),
     Part.CLOSES: (Table.INCIDENTS,),
+    Part.ALERTS: (Table.EVENTS,),
 }
 
 _WORDS: dict[Part, tuple[str, str]] = {
@@ -147,7 +154,17 @@ _WORDS: dict[Part, tuple[str, str]] = {
         "the treadmills' open alerts cannot be read",
         "a treadmill that missed a close is not told again",
     ),
+    Part.ALERTS: (
+        "an alert from a treadmill cannot be stored",
+        "it is not shown or notified; the treadmill keeps it and sends it again",
+    ),
 }
+
+
+def still_stored(faults: Collection[SideFault]) -> str:
+    """Which alerts are still stored and notified while ``faults`` are said: all of them,
+    unless one of them is an alert refused (:attr:`Part.ALERTS`), then the others."""
+    return "other alerts" if any(f.part is Part.ALERTS for f in faults) else "alerts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,9 +243,10 @@ class SideFaults:
             after = self._shown(part)
         if before is None:
             log.error(
-                "%s (%s): alerts are still stored and notified, but %s until it works again",
+                "%s (%s): %s are still stored and notified, but %s until it works again",
                 part.what,
                 fault,
+                "other alerts" if part is Part.ALERTS else "alerts",
                 part.lost,
             )
         if _said(before) != _said(after):

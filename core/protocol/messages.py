@@ -1006,7 +1006,8 @@ class DatabasePart(Struct, frozen=True):
 
     part: str
     """Which part, by what it keeps: ``walkers``, ``recordings``, ``sessions``, ``progress``,
-    ``plans``, ``commands``, ``telemetry`` or ``closes``."""
+    ``plans``, ``commands``, ``telemetry``, ``closes``, or ``alerts`` (an alert refused for
+    its own values, let go: the others are stored and paged)."""
     since: WallTime
     """When it first failed (UTC, ISO 8601)."""
     said: str
