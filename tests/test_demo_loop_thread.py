@@ -70,9 +70,12 @@ class PrintedBy(io.StringIO):
         self.loop = loop
         self.policies: dict[int, SchedulingPolicy | None] = {}
         self.seen: dict[tuple[str, int], SchedulingPolicy] = {}
-        self.before = {thread.ident for thread in threading.enumerate()}
+        self.before = set(threading.enumerate())
         """Threads already running when the demo was given this output: another test's (a
-        gait meter left running on the same pytest worker), not the demo's."""
+        gait meter left running on the same pytest worker), not the demo's. The threads
+        themselves, not their idents: a thread's ident is reused once it ends, and the demo's
+        session-cues thread, taking the ident of another test's thread that ended meanwhile,
+        was not looked at (CI, session 34)."""
 
     @property
     def threads(self) -> dict[str, set[SchedulingPolicy]]:
@@ -89,7 +92,7 @@ class PrintedBy(io.StringIO):
                 if (
                     thread.name in MONITOR_THREADS | LIVE_LINE_THREADS
                     and thread.native_id is not None
-                    and thread.ident not in self.before
+                    and thread not in self.before
                 ):
                     with contextlib.suppress(OSError):  # it ended meanwhile
                         self.seen[thread.name, thread.native_id] = _policy_of(thread.native_id)
