@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from caregiver.service import CaregiverService
-from tests.browser_support import NEEDS_CHROMIUM, logged_in, shot
+from tests.browser_support import NEEDS_CHROMIUM, shot
 from tests.caregiver_support import (
     WAIT,
     FakeClock,
@@ -27,7 +27,7 @@ from tests.caregiver_support import (
     running_service,
     wait_all_handled,
 )
-from tests.test_caregiver_browser_ux import _TEXT_LINES, _help
+from tests.test_caregiver_browser_ux import _TEXT_LINES, _help, _page
 from tools.broker import Mosquitto
 
 pytestmark = NEEDS_CHROMIUM
@@ -37,14 +37,6 @@ pytestmark = NEEDS_CHROMIUM
 def service(mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str) -> Iterator[CaregiverService]:
     with running_service(make_config(mosquitto, tmp_path, database=caregiver_db)) as s:
         yield s
-
-
-def _page(browser: Any, service: CaregiverService, width: int, user: str = "ann") -> Any:
-    from playwright.sync_api import expect
-
-    page = logged_in(browser, service, width, user, has_touch=width < 600)
-    expect(page.locator("body")).to_have_attribute("data-live", "1")
-    return page
 
 
 def _breaks_before_a_word(lines: list[str]) -> None:
