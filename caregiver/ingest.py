@@ -71,6 +71,7 @@ from caregiver.localtime import moment_of
 from caregiver.paho_tables import share_property_tables
 from caregiver.paho_wakes import Wakeups, coalesce_wakeups
 from caregiver.plan_answers import answer_of
+from caregiver.presence import PRESENCE_TIMING, PresenceRenewal, PresenceTiming
 from caregiver.progress import parse_summary
 from caregiver.receipts import DurableReceipts
 from caregiver.seen import newest_alert
@@ -320,7 +321,9 @@ class Ingestor:
         clock: Callable[[], float] = time.time,
         on_link: Callable[[BrokerLink], None] = lambda link: None,
         on_storage: Callable[[str | None], None] = lambda fault: None,
+        presence: PresenceTiming = PRESENCE_TIMING,
     ) -> None:
+        """``presence``: how long our ``online`` lasts on the broker (tests give a short one)."""
         self.store = store
         self._on_storage = on_storage
         """Told when the database starts refusing (its fault in words) and works again (None):
@@ -397,6 +400,12 @@ class Ingestor:
         """Monotonic time our last ``online`` went out (:data:`PRESENCE_EVERY_S`)."""
         self._presence_timer: threading.Timer | None = None
         """Says the storing change that came too soon after the last, at the interval's end."""
+        self.presence_timing = presence
+        self._renewal: PresenceRenewal | None = None
+        """Says our ``online`` again before it expires on the broker (:mod:`caregiver.presence`)."""
+        self._other_not_storing = False
+        """The last presence heard is another instance's ``online`` saying it cannot store:
+        our renewal leaves it standing (:meth:`_renew_online`)."""
         self.on_subscribed: Callable[[mqtt.Client], None] = lambda client: None
         """Told on paho's thread once every device's messages reach this instance, after its
         ``online`` (the service's health message and its discovery say themselves then)."""
@@ -1086,6 +1095,8 @@ class Ingestor:
         self._ingest_thread.start()
         client.loop_start()
         self._wakes = coalesce_wakeups(client)
+        self._renewal = PresenceRenewal(self.presence_timing.renew_s, self._renew_online)
+        self._renewal.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -1104,6 +1115,9 @@ class Ingestor:
             if self._presence_timer is not None:  # offline follows: nothing left to say
                 self._presence_timer.cancel()
                 self._presence_timer = None
+        if self._renewal is not None:
+            self._renewal.stop()
+            self._renewal = None
         if self.client is not None:
             self._say_offline(self.client)
             self.client.disconnect()  # a clean DISCONNECT: the broker drops the Last Will
@@ -1133,10 +1147,30 @@ class Ingestor:
                 return
             fault = self._storing_words()
             payload = caregiver_status_payload(
-                CaregiverPresence.ONLINE, self.config.mqtt.identity, fault=fault
+                CaregiverPresence.ONLINE,
+                self.config.mqtt.identity,
+                fault=fault,
+                expires_s=self.presence_timing.expiry_s,
             )
             self._fault_said, self._presence_said_at = fault, time.monotonic()
-            client.publish(self.presence_topic, payload, qos=1, retain=True)
+            client.publish(
+                self.presence_topic,
+                payload,
+                qos=1,
+                retain=True,
+                properties=self.presence_timing.online_properties(),  # gone unless said again
+            )
+
+    def _renew_online(self) -> None:
+        """Our ``online`` again before it expires (the renewal's thread), while subscribed.
+        Not over another instance's ``online`` that says it cannot store (``shared_group``):
+        that one's renewals keep the presence alive, and ours would make every treadmill
+        flip between "storing" and "not storing" each period; its stop or Last Will
+        (``offline``) is answered as before (:meth:`_presence_heard`)."""
+        client = self.client
+        if client is None or not self.connected.is_set() or self._other_not_storing:
+            return
+        self._say_online(client)
 
     def storing_changed(self) -> None:
         """The database started refusing, works again, or its file was found damaged (any
@@ -1224,14 +1258,18 @@ class Ingestor:
         """Another instance said ``offline`` on the one presence topic (its clean stop, or its
         Last Will) while this one is subscribed: it says ``online`` again, so the treadmills do
         not read "nobody is paged" while it still receives every alert. Its own word (its Last
-        Will queued in its own session while it was down) is not an answer. Paho's thread;
-        acknowledged here, as nothing is stored."""
+        Will queued in its own session while it was down) is not an answer. Whether the last
+        presence heard is another instance's saying it cannot store is kept for our renewals
+        (:meth:`_renew_online`). Paho's thread; acknowledged here, as nothing is stored."""
         client.ack(message.mid, message.qos)
         try:
             said = decode_as(CaregiverStatusMessage, bytes(message.payload))
         except ProtocolError:
+            self._other_not_storing = False
             return  # an empty retained message (cleared) or not ours: nothing to answer
         mine = said.by == self.config.mqtt.identity
+        online = said.state == CaregiverPresence.ONLINE
+        self._other_not_storing = online and not said.storing and not mine
         if said.state == CaregiverPresence.OFFLINE and not mine and self.connected.is_set():
             self._say_online(client)
 

@@ -50,6 +50,7 @@ from caregiver.notify import GONE, Notifier, Sender, log_gone, send_notification
 from caregiver.notify_process import NotifierProcess
 from caregiver.plan_answers import KEPT_PER_DEVICE, sent_by, summary_of, walker_of
 from caregiver.planner_statistics import PlannerStatistics
+from caregiver.presence import PRESENCE_TIMING, PresenceTiming
 from caregiver.retention import RetentionSweeper
 from caregiver.seen import Acknowledged, Seen
 from caregiver.storage import (
@@ -107,10 +108,12 @@ class CaregiverService:
         monotonic: Callable[[], float] | None = None,
         boot: str | None = None,
         timeouts: StatementTimeouts = STATEMENT_TIMEOUTS,
+        presence: PresenceTiming = PRESENCE_TIMING,
     ) -> None:
         """``boot``: which machine's boot ``monotonic`` counts from, when it is given (tests
         restarting a service on one fake boot clock); the system's own is Linux's boot id.
-        ``timeouts``: PostgreSQL's limits on a statement (tests give short ones)."""
+        ``timeouts``: PostgreSQL's limits on a statement (tests give short ones). ``presence``:
+        how long its ``online`` lasts on the broker unrenewed (tests give a short one)."""
         self.config = config
         self.clock = clock
         self.store = Store(config.server.database, timeouts=timeouts)
@@ -168,6 +171,7 @@ class CaregiverService:
             clock,
             self._link_changed,
             self._storage_changed,
+            presence,
         )
         self.commands = CommandSender(lambda: self.ingestor.client, config.mqtt.topic_prefix)
         dashboard = create_app(self)

@@ -198,3 +198,49 @@ def login(broker: Mosquitto, user: str | None, password: str | None, client_id: 
         client.disconnect()
         client.loop_stop()
     return codes[0]
+
+
+@dataclass(frozen=True)
+class Retained:
+    """A retained message as a subscriber starting now is handed it (MQTT 5)."""
+
+    payload: bytes
+    expiry_s: int | None
+    """What remains of its Message Expiry Interval, as the broker says it (None: it has none)."""
+
+
+def retained_v5(broker: Mosquitto, topic: str) -> Retained | None:
+    """The message ``broker`` retains on ``topic`` right now as an MQTT 5 subscriber is handed
+    it (what remains of its expiry with it), or None when it retains none.
+
+    "None" is known, not waited for (as ``tests/test_ha_mqtt.retained_now``, which speaks MQTT
+    3.1.1 and so never sees an expiry): after the SUBACK the client publishes to a fence topic
+    it also subscribes to, and the broker handles one client's packets in order, so a retained
+    message of the subscription reaches it before the fence comes back."""
+    fence = f"retroguard-test/fence/{id(object())}"
+    got: list[Retained] = []
+    fenced = threading.Event()
+
+    def on_subscribe(client: mqtt.Client, *args: Any) -> None:
+        client.publish(fence, b"", qos=1)
+
+    def on_message(client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic == fence:
+            fenced.set()
+        elif msg.retain:
+            got.append(
+                Retained(bytes(msg.payload), getattr(msg.properties, "MessageExpiryInterval", None))
+            )
+
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    client.connect(broker.host, broker.port)
+    client.subscribe([(topic, 1), (fence, 1)])
+    client.loop_start()
+    try:
+        assert fenced.wait(WAIT), "the fence never came back"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return got[-1] if got else None

@@ -968,15 +968,18 @@ class CaregiverPresence(StrEnum):
 STORING_FAULT_MAX = 200
 """The caregiver presence's ``fault`` words at most (the service says a few; a device repeats
 them on its own ``caregiver`` topic)."""
+PRESENCE_EXPIRY_MAX_S = 86400
+"""The longest an ``online`` may say it lasts unrenewed (a day): a longer one is no message."""
 
 
 class CaregiverStatusMessage(Struct, kw_only=True, omit_defaults=True):
     """``<prefix>/caregiver/status`` (retained, QoS 1): the caregiver service announces itself.
 
-    ``online`` once its subscriptions are confirmed; ``offline`` when it stops, and as its MQTT
-    5 Last Will, which the broker publishes when the service's connection ends without a
-    DISCONNECT (a crash, a power cut, a lost network). Not a device topic: devices subscribe
-    to it (docs/mqtt/mosquitto.acl) and say what they hear on their own ``caregiver`` topic.
+    ``online`` once its subscriptions are confirmed, said again well before it expires
+    (:attr:`expires_s`); ``offline`` when it stops, and as its MQTT 5 Last Will, which the
+    broker publishes when the service's connection ends without a DISCONNECT (a crash, a power
+    cut, a lost network). Not a device topic: devices subscribe to it (docs/mqtt/mosquitto.acl)
+    and say what they hear on their own ``caregiver`` topic.
     """
 
     schema: SchemaVersion
@@ -997,6 +1000,15 @@ class CaregiverStatusMessage(Struct, kw_only=True, omit_defaults=True):
     fault: Annotated[str, Meta(min_length=1, max_length=STORING_FAULT_MAX)] | None = None
     """Why it cannot store, in a few plain words (``database damaged``, ``cannot write its
     database``); absent while :attr:`storing`."""
+    expires_s: Annotated[int, Meta(ge=1, le=PRESENCE_EXPIRY_MAX_S)] | None = None
+    """An ``online``'s lifetime unless the service says it again: the PUBLISH's MQTT 5 Message
+    Expiry Interval, which the broker counts down (and removes the message at its end), said
+    here too for a device that is handed the message without it: Mosquitto 2.0.11 restores a
+    retained message whose expiry ends in the second it restarts with none at all, and a
+    bridge or an MQTT 3.1.1 hop drops it. A device counts an ``online`` not renewed within the
+    broker's remaining interval, else this from when it heard it, as no presence. Absent from
+    ``offline`` (a stale ``offline`` errs on the safe side) and from a service from before
+    (its ``online`` is believed until something else is heard, as then)."""
 
 
 class DatabasePart(Struct, frozen=True):

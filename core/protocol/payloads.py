@@ -200,11 +200,17 @@ def telemetry_payload(device_id: str, outbox_depth: int, health: DeviceHealth) -
 
 
 def caregiver_status_payload(
-    state: CaregiverPresence, by: str, *, stamped: bool = True, fault: str | None = None
+    state: CaregiverPresence,
+    by: str,
+    *,
+    stamped: bool = True,
+    fault: str | None = None,
+    expires_s: int | None = None,
 ) -> str:
     """The caregiver service's presence message; ``stamped=False`` for its Last Will, which
     the broker sends later (its time would be the connect's, not the loss's). ``fault``: why
-    it cannot store what it receives now (``storing`` false); None while it can."""
+    it cannot store what it receives now (``storing`` false); None while it can. ``expires_s``:
+    an ``online``'s lifetime unless said again (its PUBLISH carries it as its expiry too)."""
     return encode(
         CaregiverStatusMessage(
             schema=SCHEMA_VERSION,
@@ -213,6 +219,7 @@ def caregiver_status_payload(
             wall_time=wall_now() if stamped else None,
             storing=fault is None,
             fault=fault,
+            expires_s=expires_s,
         )
     )
 

@@ -1,0 +1,113 @@
+"""The caregiver service's ``online`` expires unless it says it again.
+
+A broker that crashed sends no Last Will and restarts with the ``online`` it last saved: before,
+that ``online`` stood for ever for a service that was gone. The service's ``online`` now
+carries an MQTT 5 Message Expiry Interval and its payload's ``expires_s`` (:mod:`caregiver.
+presence`), and is said again every third of it while connected. Real Mosquitto; the expiry is
+made short where the renewals must be seen (they come on the real clock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from caregiver.presence import PresenceTiming
+from core.protocol.messages import CaregiverPresence, CaregiverStatusMessage
+from core.protocol.payloads import caregiver_status_payload, decode_as
+from core.protocol.topics import caregiver_status_topic
+from tests.caregiver_support import make_config as caregiver_config
+from tests.caregiver_support import running_service
+from tests.mqtt_helpers import WAIT, Subscriber, retained_v5, validate
+from tests.storage_support import wait_for
+from tools.broker import Mosquitto, mosquitto_available
+
+pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
+
+PRESENCE = caregiver_status_topic("retroguard")
+
+
+@pytest.fixture
+def other_instance(mosquitto: Mosquitto) -> Iterator[mqtt.Client]:
+    """Another instance's voice on the presence topic (MQTT 5, as the service speaks)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    client.connect(mosquitto.host, mosquitto.port)
+    client.loop_start()
+    yield client
+    client.disconnect()
+    client.loop_stop()
+
+
+def test_the_service_says_online_again_before_it_expires_and_offline_without_one(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Its ``online`` carries the expiry twice (the PUBLISH's interval, the payload's
+    ``expires_s``) and is said again every third of it while connected; its ``offline`` carries
+    none (a stale ``offline`` errs on the safe side)."""
+    timing = PresenceTiming(expiry_s=3)  # said again every second: three within the wait
+    sub = Subscriber(mosquitto, [PRESENCE])
+    try:
+        with running_service(caregiver_config(mosquitto, tmp_path), web=False, presence=timing):
+
+            def onlines() -> list[CaregiverStatusMessage]:
+                said = [decode_as(CaregiverStatusMessage, m.payload) for m in sub.on("/status")]
+                return [p for p in said if p.state == CaregiverPresence.ONLINE]
+
+            assert sub.wait(lambda: len(onlines()) >= 3)
+            assert {p.expires_s for p in onlines()} == {3}
+            validate("caregiver_status", sub.on("/status")[-1].payload)
+            kept = retained_v5(mosquitto, PRESENCE)
+            assert kept is not None and kept.expiry_s is not None and 0 < kept.expiry_s <= 3
+        offline = retained_v5(mosquitto, PRESENCE)
+        assert offline is not None and offline.expiry_s is None
+        said = decode_as(CaregiverStatusMessage, offline.payload)
+        assert said.state == CaregiverPresence.OFFLINE and said.expires_s is None
+    finally:
+        sub.close()
+
+
+def test_a_renewal_leaves_another_instance_s_not_storing_standing(
+    mosquitto: Mosquitto, tmp_path: Path, other_instance: mqtt.Client
+) -> None:
+    """Instances sharing the devices (``shared_group``) share the one presence: another's
+    ``online`` saying it cannot store (some alerts then page nobody) is not said over by this
+    one's renewal, which would make every treadmill flip between "storing" and "not storing"
+    each period. That one's own renewals keep it alive; its stop or Last Will is answered as
+    before. Anything else heard (its storing again) and the renewal speaks."""
+    config = caregiver_config(mosquitto, tmp_path)
+    with running_service(config, web=False, presence=PresenceTiming(expiry_s=3000)) as running:
+        ingestor = running.ingestor
+        client = ingestor.client
+        assert client is not None
+
+        def other(fault: str | None) -> bytes:
+            said = caregiver_status_payload(
+                CaregiverPresence.ONLINE, "caregiver-b", fault=fault, expires_s=180
+            )
+            other_instance.publish(PRESENCE, said, qos=1, retain=True).wait_for_publish(WAIT)
+            return said.encode()
+
+        def renewed_then_kept() -> bytes:
+            ingestor._renew_online()
+            # its own later PUBLISH acknowledged: the broker has handled the renewal, if any
+            client.publish("retroguard-test/fence", b"", qos=1).wait_for_publish(WAIT)
+            kept = retained_v5(mosquitto, PRESENCE)
+            assert kept is not None
+            return kept.payload
+
+        def said_mine() -> bool:
+            kept = retained_v5(mosquitto, PRESENCE)
+            return kept is not None and b'"caregiver-test"' in kept.payload
+
+        assert wait_for(said_mine, WAIT)  # its own online, said once subscribed, is in first
+        damaged = other("database damaged")
+        assert wait_for(lambda: ingestor._other_not_storing, WAIT)
+        assert renewed_then_kept() == damaged
+        other(None)  # it stores again
+        assert wait_for(lambda: not ingestor._other_not_storing, WAIT)
+        mine = decode_as(CaregiverStatusMessage, renewed_then_kept())
+        assert mine.by == "caregiver-test" and mine.storing
