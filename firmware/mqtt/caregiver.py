@@ -12,8 +12,14 @@ and not online. A service that is online but cannot store what it receives (its 
 ``storing`` false: a damaged database, a full disk) pages nobody either: it counts as away
 (the self-test, the walker at arming, Home Assistant), in its own words.
 
-Times here are wall times, for people to read ("offline since 14:03"); nothing is timed by
-them.
+A service's ``online`` carries an MQTT 5 Message Expiry Interval and is said again well before
+it runs out (:mod:`caregiver.presence`): a broker that crashed sends no Last Will and restarts
+with the ``online`` it saved, so an ``online`` not renewed by the time the broker said it
+expires is no presence here (``unknown``, which the rules below make away). An ``online``
+without one (a service from before) is believed until something else is heard, as before.
+
+The times the view says are wall times, for people to read ("offline since 14:03"); nothing is
+timed by them: the grace and the expiry are monotonic (the reporter's clock).
 """
 
 from __future__ import annotations
@@ -73,6 +79,10 @@ class CaregiverView:
     """Monotonic time from which an ``unknown`` state is taken as nobody there (None: at once,
     the broker is out of reach).
     Not part of what the topic says (not compared: it never republishes it)."""
+    expires_at: float | None = field(default=None, compare=False)
+    """While ``online``: the monotonic time it lapses unless the service says it again (None:
+    it said no expiry, a service from before). Not compared, like :attr:`settles_at`: a
+    renewal changes nothing the topic says."""
 
     def away(self, now: float) -> bool:
         """A service is expected and, as far as we can tell at monotonic ``now``, not there: a
@@ -87,6 +97,8 @@ class CaregiverView:
         if not self.expected:
             return False
         if self.state == "online":
+            if self.expires_at is not None and now >= self.expires_at:
+                return True  # not renewed: the watch makes it unknown at its next look
             return self.fault is not None  # there, but what it does not store pages nobody
         if self.state == "offline":
             return True
@@ -142,12 +154,28 @@ class CaregiverWatch:
         self._fault: tuple[str, str | None] | None = None
         """While the service says it is online and cannot store: why, and since when (kept
         like :attr:`_last`: the same fault heard again has not changed since)."""
+        self._expires_at: float | None = None
+        """While ``online``: the monotonic time it lapses unless said again (None: no expiry)."""
+        self._by = ""
+        """Who said the last presence (for the log)."""
 
-    def heard(self, payload: bytes, retained: bool = False) -> bool:
+    @property
+    def expires_at(self) -> float | None:
+        """When the ``online`` heard lapses unless said again (None: nothing to lapse): the
+        reporter looks again then, so the device's topic says it at once."""
+        return self._expires_at if self._state == "online" else None
+
+    def heard(
+        self, payload: bytes, retained: bool = False, expires_at: float | None = None
+    ) -> bool:
         """A message on the presence topic, ``retained`` (handed over at subscribe) or live.
         False: not one (logged, ignored; an empty payload, a cleared retained message, says
         nothing). A Last Will carries no time: heard live, it is since now; retained, since
-        some time before we subscribed (unknown, None)."""
+        some time before we subscribed (unknown, None). ``expires_at``: the monotonic time the
+        broker's remaining Message Expiry Interval ends (None: it carried none). An ``online``
+        lapses then, or at its own ``expires_s`` from now, whichever comes first: the broker
+        may have lost the interval (a retained message Mosquitto restored in its last second),
+        and the payload's bounds one a broker's stepped clock stretched."""
         if not payload:
             return False
         try:
@@ -171,6 +199,11 @@ class CaregiverWatch:
         self._last = (message.state, since)
         self._state = "online" if message.state == CaregiverPresence.ONLINE else "offline"
         self._since = since
+        self._expires_at = None
+        if message.state == CaregiverPresence.ONLINE:
+            said = None if message.expires_s is None else self._clock() + message.expires_s
+            self._expires_at = min((t for t in (expires_at, said) if t is not None), default=None)
+        self._by = message.by
         self._heard_storing(message, retained)
         return True
 
@@ -214,8 +247,27 @@ class CaregiverWatch:
         after the grace, until a connection is made again."""
         self._state, self._since = "unknown", None
         self._unreachable, self._subscribed_at = True, None
+        self._expires_at = None
+
+    def _lapse_if_due(self) -> None:
+        """An ``online`` not said again before its expiry is no presence: the service is gone
+        with no word (its broker crashed meanwhile, so no Last Will), or cannot reach the
+        broker. Forgotten, so the same ``online`` heard again later is news (logged, since
+        then)."""
+        expires_at = self.expires_at
+        if expires_at is None or self._clock() < expires_at:
+            return
+        log.warning(
+            "the caregiver service (%s) has not said it is online again before its presence "
+            "expired: %s",
+            self._by,
+            NOBODY_PAGED,
+        )
+        self._state, self._since, self._expires_at = "unknown", None, None
+        self._last = self._fault = None
 
     def view(self, awaiting: int, oldest_awaiting: str | None) -> CaregiverView:
+        self._lapse_if_due()
         settles_at = None
         if self._state == "unknown" and not self._unreachable:
             heard_by = math.inf
@@ -231,6 +283,7 @@ class CaregiverWatch:
             self._fault[0] if self._state == "online" and self._fault is not None else None,
             self._fault[1] if self._state == "online" and self._fault is not None else None,
             settles_at,
+            self.expires_at,
         )
 
 

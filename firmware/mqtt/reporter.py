@@ -335,6 +335,9 @@ class _CaregiverHeard:
     payload: bytes
     retained: bool = False
     """Handed over at subscribe (it was said before we listened)."""
+    expires_at: float | None = None
+    """When its Message Expiry Interval, as the broker handed it over (what remains of it),
+    ends on the reporter's clock, counted from its arrival (None: it carried none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -762,7 +765,7 @@ class MqttReporter:
         self._retained_pause = RETRY_FIRST_S
         self._withdrawn = False
         """``discovery = false``: the empty discovery message went out (once per start)."""
-        self._caregiver = CaregiverWatch(config.expects_caregiver())
+        self._caregiver = CaregiverWatch(config.expects_caregiver(), clock)
         self._caregiver_topic = caregiver_status_topic(config.topic_prefix)
         self._caregiver_sent: CaregiverView | None = None
         """What the retained ``caregiver`` topic says since the last connect (None: not yet)."""
@@ -1039,7 +1042,11 @@ class MqttReporter:
             self._wake.put_nowait(_ReceiptArrived(bytes(message.payload)))
             return
         if message.topic == self._caregiver_topic:
-            self._wake.put_nowait(_CaregiverHeard(bytes(message.payload), bool(message.retain)))
+            expiry = getattr(message.properties, "MessageExpiryInterval", None)
+            expires_at = None if expiry is None else self._clock() + expiry
+            self._wake.put_nowait(
+                _CaregiverHeard(bytes(message.payload), bool(message.retain), expires_at)
+            )
             return
         name = self.topics.command_name(message.topic)
         if name is not None and not self._budget.take():
@@ -1101,6 +1108,9 @@ class MqttReporter:
                     wake_at.append(retry_at)
                 if self._retained_retry_at is not None:
                     wake_at.append(self._retained_retry_at)
+                caregiver_lapses = self._caregiver.expires_at
+                if caregiver_lapses is not None:  # its topic then says it has lapsed
+                    wake_at.append(caregiver_lapses)
                 timeout = max(0.0, min(wake_at) - self._clock())
                 try:
                     first = self._wake.get(timeout=timeout)
@@ -1273,8 +1283,8 @@ class MqttReporter:
                     self._caregiver.unreachable()  # alerts wait in the outbox meanwhile
                 case _Up():
                     self._caregiver.connected()  # its presence can be heard from now
-                case _CaregiverHeard(payload=payload, retained=retained):
-                    self._caregiver.heard(payload, retained)
+                case _CaregiverHeard(payload=payload, retained=retained, expires_at=expires_at):
+                    self._caregiver.heard(payload, retained, expires_at)
                 case _HomeAssistantOnline():
                     if self._ready and self.config.discovery:
                         self._publish_discovery()
