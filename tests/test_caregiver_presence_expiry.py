@@ -134,6 +134,9 @@ def test_an_online_not_said_again_lapses_at_its_expiry_and_one_said_again_stays(
         assert said_to_ha.wait(unknown_said)
         check = device.commands.handle("self_test", b"{}").result["checks"]["caregiver"]
         assert not check["ok"]
+        assert check["detail"].startswith(
+            "the caregiver service has not said it is online again before its presence expired"
+        )
 
         _say_online(service, broker_expiry=60, own_expiry=60)  # the service back: news again
         assert _heard_online(device) is not None

@@ -83,6 +83,9 @@ class CaregiverView:
     """While ``online``: the monotonic time it lapses unless the service says it again (None:
     it said no expiry, a service from before). Not compared, like :attr:`settles_at`: a
     renewal changes nothing the topic says."""
+    lapsed: bool = field(default=False, compare=False)
+    """``unknown`` because the ``online`` heard was not said again before its expiry (the
+    self-test says so in its words); not part of what the topic says."""
 
     def away(self, now: float) -> bool:
         """A service is expected and, as far as we can tell at monotonic ``now``, not there: a
@@ -158,6 +161,8 @@ class CaregiverWatch:
         """While ``online``: the monotonic time it lapses unless said again (None: no expiry)."""
         self._by = ""
         """Who said the last presence (for the log)."""
+        self._lapsed = False
+        """The last presence heard was an ``online`` that lapsed, and nothing was heard since."""
 
     @property
     def expires_at(self) -> float | None:
@@ -175,7 +180,7 @@ class CaregiverWatch:
         broker's remaining Message Expiry Interval ends (None: it carried none). An ``online``
         lapses then, or at its own ``expires_s`` from now, whichever comes first: the broker
         may have lost the interval (a retained message Mosquitto restored in its last second),
-        and the payload's bounds one a broker's stepped clock stretched."""
+        and the payload's bounds an interval a broker's stepped clock stretched."""
         if not payload:
             return False
         try:
@@ -199,7 +204,7 @@ class CaregiverWatch:
         self._last = (message.state, since)
         self._state = "online" if message.state == CaregiverPresence.ONLINE else "offline"
         self._since = since
-        self._expires_at = None
+        self._expires_at, self._lapsed = None, False
         if message.state == CaregiverPresence.ONLINE:
             said = None if message.expires_s is None else self._clock() + message.expires_s
             self._expires_at = min((t for t in (expires_at, said) if t is not None), default=None)
@@ -247,7 +252,7 @@ class CaregiverWatch:
         after the grace, until a connection is made again."""
         self._state, self._since = "unknown", None
         self._unreachable, self._subscribed_at = True, None
-        self._expires_at = None
+        self._expires_at, self._lapsed = None, False
 
     def _lapse_if_due(self) -> None:
         """An ``online`` not said again before its expiry is no presence: the service is gone
@@ -265,6 +270,7 @@ class CaregiverWatch:
         )
         self._state, self._since, self._expires_at = "unknown", None, None
         self._last = self._fault = None
+        self._lapsed = True
 
     def view(self, awaiting: int, oldest_awaiting: str | None) -> CaregiverView:
         self._lapse_if_due()
@@ -284,6 +290,7 @@ class CaregiverWatch:
             self._fault[1] if self._state == "online" and self._fault is not None else None,
             settles_at,
             self.expires_at,
+            self._lapsed and self._state == "unknown",
         )
 
 
@@ -318,6 +325,11 @@ def self_test_check(view: CaregiverView, connected: bool) -> SelfTestCheck:
         detail = (
             "cannot tell whether the caregiver service is there: not connected to the broker; "
             f"{NOBODY_PAGED}"
+        )
+    elif view.lapsed:
+        detail = (
+            "the caregiver service has not said it is online again before its presence expired "
+            f"(gone without a word, or it cannot reach the broker): {NOBODY_PAGED}"
         )
     else:
         detail = f"no caregiver service has announced itself on the broker: {NOBODY_PAGED}"
