@@ -280,6 +280,43 @@ def test_a_stumble_paging_at_once_is_listed_as_what_happened_not_as_not_reset(
             third.close()
 
 
+def test_a_held_stumble_at_its_time_to_page_is_said_due_with_no_seconds_left(
+    service: CaregiverService, mosquitto: Mosquitto, clock: FakeClock
+) -> None:
+    """At the very second a held stumble is due to page (the escalation pages an alert whose
+    time is not after now), the list says what happened, "not reset by", and gives the
+    page no seconds to wait (``pages_in`` None): before it, it says when, and how long. Said
+    "alerted at ... if not" with 0 seconds left, it is a promise of a time that has come,
+    which the escalation's tick takes as due."""
+    third = SimDevice(mosquitto, "treadmill-3")
+    try:
+        third.online()
+        _stored(service, third.stumble())
+        (held,) = service.store.alerts("treadmill-3")
+        assert held.status == "held" and held.next_at is not None
+        pages_at = datetime.fromtimestamp(held.next_at, UTC).strftime("%H:%M:%S UTC")
+        ann = Http(service.port)
+        assert ann.login() == 303
+        clock.now = held.next_at - 0.5
+        ((text, pages_in),) = [(a["text"], a["pages_in"]) for a in _alarms(ann)]
+        assert text.endswith(f"caregivers are alerted at {pages_at} if not")
+        assert pages_in == 0.5
+        # the page with the stumble's amber card renders the notice the same, by that clock
+        _, _, page = ann.request("GET", "/", headers={"accept": "text/html"})
+        assert 'data-pages-in="0.5">' in page
+        clock.now = held.next_at
+        assert [(a["text"], a["pages_in"]) for a in _alarms(ann)] == [
+            (
+                f"Stumble on treadmill-3 — not reset by {pages_at}, "
+                "when caregivers were to be alerted",
+                None,
+            )
+        ]
+        assert service.alerting.tick() == 1  # due now: it pages
+    finally:
+        third.close()
+
+
 def test_an_incident_with_many_critical_events_does_not_hide_another_device_s_fall(
     service: CaregiverService, mosquitto: Mosquitto, clock: FakeClock
 ) -> None:
