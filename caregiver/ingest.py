@@ -390,9 +390,10 @@ class Ingestor:
         self._wakes = Wakeups(None)
         """The ingest thread's receipts and acknowledgements wake paho's thread once a batch."""
         self._presence_lock = threading.Lock()
-        self._alerts_refused: dict[str, str] = {}
+        self._alerts_refused: dict[str, tuple[str, float]] = {}
         """Devices an alert of which the database refused for its values, what is said of it
-        (:meth:`_alert_refused`), the first first; ``_alerts_lock`` held."""
+        (:meth:`_alert_refused`) and since when (wall clock), the first first;
+        ``_alerts_lock`` held."""
         self._alerts_lock = threading.Lock()
         self._fault_said: str | None = None
         """The ``fault`` our last ``online`` said (None: storing)."""
@@ -1530,22 +1531,27 @@ class Ingestor:
         if parsed is None or not isinstance(message, EventMessage):
             return
         said = f"{parsed.device_id}'s {message.type} {message.id} refused: {fault}"
+        faults = self.store.side_faults
         with self._alerts_lock:
-            self._alerts_refused.setdefault(parsed.device_id, said)
-            first = next(iter(self._alerts_refused.values()))
-            self.store.side_faults.failed(Part.ALERTS, first, Use.WRITE, (Table.EVENTS,))
+            self._alerts_refused.setdefault(parsed.device_id, (said, faults.clock()))
+            first, _ = next(iter(self._alerts_refused.values()))
+            faults.failed(Part.ALERTS, first, Use.WRITE, (Table.EVENTS,))
 
     def _alert_stored(self, device_id: str) -> None:
         """An alert of ``device_id`` committed: the alert of it refused is no longer said (it
         stored, resent, or the device went on and sends it again, said again if refused);
-        another device's still is."""
+        another device's still is, in its own words and since it was refused, never said
+        stored in between (the health message kept "ok" for its interval)."""
+        faults = self.store.side_faults
         with self._alerts_lock:
             if self._alerts_refused.pop(device_id, None) is None:
                 return
-            self.store.side_faults.works(Part.ALERTS, Use.WRITE, (Table.EVENTS,))
             left = next(iter(self._alerts_refused.values()), None)
-            if left is not None:  # another device's, in its own words
-                self.store.side_faults.failed(Part.ALERTS, left, Use.WRITE, (Table.EVENTS,))
+            if left is None:
+                faults.works(Part.ALERTS, Use.WRITE, (Table.EVENTS,))
+            else:
+                said, since = left
+                faults.said_instead(Part.ALERTS, said, since, Use.WRITE, (Table.EVENTS,))
 
     def _ack(self, message: mqtt.MQTTMessage) -> None:
         """Acknowledge ``message`` to the broker (handled: stored, or let go)."""

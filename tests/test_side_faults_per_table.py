@@ -29,6 +29,7 @@ import html
 import json
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -640,3 +641,77 @@ def _allow_data(database: str, table: str) -> None:
         return
     for write in ("insert", "update"):
         execute(database, f"DROP TRIGGER {table}_data_{write}")
+
+
+OTHER = "treadmill-2"
+REFUSED_REASON = "impact 9.9 g then lying"
+"""The reason of the falls :func:`_refuse_data` has the events' table refuse (a real fall's
+says "impact 3.2 g then lying": stored)."""
+
+
+def test_a_fall_refused_on_another_treadmill_stays_said_when_one_of_the_first_stores(
+    mosquitto: Mosquitto,
+    watched: tuple[CaregiverService, Http, Subscriber],
+    caregiver_db: str,
+) -> None:
+    """The events' table refuses a fall of treadmill-1, then one of treadmill-2, for their
+    values; treadmill-1's next fall stores. treadmill-2's fall is still refused: the part is
+    said all along, now naming treadmill-2's fall, since it was refused. Before, the part was
+    said working for a moment and failing again, since then: the health message Home
+    Assistant retains said "ok" (for its interval, :data:`HEALTH_EVERY_S`, in service), the
+    banner went and came back, and it said the fall had been refused minutes after it was."""
+    service, http, sub = watched
+    first, second = SimDevice(mosquitto, DEVICE), SimDevice(mosquitto, OTHER)
+    ingestor, faults = service.ingestor, service.store.side_faults
+    try:
+        first.online()
+        second.online()
+        wait_all_handled(service, first, second)
+        _refuse_data(caregiver_db, "events", "reason", REFUSED_REASON)
+
+        def refused_fall(device: SimDevice) -> str:
+            rejected = ingestor.rejected
+            sent = device.event("fall", severity="critical", state="TRIPPED", reason=REFUSED_REASON)
+            assert ingestor.wait_for(lambda: ingestor.rejected > rejected and ingestor.held == 0)
+            assert service.store.event(sent["id"]) is None
+            return str(sent["id"])
+
+        refused_fall(first)
+        before = time.time()
+        still = refused_fall(second)
+        after = time.time()
+        said: list[tuple[Part, ...]] = []
+        told = faults.on_change
+
+        def heard() -> None:
+            said.append(tuple(f.part for f in faults.now()))
+            assert told is not None
+            told()
+
+        faults.on_change = heard
+        stored = first.fall()
+        wait_all_handled(service, first, second)
+        assert service.store.event(stored["id"]) is not None
+        assert ingestor.wait_for(lambda: OTHER in _alerts_said(service))  # treadmill-2's now
+        alerts = next(f for f in faults.now() if f.part is Part.ALERTS)
+        assert f"{OTHER}'s fall {still} refused" in alerts.fault
+        assert before <= alerts.since <= after, "said refused since another was stored"
+        assert all(Part.ALERTS in parts for parts in said), said
+        _, _, page = http.request("GET", "/")
+        assert f"{OTHER}'s fall {still} refused" in html.unescape(page)
+        # a mark said after it all: every health message said before it has been heard
+        faults.failed(Part.CLOSES, "caregiver database: a mark", Use.READ, (Table.INCIDENTS,))
+        assert sub.wait(lambda: "closes" in (_parts(sub) or [])), _parts(sub)
+        health = _health(sub)
+        first_said = next(n for n, m in enumerate(health) if "alerts" in {p.part for p in m.parts})
+        parts_said = [sorted(p.part for p in m.parts) for m in health[first_said:]]
+        assert all("alerts" in parts for parts in parts_said), parts_said  # never "ok" between
+        faults.works(Part.CLOSES, Use.READ, (Table.INCIDENTS,))
+    finally:
+        first.close()
+        second.close()
+
+
+def _alerts_said(service: CaregiverService) -> str:
+    """What the part of the alerts refused says now ("" when it is not failing)."""
+    return next((f.fault for f in service.store.side_faults.now() if f.part is Part.ALERTS), "")

@@ -218,7 +218,8 @@ class SideFaults:
     again, is neither)."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
-        self._clock = clock
+        self.clock = clock
+        """The wall clock each failure's time is read on (what :meth:`said_instead` is given)."""
         self._lock = threading.Lock()
         self._faults: dict[tuple[Part, Table], _TableFault] = {}
         self.on_change: Callable[[], None] | None = None
@@ -229,11 +230,10 @@ class SideFaults:
         """``use`` (a read or a write) of ``tables`` of ``part`` failed and the work went on
         without it; each stays failed, since its first time, until :meth:`works` for each use
         that failed. No table named is all of the part's: a fault is never dropped unsaid."""
-        # its first line: PostgreSQL's adds the statement and a caret under the error
-        said = next((line.strip() for line in str(fault).splitlines() if line.strip()), "")
+        said = _first_line(fault)
         with self._lock:
             before = self._shown(part)
-            now = self._clock()
+            now = self.clock()
             for table in tables or part.tables:
                 kept = self._faults.get((part, table))
                 if kept is None:
@@ -249,6 +249,28 @@ class SideFaults:
                 "other alerts" if part is Part.ALERTS else "alerts",
                 part.lost,
             )
+        if _said(before) != _said(after):
+            self._changed()
+
+    def said_instead(
+        self, part: Part, fault: str, since: float, use: Use, tables: Collection[Table]
+    ) -> None:
+        """``use`` of ``tables`` of ``part`` still fails, and another failure is said of it
+        now: ``fault``, since ``since`` (on :attr:`clock`). For a part whose one failure said
+        was over while another of the same use goes on (an alert of one treadmill stored
+        while another treadmill's is still refused): :meth:`works` then :meth:`failed` said
+        it working in between, which the retained health message kept for its interval and
+        the banner flashed, and failing since the first was over."""
+        said = _first_line(fault)
+        with self._lock:
+            before = self._shown(part)
+            for table in tables or part.tables:
+                kept = self._faults.get((part, table))
+                uses = frozenset({use}) if kept is None else kept.uses | {use}
+                self._faults[part, table] = _TableFault(said, since, uses)
+            after = self._shown(part)
+        if before is None:
+            log.error("%s (%s)", part.what, fault)
         if _said(before) != _said(after):
             self._changed()
 
@@ -325,6 +347,12 @@ class SideFaults:
             self.on_change()
         except Exception:
             log.exception("the parts of the database failing could not be said (they are kept)")
+
+
+def _first_line(fault: BaseException | str) -> str:
+    """A failure's words as said: its first line (PostgreSQL's adds the statement and a
+    caret under the error)."""
+    return next((line.strip() for line in str(fault).splitlines() if line.strip()), "")
 
 
 def _said(fault: SideFault | None) -> tuple[str, float] | None:
