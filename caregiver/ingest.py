@@ -475,6 +475,14 @@ class Ingestor:
         back whole and the batch stored again without that message, each of the others
         under its savepoint (:meth:`Store.message`): the failed one is undone alone, as if
         it had been handled under a savepoint from the start."""
+        fault = self._batch(messages)
+        if fault is not None:
+            self._refused(fault)
+        return fault is None
+
+    def _batch(self, messages: list[tuple[str, bytes]]) -> StorageFault | None:
+        """:meth:`handle_batch`'s work: the fault the database refused the batch with (nothing
+        of it kept), not said; None once it committed."""
         counters = self._counters()
         later: list[Callable[[], None]] = []
         receipts: dict[str, list[str]] = {}
@@ -494,13 +502,11 @@ class Ingestor:
                     failed.add(failure.index)
         except StorageFault as exc:
             self._restore(counters)
-            self._refused(exc)
-            return False
+            return exc
         except Exception as exc:  # a bug here must hold the batch, not end the ingest thread
             log.exception("ingesting a batch of %d messages failed", len(messages))
             self._restore(counters)
-            self._refused(StorageFault(f"ingest failed: {type(exc).__name__}: {exc}"))
-            return False
+            return StorageFault(f"ingest failed: {type(exc).__name__}: {exc}")
         finally:
             for name in ("later", "receipts", "savepoints", "recordings"):
                 if hasattr(self._local, name):
@@ -515,7 +521,7 @@ class Ingestor:
                 woken = True
             action()
         self._count_messages(len(messages))
-        return True
+        return None
 
     def _store_batch(self, decoded: list[_Received | None], failed: set[int]) -> None:
         """One attempt at storing a batch's decoded messages, in one commit; the messages at
@@ -1401,16 +1407,43 @@ class Ingestor:
                 batch = [self._queue.popleft() for _ in range(take)]
             with self.working(), self._wakes.quiet():  # receipts and acks: one wake-up
                 with self._held_lock:
-                    if self._held or not self.handle_batch(
-                        [(m.topic, bytes(m.payload)) for m in batch]
-                    ):
-                        self._held.extend(batch)  # after any held before them: order is kept
-                        self._held_changed()
-                        continue
+                    handled = self._store_received(batch)
                 client = self.client
                 if client is not None:
-                    for message in batch:
+                    for message in handled:
                         client.ack(message.mid, message.qos)
+
+    def _store_received(self, batch: list[mqtt.MQTTMessage]) -> list[mqtt.MQTTMessage]:
+        """The ingest thread's batch stored (``_held_lock`` held): what of it was handled, to
+        acknowledge; the rest is held for :meth:`_retry_held`, after any held before it (order
+        is kept).
+
+        A batch refused for the values of one of its messages (a data error: the database
+        answered, refusing that row) is no database fault: each message is handled alone at
+        once (:meth:`handle`), which lets that one go and says it as its own (an alert
+        refused, a side part). Before, the batch was held and the database said refusing
+        until the retry let it go, seconds later: every copy a treadmill sent again until a
+        receipt named it (each minute at first) said "not storing" to the health message,
+        the banner and the presence every treadmill reads, and delayed the alerts beside it.
+        """
+        if self._held:
+            self._held.extend(batch)
+            self._held_changed()
+            return []
+        fault = self._batch([(m.topic, bytes(m.payload)) for m in batch])
+        if fault is None:
+            return batch
+        if not fault.refused_data:
+            self._refused(fault)
+            self._held.extend(batch)
+            self._held_changed()
+            return []
+        for n, message in enumerate(batch):
+            if not self.handle(message.topic, bytes(message.payload)):
+                self._held.extend(batch[n:])
+                self._held_changed()
+                return batch[:n]
+        return batch
 
     def _retry_held(self) -> None:
         """While the database fails, try the oldest held message again every few seconds."""

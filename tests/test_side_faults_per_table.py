@@ -593,7 +593,7 @@ def test_a_fall_refused_for_its_data_is_said_until_an_alert_of_its_device_stores
                 )
                 wait_all_handled(service, device)
                 assert service.store.event(refused_id) is None  # not stored
-                # the database works (its batch was refused, said until it was let go)
+                # the database works: its batch was tried a message at a time
                 assert service.ingestor.wait_for(lambda: service.ingestor.storage_fault is None)
                 # let go: nothing waits behind it
                 assert service.ingestor.wait_for(lambda: service.ingestor.held == 0)
@@ -715,3 +715,48 @@ def test_a_fall_refused_on_another_treadmill_stays_said_when_one_of_the_first_st
 def _alerts_said(service: CaregiverService) -> str:
     """What the part of the alerts refused says now ("" when it is not failing)."""
     return next((f.fault for f in service.store.side_faults.now() if f.part is Part.ALERTS), "")
+
+
+def test_a_fall_refused_for_its_data_never_says_the_database_refuses(
+    mosquitto: Mosquitto,
+    watched: tuple[CaregiverService, Http, Subscriber],
+    caregiver_db: str,
+) -> None:
+    """The events' table refuses one fall for its values; the treadmill sends it again until
+    a receipt names it (each minute at first). The database stores everything else: each
+    arrival says the alert refused, never that the service cannot store. Before, its batch
+    was refused whole and held, so every copy said "not storing" (the health message Home
+    Assistant reads, the banner's "Not storing alerts", the presence every treadmill reads
+    as a fall paging nobody) until the held messages' retry let it go, seconds later, and
+    every other alert of its batch waited that long."""
+    service, _http, sub = watched
+    device = SimDevice(mosquitto, DEVICE)
+    ingestor = service.ingestor
+    storing: list[str | None] = []
+    told = ingestor.on_storing_changed
+
+    def heard() -> None:
+        storing.append(ingestor.storage_fault)
+        told()
+
+    try:
+        device.online()
+        wait_all_handled(service, device)
+        _refuse_data(caregiver_db, "events", "reason", REFUSED_REASON)
+        ingestor.on_storing_changed = heard
+        refused = device.event("fall", severity="critical", state="TRIPPED", reason=REFUSED_REASON)
+        assert ingestor.wait_for(lambda: ingestor.rejected == 1 and ingestor.held == 0)
+        device.publish("event", json.dumps(refused))  # sent again: no receipt named it
+        assert ingestor.wait_for(lambda: ingestor.rejected == 2 and ingestor.held == 0)
+        assert "alerts" in _failing(service)  # said, as its own
+        later = device.fall()
+        wait_all_handled(service, device)
+        assert service.store.event(later["id"]) is not None
+        assert storing == [], storing  # the database never said refusing
+        # a mark said after it all: every health message said before it has been heard
+        faults = service.store.side_faults
+        faults.failed(Part.CLOSES, "caregiver database: a mark", Use.READ, (Table.INCIDENTS,))
+        assert sub.wait(lambda: "closes" in (_parts(sub) or [])), _parts(sub)
+        assert all(m.storing for m in _health(sub)), [m.status for m in _health(sub)]
+    finally:
+        device.close()
