@@ -267,6 +267,15 @@ def _kind_of(prefix: str, topic: str) -> TopicKind | None:
     return None if parsed is None else parsed.kind
 
 
+def _device_of(prefix: str, topic: str) -> str | None:
+    """The device ``topic`` is of (None: not a device topic)."""
+    try:
+        parsed = parse_topic(prefix, topic)
+    except BadTopic:
+        return None
+    return None if parsed is None else parsed.device_id
+
+
 class _StageCleared(msgspec.Struct, frozen=True):
     """An empty retained payload on ``stage/<walker>``: the device cleared that walker's
     topic (the walker was removed at the treadmill)."""
@@ -395,6 +404,11 @@ class Ingestor:
         (:meth:`_alert_refused`) and since when (wall clock), the first first;
         ``_alerts_lock`` held."""
         self._alerts_lock = threading.Lock()
+        self._values_refused: dict[tuple[Part, Table], set[str]] = {}
+        """Per table of a side part, the treadmills a write of which it refused for their
+        values (:meth:`_said_let_go`), until each writes it (:meth:`_side_works`);
+        ``_values_lock`` held."""
+        self._values_lock = threading.Lock()
         self._fault_said: str | None = None
         """The ``fault`` our last ``online`` said (None: storing)."""
         self._presence_said_at = -math.inf
@@ -432,7 +446,8 @@ class Ingestor:
         the log said so. It is not kept to be tried again: the same values would be refused
         again, and the treadmill sends what it changes anew (a roster or stage on each change
         and at each connection, an unreceipted session summary, telemetry at its interval);
-        the part is said until a write of those tables commits.
+        the part is said until its treadmill's own write of those tables commits
+        (:meth:`_side_works`).
         """
         counters = self._counters()
         self._local.side_tables = ()  # the tables its handling uses: _side_fault's, if refused
@@ -452,7 +467,8 @@ class Ingestor:
             log.error("the database refuses a message on %s, let go: %s", topic, exc)
             kind = _kind_of(self.prefix, topic)
             if kind in SIDE_KINDS:  # before the count wakes whoever waits on it
-                self._said_let_go(kind, str(exc), self._local.side_tables)
+                refused_by = _device_of(self.prefix, topic)
+                self._said_let_go(kind, str(exc), self._local.side_tables, refused_by)
             elif kind is TopicKind.EVENT:
                 self._alert_refused(topic, payload, exc)
             self._restore(counters)
@@ -554,8 +570,11 @@ class Ingestor:
                     tx.set_telemetries(telemetry)
                 faults = self.store.side_faults
                 if faults.failing:  # not through _store_one: said to work here
+                    reported = tuple(telemetry)
                     self._after_commit(
-                        lambda: faults.works(Part.TELEMETRY, Use.WRITE, (Table.DEVICES,))
+                        lambda: self._side_works(
+                            Part.TELEMETRY, Use.WRITE, (Table.DEVICES,), reported
+                        )
                     )
             if recordings:
                 self._store_recordings(recordings)
@@ -613,7 +632,32 @@ class Ingestor:
         part = SIDE_PARTS.get(kind) if kind is not None else None
         tables = _side_tables(message.body)
         if part is not None:
-            self._after_commit(lambda: faults.works(part, used, tables))
+            devices = (message.device_id,)
+            self._after_commit(lambda: self._side_works(part, used, tables, devices))
+
+    def _side_works(
+        self, part: Part, used: Use, tables: tuple[Table, ...], devices: tuple[str, ...]
+    ) -> None:
+        """``used`` of ``tables`` of ``part`` worked for messages of ``devices`` (committed):
+        :meth:`SideFaults.works` is told, but of a table that refused another treadmill's
+        values (:meth:`_said_let_go`'s ``refused_by``): a write of it by one treadmill says
+        nothing of the row refused for another, which only that treadmill's own write of the
+        table replaces. Before, treadmill-2's roster stored cleared treadmill-1's roster
+        refused for a walker's name, and every page said all was well while treadmill-1's
+        walkers were not what it has."""
+        if used is Use.WRITE and self._values_refused:
+            cleared = []
+            with self._values_lock:
+                for table in tables:
+                    refused = self._values_refused.get((part, table))
+                    if refused is not None:
+                        refused.difference_update(devices)
+                        if refused:
+                            continue  # another treadmill's row is still not stored
+                        del self._values_refused[part, table]
+                    cleared.append(table)
+            tables = tuple(cleared)
+        self.store.side_faults.works(part, used, tables)
 
     def _undo_point(self) -> _UndoPoint | None:
         """This thread's batch's after-commit actions and receipts, and the counters, now
@@ -1522,7 +1566,13 @@ class Ingestor:
         self._ack(message)
         return True
 
-    def _said_let_go(self, kind: TopicKind, fault: str, tables: tuple[Table, ...]) -> None:
+    def _said_let_go(
+        self,
+        kind: TopicKind,
+        fault: str,
+        tables: tuple[Table, ...],
+        refused_by: str | None = None,
+    ) -> None:
         """A side message of ``kind`` whose handling uses ``tables`` was let go, refused with
         ``fault``: said failing where the banner and /healthz read it, as what a later
         success can clear. A kind that only reads (:data:`SIDE_READS`) failed a read. One that
@@ -1533,7 +1583,8 @@ class Ingestor:
         as a failed write: put back, the table read, and the treadmill's roster handed over
         again unchanged (no write), the walkers were said failing until a new roster or a
         restart. A table that reads and refuses writes stays a failed write, which no read
-        clears."""
+        clears. ``refused_by``: the treadmill whose values the write refused (a data error),
+        whose write of those tables alone clears it (:meth:`_side_works`)."""
         part = SIDE_PARTS[kind]
         if kind in SIDE_READS:
             self.store.side_faults.failed(part, fault, Use.READ, tables)
@@ -1541,8 +1592,12 @@ class Ingestor:
         unread = self.store.unreadable(tables or part.tables)
         if unread:
             self.store.side_faults.failed(part, fault, Use.READ, unread)
-        else:
-            self.store.side_faults.failed(part, fault, Use.WRITE, tables)
+            return
+        if refused_by is not None:
+            with self._values_lock:
+                for table in tables or part.tables:
+                    self._values_refused.setdefault((part, table), set()).add(refused_by)
+        self.store.side_faults.failed(part, fault, Use.WRITE, tables)
 
     def _alert_refused(self, topic: str, payload: bytes, fault: StorageFault) -> None:
         """An alert (``payload`` on ``topic``, an event) whose own values the database refused

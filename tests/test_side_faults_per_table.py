@@ -760,3 +760,40 @@ def test_a_fall_refused_for_its_data_never_says_the_database_refuses(
         assert all(m.storing for m in _health(sub)), [m.status for m in _health(sub)]
     finally:
         device.close()
+
+
+def test_a_roster_refused_for_its_data_stays_said_when_another_treadmills_stores(
+    mosquitto: Mosquitto,
+    watched: tuple[CaregiverService, Http, Subscriber],
+    caregiver_db: str,
+) -> None:
+    """The roster's table refuses treadmill-1's roster for a walker's name (a data error);
+    treadmill-2's roster stores. treadmill-1's walkers are still not what it has: the part
+    is still said, until treadmill-1's own next roster stores. Before, treadmill-2's write of
+    the table cleared it, and the banner, ``/healthz`` and the health message said all was
+    well (a write of a table says it takes writes, not that another treadmill's row refused
+    for its values is stored)."""
+    service, http, sub = watched
+    first, second = SimDevice(mosquitto, DEVICE), SimDevice(mosquitto, OTHER)
+    try:
+        first.online()
+        second.online()
+        wait_all_handled(service, first, second)
+        _refuse_data(caregiver_db, "device_walkers", "name", REFUSED_NAME)
+        _let_go(service, first, "walkers", _roster_of(first, ANNA, Walker("rita", REFUSED_NAME)))
+        assert _failing(service) == {"walkers"}
+
+        second.publish("walkers", _roster_of(second, ANNA).decode(), retain=True)
+        wait_all_handled(service, first, second)
+        assert [name for _, name in service.store.device_walkers(OTHER)][1:] == [ANNA.name]
+        assert service.store.device_walkers(DEVICE) == []  # still not stored
+        _said_everywhere(service, http, sub, Part.WALKERS, WALKERS_UNSTORED)
+
+        first.publish("walkers", _roster_of(first, ANNA).decode(), retain=True)  # Rita gone
+        wait_all_handled(service, first, second)
+        assert [name for _, name in service.store.device_walkers(DEVICE)][1:] == [ANNA.name]
+        assert service.ingestor.wait_for(lambda: not service.store.side_faults.failing)
+        _said_sound_everywhere(service, http, sub)
+    finally:
+        first.close()
+        second.close()
