@@ -44,6 +44,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from core.mqtt_callbacks import CallbackFault
 from core.mqttlink import MqttSetupError, make_client
 from core.protocol import payloads
 from core.protocol.commands import (
@@ -722,6 +723,9 @@ class MqttReporter:
         self._state_dirty = False
         self._ready = False
         self._logged_error: str | None = None
+        self._callback_failed = False
+        """A callback raised on paho's thread since the last connect (its words are the
+        status's ``last_error`` until connected again, not the disconnect it caused)."""
         self._stopping = False
         self._poke_sent = 0
         self._budget = CommandBudget(clock, config.command_rate_per_s, config.command_burst)
@@ -782,7 +786,7 @@ class MqttReporter:
             self.config.link(),
             client_id,
             will=(self.topics.availability, payloads.OFFLINE),
-            on_fault=lambda fault: self._set_error(fault.words()),  # the status says it
+            on_fault=self._on_callback_fault,  # the status says it
         )
         client.enable_logger(logging.getLogger(PAHO_LOGGER))
         client.reconnect_delay_set(
@@ -986,6 +990,7 @@ class MqttReporter:
             subs.append((ha_status_topic(self.config.discovery_prefix), 1))
         _, self._sub_mid = client.subscribe(subs)
         self._logged_error = None
+        self._callback_failed = False
         self._update(connected=True, last_error=None, connects=self._box.status.connects + 1)
         log.info("MQTT connected to %s:%d", self.config.host, self.config.port)
 
@@ -1005,9 +1010,17 @@ class MqttReporter:
         properties: Properties | None,
     ) -> None:
         self._wake.put_nowait(_Down())
-        if self._box.status.connected and not self._stopping:
+        if self._box.status.connected and not self._stopping and not self._callback_failed:
             self._set_error(f"connection to the broker lost: {reason_code}")
         self._update(connected=False, ready=False)
+
+    def _on_callback_fault(self, fault: CallbackFault) -> None:
+        """A callback raised on paho's thread (:class:`core.mqtt_callbacks.GuardedClient`),
+        which drops the connection: the status says it until connected again. Before, the
+        disconnect it caused said "connection to the broker lost: Unspecified error" over it
+        at once, blaming the network for a bug."""
+        self._callback_failed = True
+        self._set_error(fault.words())
 
     def _on_subscribe(
         self,
