@@ -236,6 +236,24 @@ def _not_negative(value: Any) -> str | None:
     return None if value >= 0 else "must not be negative"
 
 
+RESET_GRACE_MAX_S = 3600.0
+"""The longest a stumble may wait for the walker's reset before it pages: an hour. The grace
+is for a walker who stumbled, caught themselves and presses "I'm OK" (seconds); a walker who
+has not pressed it an hour after the belt stopped needs someone. Unbounded, ``1e12`` was taken:
+nobody was paged for a stumble, and the dashboard's timer for the held stumble's paging time
+(JavaScript's ``setTimeout``, which fires at once past 2**31 - 1 ms, 24.8 days) asked the
+service again in a loop."""
+
+
+def _reset_grace(value: Any) -> str | None:
+    if 0 <= value <= RESET_GRACE_MAX_S:
+        return None
+    return (
+        f"must be between 0 and {RESET_GRACE_MAX_S:.0f} s: a stumble the walker has not reset "
+        "within an hour pages"
+    )
+
+
 def _must_page(value: Any) -> str | None:
     return None if value == "page" else "must be 'page': falls and no-recovery alerts always page"
 
@@ -343,7 +361,7 @@ _CHECKS: dict[str, typing.Callable[[Any], str | None]] = {
     "mqtt.shared_group": _share_group,
     "policy.fall": _must_page,
     "policy.no_recovery": _must_page,
-    "policy.reset_grace_s": _not_negative,
+    "policy.reset_grace_s": _reset_grace,
     "escalation.ack_timeout_s": _positive,
     "escalation.resends": _not_negative,
     "escalation.retry_s": _positive,

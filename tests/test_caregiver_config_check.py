@@ -77,6 +77,12 @@ BAD = [
         {"escalation": "retry_s = 0"}, "{c}: escalation.retry_s: must be greater than 0", id="range"
     ),
     pytest.param(
+        {"policy": "reset_grace_s = 1e12"},
+        "{c}: policy.reset_grace_s: must be between 0 and 3600 s: a stumble the walker has not "
+        "reset within an hour pages",
+        id="grace longer than an hour",
+    ),
+    pytest.param(
         {"policy": 'fall = "log"'},
         "{c}: policy.fall: must be 'page': falls and no-recovery alerts always page",
         id="policy",

@@ -1119,10 +1119,13 @@
       soonest = Math.min(soonest, parseFloat(a.dataset.pagesIn));
     });
     if (!isFinite(soonest)) return;
+    // A second past it (the service's tick has run); at most a day: setTimeout fires at once
+    // past 2**31 - 1 ms, and asking again after a day is harmless.
+    var wait = Math.min(Math.max(0, soonest) * 1000 + 1000, 86400000);
     heldTimer = setTimeout(function () {
       heldTimer = null;
       if (warning()) askWarnings(); else refreshStillOpen();
-    }, Math.max(0, soonest) * 1000 + 1000);  // a second past it: the service's tick has run
+    }, wait);
   }
   // One question at a time; changes meanwhile ask once more when it is answered.
   var warningsAsked = false, warningsAgain = false;
