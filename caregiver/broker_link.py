@@ -46,8 +46,23 @@ class Problem(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class HeldMessage:
+    """A message the service failed handling again the same way (a poisoned message: its
+    handler raises every time): the connection goes on without it, unacknowledged, so the
+    broker keeps it and sends it again at the next connection
+    (:class:`core.mqtt_callbacks.GuardedClient`). ``since`` is a wall time, for people."""
+
+    topic: str
+    error: str
+    times: int
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
 class Connected:
-    """Subscribed: every device's messages reach ingest."""
+    """Subscribed: every device's messages reach ingest, but ``held`` if one is held."""
+
+    held: HeldMessage | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +109,8 @@ class LinkWatch:
         self._wall = wall
         self._monotonic = monotonic
         self._state: BrokerLink = NeverConnected(wall(), monotonic(), Problem.CONNECTING)
+        self._held: HeldMessage | None = None
+        """The message held on this connection (:meth:`message_held`); ``_cond`` held."""
         self._cond = threading.Condition()
 
     @property
@@ -102,7 +119,15 @@ class LinkWatch:
 
     def subscribed(self) -> None:
         """The broker confirmed the subscriptions."""
-        self._become(lambda state: Connected())
+        self._become(lambda state: Connected(self._held))
+
+    def message_held(self, topic: str, error: str, times: int) -> None:
+        """A message on ``topic`` failed its handler ``times`` times (``error``) and is held
+        on this connection (:class:`HeldMessage`): said until the connection ends (its next
+        one gets it again, said again if it fails again)."""
+        with self._cond:
+            self._held = HeldMessage(topic, error, times, self._wall())
+        self._become(lambda state: Connected(self._held) if isinstance(state, Connected) else state)
 
     def failed(self, problem: Problem) -> None:
         """An attempt to connect failed: down since the outage began (a retry that fails
@@ -113,7 +138,7 @@ class LinkWatch:
                 return Lost(self._wall(), self._monotonic(), problem)
             return dataclasses.replace(state, problem=problem, refused=())
 
-        self._become(after)
+        self._become(after, ended=True)
 
     def subscriptions_refused(self, topic_filters: Sequence[str]) -> None:
         """The broker answered the subscriptions and refused ``topic_filters``: not receiving
@@ -141,7 +166,8 @@ class LinkWatch:
                 Lost(self._wall(), self._monotonic(), Problem.DROPPED)
                 if isinstance(state, Connected)
                 else state
-            )
+            ),
+            ended=True,
         )
 
     def wait_for(self, predicate: Callable[[BrokerLink], bool], timeout: float) -> bool:
@@ -149,11 +175,14 @@ class LinkWatch:
         with self._cond:
             return self._cond.wait_for(lambda: predicate(self._state), timeout)
 
-    def _become(self, after: Callable[[BrokerLink], BrokerLink]) -> None:
+    def _become(self, after: Callable[[BrokerLink], BrokerLink], *, ended: bool = False) -> None:
         """Change the state; ``on_change`` is told under the lock, so the banner's changes
         arrive in the order they happened (paho's thread, and ``stop``'s disconnect on
-        another; ``on_change`` only hands the words over, it waits for nothing)."""
+        another; ``on_change`` only hands the words over, it waits for nothing). ``ended``:
+        the connection ended, and with it the message held on it."""
         with self._cond:
+            if ended:
+                self._held = None
             before = self._state
             self._state = after(before)
             self._cond.notify_all()
@@ -172,7 +201,14 @@ def state_word(link: BrokerLink) -> str:
 def status_of(link: BrokerLink, where: str, now_mono: float) -> dict[str, Any]:
     """The link as :meth:`CaregiverService.status` reports it (JSON-ready)."""
     if isinstance(link, Connected):
-        return {"state": state_word(link), "broker": where}
+        if link.held is None:
+            return {"state": state_word(link), "broker": where}
+        held = link.held
+        return {
+            "state": state_word(link),
+            "broker": where,
+            "held": {"topic": held.topic, "times": held.times, "since": iso_utc(held.since)},
+        }
     status: dict[str, Any] = {
         "state": state_word(link),
         "broker": where,
@@ -222,6 +258,21 @@ def topics_words(topic_filters: Sequence[str]) -> str:
     if len(named) > 1:
         return f"{', '.join(named[:-1])} and {named[-1]}"
     return "".join(named)
+
+
+def held_words(held: HeldMessage) -> BannerWords:
+    """The banner's words while ``held`` is held: the service receives, all but it."""
+    return BannerWords(
+        lead="A message from the treadmills cannot be handled",
+        detail=(
+            f"the service failed handling a message on {held.topic} the same way "
+            f"{held.times} times ({held.error}; a bug: see its log)"
+        ),
+        consequence=(
+            "It is left unacknowledged: the broker keeps it and sends it again at the next "
+            "connection. Other messages are received, stored and notified."
+        ),
+    )
 
 
 def banner_words(link: BrokerLink, where: str) -> BannerWords | None:

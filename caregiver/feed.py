@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import msgspec
 
 from caregiver import story
-from caregiver.broker_link import BrokerLink, Connected, banner_words
+from caregiver.broker_link import BrokerLink, Connected, HeldMessage, banner_words, held_words
 from caregiver.storage import Device, Incident, Part, SideFault, StoredEvent, still_stored
 
 
@@ -202,6 +202,20 @@ def broker_message(
         return BrokerMessage(down=False)
     return BrokerMessage(
         True, said.lead, said.detail, moment(link.since, "minute"), said.consequence
+    )
+
+
+def held_message(held: HeldMessage, moment: Callable[[float, str], Moment | None]) -> BrokerMessage:
+    """The banner while a message whose handler fails every time is held (the link is up:
+    the badge stays "live"), since it was held on this connection, to the minute."""
+    said = held_words(held)
+    return BrokerMessage(
+        True,
+        said.lead,
+        said.detail,
+        moment(held.since, "minute"),
+        said.consequence,
+        degraded=True,
     )
 
 

@@ -72,6 +72,11 @@ class Health(msgspec.Struct, frozen=True):
     locked: :mod:`caregiver.storage.side_faults`), the oldest first: alerts are still stored
     and paged (:attr:`storing` is about those), but what each keeps is missing meanwhile."""
 
+    message_held: bool = False
+    """While receiving: a message whose handler fails every time is held unacknowledged on
+    this connection (:class:`caregiver.broker_link.HeldMessage`), the others are received (a
+    bug). Only a flag: the banner and the log, behind the login, name its topic (a device)."""
+
     @property
     def reaching(self) -> bool:
         """Falls reach caregivers through this instance: alive, receiving and storing."""
@@ -134,6 +139,7 @@ def health_of(
             database_damaged=damaged,
             notify_hanging=notify_hanging,
             database_parts=parts,
+            message_held=link.held is not None,
         )
     return Health(
         not problems,

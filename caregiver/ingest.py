@@ -89,6 +89,7 @@ from caregiver.storage import (
     Use,
     prescribed_table,
 )
+from core.mqtt_callbacks import CallbackFault
 from core.mqttlink import make_client
 from core.protocol.commands import LATEST, Ack, CommandName, encode_command
 from core.protocol.messages import (
@@ -1116,7 +1117,7 @@ class Ingestor:
             cfg.link(),
             cfg.client_id,
             manual_ack=True,
-            on_fault=lambda fault: self.link.handler_failed(),
+            on_fault=self._callback_failed,
             will=(self.presence_topic, self._presence(CaregiverPresence.OFFLINE, stamped=False)),
         )
         client.reconnect_delay_set(1, 30)
@@ -1174,6 +1175,15 @@ class Ingestor:
             self.client.disconnect()  # a clean DISCONNECT: the broker drops the Last Will
             self.client.loop_stop()
             self.client = None
+
+    def _callback_failed(self, fault: CallbackFault) -> None:
+        """A callback raised on paho's thread: reconnecting (said as the link down), or a
+        message that failed so before held on this connection (said as held: the others
+        are received)."""
+        if fault.held and fault.topic is not None:
+            self.link.message_held(fault.topic, fault.error, fault.times)
+        else:
+            self.link.handler_failed()
 
     def _presence(self, state: CaregiverPresence, *, stamped: bool = True) -> str:
         return caregiver_status_payload(state, self.config.mqtt.identity, stamped=stamped)

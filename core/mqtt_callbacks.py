@@ -17,14 +17,28 @@ caregiver's banner, the device's status) and the connection is dropped, so paho'
 reconnect runs ``on_connect`` (subscriptions, presence) again and the broker sends again
 every QoS 1 message of a kept session not yet acknowledged: the one whose handler raised is
 handled again, not lost. The real-time loop never runs any of this (paho's thread only).
+
+A fault that comes again the same way (the same callback, topic and error: a poisoned
+message, a deterministic bug) is not worth a reconnect a second: its traceback is logged
+once, then a line with the count. A message's (``on_message``) is *held*: the connection goes
+on without it, unacknowledged when the owner acknowledges by hand (the broker sends it again
+at the next connection). Reconnecting for it every time was measured on Mosquitto 2.0.11 to
+hold every message behind it: the broker sends the poisoned one first at each connection, the
+connection dropped a moment after its CONNACK, before the service could acknowledge what it
+had stored, and the unacknowledged falls filled the service's ``ReceiveMaximum`` window: the
+falls past it were never sent (docs/mqtt.md, "A callback that raises"). Another callback's
+repeated fault still reconnects, its delay doubling from the owner's least
+(:meth:`reconnect_delay_set`) up to its most, back to the least once that callback returns.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import socket
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +67,11 @@ GUARDED_CALLBACKS = frozenset(
 what it raises)."""
 
 
+FAULTS_REMEMBERED = 64
+"""The distinct faults a client counts (the oldest forgotten first): each is a bug, and a
+process with more than a few has bigger troubles than a count."""
+
+
 @dataclass(frozen=True, slots=True)
 class CallbackFault:
     """A callback raised on paho's thread: ``callback`` its name (``on_message``), ``error``
@@ -61,11 +80,35 @@ class CallbackFault:
     callback: str
     error: str
     topic: str | None = None
+    times: int = 1
+    """How many times this callback failed so (the same topic, the same error) since the
+    client was made: from the second, reconnecting is known not to help."""
+    unacknowledged: bool = False
+    """A held message (:attr:`held`) of a client that acknowledges by hand: the broker keeps
+    it and sends it again at the next connection."""
+    reconnect_in_s: float | None = None
+    """A repeated fault of a callback with no message: the delay before paho reconnects."""
+
+    @property
+    def held(self) -> bool:
+        """The connection goes on without the message whose handler failed so again."""
+        return self.times > 1 and self.topic is not None
 
     def words(self) -> str:
         """One line for a status or a banner."""
         about = f" (a message on {self.topic})" if self.topic is not None else ""
-        return f"MQTT {self.callback} failed{about}: {self.error}; reconnecting"
+        said = f"MQTT {self.callback} failed{about}: {self.error}"
+        if self.times == 1:
+            return f"{said}; reconnecting"
+        again = f"{said} ({self.times} times now)"
+        if not self.held:
+            return f"{again}; reconnecting in {self.reconnect_in_s:g} s"
+        kept = (
+            ", left unacknowledged (the broker sends it again at the next connection)"
+            if self.unacknowledged
+            else ""
+        )
+        return f"{again}; reconnecting did not help: the connection goes on without it{kept}"
 
 
 def no_one_told(fault: CallbackFault) -> None:
@@ -81,6 +124,12 @@ class GuardedClient(mqtt.Client):
         self, *args: Any, on_fault: Callable[[CallbackFault], None] = no_one_told, **kwargs: Any
     ) -> None:
         self._on_fault = on_fault
+        self._times: dict[tuple[str, str | None, str], int] = {}
+        """How many times each fault (callback, topic, error) came; the oldest first."""
+        self._least_s, self._most_s = 1.0, 120.0  # paho's own defaults
+        self._backed_off: set[str] = set()
+        """Callbacks whose repeated fault lengthened the reconnect delay."""
+        self._faults_lock = threading.Lock()  # on_publish may run on a publisher's thread
         super().__init__(*args, **kwargs)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -88,27 +137,68 @@ class GuardedClient(mqtt.Client):
             value = self._guarded(name, value)
         super().__setattr__(name, value)
 
+    def reconnect_delay_set(self, min_delay: int = 1, max_delay: int = 120) -> None:
+        """paho's, kept as the owner's: a repeated fault doubles the delay from it."""
+        self._least_s, self._most_s = float(min_delay), float(max_delay)
+        super().reconnect_delay_set(min_delay, max_delay)
+
     def _guarded(self, name: str, callback: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(callback)
         def run(*args: Any) -> Any:
             try:
-                return callback(*args)
+                result = callback(*args)
             except Exception as exc:  # any bug of a callback: paho's thread must go on
                 self._fell(name, args, exc)
                 return None
+            if self._backed_off and name in self._backed_off:  # a glance, then the lock
+                self._returned(name)
+            return result
 
         return run
 
     def _fell(self, name: str, args: tuple[Any, ...], exc: Exception) -> None:
         message = next((a for a in args if isinstance(a, mqtt.MQTTMessage)), None)
         topic = bytes(message._topic).decode("utf-8", "replace") if message else None
-        fault = CallbackFault(name, f"{type(exc).__name__}: {exc}", topic)
-        log.error("%s", fault.words(), exc_info=exc)
+        error = f"{type(exc).__name__}: {exc}"
+        fault = self._counted(CallbackFault(name, error, topic))
+        if fault.times == 1:
+            log.error("%s", fault.words(), exc_info=exc)
+        else:  # one line, not a traceback each time
+            log.error("%s (its traceback was logged the first time)", fault.words())
         try:
             self._on_fault(fault)
         except Exception:  # said where people look failed: the log above still says it
             log.exception("could not say the MQTT callback's failure")
-        self._drop_connection()
+        if not fault.held:
+            self._drop_connection()
+
+    def _counted(self, fault: CallbackFault) -> CallbackFault:
+        """``fault`` with its count, and what follows from it: held, or a longer delay."""
+        key = (fault.callback, fault.topic, fault.error)
+        with self._faults_lock:
+            times = self._times.pop(key, 0) + 1
+            self._times[key] = times  # the newest last
+            while len(self._times) > FAULTS_REMEMBERED:
+                del self._times[next(iter(self._times))]
+            fault = dataclasses.replace(fault, times=times)
+            if fault.held:
+                return dataclasses.replace(fault, unacknowledged=bool(self._manual_ack))
+            if times == 1:
+                return fault
+            delay = min(self._least_s * 2 ** (times - 1), self._most_s)
+            self._backed_off.add(fault.callback)
+        super().reconnect_delay_set(delay, self._most_s)  # type: ignore[arg-type]  # floats work
+        return dataclasses.replace(fault, reconnect_in_s=delay)
+
+    def _returned(self, name: str) -> None:
+        """``name`` returned after a repeated fault lengthened the delay: the owner's again."""
+        with self._faults_lock:
+            if name not in self._backed_off:
+                return
+            self._backed_off.discard(name)
+            restore = not self._backed_off
+        if restore:
+            super().reconnect_delay_set(self._least_s, self._most_s)  # type: ignore[arg-type]
 
     def _drop_connection(self) -> None:
         """End the connection as a lost one (no DISCONNECT: paho reconnects by itself, and a

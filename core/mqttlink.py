@@ -159,7 +159,9 @@ def make_client(
 
     Its callbacks cannot end paho's thread (:class:`core.mqtt_callbacks.GuardedClient`): one
     that raises is logged, told to ``on_fault`` (the owner says it where people look) and
-    the connection is started again, so nothing it was handling is lost.
+    the connection is started again, so nothing it was handling is lost; the same fault
+    again holds its message on a connection that goes on (or, with no message, reconnects
+    later each time), so one poisoned message cannot hold every message behind it.
 
     ``manual_ack``: the caller acknowledges each QoS 1 message itself
     (``client.ack``), after it has done what the message asked — committed it.

@@ -289,6 +289,7 @@ def test_healthz_says_without_a_login_whether_the_service_works_and_whether_fall
                     "database_damaged": False,
                     "notify_hanging": 0,
                     "database_parts": [],
+                    "message_held": False,
                 },
             )
             assert _health(f"{cg.url}/healthz/receiving")[0] == 200

@@ -151,7 +151,9 @@ class LiveFeed:
         if link is None:
             return
         side = self.site.backend.store.side_faults.now()
-        if side and storage is None and isinstance(link, Connected):
+        if storage is None and isinstance(link, Connected) and link.held is not None:
+            message = feed.held_message(link.held, self.site.moment)  # it may be a fall
+        elif side and storage is None and isinstance(link, Connected):
             message = feed.side_message(side, self.site.moment)
         elif storage is None or not isinstance(link, Connected):
             mqtt = self.site.backend.config.mqtt

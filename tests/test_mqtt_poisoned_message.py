@@ -1,0 +1,171 @@
+"""A message whose handler raises every time (poisoned) must neither hold the falls behind it
+nor reconnect the service about once a second for good.
+
+:class:`core.mqtt_callbacks.GuardedClient` drops the connection when a callback raises, so
+the broker sends again what was not acknowledged. Measured on Mosquitto 2.0.11 before the
+guard kept a count: a poisoned message is sent first at every reconnect, so the service
+reconnected once a second (paho's least delay: a CONNACK resets its backoff), logging a
+traceback each time; and as the connection dropped a moment after each CONNACK, the falls
+behind it were stored a few per connection but never acknowledged, until they filled the
+service's ``ReceiveMaximum`` window: with 150 falls behind one poisoned message, 98 were
+stored after 30 s and still 98 after 60 s (60 reconnects), the rest held by the broker for
+good. Real Mosquitto, real SQLite; the one thing not real is the bug (the product's own
+handler made to raise for one message).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from caregiver.broker_link import Connected
+from caregiver.ingest import RECEIVE_MAXIMUM, Ingestor
+from firmware.mqtt import MqttReporter
+from tests.caregiver_support import make_config, running_service
+from tests.mqtt_helpers import WAIT, Subscriber, config_for, subscriber
+from tests.test_caregiver_ingest_batch import DEVICE, _event, _id
+from tools.broker import Mosquitto, mosquitto_available
+
+pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
+
+FALLS = RECEIVE_MAXIMUM + 20
+"""More falls behind the poisoned message than the broker may have in flight at once."""
+
+
+def _always_raising(real: Any, marker: bytes, raised: list[int]) -> Any:
+    """``real`` (a paho ``on_message`` handler), except that it raises, as a bug would, for
+    every message whose payload holds ``marker``."""
+
+    def handler(self: Any, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if marker in bytes(message.payload):
+            raised.append(message.mid)
+            raise RuntimeError("a bug in the handler")
+        real(self, client, userdata, message)
+
+    return handler
+
+
+def _held_said(state: object) -> bool:
+    return isinstance(state, Connected) and state.held is not None
+
+
+def test_a_poisoned_message_holds_no_fall_behind_it_and_is_kept(
+    tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """Not real: ``Ingestor._on_message`` raises for every copy of one stumble. The first
+    time the service reconnects (a passing bug is handled at the resend); the second, the
+    same fault again, it keeps the connection and leaves the message unacknowledged: every
+    fall behind it is stored and receipted, the banner says the held message, the log says
+    the traceback once and then the count, and the broker still has the message for the
+    service's session (sent again at its next connection, never lost)."""
+    caplog.set_level(logging.INFO, logger="core.mqtt_callbacks")
+    poisoned = _event(1, "stumble")
+    raised: list[int] = []
+    monkeypatch.setattr(
+        Ingestor,
+        "_on_message",
+        _always_raising(Ingestor._on_message, _id(poisoned).encode(), raised),
+    )
+    falls = [_event(n + 2, "fall") for n in range(FALLS)]
+    fall_ids = {_id(f) for f in falls}
+    config = make_config(mosquitto, tmp_path)
+    with (
+        running_service(config) as service,
+        subscriber(mosquitto, [f"retroguard/{DEVICE}/receipt"]) as receipts,
+    ):
+        device = Subscriber(mosquitto, ["retroguard/nothing"])
+        sent = [
+            device.client.publish(topic, payload, qos=1) for topic, payload in (poisoned, *falls)
+        ]
+        for info in sent:
+            info.wait_for_publish(WAIT)
+        ingestor = service.ingestor
+        assert ingestor.wait_for(lambda: ingestor.events_stored >= FALLS, WAIT), (
+            f"{ingestor.events_stored} of {FALLS} falls stored behind the poisoned message"
+        )
+        assert {e.id for e in service.store.events_for(DEVICE)} == fall_ids
+        assert receipts.wait(
+            lambda: fall_ids <= {i for m in receipts.messages for i in json.loads(m.payload)["ids"]}
+        )
+        # one reconnect for it, then the connection went on
+        assert len(raised) == 2
+        assert ingestor.link.wait_for(_held_said, WAIT)
+        held = ingestor.link.state
+        assert isinstance(held, Connected) and held.held is not None
+        assert held.held.topic == poisoned[0] and held.held.times == 2
+        # said where people look: the banner (the badge stays "live"), /healthz, status()
+        banner = service.hub.broker
+        assert banner.down and banner.degraded
+        assert banner.lead == "A message from the treadmills cannot be handled"
+        assert poisoned[0] in banner.detail and "2 times" in banner.detail
+        assert banner.consequence.startswith("It is left unacknowledged")
+        health = service.health()
+        assert health.receiving and health.message_held
+        assert service.status()["broker"]["held"]["topic"] == poisoned[0]
+        failed = [r for r in caplog.records if "on_message failed" in r.getMessage()]
+        assert [r.exc_info is not None for r in failed] == [True, False]  # one traceback
+        assert "(2 times now)" in failed[1].getMessage()
+        device.close()
+    # never acknowledged: the broker sends it again at the service's next connection
+    with running_service(config, web=False) as service:
+        assert service.ingestor.link.wait_for(_held_said, WAIT)
+        assert len(raised) > 2
+
+
+def _reporter(mosquitto: Mosquitto, tmp_path: Path, **overrides: Any) -> MqttReporter:
+    return MqttReporter(
+        config_for(mosquitto, **overrides),
+        device_id=DEVICE,
+        device_name="Dad's treadmill",
+        database=tmp_path / "device.db",
+    )
+
+
+def test_a_callback_that_fails_again_reconnects_later_each_time(
+    tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """Not real: the device's ``MqttReporter._on_subscribe`` raises at every connection (no
+    message to hold: a reconnect is the only way to subscribe again). Before, the device
+    reconnected at its least delay for good, a traceback each time. Now the delay doubles
+    at each repeat, said in one line with the count, up to ``reconnect_max_s``; once the
+    callback returns, the next loss waits the least again."""
+    caplog.set_level(logging.INFO, logger="core.mqtt_callbacks")
+    failing = [True]
+    real = MqttReporter._on_subscribe
+
+    def on_subscribe(self: MqttReporter, *args: Any) -> None:
+        if failing[0]:
+            raise RuntimeError("a bug in on_subscribe")
+        real(self, *args)
+
+    monkeypatch.setattr(MqttReporter, "_on_subscribe", on_subscribe)
+    reporter = _reporter(mosquitto, tmp_path, reconnect_min_s=0.05, reconnect_max_s=0.2)
+    reporter.start()
+    try:
+
+        def said() -> list[str]:
+            guard = [r for r in caplog.records if r.name == "core.mqtt_callbacks"]
+            return [r.getMessage() for r in guard if "on_subscribe failed" in r.getMessage()]
+
+        assert reporter.wait_until(lambda s: s.connects >= 5, WAIT)  # after the 4th fault
+        assert said()[:4] == [
+            "MQTT on_subscribe failed: RuntimeError: a bug in on_subscribe; reconnecting",
+            "MQTT on_subscribe failed: RuntimeError: a bug in on_subscribe (2 times now); "
+            "reconnecting in 0.1 s (its traceback was logged the first time)",
+            "MQTT on_subscribe failed: RuntimeError: a bug in on_subscribe (3 times now); "
+            "reconnecting in 0.2 s (its traceback was logged the first time)",
+            "MQTT on_subscribe failed: RuntimeError: a bug in on_subscribe (4 times now); "
+            "reconnecting in 0.2 s (its traceback was logged the first time)",
+        ]
+        failing[0] = False
+        assert reporter.wait_until(lambda s: s.ready, WAIT)
+        client = reporter._client
+        assert client is not None
+        assert client._reconnect_min_delay == 0.05  # the owner's least again
+    finally:
+        reporter.close()
