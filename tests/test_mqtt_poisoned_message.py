@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ import pytest
 
 from caregiver.broker_link import Connected
 from caregiver.ingest import RECEIVE_MAXIMUM, Ingestor
+from core.protocol.payloads import receipt_payload
 from firmware.mqtt import MqttReporter
 from tests.caregiver_support import make_config, running_service
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, subscriber
@@ -124,6 +126,39 @@ def _reporter(mosquitto: Mosquitto, tmp_path: Path, **overrides: Any) -> MqttRep
         device_name="Dad's treadmill",
         database=tmp_path / "device.db",
     )
+
+
+def test_a_device_callback_fault_is_logged_once_with_everything(
+    tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """Not real: the device's ``MqttReporter._on_message`` raises for a receipt. Before, two
+    ERROR lines said it: the guard's, with the traceback, and the reporter's status
+    ("MQTT: MQTT on_message failed ..."), the same words again. Now one: the guard's, with
+    the topic, the error, the traceback and what follows."""
+    caplog.set_level(logging.INFO)
+    raised: list[int] = []
+    monkeypatch.setattr(
+        MqttReporter, "_on_message", _always_raising(MqttReporter._on_message, b"ids", raised)
+    )
+    reporter = _reporter(mosquitto, tmp_path)
+    reporter.start()
+    try:
+        assert reporter.wait_until(lambda s: s.ready, WAIT)
+        with subscriber(mosquitto, ["retroguard/nothing"]) as caregiver:
+            receipt = receipt_payload([uuid.uuid4().hex], "caregiver")
+            caregiver.client.publish(f"retroguard/{DEVICE}/receipt", receipt, qos=1)
+            # the guard reconnects after it (the status said it meanwhile: a moment only)
+            assert reporter.wait_until(lambda s: s.connects >= 2 and s.ready, WAIT)
+        assert raised
+        said = [
+            r
+            for r in caplog.records
+            if r.levelno >= logging.ERROR and "on_message failed" in r.getMessage()
+        ]
+        assert len(said) == 1, [r.getMessage() for r in said]
+        assert said[0].exc_info is not None and f"{DEVICE}/receipt" in said[0].getMessage()
+    finally:
+        reporter.close()
 
 
 def test_a_callback_that_fails_again_reconnects_later_each_time(

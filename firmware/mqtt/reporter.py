@@ -1018,9 +1018,12 @@ class MqttReporter:
         """A callback raised on paho's thread (:class:`core.mqtt_callbacks.GuardedClient`),
         which drops the connection: the status says it until connected again. Before, the
         disconnect it caused said "connection to the broker lost: Unspecified error" over it
-        at once, blaming the network for a bug."""
-        self._callback_failed = True
-        self._set_error(fault.words())
+        at once, blaming the network for a bug. Not logged again: the guard's line says it
+        with the topic, the traceback (or, the same again, the count) and what follows; a
+        held message (:attr:`CallbackFault.held`) drops nothing."""
+        if not fault.held:
+            self._callback_failed = True
+        self._set_error(fault.words(), logged=True)
 
     def _on_subscribe(
         self,
@@ -1085,10 +1088,14 @@ class MqttReporter:
     def _update(self, **changes: Any) -> None:
         self._box.update(**changes)
 
-    def _set_error(self, text: str) -> None:
+    def _set_error(self, text: str, *, logged: bool = False) -> None:
+        """The status says ``text``; the log too, once until it changes, unless the caller's
+        own line already said it (``logged``: a callback's fault, which the guard logs with
+        its traceback and its count, :mod:`core.mqtt_callbacks`)."""
         if text != self._logged_error:
             self._logged_error = text
-            log.error("MQTT: %s", text)
+            if not logged:
+                log.error("MQTT: %s", text)
         self._update(last_error=text)
 
     def _run(self) -> None:
