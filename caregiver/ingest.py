@@ -401,9 +401,9 @@ class Ingestor:
         """The ingest thread's receipts and acknowledgements wake paho's thread once a batch."""
         self._presence_lock = threading.Lock()
         self._alerts_refused: dict[str, tuple[str, float]] = {}
-        """Devices an alert of which the database refused for its values, what is said of it
-        (:meth:`_alert_refused`) and since when (wall clock), the first first;
-        ``_alerts_lock`` held."""
+        """The alerts the database refused for their values and has not stored since, by id,
+        what is said of each (:meth:`_alert_refused`) and since when (wall clock), the first
+        first; ``_alerts_lock`` held."""
         self._alerts_lock = threading.Lock()
         self._values_refused: dict[tuple[Part, Table], set[str]] = {}
         """Per table of a side part, the treadmills a write of which it refused for their
@@ -903,12 +903,12 @@ class Ingestor:
         if recorded:  # committed: outside a batch an after-commit action runs at once
             self.store.side_faults.works(Part.RECORDINGS, Use.WRITE, (Table.RECORDINGS,))
         self._send_receipt(device_id, message.id)
+        if message.id in self._alerts_refused:  # a glance: cleared under the lock
+            self._after_commit(lambda: self._alert_stored(message.id))
         if not new:
             self._count.duplicates += 1
             return
         self._count.events_stored += 1
-        if device_id in self._alerts_refused:  # a glance: cleared under the lock
-            self._after_commit(lambda: self._alert_stored(device_id))
         self._after_commit(self.alerting.wake_notifier)
         self._changed(EventStored(device_id, message.id, _as_stored(event, now)))
         if message.of is not None:
@@ -1612,8 +1612,8 @@ class Ingestor:
     def _alert_refused(self, topic: str, payload: bytes, fault: StorageFault) -> None:
         """An alert (``payload`` on ``topic``, an event) whose own values the database refused
         was let go, not receipted: said where the banner, ``/healthz`` and the health message
-        read it, naming the device and the alert's kind and id, until an alert of that
-        device stores (:meth:`_alert_stored`); its resends, refused again, keep it said.
+        read it, naming the device and the alert's kind and id, until that alert stores
+        (:meth:`_alert_stored`); its resends, refused again, keep it said.
 
         Before, only the log said it: the device kept the fall and sent it again, refused
         again, and it was never shown or paged while every page said all was well. Said as a
@@ -1631,18 +1631,21 @@ class Ingestor:
         said = f"{parsed.device_id}'s {message.type} {message.id} refused: {fault}"
         faults = self.store.side_faults
         with self._alerts_lock:
-            self._alerts_refused.setdefault(parsed.device_id, (said, faults.clock()))
+            self._alerts_refused.setdefault(message.id, (said, faults.clock()))
             first, _ = next(iter(self._alerts_refused.values()))
             faults.failed(Part.ALERTS, first, Use.WRITE, (Table.EVENTS,))
 
-    def _alert_stored(self, device_id: str) -> None:
-        """An alert of ``device_id`` committed: the alert of it refused is no longer said (it
-        stored, resent, or the device went on and sends it again, said again if refused);
-        another device's still is, in its own words and since it was refused, never said
-        stored in between (the health message kept "ok" for its interval)."""
+    def _alert_stored(self, alert_id: str) -> None:
+        """The alert ``alert_id``, refused for its values before, committed (its resend, once
+        the database takes it): no longer said; another alert refused still is, the same
+        device's too, in its own words and since it was refused, never said stored in
+        between (the health message kept "ok" for its interval). Before, any alert of the
+        device that stored cleared it: a later fall made the banner, ``/healthz`` and the
+        health message say all was well while the refused one was still unstored, until its
+        next resend was refused again."""
         faults = self.store.side_faults
         with self._alerts_lock:
-            if self._alerts_refused.pop(device_id, None) is None:
+            if self._alerts_refused.pop(alert_id, None) is None:
                 return
             left = next(iter(self._alerts_refused.values()), None)
             if left is None:

@@ -558,7 +558,7 @@ def _alert_said(
     assert _health(sub)[-1].status == "degraded"
 
 
-def test_a_fall_refused_for_its_data_is_said_until_an_alert_of_its_device_stores(
+def test_a_fall_refused_for_its_data_is_said_until_it_stores(
     mosquitto: Mosquitto,
     tmp_path: Path,
     caregiver_db: str,
@@ -568,8 +568,10 @@ def test_a_fall_refused_for_its_data_is_said_until_an_alert_of_its_device_stores
     treadmill keeps it and sends it again; but before, only the log said so: the fall was
     never shown or paged while every page said all was well. Now the banner, ``/healthz``
     and the health message say it, naming the treadmill and the fall, while its resends are
-    refused; a later fall of the treadmill is stored and paged, and says it no longer; the
-    trigger dropped, the refused fall sent again is stored and receipted."""
+    refused; a later fall of the treadmill is stored and paged, and the refused one is still
+    said (before, the later fall cleared it while the refused one was still unstored, until
+    its next resend); the trigger dropped, the refused fall sent again is stored and
+    receipted, and only then is it said no longer."""
     receiver = Receiver()
     config = make_config(mosquitto, tmp_path, database=caregiver_db, contacts=_contacts(receiver))
     health = Subscriber(mosquitto, [caregiver_health_topic("retroguard", config.mqtt.identity)])
@@ -609,9 +611,9 @@ def test_a_fall_refused_for_its_data_is_said_until_an_alert_of_its_device_stores
                 assert service.notifier.deliver_due() == 1  # paged
                 assert receipts.wait(lambda: later["id"] in _receipted(receipts))
                 assert refused_id not in _receipted(receipts)  # the device keeps it
-                _alert_said(service, http, health, None)  # an alert of it stored
+                _alert_said(service, http, health, refused_id)  # still unstored: still said
 
-                device.publish("event", json.dumps(refused))  # still refused: said again
+                device.publish("event", json.dumps(refused))  # still refused: still said
                 wait_all_handled(service, device)
                 _alert_said(service, http, health, refused_id)
 
@@ -649,17 +651,36 @@ REFUSED_REASON = "impact 9.9 g then lying"
 says "impact 3.2 g then lying": stored)."""
 
 
+def _refuse_event(database: str, event_id: str) -> None:
+    """The events' table refuses the event ``event_id`` with the engine's data error, by a
+    trigger of its own (:func:`_allow_data` leaves it): :func:`_refuse_data`'s function
+    reused on PostgreSQL (it exists once a test has refused data)."""
+    if engine_of(database) == "postgresql":
+        execute(
+            database,
+            f"CREATE TRIGGER events_refused_id BEFORE INSERT ON events FOR EACH ROW "
+            f"WHEN (NEW.id = '{event_id}') EXECUTE FUNCTION refuse_data()",
+        )
+        return
+    execute(
+        database,
+        f"CREATE TRIGGER events_refused_id BEFORE INSERT ON events "
+        f"WHEN NEW.id = '{event_id}' BEGIN SELECT zeroblob(2000000000); END",
+    )
+
+
 def test_a_fall_refused_on_another_treadmill_stays_said_when_one_of_the_first_stores(
     mosquitto: Mosquitto,
     watched: tuple[CaregiverService, Http, Subscriber],
     caregiver_db: str,
 ) -> None:
     """The events' table refuses a fall of treadmill-1, then one of treadmill-2, for their
-    values; treadmill-1's next fall stores. treadmill-2's fall is still refused: the part is
-    said all along, now naming treadmill-2's fall, since it was refused. Before, the part was
-    said working for a moment and failing again, since then: the health message Home
-    Assistant retains said "ok" (for its interval, :data:`HEALTH_EVERY_S`, in service), the
-    banner went and came back, and it said the fall had been refused minutes after it was."""
+    values; treadmill-1's, sent again once the table takes it, stores. treadmill-2's fall is
+    still refused: the part is said all along, now naming treadmill-2's fall, since it was
+    refused. Before, the part was said working for a moment and failing again, since then:
+    the health message Home Assistant retains said "ok" (for its interval,
+    :data:`HEALTH_EVERY_S`, in service), the banner went and came back, and it said the fall
+    had been refused minutes after it was."""
     service, http, sub = watched
     first, second = SimDevice(mosquitto, DEVICE), SimDevice(mosquitto, OTHER)
     ingestor, faults = service.ingestor, service.store.side_faults
@@ -669,17 +690,19 @@ def test_a_fall_refused_on_another_treadmill_stays_said_when_one_of_the_first_st
         wait_all_handled(service, first, second)
         _refuse_data(caregiver_db, "events", "reason", REFUSED_REASON)
 
-        def refused_fall(device: SimDevice) -> str:
+        def refused_fall(device: SimDevice) -> dict[str, Any]:
             rejected = ingestor.rejected
             sent = device.event("fall", severity="critical", state="TRIPPED", reason=REFUSED_REASON)
             assert ingestor.wait_for(lambda: ingestor.rejected > rejected and ingestor.held == 0)
             assert service.store.event(sent["id"]) is None
-            return str(sent["id"])
+            return sent
 
-        refused_fall(first)
+        taken = refused_fall(first)
         before = time.time()
-        still = refused_fall(second)
+        still = str(refused_fall(second)["id"])
         after = time.time()
+        _refuse_event(caregiver_db, still)  # treadmill-2's stays refused
+        _allow_data(caregiver_db, "events")  # treadmill-1's is taken
         said: list[tuple[Part, ...]] = []
         told = faults.on_change
 
@@ -689,9 +712,9 @@ def test_a_fall_refused_on_another_treadmill_stays_said_when_one_of_the_first_st
             told()
 
         faults.on_change = heard
-        stored = first.fall()
+        first.publish("event", json.dumps(taken))  # sent again: no receipt named it
         wait_all_handled(service, first, second)
-        assert service.store.event(stored["id"]) is not None
+        assert service.store.event(taken["id"]) is not None
         assert ingestor.wait_for(lambda: OTHER in _alerts_said(service))  # treadmill-2's now
         alerts = next(f for f in faults.now() if f.part is Part.ALERTS)
         assert f"{OTHER}'s fall {still} refused" in alerts.fault
