@@ -400,11 +400,13 @@ class Ingestor:
         self._wakes = Wakeups(None)
         """The ingest thread's receipts and acknowledgements wake paho's thread once a batch."""
         self._presence_lock = threading.Lock()
-        self._alerts_refused: dict[str, tuple[str, float]] = {}
-        """The alerts the database refused for their values and has not stored since, by id,
-        what is said of each (:meth:`_alert_refused`) and since when (wall clock), the first
-        first; ``_alerts_lock`` held."""
-        self._alerts_lock = threading.Lock()
+        self._unstored: dict[tuple[Part, str], tuple[str, float]] = {}
+        """What the database refused for its own values, let go, and has not stored since,
+        by the part it is said as and what it is (an alert: its id, :meth:`_alert_refused`;
+        a treadmill's state or availability: the device and the kind,
+        :meth:`_state_refused`), with what is said of each and since when (wall clock), the
+        first first; ``_unstored_lock`` held."""
+        self._unstored_lock = threading.Lock()
         self._values_refused: dict[tuple[Part, Table], set[str]] = {}
         """Per table of a side part, the treadmills a write of which it refused for their
         values (:meth:`_said_let_go`), until each writes it (:meth:`_side_works`);
@@ -472,6 +474,8 @@ class Ingestor:
                 self._said_let_go(kind, str(exc), self._local.side_tables, refused_by)
             elif kind is TopicKind.EVENT:
                 self._alert_refused(topic, payload, exc)
+            elif kind in (TopicKind.STATE, TopicKind.AVAILABILITY):
+                self._state_refused(kind, topic, payload, exc)
             self._restore(counters)
             self._count.rejected += 1
             self._count_messages(1)
@@ -819,6 +823,7 @@ class Ingestor:
             case StateMessage(state=state, reason=reason, wall_time=wall_time, worn=worn):
                 said = worn_said(worn, reason)  # an older release's: from the reason's prefix
                 self.store.set_state(device_id, state.value, reason, wall_time, now, said)
+                self._state_stored(device_id, TopicKind.STATE)
                 self._changed(DeviceChanged(device_id))
             case TelemetryMessage() as message:
                 # an upsert of the device's row: a write each time, whatever the figures
@@ -883,6 +888,7 @@ class Ingestor:
                 self.alerting.on_offline(tx, device_id, _iso_now())
             elif not offline and before.availability == "offline":
                 self.alerting.on_online(tx, device_id)
+        self._state_stored(device_id, TopicKind.AVAILABILITY)
         self._after_commit(self.alerting.wake_notifier)
         self._changed(DeviceChanged(device_id))
 
@@ -903,8 +909,8 @@ class Ingestor:
         if recorded:  # committed: outside a batch an after-commit action runs at once
             self.store.side_faults.works(Part.RECORDINGS, Use.WRITE, (Table.RECORDINGS,))
         self._send_receipt(device_id, message.id)
-        if message.id in self._alerts_refused:  # a glance: cleared under the lock
-            self._after_commit(lambda: self._alert_stored(message.id))
+        if self._unstored:  # a glance: cleared under the lock
+            self._after_commit(lambda: self._refused_stored(Part.ALERTS, message.id))
         if not new:
             self._count.duplicates += 1
             return
@@ -1613,7 +1619,7 @@ class Ingestor:
         """An alert (``payload`` on ``topic``, an event) whose own values the database refused
         was let go, not receipted: said where the banner, ``/healthz`` and the health message
         read it, naming the device and the alert's kind and id, until that alert stores
-        (:meth:`_alert_stored`); its resends, refused again, keep it said.
+        (:meth:`_refused_stored`); its resends, refused again, keep it said.
 
         Before, only the log said it: the device kept the fall and sent it again, refused
         again, and it was never shown or paged while every page said all was well. Said as a
@@ -1629,30 +1635,70 @@ class Ingestor:
         if parsed is None or not isinstance(message, EventMessage):
             return
         said = f"{parsed.device_id}'s {message.type} {message.id} refused: {fault}"
-        faults = self.store.side_faults
-        with self._alerts_lock:
-            self._alerts_refused.setdefault(message.id, (said, faults.clock()))
-            first, _ = next(iter(self._alerts_refused.values()))
-            faults.failed(Part.ALERTS, first, Use.WRITE, (Table.EVENTS,))
+        self._refused_said(Part.ALERTS, message.id, said)
 
-    def _alert_stored(self, alert_id: str) -> None:
-        """The alert ``alert_id``, refused for its values before, committed (its resend, once
-        the database takes it): no longer said; another alert refused still is, the same
-        device's too, in its own words and since it was refused, never said stored in
-        between (the health message kept "ok" for its interval). Before, any alert of the
-        device that stored cleared it: a later fall made the banner, ``/healthz`` and the
-        health message say all was well while the refused one was still unstored, until its
-        next resend was refused again."""
+    def _state_refused(
+        self, kind: TopicKind, topic: str, payload: bytes, fault: StorageFault
+    ) -> None:
+        """A treadmill's state or availability (``kind``) whose own values the database
+        refused was let go: said as :attr:`Part.STATES`, naming the treadmill, the kind and
+        the value, until the next of that kind from that treadmill stores (it replaces the
+        refused one: both say only the latest, retained, and the treadmill sends them anew
+        as they change; a retained one refused again at a reconnect is said again).
+
+        Before, only the log said it: the card showed the belt and whether the treadmill was
+        online as they were before, an offline while walking opened no alert, and every page
+        said all was well. Not a storing fault (the database takes everything else), as for
+        an alert (:meth:`_alert_refused`)."""
+        try:
+            parsed = parse_topic(self.prefix, topic)
+            value: Availability | msgspec.Struct = (
+                decode_availability(payload)
+                if kind is TopicKind.AVAILABILITY
+                else decode(kind, payload)
+            )
+        except (BadTopic, ProtocolError):  # it decoded to be refused: cannot happen
+            return
+        if parsed is None:
+            return
+        what = value.value if isinstance(value, Availability) else getattr(value, "state", "")
+        said = f"{parsed.device_id}'s {kind.value} {what} refused: {fault}"
+        self._refused_said(Part.STATES, f"{parsed.device_id} {kind.value}", said)
+
+    def _state_stored(self, device_id: str, kind: TopicKind) -> None:
+        """A state or availability (``kind``) of ``device_id`` committed: one of that kind
+        refused before is replaced, no longer said (:meth:`_state_refused`)."""
+        if self._unstored:  # a glance: cleared under the lock
+            key = f"{device_id} {kind.value}"
+            self._after_commit(lambda: self._refused_stored(Part.STATES, key))
+
+    def _refused_said(self, part: Part, key: str, said: str) -> None:
+        """``key`` (:attr:`_unstored`) was refused for its values, let go: ``part`` says the
+        first of its kind still refused."""
         faults = self.store.side_faults
-        with self._alerts_lock:
-            if self._alerts_refused.pop(alert_id, None) is None:
+        with self._unstored_lock:
+            self._unstored.setdefault((part, key), (said, faults.clock()))
+            first = next(words for (p, _), (words, _) in self._unstored.items() if p is part)
+            faults.failed(part, first, Use.WRITE, part.tables)
+
+    def _refused_stored(self, part: Part, key: str) -> None:
+        """``key`` of ``part``, refused for its values before, committed (an alert: itself,
+        its resend once the database takes it; a state: the next of its kind): no longer
+        said; another still refused is, in its own words and since it was refused, never
+        said stored in between (the health message kept "ok" for its interval). An alert is
+        said by its id: before, any alert of the treadmill that stored cleared it, and a
+        later fall made the banner, ``/healthz`` and the health message say all was well
+        while the refused one was still unstored, until its next resend was refused again."""
+        faults = self.store.side_faults
+        with self._unstored_lock:
+            if self._unstored.pop((part, key), None) is None:
                 return
-            left = next(iter(self._alerts_refused.values()), None)
+            left = next((kept for (p, _), kept in self._unstored.items() if p is part), None)
             if left is None:
-                faults.works(Part.ALERTS, Use.WRITE, (Table.EVENTS,))
+                faults.works(part, Use.WRITE, part.tables)
             else:
                 said, since = left
-                faults.said_instead(Part.ALERTS, said, since, Use.WRITE, (Table.EVENTS,))
+                faults.said_instead(part, said, since, Use.WRITE, part.tables)
 
     def _ack(self, message: mqtt.MQTTMessage) -> None:
         """Acknowledge ``message`` to the broker (handled: stored, or let go)."""

@@ -70,6 +70,10 @@ class Part(StrEnum):
     constraint a DBA added), let go so the alerts behind it store: not a part the alerts go
     on without, but the one fault of a single alert that would otherwise only be logged
     (:meth:`caregiver.ingest.Ingestor._alert_refused`)."""
+    STATES = "states"
+    """A treadmill's state or availability the devices' table refused for its own values,
+    let go (:meth:`caregiver.ingest.Ingestor._state_refused`): its card shows them as they
+    were, and an offline while walking opens no alert, until the next of that kind stores."""
 
     @property
     def tables(self) -> tuple[Table, ...]:
@@ -122,6 +126,7 @@ _TABLES: dict[Part, tuple[Table, ...]] = {
     Part.TELEMETRY: (Table.DEVICES,),
     Part.CLOSES: (Table.INCIDENTS,),
     Part.ALERTS: (Table.EVENTS,),
+    Part.STATES: (Table.DEVICES,),
 }
 
 _WORDS: dict[Part, tuple[str, str]] = {
@@ -157,6 +162,11 @@ _WORDS: dict[Part, tuple[str, str]] = {
     Part.ALERTS: (
         "an alert from a treadmill cannot be stored",
         "it is not shown or notified; the treadmill keeps it and sends it again",
+    ),
+    Part.STATES: (
+        "a treadmill's state or availability cannot be stored",
+        "its card shows them as they were, and going offline while walking opens no alert, "
+        "until the treadmill's next one of that kind is stored",
     ),
 }
 

@@ -1018,8 +1018,9 @@ class DatabasePart(Struct, frozen=True):
 
     part: str
     """Which part, by what it keeps: ``walkers``, ``recordings``, ``sessions``, ``progress``,
-    ``plans``, ``commands``, ``telemetry``, ``closes``, or ``alerts`` (an alert refused for
-    its own values, let go: the others are stored and paged)."""
+    ``plans``, ``commands``, ``telemetry``, ``closes``, ``alerts`` (an alert refused for
+    its own values, let go: the others are stored and paged), or ``states`` (a treadmill's
+    state or availability refused for its own values, let go)."""
     since: WallTime
     """When it first failed (UTC, ISO 8601)."""
     said: str
