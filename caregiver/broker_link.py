@@ -266,7 +266,7 @@ def held_words(held: HeldMessage) -> BannerWords:
         lead="A message from the treadmills cannot be handled",
         detail=(
             f"the service failed handling a message on {held.topic} the same way "
-            f"{held.times} times ({held.error}; a bug: see its log)"
+            f"{held.times} times ({held.error}; a bug in the service: see its log)"
         ),
         consequence=(
             "It is left unacknowledged: the broker keeps it and sends it again at the next "

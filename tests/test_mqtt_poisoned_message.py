@@ -28,6 +28,7 @@ from caregiver.broker_link import Connected
 from caregiver.ingest import RECEIVE_MAXIMUM, Ingestor
 from core.protocol.payloads import receipt_payload
 from firmware.mqtt import MqttReporter
+from tests.browser_support import NEEDS_CHROMIUM, logged_in, shot
 from tests.caregiver_support import make_config, running_service
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, subscriber
 from tests.test_caregiver_ingest_batch import DEVICE, _event, _id
@@ -204,3 +205,43 @@ def test_a_callback_that_fails_again_reconnects_later_each_time(
         assert client._reconnect_min_delay == 0.05  # the owner's least again
     finally:
         reporter.close()
+
+
+@NEEDS_CHROMIUM
+@pytest.mark.parametrize("width", [1280, 360])
+def test_a_held_message_is_said_on_the_page_live_with_the_badge_still_live(
+    browser: Any,
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    monkeypatch: pytest.MonkeyPatch,
+    width: int,
+) -> None:
+    """A caregiver with the dashboard open sees the held message said without a reload (the
+    live feed), its topic named, and the badge still "live": the others are received."""
+    from playwright.sync_api import expect
+
+    poisoned = _event(1, "stumble")
+    raised: list[int] = []
+    monkeypatch.setattr(
+        Ingestor,
+        "_on_message",
+        _always_raising(Ingestor._on_message, _id(poisoned).encode(), raised),
+    )
+    with running_service(make_config(mosquitto, tmp_path), background=False) as service:
+        page = logged_in(browser, service, width)
+        expect(page.locator("body")).to_have_attribute("data-live", "1")  # the feed is open
+        banner = page.locator("#broker-banner")
+        expect(banner).to_be_hidden()
+        device = Subscriber(mosquitto, ["retroguard/nothing"])
+        try:
+            device.client.publish(*poisoned, qos=1).wait_for_publish(WAIT)
+            expect(banner).to_be_visible()
+            expect(banner.locator(".broker-lead")).to_have_text(
+                "A message from the treadmills cannot be handled:"
+            )
+            expect(banner).to_contain_text(f"a message on {poisoned[0]} the same way 2 times")
+            expect(banner).to_contain_text("Other messages are received, stored and notified.")
+            expect(page.locator("#live-status")).to_have_text("live")
+            page.screenshot(path=shot(tmp_path, service, f"held-{width}.png"), full_page=True)
+        finally:
+            device.close()
