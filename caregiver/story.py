@@ -512,7 +512,9 @@ def belt(state: str, reason: str, offline: bool, worn: str | None = None) -> str
         text = "Belt stopped: the sensor is not worn - it must be clipped on the walker's belt"
     elif said is WornSaid.MEASURING:
         text = "Belt stopped: starting, checking the sensor is worn (a few seconds)"
-    return f"Last known: {text[0].lower()}{text[1:]}" if offline and state else text
+    # a dash, not a colon: the state's own words have one ("monitor armed: the belt can
+    # run"), and "Last known: monitor armed: the belt can run" read as two lines run together
+    return f"Last known — {text[0].lower()}{text[1:]}" if offline and state else text
 
 
 URGENCY = {"danger": 0, "warn": 1}

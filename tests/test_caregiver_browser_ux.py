@@ -1647,7 +1647,7 @@ def test_two_caregivers_acknowledge_a_fall_at_once_and_the_second_reads_who_answ
         "Monitor went offline while armed — not acknowledged"
     )
     expect(card).to_have_attribute("data-level", "warn")  # an alert: amber, not quiet grey
-    expect(card.locator(".belt")).to_have_text("Last known: monitor armed: the belt can run")
+    expect(card.locator(".belt")).to_have_text("Last known — monitor armed: the belt can run")
     assert ann.evaluate("document.documentElement.scrollWidth") <= 360
     ann.screenshot(path=_shot(tmp_path, service, "offline-after-a-fall-360.png"))
     _tap_ack(ann, "treadmill-1", 360)

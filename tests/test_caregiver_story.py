@@ -146,8 +146,22 @@ def test_a_closed_incident_stops_being_the_headline_after_a_while() -> None:
 def test_offline_is_grey_with_the_last_known_state_and_when_it_was_seen() -> None:
     s = story.card(_device("ARMED", availability="offline"), NOW)
     assert (s.level, s.offline, s.last_seen) == ("offline", True, NOW - 300)
-    assert s.belt == "Last known: monitor armed: the belt can run"
+    assert s.belt == "Last known — monitor armed: the belt can run"
     assert s.headline is None
+
+
+@pytest.mark.parametrize(
+    ("state", "reason"),
+    [("ARMED", ""), ("STANDBY", ""), ("STARTING", ""), ("FAULT", "I2C bus error"),
+     ("TRIPPED", "sensor not worn")],
+)  # fmt: skip
+def test_an_offline_card_s_last_known_state_is_one_line_with_one_colon(
+    state: str, reason: str
+) -> None:
+    """An offline card read "Last known: monitor armed: the belt can run", two lines run
+    together: the state's words keep their colon, "Last known" leads with a dash."""
+    s = story.card(_device(state, availability="offline", reason=reason), NOW)
+    assert s.belt.startswith("Last known — ") and s.belt.count(":") <= 1, s.belt
 
 
 def test_offline_with_an_open_fall_says_both_and_stays_red() -> None:
@@ -157,7 +171,7 @@ def test_offline_with_an_open_fall_says_both_and_stays_red() -> None:
     )
     assert s.level == "danger" and s.offline
     assert s.headline is not None and s.headline.text == "FALL — not acknowledged"
-    assert s.belt.startswith("Last known: belt stopped")
+    assert s.belt.startswith("Last known — belt stopped")
 
 
 def test_gone_offline_while_armed_is_an_alert_to_acknowledge() -> None:
@@ -182,7 +196,7 @@ def test_gone_offline_while_armed_outranks_a_fall_acknowledged_an_hour_ago() -> 
     assert s.headline is not None
     assert s.headline.text == "Monitor went offline while armed — not acknowledged"
     assert s.headline.open and s.can_acknowledge
-    assert s.belt == "Last known: monitor armed: the belt can run"
+    assert s.belt == "Last known — monitor armed: the belt can run"
 
 
 def test_an_acknowledgement_too_late_names_who_closed_it_first() -> None:
