@@ -783,7 +783,9 @@ def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
     sway = page.locator("#trend-sway_rms_ap")
     expect(sway.locator("h3")).to_have_text("balance: sway RMS AP (m/s²)")
     expect(sway.locator("tbody tr")).to_have_count(4)
-    expect(sway.locator("tbody tr").last.locator(".median")).to_have_text("0.12 m/s²")
+    # the unit once, in the column's heading: each median repeated it
+    expect(sway.locator("thead th").nth(1)).to_have_text("Median (m/s²)")
+    expect(sway.locator("tbody tr").last.locator(".median")).to_have_text("0.12")
     expect(sway.locator("tbody tr").last.locator(".band")).to_contain_text(" to ")
     expect(sway.locator(".trend-change")).to_contain_text("noise (MDC95) 0.0457 m/s²: improved")
     cv = page.locator("#trend-step_time_cv .trend-change")
@@ -819,6 +821,9 @@ def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
     page.reload()
     expect(page.locator("#trends")).to_have_attribute("data-rendered", "7")
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    # a phone's table heads its columns too: the unit there, the medians bare
+    expect(sway.locator("thead th").nth(1)).to_have_text("Median (m/s²)")
+    expect(sway.locator("tbody tr").last.locator(".median")).to_have_text("0.12")
     box = page.evaluate(BOXES, "#trend-sway_rms_ap canvas")[0]
     assert box["x"] >= 0 and box["x"] + box["width"] <= 360
     page.screenshot(path=_shot(tmp_path, service, "progress-360.png"), full_page=True)
