@@ -362,8 +362,7 @@ def report_csv(report: Report) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     trend_columns = [
-        f"{t.metric.label} median ({t.unit or 'ratio'}; MDC95 {t.metric.mdc95:.3g})"
-        for t in report.trends
+        f"{t.metric.label} median ({t.unit or 'ratio'}; MDC95 {t.noise})" for t in report.trends
     ]
     writer.writerow(
         [

@@ -458,7 +458,7 @@ def report_pdf(report: Report) -> bytes:
                     f"{first.median:.3g} ({day_words(week_start(first.week))})",
                     f"{last.median:.3g} [{last.low:.3g} to {last.high:.3g}]",
                     "-" if c is None else f"{c.delta:+.3g}",
-                    f"{t.metric.mdc95:.3g}",
+                    t.noise,
                     "one week only" if c is None else c.verdict,
                 ]
             )

@@ -49,6 +49,15 @@ def measures_of(payloads: Iterable[str]) -> list[SessionMeasures]:
     return out
 
 
+def noise_said(mdc95: float) -> str:
+    """A metric's MDC95 as every page and report says it: two significant figures ("0.046",
+    "2.8", "3.7"). The figure is an estimate of noise (1.96 · √2 · Sw, Sw measured on 16-22
+    people), good to a tenth of itself at best: a third figure ("0.0457") claimed a
+    precision it has not, and the chart's "0.046" beside the text's "0.0457" read as two
+    thresholds. Never in exponent form ("1.2e+02")."""
+    return f"{float(f'{mdc95:.2g}'):g}"
+
+
 @dataclass(frozen=True, slots=True)
 class Trend:
     """One metric's weekly medians with their bands, and the change from the first week to
@@ -63,6 +72,11 @@ class Trend:
     @property
     def unit(self) -> str:
         return self.metric.unit
+
+    @property
+    def noise(self) -> str:
+        """The metric's MDC95 in words (:func:`noise_said`), without its unit."""
+        return noise_said(self.metric.mdc95)
 
     def describe_change(self) -> str:
         """The change in words, with the noise beside it ("" with fewer than two weeks)."""
@@ -81,7 +95,7 @@ class Trend:
         if c is None:
             return ""
         unit = f" {self.unit}" if self.unit else ""
-        return f"{c.delta:+.3g}{unit}, noise (MDC95) {c.mdc95:.3g}{unit}: {c.verdict}"
+        return f"{c.delta:+.3g}{unit}, noise (MDC95) {noise_said(c.mdc95)}{unit}: {c.verdict}"
 
 
 def trends(measures: Sequence[SessionMeasures], zone: dt.tzinfo) -> list[Trend]:
@@ -104,6 +118,7 @@ def trends_json(found: Sequence[Trend]) -> list[dict[str, object]]:
             "label": t.metric.label,
             "unit": t.unit,
             "mdc95": round(t.metric.mdc95, 4),
+            "noise": t.noise,  # as the page's text says it: the chart's label reads the same
             "labels": t.labels,
             "mondays": [week_start(w.week).isoformat() for w in t.weeks],
             "median": [round(w.median, 4) for w in t.weeks],

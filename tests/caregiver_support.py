@@ -230,7 +230,7 @@ def physio_month(device_id: str, first_monday: dt.datetime) -> list[SessionRecor
     """Four weeks from ``first_monday``, three sessions a week: the 2/2 plan for two weeks (one
     session stopped early in the second, one with a stumble), then 10 straight minutes
     backward; eyes-open sway falls by more than its noise (0.20 to 0.12 m/s² against an MDC95
-    of 0.046), step-time CV by less (4.0 to 3.5 % against 3.66)."""
+    of 0.046), step-time CV by less (4.0 to 3.5 % against 3.7)."""
     from firmware.session.plan import alternate_2_2
 
     plan = alternate_2_2()

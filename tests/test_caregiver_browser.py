@@ -787,9 +787,9 @@ def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
     expect(sway.locator("thead th").nth(1)).to_have_text("Median (m/s²)")
     expect(sway.locator("tbody tr").last.locator(".median")).to_have_text("0.12")
     expect(sway.locator("tbody tr").last.locator(".band")).to_contain_text(" to ")
-    expect(sway.locator(".trend-change")).to_contain_text("noise (MDC95) 0.0457 m/s²: improved")
+    expect(sway.locator(".trend-change")).to_contain_text("noise (MDC95) 0.046 m/s²: improved")
     cv = page.locator("#trend-step_time_cv .trend-change")
-    expect(cv).to_contain_text("-0.5 %, noise (MDC95) 3.66 %: within noise")
+    expect(cv).to_contain_text("-0.5 %, noise (MDC95) 3.7 %: within noise")
     for verdict in page.locator("#trends .trend-change").all_inner_texts():
         assert "MDC95" in verdict  # never a bare better or worse
     expect(page.locator("#trends")).to_have_attribute("data-rendered", "7")
@@ -804,7 +804,7 @@ def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
     assert [r["sessions_done"] for r in rows] == ["3", "2", "3", "3"]
     assert [r["longest_backward_min"] for r in rows] == ["2.0", "2.0", "10.0", "10.0"]
     assert rows[-1]["incidents"] == "1"
-    assert rows[-1]["balance: sway RMS AP median (m/s²; MDC95 0.0457)"] == "0.12"
+    assert rows[-1]["balance: sway RMS AP median (m/s²; MDC95 0.046)"] == "0.12"
     with page.expect_download() as pdf_download:
         page.click("#report-pdf")
     assert pdf_download.value.suggested_filename.endswith(".pdf")
@@ -824,6 +824,13 @@ def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
     # a phone's table heads its columns too: the unit there, the medians bare
     expect(sway.locator("thead th").nth(1)).to_have_text("Median (m/s²)")
     expect(sway.locator("tbody tr").last.locator(".median")).to_have_text("0.12")
+    # the noise at one precision, the chart's label as the text ("0.046" beside "0.0457")
+    expect(sway.locator(".trend-change")).to_contain_text("noise (MDC95) 0.046 m/s²")
+    charted = page.evaluate(
+        "u => fetch(u).then(r => r.json()).then(d => d.trends.map(t => [t.key, t.noise]))",
+        "/api/devices/treadmill-1/trends",
+    )
+    assert dict(charted)["sway_rms_ap"] == "0.046", charted
     box = page.evaluate(BOXES, "#trend-sway_rms_ap canvas")[0]
     assert box["x"] >= 0 and box["x"] + box["width"] <= 360
     page.screenshot(path=_shot(tmp_path, service, "progress-360.png"), full_page=True)

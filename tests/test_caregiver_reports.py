@@ -87,11 +87,11 @@ def test_the_trends_come_from_the_stored_summaries_with_band_and_noise(caregiver
     assert all(w.low < w.median < w.high for w in sway.weeks)
     assert sway.change is not None and sway.change.verdict == "improved"
     assert sway.describe_change() == (
-        "Week of 2 Mar to week of 23 Mar: -0.08 m/s², noise (MDC95) 0.0457 m/s²: improved"
+        "Week of 2 Mar to week of 23 Mar: -0.08 m/s², noise (MDC95) 0.046 m/s²: improved"
     )
     cv = found["step_time_cv"]
-    assert cv.change is not None and cv.change.verdict == "within noise"  # -0.5 % < 3.66 %
-    assert "noise (MDC95) 3.66 %" in cv.describe_change()
+    assert cv.change is not None and cv.change.verdict == "within noise"  # -0.5 % < 3.7 %
+    assert "noise (MDC95) 3.7 %" in cv.describe_change()
 
 
 def test_the_csv_has_a_row_a_week_with_adherence_progression_incidents_and_trends(
@@ -116,7 +116,7 @@ def test_the_csv_has_a_row_a_week_with_adherence_progression_incidents_and_trend
     assert [(r["trips"], r["stumbles"], r["incidents"]) for r in rows] == [
         ("0", "0", "0"), ("1", "1", "1"), ("0", "0", "0"), ("0", "0", "1"),
     ]  # fmt: skip
-    sway = "balance: sway RMS AP median (m/s²; MDC95 0.0457)"
+    sway = "balance: sway RMS AP median (m/s²; MDC95 0.046)"
     assert [r[sway] for r in rows] == ["0.2", "0.18", "0.14", "0.12"]
     assert report.milestone.weeks_at_goal == 2
 

@@ -88,7 +88,8 @@ window.retroguardAxisWeeks = function (labels, plotWidth) {
   var box = document.getElementById("trends");
   if (!box || !window.uPlot || !box.querySelector(".trend")) return;
 
-  function noiseLines(centre, mdc, unit) {
+  // ``said``: the MDC95 as the page's text says it (caregiver/trends.py noise_said)
+  function noiseLines(centre, mdc, said, unit) {
     return function (u) {
       var ctx = u.ctx, r = devicePixelRatio;
       var x0 = u.bbox.left, x1 = u.bbox.left + u.bbox.width;
@@ -101,7 +102,7 @@ window.retroguardAxisWeeks = function (labels, plotWidth) {
       ctx.setLineDash([]);
       ctx.fillStyle = "#3a3a3a"; ctx.font = (13 * r) + "px sans-serif";
       ctx.textAlign = "left"; ctx.textBaseline = "bottom";
-      var amount = mdc.toPrecision(2) + (unit ? " " + unit : "");
+      var amount = said + (unit ? " " + unit : "");
       var narrow = u.bbox.width / r < 420;
       ctx.fillText(narrow ? "noise \u00b1" + amount : "first week \u00b1 noise (MDC95 " + amount + ")",
         x0 + 4 * r, u.valToPos(centre + mdc, "y", true) - 3 * r);
@@ -140,7 +141,7 @@ window.retroguardAxisWeeks = function (labels, plotWidth) {
       bands: [{ series: [1, 2], fill: "rgba(31,63,119,0.18)" }],
       legend: { show: false },
       cursor: { show: false },
-      hooks: { draw: [noiseLines(centre, t.mdc95, t.unit)] }
+      hooks: { draw: [noiseLines(centre, t.mdc95, t.noise, t.unit)] }
     }, [x, t.high, t.low, t.median], el);
   }
 
