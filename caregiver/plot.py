@@ -54,6 +54,10 @@ class PlotSeries(msgspec.Struct, frozen=True):
     marks: list[Mark]
     upright: str
     """Where "upright" came from, for the plot's caption."""
+    zero: str
+    """What 0 s is, for the time axis ("seconds (0 = belt stopped)"): :data:`BELT_STOPPED` in
+    a recording, :data:`DETECTION` in an older monitor's window, whose samples end at the
+    detection (its axis said "0 = belt stopped" of a moment the window does not mark)."""
 
 
 BELT_STOPPED = "belt stopped"
@@ -61,6 +65,9 @@ BELT_STOPPED = "belt stopped"
 belt stopped"): the moment the monitor stopped the belt, said as the timeline and the reports
 say it (:data:`caregiver.story.COUNTED`'s "Belt stops"). A "trip" is the monitor's word for it,
 which a caregiver reads as tripping over; the plot's data keys keep their names."""
+
+DETECTION = "detection"
+"""The 0 s of an older monitor's ``imu_window`` (:func:`window_series`): its one mark."""
 
 UPRIGHT_LEARNED = f"the upright the monitor had learned before the {BELT_STOPPED}"
 UPRIGHT_FIRST_SECOND = "the first second of the window (this monitor sent no upright)"
@@ -76,15 +83,16 @@ def recording_series(recording: ImuRecording) -> PlotSeries:
         marks.append(Mark(recording.marks.confirm, "fall confirmed"))
     marks.sort(key=lambda m: m.t)
     if recording.upright is not None and _norm(recording.upright) > 1e-6:
-        return _series(samples, recording.upright, marks, UPRIGHT_LEARNED)
-    return _series(samples, _first_second(samples), marks, UPRIGHT_FIRST_SECOND)
+        return _series(samples, recording.upright, marks, UPRIGHT_LEARNED, BELT_STOPPED)
+    return _series(samples, _first_second(samples), marks, UPRIGHT_FIRST_SECOND, BELT_STOPPED)
 
 
 def window_series(window: dict[str, Any]) -> PlotSeries:
     """The plot of an older monitor's ``imu_window`` (samples up to the detection, no upright:
     the detection is the only mark)."""
     samples = [ImuSample(*(float(v) for v in row)) for row in window.get("rows", [])]
-    return _series(samples, _first_second(samples), [Mark(0.0, "detected")], UPRIGHT_FIRST_SECOND)
+    marks = [Mark(0.0, "detected")]
+    return _series(samples, _first_second(samples), marks, UPRIGHT_FIRST_SECOND, DETECTION)
 
 
 def _first_second(samples: Sequence[ImuSample]) -> tuple[float, float, float]:
@@ -108,6 +116,7 @@ def _series(
     upright: Sequence[float],
     marks: list[Mark],
     upright_source: str,
+    zero: str,
 ) -> PlotSeries:
     up_norm = _norm(upright)
     ux, uy, uz = (c / up_norm for c in upright) if up_norm > 1e-6 else (0.0, 0.0, 1.0)
@@ -137,7 +146,7 @@ def _series(
             continue
         cos = (mx * ux + my * uy + mz * uz) / m
         tilt.append(round(math.degrees(math.acos(max(-1.0, min(1.0, cos)))), 1))
-    return PlotSeries(t, accel, tilt, rate, marks, upright_source)
+    return PlotSeries(t, accel, tilt, rate, marks, upright_source, zero)
 
 
 class AfterTheTrip(msgspec.Struct, frozen=True):

@@ -313,7 +313,8 @@ def test_a_stumble_s_charts_are_said_by_the_lines_they_have(
     """A stumble's page said under its charts "The labelled lines mark when the belt
     stopped, the impact and when the fall was confirmed": a stumble has no impact and no fall,
     and its charts label one line, the detection. The sentence names the lines the charts
-    label (``caregiver/plot.py``'s marks), as the page's charts draw them."""
+    label (``caregiver/plot.py``'s marks), as the page's charts draw them. An older monitor's
+    window counts from that detection: its time axis says so, not "0 = belt stopped"."""
     from playwright.sync_api import expect
 
     device = SimDevice(mosquitto, "treadmill-3")
@@ -329,10 +330,13 @@ def test_a_stumble_s_charts_are_said_by_the_lines_they_have(
         stumble["id"],
     )
     assert marks == ["detected"], marks
+    # its 0 s is the detection, where the window ends: its axis and the words under the
+    # heading said "belt stopped", a moment its charts do not mark
     expect(page.locator("section:has(#plots) p.hint").first).to_have_text(
-        "Seconds from the moment the monitor stopped the belt (0 s). "
-        "The labelled line marks when the monitor detected it."
+        "Seconds from the moment the monitor detected it (0 s, the labelled line)."
     )
+    axes = page.locator("#plots .plot").evaluate_all("ws => ws.map(w => w.dataset.timeAxis)")
+    assert axes == ["seconds (0 = detection)"] * 3, axes
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.locator("section:has(#plots) p.hint").first.scroll_into_view_if_needed()
     page.screenshot(path=shot(tmp_path, service, f"stumble-charts-{width}.png"))

@@ -178,7 +178,8 @@ _CHARTS = """() => Array.from(document.querySelectorAll('#plots .plot')).map(w =
     const plot = w.querySelector('.u-over').getBoundingClientRect();
     const chart = w.querySelector('.uplot').getBoundingClientRect();
     return { title: w.querySelector('h3').textContent, left: plot.left - chart.left,
-             plot: plot.width, chart: chart.width, seconds: w.dataset.seconds };
+             plot: plot.width, chart: chart.width, seconds: w.dataset.seconds,
+             axis: w.dataset.timeAxis };
 })"""
 
 
@@ -211,6 +212,7 @@ def test_the_event_page_s_charts_give_the_traces_the_room_and_the_whole_ten_seco
     for c in charts:
         assert c["left"] <= 0.15 * c["chart"] and c["plot"] >= 0.8 * c["chart"], c
         assert c["seconds"] == " ".join(str(s) for s in range(-4, 11, step)), c
+        assert c["axis"] == "seconds (0 = belt stopped)", c  # a recording's 0: the trip
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.locator("#plots").scroll_into_view_if_needed()
     page.screenshot(path=_shot(tmp_path, service, f"event-charts-{width}.png"), full_page=True)

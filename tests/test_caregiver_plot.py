@@ -49,6 +49,7 @@ def test_tilt_is_measured_from_the_upright_learned_before_the_trip_not_the_first
     # measured from the window's first second the plot would level at 55 degrees.
     s = _recording(lambda t: 30.0 if t < 0 else min(85.0, 30.0 + 55.0 * t))
     assert s.upright == plot.UPRIGHT_LEARNED
+    assert s.zero == plot.BELT_STOPPED
     assert s.tilt_deg[0] == pytest.approx(30.0, abs=0.5)
     assert s.tilt_deg[-1] == pytest.approx(85.0, abs=0.5)
 
@@ -104,6 +105,7 @@ def test_an_older_monitors_window_is_still_plotted_with_its_detection_mark() -> 
     s = plot.window_series(fall_window())
     assert s.t[0] == pytest.approx(-3.0) and s.t[-1] == pytest.approx(0.0)
     assert [m.label for m in s.marks] == ["detected"]
+    assert s.zero == plot.DETECTION  # its 0 s, as the time axis says it: not the belt
     assert s.upright == plot.UPRIGHT_FIRST_SECOND
     assert max(v for v in s.tilt_deg[:100] if v is not None) < 1.0
     assert plot.after_the_fall(s) is None  # nothing recorded after the detection

@@ -60,6 +60,8 @@ def event_page_data(store: Store, event_id: str, device: str) -> dict[str, Any] 
         "has_plot": series is not None,
         # the lines the charts label, said under the heading (a stumble's has no impact)
         "plot_marks": [m.label for m in series.marks] if series is not None else [],
+        # what 0 s is: an older monitor's window counts from the detection, not the belt
+        "plot_zero": series.zero if series is not None else "",
         # a recording the device sent that its table refused (the alert was stored without
         # it), or one that cannot be read now: said, not just absent
         "recording_missing": recording_missing(store, event, events) if series is None else "",

@@ -61,7 +61,9 @@
     return axisRoom;
   }
 
-  function chart(title, unit, t, values, color, marks) {
+  // ``zero``: what 0 s is (caregiver/plot.py PlotSeries.zero): the belt stopping in a
+  // recording, the detection in an older monitor's window
+  function chart(title, unit, t, values, color, marks, zero) {
     var wrap = document.createElement("div");
     wrap.className = "plot";
     var h = document.createElement("h3");
@@ -69,13 +71,13 @@
     wrap.appendChild(h);
     box.appendChild(wrap);
     var width = Math.max(280, Math.min(box.clientWidth, 1100));
-    var step = width < 500 ? 2 : 1, range = wholeSeconds(t);
+    var step = width < 500 ? 2 : 1, range = wholeSeconds(t), axis = "seconds (0 = " + zero + ")";
     var u = new uPlot({
       width: width, height: 200 + ROW * marks.length,
       padding: [ROW * marks.length + 4, 12, null, 4],
       scales: { x: { time: false, range: range } },
       axes: [
-        { label: "seconds (0 = belt stopped)", font: "14px sans-serif", splits: secondTicks(step),
+        { label: axis, font: "14px sans-serif", splits: secondTicks(step),
           values: function (u, splits) { return splits.map(String); } },
         { font: "14px sans-serif", size: fitted }
       ],
@@ -85,6 +87,7 @@
     }, [t, values], wrap);
     // the seconds the time axis says, for a test to read as a person does
     wrap.dataset.seconds = secondTicks(step)(u, 0, range[0], range[1]).join(" ");
+    wrap.dataset.timeAxis = axis;
     return u;
   }
 
@@ -92,9 +95,9 @@
     .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
     .then(function (s) {
       var charts = [
-        chart("Acceleration", "g", s.t, s.accel_g, "#000000", s.marks),
-        chart("Tilt from upright", "degrees", s.t, s.tilt_deg, "#0033aa", s.marks),
-        chart("Turning speed", "deg/s", s.t, s.rate_dps, "#8a4b00", s.marks)
+        chart("Acceleration", "g", s.t, s.accel_g, "#000000", s.marks, s.zero),
+        chart("Tilt from upright", "degrees", s.t, s.tilt_deg, "#0033aa", s.marks, s.zero),
+        chart("Turning speed", "deg/s", s.t, s.rate_dps, "#8a4b00", s.marks, s.zero)
       ];
       // the widest axis is known once the three are laid out (uPlot lays a chart out after
       // its constructor returns): the others then take its width
