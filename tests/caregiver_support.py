@@ -226,11 +226,36 @@ def with_measures(
     return msgspec.structs.replace(record, balance=[balance], gait_backward=gait)
 
 
-def physio_month(device_id: str, first_monday: dt.datetime) -> list[SessionRecord]:
+def month_before_this_week() -> dt.datetime:
+    """The Monday four weeks before this week's, at 09:00 UTC: :func:`physio_month` from it
+    ends last Friday. From three weeks before, its last week was this one, and a physio
+    reading the page on a Monday read sessions of Wednesday and Friday, days to come (and
+    every session at midnight)."""
+    year, week, _ = dt.datetime.now(dt.UTC).isocalendar()
+    monday = dt.date.fromisocalendar(year, week, 1) - dt.timedelta(weeks=4)
+    return dt.datetime.combine(monday, dt.time(9), dt.UTC)
+
+
+def session_this_morning(device_id: str) -> SessionRecord:
+    """This week's session after :func:`physio_month`'s month: 16 minutes, 12 backward and 10
+    of them straight, ended two minutes ago (in the first 20 minutes of a week, from its
+    Monday's midnight: its end then still to come, by minutes)."""
+    now = dt.datetime.now(dt.UTC)
+    monday = dt.datetime.combine(now.date() - dt.timedelta(days=now.weekday()), dt.time(), dt.UTC)
+    started = max(monday, now - dt.timedelta(minutes=20))
+    return session_record(device_id, started, backward_min=12, longest_min=10, total_min=16)
+
+
+def physio_month(
+    device_id: str, first_monday: dt.datetime, *, now: dt.datetime | None = None
+) -> list[SessionRecord]:
     """Four weeks from ``first_monday``, three sessions a week: the 2/2 plan for two weeks (one
     session stopped early in the second, one with a stumble), then 10 straight minutes
     backward; eyes-open sway falls by more than its noise (0.20 to 0.12 m/s² against an MDC95
-    of 0.046), step-time CV by less (4.0 to 3.5 % against 3.7)."""
+    of 0.046), step-time CV by less (4.0 to 3.5 % against 3.7). ValueError when a session
+    would end after ``now`` (the clock's now unless given: a report's own clock): the data a
+    page shows is what a monitor could have sent (:func:`month_before_this_week` is a
+    ``first_monday`` that ends last week)."""
     from firmware.session.plan import alternate_2_2
 
     plan = alternate_2_2()
@@ -255,6 +280,9 @@ def physio_month(device_id: str, first_monday: dt.datetime) -> list[SessionRecor
             if week == 1 and n == 1:
                 record = msgspec.structs.replace(record, trips=1, stumbles=1)
             out.append(with_measures(record, sway_ap=next(sway), sway_ml=0.08, step_cv=next(cv)))
+    now = now or dt.datetime.now(dt.UTC)
+    if any(dt.datetime.fromisoformat(r.ended_wall) > now for r in out):
+        raise ValueError(f"physio_month from {first_monday} has sessions after now ({now})")
     return out
 
 

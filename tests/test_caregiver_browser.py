@@ -38,9 +38,11 @@ from tests.caregiver_support import (
     FakeClock,
     SimDevice,
     make_config,
+    month_before_this_week,
     physio_month,
     running_service,
     session_record,
+    session_this_morning,
     wait_all_handled,
     wall_on_a_second,
 )
@@ -746,9 +748,8 @@ def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
 
     device = SimDevice(mosquitto, "treadmill-1")
     device.online()
-    year, week, _ = dt.datetime.now(dt.UTC).isocalendar()
-    monday = dt.datetime.combine(dt.date.fromisocalendar(year, week, 1), dt.time(), dt.UTC)
-    sessions = physio_month("treadmill-1", monday - dt.timedelta(weeks=3))
+    sessions = physio_month("treadmill-1", month_before_this_week())
+    sessions.append(session_this_morning("treadmill-1"))
     for record in sessions:
         device.session(record)
     device.incident_fall()
@@ -762,7 +763,8 @@ def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
     )
     page = _login(browser, service, width=1280)
     page.goto(service.url + "/devices/treadmill-1/progress")
-    expect(page.locator("#adherence")).to_contain_text("3 of 3 prescribed sessions done")
+    # this morning's session, the month's four weeks before it (none dated after today)
+    expect(page.locator("#adherence")).to_contain_text("1 of 3 prescribed sessions done")
     # what counts, in words: "the 2/2 plan counts" was jargon beside plans said in words
     expect(page.locator("#adherence .hint")).to_have_text(
         "A session is done when its plan was walked through, whatever the plan: short backward "
@@ -774,7 +776,7 @@ def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
     # the goal said once: "10.0 of 10 min toward 10 minutes" said it twice
     expect(page.locator("#longest-stretch .stat-value")).to_have_text("10.0 of 10 min")
     expect(page.locator("#milestone")).to_contain_text("2 of 4")
-    two_two_week = page.locator("#weeks li[data-week]").nth(2)  # newest first: 3 weeks ago, 2nd
+    two_two_week = page.locator("#weeks li[data-week]").nth(3)  # newest first: 3 weeks ago, 2nd
     expect(two_two_week).to_contain_text("2 of 3 prescribed sessions done")
     expect(two_two_week).to_contain_text("(0 of 3 sessions at goal)")
 
@@ -801,10 +803,10 @@ def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
         page.click("#report-csv")
     assert csv_download.value.suggested_filename.endswith(".csv")
     rows = list(csv.DictReader(io.StringIO(Path(csv_download.value.path()).read_text())))
-    assert [r["sessions_done"] for r in rows] == ["3", "2", "3", "3"]
-    assert [r["longest_backward_min"] for r in rows] == ["2.0", "2.0", "10.0", "10.0"]
+    assert [r["sessions_done"] for r in rows] == ["3", "2", "3", "3", "1"]
+    assert [r["longest_backward_min"] for r in rows] == ["2.0", "2.0", "10.0", "10.0", "10.0"]
     assert rows[-1]["incidents"] == "1"
-    assert rows[-1]["balance: sway RMS AP median (m/s²; MDC95 0.046)"] == "0.12"
+    assert rows[-2]["balance: sway RMS AP median (m/s²; MDC95 0.046)"] == "0.12"
     with page.expect_download() as pdf_download:
         page.click("#report-pdf")
     assert pdf_download.value.suggested_filename.endswith(".pdf")
@@ -812,7 +814,10 @@ def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
     assert len(pdf.pages) == 1
     text = pdf.pages[0].extract_text()
     assert "RetroGuard walking report: Dad's treadmill" in text
-    assert "Adherence: 11 of 12 prescribed sessions done over 4 weeks (92 %)" in text
+    assert (
+        "Adherence: 11 of 12 prescribed sessions done over 4 weeks (92 %); this week 1 of 3."
+        in text
+    )
     assert "Longest backward stretch: 10.0 of 10 min" in text
     assert "Weeks at goal: 2 of 4." in text and "Alerts (newest 1 of 1)" in text
     assert "fall" in text and "improved" in text

@@ -23,8 +23,10 @@ from tests.caregiver_support import (
     FakeClock,
     SimDevice,
     make_config,
+    month_before_this_week,
     physio_month,
     running_service,
+    session_this_morning,
     wait_all_handled,
 )
 from tests.test_caregiver_browser_ux import _TEXT_LINES, _help, _page
@@ -239,9 +241,8 @@ def test_the_longest_stretch_box_says_the_goal_once(
 
     device = SimDevice(mosquitto, "treadmill-1")
     device.online()
-    year, week, _ = dt.datetime.now(dt.UTC).isocalendar()
-    monday = dt.datetime.combine(dt.date.fromisocalendar(year, week, 1), dt.time(), dt.UTC)
-    sessions = physio_month("treadmill-1", monday - dt.timedelta(weeks=3))
+    sessions = physio_month("treadmill-1", month_before_this_week())
+    sessions.append(session_this_morning("treadmill-1"))
     for record in sessions:
         device.session(record)
     assert service.ingestor.wait_for(

@@ -33,8 +33,10 @@ from tests.caregiver_support import (
     FakeClock,
     SimDevice,
     make_config,
+    month_before_this_week,
     physio_month,
     running_service,
+    session_this_morning,
     wait_all_handled,
 )
 from tools.broker import Mosquitto
@@ -78,9 +80,8 @@ def _scene(service: CaregiverService, mosquitto: Mosquitto) -> list[SimDevice]:
     devices = [SimDevice(mosquitto, f"treadmill-{n}") for n in (1, 2, 3)]
     for d in devices:
         d.online()
-    year, week, _ = dt.datetime.now(dt.UTC).isocalendar()
-    monday = dt.datetime.combine(dt.date.fromisocalendar(year, week, 1), dt.time(), dt.UTC)
-    sessions = physio_month("treadmill-1", monday - dt.timedelta(weeks=3))
+    sessions = physio_month("treadmill-1", month_before_this_week())
+    sessions.append(session_this_morning("treadmill-1"))
     for record in sessions:
         devices[0].session(record)
     devices[0].incident_fall()
@@ -159,6 +160,14 @@ def test_screenshots_of_every_page_a_caregiver_and_a_physio_read(
     page.goto(service.url + "/devices/treadmill-1/progress")
     expect(page.locator("#trends")).to_have_attribute("data-rendered", "7")
     assert page.evaluate("document.documentElement.scrollWidth") <= width
+    # no session dated after today: the month's last week was this one, and on a Monday the
+    # physio read Wednesday's and Friday's sessions, days to come
+    started = page.locator("#sessions td[data-label=Date] .nowrap:first-child time").evaluate_all(
+        "ts => ts.map(t => t.getAttribute('datetime'))"
+    )
+    assert len(started) == 13, started
+    now = dt.datetime.now(dt.UTC)
+    assert all(dt.datetime.fromisoformat(s) <= now for s in started), started
     page.screenshot(path=_shot(tmp_path, service, f"progress-{width}.png"), full_page=True)
 
     page.goto(service.url + "/devices/treadmill-1/plan")

@@ -335,7 +335,8 @@ def test_a_report_across_a_year_s_end_says_each_date_with_its_year(tmp_path: Pat
     one winter or two); the CSV, opened in a spreadsheet, keeps ISO dates that sort."""
     december = dt.datetime(2026, 12, 14, 9, 0, tzinfo=dt.UTC)  # 2026-W51
     store = Store(str(tmp_path / "caregiver.db"))
-    for record in physio_month(DEVICE, december):
+    # a year's end to come: read by the report's own clock, its last Saturday
+    for record in physio_month(DEVICE, december, now=december + dt.timedelta(weeks=3, days=5)):
         row, problem = parse_summary(received(record), DEVICE)
         assert row is not None, problem
         store.record_walk_session(row, session_payload(record), NOW)
