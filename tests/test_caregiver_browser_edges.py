@@ -343,3 +343,51 @@ def test_a_stumble_s_charts_are_said_by_the_lines_they_have(
     page.screenshot(path=shot(tmp_path, service, f"stumble-charts-{width}.png"))
     page.context.close()
     device.close()
+
+
+OFFLINE_NAME = "physiotherapy-department-north-12-east"
+"""A treadmill's id (no name given it) that goes offline while armed: the "Still open"
+notice's link and the timeline's rows say it."""
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_the_still_open_links_and_the_timeline_wrap_a_name_before_a_word(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """The card's title and the banner kept a treadmill's name whole at each "-12" (the
+    ``hyphened`` filter, app.js's twin); the "Still open" notice's links, the recent alerts'
+    and the timeline's names did not: "...room-" over "12-north-wing". All now wrap only
+    after a hyphen a word follows, as the page renders them and as the live feed builds them."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, OFFLINE_NAME)
+    device.online()
+    wait_all_handled(service, device)
+    page = _page(browser, service, width)
+    device.offline()
+    notice = page.locator("#ack-notice .still-open-link")
+    said = f"Monitor went offline while armed on {OFFLINE_NAME}"
+    names = ("#ack-notice .still-open-link", "#incidents .edevice")
+    for built in ("feed", "page"):
+        if built == "page":
+            page.reload()
+        expect(notice).to_have_text(said)
+        for selector in names:
+            for lines in page.evaluate(_TEXT_LINES, selector):
+                _breaks_before_a_word(lines)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.screenshot(path=shot(tmp_path, service, f"still-open-name-{built}-{width}.png"))
+    page.goto(f"{service.url}/devices/{OFFLINE_NAME}")
+    device.online()
+    _help(device)  # back online to call for help: a row the feed adds to the timeline
+    for built in ("feed", "page"):
+        if built == "page":
+            page.reload()
+        expect(page.locator("#timeline .event[data-type=help]")).to_have_count(1)
+        rows = page.evaluate(_TEXT_LINES, "#timeline .edevice")
+        assert rows and all("".join(lines) == OFFLINE_NAME for lines in rows), (built, rows)
+        for lines in rows:
+            _breaks_before_a_word(lines)
+        page.screenshot(path=shot(tmp_path, service, f"timeline-name-{built}-{width}.png"))
+    page.context.close()
+    device.close()

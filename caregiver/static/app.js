@@ -47,6 +47,8 @@
   // A plan's or a treadmill's name (or words with one) with each hyphen kept with the digit
   // after it, as the server's hyphened filter renders them (caregiver/routes/site.py): a
   // phone's card read "walk-backward-slowly-week-" over "12", "physiotherapy-room-" over "2-east".
+  // Every name the pages show goes through it: card and banner, the "Still open" links, the
+  // timeline's and the recent alerts' rows.
   function hyphened(text) {
     return text.split(/(-\d)/).map(function (part, n) {
       return n % 2 ? node("span", { "class": "nowrap" }, [part]) : part;
@@ -93,7 +95,7 @@
     return finish(node("li", attrs, [
       node("a", { href: "/events/" + e.id }, spaced([
         node("strong", { "class": "etype" }, [e.title]),
-        node("span", { "class": "edevice" }, [deviceName]),
+        node("span", { "class": "edevice" }, hyphened(deviceName)),
         // the device's clock was not set: when the service received it, said so (story.py);
         // held by the treadmill (an outage): when it happened, and when it was received
         node("span", { "class": "ewhen" }, e.received
@@ -107,7 +109,7 @@
     return finish(node("li", { "class": "incident sev-" + r.severity, id: "incident-" + id, "data-incident": id }, [
       node("a", { href: r.link }, spaced([
         node("strong", { "class": "etype" }, [r.text]),
-        node("span", { "class": "edevice" }, [r.device_name]),
+        node("span", { "class": "edevice" }, hyphened(r.device_name)),
         node("span", { "class": "ewhen" }, r.received
           ? ["received ", timeEl(r.opened), " ", node("span", { "class": "clock-unsynced" }, ["— " + r.received])]
           : [timeEl(r.opened)].concat(late(r))),
@@ -976,7 +978,7 @@
       // the comma in the link's box (the template's .still-open-sep): after it, alone on a
       // phone's line under a link a finger's size
       var sep = i < open.length - 1 ? node("span", { "class": "still-open-sep" }, [","]) : null;
-      links.push(node("a", attrs, [a.text, sep]));
+      links.push(node("a", attrs, hyphened(a.text).concat([sep])));
     });
     var quiet = node("button", { type: "button", "class": "btn btn-plain still-open-silence" }, ["Silence"]);
     quiet.addEventListener("click", function () {
