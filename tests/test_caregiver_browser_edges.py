@@ -29,7 +29,7 @@ from tests.caregiver_support import (
     session_this_morning,
     wait_all_handled,
 )
-from tests.test_caregiver_browser_ux import _TEXT_LINES, _help, _page
+from tests.test_caregiver_browser_ux import _TEXT_LINES, _held_answer, _help, _page
 from tools.broker import Mosquitto
 
 pytestmark = NEEDS_CHROMIUM
@@ -389,5 +389,50 @@ def test_the_still_open_links_and_the_timeline_wrap_a_name_before_a_word(
         for lines in rows:
             _breaks_before_a_word(lines)
         page.screenshot(path=shot(tmp_path, service, f"timeline-name-{built}-{width}.png"))
+    page.context.close()
+    device.close()
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_the_plan_page_s_times_keep_their_zone_on_their_line(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """The plan page's sessions read "Mon, Nov 30, 09:00" over "UTC" at 1280 px, and on a
+    phone, and its answers "Dec 7, 07:28:25" over "UTC": a zone alone on a line, its time
+    read as zoneless. The date and the time now wrap apart, the time with its zone, as the
+    progress page's sessions do."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    sessions = physio_month("treadmill-1", month_before_this_week())
+    for record in sessions:
+        device.session(record)
+    assert service.ingestor.wait_for(
+        lambda: service.store.walk_session_count() == len(sessions), WAIT
+    )
+    page = _page(browser, service, width)
+    page.goto(service.url + "/devices/treadmill-1/plan")
+    _held_answer(page, device)
+    expect(page.locator("#in-force-sessions tbody tr").first).to_be_visible()
+    cells = page.evaluate(
+        _TEXT_LINES,
+        "#in-force-sessions td[data-label=Started], #plan-answers td[data-label=Sent]",
+    )
+    assert len(cells) >= 2, cells
+    for lines in cells:
+        # each line with a zone has its time: never "UTC" (or "UTC," "09:00") alone
+        for line in (line.strip() for line in lines):
+            if "UTC" in line:
+                assert re.search(r"\d\d:\d\d(:\d\d)? UTC", line), lines
+    # and none cut at its cell's edge ("09:00 UT" on a phone, the row a flex line)
+    cut = page.evaluate(
+        """sel => Array.from(document.querySelectorAll(sel), c => c.scrollWidth - c.clientWidth)""",
+        "#in-force-sessions td[data-label=Started], #plan-answers td[data-label=Sent]",
+    )
+    assert max(cut) <= 0, cut
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.locator("#in-force-sessions").scroll_into_view_if_needed()
+    page.screenshot(path=shot(tmp_path, service, f"plan-times-{width}.png"))
     page.context.close()
     device.close()
