@@ -436,3 +436,34 @@ def test_the_plan_page_s_times_keep_their_zone_on_their_line(
     page.screenshot(path=shot(tmp_path, service, f"plan-times-{width}.png"))
     page.context.close()
     device.close()
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_after_acknowledging_by_keyboard_the_focus_is_on_what_is_still_open(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """A card's Acknowledge, pressed with the keyboard, goes with the card the feed turns
+    calm: the focus fell to the page's body, and a screen reader said nothing of where it
+    was. It moves to the notice that says the alert is closed and lists what is still
+    open, the next Tab on the first of those."""
+    from playwright.sync_api import expect
+
+    devices = [SimDevice(mosquitto, f"treadmill-{n}") for n in (1, 2)]
+    for d in devices:
+        d.online()
+    devices[0].incident_fall()
+    _help(devices[1])
+    wait_all_handled(service, *devices)
+    page = _page(browser, service, width)
+    button = page.locator("#card-treadmill-2 .ack-form button")
+    button.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#card-treadmill-2")).to_have_attribute("data-level", "idle")
+    expect(page.locator("#ack-notice .still-open-link")).to_have_count(1)
+    expect(page.locator("#ack-notice")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.locator("#ack-notice .still-open-link")).to_be_focused()
+    page.screenshot(path=shot(tmp_path, service, f"ack-focus-{width}.png"))
+    page.context.close()
+    for d in devices:
+        d.close()

@@ -952,7 +952,20 @@
             ": the earlier alert on " + acked.name + " is closed."];
   }
   // ``listOnly``: the banner shows an alarm (a new one), which keeps the title and beeping.
+  // The list is built anew at each change (the feed's, the treadmill's confirmation): the
+  // keyboard's focus on one of its links (or the notice's Silence) goes to the same alert's
+  // link in the new list, else to the notice, not to the page's body with the old one.
   function showStillOpen(open, listOnly) {
+    var at = document.activeElement;
+    var inside = notice && at && at !== notice && notice.contains(at);
+    var href = inside ? at.getAttribute("href") : null;
+    listStillOpen(open, listOnly);
+    if (!inside || notice.contains(document.activeElement)) return;
+    var again = href && Array.prototype.find.call(notice.querySelectorAll("a.still-open-link"),
+      function (a) { return a.getAttribute("href") === href; });
+    if (again) again.focus({ preventScroll: true }); else focusNotice(null);
+  }
+  function listStillOpen(open, listOnly) {
     if (!notice) return;
     var old = notice.querySelector(".still-open");
     if (old) old.remove();
@@ -1193,6 +1206,7 @@
             silence();
             if (!answer.message) showStillOpen(open);
             keepPlace(card, top);
+            focusNotice(button);
           });
         });
       })
@@ -1222,6 +1236,19 @@
         if (notice) notice.classList.add("ack-warn");
       });
   });
+  // The pressed Acknowledge goes with its card (the feed turns it calm, without one): the
+  // keyboard's focus fell to the page's top, and a screen reader said nothing of where it
+  // was. It moves to the notice that says the alert is closed and lists what is still open,
+  // its links next under Tab, the page left where it stands (the card under the thumb).
+  // Only from the button (the card's, or the banner's that pressed it, hidden with the
+  // alarm): a caregiver who has moved on meanwhile keeps their place.
+  function focusNotice(button) {
+    var at = document.activeElement;
+    var pressed = !at || at === button || at === document.body || !!at.closest("#alarm-banner");
+    if (!notice || !pressed) return;
+    notice.setAttribute("tabindex", "-1");
+    notice.focus({ preventScroll: true });
+  }
   // A failed acknowledgement in words, by the answer's HTTP status (none: the service was not
   // reached): [the button's label, the notice]. The alert stays open; its reminders go on.
   function ackFailure(status) {
