@@ -19,6 +19,7 @@ import pytest
 from caregiver.service import CaregiverService
 from tests.browser_support import NEEDS_CHROMIUM, shot
 from tests.caregiver_support import (
+    PASSWORD,
     WAIT,
     FakeClock,
     SimDevice,
@@ -467,3 +468,39 @@ def test_after_acknowledging_by_keyboard_the_focus_is_on_what_is_still_open(
     page.context.close()
     for d in devices:
         d.close()
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_a_mistyped_password_keeps_the_name_and_the_alert_the_link_led_to(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """A caregiver opens a notification's link at night, signed out, and mistypes the
+    password: the form came back empty, and the right password then led to the dashboard,
+    not the alert (a POST has no ?next=, the form's was dropped). The name stays, the
+    cursor in the password, and the alert's page follows the sign-in."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    ids = device.incident_fall()
+    wait_all_handled(service, device)
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    context.set_default_timeout(WAIT * 1000)
+    page = context.new_page()
+    alert = f"/events/{ids['trip']['id']}"
+    page.goto(service.url + alert)
+    expect(page).to_have_url(f"{service.url}/login?next={alert}")
+    page.fill("#username", "ann")
+    page.fill("#password", "not the password")
+    page.click("button[type=submit]")
+    expect(page.locator(".error")).to_have_text("Wrong user name or password.")
+    expect(page.locator("#username")).to_have_value("ann")
+    expect(page.locator("#password")).to_be_focused()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=shot(tmp_path, service, f"login-again-{width}.png"))
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(service.url + alert)
+    expect(page.locator("h1")).to_contain_text("FALL")
+    context.close()
+    device.close()

@@ -26,11 +26,28 @@ def routes(site: Site) -> list[BaseRoute]:
     accounts = backend.accounts
     limiter = backend.limiter
 
-    def login_page(request: Request, error: str = "", status_code: int = 200) -> Response:
+    def login_page(
+        request: Request,
+        error: str = "",
+        status_code: int = 200,
+        *,
+        nxt: str | None = None,
+        username: str = "",
+    ) -> Response:
+        """The form; after a refused attempt (``error``) with the page it leads to (``nxt``,
+        the form's: a POST has no ?next=) and the user name kept. A caregiver who opened a
+        notification's link and mistyped the password was taken to the dashboard, not the
+        alert, and typed the name again."""
         token = secrets.token_urlsafe(32)
-        nxt = request.query_params.get("next", "/")
+        nxt = request.query_params.get("next", "/") if nxt is None else nxt
         response = site.render(
-            request, "login.html", status_code, login_csrf=token, error=error, next=safe_next(nxt)
+            request,
+            "login.html",
+            status_code,
+            login_csrf=token,
+            error=error,
+            next=safe_next(nxt),
+            username=username,
         )
         response.set_cookie(
             LOGIN_COOKIE,
@@ -55,6 +72,7 @@ def routes(site: Site) -> list[BaseRoute]:
             return PlainTextResponse("missing or wrong CSRF token", status_code=403)
         client = request.client.host if request.client else "?"
         account = username.lower()
+        again = {"nxt": str(form.get("next", "/")), "username": username}
         wait = limiter.wait_s(account, client)
         if wait > 0:
             return login_page(
@@ -62,6 +80,7 @@ def routes(site: Site) -> list[BaseRoute]:
                 f"Too many failed attempts for this account from here. Try again in "
                 f"{math.ceil(wait)} s.",
                 429,
+                **again,
             )
 
         def sign_in() -> str | None:
@@ -73,7 +92,7 @@ def routes(site: Site) -> list[BaseRoute]:
         token = await run_in_threadpool(sign_in)
         if token is None:
             limiter.failed(account, client)
-            return login_page(request, "Wrong user name or password.", 401)
+            return login_page(request, "Wrong user name or password.", 401, **again)
         limiter.succeeded(account, client)
         response = RedirectResponse(safe_next(str(form.get("next", "/"))), status_code=303)
         response.set_cookie(
