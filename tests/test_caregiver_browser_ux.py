@@ -988,10 +988,11 @@ def test_acknowledging_one_card_still_says_which_alerts_are_open(
     expect(notice.locator(".still-open a")).to_have_count(3)
     expect(notice.locator(".still-open")).to_contain_text("FALL on Dad's treadmill")
     # ... and the green line no longer says "the alert on Dad's treadmill is closed" beside
-    # Dad's new fall (read as a contradiction): the EARLIER one, acknowledged at its time
+    # Dad's new fall (read as a contradiction): the EARLIER one, acknowledged at its time,
+    # said with its zone as every time on the page ("07:20" alone, beside "07:16:04 UTC")
     expect(notice).to_have_text(
         re.compile(
-            r"^Acknowledged at \d\d:\d\d: the earlier alert on Dad's treadmill is closed\.\n"
+            r"^Acknowledged at \d\d:\d\d UTC: the earlier alert on Dad's treadmill is closed\.\n"
             r"Still open: FALL on Dad's treadmill, FALL on treadmill-3, "
             r"HELP requested on treadmill-2 Silence$"
         ),

@@ -944,12 +944,15 @@
   var clockFormat = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   // The green line. A new alert on the treadmill just acknowledged (Dad's falls again) is in
   // the banner and the list, and "the alert on Dad's treadmill is closed" beside it read as a
-  // contradiction: the line then says it was the EARLIER alert, acknowledged at what time.
+  // contradiction: the line then says it was the EARLIER alert, acknowledged at what time —
+  // with its zone, as every time on the page (time.js's "clock": "07:20 UTC"; it read "07:20"
+  // beside the cards' "Dec 7, 07:16:04 UTC"). The bare clock only if time.js is missing.
   function ackLine(newer) {
     // someone closed it first (two caregivers at once): who, so each knows who is answering
     if (!newer) return [(acked.earlier || "Acknowledged") + ": the alert on " + acked.name + " is closed."];
-    return ["Acknowledged at ", node("time", { datetime: acked.at.toISOString() }, [clockFormat.format(acked.at)]),
-            ": the earlier alert on " + acked.name + " is closed."];
+    var at = node("time", { datetime: acked.at.toISOString(), "data-format": "clock" }, [clockFormat.format(acked.at)]);
+    if (window.retroguardLocalTime) window.retroguardLocalTime(node("span", {}, [at]));
+    return ["Acknowledged at ", at, ": the earlier alert on " + acked.name + " is closed."];
   }
   // ``listOnly``: the banner shows an alarm (a new one), which keeps the title and beeping.
   // The list is built anew at each change (the feed's, the treadmill's confirmation): the
