@@ -14,6 +14,7 @@ reads, not by waiting (the broker's own countdown is exercised in
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -167,6 +168,71 @@ def test_an_online_the_broker_kept_without_its_expiry_lapses_by_its_own_word(
     assert _after(device, clock, clock.now + 59).caregiver.state == "online"
     status = _after(device, clock, clock.now + 1)
     assert status.caregiver.state == "unknown" and status.caregiver.away(clock.now)
+
+
+def _reconnected(device: MqttReporter, mosquitto: Mosquitto, clock: Clock) -> dict[str, object]:
+    """Take the device's connection over (its client id, a clean start: its session and
+    subscriptions gone), let it connect and subscribe again, and return its self-test's
+    ``caregiver`` check once it has heard the retained presence the broker hands it at the
+    subscribe: a command round trip on its new connection comes after that presence in the
+    device's one queue, and a drained pass after the answer has handled both."""
+    connects = device.status.connects
+    thief = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"retroguard-{DEVICE}",
+        protocol=MQTTProtocolVersion.MQTTv5,
+    )
+    accepted = threading.Event()
+    thief.on_connect = lambda *args: accepted.set()
+    assert thief.connect(mosquitto.host, mosquitto.port, clean_start=True) == 0
+    thief.loop_start()
+    assert accepted.wait(WAIT)
+    thief.disconnect()
+    thief.loop_stop()
+    assert device.wait_until(lambda s: s.connects > connects and s.ready, WAIT)
+    asker = Subscriber(mosquitto, [f"retroguard/{DEVICE}/reply"])
+    try:
+        asker.client.publish(f"retroguard/{DEVICE}/cmd/self_test", b'{"id":"after"}', qos=1)
+        assert asker.wait(lambda: bool(asker.on("/reply")))
+    finally:
+        asker.close()
+    _after(device, clock, clock.now)
+    check: dict[str, object] = device.commands.handle("self_test", b"{}").result["checks"][
+        "caregiver"
+    ]
+    return check
+
+
+def test_a_reconnect_does_not_give_the_same_online_a_new_expiry(
+    mosquitto: Mosquitto, device: MqttReporter, clock: Clock, service: mqtt.Client
+) -> None:
+    """An ``online`` the broker keeps without its expiry (restored in its last second, or past
+    a bridge) is handed over again at every subscribe, the very same message. Before, each
+    reconnect of the device counted its ``expires_s`` again from then: a device whose link
+    dropped more often than that believed a service gone for good for ever, and one that had
+    let it lapse believed it again for another ``expires_s`` after each reconnect. The same
+    message keeps the end it was first given; only one said again (a new message) moves it."""
+    _say_online(service, broker_expiry=None, own_expiry=60)
+    ends = _heard_online(device)
+    assert ends == clock.now + 60
+    clock.now += 30
+    check = _reconnected(device, mosquitto, clock)
+    assert check["ok"]
+    status = _after(device, clock, clock.now)
+    assert status.caregiver.state == "online" and status.caregiver.expires_at == ends
+    status = _after(device, clock, ends)
+    assert status.caregiver.state == "unknown" and status.caregiver.away(clock.now)
+    check = _reconnected(device, mosquitto, clock)  # lapsed: heard again, still lapsed
+    assert not check["ok"]
+    assert str(check["detail"]).startswith(
+        "the caregiver service has not said it is online again before its presence expired"
+    )
+    status = _after(device, clock, clock.now)  # away once the subscribe's grace is over
+    assert status.caregiver.state == "unknown" and status.caregiver.lapsed
+    settles = status.caregiver.settles_at
+    assert settles is not None and status.caregiver.away(settles)
+    _say_online(service, broker_expiry=None, own_expiry=60)  # said again: a new message
+    assert _heard_online(device) == clock.now + 60
 
 
 def test_an_online_of_a_service_from_before_is_believed_as_before(

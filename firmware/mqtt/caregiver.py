@@ -163,6 +163,11 @@ class CaregiverWatch:
         """Who said the last presence (for the log)."""
         self._lapsed = False
         """The last presence heard was an ``online`` that lapsed, and nothing was heard since."""
+        self._online_ends: tuple[bytes, float] | None = None
+        """The last ``online`` with an expiry heard (its payload) and when it lapses, kept
+        across the device's own outages: the same message handed over again at the next
+        subscribe (a broker that lost its expiry keeps it for ever) keeps that end, else each
+        reconnect would count its ``expires_s`` again and believe a service gone for good."""
 
     @property
     def expires_at(self) -> float | None:
@@ -207,7 +212,12 @@ class CaregiverWatch:
         self._expires_at, self._lapsed = None, False
         if message.state == CaregiverPresence.ONLINE:
             said = None if message.expires_s is None else self._clock() + message.expires_s
-            self._expires_at = min((t for t in (expires_at, said) if t is not None), default=None)
+            ends = min((t for t in (expires_at, said) if t is not None), default=None)
+            again = self._online_ends
+            if ends is not None and again is not None and again[0] == payload:
+                ends = min(ends, again[1])  # the same message handed over again: its end stays
+            self._expires_at = ends
+            self._online_ends = None if ends is None else (payload, ends)
         self._by = message.by
         self._heard_storing(message, retained)
         return True
