@@ -1202,24 +1202,27 @@ class Ingestor:
             return STORING_DAMAGED
         return None if self.storage_fault is None else STORING_REFUSED
 
-    def _say_online(self, client: mqtt.Client) -> None:
+    def _say_online(self, client: mqtt.Client, *, again: bool = False) -> None:
         """``online`` (retained), saying whether it stores what it receives now: a service
         that stores nothing pages nobody (an alert not stored is neither receipted nor
         escalated), and the treadmills must not read it as there. Never once stopping: the
         ``offline`` a clean stop says must stay the last word (its DISCONNECT drops the Last
         Will), and Home Assistant's birth or another instance's ``offline`` heard between the
-        two said ``online`` after it, for a service that was gone (:meth:`_say_offline`)."""
+        two said ``online`` after it, for a service that was gone (:meth:`_say_offline`).
+        ``again`` (a renewal): what it last said of storing, not a change, which
+        :meth:`storing_changed` says at most once a :data:`PRESENCE_EVERY_S`."""
         with self._presence_lock:
             if self._stop.is_set():
                 return
-            fault = self._storing_words()
+            fault = self._fault_said if again else self._storing_words()
             payload = caregiver_status_payload(
                 CaregiverPresence.ONLINE,
                 self.config.mqtt.identity,
                 fault=fault,
                 expires_s=self.presence_timing.expiry_s,
             )
-            self._fault_said, self._presence_said_at = fault, time.monotonic()
+            if not again:
+                self._fault_said, self._presence_said_at = fault, time.monotonic()
             client.publish(
                 self.presence_topic,
                 payload,
@@ -1233,11 +1236,14 @@ class Ingestor:
         Not over another instance's ``online`` that says it cannot store (``shared_group``):
         that one's renewals keep the presence alive, and ours would make every treadmill
         flip between "storing" and "not storing" each period; its stop or Last Will
-        (``offline``) is answered as before (:meth:`_presence_heard`)."""
+        (``offline``) is answered as before (:meth:`_presence_heard`). It repeats what was
+        last said of storing: a change within :data:`PRESENCE_EVERY_S` of the last is said at
+        the interval's end, and a renewal saying the state of its instant would flap every
+        treadmill within it (a fault that comes and goes)."""
         client = self.client
         if client is None or not self.connected.is_set() or self._other_not_storing:
             return
-        self._say_online(client)
+        self._say_online(client, again=True)
 
     def storing_changed(self) -> None:
         """The database started refusing, works again, or its file was found damaged (any

@@ -16,6 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from caregiver import ingest as ingest_module
 from caregiver.presence import PresenceTiming
 from core.protocol.messages import CaregiverPresence, CaregiverStatusMessage
 from core.protocol.payloads import caregiver_status_payload, decode_as
@@ -24,6 +25,8 @@ from tests.caregiver_support import make_config as caregiver_config
 from tests.caregiver_support import running_service
 from tests.mqtt_helpers import WAIT, Subscriber, retained_v5, validate
 from tests.storage_support import wait_for
+from tests.test_caregiver_commit_failure import _commit_refused
+from tests.test_caregiver_ingest_batch import _event
 from tools.broker import Mosquitto, mosquitto_available
 
 pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
@@ -111,3 +114,38 @@ def test_a_renewal_leaves_another_instance_s_not_storing_standing(
         assert wait_for(lambda: not ingestor._other_not_storing, WAIT)
         mine = decode_as(CaregiverStatusMessage, renewed_then_kept())
         assert mine.by == "caregiver-test" and mine.storing
+
+
+def test_a_renewal_says_again_what_was_said_not_a_storing_change_the_interval_holds_back(
+    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change of storing goes out at most once a ``PRESENCE_EVERY_S`` (here an hour, longer
+    than the test), so a fault that comes and goes does not flap every treadmill. A renewal
+    repeats what the presence last said: before, it said the state of that instant, so a
+    renewal falling inside a fault's flap said "cannot store" and the next one "stores" (a
+    treadmill's self-test, Home Assistant and log flipping) without the interval's leave."""
+    monkeypatch.setattr(ingest_module, "PRESENCE_EVERY_S", 3600.0)
+    config = caregiver_config(mosquitto, tmp_path)
+    with running_service(config, web=False, presence=PresenceTiming(expiry_s=3000)) as running:
+        ingestor = running.ingestor
+        client = ingestor.client
+        assert client is not None
+
+        def renewed() -> CaregiverStatusMessage:
+            ingestor._renew_online()
+            # its own later PUBLISH acknowledged: the broker has handled the renewal
+            client.publish("retroguard-test/fence", b"", qos=1).wait_for_publish(WAIT)
+            kept = retained_v5(mosquitto, PRESENCE)
+            assert kept is not None
+            return decode_as(CaregiverStatusMessage, kept.payload)
+
+        assert wait_for(lambda: retained_v5(mosquitto, PRESENCE) is not None, WAIT)
+        assert renewed().storing  # the online said once subscribed
+        with _commit_refused(running, config.server.database):
+            assert not ingestor.handle(*_event(1, "fall"))
+            assert ingestor.storage_fault is not None  # not said: within the interval
+            assert renewed().storing
+        assert ingestor.handle(*_event(1, "fall"))
+        assert ingestor.storage_fault is None
+        said = renewed()
+        assert said.storing and said.state == CaregiverPresence.ONLINE
