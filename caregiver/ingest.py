@@ -1731,6 +1731,14 @@ class Ingestor:
         return self._retry_thread
 
     @property
+    def renewal_thread(self) -> threading.Thread | None:
+        """The thread that says our ``online`` again before it expires (None before
+        :meth:`start` and after :meth:`stop`): dead, every treadmill reads nobody paged within
+        the expiry, while this instance stores and pages."""
+        renewal = self._renewal
+        return None if renewal is None else renewal.thread
+
+    @property
     def receipts_thread(self) -> threading.Thread | None:
         """The thread that sends receipts once what they vouch for is on disk (None before
         :meth:`start` and after :meth:`stop`): dead, no device hears of an event stored."""

@@ -74,6 +74,12 @@ class PresenceRenewal:
             target=self._run, name="caregiver-presence-renewal", daemon=True
         )
 
+    @property
+    def thread(self) -> threading.Thread:
+        """The renewing thread (the service's liveness watches it: dead, every treadmill
+        reads nobody paged within the expiry while the service is fine)."""
+        return self._thread
+
     def start(self) -> None:
         self._thread.start()
 

@@ -199,6 +199,7 @@ class CaregiverService:
         self.liveness.thread("the MQTT ingest thread", lambda: self.ingestor.ingest_thread)
         self.liveness.thread("the held-message retry thread", lambda: self.ingestor.retry_thread)
         self.liveness.thread("the receipts thread", lambda: self.ingestor.receipts_thread)
+        self.liveness.thread("the presence renewal thread", lambda: self.ingestor.renewal_thread)
         self.liveness.thread("the notifier's thread", self._notifier_thread)
         self.liveness.thread("the live feed's thread", lambda: self._feed.thread)
         self.liveness.thread("the thread hearing other instances", self._listener_thread)

@@ -26,6 +26,7 @@ from caregiver.broker_link import Lost
 from caregiver.changes import DeviceChanged, encode
 from caregiver.config import Contact
 from caregiver.liveness import Liveness, SystemdPinger
+from caregiver.presence import PresenceTiming
 from caregiver.service import CaregiverService
 from caregiver.storage import StorageFault
 from core.sdnotify import Notifier
@@ -423,6 +424,25 @@ def test_a_held_message_retry_thread_that_died_is_said(
         said_stopped(cg, "the held-message retry thread", tmp_path, systemd)
         with cg.store._lock:
             cg.store._db.execute("PRAGMA query_only = 0")
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the bug
+def test_a_presence_renewal_thread_that_died_is_said(
+    mosquitto: Mosquitto, tmp_path: Path, systemd: socket.socket, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thread that says the service's ``online`` again before it expires on the broker
+    (caregiver/presence.py) catches what a renewal raises; a bug in its own loop (its period
+    made one ``Event.wait`` refuses: monkeypatched) ends it. Dead, the ``online`` lapses on
+    every treadmill within its expiry (three minutes) while the service stores and pages:
+    every walker is told nobody will be paged, and nothing said why. The service says so, and
+    systemd's restart says ``online`` again. Before, it went on pinging."""
+    config = make_config(mosquitto, tmp_path)
+    with running_service(config, web=False, presence=PresenceTiming(expiry_s=3)) as cg:
+        renewal = cg.ingestor._renewal
+        assert renewal is not None
+        monkeypatch.setattr(renewal, "_every_s", "a bug")
+        ended(cg.ingestor.renewal_thread)
+        said_stopped(cg, "the presence renewal thread", tmp_path, systemd)
 
 
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the bug
