@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from core.gait_trends import METRICS, Change, Metric, WeekValue, change, weekly
+from core.gait_trends import METRICS, Change, Metric, WeekValue, change, noise_said, weekly
 from core.progress import week_label, week_start
 from core.protocol.messages import BalanceFigures, GaitFigures
 
@@ -47,15 +47,6 @@ def measures_of(payloads: Iterable[str]) -> list[SessionMeasures]:
         except msgspec.DecodeError as exc:
             log.warning("a stored session summary's figures could not be read: %s", exc)
     return out
-
-
-def noise_said(mdc95: float) -> str:
-    """A metric's MDC95 as every page and report says it: two significant figures ("0.046",
-    "2.8", "3.7"). The figure is an estimate of noise (1.96 · √2 · Sw, Sw measured on 16-22
-    people), good to a tenth of itself at best: a third figure ("0.0457") claimed a
-    precision it has not, and the chart's "0.046" beside the text's "0.0457" read as two
-    thresholds. Never in exponent form ("1.2e+02")."""
-    return f"{float(f'{mdc95:.2g}'):g}"
 
 
 @dataclass(frozen=True, slots=True)

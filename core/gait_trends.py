@@ -172,3 +172,12 @@ def change(metric: Metric, before: WeekValue, after: WeekValue) -> Change:
     else:
         verdict = "improved" if (delta < 0) == (metric.better == "lower") else "worsened"
     return Change(before.week, after.week, delta, mdc, verdict)
+
+
+def noise_said(mdc95: float) -> str:
+    """A metric's MDC95 as every page, report and ``retroguard sessions`` says it: two
+    significant figures ("0.046", "2.8", "3.7"). The figure is an estimate of noise (1.96 · √2
+    · Sw, Sw measured on 16-22 people), good to a tenth of itself at best: a third figure
+    ("0.0457") claimed a precision it has not, and the chart's "0.046" beside the text's
+    "0.0457" read as two thresholds. Never in exponent form ("1.2e+02")."""
+    return f"{float(f'{mdc95:.2g}'):g}"

@@ -150,5 +150,5 @@ def test_sessions_prints_the_checks_the_gait_and_the_weekly_trend(
     # Counted from 1, as the spoken cues, `session demo` and the dashboard count.
     assert "    interval 1 backward 800 steady steps" in text
     assert "  backward: step-time CV %: 2026-W10 6 [" in text
-    assert "2026-W10 to 2026-W14: -4 % (MDC95 3.66): improved" in text
-    assert "2026-W10 to 2026-W14: -0.01 m/s² (MDC95 0.0457): within noise" in text
+    assert "2026-W10 to 2026-W14: -4 % (MDC95 3.7 %): improved" in text
+    assert "2026-W10 to 2026-W14: -0.01 m/s² (MDC95 0.046 m/s²): within noise" in text

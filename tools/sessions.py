@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from core.cliargs import finite_float
 from core.demo_limits import SCALE_HELP, SPEED_HELP
-from core.gait_trends import METRICS, change, weekly
+from core.gait_trends import METRICS, change, noise_said, weekly
 from core.progress import (
     GOAL_BACKWARD_MIN,
     GOAL_SESSIONS_PER_WEEK,
@@ -570,5 +570,5 @@ def print_measures(
             c = change(metric, weeks[0], weeks[-1])
             out.write(
                 f"    {c.from_week} to {c.to_week}: {c.delta:+.3g}{unit} "
-                f"(MDC95 {c.mdc95:.3g}): {c.verdict}\n"
+                f"(MDC95 {noise_said(c.mdc95)}{unit}): {c.verdict}\n"
             )
