@@ -166,6 +166,20 @@ class Subscriber:
 
 
 @contextmanager
+def mqtt5_voice(broker: Mosquitto) -> Iterator[mqtt.Client]:
+    """A bare MQTT 5 client on ``broker``, its network loop running: a caregiver service's (or
+    another instance's) voice on a topic, as the service speaks, with properties it sets."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
+    client.connect(broker.host, broker.port)
+    client.loop_start()
+    try:
+        yield client
+    finally:
+        client.disconnect()
+        client.loop_stop()
+
+
+@contextmanager
 def subscriber(broker: Mosquitto, topics: list[str], **kwargs: Any) -> Iterator[Subscriber]:
     sub = Subscriber(broker, topics, **kwargs)
     try:

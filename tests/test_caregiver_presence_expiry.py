@@ -29,7 +29,7 @@ from core.protocol.messages import CaregiverPresence
 from core.protocol.payloads import caregiver_status_payload
 from core.protocol.topics import caregiver_status_topic
 from firmware.mqtt import MqttReporter, ReporterStatus
-from tests.mqtt_helpers import WAIT, Subscriber, config_for, validate
+from tests.mqtt_helpers import WAIT, Subscriber, config_for, mqtt5_voice, validate
 from tests.test_caregiver_presence_storing import _PresenceBefore
 from tools.broker import Mosquitto, mosquitto_available
 
@@ -72,12 +72,8 @@ def device(mosquitto: Mosquitto, tmp_path: Path, clock: Clock) -> Iterator[MqttR
 @pytest.fixture
 def service(mosquitto: Mosquitto) -> Iterator[mqtt.Client]:
     """A caregiver service's voice on the presence topic (MQTT 5, as the service speaks)."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
-    client.connect(mosquitto.host, mosquitto.port)
-    client.loop_start()
-    yield client
-    client.disconnect()
-    client.loop_stop()
+    with mqtt5_voice(mosquitto) as client:
+        yield client
 
 
 def _say_online(client: mqtt.Client, *, broker_expiry: int | None, own_expiry: int | None) -> None:

@@ -35,7 +35,6 @@ from pathlib import Path
 import msgspec
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from caregiver import ingest as ingest_module
 from caregiver.presence import PRESENCE_TIMING, PresenceRenewal, PresenceTiming
@@ -46,7 +45,7 @@ from firmware.mqtt import MqttReporter
 from firmware.mqtt.caregiver import CaregiverView, CaregiverWatch
 from tests.caregiver_support import make_config as caregiver_config
 from tests.caregiver_support import running_service
-from tests.mqtt_helpers import WAIT, Subscriber, config_for, validate
+from tests.mqtt_helpers import WAIT, Subscriber, config_for, mqtt5_voice, validate
 from tests.test_caregiver_commit_failure import _commit_refused
 from tests.test_caregiver_ingest_batch import _event
 from tools.broker import Mosquitto, mosquitto_available
@@ -155,12 +154,8 @@ pytestmark_broker = pytest.mark.skipif(not mosquitto_available(), reason="mosqui
 
 @pytest.fixture
 def service_voice(mosquitto: Mosquitto) -> Iterator[mqtt.Client]:
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
-    client.connect(mosquitto.host, mosquitto.port)
-    client.loop_start()
-    yield client
-    client.disconnect()
-    client.loop_stop()
+    with mqtt5_voice(mosquitto) as client:
+        yield client
 
 
 @pytestmark_broker

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from caregiver import ingest as ingest_module
 from caregiver.presence import PresenceTiming
@@ -23,7 +22,7 @@ from core.protocol.payloads import caregiver_status_payload, decode_as
 from core.protocol.topics import caregiver_status_topic
 from tests.caregiver_support import make_config as caregiver_config
 from tests.caregiver_support import running_service
-from tests.mqtt_helpers import WAIT, Subscriber, retained_v5, validate
+from tests.mqtt_helpers import WAIT, Subscriber, mqtt5_voice, retained_v5, validate
 from tests.storage_support import wait_for
 from tests.test_caregiver_commit_failure import _commit_refused
 from tests.test_caregiver_ingest_batch import _event
@@ -37,12 +36,8 @@ PRESENCE = caregiver_status_topic("retroguard")
 @pytest.fixture
 def other_instance(mosquitto: Mosquitto) -> Iterator[mqtt.Client]:
     """Another instance's voice on the presence topic (MQTT 5, as the service speaks)."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=MQTTProtocolVersion.MQTTv5)
-    client.connect(mosquitto.host, mosquitto.port)
-    client.loop_start()
-    yield client
-    client.disconnect()
-    client.loop_stop()
+    with mqtt5_voice(mosquitto) as client:
+        yield client
 
 
 def test_the_service_says_online_again_before_it_expires_and_offline_without_one(
