@@ -185,7 +185,9 @@ class GuardedClient(mqtt.Client):
                 return dataclasses.replace(fault, unacknowledged=bool(self._manual_ack))
             if times == 1:
                 return fault
-            delay = min(self._least_s * 2 ** (times - 1), self._most_s)
+            # the exponent capped: from 2**1024 on the product is no float (OverflowError
+            # on paho's thread, ending it); 30 doublings reach the most from any sane least
+            delay = min(self._least_s * 2 ** min(times - 1, 30), self._most_s)
             self._backed_off.add(fault.callback)
         super().reconnect_delay_set(delay, self._most_s)  # type: ignore[arg-type]  # floats work
         return dataclasses.replace(fault, reconnect_in_s=delay)

@@ -26,6 +26,7 @@ import pytest
 
 from caregiver.broker_link import Connected
 from caregiver.ingest import RECEIVE_MAXIMUM, Ingestor
+from core.mqtt_callbacks import CallbackFault, GuardedClient
 from core.protocol.payloads import receipt_payload
 from firmware.mqtt import MqttReporter
 from tests.browser_support import NEEDS_CHROMIUM, logged_in, shot
@@ -205,6 +206,31 @@ def test_a_callback_that_fails_again_reconnects_later_each_time(
         assert client._reconnect_min_delay == 0.05  # the owner's least again
     finally:
         reporter.close()
+
+
+def test_a_callback_that_fails_for_days_keeps_its_longest_delay_and_paho_s_thread() -> None:
+    """A callback with no message that fails at every connection (an ``on_connect`` bug) backs
+    off to the client's most, 120 s by default: its 1026th fault comes after some 34 hours.
+    The doubling was computed as ``least * 2 ** (times - 1)``, and from there ``int too large
+    to convert to float`` was raised inside the guard, on paho's thread, ending it: the one
+    thing the guard is for. Called here as paho calls it (the wrapped callback, no connection
+    open, so nothing to drop)."""
+    faults: list[CallbackFault] = []
+    client = GuardedClient(
+        mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, on_fault=faults.append
+    )
+
+    def on_connect(*args: Any) -> None:
+        raise RuntimeError("a bug in on_connect")
+
+    client.on_connect = on_connect
+    guarded = client.on_connect
+    assert guarded is not None
+    for _ in range(1100):
+        guarded(client, None, None, 0, None)  # type: ignore[arg-type]
+    assert len(faults) == 1100
+    assert faults[-1].times == 1100 and faults[-1].reconnect_in_s == 120.0
+    assert client._reconnect_max_delay == 120 and client._reconnect_min_delay == 120.0
 
 
 @NEEDS_CHROMIUM
