@@ -3,7 +3,7 @@
 Rows in ``notifications`` are written by :mod:`caregiver.alerts` inside the
 ingest transaction; this worker sends the due ones. A failure (service down,
 bad credentials, no network) is logged at WARNING with the contact's name — never
-the URL, which may hold a password — and retried after ``retry_s``, doubling,
+the URL, which may hold a password — and retried after ``retry_s``, doubling up to an hour,
 up to ``max_attempts``; then it is logged at ERROR and given up. The dashboard
 keeps showing the alert either way. Ingestion never waits on any of this. A send that
 has not ended :data:`SEND_DEADLINE_S` after it began is abandoned as a failed attempt
@@ -75,6 +75,12 @@ look up the name of an ntfy or JSON server; several topics or addresses add up);
 name lookups, and a server that trickles its answer a byte at a time, have no bound but
 this one."""
 
+RETRY_EVERY_AT_MOST_S = 3600.0
+"""A failed send is tried again ``escalation.retry_s`` after it failed, doubling at each
+failure, but at most this long apart (or ``retry_s`` itself, if longer): while attempts remain,
+a page is tried at least hourly. Doubling for good sent the 12th attempt of ``max_attempts =
+12`` with the default ``retry_s = 30`` 8.5 hours after the 11th, of a fall; and from the 1025th
+the doubled delay was no float (``max_attempts`` has no upper bound)."""
 
 _WOKEN = 0
 """The token :meth:`Notifier.wake` puts on the results' queue (sends' tokens count from 1)."""
@@ -146,6 +152,12 @@ def warm_up(urls: Iterable[str]) -> None:
 def contact_urls(config: CaregiverConfig) -> list[str]:
     """Every URL the notifier may send to."""
     return [url for contact in config.contacts for url in contact.urls]
+
+
+def retry_delay(retry_s: float, attempts: int) -> float:
+    """How long after its ``attempts``-th failure a send is tried again: ``retry_s``
+    doubling, at most :data:`RETRY_EVERY_AT_MOST_S` (or ``retry_s``, if longer)."""
+    return min(retry_s * 2.0 ** min(attempts - 1, 30), max(retry_s, RETRY_EVERY_AT_MOST_S))
 
 
 class Notifier:
@@ -530,7 +542,7 @@ class Notifier:
             )
             self.store.give_up_notification(note.id, attempts, error, now)
         else:
-            delay = esc.retry_s * 2 ** (attempts - 1)
+            delay = retry_delay(esc.retry_s, attempts)
             log.warning(
                 "notifying %s (url #%d) failed (attempt %d): %s; retrying in %.0f s",
                 note.contact,

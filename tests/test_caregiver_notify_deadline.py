@@ -987,3 +987,37 @@ def test_a_failed_send_s_retry_is_scheduled_from_when_it_failed_not_from_the_rou
     assert next_at == 1100.0 + config.escalation.retry_s
     outbox.close()
     store.close()
+
+
+def test_a_failing_page_is_tried_again_at_least_hourly_while_attempts_remain(
+    tmp_path: Path,
+) -> None:
+    """A send that fails every time: each retry ``retry_s`` doubling after the failure, at
+    most an hour apart (``RETRY_EVERY_AT_MOST_S``), until ``max_attempts`` gives up. Before,
+    the doubling had no ceiling: 600, 1200, 2400, 4800, 9600, 19200 s, a fall's sixth page
+    more than five hours after its fifth. The wall clock is the test's, moved to each
+    retry's time."""
+    url = "json://ann.example/x"
+    clock = [1000.0]
+    db = tmp_path / "c.db"
+    store = Store(str(db))
+    outbox = open_outbox(str(db))
+    config = dataclasses.replace(
+        _contacts(db, url), escalation=EscalationConfig(retry_s=600, max_attempts=7)
+    )
+    notifier = Notifier(
+        outbox, config, lambda: clock[0], lambda *args: False, monotonic=lambda: 0.0
+    )
+    _queue(store, 0, url, "P1", 1000.0)
+    delays = []
+    for _ in range(7):
+        assert notifier.deliver_due() == 0
+        ((_, status, _, next_at, _),) = _rows(db)
+        if status != "pending":
+            break
+        delays.append(next_at - clock[0])
+        clock[0] = next_at
+    assert delays == [600, 1200, 2400, 3600, 3600, 3600]
+    assert status == "failed"
+    outbox.close()
+    store.close()
