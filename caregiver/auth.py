@@ -220,7 +220,9 @@ class LoginThrottle:
         if now - last > self.window_s:
             failures = 0
         if failures >= self.free:
-            delay = min(self.max_delay_s, 2.0 ** (failures - self.free))
+            # the exponent capped: 2.0 ** 1024 raises (a guess every max_delay_s for days
+            # keeps the pair's failures growing), and 2 ** 30 s is past any max_delay_s
+            delay = min(self.max_delay_s, 2.0 ** min(failures - self.free, 30))
             wait = max(wait, last + delay - now)
         recent = self._recent(account, now)
         if len(recent) >= self.account_failures:

@@ -51,6 +51,20 @@ def test_a_distributed_guess_slows_the_account_for_at_most_half_a_minute() -> No
     assert throttle.wait_s("ann", "10.0.0.2") == 0
 
 
+def test_a_guess_every_five_minutes_for_days_is_still_answered_with_a_wait() -> None:
+    """A guesser who tries once each ``max_delay_s`` (300 s) never lets the window (900 s)
+    forget the pair: its failures grow for good. The wait was ``2.0 ** (failures - free)``,
+    which raises ``OverflowError`` from the 1027th failure on (three and a half days of it):
+    the login page then failed with a server error, for the caregiver behind the same
+    address too, where the throttle's wait should be."""
+    clock = Clock()
+    throttle = LoginThrottle(free=3, window_s=900.0, max_delay_s=300.0, clock=clock)
+    for _ in range(1100):
+        clock.now += throttle.wait_s("ann", "10.0.0.9")
+        throttle.failed("ann", "10.0.0.9")
+    assert throttle.wait_s("ann", "10.0.0.9") == 300.0
+
+
 def test_old_failures_are_forgotten() -> None:
     clock = Clock()
     throttle = LoginThrottle(free=1, window_s=60.0, clock=clock)
