@@ -469,7 +469,7 @@ def test_a_page_without_scripts_says_every_alert_still_open_after_an_acknowledge
         assert (
             '<span class="still-open"><span class="still-open-lead">Still open: </span>'
             f'<a href="/events/{help_["id"]}" class="still-open-link">'
-            "HELP requested on treadmill-2</a>"
+            'HELP requested on treadmill<span class="nowrap">-2</span></a>'
             "</span>" in notice
         )
         assert "hidden" not in notice.split(">")[0]

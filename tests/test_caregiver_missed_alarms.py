@@ -232,7 +232,8 @@ def test_an_alert_that_pages_without_a_fall_is_listed_too_at_its_urgency(
         assert (
             f'<a href="/events/{stumble["id"]}" class="still-open-link still-open-warn"'
             f' data-pages-in="{pages_in}">'
-            "Stumble on treadmill-3 — waiting for the walker to reset; "
+            'Stumble on treadmill<span class="nowrap">-3</span> — waiting for the walker to '
+            "reset; "
             f"caregivers are alerted at {pages_at} if not</a>"
         ) in page
         clock.advance(held.next_at - clock() + 1)
