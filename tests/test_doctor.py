@@ -336,6 +336,112 @@ def test_relay_sense_reading_open_while_released(tmp_path: Path, clock: SimClock
     )
 
 
+def _real_rig(*, latch_bypassed: bool = False, reset_shorted: bool = False) -> MockFactory:
+    """Plain gpiozero pins wired as the guide says, the circuit played by hand: GPIO24 reads
+    K1's mirror contact (low: relay open). With ``latch_bypassed`` the relay closes on any
+    edge of GPIO17 while GPIO23 enables the hold timer, reset pressed or not (S1a shorted,
+    K2a welded, the coils wired straight to Q1); ``reset_shorted`` holds GPIO27 low."""
+    factory = MockFactory()
+    sense, relay, enable = factory.pin(24), factory.pin(17), factory.pin(23)
+
+    def pulled(pin: Any, level: Any) -> None:
+        original = pin._set_pull
+
+        def pull_then_drive(value: str) -> None:
+            original(value)
+            level()
+
+        pin._set_pull = pull_then_drive
+
+    pulled(sense, lambda: sense.drive_high() if relay_closed else sense.drive_low())
+    if reset_shorted:
+        button = factory.pin(27)
+        pulled(button, button.drive_low)
+    relay_closed = False
+    drive_relay = relay._set_state
+
+    def edge(value: bool) -> None:
+        nonlocal relay_closed
+        drive_relay(value)
+        if latch_bypassed and enable.state and not relay_closed:
+            relay_closed = True
+            if sense.function == "input":
+                sense.drive_high()
+
+    relay._set_state = edge
+    drive_enable = enable._set_state
+
+    def clear(value: bool) -> None:
+        nonlocal relay_closed
+        drive_enable(value)
+        if not value and relay_closed:
+            relay_closed = False
+            if sense.function == "input":
+                sense.drive_low()
+
+    enable._set_state = clear
+    return factory
+
+
+def test_on_a_real_rig_the_heartbeat_edges_must_leave_the_relay_open(
+    tmp_path: Path, clock: SimClock
+) -> None:
+    """With nobody on reset the latch keeps the relay open whatever the edges do; the
+    doctor sends its edges with the contact sense open, and says it stayed open."""
+    factory = _real_rig()
+    try:
+        found = lines(_real_pins(tmp_path), Bench(clock=clock, pin_factory=factory))
+    finally:
+        factory.close()
+    assert found["heartbeat"] == (
+        "PASS  heartbeat        GPIO17 changes level on every hold(); relay_enable GPIO23 "
+        "clears on release(); the relay stays open on edges without a reset press (GPIO24)"
+    )
+    assert found["relay-sense"].startswith("PASS  relay-sense ")
+
+
+def test_on_a_real_rig_a_relay_closing_on_edges_alone_has_its_latch_bypassed(
+    tmp_path: Path, clock: SimClock
+) -> None:
+    """A bypassed latch closes the relay on the heartbeat without a press, so after a stalled
+    loop it would close again by itself when the edges resume: no hand reset. The doctor's
+    edges were the real rig's only test of it, and passed whatever the relay did."""
+    factory = _real_rig(latch_bypassed=True)
+    try:
+        found = lines(_real_pins(tmp_path), Bench(clock=clock, pin_factory=factory))
+    finally:
+        factory.close()
+    assert found["heartbeat"] == (
+        "FAIL  heartbeat        the relay closed on heartbeat edges alone, with nobody on reset "
+        "(GPIO24 read it closed): its latch is bypassed, so it would close again by itself "
+        "after a stalled loop; fix: wire the latch as wiring/README.md, section 6 says: the "
+        "coils through S1a in parallel with K2a to Q1, nothing across them; a K2 whose contact "
+        "stays closed unpowered is welded: replace it"
+    )
+    # released again by the check: the sense, read next, finds the relay open
+    assert found["relay-sense"].startswith("PASS  relay-sense ")
+
+
+def test_on_a_real_rig_no_edges_are_sent_while_reset_reads_pressed(
+    tmp_path: Path, clock: SimClock
+) -> None:
+    """Edges with reset held close the latch: the doctor promises never to close the
+    treadmill's relay, so a reset button that reads pressed (held, stuck or shorted) stops the
+    heartbeat check before its first edge."""
+    factory = _real_rig(reset_shorted=True)
+    try:
+        found = lines(_real_pins(tmp_path), Bench(clock=clock, pin_factory=factory))
+        relay_levels = [state.state for state in factory.pin(17).states]
+    finally:
+        factory.close()
+    assert found["reset-button"].startswith("FAIL  reset-button     GPIO27 reads pressed ")
+    assert found["heartbeat"] == (
+        "SKIP  heartbeat        not run: the reset button reads pressed (see reset-button), "
+        "and edges with reset held would close the relay"
+    )
+    assert True not in relay_levels  # not one edge: GPIO17 never left its released level
+
+
 def test_relay_sense_pin_already_claimed(config: Config, clock: SimClock) -> None:
     factory = ClockedMockFactory(clock)
     holder = DigitalOutputDevice(24, pin_factory=factory)
@@ -652,3 +758,18 @@ def test_every_check_has_its_row_in_the_deployment_guide() -> None:
     guide = (Path(__file__).resolve().parent.parent / "docs" / "deployment.md").read_text()
     rows = set(re.findall(r"^\| `([a-z0-9-]+)`", guide, flags=re.M))
     assert names - rows == set()
+
+
+def test_the_wiring_guide_quotes_the_heartbeat_line_a_latch_that_holds_gives(
+    tmp_path: Path, clock: SimClock
+) -> None:
+    """wiring/README.md, section 6, tells a technician what the heartbeat line must end with
+    on a rig built right: the doctor's own words, as a real rig prints them."""
+    factory = _real_rig()
+    try:
+        found = lines(_real_pins(tmp_path), Bench(clock=clock, pin_factory=factory))
+    finally:
+        factory.close()
+    ending = found["heartbeat"].rpartition("; ")[2]
+    guide = (Path(__file__).resolve().parent.parent / "wiring" / "README.md").read_text()
+    assert f"`{ending}`" in " ".join(guide.split())

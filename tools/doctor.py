@@ -18,8 +18,10 @@ lgpio creates its FIFO in ``$LG_WD``, else in the current directory, where
 the service user usually may not write, and its import then fails):
 the service holds the pins and drives the sensor, and only the service
 user's own permissions (groups ``gpio``, ``i2c`` and ``audio``, the state directory)
-are the ones that matter. The doctor never closes the treadmill's relay:
-the heartbeat wiring needs a person on the reset button for that, and with
+are the ones that matter. The doctor never closes the treadmill's relay of a
+rig built right: the heartbeat wiring needs a person on the reset button for
+that (no edge is sent while it reads pressed, and a relay that closes on the
+edges anyway has its latch bypassed: the heartbeat line fails), and with
 static wiring the drive is not exercised at all.
 
 Every check takes the clock and the hardware as arguments

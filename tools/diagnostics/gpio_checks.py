@@ -14,7 +14,14 @@ edges with the reset button held do, and the relay drops on its own within
 the hold time when the edges stop — and at once when software releases it.
 
 On real hardware with *static* wiring the drive is not exercised: there a
-hold energises the coil, and the doctor never lets a treadmill run.
+hold energises the coil, and the doctor never lets a treadmill run. Nor is
+it with a reset button that reads pressed: edges with reset held close the
+latch. Otherwise, with the contact sense wired, the edges are also the one
+test of the latch a real rig allows: sent with nobody on reset, they must
+leave the relay open. A relay that closes on them has its latch bypassed (S1a
+shorted or in K2a's place, K2a welded, the coils wired straight to Q1): it
+would close again by itself when a stalled loop's edges resume, with no
+person's press — the hand reset the latch is there for.
 
 The relay-sense check reads the relay's contact back with the relay
 released: it must read open. Closed means a welded contact, a cut sense wire
@@ -222,13 +229,26 @@ def _exercise_circuit(
         raise _DriveProblem("the simulated hold circuit stayed closed after release()")
 
 
+_LATCH_FIX = (
+    "wire the latch as wiring/README.md, section 6 says: the coils through S1a in parallel "
+    "with K2a to Q1, nothing across them; a K2 whose contact stays closed unpowered is welded: "
+    "replace it"
+)
+
+
 def check_heartbeat(
     config: GpioConfig,
     factory: Any,
     clock: Clock,
     finger: SimulatedButton | None,
+    reset_pressed: bool = False,
 ) -> CheckResult:
-    """Hold the relay the way the loop does and watch the pin (and, simulated, the circuit)."""
+    """Hold the relay the way the loop does and watch the pin (and, simulated, the circuit;
+    real, the contact sense: the latch must keep the relay open without a reset press).
+
+    ``reset_pressed``: the reset button read pressed; on real hardware the edges are then
+    not sent, since with reset held they would close the latch and the treadmill's key loop.
+    """
     pins = config.pins
     simulated = isinstance(factory, ClockedMockFactory)
     period = config.heartbeat_hold_s / 5  # five edges per hold time, as a 200 Hz loop sends
@@ -238,6 +258,12 @@ def check_heartbeat(
                 HEARTBEAT, "static wiring: a hold would energise the coil, so it is not exercised"
             )
         return _check_static(config, factory, clock)
+    if reset_pressed and not simulated:
+        return skipped(
+            HEARTBEAT,
+            f"not run: the reset button reads pressed (see {BUTTON}), and edges with reset "
+            "held would close the relay",
+        )
     try:
         relay = GpioRelay(
             pins.relay,
@@ -248,8 +274,11 @@ def check_heartbeat(
         )
     except HalError as exc:
         return failed(HEARTBEAT, f"cannot open the relay: {_reason(exc)}", _HELD_FIX)
+    sense = None if simulated else _open_sense_quietly(config, factory)
     try:
+        open_before = sense is not None and not sense.contact_closed
         _toggle(relay, clock, period, pins.relay)
+        closed_on_edges = open_before and sense is not None and sense.contact_closed
         relay.release()
         if relay.enabled:
             raise _DriveProblem(f"relay_enable GPIO{pins.relay_enable} stays active on release()")
@@ -257,6 +286,18 @@ def check_heartbeat(
             f"GPIO{pins.relay} changes level on every hold(); relay_enable "
             f"GPIO{pins.relay_enable} clears on release()"
         )
+        if closed_on_edges:
+            return failed(
+                HEARTBEAT,
+                f"the relay closed on heartbeat edges alone, with nobody on reset "
+                f"(GPIO{pins.relay_sense} read it closed): its latch is bypassed, so it would "
+                "close again by itself after a stalled loop",
+                _LATCH_FIX,
+            )
+        if open_before:
+            detail += (
+                f"; the relay stays open on edges without a reset press (GPIO{pins.relay_sense})"
+            )
         if simulated and finger is not None:
             hw = HeartbeatRelayHardware(clock, hold_s=config.heartbeat_hold_s).attach(
                 factory.observed_pin(pins.relay),
@@ -282,7 +323,20 @@ def check_heartbeat(
         return failed(HEARTBEAT, f"cannot drive the relay: {_reason(exc)}", _HELD_FIX)
     finally:
         relay.close()
+        if sense is not None:
+            sense.close()
     return passed(HEARTBEAT, detail)
+
+
+def _open_sense_quietly(config: GpioConfig, factory: Any) -> GpioRelaySense | None:
+    """The contact sense for the latch test, or None: not wired, or not claimable (the
+    relay-sense check, after this one, reports that)."""
+    if not config.relay_sense_wired:
+        return None
+    try:
+        return GpioRelaySense(config.pins.relay_sense, factory)
+    except HalError:
+        return None
 
 
 def _check_static(config: GpioConfig, factory: Any, clock: Clock) -> CheckResult:
@@ -464,6 +518,8 @@ def run_gpio_checks(config: GpioConfig, clock: Clock, *, factory: Any | None) ->
         results.append(check_button(button, config, finger))
         if config.help_button_wired:
             results.append(check_help_button(config, factory, clock))
-        results.append(check_heartbeat(config, factory, clock, finger))
+        results.append(
+            check_heartbeat(config, factory, clock, finger, reset_pressed=button.is_pressed)
+        )
         results.append(check_relay_sense(config, factory, clock, finger))
     return results
