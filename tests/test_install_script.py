@@ -231,6 +231,21 @@ def test_written_config_selects_real_hardware_and_validates(tmp_path: Path) -> N
     assert len(changed) == 3, changed
 
 
+def test_the_written_config_recommends_the_pin_factory_it_sets() -> None:
+    """The note above [gpio] in the config the installer writes told a technician "rpigpio"
+    on boards older than the Pi 5, under the "lgpio" the installer had just set for every
+    board (docs/deployment.md says why): a Pi 3 or Zero 2 W moved off the factory the
+    service was made and tested for. Every factory the note names is the one it sets."""
+    from hal.gpio import PIN_FACTORY_NAMES
+
+    _, converted = _example_config_through("hardware_config")
+    note = converted.partition("\n[gpio]\n")[0].rpartition("\n\n")[2]
+    named = {name for name in PIN_FACTORY_NAMES if f'"{name}"' in note}
+    written = re.search(r'^pin_factory = "(\w+)"$', converted, flags=re.M)
+    assert written is not None
+    assert named == {written.group(1)}, note
+
+
 def test_broker_option_installs_mosquitto_with_the_documented_acl_and_the_config_logs_in(
     tmp_path: Path,
 ) -> None:

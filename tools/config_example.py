@@ -30,7 +30,7 @@ _SECTION_NOTES = {
     "imu": 'Belt IMU. backend = "mpu6050" for the real chip on I2C, "simulated" for the '
     "register-level simulation.",
     "gpio": 'Relay, buzzer and reset button. backend = "gpiozero" on a Pi (pin_factory "lgpio" on '
-    'a Pi 5, "rpigpio" on older boards), "simulated" for the demo and tests.\n'
+    'every board, the Pi 5 included: docs/deployment.md), "simulated" for the demo and tests.\n'
     'relay_drive = "heartbeat" needs the retriggerable hold circuit of wiring/README.md; '
     '"static" drives a plain relay driver.',
     "gpio.pins": "BCM GPIO numbers (see the pin table in wiring/README.md).",
