@@ -226,7 +226,7 @@ EOF
 }
 
 create_user() {
-    step "Create system user '$SVC_USER' in groups ${SVC_GROUPS[*]}"
+    step "Create system user '$SVC_USER' in groups ${SVC_GROUPS[*]}, and $STATE_DIR"
     local group
     for group in "${SVC_GROUPS[@]}"; do
         if ! getent group "$group" >/dev/null; then
@@ -248,6 +248,14 @@ create_user() {
             run usermod -aG "$group" "$SVC_USER"
         fi
     done
+    # The unit's StateDirectory= makes it at the first start, as this mode and owner; the doctor
+    # needs it before (LG_WD and the event store, docs/deployment.md section 6): after --no-start
+    # it was missing, and the doctor's gpio, event-store and imu-int lines failed for that alone.
+    if [ -d "$STATE_DIR" ]; then
+        note "$STATE_DIR exists"
+    else
+        run install -d -m 0750 -o "$SVC_USER" -g "$SVC_USER" "$STATE_DIR"
+    fi
 }
 
 # record_created_group GROUP: note in CREATED_GROUPS that this script made GROUP, so that

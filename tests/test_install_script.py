@@ -112,7 +112,7 @@ def test_dry_run_lists_every_install_step_and_changes_nothing(tmp_path: Path) ->
         "Install Debian packages: python3-venv python3-dev gcc i2c-tools espeak-ng alsa-utils"
         in out
     )
-    assert "Create system user 'retroguard' in groups gpio i2c audio" in out
+    assert "Create system user 'retroguard' in groups gpio i2c audio, and " in out
     assert list(tmp_path.iterdir()) == []  # a dry run writes nothing
 
 
@@ -151,6 +151,27 @@ def test_dry_run_keeps_an_existing_config_and_honours_options(tmp_path: Path) ->
     assert "systemctl restart" not in result.stdout
     assert "skipped (--no-hardware-watchdog)" in result.stdout
     assert (tmp_path / "etc" / "config.toml").read_text() == "# mine\n"
+
+
+def test_the_doctor_s_folder_is_made_before_the_service_first_starts(tmp_path: Path) -> None:
+    """docs/deployment.md runs the doctor as the service user with LG_WD in the unit's state
+    folder, which systemd makes only when the service starts: after ``--no-start`` it was
+    missing, and the doctor's gpio, event-store and imu-int lines failed for that alone. The
+    installer makes it, as the unit's StateDirectory= would."""
+    guide = (ROOT / "docs" / "deployment.md").read_text()
+    doctor_wd = re.findall(r"sudo -u retroguard env LG_WD=(\S+)", guide)
+    unit = (ROOT / "systemd" / "retroguard.service").read_text()
+    state = re.search(r"^StateDirectory=(\S+)$", unit, flags=re.M)
+    mode = re.search(r"^StateDirectoryMode=(\d+)$", unit, flags=re.M)
+    default = re.search(r"^STATE_DIR=\$\{RETROGUARD_STATE_DIR:-(\S+)\}$", SCRIPT.read_text(), re.M)
+    assert state and mode and default and doctor_wd
+    assert set(doctor_wd) == {f"/var/lib/{state.group(1)}"} == {default.group(1)}
+    out = run_script("--dry-run", "--no-start", env_dirs=tmp_path).stdout
+    made = f"+ install -d -m {mode.group(1)} -o retroguard -g retroguard {tmp_path / 'state'}"
+    assert made in [line.strip() for line in out.splitlines()]
+    (tmp_path / "state").mkdir()  # an earlier run, or the service, made it: left as it is
+    again = run_script("--dry-run", "--no-start", env_dirs=tmp_path).stdout
+    assert made not in again and f"{tmp_path / 'state'} exists" in again
 
 
 def test_dry_run_uninstall(tmp_path: Path) -> None:
