@@ -208,3 +208,43 @@ def test_the_heartbeat_test_script_leaves_no_lgpio_fifo_behind(tmp_path: Path) -
     assert len(fifos) == 1  # lgpio was imported once, and made its FIFO
     assert list(here.iterdir()) == []
     assert not Path(fifos[0]).exists() and not Path(fifos[0]).parent.exists()
+
+
+SVG_NS = "{http://www.w3.org/2000/svg}"
+LABEL_CHAR_W = 7.0
+"""A generous width per character of the 11 px power labels (DejaVu Sans: about 6.5 px)."""
+
+
+def test_no_pi_wire_runs_over_a_terminal_or_a_label_it_does_not_belong_to() -> None:
+    """A red wire from the header drawn through a block's terminal dot reads as connected to
+    it. The tenth signal pin (the help button's GPIO25) got the lane 2 px left of the blocks'
+    edge, so its wire ran down through the dots of the coil driver's +5V and GND, the sense's
+    OUT, +5V, 3V3 and GND and the reset button's S1b and COM: GPIO25 "wired" to 5 V. The lane
+    before it ran through the power labels ("5V [2]")."""
+    import xml.etree.ElementTree as ET
+
+    svg = ET.fromstring(diagram.render(diagram.load_source()))
+    dots = [
+        (float(c.get("cx", 0)), float(c.get("cy", 0)), float(c.get("r", 0)))
+        for c in svg.iter(f"{SVG_NS}circle")
+        if c.get("fill") == "#33507a"
+    ]
+    labels = []
+    for t in svg.iter(f"{SVG_NS}text"):
+        if t.get("fill") == "#8a3b00":  # power net labels, drawn right-aligned at x
+            x, y, width = float(t.get("x", 0)), float(t.get("y", 0)), len(t.text or "")
+            labels.append((x - LABEL_CHAR_W * width, x, y - 11, y + 2, t.text))
+    crossings = []
+    wires = [p for p in svg.iter(f"{SVG_NS}polyline") if p.get("stroke") == "#b01c1c"]
+    assert len(wires) == sum(len(p["to"]) for p in diagram.load_source()["pin"] if "config" in p)
+    for wire in wires:
+        points = [tuple(map(float, xy.split(","))) for xy in wire.get("points", "").split()]
+        (_, y0), (lane, _), (_, y1), (end_x, end_y) = points
+        top, bottom = min(y0, y1), max(y0, y1)
+        for cx, cy, r in dots:
+            if (cx, cy) != (end_x, end_y) and abs(cx - lane) <= r + 2 and top <= cy <= bottom:
+                crossings.append(f"wire to y={end_y:.0f} over the terminal at y={cy:.0f}")
+        for left, right, label_top, label_bottom, text in labels:
+            if left <= lane <= right and label_top <= bottom and top <= label_bottom:
+                crossings.append(f"wire to y={end_y:.0f} through the label {text!r}")
+    assert crossings == []

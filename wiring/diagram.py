@@ -49,8 +49,11 @@ MARGIN = 20
 HEADER_X, HEADER_W, ROW_H = MARGIN, 250, 26
 LANE_X0, LANE_STEP = HEADER_X + HEADER_W + 18, 20
 BLOCK_X, BLOCK_W = 470, 560
+LABEL_ROOM = 64
+"""Space between the last signal lane and the blocks' terminal dots: the power net labels
+("GND [6]") are drawn there, and a lane any closer runs over them, or over the dots."""
 TERM_H, BLOCK_HEAD, BLOCK_GAP = 19, 26, 16
-RIGHT_LANE0 = BLOCK_X + BLOCK_W + 22
+RIGHT_GAP = 22
 FONT = "font-family:DejaVu Sans,Arial,sans-serif"
 
 
@@ -124,7 +127,10 @@ def render(source: dict[str, Any]) -> str:
     total_h = max(y, 70 + len(pins) * ROW_H + 60) + 24
     links = source.get("link", [])
     linked = {ref for link in links for ref in (link["from"], link["to"])}
-    total_w = RIGHT_LANE0 + len(links) * LANE_STEP + MARGIN
+    # The blocks stand right of the last signal lane and its labels' room, however many pins.
+    block_x = max(BLOCK_X, LANE_X0 + (len(signal_pins) - 1) * LANE_STEP + LABEL_ROOM)
+    right_lane0 = block_x + BLOCK_W + RIGHT_GAP
+    total_w = right_lane0 + len(links) * LANE_STEP + MARGIN
 
     out.append(
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{total_w:.0f}" height="{total_h:.0f}" '
@@ -156,25 +162,25 @@ def render(source: dict[str, Any]) -> str:
     # Blocks.
     for block, by, height in block_boxes:
         out.append(
-            f'<rect x="{BLOCK_X}" y="{by:.0f}" width="{BLOCK_W}" height="{height:.0f}" '
+            f'<rect x="{block_x}" y="{by:.0f}" width="{BLOCK_W}" height="{height:.0f}" '
             'fill="#f4f6fb" stroke="#33507a" stroke-width="1.5" rx="4"/>'
         )
-        out.append(_text(BLOCK_X + 8, by + 17, block["title"], size=13, extra=bold))
+        out.append(_text(block_x + 8, by + 17, block["title"], size=13, extra=bold))
         for name in block["terminals"]:
             ref = f"{block['id']}.{name}"
             if ref in linked:
                 continue  # drawn on the right edge with its link
             ty = term_y[ref]
-            out.append(f'<circle cx="{BLOCK_X}" cy="{ty:.0f}" r="3.5" fill="#33507a"/>')
-            out.append(_text(BLOCK_X + 8, ty + 4, name, size=11, extra=' fill="#33507a"'))
+            out.append(f'<circle cx="{block_x}" cy="{ty:.0f}" r="3.5" fill="#33507a"/>')
+            out.append(_text(block_x + 8, ty + 4, name, size=11, extra=' fill="#33507a"'))
             if ref in power_net:
                 net = power_net[ref]
                 flag = f"{net['name']} [{net['physical']}]"
                 flag_style = ' text-anchor="end" fill="#8a3b00"'
-                out.append(_text(BLOCK_X - 8, ty + 4, flag, size=11, extra=flag_style))
+                out.append(_text(block_x - 8, ty + 4, flag, size=11, extra=flag_style))
         for i, note in enumerate(block["notes"]):
             ny = by + BLOCK_HEAD + i * TERM_H + TERM_H / 2 + 4
-            out.append(_text(BLOCK_X + 62, ny, note, size=11))
+            out.append(_text(block_x + 62, ny, note, size=11))
 
     # Signal wires, one lane each, in header order.
     for lane, pin in enumerate(signal_pins):
@@ -185,14 +191,14 @@ def render(source: dict[str, Any]) -> str:
             ty = term_y[ref]
             out.append(
                 f'<polyline points="{x0:.0f},{y0:.0f} {lx:.0f},{y0:.0f} {lx:.0f},{ty:.0f} '
-                f'{BLOCK_X:.0f},{ty:.0f}" fill="none" stroke="#b01c1c" stroke-width="1.6"/>'
+                f'{block_x:.0f},{ty:.0f}" fill="none" stroke="#b01c1c" stroke-width="1.6"/>'
             )
 
     # Links between blocks, on the right.
     for lane, link in enumerate(links):
         y1, y2 = term_y[link["from"]], term_y[link["to"]]
-        rx = RIGHT_LANE0 + lane * LANE_STEP
-        xr = BLOCK_X + BLOCK_W
+        rx = right_lane0 + lane * LANE_STEP
+        xr = block_x + BLOCK_W
         for ty in (y1, y2):
             out.append(f'<circle cx="{xr}" cy="{ty:.0f}" r="3.5" fill="#33507a"/>')
         out.append(
