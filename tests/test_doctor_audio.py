@@ -115,6 +115,55 @@ def test_a_player_that_fails_is_a_failure_with_its_message(tmp_path: Path) -> No
     )
 
 
+PI5_LISTING = (
+    "**** List of PLAYBACK Hardware Devices ****\n"
+    "card 0: vc4hdmi0 [vc4-hdmi-0], device 0: MAI PCM i2s-hifi-0 [MAI PCM i2s-hifi-0]\n"
+    "card 1: vc4hdmi1 [vc4-hdmi-1], device 0: MAI PCM i2s-hifi-0 [MAI PCM i2s-hifi-0]\n"
+    "card 2: Device [USB Audio Device], device 0: USB Audio [USB Audio]\n"
+)
+"""A Pi 5 with a USB speaker: its two HDMI outputs come first, and aplay plays on card 0."""
+
+
+@needs_espeak
+def test_with_several_cards_the_doctor_says_aplay_plays_on_the_default_one(
+    tmp_path: Path,
+) -> None:
+    """On a Pi 5 or Zero 2 W the USB speaker is listed after the HDMI outputs, and aplay plays
+    on ALSA's default card, an HDMI one until /etc/asound.conf says otherwise. The line said
+    it played on the first card listed, and a failure told a technician whose speaker was
+    plugged in only to plug one in; both now send them to the guide's default-card step."""
+    cards = tuple(line for line in PI5_LISTING.splitlines() if line.startswith("card "))
+    sound = SoundOutput(espeak=True, aplay=True, cards=cards)
+    fails = [sys.executable, "-c", "import sys; sys.exit('aplay: main:831: audio open error')"]
+    bench = AudioBench(
+        sound=sound,
+        list_command=printer(PI5_LISTING),
+        play_command=fails,
+        real_hardware=True,
+        work_dir=tmp_path / "failed",
+    )
+    failed = check_audio(config(), bench)
+    assert failed.fix == (
+        "plug in a USB speaker or wire an I2S DAC if there is none, then make the speaker's "
+        "card ALSA's default: defaults.pcm.card and defaults.ctl.card in /etc/asound.conf "
+        "(wiring/README.md, section 11)"
+    )
+    bench = dataclasses.replace(
+        bench, play_command=recorder(tmp_path / "played.log"), work_dir=tmp_path / "played"
+    )
+    played = check_audio(config(), bench)
+    assert played.line() == (
+        'PASS  audio            played "RetroGuard speaker test." on ALSA\'s default card, one '
+        "of 3 listed (if the speaker stayed silent, make the speaker's card ALSA's default: "
+        "defaults.pcm.card and defaults.ctl.card in /etc/asound.conf (wiring/README.md, "
+        'section 11)); spoken prompts on (session.voice = "auto", language en)'
+    )
+    # the section it names is the one that says how
+    guide = (Path(__file__).resolve().parent.parent / "wiring" / "README.md").read_text()
+    section = guide.split("\n## 11. ", 1)[1].split("\n## ", 1)[0]
+    assert "defaults.pcm.card" in section and "defaults.ctl.card" in section
+
+
 @needs_espeak
 def test_an_unknown_voice_fails_at_the_render(tmp_path: Path) -> None:
     bench = AudioBench(sound=SOUND, real_hardware=True, work_dir=tmp_path)

@@ -43,6 +43,10 @@ _SPEAKER_FIX = (
     "plug in a USB speaker or wire an I2S DAC (wiring/README.md, Audio), or set "
     'session.voice = "off"'
 )
+_DEFAULT_CARD_FIX = (
+    "make the speaker's card ALSA's default: defaults.pcm.card and defaults.ctl.card in "
+    "/etc/asound.conf (wiring/README.md, section 11)"
+)
 
 
 @dataclass
@@ -141,10 +145,22 @@ def _render_and_play(
             timeout=COMMAND_TIMEOUT_S,
         )
     except (OSError, subprocess.SubprocessError) as exc:
-        return failed(AUDIO, f"aplay could not play the test prompt: {_said(exc)}", _SPEAKER_FIX)
+        # aplay plays on ALSA's default card, the first listed unless /etc/asound.conf says
+        # otherwise: on a Pi 5 or Zero 2 W that is an HDMI output, whatever speaker is plugged in
+        fix = _SPEAKER_FIX
+        if len(devices) > 1:
+            fix = "plug in a USB speaker or wire an I2S DAC if there is none, then "
+            fix += _DEFAULT_CARD_FIX
+        return failed(AUDIO, f"aplay could not play the test prompt: {_said(exc)}", fix)
+    where = (
+        devices[0]
+        if len(devices) == 1
+        else f"ALSA's default card, one of {len(devices)} listed (if the speaker stayed silent, "
+        f"{_DEFAULT_CARD_FIX})"
+    )
     return passed(
         AUDIO,
-        f'played "{text}" on {devices[0]}; spoken prompts on (session.voice = '
+        f'played "{text}" on {where}; spoken prompts on (session.voice = '
         f'"{session.voice}", language {session.language})',
     )
 
