@@ -248,3 +248,23 @@ def test_no_pi_wire_runs_over_a_terminal_or_a_label_it_does_not_belong_to() -> N
             if left <= lane <= right and label_top <= bottom and top <= label_bottom:
                 crossings.append(f"wire to y={end_y:.0f} through the label {text!r}")
     assert crossings == []
+
+
+def test_the_guide_s_prose_pins_are_the_header_s_and_the_defaults() -> None:
+    """The pin table is checked above; the prose names pins too, and a technician follows it as
+    closely: every "GPIOn (physical m)" is that header pin, and section 5's multimeter script
+    toggles the default relay pin with the default enable pin high (a script left on old pins
+    would leave K1 open whatever the hold circuit does)."""
+    text = " ".join((WIRING / "README.md").read_text().split())
+    pairs = re.findall(r"GPIO(\d+) \((?:physical|header pin) (\d+)", text)
+    assert len(pairs) >= 5
+    for bcm, physical in pairs:
+        assert diagram.GPIO_AT_PHYSICAL[int(physical)] == int(bcm), (bcm, physical)
+    script = guide_sections()[5]
+    enable = re.search(r"enable = DigitalOutputDevice\((\d+), initial_value=True", script)
+    trig = re.search(r"trig = DigitalOutputDevice\((\d+)", script)
+    assert enable and trig
+    assert (int(enable.group(1)), int(trig.group(1))) == (
+        PinConfig().relay_enable,
+        PinConfig().relay,
+    )
