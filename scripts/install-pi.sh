@@ -84,6 +84,8 @@ hw_watchdog=1
 caregiver=0
 broker=0
 new_instances=()
+# 0 once a kept config fails the check of the release just installed: the run then exits 1.
+config_ok=1
 
 usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
@@ -303,7 +305,16 @@ install_config() {
     step "Write $CONFIG (mpu6050 IMU, gpiozero/lgpio pins) unless it exists"
     run install -d -m 0755 "$ETC_DIR"
     if [ -e "$CONFIG" ]; then
-        note "kept: $CONFIG exists (check it with: $VENV/bin/retroguard config --check $CONFIG)"
+        note "kept: $CONFIG exists; checked with the release just installed"
+        # An upgrade's release may refuse what the last one took (a key renamed, a range
+        # narrowed): the monitor then fails at every start, the relay open, while the run
+        # said "Done". Said here, and the run exits 1 after its last step.
+        if [ "$dry_run" -eq 1 ]; then
+            printf '    + %s config --check %s\n' "$VENV/bin/retroguard" "$CONFIG"
+        elif ! "$VENV/bin/retroguard" config --check "$CONFIG"; then
+            echo "install-pi.sh: $CONFIG fails the check of the release just installed (above): fix it, then: sudo systemctl restart $SERVICE" >&2
+            config_ok=0
+        fi
         return
     fi
     if [ "$dry_run" -eq 1 ]; then
@@ -733,6 +744,10 @@ main() {
     install_config
     install_hw_watchdog
     install_unit
+    if [ "$config_ok" -eq 0 ]; then
+        echo "install-pi.sh: installed, but $CONFIG fails its check: fix it, then: sudo systemctl restart $SERVICE" >&2
+        exit 1
+    fi
     step "Done: check with 'systemctl status $SERVICE' and 'journalctl -u $SERVICE -f'"
 }
 

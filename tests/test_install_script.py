@@ -174,6 +174,65 @@ def test_the_doctor_s_folder_is_made_before_the_service_first_starts(tmp_path: P
     assert made not in again and f"{tmp_path / 'state'} exists" in again
 
 
+def test_an_upgrade_checks_the_kept_config_and_fails_the_run_when_it_does_not_pass(
+    tmp_path: Path,
+) -> None:
+    """A kept config was never checked by the release the run had just installed: one the
+    new release refuses (a key renamed, a range narrowed) left a monitor failing at every
+    start, its relay open, after a run that said "Done". The run (its own steps, the system's
+    stubbed) checks it with the installed release's CLI and exits 1 naming it."""
+    venv_bin = tmp_path / "opt" / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    retroguard = venv_bin / "retroguard"  # the installed release: this checkout's CLI
+    retroguard.write_text(
+        f'#!/bin/sh\nPYTHONPATH={ROOT} exec {sys.executable} -m launcher.cli "$@"\n'
+    )
+    retroguard.chmod(0o755)
+    config = tmp_path / "etc" / "config.toml"
+    config.parent.mkdir()
+    (tmp_path / "units").mkdir()
+    stubbed = "; ".join(
+        f"{step}() {{ :; }}"
+        for step in (
+            "require_root",
+            "check_platform",
+            "install_packages",
+            "enable_i2c",
+            "create_user",
+            "install_venv",
+            "install_hw_watchdog",
+        )
+    )
+    env = dict(
+        os.environ,
+        RETROGUARD_PREFIX=str(tmp_path / "opt"),
+        RETROGUARD_ETC=str(tmp_path / "etc"),
+        RETROGUARD_UNIT_DIR=str(tmp_path / "units"),
+    )
+
+    def upgrade() -> subprocess.CompletedProcess[str]:
+        script = f'source {SCRIPT}; {stubbed}; systemctl() {{ echo "systemctl $*"; }}; main'
+        return subprocess.run(
+            ["bash", "-c", script], env=env, capture_output=True, text=True, check=False
+        )
+
+    config.write_text('[gpio]\nrelay_drive = "heartbeet"\n')
+    refused = upgrade()
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "gpio.relay_drive: must be one of 'static', 'heartbeat'" in refused.stderr
+    assert refused.stderr.rstrip().endswith(
+        f"install-pi.sh: installed, but {config} fails its check: fix it, then: "
+        "sudo systemctl restart retroguard"
+    )
+    assert "Done:" not in refused.stdout
+    assert config.read_text() == '[gpio]\nrelay_drive = "heartbeet"\n'  # kept as it was
+    config.write_text('[gpio]\nrelay_drive = "heartbeat"\n')
+    passed = upgrade()
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert f"kept: {config} exists; checked with the release just installed" in passed.stdout
+    assert "Done:" in passed.stdout
+
+
 def test_dry_run_uninstall(tmp_path: Path) -> None:
     (tmp_path / "opt").mkdir()
     (tmp_path / "units").mkdir()
