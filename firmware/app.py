@@ -254,8 +254,8 @@ def build_app(
         gpio = open_gpio(config.gpio, clock)
     if gpio.relay_sense is None:
         log.warning(
-            "relay contact feedback not wired (gpio.relay_sense_wired = false): a latch dropped "
-            "by a stalled loop or a welded relay contact will go unreported"
+            "relay contact feedback not wired (gpio.relay_sense_wired = false): a welded relay "
+            "contact or a latch that lets go on its own will go unreported"
         )
     buzzer = gpio.buzzer
     link = CourierLink(clock.monotonic)

@@ -38,9 +38,11 @@ beside the human ``reason`` that logs, events and MQTT payloads show.
 Where the relay's contact is read back (:meth:`SafetyController.on_contact`),
 the controller also compares it with what it asked for and faults when they
 disagree for longer than ``safety.contact_debounce_s``: open while ARMED (the
-hold circuit dropped the latch — a loop stall longer than its hold time), or
+hold circuit or the relay let go on its own, or the latch never closed), or
 closed while released (a welded contact or a wiring fault: FAULT, and it stays
-in FAULT while the contact reads closed).
+in FAULT while the contact reads closed). A gap between heartbeat edges as long
+as the hold time needs no read-back: the controller measures it itself, and
+it is a FAULT at once (:attr:`FaultKind.HEARTBEAT_GAP`).
 """
 
 from __future__ import annotations
@@ -166,9 +168,13 @@ class FaultKind(StrEnum):
     FORBIDDEN_TRANSITION = "forbidden transition"
     """The controller tried a transition its table does not allow: a bug here."""
     CONTACT_OPEN_WHILE_ARMED = "relay contact open while armed"
-    """The contact read back open while ARMED for ``contact_debounce_s``: the hold circuit
-    dropped the latch (the loop stalled for longer than its hold time, or the latch let go on
-    its own), or the relay never closed after the reset press."""
+    """The contact read back open while ARMED for ``contact_debounce_s``: the hold circuit or
+    the relay let go on its own, or the relay never closed after the reset press."""
+    HEARTBEAT_GAP = "heartbeat gap"
+    """While ARMED, no heartbeat edge for ``gpio.heartbeat_hold_s`` or longer (the loop
+    stalled, or the IMU paused for less than ``sample_timeout_s``): the hold circuit has let
+    the relay go and the latch keeps it open. Measured by the controller, so it is said with
+    the contact read back or without it."""
     NOT_WORN = SENSOR_NOT_WORN
     """While ARMED, no body signal (sway, breathing, gait) for ``not_worn_trip_s``: the sensor
     fell off or was left on the console; it watches no one (see :mod:`firmware.detection.worn`)."""
@@ -202,6 +208,7 @@ FAULT_CLASSES: Mapping[FaultKind, FaultClass] = {
     FaultKind.LOOP_CRASH: FaultClass.MONITOR,
     FaultKind.FORBIDDEN_TRANSITION: FaultClass.MONITOR,
     FaultKind.CONTACT_OPEN_WHILE_ARMED: FaultClass.CONTACT,
+    FaultKind.HEARTBEAT_GAP: FaultClass.MONITOR,
     FaultKind.NOT_WORN: FaultClass.NOT_WORN,
     FaultKind.CONTACT_CLOSED_WHILE_RELEASED: FaultClass.CONTACT,
 }
@@ -347,8 +354,8 @@ class SafetyController:
         arm_gate: Callable[[float], str | None] | None = None,
         wall: WallStamper | None = None,
     ) -> None:
-        """``heartbeat_hold_s``: the hold circuit's hold time (heartbeat drive), so a fault
-        of the contact can say whether a stall of the loop explains it; None for static drive.
+        """``heartbeat_hold_s``: the hold circuit's hold time (heartbeat drive): a gap between
+        edges as long is a FAULT (:attr:`FaultKind.HEARTBEAT_GAP`); None for static drive.
         ``edge_clock``: the loop's monotonic clock, read at each heartbeat edge to measure the
         gaps between edges (a batch's ``now`` is read before the batch is processed, which can
         itself be delayed); without it ``now`` stands in. ``wall``: stamps each event's wall
@@ -396,7 +403,6 @@ class SafetyController:
         self._contact = ContactWatch(config.contact_debounce_s)
         self._contact_fault: FaultKind | None = None
         self._last_hold_at: float | None = None
-        self._stall_s: float | None = None
         self._closed_since_armed = False
         self._worn: WornCheck | None = (
             WornCheck(
@@ -762,7 +768,6 @@ class SafetyController:
         armed = self.state is SafetyState.ARMED
         if armed and closed:
             self._closed_since_armed = True
-            self._stall_s = None
         mismatch = self._contact.update(armed, closed, now)
         if mismatch is None:
             if (
@@ -973,22 +978,30 @@ class SafetyController:
         )
 
     def _hold(self, now: float) -> None:
-        """One heartbeat edge; remember a gap between edges longer than the hold time."""
+        """One heartbeat edge, unless the last one is a hold time or more ago: then a FAULT.
+
+        By then the hold circuit has let the relay go and the latch keeps it open, and the
+        walk is over whatever the loop does next. Holding on used to leave the state ARMED
+        over a stopped belt (unless the contact was read back, 0.1 s later): the edges ran
+        again, and the next press of the button closed the latch — a call for help's first
+        press started the belt. A gap of exactly the hold time counts: the hold timer is
+        active for less than that after its last edge."""
         t = self._edge_clock() if self._edge_clock is not None else now
         last = self._last_hold_at
-        if last is not None and self._hold_s is not None and t - last >= self._hold_s:
-            self._stall_s = max(self._stall_s or 0.0, t - last)
+        hold_s = self._hold_s
+        if last is not None and hold_s is not None and t - last >= hold_s:
+            reason = (
+                f"no heartbeat for {(t - last) * 1000:.0f} ms, longer than the relay's "
+                f"{hold_s * 1000:.0f} ms hold: its latch let go and the belt stopped "
+                "(the loop stalled or the IMU paused)"
+            )
+            self._fault(FaultKind.HEARTBEAT_GAP, reason, now)
+            return
         self._last_hold_at = t
         self._relay.hold()
 
     def _why_open(self, mismatch: Mismatch) -> str:
         waited = self._how_long(mismatch)
-        if self._stall_s is not None and self._hold_s is not None:
-            return (
-                "relay opened by its hold circuit while armed: the loop stalled for "
-                f"{self._stall_s * 1000:.0f} ms; the latch holds {self._hold_s * 1000:.0f} ms "
-                "without a heartbeat"
-            )
         if not self._closed_since_armed:
             return (
                 f"relay did not close after the reset (contact still open {waited} after "
@@ -1243,7 +1256,6 @@ class SafetyController:
         self._fault_kind = cause.kind if isinstance(cause, Faulted) else None
         if state is SafetyState.ARMED:
             self._closed_since_armed = False
-            self._stall_s = None
             self._last_hold_at = None
         self.state = state
         self.reason = reason

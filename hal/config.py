@@ -129,5 +129,5 @@ class GpioConfig:
     "Button press patterns")."""
     relay_sense_wired: bool = True
     """Whether the relay's contact is read back on gpio.pins.relay_sense (wiring/README.md,
-    section 6). Without it the monitor still runs, but cannot see a latch dropped by a
-    stalled loop or a welded contact, and `retroguard doctor` says so."""
+    section 6). Without it the monitor still runs, but cannot see a welded contact or a
+    latch that let go on its own, and `retroguard doctor` says so."""

@@ -120,8 +120,8 @@ class RelaySense(Protocol):
     latch and the relay's own mechanics decide. This input reports the
     outcome — with the recommended wiring (``wiring/README.md``, section 6)
     the relay's mechanically linked mirror contact — so the firmware can
-    notice when the two disagree: a latch dropped by a stalled loop, a
-    welded contact, a wiring fault.
+    notice when the two disagree: a latch that let go on its own, a welded
+    contact, a wiring fault.
     """
 
     @property

@@ -284,7 +284,7 @@ def test_relay_sense_not_wired_is_said(tmp_path: Path, clock: SimClock) -> None:
     found = lines(config, Bench(clock=clock))
     assert found["relay-sense"] == (
         "SKIP  relay-sense      not wired (gpio.relay_sense_wired = false): the monitor cannot "
-        "see a latch dropped by a stalled loop, nor a welded relay contact (wiring/README.md, "
+        "see a welded relay contact, nor a latch that let go on its own (wiring/README.md, "
         "section 6)"
     )
 

@@ -9,6 +9,7 @@ must not have been.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -205,6 +206,43 @@ def test_a_short_press_then_a_call_for_help_never_starts_the_belt(tmp_path: Path
     rig.run_for(2.0)
     assert rig.events()[-1] is EventType.HELP
     assert rig.state == "STANDBY" and rig.hardware.history == []  # never closed
+
+
+def test_a_stall_without_the_contact_read_back_stops_the_belt_until_a_reset(
+    tmp_path: Path,
+) -> None:
+    """The loop stalls for longer than the hold time: the hold circuit opens the relay and the
+    latch keeps it open. Without the contact read back nothing said so: the state stayed
+    ARMED, the edges went on, and the next press of the button closed the latch — here the
+    first press of a call for help, so the belt started as the walker asked for help. The gap
+    between heartbeat edges is the monitor's own to measure: it is a FAULT at once."""
+    rig = armed_rig(tmp_path, relay_sense_wired=False)
+    rig.run_for(1.0)
+    hold_s = rig.hardware.hold_s  # type: ignore[attr-defined]
+    closed_before = len(rig.hardware.history)
+    rig.clock.advance(4 * hold_s)  # no edge for 200 ms: longer than the hold, not the FIFO
+    rig.run_for(0.2)
+    controller = rig.app.controller
+    fault = controller.transitions[-1]
+    assert rig.state == "FAULT" and fault.cause == Faulted(FaultKind.HEARTBEAT_GAP)
+    assert fault.source is SafetyState.ARMED
+    gap = re.fullmatch(
+        r"no heartbeat for (\d+) ms, longer than the relay's 50 ms hold: its latch let go "
+        r"and the belt stopped \(the loop stalled or the IMU paused\)",
+        fault.reason,
+    )
+    assert gap is not None and int(gap[1]) >= 200, fault.reason
+    assert not rig.app.gpio.relay.holding
+    assert rig.events()[-1] is EventType.FAULT
+    now = rig.clock.monotonic()
+    for k in range(3):  # three quick presses: help
+        rig.button.press_at(now + 0.5 * k, now + 0.5 * k + 0.2)
+    rig.run_for(2.0)
+    assert EventType.HELP in rig.events()
+    assert not rig.hardware.contact_closed()
+    assert len(rig.hardware.history) == closed_before + 1  # opened by the stall, never closed
+    rig.press_reset()  # a reset at the machine arms again, as after any fault
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
 
 
 def test_a_detector_failing_at_every_wake_is_logged_once_with_its_traceback(

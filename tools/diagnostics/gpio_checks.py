@@ -376,8 +376,8 @@ def check_relay_sense(
     if not config.relay_sense_wired:
         return skipped(
             SENSE,
-            "not wired (gpio.relay_sense_wired = false): the monitor cannot see a latch "
-            "dropped by a stalled loop, nor a welded relay contact (wiring/README.md, section 6)",
+            "not wired (gpio.relay_sense_wired = false): the monitor cannot see a welded relay "
+            "contact, nor a latch that let go on its own (wiring/README.md, section 6)",
         )
     try:
         sense = GpioRelaySense(pin, factory)
