@@ -403,8 +403,8 @@ def test_on_a_real_rig_the_heartbeat_edges_must_leave_the_relay_open(
 def test_on_a_real_rig_a_relay_closing_on_edges_alone_has_its_latch_bypassed(
     tmp_path: Path, clock: SimClock
 ) -> None:
-    """A bypassed latch closes the relay on the heartbeat without a press, so after a stalled
-    loop it would close again by itself when the edges resume: no hand reset. The doctor's
+    """A bypassed latch closes the relay on the heartbeat without a press: edges alone would
+    start the belt, with no hand on reset. The doctor's
     edges were the real rig's only test of it, and passed whatever the relay did."""
     factory = _real_rig(latch_bypassed=True)
     try:
@@ -413,10 +413,10 @@ def test_on_a_real_rig_a_relay_closing_on_edges_alone_has_its_latch_bypassed(
         factory.close()
     assert found["heartbeat"] == (
         "FAIL  heartbeat        the relay closed on heartbeat edges alone, with nobody on reset "
-        "(GPIO24 read it closed): its latch is bypassed, so it would close again by itself "
-        "after a stalled loop; fix: wire the latch as wiring/README.md, section 6 says: the "
-        "coils through S1a in parallel with K2a to Q1, nothing across them; a K2 whose contact "
-        "stays closed unpowered is welded: replace it"
+        "(GPIO24 read it closed): its latch is bypassed, so heartbeat edges alone would start "
+        "the belt, with no hand on reset; fix: wire the latch as wiring/README.md, section 6 "
+        "says: the coils through S1a in parallel with K2a to Q1, nothing across them; a K2 "
+        "whose contact stays closed unpowered is welded: replace it"
     )
     # released again by the check: the sense, read next, finds the relay open
     assert found["relay-sense"].startswith("PASS  relay-sense ")

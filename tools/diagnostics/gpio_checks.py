@@ -19,9 +19,9 @@ it with a reset button that reads pressed: edges with reset held close the
 latch. Otherwise, with the contact sense wired, the edges are also the one
 test of the latch a real rig allows: sent with nobody on reset, they must
 leave the relay open. A relay that closes on them has its latch bypassed (S1a
-shorted or in K2a's place, K2a welded, the coils wired straight to Q1): it
-would close again by itself when a stalled loop's edges resume, with no
-person's press — the hand reset the latch is there for.
+shorted or in K2a's place, K2a welded, the coils wired straight to Q1): its
+edges alone would start the belt, with no person's press — the hand reset the
+latch is there for.
 
 The relay-sense check reads the relay's contact back with the relay
 released: it must read open. Closed means a welded contact, a cut sense wire
@@ -290,8 +290,8 @@ def check_heartbeat(
             return failed(
                 HEARTBEAT,
                 f"the relay closed on heartbeat edges alone, with nobody on reset "
-                f"(GPIO{pins.relay_sense} read it closed): its latch is bypassed, so it would "
-                "close again by itself after a stalled loop",
+                f"(GPIO{pins.relay_sense} read it closed): its latch is bypassed, so heartbeat "
+                "edges alone would start the belt, with no hand on reset",
                 _LATCH_FIX,
             )
         if open_before:
