@@ -36,6 +36,7 @@ from firmware.session.voice import (
     PromptPlayer,
     Prompts,
     SoundOutput,
+    all_sound_cards,
     languages,
     load_prompts,
     open_player,
@@ -539,6 +540,35 @@ def test_sound_cards_are_read_from_the_kernel_list(tmp_path: Path) -> None:
         "1 [Device         ]: USB-Audio - USB Audio Device",
     ]
     assert sound_cards(tmp_path / "absent") == []
+
+
+def test_hdmi_audio_is_no_speaker_for_auto(tmp_path: Path) -> None:
+    """A Pi 5 lists two HDMI cards, a Pi Zero 2 W one, with nothing plugged in: counted as a
+    speaker, "auto" spoke to nobody and the cues never fell back to beeps. A USB speaker
+    plugged in beside them is the one card that counts."""
+    cards = tmp_path / "cards"
+    cards.write_text(
+        " 0 [vc4hdmi0       ]: vc4-hdmi - vc4-hdmi-0\n"
+        "                      vc4-hdmi-0\n"
+        " 1 [vc4hdmi1       ]: vc4-hdmi - vc4-hdmi-1\n"
+        "                      vc4-hdmi-1\n"
+    )
+    assert sound_cards(cards) == []
+    assert len(all_sound_cards(cards)) == 2  # what a voice name set by hand speaks on
+    sound = SoundOutput(espeak=True, aplay=True, cards=tuple(sound_cards(cards)))
+    assert not sound.ok and "no sound card" in sound.missing()
+    assert not voice_wanted("auto", real_hardware=True, sound=sound)
+    cards.write_text(" 0 [vc4hdmi        ]: vc4-hdmi - vc4-hdmi\n                      vc4-hdmi\n")
+    assert sound_cards(cards) == []  # a Pi Zero 2 W
+    cards.write_text(
+        " 0 [vc4hdmi0       ]: vc4-hdmi - vc4-hdmi-0\n"
+        " 1 [vc4hdmi1       ]: vc4-hdmi - vc4-hdmi-1\n"
+        " 2 [Device         ]: USB-Audio - USB Audio Device\n"
+        "                      Generic USB Audio Device at usb-xhci-hcd.0-1, full speed\n"
+    )
+    assert sound_cards(cards) == ["2 [Device         ]: USB-Audio - USB Audio Device"]
+    cards.write_text(" 1 [b1             ]: bcm2835_hdmi - bcm2835 HDMI 1\n")
+    assert sound_cards(cards) == []  # the firmware's HDMI audio on a Pi 4 (no KMS)
 
 
 # ------------------------------------------------------------------ the runner

@@ -69,6 +69,8 @@ PLAY_COMMAND: tuple[str, ...] = (APLAY, "-q")
 PLAY_TIMEOUT_S = 60.0
 RENDER_TIMEOUT_S = 30.0
 SOUND_CARDS = Path("/proc/asound/cards")
+HDMI = "hdmi"
+"""In a card's line of :data:`SOUND_CARDS` (its id or driver, any case): an HDMI output."""
 CARD_PROBE_S = 5.0
 """How often a player with ``session.voice = "auto"`` reads :data:`SOUND_CARDS` again (on its
 own thread): a USB speaker plugged in (or enumerating late at boot) speaks within this."""
@@ -728,7 +730,21 @@ class PromptPlayer:
 
 
 def sound_cards(path: Path = SOUND_CARDS) -> list[str]:
-    """The ALSA sound cards, as the kernel lists them (e.g. "0 [Headphones ]: bcm2835 ...")."""
+    """The ALSA sound cards a walker can hear, as the kernel lists them (e.g. "0 [Headphones
+    ]: bcm2835 ..."): every card but an HDMI output.
+
+    A Pi 5 or a Pi Zero 2 W lists its HDMI audio (``vc4-hdmi``) whether or not anything with
+    a speaker is plugged into the HDMI port — on a treadmill's console nothing is. Counted as
+    a speaker, it made "auto" speak to nobody on exactly the boards with no audio out, and the
+    cues never fell back to beeps (the walker's number went unheard). A console screen with
+    speakers can still be spoken to: ``session.voice`` set to a voice name
+    (:func:`all_sound_cards`)."""
+    return [card for card in all_sound_cards(path) if HDMI not in card.lower()]
+
+
+def all_sound_cards(path: Path = SOUND_CARDS) -> list[str]:
+    """Every ALSA sound card the kernel lists, HDMI outputs too: what a voice name set in
+    ``session.voice`` speaks on (ALSA's default card)."""
     try:
         text = path.read_text()
     except OSError:
@@ -815,7 +831,7 @@ def open_player(
     monitor starts early at boot, before a USB speaker has enumerated, and a speaker can be
     plugged in or out while it runs."""
     prompts = Prompts.for_language(language)
-    sound = sound or probe_sound(cards=cards)
+    sound = sound or probe_sound(cards=cards if voice == VOICE_AUTO else all_sound_cards)
     watch = voice == VOICE_AUTO and real_hardware and sound.espeak and sound.aplay
     if not watch and not voice_wanted(voice, real_hardware=real_hardware, sound=sound):
         if voice == VOICE_AUTO and real_hardware:

@@ -31,7 +31,9 @@ from firmware.session.voice import (
     PromptCache,
     Prompts,
     SoundOutput,
+    all_sound_cards,
     probe_sound,
+    sound_cards,
 )
 from tools.diagnostics.result import CheckResult, failed, passed, skipped, warned
 
@@ -83,7 +85,9 @@ def check_audio(config: Config, bench: AudioBench | None = None) -> CheckResult:
             "simulated pins: spoken prompts are printed, not played "
             '(session.voice = "auto" speaks on the board)',
         )
-    sound = bench.sound or probe_sound()
+    sound = bench.sound or probe_sound(
+        cards=sound_cards if voice == VOICE_AUTO else all_sound_cards
+    )
     if not sound.espeak or not sound.aplay:
         return failed(AUDIO, sound.missing(), _INSTALL_FIX)
     if not sound.cards:
