@@ -264,11 +264,13 @@ class CaregiverWatch:
         self._unreachable, self._subscribed_at = True, None
         self._expires_at, self._lapsed = None, False
 
-    def _lapse_if_due(self) -> None:
+    def lapse_if_due(self) -> None:
         """An ``online`` not said again before its expiry is no presence: the service is gone
         with no word (its broker crashed meanwhile, so no Last Will), or cannot reach the
         broker. Forgotten, so the same ``online`` heard again later is news (logged, since
-        then)."""
+        then). The reporter asks at each wake-up, not only in a pass that reads the outbox:
+        one the database fails never gets that far, and :attr:`expires_at` left in the past
+        woke it at once, again and again, for as long as the database failed."""
         expires_at = self.expires_at
         if expires_at is None or self._clock() < expires_at:
             return
@@ -283,7 +285,7 @@ class CaregiverWatch:
         self._lapsed = True
 
     def view(self, awaiting: int, oldest_awaiting: str | None) -> CaregiverView:
-        self._lapse_if_due()
+        self.lapse_if_due()
         settles_at = None
         if self._state == "unknown" and not self._unreachable:
             heard_by = math.inf

@@ -1143,6 +1143,7 @@ class MqttReporter:
                     except queue.Empty:
                         break
                 stop = self._handle(items)
+                self._caregiver.lapse_if_due()  # after what was heard; a failing pass never looks
                 if next_telemetry is not None and self._clock() >= next_telemetry:
                     next_telemetry = self._clock() + interval
                     self._telemetry_due = True
