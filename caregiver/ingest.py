@@ -411,6 +411,10 @@ class Ingestor:
         """Per table of a side part, the treadmills a write of which it refused for their
         values (:meth:`_said_let_go`), until each writes it (:meth:`_side_works`);
         ``_values_lock`` held."""
+        self._table_refused: set[tuple[Part, Table]] = set()
+        """The tables of side parts a write of which was refused for no treadmill's values
+        (the table's own fault: a trigger, a permission), until a write of each commits:
+        :meth:`_values_as_stored` leaves their fault said; ``_values_lock`` held."""
         self._values_lock = threading.Lock()
         self._fault_said: str | None = None
         """The ``fault`` our last ``online`` said (None: storing)."""
@@ -650,9 +654,10 @@ class Ingestor:
         table replaces. Before, treadmill-2's roster stored cleared treadmill-1's roster
         refused for a walker's name, and every page said all was well while treadmill-1's
         walkers were not what it has."""
-        if used is Use.WRITE and self._values_refused:
+        if used is Use.WRITE and (self._values_refused or self._table_refused):
             cleared = []
             with self._values_lock:
+                self._table_refused.difference_update((part, table) for table in tables)
                 for table in tables:
                     refused = self._values_refused.get((part, table))
                     if refused is not None:
@@ -874,7 +879,11 @@ class Ingestor:
             case WalkersMessage(walkers=walkers):
                 # what the plan page offers; it adds, removes or chooses nobody on the device
                 roster = [(w.id, w.name) for w in walkers]
-                return _written(self.store.set_device_walkers(device_id, roster))
+                if self.store.set_device_walkers(device_id, roster):
+                    return Use.WRITE
+                if self._values_refused:  # a glance: the roster stored is this one as it is
+                    self._after_commit(lambda: self._values_as_stored(device_id))
+                return None
             case IncidentMessage(open=True, incident=str() as incident_id):
                 self._device_missed_close(device_id, incident_id)
                 return Use.READ  # the incident read, whatever it then sends
@@ -1615,11 +1624,35 @@ class Ingestor:
         if unread:
             self.store.side_faults.failed(part, fault, Use.READ, unread)
             return
-        if refused_by is not None:
-            with self._values_lock:
-                for table in tables or part.tables:
+        with self._values_lock:
+            for table in tables or part.tables:
+                if refused_by is not None:
                     self._values_refused.setdefault((part, table), set()).add(refused_by)
+                else:
+                    self._table_refused.add((part, table))
         self.store.side_faults.failed(part, fault, Use.WRITE, tables)
+
+    def _values_as_stored(self, device_id: str) -> None:
+        """``device_id``'s roster was handled unchanged (committed): the database holds the
+        walkers it has, so a roster of it refused for its values before (:meth:`_said_let_go`)
+        is no longer missing: its walker renamed back, or removed, at the treadmill. Before,
+        that roster wrote no row, which clears nothing (:func:`_written`), and the walkers
+        were said unstored until the roster next changed or the service restarted, while
+        the database held exactly the treadmill's. Said working once no other treadmill's
+        roster is refused for its values, and the table has no fault of its own (a write
+        refused for no treadmill's values: a roster that writes nothing says nothing of it)."""
+        part, table = Part.WALKERS, Table.DEVICE_WALKERS
+        with self._values_lock:
+            refused = self._values_refused.get((part, table))
+            if refused is None or device_id not in refused:
+                return
+            refused.discard(device_id)
+            if refused:
+                return  # another treadmill's roster is still not stored
+            del self._values_refused[part, table]
+            if (part, table) in self._table_refused:
+                return
+        self.store.side_faults.works(part, Use.WRITE, (table,))
 
     def _alert_refused(self, topic: str, payload: bytes, fault: StorageFault) -> None:
         """An alert (``payload`` on ``topic``, an event) whose own values the database refused
