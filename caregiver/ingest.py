@@ -1739,6 +1739,25 @@ class Ingestor:
                 said, since = left
                 faults.said_instead(part, said, since, Use.WRITE, part.tables)
 
+    def look_at_refused_alerts(self) -> None:
+        """Each alert said refused for its values (:meth:`_alert_refused`) that the database
+        holds now is no longer said (any thread but ingest's: the service's housekeeping, while
+        a part fails). Instances sharing the devices (``shared_group``) share the events'
+        stream: the device's copy once the database took it went to another instance, which
+        stored and receipted it, and nothing sent it here again. Before, this instance said a
+        fall unstored that was stored, on every page and its health message, until it
+        restarted. A database that cannot be read now leaves them said, for the next look."""
+        with self._unstored_lock:
+            said = [key for part, key in self._unstored if part is Part.ALERTS]
+        if not said:
+            return
+        try:
+            stored = self.store.events_by_id(said)
+        except StorageFault:
+            return
+        for event_id in stored:
+            self._refused_stored(Part.ALERTS, event_id)
+
     def _ack(self, message: mqtt.MQTTMessage) -> None:
         """Acknowledge ``message`` to the broker (handled: stored, or let go)."""
         if self.client is not None:

@@ -506,6 +506,7 @@ class CaregiverService:
             if self.store.side_faults.failing and time.monotonic() - probed >= SIDE_PROBE_EVERY_S:
                 probed = time.monotonic()  # a part put back is said to work within seconds
                 self.store.probe_side_faults()
+                self.ingestor.look_at_refused_alerts()  # stored by another instance, say
             if self._stop.wait(1.0):
                 return
 
