@@ -759,7 +759,8 @@ class SafetyController:
         A disagreement that outlasts ``contact_debounce_s`` is a FAULT. The
         latch dropped while ARMED: the relay is released for good (the loop
         must not go on sending edges into a circuit it no longer commands)
-        and the reason says whether a stall of the loop explains it. Closed
+        and the reason says whether the latch ever closed (a stall of the loop
+        is no contact fault: the gap between edges is one, :meth:`_hold`). Closed
         while released: the relay is already released — the contact is
         welded or stuck, or the sense wire is cut — so the controller says
         so (even if it was in FAULT for something else) and stays in FAULT
