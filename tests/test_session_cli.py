@@ -434,3 +434,59 @@ def test_session_options_an_action_does_not_read_are_refused(
     assert err.startswith(f"retroguard session {argv[0]}: ") and says in err
     assert err.count("\n") == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_session_demo_walks_and_names_the_chosen_walkers_assigned_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A physio adds Bob, gives him a 7.5-minute plan and runs the session demo on that
+    database. The demo's monitor walks Bob's plan (it takes the chosen walker's assigned plan
+    at the session's start, as ``retroguard run``), but the demo announced and timed its
+    default, alternate-2-2's 30 minutes; and ``--plan`` was announced and silently not
+    walked, a longer assigned plan cut off at --plan's end: "DEMO FAILED". Now the demo says
+    whose plan it walks, and refuses a --plan that would not be walked."""
+    import tools.session_demo as session_demo
+
+    monkeypatch.setattr(session_demo, "RealClock", lambda speed: SimClock())
+    db = tmp_path / "clinic.db"
+    plan = tmp_path / "bob.toml"
+    plan.write_text(
+        'name = "Bob, week 1"\nspeed = "0.4 mph"\n'
+        '[[interval]]\ndirection = "forward"\nminutes = 2\n'
+        '[[interval]]\ndirection = "backward"\nseconds = 90\n'
+        '[[interval]]\ndirection = "rest"\nminutes = 1\n'
+        '[[interval]]\ndirection = "backward"\nminutes = 3\n'
+    )
+    assert main(["walker", "--db", str(db), "add", "Bob", "--id", "bob"]) == 0
+    assert main(["plan", "--db", str(db), "--walker", "bob", "set", str(plan)]) == 0
+    assert main(["walker", "--db", str(db), "select", "bob"]) == 0
+    capsys.readouterr()
+
+    assert main(["session", "demo", "--db", str(db), "--plan", "progression-week-9"]) == 2
+    said = capsys.readouterr()
+    assert said.out == ""
+    assert said.err.splitlines() == [
+        f"retroguard session demo: --plan: Bob (bob), the walker chosen in {db}, has plan 1 "
+        "assigned (Bob, week 1: 7.5 min, 4.5 min backward, 4 intervals), and a session walks "
+        "its walker's assigned plan, not --plan: leave out --plan to walk theirs, or choose "
+        "another walker (retroguard walker select) or clear theirs (retroguard plan clear "
+        "--walker bob) first"
+    ]
+    assert load_sessions(db) == []  # nothing was walked
+
+    assert main(["session", "demo", "--db", str(db), "--scale", "120"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(
+        "Guided session demo: Bob, week 1: 7.5 min, 4.5 min backward, 4 intervals, 120x "
+        "compressed (4 s of loop time).\n"
+    )
+    assert (
+        f"The plan is Bob's (bob), the walker chosen in {db}: their assigned plan 1, as the "
+        "monitor walks it.\n"
+    ) in text
+    assert "DEMO FAILED" not in text
+    # Bob's plan walked through (under the simulated clock, which outruns the courier, the
+    # record may name the default walker: the roster reaches the loop after the session began)
+    (stored,) = load_sessions(db)
+    assert stored.record.status == "completed"
+    assert stored.record.plan == "Bob, week 1"

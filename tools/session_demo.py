@@ -33,6 +33,7 @@ from core.dbfile import demo_database_problem
 from core.demo_limits import scale_problem, speed_problem
 from core.errors import ConfigError
 from core.logsetup import logging_off_this_thread
+from core.protocol.walker import Walker
 from core.realtime import LoopHelperThread, realtime_section
 from firmware.app import CourierNotStarted, build_app
 from firmware.config import Config, StorageConfig
@@ -433,7 +434,22 @@ def run_guided_demo(
     if refused is not None:
         print(f"retroguard session demo: --db: {refused}", file=sys.stderr)
         return 2
-    if isinstance(plan, Plan):
+    assigned = None if database is None else assigned_plan(database)
+    if assigned is not None and plan is not None:
+        walker, assignment = assigned
+        print(
+            f"retroguard session demo: --plan: {walker.name} ({walker.id}), the walker chosen "
+            f"in {database}, has plan {assignment.revision} assigned "
+            f"({assignment.plan.describe()}), and a session walks its walker's assigned "
+            "plan, not --plan: leave out --plan to walk theirs, or choose another walker "
+            f"(retroguard walker select) or clear theirs (retroguard plan clear --walker "
+            f"{walker.id}) first",
+            file=sys.stderr,
+        )
+        return 2
+    if assigned is not None:
+        the_plan = assigned[1].plan
+    elif isinstance(plan, Plan):
         the_plan = plan
     else:
         from tools.plans import read_plan
@@ -498,6 +514,12 @@ def run_guided_demo(
             "The walker arms with the reset button, then starts the session; the plan's clock "
             "runs only while armed.\n"
         )
+        if assigned is not None:
+            walker, assignment = assigned
+            out.write(
+                f"The plan is {walker.name}'s ({walker.id}), the walker chosen in {db}: their "
+                f"assigned plan {assignment.revision}, as the monitor walks it.\n"
+            )
         if database is not None:
             out.write(f"Session stored in {db} (retroguard sessions --db {db} shows it).\n")
         try:
@@ -562,6 +584,47 @@ def run_guided_demo(
         if failed is not None:
             out.write(f"DEMO FAILED: {failed}.\n")
         return 0 if failed is None else 1
+
+
+def assigned_plan(database: Path) -> tuple[Walker, AssignedPlan] | None:
+    """The walker chosen in ``database`` and the plan assigned to them, when one is (None: the
+    file is new or empty, or the walker walks the config's plan).
+
+    The demo's monitor is the real one: at the session's start it takes the chosen walker's
+    assigned plan from the database, as ``retroguard run`` does. The demo announced and timed
+    its ``--plan`` (or ``alternate-2-2``) all the same, so with a 7.5-minute plan of Bob's in
+    the file it said a 30-minute plan, and a plan longer than the one announced was cut off
+    at the announced one's end: "DEMO FAILED: the session did not complete"."""
+    import sqlite3
+
+    from firmware.storage.database import connect
+    from firmware.storage.plans import current_plan
+    from firmware.storage.walkers import selected_walker
+
+    try:
+        if database.stat().st_size == 0:
+            return None
+    except OSError:  # not there yet: the demo makes it
+        return None
+    conn = connect(database)  # a newer schema: SchemaError, said by the CLI (exit 2)
+    try:
+        walker = selected_walker(conn)
+        assignment = current_plan(conn, walker.id)
+    except sqlite3.DatabaseError:  # damaged: the monitor's start moves it aside, as before
+        return None
+    finally:
+        conn.close()
+    if assignment is None or assignment.plan is None:  # cleared, or unreadable: the config's
+        return None
+    return walker, AssignedPlan(assignment.revision, assignment.plan)
+
+
+@dataclass(frozen=True, slots=True)
+class AssignedPlan:
+    """A walker's plan in force, as assigned (its revision: ``retroguard plan show``'s number)."""
+
+    revision: int
+    plan: Plan
 
 
 def _why_failed(status: str, history: list[tuple[float, bool]], start: float) -> str | None:

@@ -83,7 +83,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "--plan",
         default=None,
-        help="demo: a preset, or a plan file (.toml or .json); default: alternate-2-2",
+        help="demo: a preset, or a plan file (.toml or .json); default: alternate-2-2, or "
+        "with --db the chosen walker's assigned plan, which a session walks (then --plan "
+        "is refused)",
     )
     p.add_argument(
         "--balance",
