@@ -41,7 +41,7 @@ from firmware.monitor import Monitor
 from firmware.safety import SafetyState
 from firmware.session.runner import SessionRunner, attach_session, detach_session
 from firmware.session.runner import SessionState as SessionRunnerState
-from firmware.session.summary import trips_words
+from firmware.session.summary import minutes, trips_words
 from firmware.storage.events import EventStore, StoredEvent
 from firmware.storage.outbox import OutboxDepth, outbox_depth
 from firmware.storage.sessions import load_sessions
@@ -642,7 +642,7 @@ def _run_and_report(
     for stored in load_sessions(config.storage.database)[-1:]:
         r = stored.record
         out.write(
-            f"Guided session {r.status}: {r.done_s / 60:.0f} of its plan minutes done, "
+            f"Guided session {r.status}: {minutes(r.done_s)} of its plan minutes done, "
             f"{r.steps} steps measured, {trips_words(r)}.\n"
         )
     print_events(result.events, out)

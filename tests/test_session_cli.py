@@ -490,3 +490,26 @@ def test_the_session_demo_walks_and_names_the_chosen_walkers_assigned_plan(
     (stored,) = load_sessions(db)
     assert stored.record.status == "completed"
     assert stored.record.plan == "Bob, week 1"
+
+
+def test_a_half_minute_plan_is_said_at_the_session_end_as_the_sessions_table_says_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 7.5-minute plan with 4.5 minutes backward: the session's end said "8 plan minutes, 4
+    backward" (whole minutes, halves rounded to even) where the plan, ``retroguard sessions``
+    and the dashboard's session table say 7.5 and 4.5."""
+    import tools.session_demo as session_demo
+
+    monkeypatch.setattr(session_demo, "RealClock", lambda speed: SimClock())
+    db = tmp_path / "demo.db"
+    plan = tmp_path / "short.toml"
+    plan.write_text(
+        '[[interval]]\ndirection = "forward"\nminutes = 3\n'
+        '[[interval]]\ndirection = "backward"\nseconds = 270\n'
+    )
+    assert main(["session", "demo", "--db", str(db), "--plan", str(plan)]) == 0
+    text = capsys.readouterr().out
+    assert "Session completed: 7.5 plan minutes, 4.5 backward; measured" in text
+    assert main(["sessions", "--db", str(db)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "short" in line)
+    assert row.split()[3:6] == ["completed", "7.5", "4.5"]

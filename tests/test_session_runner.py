@@ -989,7 +989,7 @@ def test_session_stop_prints_the_session_and_the_walker_s_week(
     week = week_of(started_utc(walked), system_zone())
     assert lines == [
         f"session stopped (id {session.id})",
-        "Session stopped: 0 plan minutes, 0 backward; measured 0 steps in 0 s of walking "
+        "Session stopped: 0.2 plan minutes, 0.2 backward; measured 0 steps in 0 s of walking "
         "(0 steps/min), 0 trips (0 stumbles, 0 falls). Stored in the sessions table.",
         # the test plan holds 2 minutes at most: not "2.0 of 10 min", which read as failing
         f"Week {week}: 1 of 2 prescribed sessions done; longest backward stretch 2.0 min (the "
@@ -1063,8 +1063,8 @@ def test_a_session_that_ends_on_the_device_is_summarised_in_its_journal(
         rig.run_for(0.05)
     week = week_of(started_utc(record), system_zone())
     assert summaries() == [
-        f"session {record.id} of Default walker ended. Session completed: 0 plan minutes, "
-        "0 backward; measured 0 steps in 0 s of walking (0 steps/min), 0 trips (0 stumbles, "
+        f"session {record.id} of Default walker ended. Session completed: 0.1 plan minutes, "
+        "0.1 backward; measured 0 steps in 0 s of walking (0 steps/min), 0 trips (0 stumbles, "
         f"0 falls). Week {week}: 1 of 2 prescribed sessions done; longest backward stretch "
         "0.1 min (the 10-minute goal comes with later plans). Weeks at goal: 0 of 4."
     ]

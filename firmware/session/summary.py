@@ -26,11 +26,19 @@ def figures_line(record: SessionRecord) -> str:
     if record.interrupted:
         how += f" ({INTERRUPTED_NOTE}; closed at the next start)"
     return (
-        f"Session {how}: {record.done_s / 60:.0f} plan minutes, "
-        f"{record.backward_s / 60:.0f} backward; measured {record.steps} steps in "
+        f"Session {how}: {minutes(record.done_s)} plan minutes, "
+        f"{minutes(record.backward_s)} backward; measured {record.steps} steps in "
         f"{record.walking_s:.0f} s of walking ({record.cadence_spm:.0f} steps/min), "
         f"{trips_words(record)}."
     )
+
+
+def minutes(seconds: float) -> str:
+    """Minutes to a tenth, as ``retroguard sessions`` and the dashboard's session table give
+    them, without a trailing ".0": "30", "7.5". Whole minutes said Bob's 7.5-minute plan with
+    4.5 backward as "8 plan minutes, 4 backward" (Python rounds halves to even), where the
+    plan, the CLI's table and the dashboard said 7.5 and 4.5."""
+    return f"{round(seconds / 60, 1):g}"
 
 
 def trips_words(record: SessionRecord) -> str:
