@@ -174,6 +174,41 @@ def test_record_refuses_a_gyro_bias_that_would_make_samples_no_trace_may_hold(
     assert "Traceback" not in err and not trace.exists()
 
 
+def test_a_trace_whose_rows_run_at_half_its_header_rate_is_refused_naming_both(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every other row of a 200 Hz recording kept, the header left at 200 Hz: the rows were
+    fed to the detector as 200 Hz samples (the rates "agreed", nothing was resampled) and
+    replay said "400 samples (2.0 s at 200 Hz)" of a four-second walk, exit 0; evaluate scored
+    it. Both now refuse it with the header's line and the rows' rate; with the header put
+    right it is resampled and replayed."""
+    trace = tmp_path / "walk.csv"
+    assert main(["record", str(trace), "--scenario", "walk-backward", "--seconds", "4"]) == 0
+    lines = trace.read_text().splitlines(keepends=True)
+    body = lines.index("t,ax,ay,az,gx,gy,gz\n") + 1
+    trace.write_text("".join(lines[:body] + lines[body::2]))
+    rate_line = next(n for n, line in enumerate(lines, 1) if line.startswith("# sample_rate"))
+    capsys.readouterr()
+
+    assert main(["replay", str(trace)]) == 2
+    said = capsys.readouterr()
+    assert said.out == ""
+    assert said.err == (
+        f"retroguard replay: {trace}:{rate_line}: sample_rate_hz: 200, but the rows are 10 ms "
+        "apart (100 Hz): fix the header, or the t column (docs/trace-format.md)\n"
+    )
+    assert main(["evaluate", str(trace), "-j", "1"]) == 2
+    assert f"{trace}:{rate_line}: sample_rate_hz: 200, but the rows are 10 ms" in (
+        capsys.readouterr().err
+    )
+
+    trace.write_text(
+        trace.read_text().replace("# sample_rate_hz: 200\n", "# sample_rate_hz: 100\n")
+    )
+    assert main(["replay", str(trace)]) == 0
+    assert capsys.readouterr().out.startswith(f"{trace}: 799 samples (4.0 s at 200 Hz)\n")
+
+
 def test_replay_of_a_missing_file_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -22,6 +22,7 @@ from typing import Literal
 from core.mounting import SISFALL_MOUNTING, up_vector
 from core.samples import ImuSample
 from tools.datasets.errors import DatasetFormatError
+from tools.datasets.header_checked import rows_at_header_rate
 from tools.datasets.kfall import HEADER as KFALL_HEADER
 from tools.datasets.kfall import KFALL_MOUNTING, KFALL_RATE_HZ, fall_label, iter_kfall
 from tools.datasets.kfall import parse_name as parse_kfall_name
@@ -169,7 +170,9 @@ def open_samples(
     elif recording.source == "kfall":
         raw = iter_kfall(recording.path)
     else:
-        raw = iter_trace_samples(recording.path)
+        raw = rows_at_header_rate(
+            iter_trace_samples(recording.path), recording.path, recording.sample_rate_hz
+        )
     return at_rate(raw, recording.sample_rate_hz, rate_hz)
 
 
