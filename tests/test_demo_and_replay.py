@@ -209,6 +209,24 @@ def test_a_trace_whose_rows_run_at_half_its_header_rate_is_refused_naming_both(
     assert capsys.readouterr().out.startswith(f"{trace}: 799 samples (4.0 s at 200 Hz)\n")
 
 
+def test_record_refuses_a_scenario_fall_its_seconds_would_cut_off_but_label(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--scenario backward-fall --seconds 3`` wrote three seconds of walking labelled a
+    fall with its impact at 4.95 s: replay put the walk's stumble "before impact", evaluate
+    scored a fall the file does not hold. Now refused before anything is written."""
+    trace = tmp_path / "fall.csv"
+    assert main(["record", str(trace), "--scenario", "backward-fall", "--seconds", "3"]) == 2
+    said = capsys.readouterr()
+    assert said.err == (
+        "retroguard record: --seconds 3 ends before the scenario's fall (onset at 4 s, impact "
+        "at 4.95 s), which its header would label all the same: give --seconds 7 or more\n"
+    )
+    assert not trace.exists()
+    assert main(["record", str(trace), "--scenario", "backward-fall", "--seconds", "7"]) == 0
+    assert "# impact_t: 4.95\n" in trace.read_text()
+
+
 def test_replay_of_a_missing_file_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

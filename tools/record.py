@@ -10,6 +10,7 @@ the quantisation, timing and FIFO behaviour of the hardware path.
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +50,24 @@ SCENARIOS: dict[str, Callable[[float], Sequence]] = {
 """What the simulated walker can do for ``--scenario``."""
 
 
+def labelled_after(header: TraceHeader, seconds: float) -> str | None:
+    """Why a recording of ``seconds`` would not hold what its scenario's header labels (the
+    fall's onset or impact, the scenario's own times), or None when it does. ``--scenario
+    backward-fall --seconds 3`` wrote a trace labelled a fall, impact at 4.95 s, that ends at
+    3 s in the walk before it: replay said the stumble came "before impact", and evaluate
+    counted a fall the file does not hold."""
+    times = {"onset": header.onset_t, "impact": header.impact_t}
+    labelled = {what: t for what, t in times.items() if t is not None}
+    if not labelled or max(labelled.values()) < seconds:
+        return None
+    said = ", ".join(f"{what} at {t:g} s" for what, t in labelled.items())
+    return (
+        f"ends before the scenario's fall ({said}), which its header would label all the "
+        f"same: give --seconds {math.ceil(max(labelled.values())) + 2} or more"
+    )
+    return None
+
+
 def record(
     out: Path,
     *,
@@ -78,6 +97,10 @@ def record(
         if name == "demo":
             seconds = motion.duration
         header = motion.trace_header(config.imu.sample_rate_hz)
+        cut = labelled_after(header, seconds)
+        if cut is not None:
+            print(f"retroguard record: --seconds {seconds:g} {cut}", file=sys.stderr)
+            return 2
         clock = SimClock()
     else:
         if scenario is not None:
