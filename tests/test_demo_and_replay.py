@@ -227,6 +227,34 @@ def test_record_refuses_a_scenario_fall_its_seconds_would_cut_off_but_label(
     assert "# impact_t: 4.95\n" in trace.read_text()
 
 
+def test_a_fall_trace_cut_off_at_a_line_end_before_its_impact_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A recording cut at a line's end (a copy stopped, a disk filled) reads as whole: its
+    header's impact_t stayed, replay said the stumble came "before impact" of an impact the
+    file no longer held, and evaluate scored the fall as caught in time. Both now say the
+    recording ends before what it labels, naming the header's line."""
+    trace = tmp_path / "fall.csv"
+    assert main(["record", str(trace), "--scenario", "backward-fall", "--seconds", "12"]) == 0
+    lines = trace.read_text().splitlines(keepends=True)
+    body = lines.index("t,ax,ay,az,gx,gy,gz\n") + 1
+    kept = [line for line in lines[body:] if float(line.split(",")[0]) < 4.9]
+    trace.write_text("".join(lines[:body] + kept))
+    impact_line = next(n for n, line in enumerate(lines, 1) if line.startswith("# impact_t"))
+    last_t = float(kept[-1].split(",")[0])
+    capsys.readouterr()
+
+    assert main(["replay", str(trace)]) == 2
+    said = capsys.readouterr()
+    assert said.out == ""
+    assert said.err == (
+        f"retroguard replay: {trace}:{impact_line}: impact_t: 4.95, after the last row "
+        f"(t = {last_t:g}): the recording ends before what it labels (was it cut off?)\n"
+    )
+    assert main(["evaluate", str(trace), "-j", "1"]) == 2
+    assert f"{trace}:{impact_line}: impact_t: 4.95, after the last row" in capsys.readouterr().err
+
+
 def test_replay_of_a_missing_file_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

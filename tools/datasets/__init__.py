@@ -22,7 +22,7 @@ from typing import Literal
 from core.mounting import SISFALL_MOUNTING, up_vector
 from core.samples import ImuSample
 from tools.datasets.errors import DatasetFormatError
-from tools.datasets.header_checked import rows_at_header_rate
+from tools.datasets.header_checked import rows_at_header_rate, rows_reach_labels
 from tools.datasets.kfall import HEADER as KFALL_HEADER
 from tools.datasets.kfall import KFALL_MOUNTING, KFALL_RATE_HZ, fall_label, iter_kfall
 from tools.datasets.kfall import parse_name as parse_kfall_name
@@ -173,6 +173,8 @@ def open_samples(
         raw = rows_at_header_rate(
             iter_trace_samples(recording.path), recording.path, recording.sample_rate_hz
         )
+        labelled = {"onset_t": recording.onset_t, "impact_t": recording.impact_t}
+        raw = rows_reach_labels(raw, recording.path, labelled)
     return at_rate(raw, recording.sample_rate_hz, rate_hz)
 
 

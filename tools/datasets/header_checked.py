@@ -11,7 +11,7 @@ first rows are held back only until their spacing is known.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from core.samples import ImuSample
@@ -49,6 +49,29 @@ def rows_at_header_rate(
             )
     yield from head
     yield from rows
+
+
+def rows_reach_labels(
+    samples: Iterable[ImuSample], path: Path, labelled: Mapping[str, float | None]
+) -> Iterator[ImuSample]:
+    """``samples`` unchanged; at their end :class:`DatasetFormatError` when a labelled time
+    (``impact_t``, ``onset_t``) lies after the last row. A trace cut off at a line's end
+    reads as whole: its fall's labels stayed, replay put a stumble "before impact" of an
+    impact the file no longer held, and evaluate scored the fall as caught."""
+    last: float | None = None
+    for sample in samples:
+        last = sample.t
+        yield sample
+    if last is None:
+        return
+    for key, t in labelled.items():
+        if t is not None and t > last:
+            raise DatasetFormatError(
+                path,
+                _header_line(path, key),
+                f"{key}: {t:g}, after the last row (t = {last:g}): the recording ends before "
+                "what it labels (was it cut off?)",
+            )
 
 
 def _header_line(path: Path, key: str) -> int:
