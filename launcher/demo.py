@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import logging
 import os
 import secrets
@@ -34,6 +35,7 @@ from core.protocol.events import ALERT_TYPES, EventType
 from core.protocol.ids import CAREGIVER_INSTANCE_PREFIX, check_device_id
 from core.realtime import LoopHelperThread, SchedulingPolicy, realtime_section
 from core.wallclock import FakeWallClock
+from core.zones import system_zone, zones_said
 from firmware.app import App, CourierNotStarted, build_app, favour_realtime_thread
 from firmware.config import Config, StorageConfig
 from firmware.link.supervisor import ProcessCourier, SpawnCourier
@@ -331,12 +333,19 @@ class LiveStatus:
 
 
 def print_events(events: list[StoredEvent], out: TextIO) -> None:
-    out.write(f"\n{len(events)} events stored:\n")
-    for stored in events:
+    """Every event stored, its time of day in the machine's zone, named in the heading as
+    ``retroguard sessions`` names it ("Times in UTC."). It printed the stamp's own digits with
+    no zone, beside the dashboard's times that say theirs."""
+    zone = system_zone()
+    moments = [dt.datetime.fromisoformat(stored.event.wall_time) for stored in events]
+    said = zones_said(zone, moments)
+    out.write(f"\n{len(events)} events stored (times in {said}):\n")
+    for stored, moment in zip(events, moments, strict=True):
         e = stored.event
         figures = ", ".join(f"{k}={v:g}" for k, v in list(e.figures.items())[:4])
+        clock_time = moment.astimezone(zone).strftime("%H:%M:%S.%f")[:12]
         out.write(
-            f"  #{stored.seq:<3} {e.wall_time[11:23]}  {e.type.value:<12} {e.severity.value:<8} "
+            f"  #{stored.seq:<3} {clock_time}  {e.type.value:<12} {e.severity.value:<8} "
             f"{e.state:<8} {e.reason}{'  [' + figures + ']' if figures else ''}\n"
         )
 

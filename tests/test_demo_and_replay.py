@@ -526,6 +526,36 @@ def test_the_demo_off_a_terminal_prints_its_cues_led_and_spoken_prompts_as_plain
     assert "\x1b" not in printed and "\r" not in printed
 
 
+def test_the_demo_s_stored_events_say_the_zone_of_their_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The demo's list of stored events gave each time of day with no zone, where the
+    dashboard and ``retroguard sessions`` ("Times in UTC.") name theirs. On a machine in
+    India the heading now says IST, and each time is the event's stamp read in IST."""
+    import datetime as dt
+    import io
+    from zoneinfo import ZoneInfo
+
+    from firmware.storage.events import EventStore
+    from launcher.demo import run_demo
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    out = io.StringIO()
+    db = tmp_path / "d.db"
+    assert run_demo(database=db, live=False, out=out, broker_ok=False, clock=SimClock()) == 0
+    printed = out.getvalue().splitlines()
+    heading = next(line for line in printed if "events stored" in line)
+    assert re.fullmatch(r"\d+ events stored \(times in IST\):", heading), heading
+    first = printed[printed.index(heading) + 1]
+    store = EventStore(db)
+    try:
+        stamp = store.events()[0].event.wall_time
+    finally:
+        store.close()
+    said = dt.datetime.fromisoformat(stamp).astimezone(ZoneInfo("Asia/Kolkata"))
+    assert first.split()[:3] == ["#1", said.strftime("%H:%M:%S.%f")[:12], "start"]
+
+
 @pytest.mark.parametrize(
     ("command", "says"),
     [
