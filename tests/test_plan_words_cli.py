@@ -99,3 +99,28 @@ def test_the_session_log_says_what_each_plan_walked_prescribed() -> None:
         "  Anna, week 3: 12 min backward; belt 0.5 mph",
     ]
     assert not any(line.startswith("  progression-week-9") for line in said)
+
+
+def test_plan_show_lists_each_interval_s_length_as_its_words_do_and_no_speed_for_a_rest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Intervals given in seconds were listed in minutes as ``:g`` prints them, "1.66667 min"
+    under words that said "1 min 40 s", and a rest carried the plan's belt speed, "rest 0.75
+    min 0.5 mph", where the words (and the dashboard) give a rest none."""
+    db = tmp_path / "device.db"
+    plan = tmp_path / "odd.toml"
+    plan.write_text(
+        '[[interval]]\ndirection = "backward"\nseconds = 100\n'
+        '[[interval]]\ndirection = "rest"\nseconds = 45\n'
+        '[[interval]]\ndirection = "forward"\nseconds = 130\n'
+    )
+    assert main(["plan", "--db", str(db), "set", str(plan)]) == 0
+    capsys.readouterr()
+    assert main(["plan", "--db", str(db), "show"]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "  1 min 40 s backward, 45 s rest, 2 min 10 s forward; belt 0.5 mph\n"
+        "   1. backward 1 min 40 s  0.5 mph\n"
+        "   2. rest          45 s\n"
+        "   3. forward  2 min 10 s  0.5 mph\n"
+    ) in out

@@ -29,6 +29,7 @@ from core.protocol.plan import (
     PlanInvalid,
     Progression,
     Stage,
+    duration_words,
     plan_words,
     progression_from_builtins,
 )
@@ -122,7 +123,11 @@ def print_plan(plan: Plan, out: TextIO) -> None:
     included: :func:`core.protocol.plan.plan_words`), then each interval."""
     out.write(f"{plan.describe()}\n  {plan_words(plan)}\n")
     for n, i in enumerate(plan.intervals, 1):
-        out.write(f"  {n:2d}. {i.direction:8} {i.minutes:5g} min  {i.speed}\n")
+        # "1 min 40 s" as the words above say it (minutes as :g said "1.66667 min"), and no
+        # belt speed beside a rest (the words give a rest none: the walker stops the belt)
+        speed = "" if i.direction == "rest" else i.speed
+        line = f"  {n:2d}. {i.direction:8} {duration_words(i.duration_s):>9}  {speed}"
+        out.write(line.rstrip() + "\n")
 
 
 def _stage_line(stage: Stage) -> str:
