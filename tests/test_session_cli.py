@@ -485,6 +485,9 @@ def test_the_session_demo_walks_and_names_the_chosen_walkers_assigned_plan(
         "monitor walks it.\n"
     ) in text
     assert "DEMO FAILED" not in text
+    rest = next(line for line in text.splitlines() if "] cue rest" in line)
+    assert rest.endswith("buzzer cue_rest; interval 3/4")  # no belt speed for a rest
+    assert "interval 4/4 (0.4 mph)" in text
     # Bob's plan walked through (under the simulated clock, which outruns the courier, the
     # record may name the default walker: the roster reaches the loop after the session began)
     (stored,) = load_sessions(db)

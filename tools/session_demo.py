@@ -132,7 +132,9 @@ def format_cue(runner: SessionRunner, index: int) -> str:
     cue = runner.cues[index]
     plan_t = cue.plan_t
     interval = runner.plan.intervals[min(cue.interval, len(runner.plan.intervals) - 1)]
-    where = f"interval {cue.interval + 1}/{len(runner.plan.intervals)} ({interval.speed})"
+    where = f"interval {cue.interval + 1}/{len(runner.plan.intervals)}"
+    if interval.direction != "rest":  # a rest has the belt stopped: no speed, as in the words
+        where += f" ({interval.speed})"
     sound = PATTERN[cue.cue] if cue.played else "refused: another pattern is sounding"
     if cue.replayed:
         sound += " (again: cut short by another pattern)"
