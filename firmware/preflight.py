@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.cliargs import unreachable
+from core.dbfile import database_file_problem
 from core.errors import ConfigError
 from core.mounting import Mounting, up_vector
 from core.protocol.ids import discovery_id_problem
@@ -233,6 +234,17 @@ def _storage(config: Config, result: Preflight) -> None:
             f"(e.g. {database / 'retroguard.db'})"
         )
         return
+    not_a_database = database_file_problem(database)
+    if not_a_database is not None:
+        # Not refused: an SD card's damage can zero a real database's header, and the
+        # monitor then protects with a new one. But a path naming another file (the config
+        # itself) would have that file renamed away at the start with nothing said before.
+        result.warnings.append(
+            f"storage.database: {not_a_database}: the monitor's start will move it aside as "
+            f"a damaged database ({database.name}.damaged-<time>) and start a new one there; "
+            "if the path is a mistake, name the database file (e.g. "
+            "/var/lib/retroguard/retroguard.db)"
+        )
     folder = database.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent

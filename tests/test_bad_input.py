@@ -717,3 +717,25 @@ def test_the_local_time_of_a_stored_time_that_is_not_one_is_the_text() -> None:
 
     assert local_time("2026-03-02T09:00:00.000+00:00", dt.UTC) == "2026-03-02 09:00"
     assert local_time("yesterday", dt.UTC) == "yesterday"
+
+
+def test_config_check_warns_of_a_storage_database_that_is_no_database_and_touches_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``storage.database`` naming the config itself passed ``config --check`` with "OK", and
+    ``run`` then moved the config aside as a damaged database and made a new database under
+    its name: the next start found no config. The check now says what the start would do
+    (a warning: a real database whose header an SD card zeroed is still taken that way)."""
+    config = tmp_path / "config.toml"
+    text = f'[storage]\ndatabase = "{config}"\n'
+    config.write_text(text)
+    assert main(["config", "--check", str(config)]) == 0
+    said = capsys.readouterr()
+    assert said.out == f"{config}: OK\n"
+    assert said.err == (
+        f"warning: {config}: storage.database: {config}: not a RetroGuard database (not an "
+        "SQLite database file at all): the monitor's start will move it aside as a damaged "
+        "database (config.toml.damaged-<time>) and start a new one there; if the path is a "
+        "mistake, name the database file (e.g. /var/lib/retroguard/retroguard.db)\n"
+    )
+    assert config.read_text() == text
