@@ -504,3 +504,49 @@ def test_a_mistyped_password_keeps_the_name_and_the_alert_the_link_led_to(
     expect(page.locator("h1")).to_contain_text("FALL")
     context.close()
     device.close()
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+def test_the_throttle_s_wait_keeps_the_name_and_the_alert_the_link_led_to(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """Three mistyped passwords from a notification's link, and the fourth attempt is told to
+    wait: that answer keeps the name and the alert's page as a mistyped one does (mut36: the
+    throttle's page was found kept by no test), the cursor in the password, and once the wait
+    is over the right password leads to the alert. The throttle's clock is the test's."""
+    from playwright.sync_api import expect
+
+    clock = FakeClock(1000.0)
+    service.limiter.clock = clock
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    ids = device.incident_fall()
+    wait_all_handled(service, device)
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    context.set_default_timeout(WAIT * 1000)
+    page = context.new_page()
+    alert = f"/events/{ids['trip']['id']}"
+    page.goto(service.url + alert)
+    expect(page).to_have_url(f"{service.url}/login?next={alert}")
+    expect(page.locator("#username")).to_be_focused()  # no name yet: the cursor is there
+    page.keyboard.type("ann")
+    for n in range(3):
+        page.fill("#password", f"not the password {n}")
+        page.click("button[type=submit]")
+        expect(page.locator(".error")).to_have_text("Wrong user name or password.")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator(".error")).to_have_text(
+        "Too many failed attempts for this account from here. Try again in 1 s."
+    )
+    expect(page.locator("#username")).to_have_value("ann")
+    expect(page.locator("#password")).to_be_focused()
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    page.screenshot(path=shot(tmp_path, service, f"login-wait-{width}.png"))
+    clock.advance(1.0)
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(service.url + alert)
+    expect(page.locator("h1")).to_contain_text("FALL")
+    context.close()
+    device.close()
