@@ -16,6 +16,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from caregiver import ingest as ingest_module
+from caregiver.ingest import Ingestor
 from caregiver.presence import PresenceTiming
 from core.protocol.messages import CaregiverPresence, CaregiverStatusMessage
 from core.protocol.payloads import caregiver_status_payload, decode_as
@@ -49,7 +50,11 @@ def test_the_service_says_online_again_before_it_expires_and_offline_without_one
     timing = PresenceTiming(expiry_s=3)  # said again every second: three within the wait
     sub = Subscriber(mosquitto, [PRESENCE])
     try:
-        with running_service(caregiver_config(mosquitto, tmp_path), web=False, presence=timing):
+        with running_service(
+            caregiver_config(mosquitto, tmp_path), web=False, presence=timing
+        ) as running:
+            renewal = running.ingestor.renewal_thread
+            assert renewal is not None and renewal.is_alive()
 
             def onlines() -> list[CaregiverStatusMessage]:
                 said = [decode_as(CaregiverStatusMessage, m.payload) for m in sub.on("/status")]
@@ -60,6 +65,7 @@ def test_the_service_says_online_again_before_it_expires_and_offline_without_one
             validate("caregiver_status", sub.on("/status")[-1].payload)
             kept = retained_v5(mosquitto, PRESENCE)
             assert kept is not None and kept.expiry_s is not None and 0 < kept.expiry_s <= 3
+        assert not renewal.is_alive()  # a stopped service leaves no renewal behind
         offline = retained_v5(mosquitto, PRESENCE)
         assert offline is not None and offline.expiry_s is None
         said = decode_as(CaregiverStatusMessage, offline.payload)
@@ -144,3 +150,43 @@ def test_a_renewal_says_again_what_was_said_not_a_storing_change_the_interval_ho
         assert ingestor.storage_fault is None
         said = renewed()
         assert said.storing and said.state == CaregiverPresence.ONLINE
+
+
+def test_a_presence_cleared_after_another_s_not_storing_is_renewed_over(
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    other_instance: mqtt.Client,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another instance's ``online`` saying it cannot store holds this one's renewals back; the
+    retained presence then cleared (an empty message: an operator's ``mosquitto_pub -r -n``) or
+    replaced by something that is no presence leaves nothing to hold them back for. Found by
+    mut36 mutating it: without that, this instance never said its ``online`` again, and every
+    treadmill read nobody there while it stored and paged."""
+    heard: list[bytes] = []
+    hear = Ingestor._presence_heard
+
+    def spy(self: Ingestor, client: mqtt.Client, message: mqtt.MQTTMessage) -> None:
+        hear(self, client, message)
+        heard.append(bytes(message.payload))
+
+    monkeypatch.setattr(Ingestor, "_presence_heard", spy)
+    config = caregiver_config(mosquitto, tmp_path)
+    with running_service(config, web=False, presence=PresenceTiming(expiry_s=3000)) as running:
+        ingestor = running.ingestor
+        client = ingestor.client
+        assert client is not None
+        assert wait_for(lambda: any(b'"caregiver-test"' in h for h in heard), WAIT)  # its own
+        for nothing in (b"", b"not a presence"):
+            said = caregiver_status_payload(
+                CaregiverPresence.ONLINE, "caregiver-b", fault="database damaged", expires_s=180
+            ).encode()
+            for payload in (said, nothing):
+                other_instance.publish(PRESENCE, payload, qos=1, retain=True).wait_for_publish(WAIT)
+                assert wait_for(lambda p=payload: bool(heard) and heard[-1] == p, WAIT)
+            ingestor._renew_online()
+            client.publish("retroguard-test/fence", b"", qos=1).wait_for_publish(WAIT)
+            kept = retained_v5(mosquitto, PRESENCE)
+            assert kept is not None
+            mine = decode_as(CaregiverStatusMessage, kept.payload)
+            assert mine.by == "caregiver-test" and mine.storing
