@@ -162,3 +162,20 @@ def test_a_read_probe_clears_only_the_tables_whose_read_failed(faults: SideFault
     faults.failed(Part.SESSIONS, REFUSED, Use.WRITE, (Table.WALK_SESSIONS,))
     assert faults.unread_tables() == ((Part.WALKERS, Table.DEVICE_WALKERS),)
     assert faults.unread() == (Part.WALKERS,)
+
+
+def test_the_log_and_the_banner_say_which_alerts_are_stored_by_one_rule(
+    faults: SideFaults, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The log's line of a part starting to fail and the banner's, ``/healthz``'s and the
+    health message's words (``still_stored``) say which alerts are still stored by one rule:
+    the log had a copy of its own, which a change of the rule would have left saying the old
+    words. Here the rule is made to say a marker, and both say it."""
+    from caregiver.storage import SideFault, side_faults, still_stored
+
+    monkeypatch.setattr(side_faults, "alerts_stored_beside", lambda parts: f"{list(parts)} only")
+    faults.failed(Part.ALERTS, "an alert refused", Use.WRITE, ())
+    (said,) = _said(caplog)
+    assert ": [<Part.ALERTS: 'alerts'>] only are still stored and notified, but " in said
+    fault = SideFault(Part.TELEMETRY, "refused", 0.0)
+    assert still_stored((fault,)) == "[<Part.TELEMETRY: 'telemetry'>] only"

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -172,9 +172,17 @@ _WORDS: dict[Part, tuple[str, str]] = {
 
 
 def still_stored(faults: Collection[SideFault]) -> str:
-    """Which alerts are still stored and notified while ``faults`` are said: all of them,
-    unless one of them is an alert refused (:attr:`Part.ALERTS`), then the others."""
-    return "other alerts" if any(f.part is Part.ALERTS for f in faults) else "alerts"
+    """Which alerts are still stored and notified while ``faults`` are said
+    (:func:`alerts_stored_beside` of their parts)."""
+    return alerts_stored_beside(f.part for f in faults)
+
+
+def alerts_stored_beside(parts: Iterable[Part]) -> str:
+    """Which alerts are still stored and notified while ``parts`` fail: all of them, unless
+    one is an alert refused (:attr:`Part.ALERTS`), then the others. The one rule the banner,
+    ``/healthz``, the health message (:func:`still_stored`) and the log's line of a part
+    starting to fail (:meth:`SideFaults.failed`) say it by: the log had a copy of its own."""
+    return "other alerts" if Part.ALERTS in parts else "alerts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +264,7 @@ class SideFaults:
                 "%s (%s): %s are still stored and notified, but %s until it works again",
                 part.what,
                 fault,
-                "other alerts" if part is Part.ALERTS else "alerts",
+                alerts_stored_beside((part,)),
                 part.lost,
             )
         if _said(before) != _said(after):
