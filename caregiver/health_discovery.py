@@ -77,12 +77,15 @@ HEALTH_ATTRIBUTES = (
     "\"parts\": parts | map(attribute='part') | list, "
     "\"problems\": parts | map(attribute='said') | join('; ') if parts else none, "
     '"said_at": value_json.wall_time, '
-    '"instance": value_json.by'
+    '"instance": value_json.by, '
+    "\"message_held\": value_json.get('message_held', false)"
     "} | tojson }}"
 )
 """Its attributes: ``status`` (the database in ``/healthz``'s words), ``storing_alerts``,
 ``parts`` (the parts' names), ``problems`` (each part in words: what cannot be used since
-when, what is missing meanwhile), ``said_at`` and ``instance``."""
+when, what is missing meanwhile), ``said_at``, ``instance`` and ``message_held`` (a message
+whose handler fails every time is held on the connection, the others received: not the
+database's, so it leaves the sensor's state alone)."""
 
 
 def is_configuration_url(address: str) -> bool:

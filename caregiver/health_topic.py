@@ -51,10 +51,17 @@ HEALTH_EVERY_S = 5.0
 
 
 def health_message(
-    by: str, *, storing: bool, damaged: bool, side: tuple[SideFault, ...], wall_time: str = ""
+    by: str,
+    *,
+    storing: bool,
+    damaged: bool,
+    side: tuple[SideFault, ...],
+    held: bool = False,
+    wall_time: str = "",
 ) -> CaregiverHealthMessage:
     """What the service says of its database: ``storing`` (ingest commits), ``damaged`` (its
-    file), ``side`` (the parts it goes on without), as ``/healthz`` says them."""
+    file), ``side`` (the parts it goes on without), and beside it ``held`` (a poisoned
+    message held on the connection), as ``/healthz`` says them."""
     parts = tuple(database_part(fault) for fault in side)
     ok = storing and not damaged
     return CaregiverHealthMessage(
@@ -64,6 +71,7 @@ def health_message(
         status=database_status(storing=ok, damaged=damaged, parts=parts),
         storing=ok,
         parts=parts,
+        message_held=held,
     )
 
 

@@ -177,7 +177,7 @@ class CaregiverService:
         dashboard = create_app(self)
         self.app = dashboard.app
         self._feed = dashboard.feed
-        self._link_changed(self.ingestor.link.state)  # not yet connected: pages say so
+        self._feed.broker(self.ingestor.link.state)  # not yet connected: pages say so
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._server: uvicorn.Server | None = None
@@ -257,6 +257,7 @@ class CaregiverService:
             storing=self.ingestor.storage_fault is None,
             damaged=self.store.damage is not None,
             side=self.store.side_faults.now(),
+            held=isinstance(link := self.ingestor.link.state, Connected) and link.held is not None,
         )
 
     def _damaged(self, damage: str) -> None:
@@ -269,8 +270,10 @@ class CaregiverService:
         self.ingestor.storing_changed()
 
     def _link_changed(self, link: BrokerLink) -> None:
-        """Ingest's link to the broker changed (paho's thread): every page's banner says it."""
+        """Ingest's link to the broker changed (paho's thread): every page's banner says it,
+        and the health message a message held or no longer held."""
         self._feed.broker(link)
+        self.health_topic.changed()
 
     def _storage_changed(self, fault: str | None) -> None:
         """Ingest's database started refusing (``fault``) or works again (None; ingest's

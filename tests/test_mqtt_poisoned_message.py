@@ -21,17 +21,23 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+import msgspec
 import paho.mqtt.client as mqtt
 import pytest
 
+from caregiver import health_topic
 from caregiver.broker_link import Connected
 from caregiver.ingest import RECEIVE_MAXIMUM, Ingestor
 from core.mqtt_callbacks import CallbackFault, GuardedClient
-from core.protocol.payloads import receipt_payload
+from core.protocol.messages import CaregiverHealthMessage
+from core.protocol.payloads import decode_as, receipt_payload
+from core.protocol.topics import caregiver_health_topic
 from firmware.mqtt import MqttReporter
 from tests.browser_support import NEEDS_CHROMIUM, logged_in, shot
 from tests.caregiver_support import make_config, running_service
-from tests.mqtt_helpers import WAIT, Subscriber, config_for, subscriber
+from tests.mqtt_helpers import WAIT, Subscriber, config_for, schema, subscriber, validate
+from tests.test_caregiver_health_topic import DATABASE, _home_assistant
 from tests.test_caregiver_ingest_batch import DEVICE, _event, _id
 from tools.broker import Mosquitto, mosquitto_available
 
@@ -119,6 +125,91 @@ def test_a_poisoned_message_holds_no_fall_behind_it_and_is_kept(
     with running_service(config, web=False) as service:
         assert service.ingestor.link.wait_for(_held_said, WAIT)
         assert len(raised) > 2
+
+
+class _HealthBeforeHeld(msgspec.Struct, kw_only=True):
+    """The health message as a reader from before ``message_held`` knew it (Home Assistant's
+    template reads only the fields it names; a device's decoder ignores unknown fields)."""
+
+    schema: int
+    by: str
+    wall_time: str
+    status: str
+    storing: bool = True
+
+
+def test_a_held_message_is_said_in_the_retained_health_message(
+    tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not real: ``Ingestor._on_message`` raises for every copy of one stumble. ``/healthz``
+    and the banner said the message held, the retained health message (Home Assistant's
+    Database sensor, whatever reads the broker and not the dashboard) did not: it says
+    ``message_held`` now, Home Assistant an attribute of that name (the database's state
+    left alone: the database is sound), and a reader from before it still reads the rest."""
+    monkeypatch.setattr(health_topic, "HEALTH_EVERY_S", 0.0)
+    poisoned = _event(1, "stumble")
+    raised: list[int] = []
+    monkeypatch.setattr(
+        Ingestor,
+        "_on_message",
+        _always_raising(Ingestor._on_message, _id(poisoned).encode(), raised),
+    )
+    config = make_config(mosquitto, tmp_path)
+    topic = caregiver_health_topic("retroguard", config.mqtt.identity)
+    with (
+        subscriber(mosquitto, [topic]) as health,
+        running_service(config, web=False) as service,
+    ):
+
+        def said() -> list[CaregiverHealthMessage]:
+            for message in list(health.messages):
+                validate("caregiver_health", message.payload)
+            return [decode_as(CaregiverHealthMessage, m.payload) for m in health.messages]
+
+        assert health.wait(lambda: bool(said()))
+        assert not said()[-1].message_held
+        assert b"message_held" not in health.messages[-1].payload  # absent while none is
+        device = Subscriber(mosquitto, ["retroguard/nothing"])
+        device.client.publish(*poisoned, qos=1).wait_for_publish(WAIT)
+        assert service.ingestor.link.wait_for(_held_said, WAIT)
+        assert health.wait(lambda: said()[-1].message_held)
+        assert service.health().message_held
+        last = said()[-1]
+        assert (last.status, last.storing) == ("ok", True)  # the database is sound
+        payload = health.messages[-1].payload
+        # a reader from before: the old schema (no message_held) and an old decoder take it
+        old = schema("caregiver_health")
+        del old["properties"]["message_held"]
+        jsonschema.validate(json.loads(payload), old)
+        assert decode_as(_HealthBeforeHeld, payload).status == "ok"
+        # Home Assistant, started now: the attribute from the retained message alone
+        ha = _home_assistant(mosquitto)
+        attributes = ha.attributes[ha.component(DATABASE).key]
+        assert attributes["message_held"] is True and attributes["status"] == "ok"
+        assert ha.state(DATABASE) == "off"
+        device.close()
+
+
+def test_a_message_held_mid_connection_is_said_in_the_health_message_at_once(
+    tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker sends a poisoned message again first at the reconnect, so it is mostly
+    held before the subscription is confirmed, and the health said then says it. One held
+    after that (the broker's resend behind others) changes the link, not the database: the
+    link's change says the health again, not only the database's changes."""
+    monkeypatch.setattr(health_topic, "HEALTH_EVERY_S", 0.0)
+    config = make_config(mosquitto, tmp_path)
+    topic = caregiver_health_topic("retroguard", config.mqtt.identity)
+    with (
+        subscriber(mosquitto, [topic]) as health,
+        running_service(config, web=False) as service,
+    ):
+        assert health.wait(lambda: bool(health.messages))
+        assert b"message_held" not in health.messages[-1].payload
+        service.ingestor.link.message_held(f"retroguard/{DEVICE}/event", "RuntimeError: bug", 2)
+        assert health.wait(
+            lambda: decode_as(CaregiverHealthMessage, health.messages[-1].payload).message_held
+        )
 
 
 def _reporter(mosquitto: Mosquitto, tmp_path: Path, **overrides: Any) -> MqttReporter:

@@ -1055,6 +1055,10 @@ class CaregiverHealthMessage(Struct, kw_only=True, omit_defaults=True):
     """It can store alerts now (false while ``not storing`` or ``database damaged``)."""
     parts: tuple[DatabasePart, ...] = ()
     """The parts it goes on without, the oldest first (absent: none)."""
+    message_held: bool = False
+    """A message whose handler fails every time (a bug) is held unacknowledged on its
+    connection, the others received (``/healthz``'s ``message_held``: only a flag, no topic,
+    as the message names no device). Absent: none held; a reader from before it ignores it."""
 
 
 CaregiverSeen = Literal["online", "offline", "unknown"]
