@@ -33,6 +33,7 @@ from caregiver.config import (
 )
 from caregiver.service import CaregiverService
 from caregiver.storage import ClockFrame, NewEvent, Role
+from core.progress import week_of, week_start
 from core.protocol.messages import (
     BalanceFigures,
     Direction,
@@ -668,6 +669,30 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def saturday_noon() -> FakeClock:
+    """A service's clock stopped at the latest Saturday noon (UTC) not after now, for a test
+    about "this week": the test reads the week from it (:func:`week_monday`) and the service
+    counts in it, one clock (a second ``time.time()`` a few seconds apart named the next
+    week when the run crossed Sunday's midnight), and every session seeded from the week's
+    Monday to its Friday has ended by it (on a real Monday they were days to come). A week
+    whose Monday is in the year before is passed over for the one before it: the browser
+    writes a date of another year with its year ("Dec 28, 2026")."""
+    day = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=12)).date()  # its noon not after now
+    while True:
+        day -= dt.timedelta(days=(day.weekday() - 5) % 7)
+        clock = FakeClock(dt.datetime.combine(day, dt.time(12), dt.UTC).timestamp())
+        if week_monday(clock).year == day.year:
+            return clock
+        day -= dt.timedelta(days=1)
+
+
+def week_monday(clock: Callable[[], float], zone: dt.tzinfo = dt.UTC) -> dt.datetime:
+    """The midnight (in ``zone``, the service's) the week ``clock`` is in now began, by the
+    product's own rule (:func:`core.progress.week_of`, :func:`core.progress.week_start`)."""
+    week = week_of(dt.datetime.fromtimestamp(clock(), zone), zone)
+    return dt.datetime.combine(week_start(week), dt.time(), zone)
 
 
 def make_config(

@@ -35,7 +35,15 @@ from firmware.storage.database import connect
 from firmware.storage.progressions import change_progression, start_progression
 from firmware.storage.sessions import save_session
 from launcher.cli import main
-from tests.caregiver_support import Http, SimDevice, make_config, running_service, session_record
+from tests.caregiver_support import (
+    Http,
+    SimDevice,
+    make_config,
+    running_service,
+    saturday_noon,
+    session_record,
+    week_monday,
+)
 from tests.mqtt_helpers import validate
 from tools.broker import Mosquitto
 
@@ -142,12 +150,11 @@ def test_the_dashboard_and_the_report_count_against_what_the_device_prescribes(
 ) -> None:
     device_id = "treadmill-1"
     config = make_config(mosquitto, tmp_path, database=caregiver_db)
-    with running_service(config, background=False) as service:
+    # the week the service counts in, read from its clock: one clock, not a second reading
+    # seconds apart (across Sunday's midnight, the next week's page)
+    with running_service(config, background=False, clock=saturday_noon()) as service:
         store, ingestor = service.store, service.ingestor
-        now = dt.datetime.fromtimestamp(service.clock(), dt.UTC)
-        monday = dt.datetime.combine(
-            now.date() - dt.timedelta(days=now.weekday()), dt.time(0, 30), dt.UTC
-        )
+        monday = week_monday(service.clock) + dt.timedelta(minutes=30)
         this_week, last_week = (
             week_of(monday, dt.UTC),
             week_of(monday - dt.timedelta(weeks=1), dt.UTC),

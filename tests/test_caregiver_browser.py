@@ -41,10 +41,12 @@ from tests.caregiver_support import (
     month_before_this_week,
     physio_month,
     running_service,
+    saturday_noon,
     session_record,
     session_this_morning,
     wait_all_handled,
     wall_on_a_second,
+    week_monday,
 )
 from tests.storage_support import wait_for
 from tools.broker import Mosquitto, mosquitto_available
@@ -65,16 +67,20 @@ def _login(
     width: int = 1024,
     init_script: str = "",
     has_touch: bool = False,
+    at: float | None = None,
     **options: Any,
 ) -> Any:
     """Ann logged in, the live feed open; ``options`` go to the browser context (a time zone,
-    a language)."""
+    a language); ``at``: the browser's clock set to it (the service's fake one), before the
+    first page."""
     from playwright.sync_api import expect
 
     context = browser.new_context(
         viewport={"width": width, "height": 800}, has_touch=has_touch, **options
     )
     context.set_default_timeout(WAIT * 1000)
+    if at is not None:
+        context.clock.set_system_time(at)
     page = context.new_page()
     if init_script:
         page.add_init_script(init_script)
@@ -630,17 +636,29 @@ def test_the_progress_table_breaks_a_plan_s_name_at_its_hyphens_only(
     device.close()
 
 
+@pytest.fixture
+def on_saturday(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> Iterator[CaregiverService]:
+    """The service with its clock stopped on a Saturday noon (:func:`saturday_noon`)."""
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, background=False, clock=saturday_noon()) as s:
+        yield s
+
+
 def test_progress_page_sessions_weekly_goal_and_chart(
-    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+    browser: Any, on_saturday: CaregiverService, mosquitto: Mosquitto
 ) -> None:
+    """This week as the service counts it, read from its clock: sessions of days to come
+    (the test's Monday + 1 to 3 days, on a real Monday) were never what a physio reads."""
     from playwright.sync_api import expect
 
+    service = on_saturday
     device = SimDevice(mosquitto, "treadmill-1")
     device.online()
-    year, week, _ = dt.datetime.now(dt.UTC).isocalendar()
-    monday = dt.datetime.combine(dt.date.fromisocalendar(year, week, 1), dt.time(), dt.UTC)
+    monday = week_monday(service.clock)
     # three weeks ago to this week, the backward blocks growing toward 10 minutes; this week's
-    # on different days (a day counts once: core.progress.days_done)
+    # on different days (a day counts once: core.progress.days_done), every one ended by now
     sessions = [
         session_record("treadmill-1", monday - dt.timedelta(days=20), backward_min=6,
                        longest_min=3, plan="progression-week-2"),
@@ -668,7 +686,7 @@ def test_progress_page_sessions_weekly_goal_and_chart(
     assert anonymous.request.get(service.url + "/api/devices/treadmill-1/progress").status == 401
     anonymous.close()
 
-    page = _login(browser, service)
+    page = _login(browser, service, at=service.clock())
     page.locator("#card-treadmill-1 .links a").click()
     expect(page).to_have_url(service.url + "/devices/treadmill-1/progress")
     rows = page.locator("#sessions tbody tr")

@@ -29,10 +29,13 @@ from firmware.session.record import session_payload
 from tests.browser_support import NEEDS_CHROMIUM, logged_in
 from tests.browser_support import shot as _shot
 from tests.caregiver_support import (
+    FakeClock,
     make_config,
     running_service,
+    saturday_noon,
     session_record,
     walked,
+    week_monday,
     with_measures,
 )
 from tools.broker import Mosquitto
@@ -53,14 +56,18 @@ rows and trend tables), whatever the history; every week listed, it was 290,000.
 @pytest.fixture
 def service(mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str) -> Iterator[CaregiverService]:
     config = make_config(mosquitto, tmp_path, database=caregiver_db)
-    with running_service(config, background=False) as s:
+    with running_service(config, background=False, clock=FakeClock(CLOCK.now)) as s:
         yield s
 
 
+CLOCK = saturday_noon()
+"""The service's clock, stopped: "this week" is the one it counts in, and this week's
+Wednesday and Friday sessions have ended (on a real Monday they were days to come)."""
+
+
 def _monday(weeks_ago: int) -> dt.datetime:
-    year, week, _ = dt.datetime.now(dt.UTC).isocalendar()
-    this = dt.datetime.combine(dt.date.fromisocalendar(year, week, 1), dt.time(9), dt.UTC)
-    return this - dt.timedelta(weeks=weeks_ago)
+    """09:00 on the Monday ``weeks_ago`` weeks before the service's this week."""
+    return week_monday(CLOCK) + dt.timedelta(hours=9) - dt.timedelta(weeks=weeks_ago)
 
 
 def _year() -> list[SessionRecord]:

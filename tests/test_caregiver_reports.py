@@ -11,6 +11,7 @@ import datetime as dt
 import io
 import re
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -41,7 +42,7 @@ from core.protocol.plan import plan_words
 from core.zones import system_zone
 from firmware.session.record import session_payload
 from launcher.cli import main
-from tests.caregiver_support import physio_month, received, session_record
+from tests.caregiver_support import physio_month, received, saturday_noon, session_record
 
 DEVICE = "treadmill-1"
 MONDAY = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)  # 2026-W10
@@ -501,9 +502,27 @@ def test_the_pdf_s_footnote_stays_clear_of_a_full_page(
         assert LONG_WORDS not in text and "Anna, week 1 (3 sessions): 2 min forward (1" in text
 
 
+def _reports_as_of(monkeypatch: pytest.MonkeyPatch, now: float) -> None:
+    """The command's reports made as of ``now``, its one reading of the clock given to it
+    (:func:`caregiver.report.report_for`'s ``now``): the test's "this week" is then read
+    from the clock the command uses, not from a second ``time.time()`` seconds apart that
+    named another week when the run crossed Sunday's midnight (local time)."""
+    import caregiver.report as report_module
+
+    made = report_module.report_for
+
+    def as_of(store: Store, device: str, walker: str, zone: dt.tzinfo, _: float, *more: Any,
+              **named: Any) -> Report:  # fmt: skip
+        return made(store, device, walker, zone, now, *more, **named)
+
+    monkeypatch.setattr(report_module, "report_for", as_of)
+
+
 def test_the_cli_writes_both_reports_from_the_services_database(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    now = saturday_noon()()
+    _reports_as_of(monkeypatch, now)
     stored(str(tmp_path / "caregiver.db")).close()
     config = tmp_path / "caregiver.toml"
     config.write_text(f'[server]\ndatabase = "{tmp_path / "caregiver.db"}"\n'
@@ -534,7 +553,9 @@ def test_the_cli_writes_both_reports_from_the_services_database(
     assert main(["caregiver", "report", "-c", str(config), DEVICE]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith("2026-W10,2026-03-02,3,3,3,0,no,")
-    assert lines[-1].startswith(week_of(dt.datetime.now(dt.UTC), system_zone()) + ",")
+    assert lines[-1].startswith(
+        week_of(dt.datetime.fromtimestamp(now, dt.UTC), system_zone()) + ","
+    )
     # report_for reads the same through the store's named operations
     store = Store(str(tmp_path / "caregiver.db"))
     assert len(report_for(store, DEVICE, "Anna", dt.UTC, NOW).weeks) == 4
@@ -542,11 +563,13 @@ def test_the_cli_writes_both_reports_from_the_services_database(
 
 
 def test_the_cli_reports_on_a_roster_walker_who_has_not_walked(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Ben is on the treadmill's roster but has no session: his report is this week, none
     done, "no sessions yet" (not a refusal naming only those who walked); a walker neither on
     the roster nor in sessions is still refused, the walkers offered named."""
+    now = saturday_noon()()
+    _reports_as_of(monkeypatch, now)
     stored(str(tmp_path / "caregiver.db")).close()
     store = Store(str(tmp_path / "caregiver.db"))
     store.set_device_walkers(DEVICE, [("default", "Default walker"), ("ben", "Ben")])
@@ -557,7 +580,7 @@ def test_the_cli_reports_on_a_roster_walker_who_has_not_walked(
     assert main([*base, "--walker", "ben"]) == 0
     weeks = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
     assert [(w["week"], w["sessions"], w["sessions_done"]) for w in weeks] == [
-        (week_of(dt.datetime.now(dt.UTC), system_zone()), "0", "0")
+        (week_of(dt.datetime.fromtimestamp(now, dt.UTC), system_zone()), "0", "0")
     ]
     pdf = tmp_path / "ben.pdf"
     assert main([*base, "--walker", "ben", "--pdf", str(pdf)]) == 0

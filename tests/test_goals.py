@@ -6,6 +6,7 @@ retained ``progress`` message (Home Assistant) show them."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import json
 from pathlib import Path
@@ -35,7 +36,7 @@ from firmware.mqtt.status import RetainedStatus
 from firmware.session.plan import alternate_2_2
 from firmware.storage.database import connect
 from firmware.storage.sessions import StoredSession, save_session
-from tests.caregiver_support import session_record
+from tests.caregiver_support import saturday_noon, session_record, week_monday
 from tests.mqtt_helpers import schema
 from tools.sessions import print_sessions
 
@@ -236,10 +237,18 @@ def test_the_sessions_command_lists_the_missed_week_up_to_this_one(
     """The same from ``retroguard sessions`` on a device database: sessions two weeks ago and
     this week, none last week; last week is a row, 0 of 3 done."""
     from launcher.cli import main
+    from tools import sessions
 
     monkeypatch.setenv("TZ", "UTC")
-    today = dt.datetime.now(dt.UTC).date()
-    monday = dt.datetime.combine(today - dt.timedelta(days=today.weekday()), dt.time(), dt.UTC)
+    # the week the command lists up to, read from one clock it is given too (its ``now``): a
+    # second reading seconds apart listed the next week across Sunday's midnight
+    clock = saturday_noon()
+    monkeypatch.setattr(
+        sessions,
+        "print_sessions",
+        functools.partial(sessions.print_sessions, now=dt.datetime.fromtimestamp(clock(), dt.UTC)),
+    )
+    monday = week_monday(clock)
     db = tmp_path / "device.db"
     conn = connect(db)
     with conn:

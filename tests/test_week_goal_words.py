@@ -15,7 +15,15 @@ from pypdf import PdfReader
 
 from core.plan_presets import PRESETS
 from core.protocol.messages import IntervalSummary, SessionRecord
-from tests.caregiver_support import Http, SimDevice, make_config, running_service, session_record
+from tests.caregiver_support import (
+    Http,
+    SimDevice,
+    make_config,
+    running_service,
+    saturday_noon,
+    session_record,
+    week_monday,
+)
 from tools.broker import Mosquitto
 
 TWO_TWO = PRESETS["alternate-2-2"]
@@ -48,11 +56,10 @@ def test_a_2_2_walker_s_week_reads_as_on_plan_not_short_of_10_minutes(
     mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
 ) -> None:
     config = make_config(mosquitto, tmp_path, database=caregiver_db)
-    with running_service(config, background=False) as service:
-        now = dt.datetime.fromtimestamp(service.clock(), dt.UTC)
-        monday = dt.datetime.combine(
-            now.date() - dt.timedelta(days=now.weekday()), dt.time(0, 30), dt.UTC
-        )
+    # the week the service counts in, read from its clock: one clock, not a second reading
+    # seconds apart (across Sunday's midnight, the next week's page)
+    with running_service(config, background=False, clock=saturday_noon()) as service:
+        monday = week_monday(service.clock) + dt.timedelta(minutes=30)
         device = SimDevice(mosquitto, "treadmill-1")
         device.online()
         for days in (7, 5, 3, 0):  # three last week, one this week
