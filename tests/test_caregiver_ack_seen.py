@@ -47,8 +47,9 @@ TIMEOUT = 300.0
 AT = f"at={int(FakeClock().now)}"
 """The moment an acknowledgement's address names (the fake clock's start: no test here moves
 it before acknowledging)."""
-WHEN = "At 22:13:20 UTC: "
-"""How its notice begins (that moment in the service's zone)."""
+WHEN = "At 22:13:20\u00a0UTC: "
+"""How its notice begins (that moment in the service's zone, the zone kept on its time's
+line)."""
 
 
 @pytest.fixture

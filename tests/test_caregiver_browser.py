@@ -354,7 +354,7 @@ def test_an_alert_that_came_after_the_page_was_shown_is_not_acknowledged_unseen(
     # the address loses the notice's part once shown: a reload is the plain page
     expect(notice).to_have_text(  # and every alert still paging, as the script's list
         re.compile(
-            r"^At \d\d:\d\d:\d\d UTC: A new alert arrived before your click: FALL — not getting "
+            r"^At \d\d:\d\d:\d\d\sUTC: A new alert arrived before your click: FALL — not getting "
             r"up — it is still open\. Look at it, then acknowledge\.\s+Still open: NOT GETTING UP "
             r"after a fall on Dad's treadmill\s*$"
         ),
@@ -2541,7 +2541,7 @@ def test_a_fall_the_treadmill_held_says_when_it_happened_live_and_reloaded_alike
     when = page.locator(".event-detail .when")
     expect(when).to_contain_text(held)
     said = when.inner_text()  # the browser's zone is UTC, as the service's
-    assert said.startswith("Since ") and f"{happened:%H:%M:%S} UTC — received" in said, said
+    assert said.startswith("Since ") and f"{happened:%H:%M:%S}\u00a0UTC — received" in said, said
     for width in (360, 1280):
         page.set_viewport_size({"width": width, "height": 800})
         assert page.evaluate("document.documentElement.scrollWidth") <= width

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from caregiver.service import CaregiverService
-from tests.browser_support import NEEDS_CHROMIUM, shot
+from tests.browser_support import NEEDS_CHROMIUM, logged_in, shot
 from tests.caregiver_support import (
     PASSWORD,
     WAIT,
@@ -425,7 +425,7 @@ def test_the_plan_page_s_times_keep_their_zone_on_their_line(
         # each line with a zone has its time: never "UTC" (or "UTC," "09:00") alone
         for line in (line.strip() for line in lines):
             if "UTC" in line:
-                assert re.search(r"\d\d:\d\d(:\d\d)? UTC", line), lines
+                assert re.search(r"\d\d:\d\d(:\d\d)?\sUTC", line), lines
     # and none cut at its cell's edge ("09:00 UT" on a phone, the row a flex line)
     cut = page.evaluate(
         """sel => Array.from(document.querySelectorAll(sel), c => c.scrollWidth - c.clientWidth)""",
@@ -549,4 +549,58 @@ def test_the_throttle_s_wait_keeps_the_name_and_the_alert_the_link_led_to(
     expect(page).to_have_url(service.url + alert)
     expect(page.locator("h1")).to_contain_text("FALL")
     context.close()
+    device.close()
+
+
+_NARROWEST = """times => times.forEach(t => {
+    t.style.display = "inline-block"; t.style.width = "min-content";
+})"""
+"""Every ``<time>`` as narrow as its words let it be: it breaks wherever it may, which a
+phone's line does when the break falls there (where it falls depends on the words before;
+set through the CSSOM, which the pages' style-src 'self' allows, as a style tag it refuses)."""
+
+
+@pytest.mark.parametrize("width", [360, 1280])
+@pytest.mark.parametrize("script", [False, True])
+def test_a_time_keeps_its_zone_on_its_line_before_and_after_the_script(
+    browser: Any,
+    service: CaregiverService,
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    width: int,
+    script: bool,
+) -> None:
+    """The server's text of a time ("Mon 7 Dec 2026, 09:00:00 UTC": what a page shows until
+    time.js has put it in the browser's zone, and for good without the script) could break
+    "09:00:00" from "UTC", the zone alone on the next line and the time above it read as
+    zoneless; it keeps them together now, as the script's text does. A fall's page and the
+    fleet page, without the script and with it, each time at its narrowest."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    fall = device.incident_fall()
+    wait_all_handled(service, device)
+    if script:
+        page = _page(browser, service, width)
+    else:
+        page = logged_in(browser, service, width, java_script_enabled=False)
+    for path in ("/", f"/events/{fall['fall']['id']}"):
+        page.goto(service.url + path)
+        expect(page.locator("time").first).to_be_attached()
+        if script:
+            expect(page.locator("time:not([data-local])")).to_have_count(0)
+        else:
+            expect(page.locator("time[data-local]")).to_have_count(0)
+        name = "event" if "events" in path else "fleet"
+        page.screenshot(path=shot(tmp_path, service, f"time-zone-{name}-{script}-{width}.png"))
+        page.locator("time").evaluate_all(_NARROWEST)
+        times = page.evaluate(_TEXT_LINES, "time")
+        zoned = [lines for lines in times if any("UTC" in line for line in lines)]
+        assert zoned, times
+        for lines in zoned:
+            assert all(
+                re.search(r"\d\d:\d\d(:\d\d)?\s+UTC", line) for line in lines if "UTC" in line
+            ), lines
+    page.context.close()
     device.close()

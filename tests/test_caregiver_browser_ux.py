@@ -506,7 +506,7 @@ def test_the_progress_page_s_boxes_dates_and_weeks_read_as_one_page(
 
     assert seen["dates"], seen
     for said, lines in seen["dates"]:
-        assert lines <= 2 and re.match(r"^\w{3}, (\w{3}) \d{1,2} \d\d:\d\d UTC", said), seen
+        assert lines <= 2 and re.match(r"^\w{3}, (\w{3}) \d{1,2} \d\d:\d\d\sUTC", said), seen
     assert seen["table"][0] <= seen["table"][1] or width < 900, seen["table"]
 
     year, week, _ = dt.datetime.now(dt.UTC).isocalendar()
@@ -992,7 +992,7 @@ def test_acknowledging_one_card_still_says_which_alerts_are_open(
     # said with its zone as every time on the page ("07:20" alone, beside "07:16:04 UTC")
     expect(notice).to_have_text(
         re.compile(
-            r"^Acknowledged at \d\d:\d\d UTC: the earlier alert on Dad's treadmill is closed\.\n"
+            r"^Acknowledged at \d\d:\d\d\sUTC: the earlier alert on Dad's treadmill is closed\.\n"
             r"Still open: FALL on Dad's treadmill, FALL on treadmill-3, "
             r"HELP requested on treadmill-2 Silence$"
         ),

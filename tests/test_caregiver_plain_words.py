@@ -159,7 +159,7 @@ def test_one_press_of_reset_after_a_stumble_is_one_row_and_both_events_stay_stor
         assert status == 200
         steps = re.search(r'<ol class="steps">(.*?)</ol>', event_page, re.S)
         assert steps is not None
-        said = [html.unescape(re.sub(r"<[^>]+>", "", s)).split(" UTC ", 1)[1].strip()
+        said = [re.split(r"\sUTC ", html.unescape(re.sub(r"<[^>]+>", "", s)), maxsplit=1)[1].strip()
                 for s in re.findall(r"<li[^>]*>(.*?)</li>", steps[1], re.S)]  # fmt: skip
         assert said == [
             "Stumble: the monitor stopped the belt",

@@ -46,9 +46,15 @@
     var hours = ("0" + m[2]).slice(-2), minutes = m[3] && m[3] !== "00" ? ":" + m[3] : "";
     return "UTC" + (m[1] === "+" ? "+" : "-") + hours + minutes;
   }
+  // The zone kept on its time's line ("09:00" over "UTC" read as a time in no zone): the
+  // space before it a no-break one, as the server's text has it (caregiver/routes/site.py).
   function format(fmt, moment) {
-    return fmt.formatToParts(moment).map(function (part) {
-      return part.type === "timeZoneName" ? zoneSaid(part.value) : part.value;
+    var parts = fmt.formatToParts(moment);
+    return parts.map(function (part, i) {
+      if (part.type === "timeZoneName") return zoneSaid(part.value);
+      var next = parts[i + 1];
+      return part.type === "literal" && next && next.type === "timeZoneName"
+        ? part.value.replace(/ /g, "\u00a0") : part.value;
     }).join("");
   }
   function localise(root) {
