@@ -402,8 +402,8 @@ class Ingestor:
         self._presence_lock = threading.Lock()
         self._unstored: dict[tuple[Part, str], tuple[str, float]] = {}
         """What the database refused for its own values, let go, and has not stored since,
-        by the part it is said as and what it is (an alert: its id, :meth:`_alert_refused`;
-        a treadmill's state or availability: the device and the kind,
+        by the part it is said as and what it is (an alert: the device and its id,
+        :meth:`_alert_refused`; a treadmill's state or availability: the device and the kind,
         :meth:`_state_refused`), with what is said of each and since when (wall clock), the
         first first; ``_unstored_lock`` held."""
         self._unstored_lock = threading.Lock()
@@ -769,6 +769,9 @@ class Ingestor:
         now = self.clock()
         if kind is TopicKind.STAGE and parsed.walker is not None and not payload:
             return _Received(topic, device_id, _StageCleared(parsed.walker), payload, now, None)
+        if kind is TopicKind.AVAILABILITY and not payload:
+            self._removed(device_id)
+            return None
         try:
             body: Availability | msgspec.Struct = (
                 decode_availability(payload)
@@ -919,7 +922,8 @@ class Ingestor:
             self.store.side_faults.works(Part.RECORDINGS, Use.WRITE, (Table.RECORDINGS,))
         self._send_receipt(device_id, message.id)
         if self._unstored:  # a glance: cleared under the lock
-            self._after_commit(lambda: self._refused_stored(Part.ALERTS, message.id))
+            key = f"{device_id} {message.id}"
+            self._after_commit(lambda: self._refused_stored(Part.ALERTS, key))
         if not new:
             self._count.duplicates += 1
             return
@@ -1674,7 +1678,7 @@ class Ingestor:
         if parsed is None or not isinstance(message, EventMessage):
             return
         said = f"{parsed.device_id}'s {message.type} {message.id} refused: {fault}"
-        self._refused_said(Part.ALERTS, message.id, said)
+        self._refused_said(Part.ALERTS, f"{parsed.device_id} {message.id}", said)
 
     def _state_refused(
         self, kind: TopicKind, topic: str, payload: bytes, fault: StorageFault
@@ -1710,6 +1714,30 @@ class Ingestor:
         if self._unstored:  # a glance: cleared under the lock
             key = f"{device_id} {kind.value}"
             self._after_commit(lambda: self._refused_stored(Part.STATES, key))
+
+    def _removed(self, device_id: str) -> None:
+        """``device_id``'s retained availability was cleared: the treadmill was taken off the
+        broker (``retroguard ha remove --all``, docs/mqtt.md "Removing the device"). What was
+        refused for its values and said until that treadmill's own next message replaced it
+        (an alert it sends again, its next state, its next roster) is no longer said: none
+        will come. Before, the banner, ``/healthz`` and the health message said it until the
+        service restarted."""
+        log.info("%s's retained availability was cleared: taken off the broker", device_id)
+        mine = f"{device_id} "
+        with self._unstored_lock:
+            keys = [key for key in self._unstored if key[1].startswith(mine)]
+        for part, key in keys:
+            self._refused_stored(part, key)
+        if self._values_refused:
+            with self._values_lock:
+                gone: dict[Part, list[Table]] = {}
+                for (part, table), refused in list(self._values_refused.items()):
+                    refused.discard(device_id)
+                    if not refused:
+                        del self._values_refused[part, table]
+                        gone.setdefault(part, []).append(table)
+            for part, tables in gone.items():
+                self.store.side_faults.works(part, Use.WRITE, tables)
 
     def _refused_said(self, part: Part, key: str, said: str) -> None:
         """``key`` (:attr:`_unstored`) was refused for its values, let go: ``part`` says the
@@ -1747,16 +1775,16 @@ class Ingestor:
         stored and receipted it, and nothing sent it here again. Before, this instance said a
         fall unstored that was stored, on every page and its health message, until it
         restarted. A database that cannot be read now leaves them said, for the next look."""
-        with self._unstored_lock:
-            said = [key for part, key in self._unstored if part is Part.ALERTS]
+        with self._unstored_lock:  # an alert's key is its treadmill's and its own id
+            said = {k.partition(" ")[2]: k for part, k in self._unstored if part is Part.ALERTS}
         if not said:
             return
         try:
-            stored = self.store.events_by_id(said)
+            stored = self.store.events_by_id(list(said))
         except StorageFault:
             return
         for event_id in stored:
-            self._refused_stored(Part.ALERTS, event_id)
+            self._refused_stored(Part.ALERTS, said[event_id])
 
     def _ack(self, message: mqtt.MQTTMessage) -> None:
         """Acknowledge ``message`` to the broker (handled: stored, or let go)."""

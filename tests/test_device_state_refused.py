@@ -84,3 +84,32 @@ def test_a_state_or_availability_refused_for_its_values_is_said_until_the_next_s
         _said_sound_everywhere(service, http, sub)
     finally:
         device.close()
+
+
+def test_a_treadmill_taken_off_the_broker_takes_its_refused_state_with_it(
+    mosquitto: Mosquitto,
+    watched: tuple[CaregiverService, Http, Subscriber],  # noqa: F811
+    caregiver_db: str,
+) -> None:
+    """Treadmill-1's state was refused for its values and said; then the treadmill is taken
+    away, its retained topics cleared from the broker as ``retroguard ha remove --all`` does
+    (empty retained availability and state). Nothing of it will replace the refused state,
+    so it is no longer said; before, the banner, ``/healthz`` and the health message said it
+    until the service restarted (the service reads its config's treadmills once, and they
+    are only names: a treadmill goes from the broker, not from the config)."""
+    service, http, sub = watched
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        wait_all_handled(service, device)
+        _refuse_data(caregiver_db, "devices", "state", "FAULT")
+        device.set_state("FAULT", "imu: no samples for 2.0 s")
+        wait_all_handled(service, device)
+        _said_everywhere(service, http, sub, Part.STATES, STATES_UNSTORED)
+
+        for kind in ("state", "availability"):  # retroguard ha remove --all
+            device.publish(kind, "", retain=True)
+        wait_all_handled(service, device)
+        _said_sound_everywhere(service, http, sub)
+    finally:
+        device.close()
