@@ -28,7 +28,13 @@ connection dropped a moment after its CONNACK, before the service could acknowle
 had stored, and the unacknowledged falls filled the service's ``ReceiveMaximum`` window: the
 falls past it were never sent (docs/mqtt.md, "A callback that raises"). Another callback's
 repeated fault still reconnects, its delay doubling from the owner's least
-(:meth:`reconnect_delay_set`) up to its most, back to the least once that callback returns.
+(:meth:`reconnect_delay_set`) up to its most, back to the least once that callback returns
+on a later connection attempt than the fault's (a success on the same one, another message's
+``on_publish`` say, says nothing of the connection the fault dropped).
+
+The count and the delay are changed under one lock, the delay given to paho under it too:
+``on_publish`` may run on a publisher's thread while a fault runs on paho's, and a restore
+computed before a longer delay was set must not be given to paho after it.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import MQTTErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +118,15 @@ class CallbackFault:
         return f"{again}; reconnecting did not help: the connection goes on without it{kept}"
 
 
+@dataclass(frozen=True, slots=True)
+class _BackedOff:
+    """A callback's repeated fault: the reconnect delay it asks, and the connection attempt
+    it came on."""
+
+    delay_s: float
+    attempt: int
+
+
 def no_one_told(fault: CallbackFault) -> None:
     """The default ``on_fault``: a client that has no status to say it in only logs it."""
 
@@ -127,8 +143,11 @@ class GuardedClient(mqtt.Client):
         self._times: dict[tuple[str, str | None, str], int] = {}
         """How many times each fault (callback, topic, error) came; the oldest first."""
         self._least_s, self._most_s = 1.0, 120.0  # paho's own defaults
-        self._backed_off: set[str] = set()
+        self._backed_off: dict[str, _BackedOff] = {}
         """Callbacks whose repeated fault lengthened the reconnect delay."""
+        self._attempt = 0
+        """Connection attempts so far (:meth:`reconnect`): a success on the attempt a fault
+        dropped ends no back-off."""
         self._faults_lock = threading.Lock()  # on_publish may run on a publisher's thread
         super().__init__(*args, **kwargs)
 
@@ -139,8 +158,15 @@ class GuardedClient(mqtt.Client):
 
     def reconnect_delay_set(self, min_delay: int = 1, max_delay: int = 120) -> None:
         """paho's, kept as the owner's: a repeated fault doubles the delay from it."""
-        self._least_s, self._most_s = float(min_delay), float(max_delay)
-        super().reconnect_delay_set(min_delay, max_delay)
+        with self._faults_lock:
+            self._least_s, self._most_s = float(min_delay), float(max_delay)
+            self._delay_to_paho()
+
+    def reconnect(self) -> MQTTErrorCode:
+        """paho's (its loop calls it for every attempt, the first too), counted."""
+        with self._faults_lock:
+            self._attempt += 1
+        return super().reconnect()
 
     def _guarded(self, name: str, callback: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(callback)
@@ -188,19 +214,26 @@ class GuardedClient(mqtt.Client):
             # the exponent capped: from 2**1024 on the product is no float (OverflowError
             # on paho's thread, ending it); 30 doublings reach the most from any sane least
             delay = min(self._least_s * 2 ** min(times - 1, 30), self._most_s)
-            self._backed_off.add(fault.callback)
-        super().reconnect_delay_set(delay, self._most_s)  # type: ignore[arg-type]  # floats work
+            self._backed_off[fault.callback] = _BackedOff(delay, self._attempt)
+            self._delay_to_paho()
         return dataclasses.replace(fault, reconnect_in_s=delay)
 
     def _returned(self, name: str) -> None:
-        """``name`` returned after a repeated fault lengthened the delay: the owner's again."""
+        """``name`` returned after a repeated fault lengthened the delay: unless on the very
+        attempt the fault dropped, it backs off no more (the owner's least, if no other
+        callback does)."""
         with self._faults_lock:
-            if name not in self._backed_off:
+            backed = self._backed_off.get(name)
+            if backed is None or backed.attempt == self._attempt:
                 return
-            self._backed_off.discard(name)
-            restore = not self._backed_off
-        if restore:
-            super().reconnect_delay_set(self._least_s, self._most_s)  # type: ignore[arg-type]
+            del self._backed_off[name]
+            self._delay_to_paho()
+
+    def _delay_to_paho(self) -> None:
+        """paho's least delay: the longest a backed-off callback asks, else the owner's.
+        ``_faults_lock`` held, so the last computed is the last given."""
+        least = max((b.delay_s for b in self._backed_off.values()), default=self._least_s)
+        super().reconnect_delay_set(least, self._most_s)  # type: ignore[arg-type]  # floats work
 
     def _drop_connection(self) -> None:
         """End the connection as a lost one (no DISCONNECT: paho reconnects by itself, and a

@@ -191,6 +191,7 @@ def test_the_owner_s_least_delay_comes_back_only_once_every_failing_callback_ret
             getattr(client, name)(client, None, None, 0, None)
     assert client._reconnect_min_delay == 4.0  # the third fault of on_subscribe: 1 * 2 ** 2
     assert client._reconnect_max_delay == 120  # paho still backs off to the owner's most
+    client._attempt += 1  # they return on a later connection attempt (paho's reconnect())
     client.on_connect = works
     client.on_connect(client, None, None, 0, None)
     assert client._reconnect_min_delay == 4.0  # on_subscribe still fails: its delay stays
