@@ -56,6 +56,9 @@ class HeldMessage:
     error: str
     times: int
     since: float
+    kept: bool = True
+    """The broker keeps it (QoS 1, unacknowledged); False: it came at QoS 0, never sent
+    again (a person's ``mosquitto_pub``, Home Assistant's birth message)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +124,12 @@ class LinkWatch:
         """The broker confirmed the subscriptions."""
         self._become(lambda state: Connected(self._held))
 
-    def message_held(self, topic: str, error: str, times: int) -> None:
+    def message_held(self, topic: str, error: str, times: int, *, kept: bool = True) -> None:
         """A message on ``topic`` failed its handler ``times`` times (``error``) and is held
-        on this connection (:class:`HeldMessage`): said until the connection ends (its next
-        one gets it again, said again if it fails again)."""
+        on this connection (:class:`HeldMessage`; ``kept``: by the broker): said until the
+        connection ends (its next one gets it again, said again if it fails again)."""
         with self._cond:
-            self._held = HeldMessage(topic, error, times, self._wall())
+            self._held = HeldMessage(topic, error, times, self._wall(), kept)
         self._become(lambda state: Connected(self._held) if isinstance(state, Connected) else state)
 
     def failed(self, problem: Problem) -> None:
@@ -271,6 +274,9 @@ def held_words(held: HeldMessage) -> BannerWords:
         consequence=(
             "It is left unacknowledged: the broker keeps it and sends it again at the next "
             "connection. Other messages are received, stored and notified."
+            if held.kept
+            else "It came at QoS 0, which the broker never sends again: it is not handled. "
+            "Other messages are received, stored and notified."
         ),
     )
 

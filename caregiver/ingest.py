@@ -1200,7 +1200,7 @@ class Ingestor:
         message that failed so before held on this connection (said as held: the others
         are received)."""
         if fault.held and fault.topic is not None:
-            self.link.message_held(fault.topic, fault.error, fault.times)
+            self.link.message_held(fault.topic, fault.error, fault.times, kept=fault.unacknowledged)
         else:
             self.link.handler_failed()
 

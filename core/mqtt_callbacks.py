@@ -22,7 +22,8 @@ A fault that comes again the same way (the same callback, topic and error: a poi
 message, a deterministic bug) is not worth a reconnect a second: its traceback is logged
 once, then a line with the count. A message's (``on_message``) is *held*: the connection goes
 on without it, unacknowledged when the owner acknowledges by hand (the broker sends it again
-at the next connection). Reconnecting for it every time was measured on Mosquitto 2.0.11 to
+at the next connection; not a QoS 0 one, which has no acknowledgement and is never sent
+again). Reconnecting for it every time was measured on Mosquitto 2.0.11 to
 hold every message behind it: the broker sends the poisoned one first at each connection, the
 connection dropped a moment after its CONNACK, before the service could acknowledge what it
 had stored, and the unacknowledged falls filled the service's ``ReceiveMaximum`` window: the
@@ -91,8 +92,10 @@ class CallbackFault:
     """How many times this callback failed so (the same topic, the same error) since the
     client was made: from the second, reconnecting is known not to help."""
     unacknowledged: bool = False
-    """A held message (:attr:`held`) of a client that acknowledges by hand: the broker keeps
-    it and sends it again at the next connection."""
+    """A held message (:attr:`held`) of QoS 1 or 2 of a client that acknowledges by hand:
+    the broker keeps it and sends it again at the next connection."""
+    qos: int | None = None
+    """The message's QoS: a QoS 0 one is never sent again, held or not."""
     reconnect_in_s: float | None = None
     """A repeated fault of a callback with no message: the delay before paho reconnects."""
 
@@ -110,11 +113,12 @@ class CallbackFault:
         again = f"{said} ({self.times} times now)"
         if not self.held:
             return f"{again}; reconnecting in {self.reconnect_in_s:g} s"
-        kept = (
-            ", left unacknowledged (the broker sends it again at the next connection)"
-            if self.unacknowledged
-            else ""
-        )
+        if self.unacknowledged:
+            kept = ", left unacknowledged (the broker sends it again at the next connection)"
+        elif self.qos == 0:
+            kept = ", a QoS 0 message (the broker never sends it again)"
+        else:  # acknowledged by paho as the callback ended
+            kept = ""
         return f"{again}; reconnecting did not help: the connection goes on without it{kept}"
 
 
@@ -186,7 +190,8 @@ class GuardedClient(mqtt.Client):
         message = next((a for a in args if isinstance(a, mqtt.MQTTMessage)), None)
         topic = bytes(message._topic).decode("utf-8", "replace") if message else None
         error = f"{type(exc).__name__}: {exc}"
-        fault = self._counted(CallbackFault(name, error, topic))
+        qos = message.qos if message else None
+        fault = self._counted(CallbackFault(name, error, topic, qos=qos))
         if fault.times == 1:
             log.error("%s", fault.words(), exc_info=exc)
         else:  # one line, not a traceback each time
@@ -208,7 +213,8 @@ class GuardedClient(mqtt.Client):
                 del self._times[next(iter(self._times))]
             fault = dataclasses.replace(fault, times=times)
             if fault.held:
-                return dataclasses.replace(fault, unacknowledged=bool(self._manual_ack))
+                kept = bool(self._manual_ack) and fault.qos != 0  # a QoS 0 one has no ack
+                return dataclasses.replace(fault, unacknowledged=kept)
             if times == 1:
                 return fault
             # the exponent capped: from 2**1024 on the product is no float (OverflowError

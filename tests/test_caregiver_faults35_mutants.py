@@ -264,7 +264,7 @@ def test_the_fault_of_a_message_s_handler_names_the_message_s_topic(mosquitto: M
         probe.publish(b"first")
         assert probe.wait(lambda: bool(probe.faults))
         assert probe.faults == [
-            CallbackFault("on_message", "KeyError: 'a bug in on_message'", TOPIC)
+            CallbackFault("on_message", "KeyError: 'a bug in on_message'", TOPIC, qos=1)
         ]
 
 

@@ -362,3 +362,59 @@ def test_a_held_message_is_said_on_the_page_live_with_the_badge_still_live(
             page.screenshot(path=shot(tmp_path, service, f"held-{width}.png"), full_page=True)
         finally:
             device.close()
+
+
+def test_a_held_qos_0_message_is_not_said_to_be_sent_again(
+    tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not real: ``Ingestor._on_message`` raises for two stumbles sent at QoS 0 (as a person's
+    ``mosquitto_pub`` sends, or Home Assistant its birth message). The first is said and
+    reconnects; the second, the same fault again, is held. Before, the banner said it "left
+    unacknowledged: the broker keeps it and sends it again at the next connection": a QoS 0
+    message has no acknowledgement and is never sent again. Now the banner says it is not
+    handled, and the guard's fault says QoS 0."""
+    first, second = _event(1, "stumble"), _event(2, "stumble")
+    raised: list[int] = []
+    monkeypatch.setattr(
+        Ingestor, "_on_message", _always_raising(Ingestor._on_message, b"stumble", raised)
+    )
+    with running_service(make_config(mosquitto, tmp_path), web=False) as service:
+        link = service.ingestor.link
+        said: list[object] = []
+        banner = link.on_change
+
+        def told(state: Any) -> None:
+            said.append(state)
+            banner(state)
+
+        link.on_change = told
+        faults: list[CallbackFault] = []
+        callback_failed = service.ingestor._callback_failed
+
+        def fault_said(fault: CallbackFault) -> None:
+            faults.append(fault)
+            callback_failed(fault)
+
+        client = service.ingestor.client
+        assert client is not None
+        client._on_fault = fault_said  # what make_client was given, and the faults seen
+        device = Subscriber(mosquitto, ["retroguard/nothing"])
+        try:
+            device.client.publish(*first, qos=0).wait_for_publish(WAIT)
+            # said and reconnected: a QoS 0 message sent meanwhile would not be kept for it
+            assert link.wait_for(
+                lambda state: isinstance(state, Connected) and len(said) >= 2, WAIT
+            )
+            device.client.publish(*second, qos=0).wait_for_publish(WAIT)
+            assert link.wait_for(_held_said, WAIT)
+        finally:
+            device.close()
+        assert len(raised) == 2
+        words = service.hub.broker
+        assert words.lead == "A message from the treadmills cannot be handled"
+        assert "sends it again" not in words.consequence
+        assert words.consequence.startswith("It came at QoS 0, which the broker never sends")
+        held = faults[-1]
+        assert held.held and not held.unacknowledged
+        assert "unacknowledged" not in held.words()
+        assert "QoS 0 message (the broker never sends it again)" in held.words()

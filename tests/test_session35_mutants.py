@@ -107,6 +107,7 @@ def _failing_on_message(client: GuardedClient) -> Any:
 
 def _message(topic: str, error: str = "a bug") -> mqtt.MQTTMessage:
     message = mqtt.MQTTMessage(mid=1, topic=topic.encode())
+    message.qos = 1  # as the treadmills send (paho's default, 0, has nothing to acknowledge)
     message.payload = error.encode()
     return message
 
