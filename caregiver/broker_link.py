@@ -59,6 +59,11 @@ class HeldMessage:
     kept: bool = True
     """The broker keeps it (QoS 1, unacknowledged); False: it came at QoS 0, never sent
     again (a person's ``mosquitto_pub``, Home Assistant's birth message)."""
+    held: int = 1
+    """Messages held on this connection, each keeping one of the broker's in-flight slots."""
+    let_go: bool = False
+    """Past :data:`core.mqtt_callbacks.HELD_MOST` held, a further one was acknowledged
+    unhandled on this connection (so the window stays open for the others)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,12 +129,23 @@ class LinkWatch:
         """The broker confirmed the subscriptions."""
         self._become(lambda state: Connected(self._held))
 
-    def message_held(self, topic: str, error: str, times: int, *, kept: bool = True) -> None:
+    def message_held(
+        self,
+        topic: str,
+        error: str,
+        times: int,
+        *,
+        kept: bool = True,
+        held: int = 1,
+        let_go: bool = False,
+    ) -> None:
         """A message on ``topic`` failed its handler ``times`` times (``error``) and is held
-        on this connection (:class:`HeldMessage`; ``kept``: by the broker): said until the
+        on this connection (:class:`HeldMessage`; ``kept``: by the broker, ``held`` of them;
+        ``let_go``: acknowledged unhandled, said until the connection ends): said until the
         connection ends (its next one gets it again, said again if it fails again)."""
         with self._cond:
-            self._held = HeldMessage(topic, error, times, self._wall(), kept)
+            let_go = let_go or (self._held is not None and self._held.let_go)
+            self._held = HeldMessage(topic, error, times, self._wall(), kept, held, let_go)
         self._become(lambda state: Connected(self._held) if isinstance(state, Connected) else state)
 
     def failed(self, problem: Problem) -> None:
@@ -271,13 +287,29 @@ def held_words(held: HeldMessage) -> BannerWords:
             f"the service failed handling a message on {held.topic} the same way "
             f"{held.times} times ({held.error}; a bug in the service: see its log)"
         ),
-        consequence=(
-            "It is left unacknowledged: the broker keeps it and sends it again at the next "
-            "connection. Other messages are received, stored and notified."
-            if held.kept
-            else "It came at QoS 0, which the broker never sends again: it is not handled. "
-            "Other messages are received, stored and notified."
-        ),
+        consequence=_held_consequence(held),
+    )
+
+
+def _held_consequence(held: HeldMessage) -> str:
+    others = "Other messages are received, stored and notified."
+    if held.let_go:
+        return (
+            f"{held.held} messages are held, each keeping one of the broker's in-flight slots: "
+            "further ones that fail are acknowledged unhandled, so that the others keep "
+            "coming. A treadmill sends an alert or a session again until it is receipted; "
+            f"anything else let go is not sent again (see the log). {others}"
+        )
+    if not held.kept:
+        return f"It came at QoS 0, which the broker never sends again: it is not handled. {others}"
+    if held.held > 1:
+        return (
+            f"{held.held} such messages are left unacknowledged: the broker keeps them and "
+            f"sends them again at the next connection. {others}"
+        )
+    return (
+        "It is left unacknowledged: the broker keeps it and sends it again at the next "
+        f"connection. {others}"
     )
 
 

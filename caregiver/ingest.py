@@ -1200,7 +1200,14 @@ class Ingestor:
         message that failed so before held on this connection (said as held: the others
         are received)."""
         if fault.held and fault.topic is not None:
-            self.link.message_held(fault.topic, fault.error, fault.times, kept=fault.unacknowledged)
+            self.link.message_held(
+                fault.topic,
+                fault.error,
+                fault.times,
+                kept=fault.unacknowledged or fault.copy_of_held,
+                held=max(fault.held_now, 1),
+                let_go=fault.let_go,
+            )
         else:
             self.link.handler_failed()
 

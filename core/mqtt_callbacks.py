@@ -27,7 +27,17 @@ again). Reconnecting for it every time was measured on Mosquitto 2.0.11 to
 hold every message behind it: the broker sends the poisoned one first at each connection, the
 connection dropped a moment after its CONNACK, before the service could acknowledge what it
 had stored, and the unacknowledged falls filled the service's ``ReceiveMaximum`` window: the
-falls past it were never sent (docs/mqtt.md, "A callback that raises"). Another callback's
+falls past it were never sent (docs/mqtt.md, "A callback that raises").
+
+Each held message keeps one of those in-flight slots until the connection ends, so holding
+is bounded: a copy of a message held already (a treadmill sends an alert again until it is
+receipted: every hour, for days, each copy failing the same way) is acknowledged, as the
+broker keeps the first; and past :data:`HELD_MOST` held messages a further one is
+acknowledged unhandled (*let go*), said as such, so that many bad messages (one bug on
+every stumble of a treadmill, say) cannot fill the window and stop every message of every
+treadmill. Nothing the project must keep is lost by it: a treadmill keeps an alert and a
+session until receipted and sends them again, the broker keeps a retained message for the
+next subscription. Another callback's
 repeated fault still reconnects, its delay doubling from the owner's least
 (:meth:`reconnect_delay_set`) up to its most, back to the least once that callback returns
 on a later connection attempt than the fault's (a success on the same one, another message's
@@ -75,6 +85,12 @@ GUARDED_CALLBACKS = frozenset(
 what it raises)."""
 
 
+HELD_MOST = 20
+"""The messages a client holds at once on one connection, each keeping an in-flight slot (of
+the caregiver's 100, ``caregiver.ingest.RECEIVE_MAXIMUM``): past it a further one is let go
+so the rest of the window stays for the messages that can be handled."""
+
+
 FAULTS_REMEMBERED = 64
 """The distinct faults a client counts (the oldest forgotten first): each is a bug, and a
 process with more than a few has bigger troubles than a count."""
@@ -98,6 +114,13 @@ class CallbackFault:
     """The message's QoS: a QoS 0 one is never sent again, held or not."""
     reconnect_in_s: float | None = None
     """A repeated fault of a callback with no message: the delay before paho reconnects."""
+    copy_of_held: bool = False
+    """A held message that is a copy (the same topic and payload) of one held already on this
+    connection: acknowledged, the broker keeps the first."""
+    let_go: bool = False
+    """A held message past :data:`HELD_MOST` held already: acknowledged, unhandled."""
+    held_now: int = 0
+    """The messages the broker keeps for this connection's held ones (unacknowledged)."""
 
     @property
     def held(self) -> bool:
@@ -113,8 +136,18 @@ class CallbackFault:
         again = f"{said} ({self.times} times now)"
         if not self.held:
             return f"{again}; reconnecting in {self.reconnect_in_s:g} s"
-        if self.unacknowledged:
+        if self.let_go:
+            kept = (
+                f", acknowledged unhandled: {self.held_now} messages are held already, each "
+                "keeping one of the broker's in-flight slots (its sender sends it again only "
+                "if it keeps it: a treadmill keeps an alert until it is receipted)"
+            )
+        elif self.copy_of_held:
+            kept = ", a copy of a message held already: acknowledged (the broker keeps the first)"
+        elif self.unacknowledged:
             kept = ", left unacknowledged (the broker sends it again at the next connection)"
+            if self.held_now > 1:
+                kept += f"; {self.held_now} messages held"
         elif self.qos == 0:
             kept = ", a QoS 0 message (the broker never sends it again)"
         else:  # acknowledged by paho as the callback ended
@@ -149,6 +182,8 @@ class GuardedClient(mqtt.Client):
         self._least_s, self._most_s = 1.0, 120.0  # paho's own defaults
         self._backed_off: dict[str, _BackedOff] = {}
         """Callbacks whose repeated fault lengthened the reconnect delay."""
+        self._held: set[tuple[str, bytes]] = set()
+        """This connection's held messages that the broker keeps (topic, payload)."""
         self._attempt = 0
         """Connection attempts so far (:meth:`reconnect`): a success on the attempt a fault
         dropped ends no back-off."""
@@ -170,6 +205,7 @@ class GuardedClient(mqtt.Client):
         """paho's (its loop calls it for every attempt, the first too), counted."""
         with self._faults_lock:
             self._attempt += 1
+            self._held.clear()  # the broker sends them again on the new connection
         return super().reconnect()
 
     def _guarded(self, name: str, callback: Callable[..., Any]) -> Callable[..., Any]:
@@ -191,7 +227,7 @@ class GuardedClient(mqtt.Client):
         topic = bytes(message._topic).decode("utf-8", "replace") if message else None
         error = f"{type(exc).__name__}: {exc}"
         qos = message.qos if message else None
-        fault = self._counted(CallbackFault(name, error, topic, qos=qos))
+        fault = self._counted(CallbackFault(name, error, topic, qos=qos), message)
         if fault.times == 1:
             log.error("%s", fault.words(), exc_info=exc)
         else:  # one line, not a traceback each time
@@ -202,8 +238,10 @@ class GuardedClient(mqtt.Client):
             log.exception("could not say the MQTT callback's failure")
         if not fault.held:
             self._drop_connection()
+        elif message is not None and (fault.let_go or fault.copy_of_held):
+            self.ack(message.mid, message.qos)
 
-    def _counted(self, fault: CallbackFault) -> CallbackFault:
+    def _counted(self, fault: CallbackFault, message: mqtt.MQTTMessage | None) -> CallbackFault:
         """``fault`` with its count, and what follows from it: held, or a longer delay."""
         key = (fault.callback, fault.topic, fault.error)
         with self._faults_lock:
@@ -214,7 +252,9 @@ class GuardedClient(mqtt.Client):
             fault = dataclasses.replace(fault, times=times)
             if fault.held:
                 kept = bool(self._manual_ack) and fault.qos != 0  # a QoS 0 one has no ack
-                return dataclasses.replace(fault, unacknowledged=kept)
+                if not kept or message is None or fault.topic is None:
+                    return fault
+                return self._held_or_let_go(fault, (fault.topic, bytes(message.payload)))
             if times == 1:
                 return fault
             # the exponent capped: from 2**1024 on the product is no float (OverflowError
@@ -223,6 +263,16 @@ class GuardedClient(mqtt.Client):
             self._backed_off[fault.callback] = _BackedOff(delay, self._attempt)
             self._delay_to_paho()
         return dataclasses.replace(fault, reconnect_in_s=delay)
+
+    def _held_or_let_go(self, fault: CallbackFault, message: tuple[str, bytes]) -> CallbackFault:
+        """A held message the broker would keep: kept, unless a copy of one kept already or
+        past :data:`HELD_MOST` (then acknowledged by :meth:`_fell`). ``_faults_lock`` held."""
+        if message in self._held:
+            return dataclasses.replace(fault, copy_of_held=True, held_now=len(self._held))
+        if len(self._held) >= HELD_MOST:
+            return dataclasses.replace(fault, let_go=True, held_now=len(self._held))
+        self._held.add(message)
+        return dataclasses.replace(fault, unacknowledged=True, held_now=len(self._held))
 
     def _returned(self, name: str) -> None:
         """``name`` returned after a repeated fault lengthened the delay: unless on the very

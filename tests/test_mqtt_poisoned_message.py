@@ -28,8 +28,9 @@ import pytest
 
 from caregiver import health_topic
 from caregiver.broker_link import Connected
+from caregiver.feed import BrokerMessage
 from caregiver.ingest import RECEIVE_MAXIMUM, Ingestor
-from core.mqtt_callbacks import CallbackFault, GuardedClient
+from core.mqtt_callbacks import HELD_MOST, CallbackFault, GuardedClient
 from core.protocol.messages import CaregiverHealthMessage
 from core.protocol.payloads import decode_as, receipt_payload
 from core.protocol.topics import caregiver_health_topic
@@ -418,3 +419,75 @@ def test_a_held_qos_0_message_is_not_said_to_be_sent_again(
         assert held.held and not held.unacknowledged
         assert "unacknowledged" not in held.words()
         assert "QoS 0 message (the broker never sends it again)" in held.words()
+
+
+def _falls_behind(
+    tmp_path: Path,
+    mosquitto: Mosquitto,
+    monkeypatch: pytest.MonkeyPatch,
+    poisoned: list[tuple[str, bytes]],
+    marker: bytes,
+) -> tuple[Connected, BrokerMessage]:
+    """``poisoned`` (each failing ``Ingestor._on_message``, for ``marker``), then ten falls,
+    sent at QoS 1 to a running service: the first poisoned one alone until it is held (a
+    reconnect, then the connection goes on without it), the rest on that connection, as
+    they come over hours and days. Every fall must be stored; the link's held state and the
+    banner's words once they are."""
+    raised: list[int] = []
+    monkeypatch.setattr(
+        Ingestor, "_on_message", _always_raising(Ingestor._on_message, marker, raised)
+    )
+    falls = [_event(n + 1000, "fall") for n in range(10)]
+    with running_service(make_config(mosquitto, tmp_path), web=False) as service:
+        ingestor = service.ingestor
+        device = Subscriber(mosquitto, ["retroguard/nothing"])
+        try:
+            device.client.publish(*poisoned[0], qos=1).wait_for_publish(WAIT)
+            assert ingestor.link.wait_for(_held_said, WAIT)
+            sent = [device.client.publish(t, p, qos=1) for t, p in (*poisoned[1:], *falls)]
+            for info in sent:
+                info.wait_for_publish(WAIT)
+            assert ingestor.wait_for(lambda: ingestor.events_stored >= len(falls), WAIT), (
+                f"{ingestor.events_stored} of {len(falls)} falls stored behind "
+                f"{len(poisoned)} poisoned messages"
+            )
+        finally:
+            device.close()
+        assert {e.id for e in service.store.events_for(DEVICE)} == {_id(f) for f in falls}
+        state = ingestor.link.state
+        assert isinstance(state, Connected) and state.held is not None
+        return state, service.hub.broker
+
+
+def test_copies_of_a_held_message_do_not_fill_the_window(
+    tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not real: every copy of one stumble fails its handler. A treadmill sends an alert again
+    until it is receipted (every hour, for days); before, each copy failing the same way was
+    held at once, each keeping one of the broker's ``ReceiveMaximum`` in-flight slots, so
+    after 100 copies no message of any treadmill was sent to the service (0 of the ten falls
+    here). Now one is held (the broker keeps it), its copies are acknowledged, and the falls
+    behind 119 copies are stored."""
+    stumble = _event(1, "stumble")
+    state, banner = _falls_behind(
+        tmp_path, mosquitto, monkeypatch, [stumble] * FALLS, _id(stumble).encode()
+    )
+    assert state.held is not None and state.held.kept and state.held.held == 1
+    assert not state.held.let_go
+    assert banner.consequence.startswith("It is left unacknowledged: the broker keeps it")
+
+
+def test_past_a_bound_a_failing_message_is_let_go_and_said(
+    tmp_path: Path, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not real: the handler fails on every stumble (a bug on one kind of message). Before,
+    each was held at once once the fault had come twice: 100 stumbles filled the window and
+    the falls behind them were never sent (0 of ten). Now :data:`HELD_MOST` are held and the
+    rest let go (acknowledged unhandled: a treadmill sends a stumble again until receipted),
+    said on the banner; the falls are stored."""
+    assert HELD_MOST <= RECEIVE_MAXIMUM // 4  # most of the window stays for the others
+    stumbles = [_event(n + 1, "stumble") for n in range(FALLS)]
+    state, banner = _falls_behind(tmp_path, mosquitto, monkeypatch, stumbles, b'"stumble"')
+    assert state.held is not None and state.held.let_go and state.held.held == HELD_MOST
+    assert banner.consequence.startswith(f"{HELD_MOST} messages are held, each keeping one")
+    assert "Other messages are received, stored and notified." in banner.consequence
