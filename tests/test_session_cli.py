@@ -516,3 +516,28 @@ def test_a_half_minute_plan_is_said_at_the_session_end_as_the_sessions_table_say
     assert main(["sessions", "--db", str(db)]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if "short" in line)
     assert row.split()[3:6] == ["completed", "7.5", "4.5"]
+
+
+def test_session_demo_records_the_session_as_the_walker_chosen_in_the_db_given(
+    tmp_path: Path,
+) -> None:
+    """Bob is the walker chosen in ``--db``. On the simulated clock the demo's loop reached the
+    session's start in a fraction of a real second, before the courier's roster had reached it,
+    and stored the session as the Default walker's. The courier now sends the roster before it
+    reports its storage (which the demo waits for), and the runner starts no session before a
+    roster has come: the session is Bob's, as his plan was."""
+    from core.protocol.walker import Walker
+    from firmware.storage.database import transaction
+    from firmware.storage.walkers import add_walker, select_walker
+
+    db = tmp_path / "demo.db"
+    conn = connect(db)
+    try:
+        with transaction(conn):
+            add_walker(conn, "Bob", walker_id="bob", by="Jo", wall="w1")
+            select_walker(conn, "bob", by="Jo", via="cli", wall="w2")
+    finally:
+        conn.close()
+    out = io.StringIO()
+    assert run_guided_demo(clock=SimClock(), out=out, database=db) == 0, out.getvalue()
+    assert [s.record.walker for s in load_sessions(db)] == [Walker("bob", "Bob")]

@@ -436,6 +436,65 @@ def test_the_cli_chooses_the_walker_of_a_running_monitor_without_arming(
 
 
 @pytest.mark.usefixtures(close_rigs.__name__)
+def test_no_session_starts_before_the_walker_chosen_has_reached_the_loop(
+    tmp_path: Path,
+) -> None:
+    """Ben is the walker chosen in the device database, and the roster that says so is still
+    on its way from the courier (held back here, as a courier slow at start-up, or a failed
+    read of the profiles, leaves it) when the walker, armed, double-presses to start, and when
+    ``retroguard session start`` asks. Before, the session started at once as the Default
+    walker's: his sessions, progress and incidents recorded as another's, and nothing said
+    whose it was. Now the start is refused, in words saying why, and once the roster is in the
+    session is Ben's; the refusals touched nothing."""
+    import queue
+
+    from firmware.session.voice import Prompts
+
+    db = tmp_path / "events.db"
+    _registered(tmp_path)
+    conn = connect(db)
+    try:
+        with transaction(conn):
+            select_walker(conn, "ben", by="Jo", via="cli", wall="w3")
+    finally:
+        conn.close()
+    heard = Heard()
+    rig = make_rig(tmp_path)
+    runner = attach_session(rig.app, PRESETS["alternate-2-2"], speaker=heard)
+    link = rig.app.link
+    assert pump_link_until(link, lambda: link._new_roster is not None)
+    held, link._new_roster = link._new_roster, None  # still on its way
+    rig.run_for(1.0)
+    rig.press_reset()
+    assert rig.state == "ARMED"
+    rig.run_for(1.0)  # the reset press's sequence is over: the next presses are the session's
+    relay = list(rig.hardware.history)
+
+    _double_press(rig)
+    rig.run_for(1.5)
+    assert runner.session is None and runner.state is SessionState.IDLE
+    assert heard.said[-1] == Prompts.for_language("en").file.prompts.not_started_walkers
+    reply: queue.SimpleQueue[tuple[bool, str]] = queue.SimpleQueue()
+    runner.request("start", reply)
+    rig.run_for(0.1)
+    ok, message = reply.get_nowait()
+    assert not ok and "whose session" in message and runner.session is None
+
+    link._new_roster = held  # it arrives
+    rig.run_for(0.1)
+    assert runner.walker == BEN
+    _double_press(rig)
+    rig.run_for(1.5)
+    assert runner.session is not None and runner.session.walker == BEN
+    runner.request("stop")
+    rig.run_for(0.1)
+    detach_session(rig.app, runner)
+    assert [s.record.walker for s in load_sessions(db, walker="ben")] == [BEN]
+    assert load_sessions(db, walker="default") == []
+    assert rig.state == "ARMED" and rig.hardware.history == relay
+
+
+@pytest.mark.usefixtures(close_rigs.__name__)
 def test_a_session_detached_mid_way_leaves_no_session_walker_on_the_link(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -228,10 +228,13 @@ class Courier:
         if self.reporter is not None:
             self.reporter.start()
         self._carry_on_open_incident()  # before the storage report a test waits for
-        self._report_opening()
-        self._begin_run()
+        # The plans and the walker profiles before the storage report too: the loop arms only
+        # once storage has been reported, and starts a session only once it knows whose it is
+        # (the roster), so a walker who arms as soon as the monitor allows finds both there.
         self.forward_plan()
         self.forward_roster()  # after the plans: the loop prepares the prompts of both at once
+        self._report_opening()
+        self._begin_run()
         self._heartbeat.start()
         try:
             for drain in self.channel.drains():

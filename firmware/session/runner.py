@@ -434,6 +434,11 @@ class SessionRunner:
         ):
             self._idle_tick(now)
             return
+        chooser = self._chooser
+        # What the link brought first: a start this tick is judged on the newest roster.
+        self._take_new_plan()  # first: the roster's prompt preparation then keeps its prompts
+        if chooser.take_roster():
+            self._prepare_prompts()  # the names are rendered (and kept) before anyone cycles
         under_way = self.under_way
         if under_way:
             for sample in batch:
@@ -457,16 +462,12 @@ class SessionRunner:
         player = self._player
         if player.sounding is not None:  # the usual tick: one identity test
             player.watch(now)
-        chooser = self._chooser
         if chooser.beep is not None:
             chooser.watch_beep(now, self.under_way)
         if player.retries:  # the usual tick: one truth test
             player.retry(now, self._speaker)
         self._tell_session_walker()
         self._collect()
-        self._take_new_plan()  # first: the roster's prompt preparation then keeps its prompts
-        if chooser.take_roster():
-            self._prepare_prompts()  # the names are rendered (and kept) before anyone cycles
         self._safety_words.tell(self._speaker)
         self._last_now = now
 
@@ -611,6 +612,13 @@ class SessionRunner:
         if self._final_due is not None:
             self._final_due = 0.0  # the last session's record goes now, with what is there
             self._collect()
+        if not self._chooser.known:
+            log.info("session not started: the walker profiles have not come from the courier")
+            return False, (
+                "not started: the walker profiles have not reached the monitor from its courier "
+                "yet, so it cannot tell whose session it would be; try again in a moment "
+                "(nothing was armed)"
+            )
         walker = self.walker
         if walker.id in self._pending_plans:
             self._walker_plans[walker.id] = self._pending_plans.pop(walker.id)
@@ -734,7 +742,9 @@ class SessionRunner:
             log.info("button %s press ignored by the session: not made while armed", kind.value)
             return
         command = "toggle" if kind is GestureKind.DOUBLE else "stop"
-        _, message = self._command(command, now, by=PauseCause.BUTTON)
+        ok, message = self._command(command, now, by=PauseCause.BUTTON)
+        if not ok and not self._chooser.known:
+            self._chooser.refuse_start(self._speaker)
         log.info("button %s press: %s", kind.value, message)
 
     def _follow_safety(self, now: float, under_way: bool = True) -> None:

@@ -125,6 +125,9 @@ class PromptTexts:
     """A reset press was refused: the sensor reads the walker lying."""
     refused: str = ""
     """A reset press was refused for another reason (alerts cannot be stored)."""
+    not_started_walkers: str = ""
+    """A double press to start a session was refused: the walker profiles have not reached the
+    monitor from its courier yet, so it cannot tell whose session it would be."""
     fault_sensor: str = ""
     """A press in FAULT, the sensor's (lost, silent, frozen, impossible data): the belt cannot
     run, how to call for help."""
@@ -338,6 +341,7 @@ class Prompts:
             texts.refused_measuring,
             texts.refused_lying,
             texts.refused,
+            texts.not_started_walkers,
             texts.fault_sensor,
             texts.fault_contact,
             texts.fault_monitor,

@@ -91,6 +91,10 @@ class WalkerChooser:
         """Profiles chosen with the button, newest last (the demo prints these)."""
         self.beep: WalkerBeep | None = None
         """The walker's number beeped (no voice) until it has played out."""
+        self.known = new_roster is None
+        """The courier's roster has come (or there is no courier to send one): until it has,
+        :attr:`walker` is the default walker for want of knowing, not the one chosen in the
+        device database, and no session may start (:meth:`refuse_start`)."""
 
     def take_roster(self) -> bool:
         """Take the roster the courier sent since the last look, if any: True when one came
@@ -101,6 +105,7 @@ class WalkerChooser:
         if new is None:
             return False
         roster, current = new
+        self.known = True
         self.walkers = tuple(roster.walkers) or (DEFAULT_WALKER,)
         if not current and self.walker in self.walkers:
             # The courier has not stored the walker's latest press yet: its selection is older.
@@ -151,6 +156,16 @@ class WalkerChooser:
                 self._chosen(walker.id)
             except Exception:
                 log.exception("the walker chosen could not be handed to the courier")
+
+    def refuse_start(self, speaker: Speaker | None) -> None:
+        """A start asked with the button before the roster came: the words saying to start
+        again in a moment. Started, the session would have been the default walker's (their
+        sessions, progress, incidents) whoever was chosen, and the walker would have heard
+        only the plan's first cue. No beeps: ``refused`` says "not armed", false on a belt
+        that is armed (and :class:`~firmware.session.safety_words.SafetyWords` would say so);
+        without a voice the missing first cue is the answer, as for any start not taken."""
+        if speaker is not None:
+            speaker.say(self._prompts.file.prompts.not_started_walkers)
 
     def watch_beep(self, now: float, under_way: bool) -> None:
         """The walker's number (:attr:`beep`) until it has played out: beeped once the
