@@ -495,6 +495,59 @@ def test_no_session_starts_before_the_walker_chosen_has_reached_the_loop(
 
 
 @pytest.mark.usefixtures(close_rigs.__name__)
+def test_a_walker_chosen_with_the_cli_walks_the_next_session_once_the_command_returns(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The courier reads the selection ``retroguard walker select`` stores once a second, so
+    Ben's session started in that second (armed, a double press) was the walker chosen before
+    (the default walker's) and he heard nothing naming anyone. The command now tells the
+    running loop over its local control socket: once it has returned, the next session is
+    Ben's, with the courier's roster still to come (held back here)."""
+    import threading
+
+    from launcher.cli import main
+
+    db = tmp_path / "events.db"
+    sock = tmp_path / "session.sock"
+    _registered(tmp_path)
+    rig = make_rig(tmp_path)
+    runner = attach_session(
+        rig.app, PRESETS["alternate-2-2"], speaker=Heard(), control_socket=str(sock)
+    )
+    assert pump_link_until(rig.app.link, lambda: rig.app.link._new_roster is not None)
+    rig.run_for(1.0)
+    assert runner.walker == DEFAULT_WALKER
+    rig.press_reset()
+    rig.run_for(1.0)
+    assert rig.state == "ARMED"
+    rig.courier.forward_roster = lambda **_: None  # type: ignore[method-assign]  # its next look
+    codes: list[int] = []
+    command = threading.Thread(
+        target=lambda: codes.append(
+            main(["walker", "--db", str(db), "select", "ben", "--socket", str(sock)])
+        )
+    )
+    command.start()
+    for _ in range(100_000):  # the loop answers the socket's request; a bound, not a timing
+        if not command.is_alive():
+            break
+        rig.run_for(0.01)
+    command.join()
+    assert codes == [0]
+    assert "The running monitor has it: the monitor's next session is Ben's." in (
+        capsys.readouterr().out
+    )
+    assert rig.app.link._new_roster is None and runner.walker == BEN
+    _double_press(rig)
+    rig.run_for(1.5)
+    assert runner.session is not None and runner.session.walker == BEN
+    runner.request("stop")
+    rig.run_for(0.1)
+    detach_session(rig.app, runner)
+    assert [s.record.walker for s in load_sessions(db, walker="ben")] == [BEN]
+
+
+@pytest.mark.usefixtures(close_rigs.__name__)
 def test_a_session_detached_mid_way_leaves_no_session_walker_on_the_link(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -49,6 +49,13 @@ def add_parser(sub: Any) -> None:
     r.add_argument("walker", help="the walker's id")
     s = actions.add_parser("select", help="choose the walker of the next session")
     s.add_argument("walker", help="the walker's id")
+    s.add_argument(
+        "--socket",
+        type=Path,
+        default=None,
+        help="the running monitor's control socket, told at once (default: the config's, "
+        "else the runtime directory's, when the database is the config's)",
+    )
     for action in (a, r, s):
         action.add_argument("--by", default=None, help="who (default: the user name)")
     add_common_options(p, (listing, a, r, s))
@@ -109,12 +116,37 @@ def run_walker(args: argparse.Namespace) -> int:
         except WalkerInvalid as exc:
             print(f"retroguard walker: {exc}", file=sys.stderr)
             return 2
+        if args.action == "select":  # committed: the running monitor may take it now
+            out.write(tell_running_monitor(args, config, database, walker.id))
         if args.action == "add":
             out.write(render_name_prompt(config, walker.name))
         print_roster(roster(conn), out)
         return 0
     finally:
         conn.close()
+
+
+def tell_running_monitor(args: argparse.Namespace, config: Any, database: Path, walker: str) -> str:
+    """Tell a running monitor's loop the walker just stored, over its local control socket
+    (``--socket``, else the config's when ``database`` is the config's): its courier reads
+    the selection only once a second, and a session started in that second was the previous
+    walker's. A line saying what happened ("" when no monitor is asked)."""
+    from firmware.session.control import default_socket_path, send_command
+
+    path = args.socket
+    if path is None:
+        if database.resolve() != Path(config.storage.database).resolve():
+            return ""  # another database than the monitor's: nothing to tell it
+        path = Path(config.session.control_socket or default_socket_path())
+    try:
+        ok, message = send_command(path, f"walker {walker}")
+    except (FileNotFoundError, ConnectionRefusedError):
+        return ""  # no monitor running: it reads the selection when it starts
+    except OSError as exc:
+        return f"The running monitor was not told ({exc}): it takes it within a second.\n"
+    if ok:
+        return f"The running monitor has it: {message}.\n"
+    return f"The running monitor: {message}.\n"
 
 
 def under_way_note(conn: Any, chosen: Any) -> str:

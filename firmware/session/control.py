@@ -11,7 +11,8 @@ so the CLI can wait for that session's final record in the database and print it
 The socket's thread hands the command to the loop with a non-blocking put
 (:meth:`SessionRunner.request`) and waits for the loop's answer; the loop
 never waits for the socket. None of the commands can arm: they reach only
-the session runner, which has no reference to the relay.
+the session runner, which has no reference to the relay. ``walker <id>`` is
+``retroguard walker select``'s: the walker it stored, for the next session.
 """
 
 from __future__ import annotations
@@ -123,7 +124,7 @@ class ControlServer:
                 break
             data += chunk
         command = data.split(b"\n", 1)[0].decode("ascii", "replace").strip()
-        if command not in COMMANDS:
+        if command not in COMMANDS and not _is_walker_command(command):
             ok, message = False, f"unknown command {command[:20]!r}; use {', '.join(COMMANDS)}"
         else:
             reply: queue.SimpleQueue[tuple[bool, str]] = queue.SimpleQueue()
@@ -133,6 +134,16 @@ class ControlServer:
             except queue.Empty:
                 ok, message = False, "the monitor loop did not answer (is it running?)"
         conn.sendall(json.dumps({"ok": ok, "message": message}).encode() + b"\n")
+
+
+def _is_walker_command(command: str) -> bool:
+    """``walker <id>``: ``retroguard walker select`` telling the loop the walker it stored, so
+    a session started once the command has returned is theirs (the courier's roster, which
+    says the same, comes up to a second later)."""
+    from core.protocol.walker import is_walker_id
+
+    word, _, walker = command.partition(" ")
+    return word == "walker" and is_walker_id(walker)
 
 
 def send_command(

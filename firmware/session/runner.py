@@ -720,6 +720,8 @@ class SessionRunner:
             return self.stop(now)
         if command == "status":
             return True, " ".join(f"{k}={v}" for k, v in self.snapshot().items())
+        if command.startswith("walker "):
+            return self._chooser.select(command.removeprefix("walker "))
         return False, f"unknown session command {command!r}"
 
     def _on_gesture(self, gesture: Gesture, now: float) -> None:

@@ -117,6 +117,22 @@ class WalkerChooser:
         self.walker = roster.selected
         return True
 
+    def select(self, walker_id: str) -> tuple[bool, str]:
+        """``retroguard walker select`` stored ``walker_id`` as the next session's walker: take
+        it now, not a second later with the courier's roster, so a session started once the
+        command has returned is theirs. A walker not on the roster the loop has (added since)
+        comes with the next roster."""
+        walker = next((w for w in self.walkers if w.id == walker_id), None)
+        if walker is None:
+            return False, (
+                f"walker {walker_id} is not on the monitor's roster yet: it takes them from "
+                "its courier within a second"
+            )
+        if walker != self.walker:
+            log.info("walker of the next session: %s (%s), from the CLI", walker.name, walker.id)
+        self.walker = walker
+        return True, f"the monitor's next session is {walker.name}'s"
+
     def cycle(self, now: float, speaker: Speaker | None) -> None:
         """A double press in STANDBY, no session under way: the next walker profile, said by
         name (or beeped: its number). It only chooses whose next session it is; it cannot arm
