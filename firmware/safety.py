@@ -403,6 +403,7 @@ class SafetyController:
         self._contact = ContactWatch(config.contact_debounce_s)
         self._contact_fault: FaultKind | None = None
         self._last_hold_at: float | None = None
+        self._edge_since_armed = False
         self._closed_since_armed = False
         self._worn: WornCheck | None = (
             WornCheck(
@@ -986,19 +987,35 @@ class SafetyController:
         over a stopped belt (unless the contact was read back, 0.1 s later): the edges ran
         again, and the next press of the button closed the latch — a call for help's first
         press started the belt. A gap of exactly the hold time counts: the hold timer is
-        active for less than that after its last edge."""
+        active for less than that after its last edge.
+
+        The first edge is measured from the arming (:meth:`_record`): the latch closes only
+        if the button is still down as the edges begin, and a loop that stalled between the
+        press that armed and its first edge, while the walker let go after the chirp, left
+        the state ARMED over a latch that never closed — the same belt started by the next
+        press. A healthy arming sends its first edge within one wake (a quarter of the hold).
+        """
         t = self._edge_clock() if self._edge_clock is not None else now
         last = self._last_hold_at
         hold_s = self._hold_s
         if last is not None and hold_s is not None and t - last >= hold_s:
-            reason = (
-                f"no heartbeat for {(t - last) * 1000:.0f} ms, longer than the relay's "
-                f"{hold_s * 1000:.0f} ms hold: its latch let go and the belt stopped "
-                "(the loop stalled or the IMU paused)"
-            )
+            gap_ms = f"{(t - last) * 1000:.0f} ms"
+            hold_ms = f"{hold_s * 1000:.0f} ms"
+            if self._edge_since_armed:
+                reason = (
+                    f"no heartbeat for {gap_ms}, longer than the relay's {hold_ms} hold: its "
+                    "latch let go and the belt stopped (the loop stalled or the IMU paused)"
+                )
+            else:
+                reason = (
+                    f"no heartbeat for {gap_ms} after the reset armed, longer than the relay's "
+                    f"{hold_ms} hold: the button may have been let go before the latch closed "
+                    "(the loop stalled or the IMU paused)"
+                )
             self._fault(FaultKind.HEARTBEAT_GAP, reason, now)
             return
         self._last_hold_at = t
+        self._edge_since_armed = True
         self._relay.hold()
 
     def _why_open(self, mismatch: Mismatch) -> str:
@@ -1257,7 +1274,10 @@ class SafetyController:
         self._fault_kind = cause.kind if isinstance(cause, Faulted) else None
         if state is SafetyState.ARMED:
             self._closed_since_armed = False
-            self._last_hold_at = None
+            # The first edge is measured from here (see _hold): the latch needs the button
+            # still down when it comes.
+            self._last_hold_at = self._edge_clock() if self._edge_clock is not None else now
+            self._edge_since_armed = False
         self.state = state
         self.reason = reason
         self.worn_said = _worn_of(cause.kind) if isinstance(cause, Faulted) else None
