@@ -1654,16 +1654,29 @@ class Ingestor:
         refused for no treadmill's values: a roster that writes nothing says nothing of it)."""
         part, table = Part.WALKERS, Table.DEVICE_WALKERS
         with self._values_lock:
-            refused = self._values_refused.get((part, table))
+            clear = self._values_no_longer_refused(device_id, [(part, table)])
+        if clear:
+            self.store.side_faults.works(part, Use.WRITE, (table,))
+
+    def _values_no_longer_refused(
+        self, device_id: str, tables: list[tuple[Part, Table]]
+    ) -> list[tuple[Part, Table]]:
+        """``device_id``'s values are refused no more in ``tables`` (its roster as stored, the
+        treadmill gone): the tables of them that are now clear of every refusal — no other
+        treadmill's values, and no fault of the table's own (:attr:`_table_refused`, which a
+        treadmill's values going says nothing of). ``_values_lock`` held."""
+        clear = []
+        for key in tables:
+            refused = self._values_refused.get(key)
             if refused is None or device_id not in refused:
-                return
+                continue
             refused.discard(device_id)
             if refused:
-                return  # another treadmill's roster is still not stored
-            del self._values_refused[part, table]
-            if (part, table) in self._table_refused:
-                return
-        self.store.side_faults.works(part, Use.WRITE, (table,))
+                continue  # another treadmill's values are still not stored
+            del self._values_refused[key]
+            if key not in self._table_refused:
+                clear.append(key)
+        return clear
 
     def _alert_refused(self, topic: str, payload: bytes, fault: StorageFault) -> None:
         """An alert (``payload`` on ``topic``, an event) whose own values the database refused
@@ -1737,12 +1750,10 @@ class Ingestor:
             self._refused_stored(part, key)
         if self._values_refused:
             with self._values_lock:
-                gone: dict[Part, list[Table]] = {}
-                for (part, table), refused in list(self._values_refused.items()):
-                    refused.discard(device_id)
-                    if not refused:
-                        del self._values_refused[part, table]
-                        gone.setdefault(part, []).append(table)
+                clear = self._values_no_longer_refused(device_id, list(self._values_refused))
+            gone: dict[Part, list[Table]] = {}
+            for part, table in clear:
+                gone.setdefault(part, []).append(table)
             for part, tables in gone.items():
                 self.store.side_faults.works(part, Use.WRITE, tables)
 

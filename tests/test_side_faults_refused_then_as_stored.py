@@ -128,3 +128,41 @@ def test_a_roster_handed_over_unchanged_leaves_a_table_refusing_every_write_said
     finally:
         first.close()
         second.close()
+
+
+def test_a_treadmill_taken_away_leaves_a_table_refusing_every_write_said(
+    mosquitto: Mosquitto,
+    watched: tuple[CaregiverService, Http, Subscriber],
+    caregiver_db: str,
+) -> None:
+    """As above, but treadmill-1 is taken off the broker (``retroguard ha remove --all``: its
+    retained availability cleared) instead of sending its roster as stored. Its refused
+    values go with it, and nothing more: the table's own fault (every write refused, which
+    let treadmill-2's roster go) stays said until a roster is written again. The rule is
+    the one of a roster handed over unchanged; the treadmill's going said the walkers stored."""
+    service, http, sub = watched
+    first, second = SimDevice(mosquitto, DEVICE), SimDevice(mosquitto, OTHER)
+    try:
+        first.online()
+        second.online()
+        first.publish("walkers", _roster_of(first, ANNA).decode(), retain=True)
+        wait_all_handled(service, first, second)
+        _refuse_data(caregiver_db, "device_walkers", "name", REFUSED_NAME)
+        _let_go(service, first, "walkers", _roster_of(first, ANNA, Walker("rita", REFUSED_NAME)))
+        _refuse_writes(caregiver_db, "device_walkers")
+        _let_go(service, second, "walkers", _roster_of(second, ANNA))
+
+        for kind in ("state", "availability"):  # retroguard ha remove --all
+            first.publish(kind, "", retain=True)
+        wait_all_handled(service, first, second)
+        assert _failing(service) == {"walkers"}
+        _said_everywhere(service, http, sub, Part.WALKERS, WALKERS_UNSTORED)
+
+        _allow_writes(caregiver_db, "device_walkers")
+        second.publish("walkers", _roster_of(second, ANNA).decode(), retain=True)
+        wait_all_handled(service, first, second)
+        assert service.ingestor.wait_for(lambda: not service.store.side_faults.failing)
+        _said_sound_everywhere(service, http, sub)
+    finally:
+        first.close()
+        second.close()
