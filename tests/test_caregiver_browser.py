@@ -1114,7 +1114,7 @@ def test_times_show_in_the_browsers_zone_and_the_service_zone_without_script(
         offset = new_york.utcoffset() or dt.timedelta(0)
         said = utc_offset_said(offset) if said.startswith("GMT") and said != "GMT" else said
         assert said and text.endswith(said), (text, said)
-        assert f"{berlin:%H:%M:%S} {berlin.tzname()}" in title  # the service's own text
+        assert f"{berlin:%H:%M:%S}\u00a0{berlin.tzname()}" in title  # the service's own text
 
         page.goto(f"{service.url}/devices/treadmill-1/progress")
         # the weeks' zone as the banner names it ("CET"), not its IANA key ("Europe/Berlin")
@@ -1144,7 +1144,7 @@ def test_times_show_in_the_browsers_zone_and_the_service_zone_without_script(
         plain.add_cookies(context.cookies())
         raw = plain.new_page()
         raw.goto(f"{service.url}/events/{event['id']}")
-        assert f"{berlin:%H:%M:%S} {berlin.tzname()}" in (
+        assert f"{berlin:%H:%M:%S}\u00a0{berlin.tzname()}" in (
             raw.locator(".when time").first.text_content() or ""
         )
         # and it says the page will not sound or update; no "Enable alarm sound" that did
@@ -1182,7 +1182,8 @@ def test_the_pages_say_a_zone_without_an_abbreviation_as_the_service_does(
         )
         page.add_script_tag(content=script)
         shown = [t.text_content() or "" for t in page.locator("time[data-local]").all()]
-        assert [text.rsplit(" ", 1)[-1] for text in shown] == said, shown
+        # the zone joined with a no-break space, kept on its time's line
+        assert [text.rsplit("\u00a0", 1)[-1] for text in shown] == said, shown
     finally:
         context.close()
 
