@@ -195,6 +195,11 @@ class FaultClass(StrEnum):
     """The relay's contact disagrees with what was asked: it may not stop the belt."""
     MONITOR = "monitor"
     """The monitor's own code failed (the detector, the loop, its table)."""
+    STALL = "stall"
+    """The loop or the IMU paused for longer than the relay's hold: the belt stopped, and the
+    FAULT clears by itself after healthy data, so a reset arms again seconds later. Not
+    :attr:`MONITOR`'s words ("the belt cannot run"), which would send a walker who can go on
+    to call for help."""
 
 
 FAULT_CLASSES: Mapping[FaultKind, FaultClass] = {
@@ -208,7 +213,7 @@ FAULT_CLASSES: Mapping[FaultKind, FaultClass] = {
     FaultKind.LOOP_CRASH: FaultClass.MONITOR,
     FaultKind.FORBIDDEN_TRANSITION: FaultClass.MONITOR,
     FaultKind.CONTACT_OPEN_WHILE_ARMED: FaultClass.CONTACT,
-    FaultKind.HEARTBEAT_GAP: FaultClass.MONITOR,
+    FaultKind.HEARTBEAT_GAP: FaultClass.STALL,
     FaultKind.NOT_WORN: FaultClass.NOT_WORN,
     FaultKind.CONTACT_CLOSED_WHILE_RELEASED: FaultClass.CONTACT,
 }

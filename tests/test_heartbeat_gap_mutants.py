@@ -171,9 +171,9 @@ def test_a_gap_of_exactly_the_hold_time_faults() -> None:
     assert edges.safety.fault_kind is FaultKind.HEARTBEAT_GAP
     assert "no heartbeat for 250 ms" in edges.safety.reason, edges.safety.reason
     assert not edges.relay.holding
-    # The walker hears the monitor's own fault ("the belt cannot run"), not the relay's ("may
-    # not stop the belt: pull the safety key"): the relay did stop it.
-    assert edges.safety.fault_class is FaultClass.MONITOR
+    # The walker hears the stall's words ("wait, then press again"), not the relay's ("may not
+    # stop the belt: pull the safety key"): the relay did stop it.
+    assert edges.safety.fault_class is FaultClass.STALL
     # The data before the gap no longer counts toward "IMU healthy": STANDBY, and a reset,
     # only after healthy_before_arm_s of good data from the fault on.
     edges.wake(1.375 + 0.01)

@@ -181,6 +181,40 @@ def test_help_works_in_fault_and_its_press_is_no_refusal(tmp_path: Path) -> None
     detach_session(rig.app, runner)
 
 
+def test_a_press_after_a_stall_hears_to_wait_not_that_the_belt_cannot_run(
+    tmp_path: Path,
+) -> None:
+    """The loop (or the IMU) paused for longer than the relay's hold while ARMED: the belt
+    stopped, and the FAULT clears by itself after half a second of healthy data. A walker who
+    held reset at once heard the monitor's own fault words — "the belt cannot run ... call for
+    help" — and was sent to call for help when a reset seconds later arms again. Now the
+    stall's own words say to wait and press again, and that press arms."""
+    safety = SafetyConfig(worn_check=False, healthy_before_arm_s=2.0)
+    rig = make_rig(tmp_path, safety=safety)
+    rig.run_for(2.5)
+    rig.press_reset()
+    assert rig.state == "ARMED"
+    runner, heard = _voiced(rig)
+    hold_s = rig.hardware.hold_s  # type: ignore[attr-defined]
+    rig.clock.advance(4 * hold_s)  # no heartbeat edge for 200 ms: the latch let go
+    rig.run_for(0.05)
+    controller = rig.app.controller
+    assert rig.state == "FAULT" and controller.fault_kind is FaultKind.HEARTBEAT_GAP
+    assert controller.fault_class is FaultClass.STALL
+    texts = runner.prompts.file.prompts
+    _press(rig, hold=1.0)  # the re-arm gesture at once: answered at the chirp, in FAULT
+    rig.run_for(0.4 + 0.05)
+    assert rig.state == "FAULT" and rig.app.gpio.buzzer.pattern == "refused"
+    assert heard.said == [texts.fault_stall]
+    assert "wait" in texts.fault_stall.lower() and "cannot run" not in texts.fault_stall
+    assert texts.fault_stall in runner.prompts.all_for_plan(PLAN)  # rendered ahead of time
+    rig.run_for(3.0)  # healthy data for healthy_before_arm_s: STANDBY
+    assert rig.state == "STANDBY"
+    rig.press_reset()
+    assert rig.state == "ARMED" and rig.app.gpio.relay.holding
+    detach_session(rig.app, runner)
+
+
 def test_without_a_voice_a_press_in_fault_still_beeps_refused(tmp_path: Path) -> None:
     rig = _in_fault(tmp_path, FaultClass.MONITOR)
     _press(rig)

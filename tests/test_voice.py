@@ -1056,13 +1056,13 @@ def test_the_prompts_command_renders_the_plan_into_the_cache(
     config.write_text('[storage]\ndatabase = "events.db"\n[session]\nplan = "alternate-2-2"\n')
     assert main(["prompts", "-c", str(config)]) == 0
     first = capsys.readouterr().out
-    assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 99 prompts (99 ")
-    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 99
+    assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 100 prompts (100 ")
+    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 100
     assert main(["prompts", "-c", str(config), "--list"]) == 0
     again = capsys.readouterr().out.splitlines()
-    assert "99 prompts (0 rendered" in again[0]
+    assert "100 prompts (0 rendered" in again[0]
     assert again[1].endswith("Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go.")
-    assert len(again) == 100
+    assert len(again) == 101  # the first line, then one a prompt
 
 
 # ------------------------------------------------------------------ pruning the cache

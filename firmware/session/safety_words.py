@@ -150,6 +150,8 @@ class SafetyWords:
                 return texts.fault_contact
             case FaultClass.MONITOR:
                 return texts.fault_monitor
+            case FaultClass.STALL:
+                return texts.fault_stall
 
     def _no_caregiver(self, speaker: Speaker) -> None:
         """At each arming, when a caregiver service is expected and not there, say that

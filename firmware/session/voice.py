@@ -135,6 +135,9 @@ class PromptTexts:
     """A press in FAULT, the relay's (its contact disagrees): it may not stop the belt."""
     fault_monitor: str = ""
     """A press in FAULT, the monitor's own (a detector error, a bug): how to call for help."""
+    fault_stall: str = ""
+    """A press in FAULT after the loop or the IMU paused longer than the relay's hold: the belt
+    stopped, and a reset arms again once the data has been healthy for a few seconds."""
     help_sent: str = ""
     """The walker's call for help went out (three quick presses, or the help button)."""
     help_answered: str = ""
@@ -345,6 +348,7 @@ class Prompts:
             texts.fault_sensor,
             texts.fault_contact,
             texts.fault_monitor,
+            texts.fault_stall,
             texts.help_sent,
             texts.help_answered,
             texts.tripped,
