@@ -173,7 +173,13 @@ class ResetButtonPatterns:
             return []  # the usual iteration: nothing pressed, nothing pending
         out: list[PressOutcome] = []
         for t, pressed in edges:
-            self._settle(t, armable, sessions_double_after, out)
+            # A release is not settled at its own time while its press is down: a press let
+            # go after ARM_HOLD_S but before the loop's look that would have found it held
+            # was reported held at the release, so the controller armed with the button up
+            # and the latch open, and the next press (a call for help's second) closed it.
+            # Let go before the chirp, it is one, as any press let go sooner is.
+            if pressed or self._down_at is None:
+                self._settle(t, armable, sessions_double_after, out)
             if pressed:
                 self._press(t, out)
             else:
