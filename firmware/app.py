@@ -296,6 +296,9 @@ def build_app(
         edge_clock=clock.monotonic,
         arm_gate=link.storage_problem,
         wall=stamper,
+        # Without the contact read back, the button's level at an arming's first edge is the
+        # only witness that the latch closed (the read-back says it where it is wired).
+        reset_held=(lambda: gpio.button.is_pressed) if gpio.relay_sense is None else None,
     )
     read_timeout_s = config.safety.sample_timeout_s / 4
     monitor = Monitor(

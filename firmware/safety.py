@@ -175,6 +175,11 @@ class FaultKind(StrEnum):
     stalled, or the IMU paused for less than ``sample_timeout_s``): the hold circuit has let
     the relay go and the latch keeps it open. Measured by the controller, so it is said with
     the contact read back or without it."""
+    RESET_LET_GO = "reset let go before the latch closed"
+    """Where the contact is not read back: the reset button read up right after the first
+    heartbeat edge of an arming (let go as the press was reported, or before the edge came),
+    so the latch, which closes only while the button is down as the edges begin, may be open
+    under an ARMED state, and the next press would close it."""
     NOT_WORN = SENSOR_NOT_WORN
     """While ARMED, no body signal (sway, breathing, gait) for ``not_worn_trip_s``: the sensor
     fell off or was left on the console; it watches no one (see :mod:`firmware.detection.worn`)."""
@@ -196,7 +201,8 @@ class FaultClass(StrEnum):
     MONITOR = "monitor"
     """The monitor's own code failed (the detector, the loop, its table)."""
     STALL = "stall"
-    """The loop or the IMU paused for longer than the relay's hold: the belt stopped, and the
+    """The loop or the IMU paused for longer than the relay's hold (or, without the contact
+    read back, the reset was let go before the latch closed): the belt stopped, and the
     FAULT clears by itself after healthy data, so a reset arms again seconds later. Not
     :attr:`MONITOR`'s words ("the belt cannot run"), which would send a walker who can go on
     to call for help."""
@@ -214,6 +220,7 @@ FAULT_CLASSES: Mapping[FaultKind, FaultClass] = {
     FaultKind.FORBIDDEN_TRANSITION: FaultClass.MONITOR,
     FaultKind.CONTACT_OPEN_WHILE_ARMED: FaultClass.CONTACT,
     FaultKind.HEARTBEAT_GAP: FaultClass.STALL,
+    FaultKind.RESET_LET_GO: FaultClass.STALL,
     FaultKind.NOT_WORN: FaultClass.NOT_WORN,
     FaultKind.CONTACT_CLOSED_WHILE_RELEASED: FaultClass.CONTACT,
 }
@@ -358,6 +365,7 @@ class SafetyController:
         edge_clock: Callable[[], float] | None = None,
         arm_gate: Callable[[float], str | None] | None = None,
         wall: WallStamper | None = None,
+        reset_held: Callable[[], bool] | None = None,
     ) -> None:
         """``heartbeat_hold_s``: the hold circuit's hold time (heartbeat drive): a gap between
         edges as long is a FAULT (:attr:`FaultKind.HEARTBEAT_GAP`); None for static drive.
@@ -365,7 +373,10 @@ class SafetyController:
         gaps between edges (a batch's ``now`` is read before the batch is processed, which can
         itself be delayed); without it ``now`` stands in. ``wall``: stamps each event's wall
         time and whether the clock was synchronised (default: the host's clock, its
-        ``adjtimex`` read at most every few seconds, :class:`~core.wallclock.WallStamper`)."""
+        ``adjtimex`` read at most every few seconds, :class:`~core.wallclock.WallStamper`).
+        ``reset_held``: the reset button's level now (one pin read), read right after the first
+        heartbeat edge of each arming (:meth:`_hold`); None: not read (the contact read back
+        says whether the latch closed, or static drive has no latch)."""
         self._wall = wall if wall is not None else WallStamper()
         self._relay = relay
         self._buzzer = buzzer
@@ -405,6 +416,7 @@ class SafetyController:
         self.last_detection: Detection | None = None
         self._hold_s = heartbeat_hold_s
         self._edge_clock = edge_clock
+        self._reset_held = reset_held
         self._contact = ContactWatch(config.contact_debounce_s)
         self._contact_fault: FaultKind | None = None
         self._last_hold_at: float | None = None
@@ -1020,8 +1032,26 @@ class SafetyController:
             self._fault(FaultKind.HEARTBEAT_GAP, reason, now)
             return
         self._last_hold_at = t
+        first = not self._edge_since_armed
         self._edge_since_armed = True
         self._relay.hold()
+        if first and hold_s is not None and self._reset_held is not None:
+            self._latch_closed_or_fault(self._reset_held(), now)
+
+    def _latch_closed_or_fault(self, reset_held: bool, now: float) -> None:
+        """The reset button read right after an arming's first edge: down, the latch closed
+        on that edge; up, it was let go before the edge came (or as it came) and the latch may
+        be open — a FAULT, or the next press (a call for help's first) would close it and
+        start the belt. The press was reported while down, but the walker may let go in the
+        few milliseconds between that look and the first edge; without the contact read back
+        nothing else can tell."""
+        if reset_held:
+            return
+        reason = (
+            "reset let go before the relay's latch closed (up at the first heartbeat edge "
+            "after arming): the belt did not start; press and hold reset until the chirp"
+        )
+        self._fault(FaultKind.RESET_LET_GO, reason, now)
 
     def _why_open(self, mismatch: Mismatch) -> str:
         waited = self._how_long(mismatch)
