@@ -745,7 +745,7 @@ class SessionRunner:
             return
         command = "toggle" if kind is GestureKind.DOUBLE else "stop"
         ok, message = self._command(command, now, by=PauseCause.BUTTON)
-        if not ok and not self._chooser.known:
+        if not ok and command == "toggle" and not self._chooser.known:  # a start refused
             self._chooser.refuse_start(self._speaker)
         log.info("button %s press: %s", kind.value, message)
 
