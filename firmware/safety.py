@@ -171,7 +171,8 @@ class FaultKind(StrEnum):
     """The contact read back open while ARMED for ``contact_debounce_s``: the hold circuit or
     the relay let go on its own, or the relay never closed after the reset press."""
     HEARTBEAT_GAP = "heartbeat gap"
-    """While ARMED, no heartbeat edge for ``gpio.heartbeat_hold_s`` or longer (the loop
+    """While ARMED, no heartbeat edge for :data:`HOLD_MARGIN` of ``gpio.heartbeat_hold_s`` or
+    longer (the loop
     stalled, or the IMU paused for less than ``sample_timeout_s``): the hold circuit has let
     the relay go and the latch keeps it open. Measured by the controller, so it is said with
     the contact read back or without it."""
@@ -296,6 +297,17 @@ A plain frozen table, checked with one set lookup, rather than a state
 machine library: see docs/safety.md, "Why a table".
 """
 
+
+HOLD_MARGIN = 0.875
+"""The share of ``gpio.heartbeat_hold_s`` a gap between heartbeat edges may reach while ARMED.
+
+The configured hold is what a technician measured (the wiring guide's multimeter average, good
+to about 10 %) or the default 50 ms, while the default parts nominally hold 45 ms and a
+capacitor's time drifts with temperature. A check at the full configured hold let a real hold
+shorter than it drop the latch unseen (without the contact read back, the state stayed ARMED
+and the next press closed the latch). Seven eighths (44 ms of the default 50) sits below that
+spread and above the longest gaps a healthy loop makes (about 30 ms under heavy load; a wake is
+at most a quarter of the hold); exact in binary, so tests can hit it exactly."""
 
 HELP_REPEAT_S = 10.0
 """A second call for help this soon after the last is confirmed to the walker, not re-sent."""
@@ -997,14 +1009,16 @@ class SafetyController:
         )
 
     def _hold(self, now: float) -> None:
-        """One heartbeat edge, unless the last one is a hold time or more ago: then a FAULT.
+        """One heartbeat edge, unless the last one is :data:`HOLD_MARGIN` of the hold time or
+        more ago: then a FAULT.
 
-        By then the hold circuit has let the relay go and the latch keeps it open, and the
-        walk is over whatever the loop does next. Holding on used to leave the state ARMED
-        over a stopped belt (unless the contact was read back, 0.1 s later): the edges ran
-        again, and the next press of the button closed the latch — a call for help's first
-        press started the belt. A gap of exactly the hold time counts: the hold timer is
-        active for less than that after its last edge.
+        By then the hold circuit has let the relay go (or is about to, the real hold being
+        known only to its tolerance) and the latch keeps it open, and the walk is over
+        whatever the loop does next. Holding on used to leave the state ARMED over a stopped
+        belt (unless the contact was read back, 0.1 s later): the edges ran again, and the
+        next press of the button closed the latch — a call for help's first press started
+        the belt. A gap of exactly the limit counts (the hold timer is active for less than
+        its time after its last edge).
 
         The first edge is measured from the arming (:meth:`_record`): the latch closes only
         if the button is still down as the edges begin, and a loop that stalled between the
@@ -1015,19 +1029,20 @@ class SafetyController:
         t = self._edge_clock() if self._edge_clock is not None else now
         last = self._last_hold_at
         hold_s = self._hold_s
-        if last is not None and hold_s is not None and t - last >= hold_s:
+        if last is not None and hold_s is not None and t - last >= hold_s * HOLD_MARGIN:
             gap_ms = f"{(t - last) * 1000:.0f} ms"
-            hold_ms = f"{hold_s * 1000:.0f} ms"
+            limit_ms = f"{hold_s * HOLD_MARGIN * 1000:.0f} ms"
+            hold = f"the relay's {hold_s * 1000:.0f} ms hold ({limit_ms} with its tolerance)"
             if self._edge_since_armed:
                 reason = (
-                    f"no heartbeat for {gap_ms}, longer than the relay's {hold_ms} hold: its "
-                    "latch let go and the belt stopped (the loop stalled or the IMU paused)"
+                    f"no heartbeat for {gap_ms}, against {hold}: its latch let go or was about "
+                    "to, so the belt stopped (the loop stalled or the IMU paused)"
                 )
             else:
                 reason = (
-                    f"no heartbeat for {gap_ms} after the reset armed, longer than the relay's "
-                    f"{hold_ms} hold: the button may have been let go before the latch closed "
-                    "(the loop stalled or the IMU paused)"
+                    f"no heartbeat for {gap_ms} after the reset armed, against {hold}: the "
+                    "button may have been let go before the latch closed (the loop stalled or "
+                    "the IMU paused)"
                 )
             self._fault(FaultKind.HEARTBEAT_GAP, reason, now)
             return

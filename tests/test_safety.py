@@ -472,8 +472,9 @@ def test_a_stall_that_drops_the_latch_while_armed_faults(tmp_path: Path) -> None
     # At the first wake after the stall, not after the contact's debounce.
     assert resumed_at <= fault.t <= resumed_at + 2 * PERIOD
     stalled = re.fullmatch(
-        r"no heartbeat for (\d+) ms, longer than the relay's 50 ms hold: its latch let go "
-        r"and the belt stopped \(the loop stalled or the IMU paused\)",
+        r"no heartbeat for (\d+) ms, against the relay's 50 ms hold \(44 ms with its "
+        r"tolerance\): its latch let go or was about to, so the belt stopped \(the loop "
+        r"stalled or the IMU paused\)",
         fault.reason,
     )
     assert stalled is not None and int(stalled[1]) >= 200
@@ -491,7 +492,7 @@ def test_a_stall_that_drops_the_latch_while_armed_faults(tmp_path: Path) -> None
 
 
 class SlowOnce:
-    """A detector that takes 47 ms over one sample at ``at``: the process was descheduled
+    """A detector that takes 40 ms over one sample at ``at``: the process was descheduled
     after the batch was read, before its heartbeat edge."""
 
     def __init__(self, at: float) -> None:
@@ -502,7 +503,7 @@ class SlowOnce:
     def update(self, sample: ImuSample) -> Sequence[Detection]:
         if not self.done and sample.t >= self.at and self.clock is not None:
             self.done = True
-            self.clock.advance(0.047)
+            self.clock.advance(0.040)
         return NO_DETECTIONS
 
     def reset(self) -> None:
@@ -511,7 +512,8 @@ class SlowOnce:
 
 def test_a_stall_inside_a_batch_is_measured_at_the_edges(tmp_path: Path) -> None:
     """The gap that drops the latch is between edges, not between batch reads: here the
-    batches are read 47 ms apart at most, while two edges are 52 ms apart."""
+    batches are read 40 ms apart at most, inside the 44 ms the 50 ms hold allows with its
+    tolerance (:data:`~firmware.safety.HOLD_MARGIN`), while two edges are 45 ms apart."""
     detector = SlowOnce(at=2.0)
     rig = armed_rig(tmp_path, detector=detector)
     detector.clock = rig.clock
@@ -519,13 +521,15 @@ def test_a_stall_inside_a_batch_is_measured_at_the_edges(tmp_path: Path) -> None
     fault = next(t for t in rig.app.controller.transitions if isinstance(t.cause, Faulted))
     assert detector.done and fault.cause == Faulted(FaultKind.HEARTBEAT_GAP)
     stalled = re.search(r"no heartbeat for (\d+) ms", fault.reason)
-    assert stalled is not None and int(stalled[1]) >= 50, fault.reason
+    assert stalled is not None and int(stalled[1]) >= 44, fault.reason
 
 
 def test_a_stall_shorter_than_the_hold_time_is_no_fault(tmp_path: Path) -> None:
     rig = armed_rig(tmp_path)
     for _ in range(20):
-        rig.clock.advance(0.04)  # 40 ms + one period between edges: inside the 50 ms hold
+        # 35 ms + one wake between edges: inside the 44 ms the 50 ms hold allows (the longest
+        # gaps a healthy loop makes under heavy load are about 30 ms)
+        rig.clock.advance(0.035)
         rig.run_for(0.2)
     assert rig.state == "ARMED" and rig.hardware.contact_closed()
     assert rig.hardware.history[-1][1] is True and len(rig.hardware.history) == 1
