@@ -494,6 +494,23 @@ def test_no_session_starts_before_the_walker_chosen_has_reached_the_loop(
     assert rig.state == "ARMED" and rig.hardware.history == relay
 
 
+def _cli_while_the_loop_runs(rig: Rig, argv: list[str]) -> int:
+    """``retroguard ARGV`` on a thread while the rig's loop runs (it answers the socket)."""
+    import threading
+
+    from launcher.cli import main
+
+    codes: list[int] = []
+    command = threading.Thread(target=lambda: codes.append(main(argv)))
+    command.start()
+    for _ in range(100_000):  # the loop answers the socket's request; a bound, not a timing
+        if not command.is_alive():
+            break
+        rig.run_for(0.01)
+    command.join()
+    return codes[0]
+
+
 @pytest.mark.usefixtures(close_rigs.__name__)
 def test_a_walker_chosen_with_the_cli_walks_the_next_session_once_the_command_returns(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -503,10 +520,6 @@ def test_a_walker_chosen_with_the_cli_walks_the_next_session_once_the_command_re
     (the default walker's) and he heard nothing naming anyone. The command now tells the
     running loop over its local control socket: once it has returned, the next session is
     Ben's, with the courier's roster still to come (held back here)."""
-    import threading
-
-    from launcher.cli import main
-
     db = tmp_path / "events.db"
     sock = tmp_path / "session.sock"
     _registered(tmp_path)
@@ -521,19 +534,8 @@ def test_a_walker_chosen_with_the_cli_walks_the_next_session_once_the_command_re
     rig.run_for(1.0)
     assert rig.state == "ARMED"
     rig.courier.forward_roster = lambda **_: None  # type: ignore[method-assign]  # its next look
-    codes: list[int] = []
-    command = threading.Thread(
-        target=lambda: codes.append(
-            main(["walker", "--db", str(db), "select", "ben", "--socket", str(sock)])
-        )
-    )
-    command.start()
-    for _ in range(100_000):  # the loop answers the socket's request; a bound, not a timing
-        if not command.is_alive():
-            break
-        rig.run_for(0.01)
-    command.join()
-    assert codes == [0]
+    select = ["walker", "--db", str(db), "select", "ben", "--socket", str(sock)]
+    assert _cli_while_the_loop_runs(rig, select) == 0
     assert "The running monitor has it: the monitor's next session is Ben's." in (
         capsys.readouterr().out
     )
@@ -545,6 +547,52 @@ def test_a_walker_chosen_with_the_cli_walks_the_next_session_once_the_command_re
     rig.run_for(0.1)
     detach_session(rig.app, runner)
     assert [s.record.walker for s in load_sessions(db, walker="ben")] == [BEN]
+
+
+@pytest.mark.usefixtures(close_rigs.__name__)
+def test_session_start_at_the_cli_says_whose_session_it_started_and_its_plan(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A physio at a treadmill Anna and Ben share types ``retroguard session start``: it said
+    "session started: alternate-2-2: ..." (or only that it waits for arming), not whose, so a
+    session started as the last walker's (the one a double press chose) went unnoticed until
+    the records counted it in their week. Now every start names the walker and the plan, not
+    armed (it waits) and armed alike."""
+    db = tmp_path / "events.db"
+    sock = tmp_path / "session.sock"
+    _registered(tmp_path)
+    conn = connect(db)
+    try:
+        with transaction(conn):
+            select_walker(conn, "ben", by="Jo", via="cli", wall="w3")
+    finally:
+        conn.close()
+    rig = make_rig(tmp_path)
+    runner = attach_session(
+        rig.app, PRESETS["alternate-2-2"], speaker=Heard(), control_socket=str(sock)
+    )
+    assert pump_link_until(rig.app.link, lambda: rig.app.link._new_roster is not None)
+    rig.run_for(1.0)
+    assert runner.walker == BEN and rig.state == "STANDBY"
+    capsys.readouterr()
+    plan = "plan alternate-2-2: 30 min, 14 min backward, 15 intervals"
+
+    assert _cli_while_the_loop_runs(rig, ["session", "start", "--socket", str(sock)]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith(f"session started for Ben (ben), {plan}; "), said
+    assert "press the reset button" in said and runner.session is not None
+    runner.request("stop")
+    rig.run_for(0.1)
+
+    rig.press_reset()
+    rig.run_for(1.0)
+    assert rig.state == "ARMED"
+    assert _cli_while_the_loop_runs(rig, ["session", "start", "--socket", str(sock)]) == 0
+    assert capsys.readouterr().out == f"session started for Ben (ben), {plan}\n"
+    assert runner.session is not None and runner.session.walker == BEN
+    runner.request("stop")
+    rig.run_for(0.1)
+    detach_session(rig.app, runner)
 
 
 @pytest.mark.usefixtures(close_rigs.__name__)

@@ -643,19 +643,22 @@ class SessionRunner:
         if self.measurements is not None:
             self.measurements.new_session(self.session.id)
         self._emit(final=False)
+        # whose and which plan, first: at a treadmill five walkers share, the person who typed
+        # `retroguard session start` reads whose session the records will count it in
+        started = f"session started for {walker.name} ({walker.id}), plan {self.plan.describe()}"
         if self._safety.state is SafetyState.ARMED:
             self._run(now, SessionTrigger.START_ARMED)
-            return True, f"session started: {self.plan.describe()}"
+            return True, started
         if self.config.balance_check and self._safety.state is SafetyState.STANDBY:
             if self._go(SessionState.BALANCE, SessionTrigger.START_BALANCE):
                 self._begin_check(now, 0)
             return True, (
-                f"session started with the balance check: {TEXT[Cue.BALANCE]} "
+                f"{started}; it opens with the balance check: {TEXT[Cue.BALANCE]} "
                 f"({BALANCE_MEASURE_S:.0f} s; press the reset button to skip it and walk)"
             )
         self._pause(now, SessionTrigger.START_NOT_ARMED, PauseCause.WAITING_FOR_ARMING)
         return True, (
-            f"session started, waiting for arming (state {self._safety.state.value}); "
+            f"{started}; waiting for arming (state {self._safety.state.value}): "
             "press the reset button to arm — starting a session never arms"
         )
 
