@@ -174,6 +174,76 @@ def test_a_malformed_plan_is_refused_naming_the_field(data: Any, problem: str) -
     assert err.value.problems[0].startswith(problem), err.value.problems
 
 
+def test_a_plan_with_many_mistakes_is_refused_with_all_of_them_at_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A physio's plan with a name too long, a direction mistyped, a speed note too long, one
+    no one walks at and an interval too short: ``retroguard plan set`` said the file's own
+    problems, then once they were fixed the name's, then the note's, then the speed's (msgspec
+    stops at a type's first problem, and the contract's rules waited for the types): four
+    rounds of fix and run again. Every problem is said at once now, each naming its field, from
+    a plan file, a plan command and the dashboard's form alike (one contract)."""
+    from starlette.datastructures import FormData
+
+    from caregiver.routes.plans import plan_from_form
+    from launcher.cli import main
+
+    long_name, long_note = "Anna " * 17, "brisk, then a little brisker " * 2
+    intervals = [
+        {"direction": "sideways", "minutes": 2},
+        {"direction": "backward", "minutes": 2, "speed": "5 mph"},
+        {"direction": "forward", "minutes": 2, "speed": long_note},
+        {"direction": "backward", "minutes": 0.1},
+    ]
+    said = [
+        "name: expected `str` of length <= 80",
+        "intervals[0].direction: invalid enum value 'sideways'",
+        "intervals[1].speed: a backward interval at '5 mph' is faster than walking (over 4 mph, "
+        "6.4 km/h); give the speed the walker walks at (such as '0.5 mph')",
+        "intervals[2].speed: expected `str` of length <= 40",
+        "intervals[3].minutes: an interval lasts at least 10 s (0.17 min), not 6 s",
+    ]
+    with pytest.raises(PlanInvalid) as refused:
+        plan_from_builtins({"name": long_name, "intervals": intervals, "arm": True})
+    assert refused.value.problems == ["plan: object contains unknown field `arm`", *said]
+    command = json.loads(encode_command(AssignPlan(ANNA, by="physio Jo"), "p1"))
+    command["plan"] = {"name": long_name, "intervals": intervals}
+    with pytest.raises(CommandRefused) as at_once:
+        parse_command("plan", json.dumps(command).encode())
+    assert str(at_once.value) == "; ".join(f"plan.{p}" for p in said)
+
+    fields = [("preset", ""), ("name", long_name)]
+    for i in intervals:
+        fields += [("direction", str(i["direction"])), ("minutes", str(i["minutes"]))]
+        fields += [("speed", str(i.get("speed", "")))]
+    with pytest.raises(PlanInvalid) as on_the_form:
+        plan_from_form(FormData(fields))
+    assert on_the_form.value.problems == [
+        p if p.startswith("name") else f"row {int(p[10]) + 1}: {p}" for p in said
+    ]
+
+    toml = tmp_path / "anna.toml"  # the file's own checks said first, then the contract's
+    toml.write_text(
+        f'name = "{long_name}"\n'
+        + "".join(
+            "[[interval]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in i.items())
+            for i in intervals
+        )
+    )
+    assert main(["plan", "--db", str(tmp_path / "device.db"), "set", str(toml)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        f"retroguard plan set: {toml}: {p}"
+        for p in [
+            "interval[0].direction: must be one of 'backward', 'forward', 'rest', not 'sideways'",
+            "interval[3]: duration must be between 10 s and 60 min, not 6 s",
+            said[0],
+            said[2].replace("intervals", "interval"),
+            said[3].replace("intervals", "interval"),
+        ]
+    ]
+
+
 @pytest.mark.parametrize("speed", ["0 mph", "0.0 km/h", "-0.5 mph", " 0 ", ".0mph"])
 def test_a_walking_interval_at_no_speed_is_refused_wherever_the_plan_comes_from(
     speed: str, tmp_path: Path

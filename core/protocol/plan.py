@@ -317,39 +317,121 @@ def plan_problems(plan: Plan, *, stored: bool = False) -> list[str]:
     ``stored``: a plan the device already keeps, read back. The rules added since plans were
     first stored (a walking interval's speed note of zero) are for plans being assigned: one
     kept from before them stays the walker's plan, never silently swapped for the config's."""
+    return [
+        *name_problems(plan.name),
+        *(p for n, i in enumerate(plan.intervals) for p in interval_problems(n, i, stored=stored)),
+        *walk_problems(plan.intervals),
+    ]
+
+
+def name_problems(name: str) -> list[str]:
+    """The rule on a plan's name its type cannot state (:func:`plan_problems`)."""
+    if not name.strip() or not name.isprintable():
+        return ["name: must be printable text, not blank"]
+    return []
+
+
+def interval_problems(n: int, interval: Interval, *, stored: bool = False) -> list[str]:
+    """The rules on the ``n``-th interval its type cannot state (:func:`plan_problems`)."""
     problems: list[str] = []
-    if not plan.name.strip() or not plan.name.isprintable():
-        problems.append("name: must be printable text, not blank")
-    for n, interval in enumerate(plan.intervals):
-        if interval.duration_s < MIN_INTERVAL_S - 1e-9:
-            problems.append(
-                f"intervals[{n}].minutes: an interval lasts at least {MIN_INTERVAL_S:g} s "
-                f"({MIN_INTERVAL_S / 60:.2g} min), not {interval.duration_s:g} s"
-            )
-        if not interval.speed.isprintable():
-            problems.append(f"intervals[{n}].speed: must be printable text")
-        elif interval.walking and not stored and _no_speed(interval.speed):
-            problems.append(
-                f"intervals[{n}].speed: a {interval.direction} interval at "
-                f"{interval.speed.strip()!r} does not move the belt; give its speed (such as "
-                f"{DEFAULT_SPEED!r}), or make the interval a rest"
-            )
-        elif interval.walking and not stored and _too_fast(interval.speed):
-            problems.append(
-                f"intervals[{n}].speed: a {interval.direction} interval at "
-                f"{interval.speed.strip()!r} is faster than walking (over "
-                f"{MAX_WALKING_MPH:g} mph, {MAX_WALKING_MPH * 1.609344:.1f} km/h); give the "
-                f"speed the walker walks at (such as {DEFAULT_SPEED!r})"
-            )
-    if not any(i.walking for i in plan.intervals):
-        problems.append("intervals: the plan has no walking interval (all are rest)")
-    total_min = plan.duration_s / 60.0
-    if total_min > MAX_SESSION_MIN:
+    if interval.duration_s < MIN_INTERVAL_S - 1e-9:
         problems.append(
-            f"intervals: the plan lasts {duration_words(plan.duration_s)}, over the "
+            f"intervals[{n}].minutes: an interval lasts at least {MIN_INTERVAL_S:g} s "
+            f"({MIN_INTERVAL_S / 60:.2g} min), not {interval.duration_s:g} s"
+        )
+    if not interval.speed.isprintable():
+        problems.append(f"intervals[{n}].speed: must be printable text")
+    elif interval.walking and not stored and _no_speed(interval.speed):
+        problems.append(
+            f"intervals[{n}].speed: a {interval.direction} interval at "
+            f"{interval.speed.strip()!r} does not move the belt; give its speed (such as "
+            f"{DEFAULT_SPEED!r}), or make the interval a rest"
+        )
+    elif interval.walking and not stored and _too_fast(interval.speed):
+        problems.append(
+            f"intervals[{n}].speed: a {interval.direction} interval at "
+            f"{interval.speed.strip()!r} is faster than walking (over "
+            f"{MAX_WALKING_MPH:g} mph, {MAX_WALKING_MPH * 1.609344:.1f} km/h); give the "
+            f"speed the walker walks at (such as {DEFAULT_SPEED!r})"
+        )
+    return problems
+
+
+def walk_problems(intervals: Sequence[Interval]) -> list[str]:
+    """The rules on a plan's intervals together (:func:`plan_problems`): one of them walks,
+    and all of them fit in a session."""
+    problems: list[str] = []
+    if not any(i.walking for i in intervals):
+        problems.append("intervals: the plan has no walking interval (all are rest)")
+    total_s = sum(i.duration_s for i in intervals)
+    if total_s / 60.0 > MAX_SESSION_MIN:
+        problems.append(
+            f"intervals: the plan lasts {duration_words(total_s)}, over the "
             f"{MAX_SESSION_MIN:g} min "
             "a session may last"
         )
+    return problems
+
+
+def typed_problems(data: Mapping[str, Any], struct: type[Struct], where: str) -> list[str]:
+    """Each of ``data``'s fields the type ``struct`` refuses, each field on its own: msgspec
+    stops at the first, so a plan with three mistakes was refused three times, one a try.
+    ``where`` names ``data`` (``intervals[2]``; "" for the plan itself)."""
+    problems: list[str] = []
+    fields = {f.encode_name: f for f in msgspec.structs.fields(struct)}
+    for key in data:
+        if key not in fields:
+            problems.append(f"{where or 'plan'}: object contains unknown field `{key}`")
+    for name, f in fields.items():
+        at = f"{where}.{name}".lstrip(".")
+        if name not in data:
+            if f.required:
+                problems.append(f"{at}: missing")
+            continue
+        try:
+            msgspec.convert(data[name], f.type)
+        except msgspec.ValidationError as exc:
+            problems.append(_field_first(str(exc), at))
+    return problems
+
+
+_INTERVAL_LIST = Annotated[list[Any], Meta(min_length=1, max_length=MAX_INTERVALS)]
+"""The shape of a plan's ``intervals`` (its items apart: :func:`every_problem`)."""
+
+
+def every_problem(data: Mapping[str, Any], *, stored: bool = False) -> list[str]:
+    """Every problem of a plan's decoded fields at once, each naming its field: what its type
+    refuses, field by field and interval by interval, and the rules (:func:`plan_problems`)
+    on the fields and intervals whose type is right, the intervals' together once all are.
+    Before, a physio fixing a plan met its problems in rounds: the first the type refused,
+    then the next, then the rules."""
+    problems = [p for p in typed_problems(data, Plan, "") if not p.startswith("intervals")]
+    name = data.get("name")
+    if isinstance(name, str) and not any(p.startswith("name") for p in problems):
+        problems += name_problems(name)
+    if "intervals" not in data:
+        return [*problems, "intervals: missing"]
+    raw = data["intervals"]
+    try:
+        msgspec.convert(raw, _INTERVAL_LIST)
+    except msgspec.ValidationError as exc:
+        problems.append(_field_first(str(exc), "intervals"))
+    if not isinstance(raw, list | tuple):
+        return problems
+    typed: list[Interval] = []
+    for n, item in enumerate(raw):
+        try:
+            interval = msgspec.convert(item, Interval)
+        except msgspec.ValidationError as exc:
+            if isinstance(item, dict):
+                problems += typed_problems(item, Interval, f"intervals[{n}]")
+            else:
+                problems.append(_field_first(str(exc), f"intervals[{n}]"))
+            continue
+        typed.append(interval)
+        problems += interval_problems(n, interval, stored=stored)
+    if typed and len(typed) == len(raw):
+        problems += walk_problems(typed)
     return problems
 
 
@@ -382,11 +464,21 @@ def plan_from_builtins(data: Any, prefix: str = "", *, stored: bool = False) -> 
     try:
         plan = msgspec.convert(data, Plan)
     except msgspec.ValidationError as exc:
-        raise PlanInvalid([_field_first(str(exc), prefix)]) from None
-    problems = plan_problems(plan, stored=stored)
+        # every field's problem, not only the first msgspec met
+        problems = every_problem(data, stored=stored) or [_field_first(str(exc), "")]
+    else:
+        problems = plan_problems(plan, stored=stored)
     if problems:
-        raise PlanInvalid([f"{prefix}{p}" for p in problems])
+        raise PlanInvalid([_prefixed(p, prefix) for p in problems])
     return plan
+
+
+def _prefixed(problem: str, prefix: str) -> str:
+    """``problem`` under ``prefix`` (``plan.`` in a command): the plan's own "plan: ..." is
+    the prefix's name itself."""
+    if not prefix or not problem.startswith("plan:"):
+        return f"{prefix}{problem}"
+    return f"{prefix.rstrip('.')}{problem.removeprefix('plan')}"
 
 
 def plan_from_json(payload: bytes | str, *, stored: bool = False) -> Plan:

@@ -31,9 +31,12 @@ Every problem is reported at once as ``file: key: what is wrong``
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from core import tomlschema
 from core.errors import ConfigError
@@ -46,9 +49,8 @@ from core.protocol.plan import (
     Interval,
     Plan,
     PlanInvalid,
-    duration_words,
+    every_problem,
     plan_from_builtins,
-    plan_to_builtins,
 )
 
 __all__ = [
@@ -68,7 +70,6 @@ __all__ = [
 PLAN_FILE_SUFFIXES = (".toml", ".json")
 """What a plan file's name ends in: the two formats of the same keys."""
 MAX_INTERVAL_S = 3600.0
-MAX_SESSION_S = 3 * 3600.0
 
 
 def check_plan_reference(value: str) -> str | None:
@@ -96,7 +97,11 @@ def _check_number(value: Any, key: str, problems: list[str]) -> float | None:
 
 
 def parse_plan(data: Mapping[str, Any], source: str, default_name: str = "plan") -> Plan:
-    """Validate a parsed plan file; :class:`ConfigError` lists every problem."""
+    """Validate a parsed plan file; :class:`ConfigError` lists every problem at once: the
+    file's own keys' and, on what they gave, the wire contract's
+    (:func:`core.protocol.plan.every_problem`: a name or a speed note too long, a speed no one
+    walks at, a plan too long). The contract's were checked only once the file's were fixed,
+    so a physio met them in rounds."""
     problems: list[str] = []
     known = {"name", "speed", "interval", "intervals"}
     for key in data:
@@ -114,33 +119,44 @@ def parse_plan(data: Mapping[str, Any], source: str, default_name: str = "plan")
         problems.append(f"speed: must be a string such as {DEFAULT_SPEED!r}, not {speed!r}")
         speed = DEFAULT_SPEED
     raw = data.get(listed)
-    intervals: list[Interval] = []
+    listed_said = True  # the list itself has a problem said already
     if raw is None:
         problems.append(f"{listed}: the plan has no intervals (add [[interval]] tables)")
         raw = []
     elif not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
         problems.append(f"{listed}: must be an array of tables ([[interval]])")
         raw = []
-    for n, item in enumerate(raw):
-        interval = _parse_interval(item, f"{listed}[{n}]", speed, problems)
-        if interval is not None:
-            intervals.append(interval)
-    if intervals and not problems:
-        if not any(i.walking for i in intervals):
-            problems.append(f"{listed}: the plan has no walking interval (all are rest)")
-        total = sum(i.duration_s for i in intervals)
-        if total > MAX_SESSION_S:
-            problems.append(
-                f"{listed}: the plan lasts {duration_words(total)}, over the "
-                f"{MAX_SESSION_S / 60:g} min a session may last"
-            )
+    else:
+        listed_said = False
+    parsed = [
+        _parse_interval(item, f"{listed}[{n}]", speed, problems) for n, item in enumerate(raw)
+    ]
+    wire = {
+        "name": name.strip(),
+        "intervals": [None if i is None else msgspec.to_builtins(i) for i in parsed],
+    }
+    said: dict[str, None] = {}
+    for problem in every_problem(wire):
+        match = _INTERVAL.match(problem)
+        if match is None:
+            if not (listed_said and problem.startswith("intervals:")):
+                said[_as_written(problem, listed)] = None
+        elif parsed[n := int(match["n"])] is not None:  # a refused one is said already
+            if problem.startswith(f"intervals[{n}].speed:") and "speed" not in raw[n]:
+                # the file's one speed, which the interval took: said once, under its own key
+                said["speed:" + problem.split(":", 1)[1]] = None
+            else:
+                said[_as_written(problem, listed)] = None
+    problems += said
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
-    plan = Plan(name.strip(), tuple(intervals))
-    try:  # the wire contract's own limits (name and note lengths, number of intervals)
-        return plan_from_builtins(plan_to_builtins(plan))
+    try:  # checked above: the plan as the wire contract reads it
+        return plan_from_builtins(wire)
     except PlanInvalid as exc:
         raise ConfigError([f"{source}: {_as_written(p, listed)}" for p in exc.problems]) from None
+
+
+_INTERVAL = re.compile(r"^intervals\[(?P<n>[0-9]+)\]")
 
 
 def _as_written(problem: str, listed: str) -> str:
