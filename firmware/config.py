@@ -32,7 +32,7 @@ from firmware.presses import (
 )
 from firmware.session.config import SPEECH_RATE_MAX_WPM, SPEECH_RATE_MIN_WPM, SessionConfig
 from firmware.session.plan import PLAN_FILE_SUFFIXES, check_plan_reference
-from firmware.session.voice import check_language
+from firmware.session.voice import check_language, check_voice
 from hal.config import GYRO_BIAS_MAX_DPS, I2C_BUS_MAX, GpioConfig, ImuConfig, PinConfig
 
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -425,6 +425,7 @@ _CHECKS: dict[str, Callable[[Any], str | None]] = {
     "session.plan": check_plan_reference,
     "session.speech_rate_wpm": _speech_rate,
     "session.language": check_language,
+    "session.voice": check_voice,
     "session.max_pause_s": _positive,
     "session.double_press_gap_s": _press_gap,
     "session.long_press_s": _long_press,

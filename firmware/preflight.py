@@ -27,7 +27,7 @@ from core.protocol.ids import discovery_id_problem
 from core.protocol.topics import text_problem, topic_level_problem
 from core.writable import written_path_problem
 from firmware.config import Config
-from firmware.session.voice import on_path
+from firmware.session.voice import on_path, voice_unknown
 
 BENCH_WARNING = "bench mode: a hung loop does not stop the belt (gpio.relay_drive = 'static')"
 """What every start, doctor and the dashboard say about a bench rig."""
@@ -139,11 +139,21 @@ def _session(config: Config, result: Preflight) -> None:
     ):
         result.problems.append(problem)
     voice = config.session.voice
-    if voice not in ("", "off", "auto") and on_path("espeak-ng") is None:
+    if voice in ("", "off", "auto"):
+        return
+    if on_path("espeak-ng") is None:
         # An explicit voice is a promise; "auto" falls back to beeps by design (the doctor
         # says why on its audio line).
         result.warnings.append(
             "session.voice: espeak-ng is not installed, so cues will be beeps only"
+        )
+    elif (unknown := voice_unknown(voice)) is not None:
+        # A warning, as espeak-ng missing is: which voices there are is this machine's (an
+        # MBROLA voice is a package of its own), and the cues are beeps without it
+        result.warnings.append(
+            f"session.voice: {voice!r}: this machine's espeak-ng has no such voice "
+            f"({unknown}), so cues will be beeps only; espeak-ng --voices lists its voices "
+            "(and --voices=variant the +variants)"
         )
 
 
@@ -176,8 +186,8 @@ def _control_socket(path: str, result: Preflight) -> None:
 
 def _mqtt(config: Config, result: Preflight) -> None:
     mq = config.mqtt
-    if not mq.host:
-        return
+    # Their shapes with or without a broker: a config whose host is set later (the installer's
+    # --broker, a caregiver service added) must not then meet a refusal kept from before.
     for key, value in (
         ("mqtt.topic_prefix", mq.topic_prefix),
         ("mqtt.discovery_prefix", mq.discovery_prefix),
@@ -187,6 +197,8 @@ def _mqtt(config: Config, result: Preflight) -> None:
     for key, value in (("mqtt.client_id", mq.client_id), ("mqtt.username", mq.username)):
         if (problem := text_problem(value)) is not None:
             result.problems.append(f"{key}: {problem}")
+    if not mq.host:
+        return
     if mq.username and mq.username != config.device.id:
         result.warnings.append(
             f"mqtt.username: {mq.username!r} is not the device id ({config.device.id!r}): the "

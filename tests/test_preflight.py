@@ -72,6 +72,18 @@ REFUSED = {
         '[mqtt]\nhost = "127.0.0.1"\ntopic_prefix = "a/b"\n',
         "mqtt.topic_prefix: 'a/b' must be one topic level",
     ),
+    "a prefix of two levels in a config whose broker is set later": (
+        '[mqtt]\ntopic_prefix = "a/b"\n',
+        "mqtt.topic_prefix: 'a/b' must be one topic level",
+    ),
+    "a voice name no espeak-ng voice can have (a space in it)": (
+        '[session]\nvoice = "en gb"\n',
+        'session.voice: "auto", "off", or an espeak-ng voice\'s name',
+    ),
+    "a voice name espeak-ng would read as an option": (
+        '[session]\nvoice = "-w"\n',
+        'session.voice: "auto", "off", or an espeak-ng voice\'s name',
+    ),
     "a static relay drive on a walker's treadmill": (
         '[gpio]\nrelay_drive = "static"\n',
         "gpio.relay_drive: 'static' holds the relay by a level",
@@ -195,6 +207,34 @@ def test_a_database_path_sqlite_cannot_open_is_refused_by_check_and_run(
     path = tmp_path / "config.toml"
     path.write_text(f'[storage]\ndatabase = "{database}"\n')
     _refused_alike(path, words.format(dir=tmp_path))
+
+
+def test_a_voice_this_machine_s_espeak_ng_does_not_have_is_said_by_check_and_run(
+    tmp_path: Path,
+) -> None:
+    """``session.voice = "robot"`` passed ``config --check`` without a word, and the monitor
+    then beeped every cue where the physio expected words. A voice's shape is the config's
+    (refused above); whether a voice is there is this machine's espeak-ng's (an MBROLA voice
+    is a package of its own): the check and the run's preflight (one function) both warn,
+    naming the key, and the voices it has pass without a word."""
+    from firmware.session.voice import on_path
+
+    if on_path("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed: the warning is that it is not")
+    path = write(tmp_path, '[session]\nvoice = "robot"\n')
+    check = retroguard("config", "--check", str(path))
+    assert check.returncode == 0, check.stderr
+    said = (
+        f"warning: {path}: session.voice: 'robot': this machine's espeak-ng has no such voice "
+        "(The specified espeak-ng voice does not exist.), so cues will be beeps only; "
+        "espeak-ng --voices lists its voices (and --voices=variant the +variants)"
+    )
+    assert said in check.stderr.splitlines(), check.stderr
+    run = preflight(load_config(path), str(path)).warnings  # what `run` logs before it starts
+    assert [f"warning: {w}" for w in run if "session.voice" in w] == [said]
+    for voice in ("en-gb", "en+f3", "gmw/en-GB-x-rp"):
+        path.write_text(BASE + f'[session]\nvoice = "{voice}"\n')
+        assert not any("session.voice" in w for w in preflight(load_config(path)).warnings)
 
 
 def test_every_detector_setting_has_a_physical_range() -> None:

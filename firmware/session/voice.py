@@ -200,6 +200,50 @@ def check_language(value: str) -> str | None:
     return "no prompt file for this language (shipped: " + ", ".join(languages()) + ")"
 
 
+VOICE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_+/-]{0,39}")
+"""The shape of an espeak-ng voice name: "en-gb", "en+f3" (a variant), "gmw/en-GB-x-rp" (a
+voice file), "mb-en1" (an MBROLA voice). Which voices there are is the machine's espeak-ng's
+(MBROLA's come in packages of their own): :func:`voice_unknown` asks it."""
+
+
+def check_voice(value: str) -> str | None:
+    """Config check of ``session.voice``: "auto", "off" (or ""), or a name of an espeak-ng
+    voice's shape (:data:`VOICE_NAME`). Whether this machine's espeak-ng has it is not the
+    config's to know (``config --check`` may run elsewhere): the preflight asks it, as a
+    warning, and the doctor's audio line renders with it."""
+    if value in VOICE_OFF or value == VOICE_AUTO or VOICE_NAME.fullmatch(value):
+        return None
+    return (
+        '"auto", "off", or an espeak-ng voice\'s name (letters, digits, "-", "_", "+" and '
+        '"/", at most 40, such as "en-gb" or "en+f3": espeak-ng --voices lists them), not '
+        f"{value[:60]!r}"
+    )
+
+
+def voice_unknown(voice: str) -> str | None:
+    """What this machine's espeak-ng says when it has no voice ``voice`` (None: it has it, or
+    it could not be asked: not installed, or no answer within :data:`VOICE_ASK_S`). It speaks
+    nothing: ``-q`` quiet, no text."""
+    try:
+        answer = subprocess.run(
+            [ESPEAK, "-q", "-v", voice, "--", ""],
+            capture_output=True,
+            text=True,
+            errors="replace",
+            timeout=VOICE_ASK_S,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if answer.returncode == 0:
+        return None
+    said = (answer.stderr or answer.stdout).strip().splitlines()
+    return said[-1].removeprefix("Error: ") if said else f"exit status {answer.returncode}"
+
+
+VOICE_ASK_S = 10.0
+"""The longest :func:`voice_unknown` waits for espeak-ng (it answers in milliseconds)."""
+
+
 def load_prompts(language: str = "en", path: Path | None = None) -> PromptFile:
     """Read and check a prompt file; :class:`ConfigError` names every missing key and every
     unknown placeholder, so a translator fixes the file in one pass."""
