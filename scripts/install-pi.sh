@@ -9,7 +9,8 @@
 #                                             the broker setup this script made too)
 #   ./scripts/install-pi.sh --dry-run [...]   print the steps, change nothing (no root needed)
 #   --no-start                                enable the unit but do not (re)start it now
-#   --no-hardware-watchdog                    leave systemd's RuntimeWatchdogSec alone
+#   --no-hardware-watchdog                    leave systemd's RuntimeWatchdogSec alone (an
+#                                             earlier run's setting of it is removed)
 #   --caregiver                               also install what the caregivers' service needs
 #                                             (the 'caregiver' extra and the PDF's fonts), to run
 #                                             it on this Pi too; implied once its unit is installed
@@ -87,7 +88,7 @@ new_instances=()
 # 0 once a kept config fails the check of the release just installed: the run then exits 1.
 config_ok=1
 
-usage() { sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,31p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 parse_args() {
     local arg
@@ -563,7 +564,15 @@ EOF
 install_hw_watchdog() {
     step "Hardware watchdog: systemd RuntimeWatchdogSec=$HW_WATCHDOG_SEC ($WATCHDOG_DROPIN)"
     if [ "$hw_watchdog" -eq 0 ]; then
-        note "skipped (--no-hardware-watchdog)"
+        # A re-run leaves what its flags say: an earlier run's setting would keep PID 1
+        # feeding the hardware watchdog, which this run was told to leave alone.
+        if [ -e "$WATCHDOG_DROPIN" ]; then
+            note "removing the earlier run's setting (--no-hardware-watchdog)"
+            run rm -f "$WATCHDOG_DROPIN"
+            run systemctl daemon-reexec
+        else
+            note "skipped (--no-hardware-watchdog)"
+        fi
         return
     fi
     run install -d -m 0755 "$SYSTEM_CONF_DIR"

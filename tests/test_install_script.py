@@ -407,6 +407,44 @@ def test_i2c_dev_is_loaded_at_every_boot_and_uninstall_removes_the_setting(
     assert list(modules.iterdir()) == []
 
 
+def test_a_re_run_without_the_hardware_watchdog_removes_the_earlier_run_s_setting(
+    tmp_path: Path,
+) -> None:
+    """A Pi installed with the hardware watchdog, then installed again with
+    ``--no-hardware-watchdog``: the second run said "skipped" and left the first run's drop-in,
+    so PID 1 went on feeding the watchdog the run was told to leave alone. A run now leaves
+    what its options say: the drop-in removed (systemd re-executed to read it), and written
+    again by a run without the option."""
+    if os.geteuid() != 0:
+        pytest.skip("the step writes its file root-owned, as on the Pi: needs root")
+    conf_dir = tmp_path / "system.conf.d"
+    env = dict(os.environ, RETROGUARD_SYSTEM_CONF_DIR=str(conf_dir))
+    dropin = conf_dir / "60-retroguard-watchdog.conf"
+
+    def step(*options: str) -> str:
+        script = (
+            f'source {SCRIPT}; systemctl() {{ echo "systemctl $*"; }}; '
+            f"parse_args {' '.join(options)}; install_hw_watchdog"
+        )
+        done = subprocess.run(
+            ["bash", "-c", script], env=env, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    assert "systemctl daemon-reexec" in step()
+    assert "RuntimeWatchdogSec=10s" in dropin.read_text()
+    out = step("--no-hardware-watchdog")
+    assert not dropin.exists(), out
+    assert "removing the earlier run's setting (--no-hardware-watchdog)" in out
+    assert "systemctl daemon-reexec" in out  # PID 1 reads its settings again
+    again = step("--no-hardware-watchdog")  # nothing of ours left: nothing to do
+    assert "skipped (--no-hardware-watchdog)" in again and "systemctl" not in again
+    assert list(conf_dir.iterdir()) == []
+    step()
+    assert "RuntimeWatchdogSec=10s" in dropin.read_text()
+
+
 def test_the_detector_is_compiled_with_the_locked_mypy_and_never_a_next_major() -> None:
     """pip builds the package in an isolated environment that `-c constraints.txt` does not
     reach (pip 25.3 on: only --build-constraint does), so mypyc, which compiles the detector,
