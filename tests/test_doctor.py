@@ -142,10 +142,51 @@ def test_wrong_who_am_i(config: Config, clock: SimClock, rig: SimulatedImuRig) -
     found = lines(config, Bench(clock=clock, sim_imu=rig))
     assert found["imu-id"] == (
         "FAIL  imu-id           WHO_AM_I at 0x68 reads 0x70, expected 0x68 (an MPU-6500); "
-        "fix: fit an MPU-6050, or set imu.address to where it is (0x69 when AD0 is high)"
+        "fix: fit an MPU-6050; if one is fitted, it is at 0x69 (AD0 high) and another chip "
+        "answers at 0x68 (a DS3231 or DS1307 clock module sits at 0x68): set imu.address = "
+        "0x69 (AD0 changes the address, never WHO_AM_I)"
     )
     assert found["sample-rate"] == "SKIP  sample-rate      not run: needs imu-id"
     assert found["fifo"] == "SKIP  fifo             not run: needs imu-id"
+
+
+class ClockModule:
+    """A DS3231 real-time clock module on the bus: it sits at 0x68 and has no register 0x75,
+    so WHO_AM_I reads 0x00 there."""
+
+    def i2c_write(self, data: bytes) -> None:
+        pass
+
+    def i2c_read(self, length: int) -> bytes:
+        return bytes(length)
+
+
+def test_an_mpu6050_with_ad0_high_beside_a_clock_module_is_found_by_the_fix(
+    config: Config, clock: SimClock
+) -> None:
+    """AD0 moves an MPU-6050 from 0x68 to 0x69; its WHO_AM_I reads 0x68 at either. The guide's
+    imu-id row gave "AD0 high" as a cause of a wrong WHO_AM_I, and the doctor's fix named it
+    beside fitting an MPU-6050 alone: a wrong value at the address is another chip there (a
+    clock module at 0x68, the reason to strap AD0 high), the MPU-6050 at the other address.
+    The fix says so and where; followed, the line passes. The guide says what the doctor
+    does."""
+    ad0_high = dataclasses.replace(config, imu=dataclasses.replace(config.imu, address=0x69))
+    rig = standing_rig(ad0_high, clock)
+    rig.bus.attach(0x68, ClockModule())
+    found = lines(config, Bench(clock=clock, sim_imu=rig))  # the config says 0x68
+    assert found["imu-id"].startswith(
+        "FAIL  imu-id           WHO_AM_I at 0x68 reads 0x00, expected 0x68 (not an MPU-6050); "
+    )
+    assert "set imu.address = 0x69 (AD0 changes the address, never WHO_AM_I)" in found["imu-id"]
+    followed = lines(ad0_high, Bench(clock=clock, sim_imu=rig))
+    assert followed["imu-id"] == (
+        "PASS  imu-id           MPU-6050 at 0x69 on the simulated I2C bus (WHO_AM_I 0x68)"
+    )
+    guide = (Path(__file__).resolve().parent.parent / "docs" / "deployment.md").read_text()
+    row = re.search(r"^\| `imu-id` \|.*$", guide, flags=re.M)
+    assert row is not None
+    assert "AD0 changes the address" in row[0] and "never WHO_AM_I" in row[0]
+    assert "or AD0 high (address" not in row[0]
 
 
 def test_disconnected_bus(config: Config, clock: SimClock, rig: SimulatedImuRig) -> None:

@@ -4,9 +4,10 @@ Why the identity is probed with a bare register read before the driver
 starts: the driver retries bus errors for its stale-data budget and resets
 the chip, which is right for the monitor but blurs the diagnosis. One
 WHO_AM_I read, repeated a few times, separates "nothing answers at 0x68"
-(wiring, power, address) from "something answers, but not an MPU-6050"
-(wrong part, AD0 strapped high) from "answers, but not every time" (a flaky
-cable) — three different fixes.
+(wiring, power, address: AD0 strapped high moves the chip to 0x69) from
+"something answers, but not an MPU-6050" (a wrong part, or another chip at the
+address: AD0 changes the address, never WHO_AM_I) from "answers, but not every
+time" (a flaky cable) — three different fixes.
 
 The rate and FIFO are measured through the real driver, streaming for a
 couple of seconds, because that is what the monitor will see: the rate is
@@ -120,10 +121,23 @@ def check_identity(bus: I2cBus, config: ImuConfig, where: str) -> CheckResult:
             IDENTITY,
             f"WHO_AM_I at 0x{address:02x} reads 0x{wrong[0]:02x}, expected "
             f"0x{reg.WHO_AM_I_VALUE:02x} ({what})",
-            "fit an MPU-6050, or set imu.address to where it is (0x69 when AD0 is high)",
+            _wrong_chip_fix(address),
         )
     return passed(
         IDENTITY, f"MPU-6050 at 0x{address:02x} on {where} (WHO_AM_I 0x{reg.WHO_AM_I_VALUE:02x})"
+    )
+
+
+def _wrong_chip_fix(address: int) -> str:
+    """What to do when the chip at ``address`` is no MPU-6050: fit one, or, when one is
+    fitted, it is at the other address, with another chip at this one (AD0 moves an MPU-6050
+    between 0x68 and 0x69; its WHO_AM_I reads 0x68 at either: the driver's words too,
+    :class:`hal.errors.ImuIdentityError`)."""
+    other, ad0 = (0x69, "high") if address == 0x68 else (0x68, "low")
+    return (
+        f"fit an MPU-6050; if one is fitted, it is at 0x{other:02x} (AD0 {ad0}) and another "
+        f"chip answers at 0x{address:02x} (a DS3231 or DS1307 clock module sits at 0x68): set "
+        f"imu.address = 0x{other:02x} (AD0 changes the address, never WHO_AM_I)"
     )
 
 
