@@ -18,7 +18,7 @@ from core.zones import zone_said
 
 # zone_said lives in core.zones (the offline tools name zones as the pages do); kept here for
 # the service's modules that import it with the rest of this one
-__all__ = ["iso_of", "iso_utc", "moment_of", "readable", "words", "zone_said"]
+__all__ = ["ZONE_JOIN", "iso_of", "iso_utc", "moment_of", "readable", "words", "zone_said"]
 
 
 def moment_of(value: str | float | None) -> dt.datetime | None:
@@ -37,7 +37,7 @@ def moment_of(value: str | float | None) -> dt.datetime | None:
 
 
 def readable(value: str | float | None, zone: dt.tzinfo, *, seconds: bool = True) -> str:
-    """ "Sun 1 Mar 2026, 14:05:12 CET": the moment in ``zone``, with the zone's name (the
+    """ "Sun 1 Mar 2026, 14:05:12\u00a0CET": the moment in ``zone``, with the zone's name (the
     text as it was received when it cannot be read as a time)."""
     moment = moment_of(value)
     if moment is None:
@@ -45,14 +45,21 @@ def readable(value: str | float | None, zone: dt.tzinfo, *, seconds: bool = True
     return words(moment, zone, seconds=seconds)
 
 
+ZONE_JOIN = "\u00a0"
+"""What joins a time to its zone's name: a no-break space, so "09:00" never ends a line with
+"UTC" on the next, read there as a time in no zone (a phone's notification, the PDF's narrow
+column, a page before ``static/time.js`` has run, which joins its own text alike)."""
+
+
 def words(moment: dt.datetime, zone: dt.tzinfo, *, seconds: bool = True) -> str:
     """:func:`readable` of a moment already read (one ``strftime``: the live feed words
-    every event of a burst)."""
+    every event of a burst). The one rule for a time said with its zone: the pages, the
+    notifications and the PDF report all say it with this."""
     local = moment.astimezone(zone)
     text = local.strftime(
         f"%a {local.day} %b %Y, %H:%M:%S" if seconds else f"%a {local.day} %b %Y, %H:%M"
     )
-    return f"{text} {zone_said(zone, moment)}"
+    return f"{text}{ZONE_JOIN}{zone_said(zone, moment)}"
 
 
 def day_words(day: dt.date) -> str:

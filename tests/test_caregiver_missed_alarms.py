@@ -198,7 +198,7 @@ def test_an_alert_that_pages_without_a_fall_is_listed_too_at_its_urgency(
         assert ann.login() == 303
         (held,) = service.store.alerts("treadmill-3")
         assert held.status == "held" and held.next_at is not None
-        pages_at = datetime.fromtimestamp(held.next_at, UTC).strftime("%H:%M:%S UTC")
+        pages_at = datetime.fromtimestamp(held.next_at, UTC).strftime("%H:%M:%S\u00a0UTC")
         found = _alarms(ann)
         assert [(a["device_id"], a["text"], a["urgent"], a["paging"]) for a in found] == [
             ("treadmill-1", "HELP requested on Dad's treadmill", True, True),
@@ -295,7 +295,7 @@ def test_a_held_stumble_at_its_time_to_page_is_said_due_with_no_seconds_left(
         _stored(service, third.stumble())
         (held,) = service.store.alerts("treadmill-3")
         assert held.status == "held" and held.next_at is not None
-        pages_at = datetime.fromtimestamp(held.next_at, UTC).strftime("%H:%M:%S UTC")
+        pages_at = datetime.fromtimestamp(held.next_at, UTC).strftime("%H:%M:%S\u00a0UTC")
         ann = Http(service.port)
         assert ann.login() == 303
         clock.now = held.next_at - 0.5

@@ -509,7 +509,8 @@ def test_a_fall_is_delivered_through_apprise_with_device_what_when_and_link(
         body = message["message"]
         assert "FALL on Dad's treadmill (treadmill-1)" in body
         moment = dt.datetime.fromisoformat(event["wall_time"])  # [server] timezone: UTC here
-        assert f"{moment.day} {moment:%b %Y}, {moment:%H:%M:%S} UTC" in body
+        # its zone on its time's line on a phone (the pages' one rule: caregiver.localtime.words)
+        assert f"{moment.day} {moment:%b %Y}, {moment:%H:%M:%S}\u00a0UTC" in body
         assert "impact 3.2 g then lying" in body
         assert f"http://dash.example/events/{event['id']}" in body
         device.close()
@@ -560,7 +561,7 @@ def test_a_notification_says_the_time_in_the_configured_zone(
         (message,) = receiver.wait(1)
         berlin = dt.datetime.fromisoformat(event["wall_time"]).astimezone(ZoneInfo("Europe/Berlin"))
         assert (
-            f"at {berlin:%a} {berlin.day} {berlin:%b %Y}, {berlin:%H:%M:%S} {berlin.tzname()}"
+            f"at {berlin:%a} {berlin.day} {berlin:%b %Y}, {berlin:%H:%M:%S}\u00a0{berlin.tzname()}"
             in (message["message"])
         )
         assert " UTC" not in message["message"]

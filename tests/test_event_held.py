@@ -194,8 +194,8 @@ def test_the_notification_says_when_it_happened_and_when_it_was_received(
         assert service.notifier.deliver_due() == 1
         body = receiver.messages[0]["message"]
         received = dt.datetime.fromtimestamp(clock.now, dt.UTC)  # the service's zone: UTC
-        said = f"{happened:%a} {happened.day} {happened:%b %Y}, {happened:%H:%M:%S} UTC"
-        assert f"at {said} (received {received:%H:%M:%S} UTC: {HELD}):" in body, body
+        said = f"{happened:%a} {happened.day} {happened:%b %Y}, {happened:%H:%M:%S}\u00a0UTC"
+        assert f"at {said} (received {received:%H:%M:%S}\u00a0UTC: {HELD}):" in body, body
         device.close()
     finally:
         service.stop()

@@ -137,7 +137,7 @@ def test_a_zone_without_an_abbreviation_is_said_as_its_offset_from_utc() -> None
     assert zone_said(dt.timezone(dt.timedelta(hours=-3)), WINTER) == "UTC-03"  # "UTC-03:00"
     assert zone_said(ZoneInfo("Asia/Kolkata"), WINTER) == "IST"  # an abbreviation: kept
     assert zone_said(ZoneInfo("Europe/London"), WINTER) == "GMT"
-    assert words(WINTER, SAO_PAULO) == "Thu 15 Jan 2026, 06:00:00 UTC-03"
+    assert words(WINTER, SAO_PAULO) == "Thu 15 Jan 2026, 06:00:00\u00a0UTC-03"
     assert _when("2026-01-15T09:00:00.250", SAO_PAULO) == "2026-01-15 06:00:00.250 UTC-03"
     stored = [StoredSession(session_record("t", WINTER, backward_min=10, longest_min=10))]
     out = io.StringIO()

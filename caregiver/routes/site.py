@@ -478,11 +478,10 @@ class Site:
             text, iso = str(value), ""
         else:
             seconds = format in ("datetime", "time")
-            said = words(moment, self.backend.config.zone, seconds=seconds)
-            # its zone kept on its time's line, as time.js's text keeps it: "09:00" over "UTC"
-            # read as a time in no zone (on a phone, before the script ran or without it)
-            before, _, zone = said.rpartition(" ")
-            text, iso = f"{before}\u00a0{zone}", iso_of(moment)
+            # its zone kept on its time's line (caregiver.localtime.ZONE_JOIN), as time.js's
+            # text keeps it, the notifications' and the PDF's
+            text = words(moment, self.backend.config.zone, seconds=seconds)
+            iso = iso_of(moment)
         if format == "date":
             text = text.split(",")[0]
         elif format in ("time", "clock"):

@@ -47,7 +47,8 @@
     return "UTC" + (m[1] === "+" ? "+" : "-") + hours + minutes;
   }
   // The zone kept on its time's line ("09:00" over "UTC" read as a time in no zone): the
-  // space before it a no-break one, as the server's text has it (caregiver/routes/site.py).
+  // space before it a no-break one, the server's one rule for its pages, notifications and
+  // PDF (ZONE_JOIN, caregiver/localtime.py).
   function format(fmt, moment) {
     var parts = fmt.formatToParts(moment);
     return parts.map(function (part, i) {
