@@ -63,15 +63,19 @@ def logged_in(
     width: int,
     user: str = "ann",
     password: str = PASSWORD,
+    at: float | None = None,
     **options: Any,
 ) -> Any:
     """A page of a new browser context ``width`` px wide (``options``: the context's, e.g.
     ``has_touch``, ``java_script_enabled``), logged in as ``user`` through the login form, on
-    the fleet page it lands on."""
+    the fleet page it lands on; ``at``: the browser's clock set to it (a service's stopped
+    one: :func:`tests.caregiver_support.saturday_noon`) before the first page."""
     from playwright.sync_api import expect
 
     context = browser.new_context(viewport={"width": width, "height": 800}, **options)
     context.set_default_timeout(WAIT * 1000)
+    if at is not None:
+        context.clock.set_system_time(at)
     page = context.new_page()
     page.goto(service.url + "/login")
     page.fill("#username", user)

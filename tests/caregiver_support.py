@@ -227,22 +227,23 @@ def with_measures(
     return msgspec.structs.replace(record, balance=[balance], gait_backward=gait)
 
 
-def month_before_this_week() -> dt.datetime:
-    """The Monday four weeks before this week's, at 09:00 UTC: :func:`physio_month` from it
-    ends last Friday. From three weeks before, its last week was this one, and a physio
-    reading the page on a Monday read sessions of Wednesday and Friday, days to come (and
-    every session at midnight)."""
-    year, week, _ = dt.datetime.now(dt.UTC).isocalendar()
-    monday = dt.date.fromisocalendar(year, week, 1) - dt.timedelta(weeks=4)
-    return dt.datetime.combine(monday, dt.time(9), dt.UTC)
+def month_before_this_week(clock: Callable[[], float]) -> dt.datetime:
+    """The Monday four weeks before the week ``clock`` (the service's: the one the page counts
+    in) is in, at 09:00 UTC: :func:`physio_month` from it ends last Friday. From three weeks
+    before, its last week was this one, and a physio reading the page on a Monday read
+    sessions of Wednesday and Friday, days to come (and every session at midnight). Read from
+    the wall clock, a second reading beside the service's, it named another week than the
+    page's when the run crossed Sunday's midnight."""
+    return week_monday(clock) - dt.timedelta(weeks=4) + dt.timedelta(hours=9)
 
 
-def session_this_morning(device_id: str) -> SessionRecord:
-    """This week's session after :func:`physio_month`'s month: 16 minutes, 12 backward and 10
-    of them straight, ended two minutes ago (in the first 20 minutes of a week, from its
-    Monday's midnight: its end then still to come, by minutes)."""
-    now = dt.datetime.now(dt.UTC)
-    monday = dt.datetime.combine(now.date() - dt.timedelta(days=now.weekday()), dt.time(), dt.UTC)
+def session_this_morning(device_id: str, clock: Callable[[], float]) -> SessionRecord:
+    """This week's session after :func:`physio_month`'s month, by ``clock`` (the service's):
+    16 minutes, 12 backward and 10 of them straight, ended two minutes ago (in the first 20
+    minutes of a week, from its Monday's midnight: its end then still to come, by minutes)."""
+    at = clock()  # one reading: the week and the time in it alike
+    monday = week_monday(lambda: at)
+    now = dt.datetime.fromtimestamp(at, dt.UTC)
     started = max(monday, now - dt.timedelta(minutes=20))
     return session_record(device_id, started, backward_min=12, longest_min=10, total_min=16)
 
@@ -285,6 +286,20 @@ def physio_month(
     if any(dt.datetime.fromisoformat(r.ended_wall) > now for r in out):
         raise ValueError(f"physio_month from {first_monday} has sessions after now ({now})")
     return out
+
+
+def month_to_now(
+    device_id: str, clock: Callable[[], float], *, this_morning: bool = True
+) -> list[SessionRecord]:
+    """:func:`physio_month` from :func:`month_before_this_week`, then (``this_morning``)
+    :func:`session_this_morning`: the month a physio reads on the progress page, seeded by the
+    service's ``clock`` (read once), the one the page counts its weeks by."""
+    at = clock()
+    now = dt.datetime.fromtimestamp(at, dt.UTC)
+    sessions = physio_month(device_id, month_before_this_week(lambda: at), now=now)
+    if this_morning:
+        sessions.append(session_this_morning(device_id, lambda: at))
+    return sessions
 
 
 def received(record: SessionRecord) -> dict[str, Any]:

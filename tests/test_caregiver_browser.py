@@ -38,12 +38,10 @@ from tests.caregiver_support import (
     FakeClock,
     SimDevice,
     make_config,
-    month_before_this_week,
-    physio_month,
+    month_to_now,
     running_service,
     saturday_noon,
     session_record,
-    session_this_morning,
     wait_all_handled,
     wall_on_a_second,
     week_monday,
@@ -766,8 +764,7 @@ def test_progress_page_goals_trends_and_both_reports_at_1280_and_360(
 
     device = SimDevice(mosquitto, "treadmill-1")
     device.online()
-    sessions = physio_month("treadmill-1", month_before_this_week())
-    sessions.append(session_this_morning("treadmill-1"))
+    sessions = month_to_now("treadmill-1", service.clock)
     for record in sessions:
         device.session(record)
     device.incident_fall()

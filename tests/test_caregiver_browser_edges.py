@@ -24,10 +24,8 @@ from tests.caregiver_support import (
     FakeClock,
     SimDevice,
     make_config,
-    month_before_this_week,
-    physio_month,
+    month_to_now,
     running_service,
-    session_this_morning,
     wait_all_handled,
 )
 from tests.test_caregiver_browser_ux import _TEXT_LINES, _held_answer, _help, _page
@@ -242,8 +240,7 @@ def test_the_longest_stretch_box_says_the_goal_once(
 
     device = SimDevice(mosquitto, "treadmill-1")
     device.online()
-    sessions = physio_month("treadmill-1", month_before_this_week())
-    sessions.append(session_this_morning("treadmill-1"))
+    sessions = month_to_now("treadmill-1", service.clock)
     for record in sessions:
         device.session(record)
     assert service.ingestor.wait_for(
@@ -406,7 +403,7 @@ def test_the_plan_page_s_times_keep_their_zone_on_their_line(
 
     device = SimDevice(mosquitto, "treadmill-1")
     device.online()
-    sessions = physio_month("treadmill-1", month_before_this_week())
+    sessions = month_to_now("treadmill-1", service.clock, this_morning=False)
     for record in sessions:
         device.session(record)
     assert service.ingestor.wait_for(

@@ -33,11 +33,11 @@ from tests.caregiver_support import (
     FakeClock,
     SimDevice,
     make_config,
-    month_before_this_week,
-    physio_month,
+    month_to_now,
     running_service,
-    session_this_morning,
+    saturday_noon,
     wait_all_handled,
+    week_monday,
 )
 from tools.broker import Mosquitto
 
@@ -50,10 +50,25 @@ def service(mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str) -> Iterator
         yield s
 
 
-def _page(browser: Any, service: CaregiverService, width: int, user: str = "ann") -> Any:
+@pytest.fixture
+def on_saturday(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> Iterator[CaregiverService]:
+    """The service with its clock stopped on a Saturday noon (:func:`saturday_noon`): a test
+    that reads "this week" reads the week the service counts in, whenever it runs."""
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, background=False, clock=saturday_noon()) as s:
+        yield s
+
+
+def _page(
+    browser: Any, service: CaregiverService, width: int, user: str = "ann", at: float | None = None
+) -> Any:
+    """Ann's (or ``user``'s) page ``width`` px wide, its live feed open; ``at``: the browser's
+    clock set to it (the service's stopped one)."""
     from playwright.sync_api import expect
 
-    page = logged_in(browser, service, width, user, has_touch=width < 600)
+    page = logged_in(browser, service, width, user, has_touch=width < 600, at=at)
     expect(page.locator("body")).to_have_attribute("data-live", "1")
     return page
 
@@ -74,23 +89,27 @@ def _unsynced_fall(device: SimDevice) -> dict[str, Any]:
     )  # fmt: skip
 
 
+def _month(service: CaregiverService, device: SimDevice) -> None:
+    """A month of sessions on ``device``, to this morning by the service's clock, stored."""
+    sessions = month_to_now(device.device_id, service.clock)
+    for record in sessions:
+        device.session(record)
+    assert service.ingestor.wait_for(
+        lambda: service.store.walk_session_count() == len(sessions), WAIT
+    )
+
+
 def _scene(service: CaregiverService, mosquitto: Mosquitto) -> list[SimDevice]:
     """Three treadmills: a fall with its recording, a call for help, a fall from a device
     whose clock was not set; a month of sessions on the first."""
     devices = [SimDevice(mosquitto, f"treadmill-{n}") for n in (1, 2, 3)]
     for d in devices:
         d.online()
-    sessions = physio_month("treadmill-1", month_before_this_week())
-    sessions.append(session_this_morning("treadmill-1"))
-    for record in sessions:
-        devices[0].session(record)
+    _month(service, devices[0])
     devices[0].incident_fall()
     _help(devices[1])
     _unsynced_fall(devices[2])
     wait_all_handled(service, *devices)
-    assert service.ingestor.wait_for(
-        lambda: service.store.walk_session_count() == len(sessions), WAIT
-    )
     return devices
 
 
@@ -166,7 +185,7 @@ def test_screenshots_of_every_page_a_caregiver_and_a_physio_read(
         "ts => ts.map(t => t.getAttribute('datetime'))"
     )
     assert len(started) == 13, started
-    now = dt.datetime.now(dt.UTC)
+    now = dt.datetime.fromtimestamp(service.clock(), dt.UTC)  # the page's now
     assert all(dt.datetime.fromisoformat(s) <= now for s in started), started
     page.screenshot(path=_shot(tmp_path, service, f"progress-{width}.png"), full_page=True)
 
@@ -471,7 +490,7 @@ def _monday_said(week: str) -> str:
 
 @pytest.mark.parametrize("width", [1280, 1024, 900, 360])
 def test_the_progress_page_s_boxes_dates_and_weeks_read_as_one_page(
-    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+    browser: Any, on_saturday: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
     """A physio's progress page: the three goal boxes side by side of one height, or one under
     another (at 900 px two sat beside each other and the third alone under them, half as tall);
@@ -479,11 +498,16 @@ def test_the_progress_page_s_boxes_dates_and_weeks_read_as_one_page(
     each session's date on two lines at most, its day and its time of day each whole (at 1024
     px "Mon, Nov 30, 09:00 UTC" took five lines, a word a line), the table within its box; and
     a week said as every date on the page is, by its Monday ("Week of Nov 30" beside "Mon, Nov
-    30", not "Week of 30 Nov"): the week's line, the weekly list, the chart, the trends."""
+    30", not "Week of 30 Nov"): the week's line, the weekly list, the chart, the trends.
+    This week is the service's, read from its clock (stopped on a Saturday noon: a second
+    reading of the wall clock named the next week when the run crossed Sunday's midnight)."""
     from playwright.sync_api import expect
 
-    devices = _scene(service, mosquitto)
-    page = _page(browser, service, width)
+    service = on_saturday
+    device = SimDevice(mosquitto, "treadmill-1")
+    device.online()
+    _month(service, device)
+    page = _page(browser, service, width, at=service.clock())
     page.goto(service.url + "/devices/treadmill-1/progress")
     expect(page.locator("#progress-chart")).to_have_attribute("data-rendered", "1")
     expect(page.locator("#trends")).to_have_attribute("data-rendered", "7")
@@ -509,7 +533,7 @@ def test_the_progress_page_s_boxes_dates_and_weeks_read_as_one_page(
         assert lines <= 2 and re.match(r"^\w{3}, (\w{3}) \d{1,2} \d\d:\d\d\sUTC", said), seen
     assert seen["table"][0] <= seen["table"][1] or width < 900, seen["table"]
 
-    year, week, _ = dt.datetime.now(dt.UTC).isocalendar()
+    year, week, _ = week_monday(service.clock).isocalendar()
     this_week = f"{year}-W{week:02d}"
     assert seen["detail"].startswith(f"Week of {_monday_said(this_week)} (UTC): "), seen
     assert seen["weeks"] and all(
@@ -524,8 +548,7 @@ def test_the_progress_page_s_boxes_dates_and_weeks_read_as_one_page(
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.screenshot(path=_shot(tmp_path, service, f"progress-read-{width}.png"), full_page=True)
     page.context.close()
-    for d in devices:
-        d.close()
+    device.close()
 
 
 _TEXT_LINES = """selector => Array.from(document.querySelectorAll(selector), name => {
@@ -562,7 +585,7 @@ def test_a_plan_s_name_wraps_only_after_a_hyphen_before_a_word(
 
     devices = _scene(service, mosquitto)
     before = service.store.walk_session_count()
-    started = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    started = dt.datetime.fromtimestamp(service.clock(), dt.UTC) - dt.timedelta(minutes=5)
     devices[0].session(
         session_record("treadmill-1", started, backward_min=12, longest_min=10, plan=LONG_PLAN)
     )
@@ -613,7 +636,7 @@ def test_a_card_s_plan_line_wraps_only_after_a_hyphen_before_a_word(
 
     device = SimDevice(mosquitto, "treadmill-1")
     device.online()
-    started = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=50)
+    started = dt.datetime.fromtimestamp(service.clock(), dt.UTC) - dt.timedelta(minutes=50)
     record = session_record("treadmill-1", started, backward_min=12, longest_min=10, plan=CARD_PLAN)
     device.session(msgspec.structs.replace(record, intervals=[]))  # the card says its name
     assert service.ingestor.wait_for(lambda: service.store.walk_session_count() == 1, WAIT)

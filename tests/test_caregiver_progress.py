@@ -26,6 +26,22 @@ from tools.broker import Mosquitto
 MONDAY = dt.datetime(2025, 11, 17, 9, 0, tzinfo=dt.UTC)
 
 
+def test_the_browser_tests_month_is_seeded_by_the_service_s_clock() -> None:
+    """The progress pages' browser tests seed a physio's month up to this morning; the helpers
+    read the wall clock where the service counts its weeks by its own (injected) clock, so a
+    service stopped on a Saturday, or a run across Sunday's midnight, read another week than
+    the one seeded. Seeded by the service's clock, a Sunday night's month ends in that week,
+    every session over by then, whatever the wall clock says."""
+    from tests.caregiver_support import FakeClock, month_to_now
+
+    sunday_night = dt.datetime(2026, 3, 1, 23, 50, tzinfo=dt.UTC)  # 2026-W09's last minutes
+    sessions = month_to_now("t", FakeClock(sunday_night.timestamp()))
+    weeks = [week_of(dt.datetime.fromisoformat(s.started_wall), dt.UTC) for s in sessions]
+    assert sorted(set(weeks)) == ["2026-W05", "2026-W06", "2026-W07", "2026-W08", "2026-W09"]
+    assert weeks[-1] == "2026-W09" and weeks.count("2026-W09") == 1  # this morning's, alone
+    assert all(dt.datetime.fromisoformat(s.ended_wall) <= sunday_night for s in sessions)
+
+
 def test_weekly_progress_counts_sessions_at_goal_per_iso_week() -> None:
     records = [
         session_record("t", MONDAY, backward_min=10, longest_min=10),
