@@ -580,3 +580,45 @@ def test_a_treadmill_with_one_walker_names_them_where_a_shared_one_offers_a_choi
     expect(page.locator("h1 .sub")).to_contain_text("Anna")
     assert page.problems == [] and failed == [], (page.problems, failed)
     device.close()
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_a_progression_refused_for_its_stage_keeps_what_the_physio_typed(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """The physio types stage 12 of the 9-stage schedule for Anna: the page comes back saying
+    the progression schedule (not "the plan") was not sent and why, with 12 still in the
+    stage field, so the physio corrects it, not retypes it. Before, the field came back
+    reading 1: a second press of Assign, the problem read at the top, put Anna at stage 1
+    of 9 instead of the stage meant. Nothing is sent until the stage is right."""
+    from playwright.sync_api import expect
+
+    from core.protocol.walker import DEFAULT_WALKER
+    from tests.plan_walkers_support import ANNA, roster
+
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        assert service.ingestor.wait_for(lambda: service.store.device(DEVICE) is not None)
+        roster(service, device, DEFAULT_WALKER, ANNA)
+        page = _page(browser, service, "ann", PASSWORD, width=width)
+        page.goto(f"{service.url}/devices/{DEVICE}/plan?walker=anna")
+        page.select_option("#progression-name", "toward-10-minutes")
+        page.fill("#progression-stage", "12")
+        page.click("#progression-form button[type=submit]")
+        problems = page.locator("#plan-problems")
+        expect(problems).to_contain_text("The progression schedule was not sent:")
+        expect(problems).to_contain_text("stage: must be 1 to 9")
+        expect(page.locator("#progression-stage")).to_have_value("12")
+        expect(page.locator("#progression-name")).to_have_value("toward-10-minutes")
+        expect(page.locator("#progression-form input[name=walker]")).to_have_value("anna")
+        page.screenshot(path=_shot(tmp_path, service, f"progression-refused-{width}.png"))
+        assert device.commands == []  # nothing sent for the refused stage
+        page.fill("#progression-stage", "3")
+        page.click("#progression-form button[type=submit]")
+        command = device.wait_command("progression")
+        assert (command["walker"], command["stage"]) == ("anna", 2)  # 0-based on the wire
+        # the refused form's own answer is a 400, which Chromium logs; nothing else went wrong
+        assert [p for p in page.problems if "status of 400" not in p] == []
+    finally:
+        device.close()

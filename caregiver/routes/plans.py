@@ -409,7 +409,17 @@ def routes(site: Site) -> list[BaseRoute]:
         except PlanInvalid as exc:
             asked = str(form.get("walker") or "").strip()  # shown again for that walker
             walker = asked if is_walker_id(asked) else None
-            return await page(request, device_id, 400, walker, problems=exc.problems)
+            # shown again as typed, for that walker: a stage field back at 1 after "stage:
+            # must be 1 to 9" put the walker at stage 1 at the physio's next press
+            return await page(
+                request,
+                device_id,
+                400,
+                walker,
+                problems=exc.problems,
+                problems_about="progression schedule",
+                form=form,
+            )
         try:
             request_id = await run_in_threadpool(backend.send_command, device_id, command)
         except RuntimeError as exc:
