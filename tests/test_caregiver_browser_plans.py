@@ -622,3 +622,45 @@ def test_a_progression_refused_for_its_stage_keeps_what_the_physio_typed(
         assert [p for p in page.problems if "status of 400" not in p] == []
     finally:
         device.close()
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_a_plan_refused_for_its_bounds_says_so_in_a_physio_s_words(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """The physio presses Send with a name and no minutes in any row, then types 0 minutes
+    and 90 minutes: each comes back saying what to do in the page's words. Before, the page
+    said "intervals: expected `array` of length >= 1", "expected `float` > 0.0" and
+    "expected `float` <= 60.0", msgspec's words for a type, which no physio reads. Nothing is
+    sent, and the rows typed are still there."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        assert service.ingestor.wait_for(lambda: service.store.device(DEVICE) is not None)
+        page = _page(browser, service, "ann", PASSWORD, width=width)
+        page.fill("#plan-name", "Bob, week 1")
+        page.click("#plan-form button[type=submit]")
+        problems = page.locator("#plan-problems li")
+        expect(problems).to_have_text(
+            ["rows: no row has its minutes filled in: give each interval's minutes, or choose "
+             "a preset"]
+        )  # fmt: skip
+        minutes = page.locator("#plan-form input[name=minutes]")
+        minutes.nth(0).fill("0")
+        page.click("#plan-form button[type=submit]")
+        expect(problems).to_have_text(["row 1: intervals[0].minutes: must be more than 0 min"])
+        minutes.nth(0).fill("2")
+        minutes.nth(1).fill("90")
+        page.click("#plan-form button[type=submit]")
+        expect(problems).to_have_text(["row 2: intervals[1].minutes: must be at most 60 min"])
+        expect(page.locator("#plan-name")).to_have_value("Bob, week 1")
+        expect(minutes.nth(0)).to_have_value("2")
+        expect(minutes.nth(1)).to_have_value("90")
+        assert "expected `" not in page.locator("#plan-problems").inner_text()
+        page.screenshot(path=_shot(tmp_path, service, f"plan-bounds-{width}.png"))
+        assert device.commands == []
+        assert [p for p in page.problems if "status of 400" not in p] == []
+    finally:
+        device.close()

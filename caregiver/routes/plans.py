@@ -165,6 +165,12 @@ def plan_from_form(form: FormData) -> Plan:
     name = str(form.get("name") or "").strip()
     problems = [] if name else [f"name: give the plan a name, such as {_NAME_EXAMPLE!r}"]
     problems += not_numbers
+    if not intervals:  # said as the form has it: the plan's "intervals" is no field here
+        problems.append(
+            "rows: no row has its minutes filled in: give each interval's minutes, or choose "
+            "a preset"
+        )
+        raise PlanInvalid(problems)
     try:
         plan = plan_from_builtins({"name": name or _NAME_EXAMPLE, "intervals": intervals})
     except PlanInvalid as exc:

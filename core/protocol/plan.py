@@ -447,7 +447,35 @@ def _field_first(message: str, prefix: str) -> str:
     if missing is not None:
         path, what = f"{path}.{missing['field']}", "missing"
     where = f"{prefix.rstrip('.')}{path}".lstrip(".") or "plan"
-    return f"{where}: {what[:1].lower()}{what[1:]}"
+    said = _bound_said(what, path)
+    return f"{where}: {said[:1].lower()}{said[1:]}"
+
+
+_BOUND = re.compile(
+    r"^Expected `(?P<type>\w+)`(?P<length> of length)? (?P<op>[<>]=?) (?P<bound>[0-9.]+)$"
+)
+_OP_SAID = {">": "more than", ">=": "at least", "<": "less than", "<=": "at most"}
+_UNIT_SAID = {"minutes": " min", "weeks": " weeks", "sessions_per_week": " a week"}
+"""The unit a bounded number field is said in (a field not named here: the bare number)."""
+
+
+def _bound_said(what: str, path: str) -> str:
+    """msgspec's bound on a field ("Expected `float` <= 60.0", "Expected `array` of length
+    >= 1") in words, with the field's unit ("must be at most 60 min", "must have at least 1
+    interval"): the dashboard's plan form shows these to a physio, who does not read a
+    type's name. Any other message is returned as it is."""
+    match = _BOUND.match(what)
+    if match is None:
+        return what
+    field = re.sub(r"\[[0-9]+\]$", "", path.rsplit(".", 1)[-1])
+    op = _OP_SAID[match["op"]]
+    bound = f"{float(match['bound']):g}"
+    if match["length"] is None:
+        return f"must be {op} {bound}{_UNIT_SAID.get(field, '')}"
+    if match["type"] == "str":
+        return f"must be {op} {bound} characters long"
+    noun = field if bound != "1" else field.removesuffix("s")
+    return f"must have {op} {bound} {noun}"
 
 
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
