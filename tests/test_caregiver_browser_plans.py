@@ -664,3 +664,46 @@ def test_a_plan_refused_for_its_bounds_says_so_in_a_physio_s_words(
         assert [p for p in page.problems if "status of 400" not in p] == []
     finally:
         device.close()
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_a_preset_chosen_over_a_custom_plan_typed_is_asked_about_not_sent(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """The physio looked at a preset in the drop-down, then typed Bob's own plan below and
+    pressed Send: the preset went out and the rows typed were dropped without a word (the
+    answer row named the preset, if anyone read it). Now neither is sent: the page asks which
+    one was meant, keeps both as they were, and the custom plan goes once the drop-down says
+    "(a custom plan, below)"."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        assert service.ingestor.wait_for(lambda: service.store.device(DEVICE) is not None)
+        page = _page(browser, service, "ann", PASSWORD, width=width)
+        page.select_option("#preset", "alternate-2-2")
+        page.fill("#plan-name", "Bob, week 1")
+        minutes = page.locator("#plan-form input[name=minutes]")
+        page.locator("#plan-form select[name=direction]").nth(1).select_option("backward")
+        minutes.nth(0).fill("3")
+        minutes.nth(1).fill("2")
+        page.click("#plan-form button[type=submit]")
+        expect(page.locator("#plan-problems li")).to_have_text(
+            ["preset: alternate-2-2 is chosen and a custom plan is typed below: choose "
+             "'(a custom plan, below)' to send the custom plan, or clear its name and minutes "
+             "to send the preset"]
+        )  # fmt: skip
+        expect(page.locator("#preset")).to_have_value("alternate-2-2")
+        expect(page.locator("#plan-name")).to_have_value("Bob, week 1")
+        expect(minutes.nth(1)).to_have_value("2")
+        page.screenshot(path=_shot(tmp_path, service, f"plan-both-{width}.png"))
+        assert device.commands == []
+        page.select_option("#preset", "")
+        page.click("#plan-form button[type=submit]")
+        command = device.wait_command("plan")
+        assert command["plan"]["name"] == "Bob, week 1"
+        assert [i["minutes"] for i in command["plan"]["intervals"]] == [3, 2]
+        assert [p for p in page.problems if "status of 400" not in p] == []
+    finally:
+        device.close()

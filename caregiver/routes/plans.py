@@ -123,7 +123,8 @@ class InForce:
 
 
 def plan_from_form(form: FormData) -> Plan:
-    """The plan a form describes: a preset by name, else the custom rows with minutes filled in.
+    """The plan a form describes: a preset by name, else the custom rows with minutes filled in;
+    both (a preset chosen and a custom plan's name or minutes typed) is refused, not guessed.
 
     Field names in problems are the plan's (``intervals[1].minutes``), led by the form's
     row they came from as the page numbers it ("row 4: intervals[1].minutes: ..."): blank rows
@@ -134,6 +135,17 @@ def plan_from_form(form: FormData) -> Plan:
     if preset:
         if preset not in PRESETS:
             raise PlanInvalid([f"preset: no preset called {preset!r}"])
+        typed = str(form.get("name") or "").strip() or any(
+            str(m).strip() for m in form.getlist("minutes")
+        )
+        if typed:  # the preset sent and the rows dropped without a word: ask which is meant
+            raise PlanInvalid(
+                [
+                    f"preset: {preset} is chosen and a custom plan is typed below: choose "
+                    "'(a custom plan, below)' to send the custom plan, or clear its name and "
+                    "minutes to send the preset"
+                ]
+            )
         return PRESETS[preset]
     intervals: list[dict[str, Any]] = []
     rows: list[int] = []  # the form's row (from 1, as the page numbers them) of each kept
