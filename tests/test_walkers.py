@@ -1023,3 +1023,38 @@ def test_an_older_selection_from_the_courier_does_not_undo_the_walker_s_latest_p
     link._new_roster = WalkerRoster(4, everyone, ANNA, 2)  # then `retroguard walker select`
     runner.tick(2.3)
     assert runner.walker == ANNA
+
+
+def test_a_name_said_alike_or_a_removed_walker_s_name_is_not_a_new_walker_unasked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The button says the name and the dashboard lists it: "Anna-B" beside "Anna B", or
+    "Emile" beside "Émile", is one name to the walker hearing it and to the physio reading
+    the list, and was taken as a second walker. And Anna B, removed in October and added
+    again by her name in December, became ``anna-b-2``: her record split in two, two "Anna
+    B" in the dashboard's walker list, her old sessions under the one not on the button. Now
+    the name is refused, saying how to bring her back with her records (``--id anna-b``)
+    or to name another person apart; with ``--id`` her sessions are hers again."""
+    from launcher.cli import main
+
+    db = str(tmp_path / "device.db")
+    conn = connect(db)
+    with transaction(conn):
+        add_walker(conn, "Anna B", by="Jo", wall="w1")
+        add_walker(conn, "Émile", by="Jo", wall="w1")
+    conn.close()
+    assert main(["walker", "--db", db, "add", "Anna-B"]) == 2
+    assert "walker name 'Anna-B' is taken" in capsys.readouterr().err
+    assert main(["walker", "--db", db, "add", "emile"]) == 2
+    assert "walker name 'emile' is taken" in capsys.readouterr().err
+    assert main(["walker", "--db", db, "add", "Ann AB"]) == 0  # other words: another name
+    assert main(["walker", "--db", db, "remove", "ann-ab"]) == 0
+    assert main(["walker", "--db", db, "remove", "anna-b"]) == 0
+    capsys.readouterr()
+    assert main(["walker", "--db", db, "add", "Anna B"]) == 2
+    err = capsys.readouterr().err
+    assert "'Anna B' is the name of walker anna-b, removed" in err
+    assert "retroguard walker add 'Anna B' --id anna-b" in err
+    assert [w.id for w in roster(connect(db)).walkers] == ["default", "emile"]  # none added
+    assert main(["walker", "--db", db, "add", "Anna B", "--id", "anna-b"]) == 0
+    assert "Walker anna-b added: Anna B." in capsys.readouterr().out

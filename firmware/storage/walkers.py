@@ -16,6 +16,7 @@ the roster to the loop whenever :func:`roster_revision` moves.
 from __future__ import annotations
 
 import sqlite3
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
@@ -92,11 +93,12 @@ def add_walker(
         )
     known = {str(r[0]): r[1] for r in conn.execute("SELECT id, removed_wall FROM walkers")}
     if walker_id is None:
+        _not_a_removed_walker_s(conn, name)
         walker_id = walker_id_for(name, set(known))
     check_walker_id(walker_id)
     if walker_id in known and known[walker_id] is None:
         raise WalkerInvalid(f"walker id {walker_id!r} is taken (retroguard walker list)")
-    if any(w.name.casefold() == name.casefold() for w in active):
+    if any(said_alike(w.name, name) for w in active):
         raise WalkerInvalid(
             f"walker name {name!r} is taken: the button speaks names, so each must differ"
         )
@@ -109,6 +111,39 @@ def add_walker(
     )
     _record(conn, walker_id, "added", by, "cli", wall)
     return Walker(walker_id, name)
+
+
+def said_alike(a: str, b: str) -> bool:
+    """Whether two names are one to the walker hearing the button say them and to the physio
+    reading the dashboard's list: the same words of letters and digits, case, accents and
+    punctuation aside ("Anna B", "anna-b", "Anna B."; "Émile", "Emile"; not "Ann Abel" and
+    "Anna Bel"). Letters of any script count, so two names in a script without ASCII letters
+    are not taken as one."""
+
+    def key(name: str) -> list[str]:
+        bare = "".join(
+            c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c)
+        )
+        return "".join(c if c.isalnum() else " " for c in bare.casefold()).split()
+
+    return key(a) == key(b)
+
+
+def _not_a_removed_walker_s(conn: sqlite3.Connection, name: str) -> None:
+    """:class:`WalkerInvalid` when ``name`` is said as a removed walker's is: added by name
+    alone they became a new walker (``anna-b-2``), their sessions left under the old id, and
+    the dashboard listed both under one name. Whether it is the same person is for whoever
+    adds them to say: ``--id`` brings that walker back with their records."""
+    for walker_id, old, removed in conn.execute(
+        "SELECT id, name, removed_wall FROM walkers WHERE removed_wall IS NOT NULL ORDER BY id"
+    ):
+        if said_alike(str(old), name):
+            raise WalkerInvalid(
+                f"{name!r} is the name of walker {walker_id}, removed {str(removed)[:10]}, "
+                f"whose records stay theirs: to bring them back with those records, "
+                f"retroguard walker add {name!r} --id {walker_id}; for someone else, give a "
+                "name that tells them apart"
+            )
 
 
 def remove_walker(conn: sqlite3.Connection, walker_id: str, *, by: str, wall: str) -> Walker:
