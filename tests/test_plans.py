@@ -261,7 +261,7 @@ def test_a_plan_with_many_mistakes_is_refused_with_all_of_them_at_once(
     ]
 
 
-@pytest.mark.parametrize("speed", ["0 mph", "0.0 km/h", "-0.5 mph", " 0 ", ".0mph"])
+@pytest.mark.parametrize("speed", ["0 mph", "0.0 km/h", "-0.5 mph", " 0 ", ".0mph", "0,0 km/h"])
 def test_a_walking_interval_at_no_speed_is_refused_wherever_the_plan_comes_from(
     speed: str, tmp_path: Path
 ) -> None:
@@ -319,7 +319,13 @@ def test_a_walking_interval_at_no_speed_is_refused_wherever_the_plan_comes_from(
 
 @pytest.mark.parametrize(
     ("direction", "speed"),
-    [("backward", "5 mph"), ("backward", "05 mph"), ("forward", "7 km/h"), ("backward", "2 m/s")],
+    [
+        ("backward", "5 mph"),
+        ("backward", "05 mph"),
+        ("forward", "7 km/h"),
+        ("backward", "2 m/s"),
+        ("backward", "8,5 km/h"),
+    ],  # a decimal comma: a German physio's "0,5 km/h" mistyped
 )
 def test_a_walking_interval_faster_than_walking_is_refused(
     direction: str, speed: str, tmp_path: Path
@@ -345,7 +351,7 @@ def test_a_walking_interval_faster_than_walking_is_refused(
     command["plan"] = data
     with pytest.raises(CommandRefused, match=r"^plan\.intervals\[1\]\.speed: .* faster than"):
         parse_command("plan", json.dumps(command).encode())
-    for fine in ("4 mph", "6 km/h", "1.5 m/s", "5", "brisk"):
+    for fine in ("4 mph", "6 km/h", "1.5 m/s", "5", "brisk", "0,8 km/h", "5,5 km/h"):
         walk = {"direction": direction, "minutes": 2, "speed": fine}
         plan_from_builtins({**data, "intervals": [data["intervals"][0], walk]})
     before = Plan("x", (Interval("rest", 1.0), Interval(direction, 2.0, speed)))  # type: ignore[arg-type]

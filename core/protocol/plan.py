@@ -281,9 +281,16 @@ class PlanInvalid(ValueError):
 
 
 _SPEED_NUMBER = re.compile(
-    r"\s*(?P<value>[+-]?(?:\d+(?:\.\d*)?|\.\d+))\s*(?P<unit>mph|km/h|kmh|kph|m/s)?\s*",
+    r"\s*(?P<value>[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+))\s*(?P<unit>mph|km/h|kmh|kph|m/s)?\s*",
     re.IGNORECASE,
 )
+"""A speed note that is a number, with a decimal point or comma (a physio in Germany or France
+writes "0,5 km/h", as the dashboard's minutes take "2,5"), and its unit if any."""
+
+
+def _speed_value(match: re.Match[str]) -> float:
+    return float(match["value"].replace(",", "."))
+
 
 MAX_WALKING_MPH = 4.0
 """The fastest walking speed note a walking interval may have (6.4 km/h, 1.8 m/s): brisk
@@ -299,7 +306,7 @@ def _no_speed(note: str) -> bool:
     "0 mph" for 0.5 is a typing mistake that prescribes walking on a belt at a standstill. A
     note in words ("slow") is the physio's to write."""
     match = _SPEED_NUMBER.fullmatch(note)
-    return match is not None and float(match["value"]) <= 0
+    return match is not None and _speed_value(match) <= 0
 
 
 def _too_fast(note: str) -> bool:
@@ -308,7 +315,7 @@ def _too_fast(note: str) -> bool:
     match = _SPEED_NUMBER.fullmatch(note)
     if match is None or match["unit"] is None:
         return False
-    return float(match["value"]) * _MPH_PER[match["unit"].lower()] > MAX_WALKING_MPH + 1e-9
+    return _speed_value(match) * _MPH_PER[match["unit"].lower()] > MAX_WALKING_MPH + 1e-9
 
 
 def plan_problems(plan: Plan, *, stored: bool = False) -> list[str]:
