@@ -943,6 +943,11 @@ def test_the_cli_sets_holds_and_steps_back_a_progression(
     assert "stage 2 of 9" in capsys.readouterr().out
     assert main(["plan", "--db", db, "progression", "hold"]) == 0
     assert "(held)" in capsys.readouterr().out
+    assert main(["plan", "--db", db, "show"]) == 0  # held by the physio: said once, not twice
+    assert (
+        "Progression toward-10-minutes is held at stage 2 of 9: its stage's plan "
+        "(progression-week-2) comes back with: retroguard plan progression release"
+    ) in capsys.readouterr().out
     conn = connect(db)
     now = current_plan(conn)
     assert now is not None and now.plan == PRESETS["progression-week-2"] and now.by == "Jo"

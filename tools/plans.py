@@ -246,10 +246,12 @@ def run_plan(args: argparse.Namespace) -> int:
     if standing is not None and standing.held:
         # the plan in force may not be the progression's: say why it is not moving on
         stage = standing.progression.stages[standing.stage]
-        why = "a plan was set by hand" if standing.changed == HAND_PLAN_HOLD else "held"
+        # a physio's hold is said once ("is held ... (held)" read as a glitch); a hand-set
+        # plan's hold says why
+        why = " (a plan was set by hand)" if standing.changed == HAND_PLAN_HOLD else ""
         out.write(
             f"Progression {standing.progression.name} is held at stage "
-            f"{standing.stage + 1} of {len(standing.progression.stages)} ({why}): its "
+            f"{standing.stage + 1} of {len(standing.progression.stages)}{why}: its "
             f"stage's plan ({stage.plan.name}) comes back with: retroguard plan progression "
             f"release{'' if walker == DEFAULT_WALKER_ID else f' --walker {walker}'}\n"
         )
