@@ -38,7 +38,12 @@ AnswerState = Literal["pending", "accepted", "refused", "no answer"]
 _ACTIONS = {"hold": "hold", "release": "release the hold", "step_back": "step back a stage"}
 
 
-def _for(walker: str) -> str:
+def _for(walker: str, who: str | None) -> str:
+    """ ", for Carla Díaz": ``who``, the walker as the dashboard names them
+    (:func:`caregiver.walkers.named`); their id without a name; nothing for the default walker
+    of a treadmill with one (``who`` None)."""
+    if who is not None:
+        return f", for {who}"
     return "" if walker == DEFAULT_WALKER_ID else f", for walker {walker}"
 
 
@@ -46,22 +51,24 @@ def _minutes(plan: Plan) -> str:
     return f"{duration_words(plan.duration_s)} in all"  # "10 min 10 s", never "10.1667 min"
 
 
-def summary_of(command: Command) -> str:
+def summary_of(command: Command, who: str | None = None) -> str:
     """What was sent, in the words the plan page shows: a plan by its name and what it
     prescribes (:func:`core.protocol.plan.plan_words`; stored with the command, so a row
-    sent before says what it said then)."""
+    sent before says what it said then), and for whom: ``who``, the walker as the page names
+    them ("for Carla Díaz", "for Default walker" on a shared treadmill; None: the default
+    walker of a treadmill with one, or a name not known, said by id)."""
     match command:
         case AssignPlan(plan=plan, walker=walker):
-            return f"plan {plan.name}: {plan_words(plan)} ({_minutes(plan)}){_for(walker)}"
+            return f"plan {plan.name}: {plan_words(plan)} ({_minutes(plan)}){_for(walker, who)}"
         case AssignProgression(progression=progression, stage=stage, walker=walker):
             first = progression.stages[stage]
             return (
                 f"progression schedule {progression.name}, from stage {stage + 1} of "
                 f"{len(progression.stages)} ({first.plan.name}: "
-                f"{plan_words(first.plan, first.sessions_per_week)}){_for(walker)}"
+                f"{plan_words(first.plan, first.sessions_per_week)}){_for(walker, who)}"
             )
         case ChangeProgression(action=action, walker=walker):
-            return f"progression schedule: {_ACTIONS.get(action, action)}{_for(walker)}"
+            return f"progression schedule: {_ACTIONS.get(action, action)}{_for(walker, who)}"
         case _:
             return type(command).__name__
 

@@ -62,6 +62,7 @@ from caregiver.storage import (
     StorageFault,
     Store,
 )
+from caregiver.walkers import named, offered
 from caregiver.web import create_app
 from core import sdnotify
 from core.protocol.commands import (
@@ -401,19 +402,33 @@ class CaregiverService:
         answer."""
         return self.send_command(device_id, AssignPlan(plan, by[:64] or "caregiver", walker))
 
+    def _named(self, device_id: str, walker: str | None) -> str | None:
+        """``walker`` as the plan page names them, for what was sent ("for Carla Díaz": "for
+        walker carla-diaz" was an id nobody typed); None when the names cannot be read (the
+        summary then says the id: a damaged sessions table must not stop a plan going out)."""
+        if walker is None:
+            return None
+        try:
+            return named(walker, offered(self.store, device_id).walkers)
+        except StorageFault as exc:
+            log.warning("what was sent to %s names walker %s by id: %s", device_id, walker, exc)
+            return None
+
     def send_command(self, device_id: str, command: Command) -> str:
         """Send a command the web layer built and checked; its request id. Recorded as
         pending first (a prompt reply must find its row), forgotten if it cannot be sent."""
         request_id = new_request_id()
+        walker = walker_of(command)
+        who = self._named(device_id, walker)
         self.store.command_sent(
             SentCommand(
                 request_id=request_id,
                 device_id=device_id,
                 command=command_name(command),
-                summary=summary_of(command),
+                summary=summary_of(command, who),
                 sent_by=sent_by(command),
                 sent_at=self.clock(),
-                walker=walker_of(command),
+                walker=walker,
             ),
             KEPT_PER_DEVICE,
         )

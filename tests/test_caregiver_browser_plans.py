@@ -707,3 +707,38 @@ def test_a_preset_chosen_over_a_custom_plan_typed_is_asked_about_not_sent(
         assert [p for p in page.problems if "status of 400" not in p] == []
     finally:
         device.close()
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_what_was_sent_names_the_walker_as_the_page_does(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """On a treadmill Carla Díaz shares, the physio sends her a plan and the default walker
+    another: the list of what was sent says "for Carla Díaz" and "for Default walker", as the
+    page names them. Before, it said "for walker carla-diaz", an id the physio never typed,
+    and nothing at all for the default walker, which read as a plan for the whole treadmill."""
+    from playwright.sync_api import expect
+
+    from core.protocol.walker import DEFAULT_WALKER, Walker
+    from tests.plan_walkers_support import roster
+
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        assert service.ingestor.wait_for(lambda: service.store.device(DEVICE) is not None)
+        roster(service, device, DEFAULT_WALKER, Walker("carla-diaz", "Carla Díaz"))
+        page = _page(browser, service, "ann", PASSWORD, width=width)
+        for walker in ("carla-diaz", "default"):
+            page.goto(f"{service.url}/devices/{DEVICE}/plan?walker={walker}")
+            page.select_option("#preset", "alternate-2-2")
+            page.click("#plan-form button[type=submit]")
+            device.wait_command("plan")
+        what = page.locator("#plan-answers td[data-label=What]")
+        expect(what).to_have_count(2)
+        expect(what.nth(0)).to_contain_text("(30 min in all), for Default walker")
+        expect(what.nth(1)).to_contain_text("(30 min in all), for Carla Díaz")
+        what.nth(1).scroll_into_view_if_needed()
+        page.screenshot(path=_shot(tmp_path, service, f"plan-sent-for-{width}.png"))
+        assert page.problems == []
+    finally:
+        device.close()

@@ -113,7 +113,7 @@ def test_the_plan_and_progress_pages_say_what_each_plan_prescribes(
             answers = _rows(page, "plan-answers")
             assert (
                 "progression schedule toward-10-minutes, from stage 1 of 9 "
-                f"(alternate-2-2: {TWO_TWO}; 3 times a week), for walker anna" in answers
+                f"(alternate-2-2: {TWO_TWO}; 3 times a week), for Anna" in answers
             )
 
             # Bob: his stage's plan in words, and a plan sent to him says what it prescribes
@@ -142,7 +142,7 @@ def test_the_plan_and_progress_pages_say_what_each_plan_prescribes(
                 WAIT,
             )
             _, _, page = web.request("GET", f"/devices/{DEVICE}/plan?walker=bob")
-            assert f"plan progression-week-9: {WEEK_9} (14 min in all), for walker bob" in _rows(
+            assert f"plan progression-week-9: {WEEK_9} (14 min in all), for Bob" in _rows(
                 page, "plan-answers"
             )
 

@@ -232,7 +232,7 @@ def test_a_physio_sends_a_plan_for_one_walker_from_the_plan_page(
             assert plan["walker"] == "anna" and plan["plan"]["name"] == "alternate-2-2"
             assert (hold["action"], hold["walker"]) == ("hold", "anna")
             _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
-            assert "for walker anna" in page  # the sent commands list says whose
+            assert "for Anna" in page  # the sent commands list says whose, by name
         finally:
             sub.close()
 

@@ -246,3 +246,36 @@ def test_a_command_that_could_not_be_sent_is_not_listed(
     assert status == 503 and "not connected" in body
     assert _answers(web) == [] and device.commands == []
     device.close()
+
+
+def test_what_was_sent_names_its_walker_by_id_when_the_names_cannot_be_read(
+    service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """What was sent names its walker as the page does ("for Carla Díaz"), read from the
+    walkers' names; a table of them the service cannot read (renamed behind its back) must
+    not stop the plan going out: the row says the walker's id instead."""
+    from core.plan_presets import PRESETS
+    from core.protocol.walker import DEFAULT_WALKER, Walker
+    from tests.caregiver_db import execute
+    from tests.plan_walkers_support import roster
+
+    device = SimDevice(mosquitto, DEVICE)
+    database = service.config.server.database
+    try:
+        device.online()
+        assert service.ingestor.wait_for(lambda: service.store.device(DEVICE) is not None)
+        roster(service, device, DEFAULT_WALKER, Walker("carla-diaz", "Carla Díaz"))
+        plan = PRESETS["alternate-2-2"]
+        execute(database, "ALTER TABLE device_walkers RENAME TO device_walkers_damaged")
+        try:
+            first = service.assign_plan(DEVICE, plan, "ann", "carla-diaz")
+            assert device.wait_command("plan")["id"] == first
+        finally:
+            execute(database, "ALTER TABLE device_walkers_damaged RENAME TO device_walkers")
+        service.assign_plan(DEVICE, plan, "ann", "carla-diaz")
+        newest, oldest = service.store.sent_commands(DEVICE)
+        assert oldest.request_id == first
+        assert oldest.summary.endswith("(30 min in all), for walker carla-diaz")
+        assert newest.summary.endswith("(30 min in all), for Carla Díaz")
+    finally:
+        device.close()
