@@ -213,11 +213,11 @@ def test_a_plan_with_many_mistakes_is_refused_with_all_of_them_at_once(
         {"direction": "backward", "minutes": 0.1},
     ]
     said = [
-        "name: expected `str` of length <= 80",
+        "name: must be at most 80 characters long",
         "intervals[0].direction: invalid enum value 'sideways'",
         "intervals[1].speed: a backward interval at '5 mph' is faster than walking (over 4 mph, "
         "6.4 km/h); give the speed the walker walks at (such as '0.5 mph')",
-        "intervals[2].speed: expected `str` of length <= 40",
+        "intervals[2].speed: must be at most 40 characters long",
         "intervals[3].minutes: an interval lasts at least 10 s (0.17 min), not 6 s",
     ]
     with pytest.raises(PlanInvalid) as refused:

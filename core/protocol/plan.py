@@ -454,7 +454,7 @@ def _field_first(message: str, prefix: str) -> str:
     if missing is not None:
         path, what = f"{path}.{missing['field']}", "missing"
     where = f"{prefix.rstrip('.')}{path}".lstrip(".") or "plan"
-    said = _bound_said(what, path)
+    said = _bound_said(what, where)  # the whole path: a field checked alone has none of its own
     return f"{where}: {said[:1].lower()}{said[1:]}"
 
 
