@@ -79,6 +79,8 @@ class PostgresCluster:
             os.chown(self.workdir, self._owner.pw_uid, self._owner.pw_gid)
         self._initialised = False
         self.running = False
+        self._created: list[str] = []
+        """The databases :meth:`new_database` made that :meth:`drop_new_databases` has not."""
 
     def _run(self, program: str, *args: str) -> subprocess.CompletedProcess[str]:
         command = [str(self.bin_dir / program), *args]
@@ -140,7 +142,25 @@ class PostgresCluster:
         name = f"{prefix}_{uuid.uuid4().hex[:12]}"
         with psycopg.connect(self.url(), autocommit=True) as db:
             db.execute(f'CREATE DATABASE "{name}"'.encode())
+        self._created.append(name)
         return self.url(name)
+
+    def drop_new_databases(self) -> None:
+        """Drop every database :meth:`new_database` made since the last call (``FORCE``: a
+        connection left open is ended), if the server runs; the ones it cannot are left for
+        :meth:`cleanup`.
+
+        The test fixtures call it after each test: a suite's few hundred databases, some
+        10 MB and a thousand files each, kept to the end, took 1-2 minutes to delete on a
+        loaded two-core machine at the end of each worker, where dropping each costs ~20 ms."""
+        import psycopg
+
+        names, self._created = self._created, []
+        if not names or not self.running:
+            return
+        with psycopg.connect(self.url(), autocommit=True) as db:
+            for name in names:
+                db.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'.encode())
 
     def __enter__(self) -> PostgresCluster:
         self.start()
