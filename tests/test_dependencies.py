@@ -12,13 +12,14 @@ which module (:mod:`launcher.extras`) against the same file.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib.metadata
 import os
 import re
 import subprocess
 import sys
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -55,9 +56,16 @@ def _declared() -> tuple[set[str], dict[str, set[str]]]:
     return base, extras
 
 
+@functools.cache
+def _packages_distributions() -> Mapping[str, list[str]]:
+    """Once a run: each call reads every installed distribution's metadata (~0.2 s here), and
+    the checks below ask for every module the tree imports (most of a minute under load)."""
+    return importlib.metadata.packages_distributions()
+
+
 def _distributions(module: str) -> set[str]:
     """The installed distributions that provide top-level ``module`` (normalised names)."""
-    found = importlib.metadata.packages_distributions().get(module, [])
+    found = _packages_distributions().get(module, [])
     return {re.sub(r"[-_.]+", "-", d).lower() for d in found}
 
 
@@ -75,13 +83,14 @@ def _third_party_imports(path: Path) -> Iterator[str]:
                 yield top
 
 
-def _imports_of(package: str) -> dict[str, set[str]]:
+@functools.cache
+def _imports_of(package: str) -> Mapping[str, frozenset[str]]:
     """Third-party top-level module -> the files of ``package`` that import it."""
     found: dict[str, set[str]] = {}
     for path in sorted((ROOT / package).rglob("*.py")):
         for module in _third_party_imports(path):
             found.setdefault(module, set()).add(path.relative_to(ROOT).as_posix())
-    return found
+    return {module: frozenset(files) for module, files in found.items()}
 
 
 def test_the_monitor_s_side_imports_only_the_base_dependencies() -> None:
