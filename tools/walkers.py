@@ -73,6 +73,7 @@ def run_walker(args: argparse.Namespace) -> int:
     from tools.sessions import _config
 
     config = _config(args.config)
+    monitor_config = config  # the running monitor's: its database, its control socket
     database = args.db if args.db is not None else Path(config.storage.database)
     if args.db is not None:  # the name prompt goes beside the database named, not the config's
         config = dataclasses.replace(
@@ -117,7 +118,7 @@ def run_walker(args: argparse.Namespace) -> int:
             print(f"retroguard walker: {exc}", file=sys.stderr)
             return 2
         if args.action == "select":  # committed: the running monitor may take it now
-            out.write(tell_running_monitor(args, config, database, walker.id))
+            out.write(tell_running_monitor(args, monitor_config, database, walker.id))
         if args.action == "add":
             out.write(render_name_prompt(config, walker.name))
         print_roster(roster(conn), out)
@@ -130,7 +131,12 @@ def tell_running_monitor(args: argparse.Namespace, config: Any, database: Path, 
     """Tell a running monitor's loop the walker just stored, over its local control socket
     (``--socket``, else the config's when ``database`` is the config's): its courier reads
     the selection only once a second, and a session started in that second was the previous
-    walker's. A line saying what happened ("" when no monitor is asked)."""
+    walker's. A line saying what happened ("" when no monitor is asked).
+
+    ``config`` is the monitor's as read, not the one ``--db`` rewrote: compared with that one,
+    every ``--db`` was "the config's", and a choice stored in another database moved the
+    running monitor's next session to that walker, for good (its own database unchanged, its
+    courier never sent a roster to say otherwise)."""
     from firmware.session.control import default_socket_path, send_command
 
     path = args.socket
