@@ -12,6 +12,7 @@ from caregiver.broker_link import (
     NeverConnected,
     Problem,
     banner_words,
+    held_words,
     status_of,
     topics_words,
 )
@@ -77,3 +78,24 @@ def test_many_refused_topics_are_named_a_few_then_counted() -> None:
     assert topics_words(["a", "b"]) == "a and b"
     assert topics_words(["a", "b", "c"]) == "a, b and c"
     assert topics_words(["a", "b", "c", "d", "e"]) == "a, b, c and 2 more"
+
+
+def test_a_message_let_go_stays_said_for_the_rest_of_its_connection() -> None:
+    """Past the bound a failing message was let go (acknowledged unhandled): the banner says
+    so for the rest of that connection, also once a later fault is a copy of one held (kept,
+    not let go); a new connection starts with nothing let go. (Mutation, mut37: the later
+    fault's word replaced it, and what was let go went unsaid.)"""
+    watch, _, _ = _watch()
+    watch.subscribed()
+    watch.message_held("retroguard/tm-1/event", "RuntimeError: a bug", 22, held=20, let_go=True)
+    watch.message_held("retroguard/tm-1/event", "RuntimeError: a bug", 23, held=20)  # a copy
+    state = watch.state
+    assert isinstance(state, Connected) and state.held is not None and state.held.let_go
+    assert held_words(state.held).consequence.startswith(
+        "20 messages are held, each keeping one of the broker's in-flight slots"
+    )
+    watch.dropped()
+    watch.subscribed()
+    watch.message_held("retroguard/tm-1/event", "RuntimeError: a bug", 24)
+    state = watch.state
+    assert isinstance(state, Connected) and state.held is not None and not state.held.let_go

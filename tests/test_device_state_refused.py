@@ -113,3 +113,33 @@ def test_a_treadmill_taken_off_the_broker_takes_its_refused_state_with_it(
         _said_sound_everywhere(service, http, sub)
     finally:
         device.close()
+
+
+def test_a_treadmill_taken_away_leaves_another_s_refused_state_said_whatever_its_name(
+    mosquitto: Mosquitto,
+    watched: tuple[CaregiverService, Http, Subscriber],  # noqa: F811
+    caregiver_db: str,
+) -> None:
+    """Treadmill-10's state was refused for its values; then treadmill-1 is taken off the
+    broker. Treadmill-10's refusal is its own, still missing: still said (treadmill-1's name
+    begins treadmill-10's, and a taken-away treadmill's refusals are found by its name).
+    (Mutation, mut37: matched without the space after the name, it was cleared too.)"""
+    service, http, sub = watched
+    first, tenth = SimDevice(mosquitto, DEVICE), SimDevice(mosquitto, f"{DEVICE}0")
+    try:
+        first.online()
+        tenth.online()
+        wait_all_handled(service, first, tenth)
+        _refuse_data(caregiver_db, "devices", "state", "FAULT")
+        tenth.set_state("FAULT", "imu: no samples for 2.0 s")
+        wait_all_handled(service, first, tenth)
+        _said_everywhere(service, http, sub, Part.STATES, STATES_UNSTORED)
+
+        for kind in ("state", "availability"):  # retroguard ha remove --all, of treadmill-1
+            first.publish(kind, "", retain=True)
+        wait_all_handled(service, first, tenth)
+        assert [f.part for f in service.store.side_faults.now()] == [Part.STATES]
+        _said_everywhere(service, http, sub, Part.STATES, STATES_UNSTORED)
+    finally:
+        first.close()
+        tenth.close()

@@ -166,3 +166,41 @@ def test_a_treadmill_taken_away_leaves_a_table_refusing_every_write_said(
     finally:
         first.close()
         second.close()
+
+
+def test_a_table_s_own_fault_once_written_past_leaves_no_roster_said_refused(
+    mosquitto: Mosquitto,
+    watched: tuple[CaregiverService, Http, Subscriber],
+    caregiver_db: str,
+) -> None:
+    """The roster's table refused every write for a while (treadmill-2's roster let go for
+    it), then took treadmill-2's roster: its own fault is over. Later treadmill-1's roster is
+    refused for a walker's name, and goes back to what is stored: nothing is missing, and it
+    is no longer said. (Mutation, mut37: the table's fault kept after its write committed left
+    the roster said refused for good.)"""
+    service, http, sub = watched
+    first, second = SimDevice(mosquitto, DEVICE), SimDevice(mosquitto, OTHER)
+    try:
+        first.online()
+        second.online()
+        first.publish("walkers", _roster_of(first, ANNA).decode(), retain=True)
+        wait_all_handled(service, first, second)
+        stored = service.store.device_walkers(DEVICE)
+        _refuse_writes(caregiver_db, "device_walkers")
+        _let_go(service, second, "walkers", _roster_of(second, ANNA))
+        _allow_writes(caregiver_db, "device_walkers")
+        second.publish("walkers", _roster_of(second, ANNA).decode(), retain=True)
+        wait_all_handled(service, first, second)
+        assert service.ingestor.wait_for(lambda: not service.store.side_faults.failing)
+
+        _refuse_data(caregiver_db, "device_walkers", "name", REFUSED_NAME)
+        _let_go(service, first, "walkers", _roster_of(first, ANNA, Walker("rita", REFUSED_NAME)))
+        _said_everywhere(service, http, sub, Part.WALKERS, WALKERS_UNSTORED)
+        first.publish("walkers", _roster_of(first, ANNA).decode(), retain=True)  # Rita gone
+        wait_all_handled(service, first, second)
+        assert service.store.device_walkers(DEVICE) == stored
+        assert service.ingestor.wait_for(lambda: not service.store.side_faults.failing)
+        _said_sound_everywhere(service, http, sub)
+    finally:
+        first.close()
+        second.close()
