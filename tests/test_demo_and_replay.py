@@ -255,6 +255,33 @@ def test_a_fall_trace_cut_off_at_a_line_end_before_its_impact_is_refused(
     assert f"{trace}:{impact_line}: impact_t: 4.95, after the last row" in capsys.readouterr().err
 
 
+def test_a_fall_trace_cut_off_before_its_first_row_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fall recording cut off before its first row (its header whole) replayed as "0
+    samples, no detections", exit 0, and evaluate scored its fall as missed: it ends before
+    what it labels as much as one cut after its onset. (Mutation, mut37: without the check
+    of no row, the label's comparison with no last row raised a TypeError.)"""
+    trace = tmp_path / "fall.csv"
+    assert main(["record", str(trace), "--scenario", "backward-fall", "--seconds", "7"]) == 0
+    lines = trace.read_text().splitlines(keepends=True)
+    trace.write_text("".join(lines[: lines.index("t,ax,ay,az,gx,gy,gz\n") + 1]))
+    onset_line = next(n for n, line in enumerate(lines, 1) if line.startswith("# onset_t"))
+    capsys.readouterr()
+
+    assert main(["replay", str(trace)]) == 2
+    said = capsys.readouterr()
+    assert said.out == ""
+    assert said.err == (
+        f"retroguard replay: {trace}:{onset_line}: onset_t: 4, after the header, no row: the "
+        "recording ends before what it labels (was it cut off?)\n"
+    )
+    assert main(["evaluate", str(trace), "-j", "1"]) == 2
+    assert f"{trace}:{onset_line}: onset_t: 4, after the header, no row" in (
+        capsys.readouterr().err
+    )
+
+
 def test_replay_of_a_missing_file_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -55,22 +55,22 @@ def rows_reach_labels(
     samples: Iterable[ImuSample], path: Path, labelled: Mapping[str, float | None]
 ) -> Iterator[ImuSample]:
     """``samples`` unchanged; at their end :class:`DatasetFormatError` when a labelled time
-    (``impact_t``, ``onset_t``) lies after the last row. A trace cut off at a line's end
-    reads as whole: its fall's labels stayed, replay put a stumble "before impact" of an
-    impact the file no longer held, and evaluate scored the fall as caught."""
+    (``impact_t``, ``onset_t``) lies after the last row, or there is no row. A trace cut off
+    at a line's end reads as whole: its fall's labels stayed, replay put a stumble "before
+    impact" of an impact the file no longer held, and evaluate scored the fall as caught.
+    Cut off before its first row, it said "0 samples, no detections" and exit 0."""
     last: float | None = None
     for sample in samples:
         last = sample.t
         yield sample
-    if last is None:
-        return
     for key, t in labelled.items():
-        if t is not None and t > last:
+        if t is not None and (last is None or t > last):
+            after = "the header, no row" if last is None else f"the last row (t = {last:g})"
             raise DatasetFormatError(
                 path,
                 _header_line(path, key),
-                f"{key}: {t:g}, after the last row (t = {last:g}): the recording ends before "
-                "what it labels (was it cut off?)",
+                f"{key}: {t:g}, after {after}: the recording ends before what it labels (was "
+                "it cut off?)",
             )
 
 
