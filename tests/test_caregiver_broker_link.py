@@ -99,3 +99,21 @@ def test_a_message_let_go_stays_said_for_the_rest_of_its_connection() -> None:
     watch.message_held("retroguard/tm-1/event", "RuntimeError: a bug", 24)
     state = watch.state
     assert isinstance(state, Connected) and state.held is not None and not state.held.let_go
+
+
+def test_two_messages_held_are_said_as_two() -> None:
+    """Two poisoned messages held on one connection each keep an in-flight slot: the banner
+    says two are left unacknowledged, not "it" as of one. (Mutation, mut37: said so only from
+    three on.)"""
+    watch, _, _ = _watch()
+    watch.subscribed()
+    watch.message_held("retroguard/tm-1/event", "RuntimeError: a bug", 2)
+    state = watch.state
+    assert isinstance(state, Connected) and state.held is not None
+    assert held_words(state.held).consequence.startswith("It is left unacknowledged")
+    watch.message_held("retroguard/tm-1/event", "RuntimeError: a bug", 3, held=2)
+    state = watch.state
+    assert isinstance(state, Connected) and state.held is not None
+    assert held_words(state.held).consequence.startswith(
+        "2 such messages are left unacknowledged: the broker keeps them"
+    )

@@ -814,3 +814,44 @@ def test_the_wiring_guide_quotes_the_heartbeat_line_a_latch_that_holds_gives(
     ending = found["heartbeat"].rpartition("; ")[2]
     guide = (Path(__file__).resolve().parent.parent / "wiring" / "README.md").read_text()
     assert f"`{ending}`" in " ".join(guide.split())
+
+
+def test_on_a_real_rig_a_contact_read_closed_before_any_edge_is_not_blamed_on_the_latch(
+    tmp_path: Path, clock: SimClock
+) -> None:
+    """The contact sense reads closed before the heartbeat check sends an edge (nothing pulls
+    it low: a welded contact, a cut wire): the edges cannot be judged by it, so the heartbeat
+    line says nothing of the latch (no "bypassed", no "stays open"), and the relay-sense line
+    says what is wrong. (Mutation, mut37: the sense read after the edges alone failed the
+    latch for it.)"""
+    factory = MockFactory()
+    try:
+        found = lines(_real_pins(tmp_path), Bench(clock=clock, pin_factory=factory))
+    finally:
+        factory.close()
+    assert found["heartbeat"] == (
+        "PASS  heartbeat        GPIO17 changes level on every hold(); relay_enable GPIO23 "
+        "clears on release()"
+    )
+    assert found["relay-sense"].startswith("FAIL  relay-sense ")
+
+
+def test_on_a_real_rig_with_no_contact_sense_wired_the_latch_is_not_said_tested(
+    tmp_path: Path, clock: SimClock
+) -> None:
+    """``gpio.relay_sense_wired = false``: GPIO24 is no contact sense, whatever it reads, so
+    the heartbeat line does not say the relay stayed open on the edges. (Mutation, mut37: the
+    pin read all the same, and the line claimed the latch tested.)"""
+    config = _real_pins(tmp_path)
+    config = dataclasses.replace(
+        config, gpio=dataclasses.replace(config.gpio, relay_sense_wired=False)
+    )
+    factory = _real_rig()
+    try:
+        found = lines(config, Bench(clock=clock, pin_factory=factory))
+    finally:
+        factory.close()
+    assert found["heartbeat"] == (
+        "PASS  heartbeat        GPIO17 changes level on every hold(); relay_enable GPIO23 "
+        "clears on release()"
+    )

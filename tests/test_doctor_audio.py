@@ -176,3 +176,34 @@ def test_an_unknown_voice_fails_at_the_render(tmp_path: Path) -> None:
 def test_playback_devices_are_the_card_lines() -> None:
     assert playback_devices(LISTING) == [CARD]
     assert playback_devices("") == []
+
+
+@needs_espeak
+def test_a_zero_2_w_s_two_cards_send_the_technician_to_the_default_card_step(
+    tmp_path: Path,
+) -> None:
+    """A Pi Zero 2 W lists one HDMI output, then the USB speaker: two cards, and aplay plays
+    on the first. A failure or a silent speaker there is the default card's as much as on a
+    Pi 5's three. (Mutation, mut37: said so only from three cards on.)"""
+    listing = (
+        "**** List of PLAYBACK Hardware Devices ****\n"
+        "card 0: vc4hdmi [vc4-hdmi], device 0: MAI PCM i2s-hifi-0 [MAI PCM i2s-hifi-0]\n"
+        "card 1: Device [USB Audio Device], device 0: USB Audio [USB Audio]\n"
+    )
+    cards = tuple(line for line in listing.splitlines() if line.startswith("card "))
+    fails = [sys.executable, "-c", "import sys; sys.exit('aplay: main:831: audio open error')"]
+    bench = AudioBench(
+        sound=SoundOutput(espeak=True, aplay=True, cards=cards),
+        list_command=printer(listing),
+        play_command=fails,
+        real_hardware=True,
+        work_dir=tmp_path / "failed",
+    )
+    assert check_audio(config(), bench).fix.startswith(
+        "plug in a USB speaker or wire an I2S DAC if there is none, then make the speaker's "
+        "card ALSA's default"
+    )
+    bench = dataclasses.replace(
+        bench, play_command=recorder(tmp_path / "played.log"), work_dir=tmp_path / "played"
+    )
+    assert "on ALSA's default card, one of 2 listed" in check_audio(config(), bench).line()

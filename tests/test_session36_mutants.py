@@ -35,12 +35,17 @@ Mutants killed here (each survived the tests of its module before):
   "after the last row".
 * record: ``--seconds`` equal to the scenario's impact let through (its rows end before it).
 * voice: an HDMI card named in capitals counted as a speaker for "auto".
+* health_discovery: Home Assistant's ``message_held`` defaulting to true when the health
+  message leaves it out (as it does while none is held).
 
 Beside the feature's tests: tests/test_side_faults_refused_then_as_stored.py (a table's own
 write fault kept after a write of it committed, or not cleared by a write while no values were
 refused), tests/test_device_state_refused.py (a treadmill taken away clearing the refusals of
 another whose name begins with its own), tests/test_caregiver_broker_link.py (a message let go
-no longer said once a later fault on the connection was a copy).
+no longer said once a later fault on the connection was a copy; two held said as one),
+tests/test_doctor.py (the heartbeat line blaming the latch for a contact read closed before any
+edge; the latch said tested with no contact sense wired), tests/test_demo_and_replay.py (a
+labelled trace with no row: a bug, fixed with its test).
 """
 
 from __future__ import annotations
@@ -493,3 +498,22 @@ def test_two_callbacks_backing_off_wait_the_longer_delay() -> None:
         on_publish(client, None, 1, mqtt.ReasonCode(mqtt.PacketTypes.PUBACK), None)
     assert [f.reconnect_in_s for f in faults] == [None, 6.0, 12.0, None, 6.0]
     assert (client._reconnect_min_delay, client._reconnect_max_delay) == (12.0, 64)
+
+
+def test_home_assistant_reads_no_message_held_from_a_health_message_that_names_none() -> None:
+    """The health message leaves ``message_held`` out while none is held (a reader from before
+    it ignores it): Home Assistant's attribute must then read false, and true once one is."""
+    import json
+
+    from caregiver.health_discovery import HEALTH_ATTRIBUTES
+    from caregiver.health_topic import health_message
+    from core.protocol.payloads import encode
+    from tests.ha_discovery import render
+
+    for held in (False, True):
+        message = health_message(
+            "caregiver-1", storing=True, damaged=False, side=(), held=held, wall_time="w"
+        )
+        payload = encode(message)
+        assert ("message_held" in payload) is held
+        assert json.loads(render(HEALTH_ATTRIBUTES, payload))["message_held"] is held
