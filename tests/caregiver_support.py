@@ -686,15 +686,16 @@ class FakeClock:
         self.now += seconds
 
 
-def saturday_noon() -> FakeClock:
+def saturday_noon(today: dt.date | None = None) -> FakeClock:
     """A service's clock stopped at the latest Saturday noon (UTC) not after now, for a test
     about "this week": the test reads the week from it (:func:`week_monday`) and the service
     counts in it, one clock (a second ``time.time()`` a few seconds apart named the next
     week when the run crossed Sunday's midnight), and every session seeded from the week's
     Monday to its Friday has ended by it (on a real Monday they were days to come). A week
     whose Monday is in the year before is passed over for the one before it: the browser
-    writes a date of another year with its year ("Dec 28, 2026")."""
-    day = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=12)).date()  # its noon not after now
+    writes a date of another year with its year ("Dec 28, 2026"). ``today``: a day to count
+    from in place of the real one (a January, whose month of weeks began the year before)."""
+    day = today or (dt.datetime.now(dt.UTC) - dt.timedelta(hours=12)).date()  # noon not after now
     while True:
         day -= dt.timedelta(days=(day.weekday() - 5) % 7)
         clock = FakeClock(dt.datetime.combine(day, dt.time(12), dt.UTC).timestamp())

@@ -479,13 +479,15 @@ _PROGRESS_READ = """() => {
 }"""
 
 
-def _monday_said(week: str) -> str:
+def _monday_said(week: str, this_year: int) -> str:
     """A week by its Monday as an American browser says a date (headless Chromium's language),
-    "Nov 30": as the table's "Mon, Nov 30"."""
+    "Nov 30": as the table's "Mon, Nov 30"; with its year when that is not ``this_year`` (the
+    page's clock's), "Dec 28, 2026", as a month of weeks in early January has."""
     from core.progress import week_start
 
     monday = week_start(week)
-    return f"{monday:%b} {monday.day}"
+    said = f"{monday:%b} {monday.day}"
+    return said if monday.year == this_year else f"{said}, {monday.year}"
 
 
 @pytest.mark.parametrize("width", [1280, 1024, 900, 360])
@@ -501,9 +503,30 @@ def test_the_progress_page_s_boxes_dates_and_weeks_read_as_one_page(
     30", not "Week of 30 Nov"): the week's line, the weekly list, the chart, the trends.
     This week is the service's, read from its clock (stopped on a Saturday noon: a second
     reading of the wall clock named the next week when the run crossed Sunday's midnight)."""
+    _progress_page_read(browser, on_saturday, mosquitto, tmp_path, width)
+
+
+@pytest.mark.parametrize("width", [1024])
+def test_in_january_last_year_s_weeks_carry_their_year_and_the_table_still_fits(
+    browser: Any, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """In January a month of sessions began the year before: its dates and weeks are said with
+    their year ("Wed, Dec 30, 2026", "Week of Dec 28, 2026"), and the sessions table still fits
+    1024 px (35 px wider with the years: it scrolled sideways). Before, the checks' own date
+    patterns had no year, and the suite failed in early January's weeks."""
+    config = make_config(mosquitto, tmp_path)
+    clock = saturday_noon(dt.date(2027, 1, 16))
+    with running_service(config, background=False, clock=clock) as service:
+        _progress_page_read(browser, service, mosquitto, tmp_path, width)
+
+
+def _progress_page_read(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """A month of sessions seeded by ``service``'s clock, its progress page read at ``width``:
+    the checks of :func:`test_the_progress_page_s_boxes_dates_and_weeks_read_as_one_page`."""
     from playwright.sync_api import expect
 
-    service = on_saturday
     device = SimDevice(mosquitto, "treadmill-1")
     device.online()
     _month(service, device)
@@ -528,23 +551,25 @@ def test_the_progress_page_s_boxes_dates_and_weeks_read_as_one_page(
         figures = seen["figures"]
         assert len(figures) == 3 and max(figures) - min(figures) <= 1, (width, figures)
 
+    day = r"\w{3} \d{1,2}(, \d{4})?"  # "Nov 30", or "Dec 30, 2026" in another year
     assert seen["dates"], seen
     for said, lines in seen["dates"]:
-        assert lines <= 2 and re.match(r"^\w{3}, (\w{3}) \d{1,2} \d\d:\d\d\sUTC", said), seen
+        assert lines <= 2 and re.match(rf"^\w{{3}}, {day} \d\d:\d\d\sUTC", said), seen
     assert seen["table"][0] <= seen["table"][1] or width < 900, seen["table"]
 
     year, week, _ = week_monday(service.clock).isocalendar()
     this_week = f"{year}-W{week:02d}"
-    assert seen["detail"].startswith(f"Week of {_monday_said(this_week)} (UTC): "), seen
+    this_year = dt.datetime.fromtimestamp(service.clock(), dt.UTC).year
+    assert seen["detail"].startswith(f"Week of {_monday_said(this_week, this_year)} (UTC): "), seen
     assert seen["weeks"] and all(
-        said == f"Week of {_monday_said(key)}" for key, said in seen["weeks"]
+        said == f"Week of {_monday_said(key, this_year)}" for key, said in seen["weeks"]
     ), seen["weeks"]
     assert seen["trendWeeks"] and all(
-        said == _monday_said(key) for key, said in seen["trendWeeks"]
+        said == _monday_said(key, this_year) for key, said in seen["trendWeeks"]
     ), seen["trendWeeks"]
-    listed = {_monday_said(key) for key, _ in seen["weeks"]}
+    listed = {_monday_said(key, this_year) for key, _ in seen["weeks"]}
     assert listed <= set(seen["chart"].split("|")), seen["chart"]
-    assert re.match(r"^Week of \w{3} \d{1,2} to week of \w{3} \d{1,2}: ", seen["change"]), seen
+    assert re.match(rf"^Week of {day} to week of {day}: ", seen["change"]), seen
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.screenshot(path=_shot(tmp_path, service, f"progress-read-{width}.png"), full_page=True)
     page.context.close()
