@@ -45,6 +45,7 @@ REQUEST_HEAD_LIMIT = 16 * 1024
 """h11's ``max_incomplete_event_size`` (uvicorn's default): a longer request head is refused."""
 FIELDS = ("preset", "name", "direction", "minutes", "speed", "walker", "stage", "action")
 FIELDS += ("progression", "csrf", "incident", "seen", "alerts", "z")
+FIELDS += ("schedule_name", "schedule", "schedule_stage")
 
 
 def _quoted(value: str) -> str:
@@ -122,6 +123,8 @@ def test_mutated_dashboard_forms_and_queries_never_answer_500(
         f"/devices/{DEVICE}/progression": [
             [("csrf", csrf), ("progression", "toward-10-minutes"), ("stage", "2")],
             [("csrf", csrf), ("action", "hold"), ("walker", "default")],
+            [("csrf", csrf), ("schedule_name", "S"), ("schedule", "2/2 x7 | 2 weeks\n3/2"),
+             ("schedule_stage", "2")],
         ],
         f"/devices/{DEVICE}/ack": [ack],
         f"/events/{event.id}/ack": [ack],

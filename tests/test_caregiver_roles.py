@@ -131,7 +131,11 @@ def test_a_caregiver_sees_the_plan_page_read_only_and_a_forged_post_is_refused(
         f"/devices/{DEVICE}/plan": [("csrf", csrf[1]), ("preset", "alternate-2-2")],
         f"/devices/{DEVICE}/progression": [("csrf", csrf[1]), ("action", "hold")],
     }
-    for path, form in forged.items():
+    own_schedule = [  # the physio's own schedule, typed a stage a line
+        ("csrf", csrf[1]), ("schedule_name", "Anna, spring"),
+        ("schedule", "2/2 x7, 2 forward | 2 weeks\n3/2 x4"), ("schedule_stage", "1"),
+    ]  # fmt: skip
+    for path, form in (*forged.items(), (f"/devices/{DEVICE}/progression", own_schedule)):
         status, _, body = bob.request("POST", path, form)
         assert status == 403 and "Only a physio" in body, path
     assert bob.request("POST", "/devices/nowhere/plan", forged[f"/devices/{DEVICE}/plan"])[0] == 404

@@ -454,10 +454,11 @@ def test_the_plan_page_shows_the_chosen_walker_s_plan_stage_and_sessions(
             assert rows.count("<tr data-session=") == 2 and "progression-week-3" not in rows
             # one walker picker, Anna chosen; every form is for her, and says so
             assert page.count('<option value="anna" selected>Anna</option>') == 1
-            assert page.count('<input type="hidden" name="walker" value="anna">') == 3
+            assert page.count('<input type="hidden" name="walker" value="anna">') == 4
             assert page.count('<select name="walker"') == 0  # no form picks another walker
             assert "Send the plan to the treadmill for Anna</button>" in page
             assert "Assign the progression schedule for Anna</button>" in page
+            assert "Assign this schedule for Anna</button>" in page  # the physio's own
             assert "Anna's progression schedule:</span>" in page
             assert 'href="/devices/treadmill-1/progress?walker=anna"' in page
             # no choice: the walker who walked last, Bob, and no progression of his answered
@@ -467,7 +468,7 @@ def test_the_plan_page_shows_the_chosen_walker_s_plan_stage_and_sessions(
             assert "<strong>4</strong> sessions are prescribed to Bob" in page
             assert "No progression schedule is known here for Bob: none sent from this page" in page
             assert page.count('<option value="bob" selected>Bob</option>') == 1
-            assert page.count('<input type="hidden" name="walker" value="bob">') == 3
+            assert page.count('<input type="hidden" name="walker" value="bob">') == 4
             # the default walker of a shared treadmill is someone, with no sessions yet
             _, _, page = web.request("GET", f"/devices/{DEVICE}/plan?walker=default")
             assert "Default walker: no sessions yet." in page

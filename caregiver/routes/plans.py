@@ -35,6 +35,8 @@ from caregiver.auth import Session
 from caregiver.plan_answers import CommandView, view_of
 from caregiver.progress import session_walks, status_words
 from caregiver.routes.site import Site
+from caregiver.schedule_form import NAME_EXAMPLE as SCHEDULE_NAME_EXAMPLE
+from caregiver.schedule_form import STAGES_EXAMPLE, schedule_command
 from caregiver.storage import WalkSession
 from caregiver.story import device_link
 from caregiver.walkers import UnknownWalker, for_plans, named, offered, weeks_zone
@@ -235,8 +237,17 @@ def walker_from_form(form: FormData) -> str:
 
 
 def progression_command_from_form(form: FormData, by: str) -> Command:
-    """A preset progression to assign (at a 1-based stage), or a hold, release or step back."""
+    """A preset progression to assign (at a 1-based stage), the physio's own schedule typed a
+    stage a line (:mod:`caregiver.schedule_form`), or a hold, release or step back."""
     walker = walker_from_form(form)
+    if "schedule" in form:
+        return schedule_command(
+            str(form.get("schedule_name") or ""),
+            str(form.get("schedule") or ""),
+            str(form.get("schedule_stage") or ""),
+            by,
+            walker,
+        )
     action = str(form.get("action") or "")
     if action:
         if action not in PROGRESSION_ACTIONS:
@@ -345,6 +356,8 @@ def routes(site: Site) -> list[BaseRoute]:
             device_id=device_id,
             presets=list(PRESETS.values()),
             progressions=PROGRESSIONS,
+            schedule_name_example=SCHEDULE_NAME_EXAMPLE,
+            stages_example=STAGES_EXAMPLE,
             directions=DIRECTIONS,
             rows=FORM_ROWS,
             default_speed=DEFAULT_SPEED,
