@@ -177,6 +177,8 @@ def print_roster(current: Any, out: TextIO) -> None:
     for n, walker in enumerate(current.walkers, 1):
         mark = "*" if walker.id == current.selected.id else " "
         out.write(f"  {mark} {n}. {walker.id:20} {walker.name}\n")
+    for refused in current.refused:
+        out.write(f"  ! {refused}\n")
 
 
 def prompt_cache_problem(config: Any) -> str | None:

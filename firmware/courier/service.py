@@ -524,6 +524,8 @@ class Courier:
             except Exception:
                 log.exception("storage: the walker profiles could not be read")
                 return
+            for refused in current.refused:  # once a change: the revision moved to read it
+                log.error("storage: %s", refused)
             message = messages.WalkerRoster(
                 current.revision, list(current.walkers), current.selected, self._choices
             )

@@ -36,11 +36,13 @@ Via = Literal["cli", "button"]
 
 @dataclass(frozen=True, slots=True)
 class Roster:
-    """The walkers in button order and the one chosen; ``revision`` grows with every change."""
+    """The walkers in button order and the one chosen; ``revision`` grows with every change.
+    ``refused``: rows left out for breaking the walker contract (:func:`refused_walkers`)."""
 
     revision: int
     walkers: tuple[Walker, ...]
     selected: Walker
+    refused: tuple[str, ...] = ()
 
     def find(self, walker_id: str) -> Walker | None:
         return next((w for w in self.walkers if w.id == walker_id), None)
@@ -57,11 +59,42 @@ def _record(
     return int(cursor.lastrowid or 0)
 
 
-def active_walkers(conn: sqlite3.Connection) -> tuple[Walker, ...]:
+def _active_rows(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     rows = conn.execute(
         "SELECT id, name FROM walkers WHERE removed_wall IS NULL ORDER BY position, id"
     ).fetchall()
-    return tuple(Walker(str(i), str(n)) for i, n in rows) or (DEFAULT_WALKER,)
+    return [(str(i), str(n)) for i, n in rows]
+
+
+def _row_problem(walker_id: str, name: str) -> str | None:
+    """What in a stored walker breaks the walker contract (None: nothing). Only a hand edit
+    of the database stores one: every writer here checks first."""
+    try:
+        check_walker_id(walker_id)
+        check_walker_name(name)
+    except WalkerInvalid as exc:
+        return str(exc)
+    return None
+
+
+def active_walkers(conn: sqlite3.Connection) -> tuple[Walker, ...]:
+    """The walkers on the button's cycle, in its order; a row that breaks the contract is
+    left out (:func:`refused_walkers` says which). Handed to the loop as it was, one bad id
+    was refused by the loop's reading of the link: the link was dropped, the courier started
+    again every few seconds, and nothing the loop sent reached the disk."""
+    walkers = tuple(Walker(i, n) for i, n in _active_rows(conn) if _row_problem(i, n) is None)
+    return walkers or (DEFAULT_WALKER,)
+
+
+def refused_walkers(conn: sqlite3.Connection) -> tuple[str, ...]:
+    """Each stored walker left off the roster for breaking the contract, in words that say
+    how to mend it."""
+    return tuple(
+        f"walker {i!r} ({n!r}) is left out of the walkers: {problem}; "
+        f"retroguard walker remove {i!r} takes it off"
+        for i, n in _active_rows(conn)
+        if (problem := _row_problem(i, n)) is not None
+    )
 
 
 def walker_names(conn: sqlite3.Connection) -> dict[str, str]:
@@ -151,7 +184,8 @@ def remove_walker(conn: sqlite3.Connection, walker_id: str, *, by: str, wall: st
     be removed. A removed walker who was chosen leaves the default walker chosen."""
     if walker_id == DEFAULT_WALKER_ID:
         raise WalkerInvalid("the default walker cannot be removed (records without one are theirs)")
-    walker = next((w for w in active_walkers(conn) if w.id == walker_id), None)
+    # a row left out of the roster for breaking the contract can be removed too
+    walker = next((Walker(i, n) for i, n in _active_rows(conn) if i == walker_id), None)
     if walker is None:
         raise WalkerInvalid(f"no walker {walker_id!r} here (retroguard walker list)")
     was_selected = selected_walker(conn).id == walker_id
@@ -203,4 +237,6 @@ def profiles_changed_wall(conn: sqlite3.Connection) -> str | None:
 
 
 def roster(conn: sqlite3.Connection) -> Roster:
-    return Roster(roster_revision(conn), active_walkers(conn), selected_walker(conn))
+    return Roster(
+        roster_revision(conn), active_walkers(conn), selected_walker(conn), refused_walkers(conn)
+    )

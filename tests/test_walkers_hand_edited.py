@@ -1,0 +1,94 @@
+"""A walker row that breaks the contract, stored by a hand edit of the device's database.
+
+Every writer checks a walker first, so only an edit by hand stores one (an id with a space,
+a name with a control character). Handed to the loop as it was, the loop's reading of the
+link refused the roster: the link was dropped, the courier was started again every few
+seconds (a "stopped without shutting down" FAULT event each time) and nothing the loop sent
+was confirmed on disk. Such a row is left out of the roster now, said in the log and by
+``retroguard walker list``, and ``retroguard walker remove`` takes it off.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from core.protocol.events import EventType
+from firmware.storage.database import connect, transaction
+from firmware.storage.walkers import add_walker
+from tests.app_support import close_rigs, make_rig, pump_link_until
+
+pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
+
+
+class _Said(logging.Handler):
+    """What a logger said (the monitor's logging set-up replaces pytest's capture)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def courier_said() -> Iterator[_Said]:
+    said = _Said()
+    logger = logging.getLogger("firmware.courier.service")
+    logger.addHandler(said)
+    try:
+        yield said
+    finally:
+        logger.removeHandler(said)
+
+
+@pytest.mark.parametrize(
+    ("column", "value"), [("id", "Anna B"), ("name", "Anna\x07B"), ("name", "")]
+)
+def test_a_walker_row_edited_by_hand_is_left_out_said_and_the_loop_s_records_reach_the_disk(
+    tmp_path: Path,
+    courier_said: _Said,
+    capsys: pytest.CaptureFixture[str],
+    column: str,
+    value: str,
+) -> None:
+    from launcher.cli import main
+
+    rig = make_rig(tmp_path)
+    db = str(rig.app.config.storage.database)
+    conn = connect(db)
+    try:
+        with transaction(conn):
+            add_walker(conn, "Anna B", by="Jo", wall="w1")
+            add_walker(conn, "Ben", walker_id="ben", by="Jo", wall="w2")
+            conn.execute(f"UPDATE walkers SET {column} = ? WHERE id = 'anna-b'", (value,))
+    finally:
+        conn.close()
+    bad_id = value if column == "id" else "anna-b"
+    link = rig.app.link
+    assert pump_link_until(
+        link, lambda: link._new_roster is not None and link._new_roster.revision == 2
+    )
+    assert link._new_roster is not None
+    assert [w.id for w in link._new_roster.walkers] == ["default", "ben"]
+    told = [line for line in courier_said.lines if f"walker {bad_id!r}" in line]
+    assert len(told) == 1 and f"retroguard walker remove {bad_id!r} takes it off" in told[0]
+
+    rig.run_for(1.0)
+    rig.press_reset()
+    rig.run_for(1.0)
+    assert rig.state == "ARMED"
+    assert EventType.RESET in rig.events()  # the arming, confirmed on disk by the courier
+    supervisor = rig.app.supervisor
+    assert supervisor is not None and supervisor.starts == 1  # the link held
+
+    assert main(["walker", "--db", db, "list"]) == 0
+    out = capsys.readouterr().out
+    assert "  2. ben" in out and f"  ! walker {bad_id!r}" in out
+    assert main(["walker", "--db", db, "remove", bad_id]) == 0
+    out = capsys.readouterr().out
+    assert "removed; their records stay" in out and "  ! " not in out
