@@ -297,8 +297,9 @@ def build_app(
         arm_gate=link.storage_problem,
         wall=stamper,
         # Without the contact read back, the button's level at an arming's first edge is the
-        # only witness that the latch closed (the read-back says it where it is wired).
-        reset_held=(lambda: gpio.button.is_pressed) if gpio.relay_sense is None else None,
+        # only witness that the latch closed; with it, it says why the latch did not close.
+        reset_held=lambda: gpio.button.is_pressed,
+        contact_read_back=gpio.relay_sense is not None,
     )
     read_timeout_s = config.safety.sample_timeout_s / 4
     monitor = Monitor(

@@ -177,10 +177,11 @@ class FaultKind(StrEnum):
     the relay go and the latch keeps it open. Measured by the controller, so it is said with
     the contact read back or without it."""
     RESET_LET_GO = "reset let go before the latch closed"
-    """Where the contact is not read back: the reset button read up right after the first
-    heartbeat edge of an arming (let go as the press was reported, or before the edge came),
-    so the latch, which closes only while the button is down as the edges begin, may be open
-    under an ARMED state, and the next press would close it."""
+    """The reset button read up right after the first heartbeat edge of an arming (let go as
+    the press was reported, or before the edge came), so the latch, which closes only while
+    the button is down as the edges begin, may be open under an ARMED state, and the next
+    press would close it. Where the contact is read back, it is this FAULT once the contact
+    says the latch never closed (not :attr:`CONTACT_OPEN_WHILE_ARMED`: the relay is fine)."""
     NOT_WORN = SENSOR_NOT_WORN
     """While ARMED, no body signal (sway, breathing, gait) for ``not_worn_trip_s``: the sensor
     fell off or was left on the console; it watches no one (see :mod:`firmware.detection.worn`)."""
@@ -378,6 +379,7 @@ class SafetyController:
         arm_gate: Callable[[float], str | None] | None = None,
         wall: WallStamper | None = None,
         reset_held: Callable[[], bool] | None = None,
+        contact_read_back: bool = False,
     ) -> None:
         """``heartbeat_hold_s``: the hold circuit's hold time (heartbeat drive): a gap between
         edges as long is a FAULT (:attr:`FaultKind.HEARTBEAT_GAP`); None for static drive.
@@ -387,8 +389,11 @@ class SafetyController:
         time and whether the clock was synchronised (default: the host's clock, its
         ``adjtimex`` read at most every few seconds, :class:`~core.wallclock.WallStamper`).
         ``reset_held``: the reset button's level now (one pin read), read right after the first
-        heartbeat edge of each arming (:meth:`_hold`); None: not read (the contact read back
-        says whether the latch closed, or static drive has no latch)."""
+        heartbeat edge of each arming (:meth:`_hold`); None: not read (static drive has no
+        latch). ``contact_read_back``: the relay's contact is read back (:meth:`on_contact`),
+        which says whether the latch closed: the button read up at the first edge is then no
+        FAULT by itself, it names the fault the contact gives (:attr:`FaultKind.RESET_LET_GO`,
+        a stall's words: press and hold again, not a relay that may not stop the belt)."""
         self._wall = wall if wall is not None else WallStamper()
         self._relay = relay
         self._buzzer = buzzer
@@ -429,6 +434,8 @@ class SafetyController:
         self._hold_s = heartbeat_hold_s
         self._edge_clock = edge_clock
         self._reset_held = reset_held
+        self._contact_read_back = contact_read_back
+        self._let_go_at_first_edge = False
         self._contact = ContactWatch(config.contact_debounce_s)
         self._contact_fault: FaultKind | None = None
         self._last_hold_at: float | None = None
@@ -810,7 +817,10 @@ class SafetyController:
             return
         if mismatch.expected_closed:
             self._contact_fault = FaultKind.CONTACT_OPEN_WHILE_ARMED
-            self._fault(FaultKind.CONTACT_OPEN_WHILE_ARMED, self._why_open(mismatch), now)
+            if self._let_go_at_first_edge and not self._closed_since_armed:
+                self._fault(FaultKind.RESET_LET_GO, self._why_let_go(mismatch), now)
+            else:
+                self._fault(FaultKind.CONTACT_OPEN_WHILE_ARMED, self._why_open(mismatch), now)
         elif self._contact_fault is not FaultKind.CONTACT_CLOSED_WHILE_RELEASED:
             self._contact_fault = FaultKind.CONTACT_CLOSED_WHILE_RELEASED
             self._fault_even_in_fault(
@@ -1051,7 +1061,11 @@ class SafetyController:
         self._edge_since_armed = True
         self._relay.hold()
         if first and hold_s is not None and self._reset_held is not None:
-            self._latch_closed_or_fault(self._reset_held(), now)
+            held = self._reset_held()
+            if self._contact_read_back:
+                self._let_go_at_first_edge = not held  # the contact says whether it closed
+            else:
+                self._latch_closed_or_fault(held, now)
 
     def _latch_closed_or_fault(self, reset_held: bool, now: float) -> None:
         """The reset button read right after an arming's first edge: down, the latch closed
@@ -1079,6 +1093,13 @@ class SafetyController:
         return (
             f"relay contact opened while armed (open for {waited}{stall}): the hold "
             "circuit or the relay let go — check its supply and wiring"
+        )
+
+    def _why_let_go(self, mismatch: Mismatch) -> str:
+        return (
+            "reset let go before the relay's latch closed (up at the first heartbeat edge "
+            f"after arming; contact still open {self._how_long(mismatch)} after arming): the "
+            "belt did not start; press and hold reset until the chirp"
         )
 
     def _why_closed(self, mismatch: Mismatch) -> str:
@@ -1324,6 +1345,7 @@ class SafetyController:
         self._fault_kind = cause.kind if isinstance(cause, Faulted) else None
         if state is SafetyState.ARMED:
             self._closed_since_armed = False
+            self._let_go_at_first_edge = False
             # The first edge is measured from here (see _hold): the latch needs the button
             # still down when it comes.
             self._last_hold_at = self._edge_clock() if self._edge_clock is not None else now
