@@ -140,6 +140,10 @@ class ResetButtonPatterns:
         self._helped = False
         self._answered = False
         """The sequence's second press was reported (held for the chirp): not again at its end."""
+        self._let_go_held = False
+        """A press of the sequence under way was down :attr:`arm_hold_s` or longer, let go before
+        a look found it held: its double press is not the session's (it ignores one with a press
+        held to the chirp, ``Gesture.longest_s``), so it is reported here."""
 
     @property
     def idle(self) -> bool:
@@ -202,10 +206,13 @@ class ResetButtonPatterns:
             out.append(HelpPattern(downs[0], t))
 
     def _release(self, t: float) -> None:
-        if self._down_at is None:
+        down = self._down_at
+        if down is None:
             return
         self._down_at = None
         self._last_up = t
+        if t - down >= self.arm_hold_s:
+            self._let_go_held = True
         if self._consumed:
             self._consumed = False
             self._end_sequence()
@@ -244,11 +251,16 @@ class ResetButtonPatterns:
             len(downs) == 2
             and armable
             and not self._answered
-            and (sessions_double_after is None or downs[0] <= sessions_double_after)
+            and (
+                sessions_double_after is None
+                or downs[0] <= sessions_double_after
+                or self._let_go_held
+            )
         ):
             # Two quick presses where they choose no walker (TRIPPED, FAULT, STARTING, STANDBY
-            # with a session under way, or begun before STANDBY did): refused as one press let
-            # go too soon is, not passed over in silence with the alarm sounding on.
+            # with a session under way, or begun before STANDBY did, or with a press let go
+            # just past the hold, which the session leaves to the reset): refused as one press
+            # let go too soon is, not passed over in silence with the alarm sounding on.
             out.append(ResetPress(downs[0], held=False, presses=2))
         self._end_sequence()
 
@@ -256,6 +268,7 @@ class ResetButtonPatterns:
         self._downs.clear()
         self._helped = False
         self._answered = False
+        self._let_go_held = False
 
 
 class EdgeFeed:
