@@ -146,8 +146,15 @@ class Monitor:
             # The usual iteration: no edge, no press down, no sequence open. Nothing to pass
             # on, and the patterns would complete nothing: neither the clock nor they are asked.
             if edges or not self._patterns.idle:
-                self.press_edges.publish(edges)
                 now = self.clock.monotonic()
+                # The edges that came since the take, before this reading, are taken too: a
+                # press let go in between, short of the hold, was judged down at the reading
+                # and held past the hold, and armed with the button up (the edges are stamped
+                # on gpiozero's thread, which may run between the take and the reading).
+                late = edges_source.take_edges()
+                if late:
+                    edges = [*edges, *late]
+                self.press_edges.publish(edges)
                 state = controller.state
                 # FAULT and STARTING too: nothing arms there (the table has no edge), but a
                 # press is answered, refused, as it is where it could arm (a press held for
