@@ -406,12 +406,27 @@ _INTERVAL_LIST = Annotated[list[Any], Meta(min_length=1, max_length=MAX_INTERVAL
 """The shape of a plan's ``intervals`` (its items apart: :func:`every_problem`)."""
 
 
+MAX_PROBLEMS_SAID = 3 * MAX_INTERVALS
+"""The most problems :func:`every_problem` lists (each field of each interval a plan may have,
+all wrong), then how many more: a 16 KB command of five thousand empty intervals was refused
+in 433 KB, logged whole in the journal and sent back as the reply."""
+
+
 def every_problem(data: Mapping[str, Any], *, stored: bool = False) -> list[str]:
     """Every problem of a plan's decoded fields at once, each naming its field: what its type
     refuses, field by field and interval by interval, and the rules (:func:`plan_problems`)
     on the fields and intervals whose type is right, the intervals' together once all are.
     Before, a physio fixing a plan met its problems in rounds: the first the type refused,
-    then the next, then the rules."""
+    then the next, then the rules. At most :data:`MAX_PROBLEMS_SAID` of them, and the count
+    of the rest."""
+    problems = _every_problem(data, stored=stored)
+    if len(problems) <= MAX_PROBLEMS_SAID:
+        return problems
+    more = len(problems) - MAX_PROBLEMS_SAID
+    return [*problems[:MAX_PROBLEMS_SAID], f"plan: {more} more problems like these, not listed"]
+
+
+def _every_problem(data: Mapping[str, Any], *, stored: bool) -> list[str]:
     problems = [p for p in typed_problems(data, Plan, "") if not p.startswith("intervals")]
     name = data.get("name")
     if isinstance(name, str) and not any(p.startswith("name") for p in problems):
