@@ -37,6 +37,7 @@ from core.protocol.plan import (
     plan_from_json,
     plan_json,
     plan_to_builtins,
+    progression_from_builtins,
     progression_to_builtins,
 )
 from core.protocol.topics import Topics
@@ -189,6 +190,35 @@ def test_a_malformed_plan_is_refused_naming_the_field(data: Any, problem: str) -
     with pytest.raises(PlanInvalid) as err:
         plan_from_builtins(data)
     assert err.value.problems[0].startswith(problem), err.value.problems
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"weeks": 0}, "stages[0].weeks: must be at least 1 week"),
+        ({"weeks": 53}, "stages[0].weeks: must be at most 52 weeks"),
+        ({"sessions_per_week": 0}, "stages[0].sessions_per_week: must be at least 1 a week"),
+        ({"sessions_per_week": 15}, "stages[0].sessions_per_week: must be at most 14 a week"),
+        (
+            {"plan": {"name": "", "intervals": []}},
+            "stages[0].plan.name: must be at least 1 character long",
+        ),
+    ],
+)
+def test_a_progression_s_bounds_are_said_in_their_units_one_in_the_singular(
+    change: dict[str, Any], problem: str
+) -> None:
+    """A stage's weeks and sessions a week are said as the physio counts them, and a bound of
+    one in the singular: "must be at least 1 weeks" and "at least 1 characters long" read as
+    a machine's words on the progression file's refusal and the plan form. (Mutation, mut38:
+    the units of ``weeks`` and ``sessions_per_week`` were said by no test.)"""
+    stage = {"plan": plan_to_builtins(PRESETS["alternate-2-2"]), "weeks": 2, "sessions_per_week": 3}
+    with pytest.raises(PlanInvalid) as err:
+        progression_from_builtins({"name": "toward", "stages": [{**stage, **change}]})
+    assert err.value.problems == [problem]
+    with pytest.raises(PlanInvalid) as err:
+        plan_from_builtins({"name": "", "intervals": [{"direction": "backward", "minutes": 2}]})
+    assert err.value.problems == ["name: must be at least 1 character long"]
 
 
 def test_a_plan_with_many_mistakes_is_refused_with_all_of_them_at_once(

@@ -492,11 +492,13 @@ def _bound_said(what: str, path: str) -> str:
     field = re.sub(r"\[[0-9]+\]$", "", path.rsplit(".", 1)[-1])
     op = _OP_SAID[match["op"]]
     bound = f"{float(match['bound']):g}"
+    one = bound == "1"  # "at least 1 week", "1 character long": never "1 weeks"
     if match["length"] is None:
-        return f"must be {op} {bound}{_UNIT_SAID.get(field, '')}"
+        unit = _UNIT_SAID.get(field, "")
+        return f"must be {op} {bound}{unit.removesuffix('s') if one else unit}"
     if match["type"] == "str":
-        return f"must be {op} {bound} characters long"
-    noun = field if bound != "1" else field.removesuffix("s")
+        return f"must be {op} {bound} character{'' if one else 's'} long"
+    noun = field.removesuffix("s") if one else field
     return f"must have {op} {bound} {noun}"
 
 
