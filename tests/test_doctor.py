@@ -189,6 +189,21 @@ def test_an_mpu6050_with_ad0_high_beside_a_clock_module_is_found_by_the_fix(
     assert "or AD0 high (address" not in row[0]
 
 
+def test_a_wrong_who_am_i_at_0x69_sends_the_technician_back_to_0x68(
+    config: Config, clock: SimClock
+) -> None:
+    """The fix names the other address from the one configured: an MPU-6050 expected at 0x69
+    (AD0 high) whose address answers with another chip's WHO_AM_I is at 0x68, AD0 low.
+    (Mutation, mut38: the fix said 0x69 whatever the address read.)"""
+    ad0_high = dataclasses.replace(config, imu=dataclasses.replace(config.imu, address=0x69))
+    rig = standing_rig(ad0_high, clock)
+    rig.chip.who_am_i = 0x70
+    fix = lines(ad0_high, Bench(clock=clock, sim_imu=rig))["imu-id"].split("fix: ", 1)[1]
+    assert fix.startswith("fit an MPU-6050; if one is fitted, it is at 0x68 (AD0 low) and ")
+    assert "another chip answers at 0x69" in fix
+    assert "set imu.address = 0x68 (AD0 changes the address, never WHO_AM_I)" in fix
+
+
 def test_disconnected_bus(config: Config, clock: SimClock, rig: SimulatedImuRig) -> None:
     rig.bus.disconnect()
     found = lines(config, Bench(clock=clock, sim_imu=rig))
