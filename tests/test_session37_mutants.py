@@ -26,6 +26,11 @@ Mutants killed here (each survived the tests of its module before):
   (``en+female_whisper``) refused; 41 characters taken, or 40 refused, where the refusal says
   "at most 40". preflight: "auto" asked of espeak-ng as a voice's name (a warning on every
   default config).
+* session/plan ``parse_plan``: a file with no intervals said so twice (its own words and the
+  contract's "at least 1 interval"); the contract's rules on the list (all rests) kept for a
+  second run when the file had a problem of its own; the file's one ``speed`` said under
+  each ``interval[n].speed`` (a key the file does not have), or an interval's own speed
+  under the file's ``speed``.
 * preflight ``_mqtt``: the client id's and username's text checks made only with a broker set
   (the prefixes' are made always), and the account's checks (a password file not written
   yet) made without one.
@@ -51,6 +56,7 @@ from core.protocol.plan import PlanInvalid, plan_from_builtins
 from firmware.config import load_config
 from firmware.preflight import preflight
 from firmware.safety import Faulted
+from firmware.session.plan import parse_plan
 from firmware.session.voice import on_path
 from firmware.storage.database import connect, transaction
 from firmware.storage.walkers import WalkerInvalid, add_walker, remove_walker, roster
@@ -235,3 +241,36 @@ def test_without_a_broker_the_texts_shapes_are_checked_and_the_account_waits(
     )
     later = preflight(load_config(path))
     assert [p for p in [*later.problems, *later.warnings] if "mqtt" in p] == []
+
+
+@pytest.mark.parametrize(
+    ("data", "problems"),
+    [
+        # no intervals: the file's words, not the contract's "at least 1 interval" as well
+        ({"name": "a"}, ["interval: the plan has no intervals (add [[interval]] tables)"]),
+        # a key mistyped and a plan of rests: both at once, not the rests after a second run
+        (
+            {"name": "a", "colour": "red", "interval": [REST]},
+            [
+                "colour: unknown key (known: interval, intervals, name, speed)",
+                "interval: the plan has no walking interval (all are rest)",
+            ],
+        ),
+    ],
+)
+def test_a_plan_file_s_problems_are_said_once_and_all_at_once(
+    data: dict[str, object], problems: list[str]
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        parse_plan(data, "anna.toml")
+    assert refused.value.problems == [f"anna.toml: {p}" for p in problems]
+
+
+def test_a_plan_file_s_one_speed_is_said_under_its_own_key() -> None:
+    """The file's ``speed``, which every interval without its own takes: its problem is the
+    key the physio wrote (``speed``), not ``interval[0].speed``, a key the file does not
+    have."""
+    data = {"name": "a", "speed": "0 mph", "interval": [BACKWARD, {**BACKWARD, "speed": "0"}]}
+    with pytest.raises(ConfigError) as refused:
+        parse_plan(data, "anna.toml")
+    assert [p.split(": ")[1] for p in refused.value.problems] == ["speed", "interval[1].speed"]
