@@ -6,8 +6,9 @@ minutes of deleting files on a loaded two-core machine."""
 from __future__ import annotations
 
 import psycopg
+import pytest
 
-from tools.pgcluster import PostgresCluster
+from tools.pgcluster import PostgresCluster, postgres_available
 
 
 def _names(cluster: PostgresCluster) -> set[str]:
@@ -28,3 +29,22 @@ def test_the_databases_a_test_made_are_dropped_and_only_those(
     assert not set(made) & _names(postgres_cluster)
     postgres_cluster.drop_new_databases()  # nothing left to drop: nothing happens
     assert _names(postgres_cluster) == before
+
+
+def test_a_stopped_cluster_s_databases_are_left_for_its_cleanup() -> None:
+    """A test that stops the server (PostgreSQL going down under the caregiver service) ends
+    with its databases undropped: the drop after it is no error, and does not start the
+    server again; ``cleanup`` deletes them with the rest. (Mutation, mut38: a drop tried on
+    the stopped server.)"""
+    reason = postgres_available()
+    if reason is not None:
+        pytest.skip(reason)
+    cluster = PostgresCluster()
+    try:
+        cluster.start()
+        cluster.new_database()
+        cluster.stop()
+        cluster.drop_new_databases()
+        assert not cluster.running
+    finally:
+        cluster.cleanup()
