@@ -4,9 +4,9 @@ Mutants killed here (each survived the tests of its module before):
 
 * safety: the reset button read at an arming's first edge under static drive too (the
   ``hold_s is not None`` of ``_hold`` dropped). The app hands the controller the button's
-  level whenever the contact is not read back, so a bench rig driving the relay statically,
-  which has no latch to close, faulted "reset let go before the latch closed" at every
-  arming whose press was let go before the loop's next read.
+  level on every rig, so a bench rig driving the relay statically, which has no latch to
+  close, faulted "reset let go before the latch closed" at every arming whose press was let
+  go before the loop's next read.
 * storage/walkers: ``said_alike`` counting ASCII letters and digits only (every two names in
   Cyrillic, or any script without them, one name: the second walker refused as "taken"); the
   day a removed walker was removed cut to nine characters.
