@@ -14,7 +14,9 @@ Mutants killed here (each survived the tests of its module before):
   a plan with no ``intervals`` and another mistake said without "intervals: missing"; a
   string for ``intervals`` read as a list of its characters; "no walking interval" said of a
   plan whose interval of a mistyped direction may be its walk; an interval of two mistakes
-  said with its first only; a stored plan's type error said with a rule for plans being sent.
+  said with its first only; a stored plan's type error said with a rule for plans being sent;
+  a plan of exactly the longest session (180 min) refused (``walk_problems``'s ``>`` made
+  ``>=``).
 * core/protocol/plan: "must have at least 1 intervals" (the test beside it asks only that the
   words begin so); a leading decimal comma (",0 km/h") not read as a number, so a walking
   interval at no speed went out; a command's ``plan: object contains unknown field`` said as
@@ -52,7 +54,7 @@ from caregiver.routes.plans import plan_from_form
 from core.errors import ConfigError
 from core.plan_presets import PRESETS
 from core.protocol.commands import AssignPlan, CommandRefused, encode_command, parse_command
-from core.protocol.plan import PlanInvalid, plan_from_builtins
+from core.protocol.plan import MAX_SESSION_MIN, PlanInvalid, plan_from_builtins
 from firmware.config import load_config
 from firmware.preflight import preflight
 from firmware.safety import Faulted
@@ -274,3 +276,14 @@ def test_a_plan_file_s_one_speed_is_said_under_its_own_key() -> None:
     with pytest.raises(ConfigError) as refused:
         parse_plan(data, "anna.toml")
     assert [p.split(": ")[1] for p in refused.value.problems] == ["speed", "interval[1].speed"]
+
+
+def test_a_plan_of_exactly_the_longest_session_is_taken_and_longer_is_not() -> None:
+    """Three hours is the longest session: a plan of exactly that is one a physio may send;
+    half a minute over it is refused, from the contract's rule on the intervals together."""
+    hour = {"direction": "backward", "minutes": MAX_SESSION_MIN / 3}
+    plan_from_builtins({"name": "long", "intervals": [hour, hour, hour]})
+    with pytest.raises(PlanInvalid, match=r"^intervals: the plan lasts .*over the 180 min"):
+        plan_from_builtins(
+            {"name": "long", "intervals": [hour, hour, hour, {**REST, "minutes": 0.5}]}
+        )
