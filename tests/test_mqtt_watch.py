@@ -713,7 +713,7 @@ def test_watch_says_each_walker_s_stage_once_per_change_and_survives_garbage() -
         "treadmill-1" in first
         and f"** bob: two stage 1 of 2 (alternate-2-2: {two_two}), running: assigned" in first
     )
-    assert "this week 0 of 2, 0 of 1 weeks done" in first
+    assert "this week 0 of 2, 0 of 1 week done" in first
     week_2 = plan_words(PRESETS["progression-week-2"], 2)
     assert f"** bob: two stage 2 of 2 (progression-week-2: {week_2}), running: advanced" in moved
     assert "?? unreadable stage of bob" in unreadable

@@ -256,7 +256,8 @@ def stage_line(device: str, stage: StageMessage) -> str:
         f"{_when(stage.changed_wall):<28} {device:<14} ** {stage.walker.id}: "
         f"{stage.progression} stage {stage.stage} of {stage.stages} ({plan}), "
         f"{stage.status}{held}: {stage.change}; this week {stage.week_done} of "
-        f"{stage.sessions_per_week}, {stage.weeks_done} of {stage.stage_weeks} weeks done"
+        f"{stage.sessions_per_week}, {stage.weeks_done} of {stage.stage_weeks} "
+        f"week{'' if stage.stage_weeks == 1 else 's'} done"
     )
 
 
