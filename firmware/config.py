@@ -41,6 +41,20 @@ ACCEL_RANGES_G = (2, 4, 8, 16)
 GYRO_RANGES_DPS = (250, 500, 1000, 2000)
 DLPF_BANDWIDTHS_HZ = (260, 184, 94, 44, 21, 10, 5)
 
+HOLD_MARGIN = 0.875
+"""The share of ``gpio.heartbeat_hold_s`` a gap between heartbeat edges may reach while ARMED.
+
+The configured hold is what a technician measured (the wiring guide's multimeter average, good
+to about 10 %) or the default 50 ms, while the default parts nominally hold 45 ms and a
+capacitor's time drifts with temperature. A check at the full configured hold let a real hold
+shorter than it drop the latch unseen (without the contact read back, the state stayed ARMED
+and the next press closed the latch). Seven eighths (44 ms of the default 50) sits below that
+spread and above the longest gaps a healthy loop makes (about 30 ms under heavy load; a wake is
+at most a quarter of the hold); exact in binary, so tests can hit it exactly.
+
+The config's rule for the sample rate uses it too: the loop sends one edge a sample, so one late
+sample (two periods between edges) must stay under it, or a healthy walk faults."""
+
 
 @dataclass(frozen=True, slots=True)
 class DeviceConfig:
@@ -545,11 +559,13 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
             f"imu.dlpf_hz: {config.imu.dlpf_hz} Hz must be below half the sample rate "
             f"({config.imu.sample_rate_hz / 2:g} Hz), or fast motion aliases into the samples"
         )
-    if config.gpio.relay_drive == "heartbeat" and period > config.gpio.heartbeat_hold_s / 2:
+    gap_fault_s = config.gpio.heartbeat_hold_s * HOLD_MARGIN
+    if config.gpio.relay_drive == "heartbeat" and period > gap_fault_s / 2 * (1 + 1e-9):
         problems.append(
             f"imu.sample_rate_hz: {config.imu.sample_rate_hz:g} Hz is too slow for the heartbeat "
-            f"relay drive: the loop toggles once per sample, so a sample period must be under "
-            f"half of gpio.heartbeat_hold_s ({config.gpio.heartbeat_hold_s:g} s)"
+            f"relay drive: the loop toggles once per sample, and one late sample (two periods) "
+            f"must stay under the heartbeat gap's fault at 7/8 of gpio.heartbeat_hold_s "
+            f"({gap_fault_s * 1000:g} ms): a sample period of at most {gap_fault_s * 500:g} ms"
         )
     per_wake = config.imu.samples_per_wake  # unset: chosen to fit (firmware.pacing)
     wake_s = (per_wake or 1) * period

@@ -59,6 +59,7 @@ from core.protocol.events import Event, EventType
 from core.protocol.messages import SENSOR_NOT_WORN, STILL_MEASURING, ImuRecording, WornSaid
 from core.samples import ImuSample
 from core.wallclock import WallStamper
+from firmware.config import HOLD_MARGIN as HOLD_MARGIN  # where tests and docs name it
 from firmware.config import SafetyConfig
 from firmware.contact import ContactWatch, Mismatch
 from firmware.detection.base import (
@@ -298,17 +299,6 @@ A plain frozen table, checked with one set lookup, rather than a state
 machine library: see docs/safety.md, "Why a table".
 """
 
-
-HOLD_MARGIN = 0.875
-"""The share of ``gpio.heartbeat_hold_s`` a gap between heartbeat edges may reach while ARMED.
-
-The configured hold is what a technician measured (the wiring guide's multimeter average, good
-to about 10 %) or the default 50 ms, while the default parts nominally hold 45 ms and a
-capacitor's time drifts with temperature. A check at the full configured hold let a real hold
-shorter than it drop the latch unseen (without the contact read back, the state stayed ARMED
-and the next press closed the latch). Seven eighths (44 ms of the default 50) sits below that
-spread and above the longest gaps a healthy loop makes (about 30 ms under heavy load; a wake is
-at most a quarter of the hold); exact in binary, so tests can hit it exactly."""
 
 HELP_REPEAT_S = 10.0
 """A second call for help this soon after the last is confirmed to the walker, not re-sent."""

@@ -11,7 +11,7 @@ import pytest
 
 import firmware.app
 from core.errors import ConfigError
-from firmware.config import Config, load_config, parse_config
+from firmware.config import HOLD_MARGIN, Config, load_config, parse_config
 from launcher.cli import main
 from tools.config_example import example_config_text
 
@@ -199,6 +199,34 @@ def test_the_bounded_times_accept_their_limits(tmp_path: Path) -> None:
     # a cap equal to the first wait: no backoff, the behaviour before receipt_retry_max_s
     text = "[mqtt]\nreceipt_retry_s = 3600\nreceipt_retry_max_s = 3600\n"
     assert load_config(write(tmp_path, text)).mqtt.receipt_retry_max_s == 3600.0
+
+
+@pytest.mark.parametrize("rate", ["45.45454545454545", "40"])
+def test_a_rate_whose_one_late_sample_faults_the_heartbeat_is_refused_by_check_and_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], rate: str
+) -> None:
+    """The heartbeat gap faults at seven eighths of the hold (``HOLD_MARGIN``): 43.75 ms of the
+    default 50. At 40 to 45.45 Hz one late sample (two periods, 44 to 50 ms between edges)
+    faulted a healthy walk, while the rule of half the hold called the config fine."""
+    path = write(tmp_path, f"[imu]\nsample_rate_hz = {rate}\ndlpf_hz = 10\n")
+    assert main(["config", "--check", str(path)]) == 2
+    checked = capsys.readouterr().err
+    said = f"{path}: imu.sample_rate_hz: {float(rate):g} Hz is too slow for the heartbeat relay"
+    assert said in checked
+    assert "one late sample (two periods) must stay under the heartbeat gap's fault" in checked
+    assert "at 7/8 of gpio.heartbeat_hold_s (43.75 ms): a sample period of at most 21.875 ms" in (
+        checked
+    )
+    assert main(["run", "-c", str(path)]) == 2  # the same loader: run refuses what check does
+    assert capsys.readouterr().err == checked
+
+
+def test_the_slowest_rate_the_heartbeat_allows_has_a_late_sample_inside_the_margin(
+    tmp_path: Path,
+) -> None:
+    config = load_config(write(tmp_path, "[imu]\nsample_rate_hz = 50\ndlpf_hz = 21\n"))
+    two_periods_s = 2 / config.imu.sample_rate_hz
+    assert two_periods_s < config.gpio.heartbeat_hold_s * HOLD_MARGIN  # 40 ms < 43.75 ms
 
 
 def test_zero_is_allowed_where_it_means_off(tmp_path: Path) -> None:
