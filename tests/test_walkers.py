@@ -49,6 +49,7 @@ from firmware.storage.walkers import (
     remove_walker,
     roster,
     roster_revision,
+    said_alike,
     select_walker,
     walker_names,
 )
@@ -1058,3 +1059,23 @@ def test_a_name_said_alike_or_a_removed_walker_s_name_is_not_a_new_walker_unaske
     assert [w.id for w in roster(connect(db)).walkers] == ["default", "emile"]  # none added
     assert main(["walker", "--db", db, "add", "Anna B", "--id", "anna-b"]) == 0
     assert "Walker anna-b added: Anna B." in capsys.readouterr().out
+
+
+def test_names_without_letters_or_digits_are_alike_only_when_they_are_the_same_name(
+    tmp_path: Path,
+) -> None:
+    """Letters and digits make a name's words; a name of symbols alone ("🙂", "★") has none,
+    and every such name was "taken" by every other and by any removed walker's."""
+    assert not said_alike("🙂", "★")
+    assert not said_alike("🙂", "")
+    assert said_alike("★ ★", "★ ★") and not said_alike("★ ★", "★")
+    assert not said_alike("🙂", "Anna 🙂")
+    conn = connect(str(tmp_path / "device.db"))
+    with transaction(conn):
+        add_walker(conn, "🙂", by="Jo", wall="w1")
+        add_walker(conn, "★", by="Jo", wall="w1")
+        remove_walker(conn, add_walker(conn, "?!", by="Jo", wall="w1").id, by="Jo", wall="w2")
+        add_walker(conn, "♥", by="Jo", wall="w3")  # not the removed "?!"
+    assert [w.name for w in roster(conn).walkers] == ["Default walker", "🙂", "★", "♥"]
+    with pytest.raises(WalkerInvalid, match="walker name '🙂' is taken"), transaction(conn):
+        add_walker(conn, "🙂", by="Jo", wall="w4")

@@ -151,13 +151,14 @@ def said_alike(a: str, b: str) -> bool:
     reading the dashboard's list: the same words of letters and digits, case, accents and
     punctuation aside ("Anna B", "anna-b", "Anna B."; "Émile", "Emile"; not "Ann Abel" and
     "Anna Bel"). Letters of any script count, so two names in a script without ASCII letters
-    are not taken as one."""
+    are not taken as one. A name with no letters or digits ("🙂", "★") has no such words: it
+    is compared as its own symbols, so "🙂" and "★" are two names."""
 
     def key(name: str) -> list[str]:
         bare = "".join(
             c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c)
-        )
-        return "".join(c if c.isalnum() else " " for c in bare.casefold()).split()
+        ).casefold()
+        return "".join(c if c.isalnum() else " " for c in bare).split() or bare.split()
 
     return key(a) == key(b)
 
