@@ -1487,3 +1487,35 @@ def test_a_plan_set_from_the_dashboard_holds_the_walker_s_progression_and_says_s
     _until_next_plan(rig, runner, "longer")  # the released progression moved on
     assert rig.hardware.history == relay_before and rig.state == "ARMED"
     detach_session(rig.app, runner)
+
+
+@pytest.mark.parametrize(
+    ("length", "accepted"),
+    [
+        ({"minutes": 0.1666666666665}, True),  # 10 s as a physio's 13 places write it
+        ({"seconds": 9.9999999999}, True),
+        ({"minutes": 0.16}, False),
+        ({"seconds": 9.99}, False),
+    ],
+)
+def test_a_file_and_the_wire_take_an_interval_s_length_by_one_rule(
+    length: dict[str, float], accepted: bool
+) -> None:
+    """The wire took an interval within 1e-9 s of the shortest (10 s) and a plan file refused
+    it "not 10 s": the same plan was one on the dashboard and none in a file."""
+    from core.errors import ConfigError
+    from firmware.session.plan import parse_plan
+
+    walk = {"direction": "backward", "speed": "0.5 mph"} | length
+    data = {"name": "Anna", "intervals": [walk]}
+    minutes = length.get("minutes", length.get("seconds", 0.0) / 60.0)
+    on_the_wire = {"direction": "backward", "speed": "0.5 mph", "minutes": minutes}
+    wire = {"name": "Anna", "intervals": [on_the_wire]}
+    if accepted:
+        assert parse_plan(data, "anna.toml").intervals[0].duration_s == pytest.approx(10.0)
+        assert plan_from_builtins(wire).intervals[0].duration_s == pytest.approx(10.0)
+    else:
+        with pytest.raises(ConfigError, match=r"anna\.toml: intervals\[0\]: duration must be"):
+            parse_plan(data, "anna.toml")
+        with pytest.raises(PlanInvalid, match=r"intervals\[0\].minutes: an interval lasts"):
+            plan_from_builtins(wire)

@@ -338,10 +338,17 @@ def name_problems(name: str) -> list[str]:
     return []
 
 
+def too_short(duration_s: float) -> bool:
+    """Whether an interval is shorter than :data:`MIN_INTERVAL_S`: one rule for the wire and
+    the plan files, which allows 1e-9 s, so 10 s written as minutes to 13 places
+    (0.1666666666665) is 10 s, however a physio or a float rounded it."""
+    return duration_s < MIN_INTERVAL_S - 1e-9
+
+
 def interval_problems(n: int, interval: Interval, *, stored: bool = False) -> list[str]:
     """The rules on the ``n``-th interval its type cannot state (:func:`plan_problems`)."""
     problems: list[str] = []
-    if interval.duration_s < MIN_INTERVAL_S - 1e-9:
+    if too_short(interval.duration_s):
         problems.append(
             f"intervals[{n}].minutes: an interval lasts at least {MIN_INTERVAL_S:g} s "
             f"({MIN_INTERVAL_S / 60:.2g} min), not {interval.duration_s:g} s"

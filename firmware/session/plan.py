@@ -51,6 +51,7 @@ from core.protocol.plan import (
     PlanInvalid,
     every_problem,
     plan_from_builtins,
+    too_short,
 )
 
 __all__ = [
@@ -194,7 +195,7 @@ def _parse_interval(
         duration = _check_number(item["seconds"], f"{key}.seconds", problems)
     else:
         problems.append(f"{key}: missing its duration (minutes = N or seconds = N)")
-    if duration is not None and not MIN_INTERVAL_S <= duration <= MAX_INTERVAL_S:
+    if duration is not None and (too_short(duration) or duration > MAX_INTERVAL_S):
         problems.append(
             f"{key}: duration must be between {MIN_INTERVAL_S:g} s and "
             f"{MAX_INTERVAL_S / 60:g} min, not {duration:g} s"
