@@ -322,13 +322,15 @@ def test_the_safety_state_says_in_words_whether_the_sensor_is_not_worn_or_still_
 
 
 def test_the_fault_says_whether_the_sensor_fell_off_or_the_monitor_failed() -> None:
-    """An automation on the Fault sensor tells "clip the sensor back on" from "the monitor
-    needs someone" by its ``worn``: "Not worn" for the sensor-worn check's fault, none for
-    any other, as the Safety state's ``worn`` says (it had only the reason's prefix)."""
+    """An automation on the Fault sensor tells "clip the sensor back on" from the other faults
+    by its ``worn``: "Not worn" for the sensor-worn check's fault, none for any other, as the
+    Safety state's ``worn`` says (it had only the reason's prefix). A stall's FAULT (a
+    heartbeat gap) is one of those others, and clears by itself: the Fault goes off."""
     ha = home_assistant()
     for reason, worn, shown in (
         ("sensor not worn: no body movement for 6 s", WornSaid.NOT_WORN, "Not worn"),
         ("IMU stale 0.6 s", None, None),
+        ("no heartbeat for 47 ms, against 44 ms: its latch let go", None, None),
     ):
         ha.receive(
             TOPICS.state,
@@ -337,6 +339,13 @@ def test_the_fault_says_whether_the_sensor_fell_off_or_the_monitor_failed() -> N
         )
         assert ha.state("_fault") == "on"
         assert ha.attributes[ha.component("_fault").key]["worn"] == shown, reason
+    ha.receive(  # the stall's FAULT cleared once the data was healthy: no one needed
+        TOPICS.state,
+        payloads.state_payload(DEVICE, DeviceState.STANDBY, "IMU healthy; press reset").encode(),
+        retain=True,
+    )
+    assert ha.state("_fault") == "off"
+    assert ha.attributes[ha.component("_fault").key]["worn"] is None
 
 
 def test_the_safety_event_keeps_the_state_attribute_home_assistant_keeps_on_events() -> None:

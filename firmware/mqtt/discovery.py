@@ -190,9 +190,11 @@ absent (the reason is about something else)."""
 FAULT_WORN_ATTRIBUTE = f"({WORN_ATTRIBUTE}) if value_json.state == 'FAULT' else none"
 """The Fault sensor's ``worn``: "Not worn" while it is on because the belt sensor stopped
 showing a body (it fell off, or was left on the console: clip it back on and press reset),
-none for any other fault (the IMU lost, a stuck relay: the monitor needs someone) and while
-it is off. An automation on the Fault told the two apart only by the reason's "sensor not
-worn" prefix, which docs/mqtt.md tells it not to read (the Safety state's ``worn`` says the
+none for any other fault and while it is off: the IMU lost, a stuck relay (someone must see
+to them), or a stall (a heartbeat gap, a reset let go before the latch closed), which clears
+by itself within seconds, so the Fault goes off with no one there. An automation on the
+Fault told "not worn" apart only by the reason's "sensor not worn" prefix, which
+docs/mqtt.md tells it not to read (the Safety state's ``worn`` says the
 same, with the refused presses of STANDBY too)."""
 
 
