@@ -65,7 +65,6 @@ def labelled_after(header: TraceHeader, seconds: float) -> str | None:
         f"ends before the scenario's fall ({said}), which its header would label all the "
         f"same: give --seconds {math.ceil(max(labelled.values())) + 2} or more"
     )
-    return None
 
 
 def record(
