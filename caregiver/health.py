@@ -22,6 +22,7 @@ import datetime as dt
 import msgspec
 
 from caregiver.broker_link import BrokerLink, Connected, state_word
+from caregiver.localtime import clock_words
 from caregiver.storage import SideFault, still_stored
 from core.protocol.messages import DatabasePart, DatabaseStatus
 
@@ -32,9 +33,8 @@ def database_part(fault: SideFault) -> DatabasePart:
     return DatabasePart(
         fault.part.value,
         at.isoformat(timespec="seconds").replace("+00:00", "Z"),
-        f"{fault.part.what} since {at:%H:%M} UTC: {still_stored((fault,))} are still stored "
-        "and notified, "
-        f"but {fault.part.lost}",
+        f"{fault.part.what} since {clock_words(at, dt.UTC, seconds=False)}: "
+        f"{still_stored((fault,))} are still stored and notified, but {fault.part.lost}",
     )
 
 

@@ -342,7 +342,8 @@ def test_the_message_says_the_database_as_healthz_does_the_gravest_first() -> No
     }
     (walkers,) = said[(True, True, True)].parts  # said even while graver news stands
     assert walkers.part == "walkers" and walkers.since == "2025-12-06T05:46:40Z"
-    assert walkers.said.startswith("the walkers' names cannot be read or stored since 05:46 UTC")
+    said_since = "the walkers' names cannot be read or stored since 05:46\u00a0UTC: "
+    assert walkers.said.startswith(said_since)  # its zone on its time's line, as everywhere
 
 
 @pytest.mark.parametrize(

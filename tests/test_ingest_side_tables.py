@@ -223,7 +223,8 @@ def _said_faulty(service: CaregiverService, http: Http, part: str, words: str) -
     parts = {p["part"]: p["said"] for p in health["database_parts"]}
     assert part in parts, parts
     said = parts[part]
-    assert said.startswith(words) and " UTC: alerts are still stored and notified, but " in said
+    assert said.startswith(words)
+    assert "\u00a0UTC: alerts are still stored and notified, but " in said
     status, _, _ = http.request("GET", "/healthz/receiving")
     assert status == 200  # falls reach caregivers
     banner = service.hub.broker

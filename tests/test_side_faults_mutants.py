@@ -184,7 +184,7 @@ def test_the_parts_are_said_oldest_first_from_the_time_each_failed() -> None:
         ("recordings", "2023-11-14T22:16:00Z"),
     ]
     assert health.database_parts[0].said.startswith(
-        "the walkers' names cannot be read or stored since 22:14 UTC: alerts are still"
+        "the walkers' names cannot be read or stored since 22:14\u00a0UTC: alerts are still"
     )
     banner = feed.side_message(faults.now(), _moment)
     assert banner.since == _moment(1_700_000_040.0, "minute")
