@@ -116,7 +116,7 @@ def dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Caregi
             assert web.login() == 303
             yield service, web
     finally:
-        broker.stop()
+        broker.cleanup()
 
 
 def _topic(walker: str) -> str:

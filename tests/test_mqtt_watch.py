@@ -549,7 +549,7 @@ def test_the_documented_watch_account_watches_on_the_documented_broker(tmp_path:
         proc.kill()
         if reporter is not None:
             reporter.close()
-        broker.stop()
+        broker.cleanup()  # its folder too: stop() left one a run
     assert proc.returncode == 0, err
     assert " Fall " in out and " Reset at the machine " in out
     assert "-> TRIPPED: fall: impact then lying" in out
@@ -607,7 +607,7 @@ def _watch_the_stage(acl: str, tmp_path: Path, name: str) -> tuple[list[str], st
             _, err = proc.communicate(timeout=WAIT)
     finally:
         reporter.close()
-        broker.stop()
+        broker.cleanup()
     return shown, err
 
 
