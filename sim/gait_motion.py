@@ -36,10 +36,11 @@ _TAU = 2.0 * math.pi
 
 
 def _tilted(
-    mounting: Mounting, tilt_deg: float, f: float, left: float, up: float
+    mounting: Mounting, tilt: tuple[float, float], f: float, left: float, up: float
 ) -> tuple[float, float, float]:
-    """Body ``(forward, left, up)`` -> sensor, for a belt pitched forward by ``tilt_deg``."""
-    c, s = math.cos(math.radians(tilt_deg)), math.sin(math.radians(tilt_deg))
+    """Body ``(forward, left, up)`` -> sensor, for a belt pitched forward by the angle whose
+    ``(cos, sin)`` is ``tilt`` (worked out once per source: this runs twice a sample)."""
+    c, s = tilt
     return mounting.inverse((c * f - s * up, left, s * f + c * up))
 
 
@@ -133,7 +134,7 @@ class SteppedWalking:
         self._level = 0.5 * sum(self._a) * bump_s * math.sqrt(_TAU) / mean_step
         self._ml = ml_g
         self._yaw = yaw_dps
-        self._tilt = tilt_deg
+        self._tilt = (math.cos(math.radians(tilt_deg)), math.sin(math.radians(tilt_deg)))
         self._mounting = mounting
         self._noise = noise_g
         self._rng = random.Random(seed)
