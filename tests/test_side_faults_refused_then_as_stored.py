@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from caregiver import health_topic as health_topic_module
+from caregiver import ingest as ingest_module
 from caregiver.service import CaregiverService
 from caregiver.storage import Part
 from core.protocol.walker import Walker
@@ -48,8 +50,14 @@ pytestmark = pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not
 
 @pytest.fixture
 def watched(
-    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[CaregiverService, Http, Subscriber]]:
+    """Each change of the health said as it happens, and a held roster tried again at once:
+    what is said is the tests' point, not the service's pace (the health's limit has its own
+    tests in tests/test_caregiver_health_topic.py). At the service's own 5 s and 2 s each test
+    here spent most of its 15-25 s waiting them out."""
+    monkeypatch.setattr(health_topic_module, "HEALTH_EVERY_S", 0.0)
+    monkeypatch.setattr(ingest_module, "HELD_RETRY_S", 0.05)
     with _watching(mosquitto, tmp_path, caregiver_db) as watching:
         yield watching
 
