@@ -47,6 +47,7 @@ from tests.app_support import (  # noqa: F401 - fixture
     Rig,
     TripAt,
     armed_rig,
+    close_open_rigs,
     close_rigs,
     make_rig,
     pump_link_until,
@@ -75,13 +76,42 @@ def _relay_history(rig: Rig) -> list[tuple[float, bool]]:
     return rig.hardware.history
 
 
-def test_cues_fire_in_order_at_the_planned_times(tmp_path: Path) -> None:
-    rig = armed_rig(tmp_path)
-    runner = attach_session(rig.app, SHORT)
-    runner.request("start")
-    rig.run_for(0.01)
-    start = rig.clock.monotonic()
-    rig.run_for(215.0)
+@dataclasses.dataclass(frozen=True)
+class WalkedSession:
+    """:data:`SHORT` walked to its end once, for the tests that read its cues and its store."""
+
+    runner: SessionRunner
+    start: float
+    """The loop's clock just after the session started."""
+    database: str
+
+
+@pytest.fixture(scope="module")
+def short_walked(tmp_path_factory: pytest.TempPathFactory) -> WalkedSession:
+    """The walker steps backward at 1.5 steps/s from 3 s on, the session starts at 5 s and runs
+    its 210 s to the end. Its cues (:func:`test_cues_fire_in_order_at_the_planned_times`) and
+    its stored record (:func:`test_sessions_are_stored_per_interval`) are of the same run:
+    each test simulated its own 215 s of the 200 Hz monitor, the file's longest two."""
+    motion = scenarios.Sequence(
+        [scenarios.Standing(3.0), scenarios.Walking(400.0, 0.6, "backward", step_hz=1.5)],
+        seed=3,
+    )
+    rig = armed_rig(tmp_path_factory.mktemp("short-walked"), motion=motion)
+    try:
+        runner = attach_session(rig.app, SHORT)
+        rig.run_for(5.0)
+        runner.request("start")
+        rig.run_for(0.01)
+        start = rig.clock.monotonic()
+        rig.run_for(215.0)
+        detach_session(rig.app, runner)
+        return WalkedSession(runner, start, rig.app.config.storage.database)
+    finally:
+        close_open_rigs()
+
+
+def test_cues_fire_in_order_at_the_planned_times(short_walked: WalkedSession) -> None:
+    runner, start = short_walked.runner, short_walked.start
     assert runner.state is SessionState.FINISHED
     expected = [
         (Cue.BACKWARD, 0.0),
@@ -110,7 +140,6 @@ def test_cues_fire_in_order_at_the_planned_times(tmp_path: Path) -> None:
         "rest",
         "backward",
     ]
-    detach_session(rig.app, runner)
 
 
 def test_preset_cues_on_a_compressed_clock(tmp_path: Path) -> None:
@@ -177,11 +206,18 @@ def test_a_compressed_plans_cues_beep_within_it_and_a_real_cut_is_still_said(
     detach_session(rig.app, runner)
 
 
+TO_THE_TURN = Plan("to-the-turn", SHORT.intervals[:2])
+""":data:`SHORT` up to and through its first turn (backward 30 s, forward 20 s)."""
+
+
 def test_a_trip_pauses_and_rearming_resumes(tmp_path: Path) -> None:
+    """A trip in the first interval, re-armed 30 s later; the plan then runs to its end. The
+    plan ends with the turn that follows the trip: :data:`SHORT`'s 160 s more, walked on to
+    reach its end, checked nothing more than the run to the end of this one."""
     rig = make_rig(tmp_path, detector=TripAt(20.0))
     rig.run_for(1.0)
     rig.press_reset()
-    runner = attach_session(rig.app, SHORT)
+    runner = attach_session(rig.app, TO_THE_TURN)
     runner.request("start")
     rig.run_for(25.0 - rig.clock.monotonic())
     assert rig.state == "TRIPPED"
@@ -207,7 +243,7 @@ def test_a_trip_pauses_and_rearming_resumes(tmp_path: Path) -> None:
     assert resumed.cue is Cue.BACKWARD and resumed.resumed
     assert resumed.plan_t == pytest.approx(plan_t + 1.0, abs=0.1)
     assert (ahead.cue, ahead.late) == (Cue.TURN_AHEAD, True)
-    rig.run_for(200.0)
+    rig.run_for(40.0)  # the 32 s of plan left
     assert runner.state is SessionState.FINISHED
     record = runner.finished[-1]
     assert record.trips == 1 and record.stumbles == 1 and record.pauses == 1
@@ -367,18 +403,8 @@ def test_a_long_pause_abandons_the_session(tmp_path: Path) -> None:
     detach_session(rig.app, runner)
 
 
-def test_sessions_are_stored_per_interval(tmp_path: Path) -> None:
-    motion = scenarios.Sequence(
-        [scenarios.Standing(3.0), scenarios.Walking(400.0, 0.6, "backward", step_hz=1.5)],
-        seed=3,
-    )
-    rig = armed_rig(tmp_path, motion=motion)
-    runner = attach_session(rig.app, SHORT)
-    rig.run_for(5.0)
-    runner.request("start")
-    rig.run_for(215.0)
-    detach_session(rig.app, runner)
-    sessions = load_sessions(rig.app.config.storage.database)
+def test_sessions_are_stored_per_interval(short_walked: WalkedSession) -> None:
+    sessions = load_sessions(short_walked.database)
     assert len(sessions) == 1
     record = sessions[0].record
     assert record.status == "completed"
@@ -386,7 +412,7 @@ def test_sessions_are_stored_per_interval(tmp_path: Path) -> None:
     # walker ignores cues, and the log measures what happened, not what was planned).
     assert record.steps == pytest.approx(1.5 * 210, rel=0.05)
     assert record.cadence_spm == pytest.approx(90.0, rel=0.05)
-    conn = sqlite3.connect(rig.app.config.storage.database)
+    conn = sqlite3.connect(short_walked.database)
     rows = conn.execute(
         "SELECT idx, direction, planned_s, done_s, steps FROM session_intervals ORDER BY idx"
     ).fetchall()
@@ -1134,9 +1160,9 @@ def test_a_backward_interval_broken_by_a_trip_is_not_one_straight_stretch(
     runner.request("start")
     rig.run_for(35.0 - rig.clock.monotonic())
     assert runner.state is SessionState.PAUSED and runner.pause_cause is PauseCause.TRIP
-    rig.run_for(60.0)  # standing, tripped
+    rig.run_for(5.0)  # standing, tripped (the plan's clock stands still: as long as a minute)
     rig.press_reset()
-    rig.run_for(80.0)
+    rig.run_for(40.0)  # the 36 s of plan left at 10x, and the resume
     assert runner.state is SessionState.FINISHED
     record = runner.finished[-1]
     assert record.status == "completed" and record.trips == 1
@@ -1191,15 +1217,17 @@ def test_adjacent_backward_intervals_are_one_straight_stretch(tmp_path: Path) ->
     detach_session(rig.app, runner)
 
 
-def _walking(tmp_path: Path, trip_at: float) -> tuple[Rig, SessionRunner, Heard]:
-    """Armed at 1 s, the :data:`SHORT` session started and walked 2 s (a voice heard), the
+def _walking(
+    tmp_path: Path, trip_at: float, plan: Plan = SHORT
+) -> tuple[Rig, SessionRunner, Heard]:
+    """Armed at 1 s, the ``plan`` session started and walked 2 s (a voice heard), the
     detector tripping at ``trip_at``."""
     rig = make_rig(tmp_path, detector=TripAt(trip_at))
     rig.run_for(1.0)
     rig.press_reset()
     rig.run_for(1.0)
     heard = Heard()
-    runner = attach_session(rig.app, SHORT, record=False, speaker=heard)
+    runner = attach_session(rig.app, plan, record=False, speaker=heard)
     runner.request("start")
     rig.run_for(2.0)
     return rig, runner, heard
@@ -1384,14 +1412,16 @@ def test_an_interval_cue_due_during_a_call_for_help_plays_once_the_buzzer_is_fre
 def test_one_minute_left_falling_on_a_resume_cue_plays_once_it_ends(tmp_path: Path) -> None:
     """The walker paused and resumed just before "one minute left" was due: the resume cue's
     beeps (``cue_backward``, priority 30) refused it (25) and it was never said. It plays as
-    the resume cue ends."""
-    rig, runner, heard = _walking(tmp_path, trip_at=1e9)
+    the resume cue ends. The plan is the shortest one warned (over 2 minutes, its last interval
+    over one): the warning at 65 s of plan, not :data:`SHORT`'s 150 s."""
+    plan = Plan("one-minute", (Interval.of_seconds("backward", 125.0),))
+    rig, runner, heard = _walking(tmp_path, trip_at=1e9, plan=plan)
     assert runner.session is not None
-    rig.run_for(148.7 - runner.session.plan_t)  # one minute left is due at 150 s of plan
+    rig.run_for(63.7 - runner.session.plan_t)  # one minute left is due at 65 s of plan
     runner.request("pause")
     rig.run_for(5.0)
     runner.request("resume")
-    rig.run_for(1.45)  # the resume cue 1 s after the resume (0.6 s of beeps), then 150 s
+    rig.run_for(1.45)  # the resume cue 1 s after the resume (0.6 s of beeps), then 65 s
     assert runner.state is SessionState.RUNNING
     assert [(c.cue, c.played) for c in runner.cues][-2:] == [
         (Cue.BACKWARD, True),
