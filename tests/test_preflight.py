@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -161,24 +162,61 @@ REFUSED = {
 }
 
 
+RefusedAlike = Callable[[Path, str], None]
+
+
+@pytest.fixture
+def refused_alike(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> RefusedAlike:
+    """:func:`_refused_alike`'s checks on the command line's own function, in this process:
+    two Python starts a case (~1 s of CPU each, the heavy imports) were most of this file's
+    time. ``run`` past its refusal fails here rather than start a monitor; the commands as
+    installed are still run by :func:`_refused_alike` (the Latin-1 password file), the voice
+    and bench rig checks, and tests/test_config.py."""
+    import firmware.app
+    from launcher.cli import main
+
+    def went_past(config: object) -> int:
+        raise AssertionError("run went past its refusal: it would have started the monitor")
+
+    monkeypatch.setattr(firmware.app, "run_forever", went_past)
+
+    def check(path: Path, words: str) -> None:
+        capsys.readouterr()
+        status = main(["config", "--check", str(path)])
+        checked = capsys.readouterr().err
+        assert status == 2 and words in checked, checked  # before `run` is started with it
+        assert main(["run", "-c", str(path)]) == 2
+        _same_refusal(path, checked, capsys.readouterr().err)
+
+    return check
+
+
+def _same_refusal(path: Path, check: str, run: str) -> None:
+    """``run`` said every line of the check's refusal of ``path``, without a traceback."""
+    refusal = [line for line in check.splitlines() if line.startswith(str(path))]
+    assert refusal and all(line in run for line in refusal), (check, run)
+    assert "Traceback" not in run
+
+
 @pytest.mark.parametrize("case", sorted(REFUSED))
 def test_check_and_run_refuse_the_same_config_with_the_same_words(
-    tmp_path: Path, case: str
+    tmp_path: Path, case: str, refused_alike: RefusedAlike
 ) -> None:
     extra, words = REFUSED[case]
-    _refused_alike(write(tmp_path, extra), words)
+    refused_alike(write(tmp_path, extra), words)
 
 
 def _refused_alike(path: Path, words: str) -> None:
-    """``config --check`` and ``run`` both refuse ``path``, status 2, with the same lines (one
-    of them holding ``words``), without a traceback."""
+    """``config --check`` and ``run`` as installed (``python -m launcher.cli``) both refuse
+    ``path``, status 2, with the same lines (one of them holding ``words``), without a
+    traceback."""
     check = retroguard("config", "--check", str(path))
+    assert check.returncode == 2 and words in check.stderr, check.stderr
     run = retroguard("run", "-c", str(path))
-    assert check.returncode == 2 and run.returncode == 2, (check.stderr, run.stderr)
-    assert words in check.stderr
-    refusal = [line for line in check.stderr.splitlines() if line.startswith(str(path))]
-    assert refusal and all(line in run.stderr for line in refusal)
-    assert "Traceback" not in run.stderr
+    assert run.returncode == 2, run.stderr
+    _same_refusal(path, check.stderr, run.stderr)
 
 
 def test_a_password_file_that_is_not_utf8_is_refused_by_check_and_run(tmp_path: Path) -> None:
@@ -198,7 +236,7 @@ def test_a_password_file_that_is_not_utf8_is_refused_by_check_and_run(tmp_path: 
     ],
 )
 def test_a_database_path_sqlite_cannot_open_is_refused_by_check_and_run(
-    tmp_path: Path, database: str, words: str
+    tmp_path: Path, database: str, words: str, refused_alike: RefusedAlike
 ) -> None:
     """A directory (`database = "/tmp"`) passed the check, and `run` then started in a storage
     FAULT; so did a path under a file. A name too long for the file system raised OSError out
@@ -206,7 +244,7 @@ def test_a_database_path_sqlite_cannot_open_is_refused_by_check_and_run(
     over."""
     path = tmp_path / "config.toml"
     path.write_text(f'[storage]\ndatabase = "{database}"\n')
-    _refused_alike(path, words.format(dir=tmp_path))
+    refused_alike(path, words.format(dir=tmp_path))
 
 
 def test_a_voice_this_machine_s_espeak_ng_does_not_have_is_said_by_check_and_run(
@@ -343,7 +381,7 @@ WRITTEN_IN_SYSTEM_FOLDERS = {
 
 @pytest.mark.parametrize("case", sorted(WRITTEN_IN_SYSTEM_FOLDERS))
 def test_a_path_the_service_writes_in_a_read_only_system_folder_is_refused_by_check_and_run(
-    tmp_path: Path, case: str
+    tmp_path: Path, case: str, refused_alike: RefusedAlike
 ) -> None:
     """The unit's ProtectSystem= makes /etc and /usr read-only whoever owns them; the check,
     run as root (who may write /etc), passed such a config, and the monitor then started in a
@@ -352,9 +390,7 @@ def test_a_path_the_service_writes_in_a_read_only_system_folder_is_refused_by_ch
     path = tmp_path / "config.toml"
     extra, words = WRITTEN_IN_SYSTEM_FOLDERS[case]
     path.write_text(extra if extra.startswith("[storage]") else BASE + extra)
-    check = retroguard("config", "--check", str(path))
-    assert check.returncode == 2 and words in check.stderr, check.stderr
-    _refused_alike(path, words)
+    refused_alike(path, words)
 
 
 def test_a_relative_path_beside_a_config_in_etc_is_refused_by_check_and_run(
