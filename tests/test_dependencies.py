@@ -160,17 +160,27 @@ class Block(importlib.abc.MetaPathFinder):
         return None
 BLOCKED = set(sys.argv[1].split(","))
 sys.meta_path.insert(0, Block())
+%s
 from launcher.cli import main
 sys.exit(main(sys.argv[2:]))
 """
 """Runs the launcher as an install without the ``caregiver`` extra would: its modules cannot
 be found (the venv here has them, and a second venv without would cost minutes a run)."""
+SIMULATED_CLOCK = """
+import core.clock, launcher.demo
+launcher.demo.RealClock = lambda speed: core.clock.SimClock()
+"""
+"""For ``demo``: its monitor on a simulated clock, as tests/test_demo_and_replay.py runs it, not
+the host's at ``--speed 10`` (the walk's minutes took 10-20 s of the test's time, waiting)."""
 
 
-def _without_caregiver_extra(*argv: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _without_caregiver_extra(
+    *argv: str, cwd: Path, simulated_clock: bool = False
+) -> subprocess.CompletedProcess[str]:
     blocked = ",".join(m for m, extra in EXTRA_OF_MODULE.items() if extra == "caregiver")
+    script = BLOCKER % (SIMULATED_CLOCK if simulated_clock else "")
     return subprocess.run(
-        [sys.executable, "-c", BLOCKER, blocked, *argv],
+        [sys.executable, "-c", script, blocked, *argv],
         cwd=cwd,
         env={"PYTHONPATH": str(ROOT), "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
         capture_output=True,
@@ -205,7 +215,9 @@ def test_the_demo_without_the_caregiver_extra_runs_the_monitor_and_says_why_no_d
 ) -> None:
     """``retroguard demo`` on a monitor-only install: the monitor's story runs to its end (the
     relay released by the fall) and the missing dashboard is explained, not a traceback."""
-    result = _without_caregiver_extra("demo", "--no-live", "--speed", "10", cwd=tmp_path)
+    result = _without_caregiver_extra(
+        "demo", "--no-live", "--speed", "10", cwd=tmp_path, simulated_clock=True
+    )
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     assert "Traceback" not in output
