@@ -449,11 +449,11 @@ def test_a_session_recorded_by_the_runner_is_matched_to_its_stage_by_its_interva
         [scenarios.Standing(3.0), scenarios.Walking(200.0, 0.6, "backward", step_hz=1.5)], seed=3
     )
     rig = armed_rig(tmp_path, motion=motion)
-    runner = attach_session(rig.app, plan)
+    runner = attach_session(rig.app, plan, time_scale=5.0)  # 65 s of plan in 13 s
     try:
         rig.run_for(2.0)
         runner.request("start")
-        rig.run_for(plan.duration_s + 5.0)
+        rig.run_for(plan.duration_s / 5.0 + 5.0)
     finally:
         detach_session(rig.app, runner)
     (stored,) = load_sessions(rig.app.config.storage.database)
