@@ -209,3 +209,20 @@ def test_the_documented_example_is_a_schedule_the_page_sends() -> None:
         ("progression-week-9", 4, 3),
     ]
     assert stages[3].plan == PRESETS["progression-week-9"]
+
+
+def test_a_megabyte_of_spaces_in_a_stage_is_read_at_once_not_matched_for_hours() -> None:
+    """A textarea of spaces between terms, pasted or posted on purpose, is read in one pass:
+    the terms were split on a pattern that matched spaces on both sides of the comma, which
+    tried every space of a run against all of it, and held the service's event loop for the
+    square of the run (5 s for 16 KB; this megabyte, hours: the suite's hang guard fails it)."""
+    gap = " " * 1_000_000
+    command = schedule_command("S", f"2 back,{gap}1{gap}fwd ;{gap}| 2 weeks", "1", "ann", "w")
+    (stage,) = command.progression.stages
+    assert stage.weeks == 2 and stage.plan.name == "2 back, 1 fwd ;"
+    assert [(i.direction, i.minutes) for i in stage.plan.intervals] == [
+        ("backward", 2.0),
+        ("forward", 1.0),
+    ]
+    (problem,) = _problems("S", f"2 back,{gap}zz{gap}, 1 fwd")
+    assert problem.startswith("stage 1: 'zz' is not an interval: write '3/2'")
