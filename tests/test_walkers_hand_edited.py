@@ -18,7 +18,7 @@ import pytest
 
 from core.protocol.events import EventType
 from firmware.storage.database import connect, transaction
-from firmware.storage.walkers import add_walker
+from firmware.storage.walkers import add_walker, remove_walker, select_walker, selected_walker
 from tests.app_support import close_rigs, make_rig, pump_link_until
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
@@ -92,3 +92,26 @@ def test_a_walker_row_edited_by_hand_is_left_out_said_and_the_loop_s_records_rea
     assert main(["walker", "--db", db, "remove", bad_id]) == 0
     out = capsys.readouterr().out
     assert "removed; their records stay" in out and "  ! " not in out
+
+
+def test_a_chosen_walker_edited_out_and_removed_is_not_chosen_again_when_added_back(
+    tmp_path: Path,
+) -> None:
+    """A walker chosen, then edited by hand out of the contract, reads as the default walker
+    chosen; removed, they leave the default chosen on record, as any chosen walker removed
+    does. The removal asked who was chosen through the roster, which had left them out, so
+    their choice stayed the last on record: added back (``--id``) they were chosen again,
+    and the next session's records went to them with no one having chosen them."""
+    conn = connect(str(tmp_path / "w.db"))
+    try:
+        with transaction(conn):
+            add_walker(conn, "Anna B", by="Jo", wall="w1")
+            select_walker(conn, "anna-b", by="Jo", via="cli", wall="w2")
+            conn.execute("UPDATE walkers SET name = 'Anna\x07B' WHERE id = 'anna-b'")
+        assert selected_walker(conn).id == "default"
+        with transaction(conn):
+            remove_walker(conn, "anna-b", by="Jo", wall="w3")
+            add_walker(conn, "Anna B", walker_id="anna-b", by="Jo", wall="w4")
+        assert selected_walker(conn).id == "default"
+    finally:
+        conn.close()

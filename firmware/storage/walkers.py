@@ -189,7 +189,7 @@ def remove_walker(conn: sqlite3.Connection, walker_id: str, *, by: str, wall: st
     walker = next((Walker(i, n) for i, n in _active_rows(conn) if i == walker_id), None)
     if walker is None:
         raise WalkerInvalid(f"no walker {walker_id!r} here (retroguard walker list)")
-    was_selected = selected_walker(conn).id == walker_id
+    was_selected = _chosen_on_record(conn) == walker_id
     conn.execute("UPDATE walkers SET removed_wall = ? WHERE id = ?", (wall, walker_id))
     _record(conn, walker_id, "removed", by, "cli", wall)
     if was_selected:
@@ -210,15 +210,22 @@ def select_walker(
     return walker
 
 
-def selected_walker(conn: sqlite3.Connection) -> Walker:
+def _chosen_on_record(conn: sqlite3.Connection) -> str | None:
+    """The walker of the last choice stored, on the roster or not (None: none made yet). A
+    row left out of the roster is still this choice: removed, it leaves the default chosen,
+    or added back it would be chosen again, by no one."""
     row = conn.execute(
         "SELECT walker FROM walker_changes WHERE change = 'selected' ORDER BY id DESC LIMIT 1"
     ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def selected_walker(conn: sqlite3.Connection) -> Walker:
+    chosen = _chosen_on_record(conn)
     active = active_walkers(conn)
-    if row is not None:
-        for walker in active:
-            if walker.id == row[0]:
-                return walker
+    for walker in active:
+        if walker.id == chosen:
+            return walker
     return next((w for w in active if w.id == DEFAULT_WALKER_ID), active[0])
 
 
