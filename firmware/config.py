@@ -560,12 +560,13 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
             f"({config.imu.sample_rate_hz / 2:g} Hz), or fast motion aliases into the samples"
         )
     gap_fault_s = config.gpio.heartbeat_hold_s * HOLD_MARGIN
-    if config.gpio.relay_drive == "heartbeat" and period > gap_fault_s / 2 * (1 + 1e-9):
+    # refused at exactly half too: the gap faults once it reaches the limit (>=)
+    if config.gpio.relay_drive == "heartbeat" and period >= gap_fault_s / 2 * (1 - 1e-9):
         problems.append(
             f"imu.sample_rate_hz: {config.imu.sample_rate_hz:g} Hz is too slow for the heartbeat "
             f"relay drive: the loop toggles once per sample, and one late sample (two periods) "
             f"must stay under the heartbeat gap's fault at 7/8 of gpio.heartbeat_hold_s "
-            f"({gap_fault_s * 1000:g} ms): a sample period of at most {gap_fault_s * 500:g} ms"
+            f"({gap_fault_s * 1000:g} ms): a sample period under {gap_fault_s * 500:g} ms"
         )
     per_wake = config.imu.samples_per_wake  # unset: chosen to fit (firmware.pacing)
     wake_s = (per_wake or 1) * period

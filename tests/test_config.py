@@ -214,7 +214,7 @@ def test_a_rate_whose_one_late_sample_faults_the_heartbeat_is_refused_by_check_a
     said = f"{path}: imu.sample_rate_hz: {float(rate):g} Hz is too slow for the heartbeat relay"
     assert said in checked
     assert "one late sample (two periods) must stay under the heartbeat gap's fault" in checked
-    assert "at 7/8 of gpio.heartbeat_hold_s (43.75 ms): a sample period of at most 21.875 ms" in (
+    assert "at 7/8 of gpio.heartbeat_hold_s (43.75 ms): a sample period under 21.875 ms" in (
         checked
     )
     assert main(["run", "-c", str(path)]) == 2  # the same loader: run refuses what check does
@@ -227,6 +227,21 @@ def test_the_slowest_rate_the_heartbeat_allows_has_a_late_sample_inside_the_marg
     config = load_config(write(tmp_path, "[imu]\nsample_rate_hz = 50\ndlpf_hz = 21\n"))
     two_periods_s = 2 / config.imu.sample_rate_hz
     assert two_periods_s < config.gpio.heartbeat_hold_s * HOLD_MARGIN  # 40 ms < 43.75 ms
+
+
+def test_a_rate_whose_late_sample_lands_exactly_on_the_gap_fault_is_refused(
+    tmp_path: Path,
+) -> None:
+    """The gap faults once it reaches seven eighths of the hold (``>=``, :meth:`_hold`): 14 ms
+    of a 16 ms hold, which two periods at 1000/7 Hz are exactly. The rule let a period of
+    exactly half that through ("at most"), so the one late sample it is there to allow
+    faulted a healthy walk; a period just under it is taken."""
+    text = "[imu]\nsample_rate_hz = {}\ndlpf_hz = 44\n[gpio]\nheartbeat_hold_s = {}\n"
+    with pytest.raises(ConfigError) as refused:
+        load_config(write(tmp_path, text.format(1000 / 7, 0.016)))
+    assert "a sample period under 7 ms" in str(refused.value)
+    config = load_config(write(tmp_path, text.format(1000 / 7, 0.01601)))
+    assert 2 / config.imu.sample_rate_hz < config.gpio.heartbeat_hold_s * HOLD_MARGIN
 
 
 def test_zero_is_allowed_where_it_means_off(tmp_path: Path) -> None:
