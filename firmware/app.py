@@ -296,10 +296,9 @@ def build_app(
         edge_clock=clock.monotonic,
         arm_gate=link.storage_problem,
         wall=stamper,
-        # Without the contact read back, the button's level at an arming's first edge is the
-        # only witness that the latch closed; with it, it says why the latch did not close.
+        # The button's level at an arming's first edge: up, the latch did not close (a FAULT
+        # at once; the contact read back would say so only after its debounce).
         reset_held=lambda: gpio.button.is_pressed,
-        contact_read_back=gpio.relay_sense is not None,
     )
     read_timeout_s = config.safety.sample_timeout_s / 4
     monitor = Monitor(

@@ -181,8 +181,9 @@ class FaultKind(StrEnum):
     """The reset button read up right after the first heartbeat edge of an arming (let go as
     the press was reported, or before the edge came), so the latch, which closes only while
     the button is down as the edges begin, may be open under an ARMED state, and the next
-    press would close it. Where the contact is read back, it is this FAULT once the contact
-    says the latch never closed (not :attr:`CONTACT_OPEN_WHILE_ARMED`: the relay is fine)."""
+    press would close it. At once, the contact read back or not: the contact's debounce
+    (0.1 s) left the next press time to close the latch under ARMED; and the relay is fine,
+    not :attr:`CONTACT_OPEN_WHILE_ARMED`'s "may not stop the belt"."""
     NOT_WORN = SENSOR_NOT_WORN
     """While ARMED, no body signal (sway, breathing, gait) for ``not_worn_trip_s``: the sensor
     fell off or was left on the console; it watches no one (see :mod:`firmware.detection.worn`)."""
@@ -369,7 +370,6 @@ class SafetyController:
         arm_gate: Callable[[float], str | None] | None = None,
         wall: WallStamper | None = None,
         reset_held: Callable[[], bool] | None = None,
-        contact_read_back: bool = False,
     ) -> None:
         """``heartbeat_hold_s``: the hold circuit's hold time (heartbeat drive): a gap between
         edges as long is a FAULT (:attr:`FaultKind.HEARTBEAT_GAP`); None for static drive.
@@ -380,10 +380,9 @@ class SafetyController:
         ``adjtimex`` read at most every few seconds, :class:`~core.wallclock.WallStamper`).
         ``reset_held``: the reset button's level now (one pin read), read right after the first
         heartbeat edge of each arming (:meth:`_hold`); None: not read (static drive has no
-        latch). ``contact_read_back``: the relay's contact is read back (:meth:`on_contact`),
-        which says whether the latch closed: the button read up at the first edge is then no
-        FAULT by itself, it names the fault the contact gives (:attr:`FaultKind.RESET_LET_GO`,
-        a stall's words: press and hold again, not a relay that may not stop the belt)."""
+        latch). Up there is a FAULT at once, the contact read back or not: waiting for the
+        contact's debounce to say the latch never closed left a window in which the next
+        press closed it under ARMED."""
         self._wall = wall if wall is not None else WallStamper()
         self._relay = relay
         self._buzzer = buzzer
@@ -424,8 +423,6 @@ class SafetyController:
         self._hold_s = heartbeat_hold_s
         self._edge_clock = edge_clock
         self._reset_held = reset_held
-        self._contact_read_back = contact_read_back
-        self._let_go_at_first_edge = False
         self._contact = ContactWatch(config.contact_debounce_s)
         self._contact_fault: FaultKind | None = None
         self._last_hold_at: float | None = None
@@ -807,10 +804,7 @@ class SafetyController:
             return
         if mismatch.expected_closed:
             self._contact_fault = FaultKind.CONTACT_OPEN_WHILE_ARMED
-            if self._let_go_at_first_edge and not self._closed_since_armed:
-                self._fault(FaultKind.RESET_LET_GO, self._why_let_go(mismatch), now)
-            else:
-                self._fault(FaultKind.CONTACT_OPEN_WHILE_ARMED, self._why_open(mismatch), now)
+            self._fault(FaultKind.CONTACT_OPEN_WHILE_ARMED, self._why_open(mismatch), now)
         elif self._contact_fault is not FaultKind.CONTACT_CLOSED_WHILE_RELEASED:
             self._contact_fault = FaultKind.CONTACT_CLOSED_WHILE_RELEASED
             self._fault_even_in_fault(
@@ -1051,19 +1045,16 @@ class SafetyController:
         self._edge_since_armed = True
         self._relay.hold()
         if first and hold_s is not None and self._reset_held is not None:
-            held = self._reset_held()
-            if self._contact_read_back:
-                self._let_go_at_first_edge = not held  # the contact says whether it closed
-            else:
-                self._latch_closed_or_fault(held, now)
+            self._latch_closed_or_fault(self._reset_held(), now)
 
     def _latch_closed_or_fault(self, reset_held: bool, now: float) -> None:
         """The reset button read right after an arming's first edge: down, the latch closed
         on that edge; up, it was let go before the edge came (or as it came) and the latch may
         be open — a FAULT, or the next press (a call for help's first) would close it and
         start the belt. The press was reported while down, but the walker may let go in the
-        few milliseconds between that look and the first edge; without the contact read back
-        nothing else can tell."""
+        few milliseconds between that look and the first edge. The contact read back would
+        say the latch never closed only after its debounce, and a press inside it closed the
+        latch under ARMED: this reading decides, read back or not."""
         if reset_held:
             return
         reason = (
@@ -1083,13 +1074,6 @@ class SafetyController:
         return (
             f"relay contact opened while armed (open for {waited}{stall}): the hold "
             "circuit or the relay let go — check its supply and wiring"
-        )
-
-    def _why_let_go(self, mismatch: Mismatch) -> str:
-        return (
-            "reset let go before the relay's latch closed (up at the first heartbeat edge "
-            f"after arming; contact still open {self._how_long(mismatch)} after arming): the "
-            "belt did not start; press and hold reset until the chirp"
         )
 
     def _why_closed(self, mismatch: Mismatch) -> str:
@@ -1335,7 +1319,6 @@ class SafetyController:
         self._fault_kind = cause.kind if isinstance(cause, Faulted) else None
         if state is SafetyState.ARMED:
             self._closed_since_armed = False
-            self._let_go_at_first_edge = False
             # The first edge is measured from here (see _hold): the latch needs the button
             # still down when it comes.
             self._last_hold_at = self._edge_clock() if self._edge_clock is not None else now

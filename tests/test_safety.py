@@ -573,9 +573,9 @@ def test_a_press_too_short_to_close_the_latch_is_refused(tmp_path: Path) -> None
 
 def test_a_latch_that_does_not_close_after_the_reset_faults(tmp_path: Path) -> None:
     """Armed without the button down as the edges begin (the reset press reaching the
-    controller some other way than the held button): the latch cannot close, and the contact
-    read back says so. The button read up at the first edge names it: the reset was let go
-    (a stall's words, press and hold again), not a relay that may not stop the belt."""
+    controller some other way than the held button): the latch cannot close. The button read
+    up at the first edge says so at once, read back or not: the reset was let go (a stall's
+    words, press and hold again), not a relay that may not stop the belt."""
     rig = make_rig(tmp_path)
     rig.run_for(1.0)
     now = rig.clock.monotonic()
@@ -587,13 +587,33 @@ def test_a_latch_that_does_not_close_after_the_reset_faults(tmp_path: Path) -> N
     assert rig.hardware.history == []  # ... but the latch never closed
     assert fault.cause == Faulted(FaultKind.RESET_LET_GO)
     assert controller.fault_class is FaultClass.STALL
-    assert fault.reason.startswith(
+    assert fault.reason == (
         "reset let go before the relay's latch closed (up at the first heartbeat edge after "
-        "arming; contact still open "
+        "arming): the belt did not start; press and hold reset until the chirp"
     )
-    assert fault.reason.endswith(
-        "after arming): the belt did not start; press and hold reset until the chirp"
-    )
+
+
+def test_a_press_inside_the_contact_s_debounce_after_a_let_go_reset_starts_nothing(
+    tmp_path: Path,
+) -> None:
+    """With the contact read back, a reset read up at the arming's first edge waited for the
+    contact's debounce (0.1 s) to say the latch never closed; a press inside that window (a
+    walker jabbing the button, a call for help's first press) closed the latch under the
+    ARMED state: the belt started, no FAULT (rev38b). Up at the first edge is a FAULT at
+    once now, read back or not: the press after it closes nothing."""
+    rig = make_rig(tmp_path)
+    rig.run_for(1.0)
+    controller = rig.app.controller
+    now = rig.clock.monotonic()
+    controller.on_button(now, now)  # armed, the finger already off the button
+    rig.run_for(0.03)  # the first edges: the button read up
+    assert controller.state is SafetyState.FAULT
+    assert controller.transitions[-1].cause == Faulted(FaultKind.RESET_LET_GO)
+    now = rig.clock.monotonic()
+    rig.button.press_at(now, now + 0.3)  # pressed again within the old 0.1 s window
+    rig.run_for(1.0)
+    assert rig.hardware.history == []  # the latch never closed: the belt never ran
+    assert controller.state is not SafetyState.ARMED
 
 
 def test_a_latch_that_does_not_close_under_a_held_reset_is_the_relay_s_fault(
