@@ -2,7 +2,8 @@
 
 One module-scoped ``browser`` fixture (a plugin of ``tests/conftest.py``) and one skip mark
 for every browser test file (``pytestmark = NEEDS_CHROMIUM``), so the launch options and the
-safety-net timeout are set in one place.
+safety-net timeout are set in one place; the marks that say at which widths and on which
+database engines a page test runs (:func:`widths_on_each_engine`).
 """
 
 from __future__ import annotations
@@ -39,6 +40,25 @@ def browser() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+def widths_on_each_engine(*widths: int | str) -> pytest.MarkDecorator:
+    """``width`` and ``caregiver_db`` for a page test: each of ``widths`` once, the first on
+    SQLite, the next on PostgreSQL, and so on, so every width is looked at and each engine
+    renders the page. The crossed product ran each test at each width on both engines (4 runs
+    for 2 widths) though neither depends on the other: the page's HTML and script are the same
+    whatever the engine, and what an engine changes (what a page's reads return) every storage
+    test checks on both (``caregiver_db``). Widths listed in another order pair the other way
+    round, so across a file each width is seen on each engine. Without a PostgreSQL server
+    the PostgreSQL runs are skipped, with the fixture's reason."""
+    engines = ("sqlite", "postgresql")
+    pairs = [(width, engines[n % 2]) for n, width in enumerate(widths)]
+    return pytest.mark.parametrize(
+        ("width", "caregiver_db"),
+        pairs,
+        indirect=["caregiver_db"],
+        ids=[f"{engine}-{width}" for width, engine in pairs],
+    )
 
 
 def _shots(tmp_path: Path) -> Path:

@@ -30,7 +30,7 @@ from caregiver.storage import Role
 from core.protocol.payloads import reply_payload
 from core.protocol.plan import plan_words
 from core.zones import utc_offset_said
-from tests.browser_support import NEEDS_CHROMIUM
+from tests.browser_support import NEEDS_CHROMIUM, widths_on_each_engine
 from tests.browser_support import shot as _shot
 from tests.caregiver_support import (
     PASSWORD,
@@ -594,7 +594,7 @@ PAINT = """(sel) => {
 }"""
 
 
-@pytest.mark.parametrize("width", [1280, 1024, 360])
+@widths_on_each_engine(1280, 1024, 360)
 def test_the_progress_table_breaks_a_plan_s_name_at_its_hyphens_only(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, width: int
 ) -> None:
@@ -926,7 +926,7 @@ class _AssetCheck:
         assert self.problems == [], (path, self.problems)
 
 
-@pytest.mark.parametrize("width", [1280, 360])
+@widths_on_each_engine(1280, 360)
 def test_every_page_loads_all_its_stylesheets_and_scripts(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, width: int
 ) -> None:
@@ -2448,7 +2448,7 @@ ONE_ROW = """() => { const h = document.querySelector('header.top'), cs = getCom
 """The header's width on one row (the brand's line beside the buttons), and whether it is."""
 
 
-@pytest.mark.parametrize("width", [1280, 360, "just-fits"])
+@widths_on_each_engine(1280, 360, "just-fits")
 def test_the_live_badge_appearing_moves_nothing_in_the_header(
     browser: Any, service: CaregiverService, tmp_path: Path, width: int | str
 ) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from caregiver.service import CaregiverService
-from tests.browser_support import NEEDS_CHROMIUM, logged_in, shot
+from tests.browser_support import NEEDS_CHROMIUM, logged_in, shot, widths_on_each_engine
 from tests.caregiver_support import (
     PASSWORD,
     WAIT,
@@ -53,7 +53,7 @@ FALLEN = "physiotherapy-2-east"
 """The treadmill whose fall the banner names: "FALL on physiotherapy-" over "2-east" before."""
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_a_long_treadmill_name_wraps_only_after_a_hyphen_before_a_word(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -128,7 +128,7 @@ def test_the_report_links_and_the_header_s_name_are_a_finger_s_size_on_a_phone(
     device.close()
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_a_gone_alert_s_page_calls_it_an_alert(
     browser: Any, service: CaregiverService, tmp_path: Path, width: int
 ) -> None:
@@ -148,7 +148,7 @@ def test_a_gone_alert_s_page_calls_it_an_alert(
     page.context.close()
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_a_stale_walker_link_says_so_with_a_way_back(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -181,7 +181,7 @@ def test_a_stale_walker_link_says_so_with_a_way_back(
     device.close()
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_a_held_stumble_s_notice_says_what_happened_once_its_time_has_passed(
     browser: Any, mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str, width: int
 ) -> None:
@@ -230,7 +230,7 @@ def test_a_held_stumble_s_notice_says_what_happened_once_its_time_has_passed(
         device.close()
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_the_longest_stretch_box_says_the_goal_once(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -272,7 +272,7 @@ _COMMA_LINE = """() => {
 }"""
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_the_comma_between_two_open_alerts_stays_with_the_first(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -305,7 +305,7 @@ def test_the_comma_between_two_open_alerts_stays_with_the_first(
         d.close()
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_a_stumble_s_charts_are_said_by_the_lines_they_have(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -348,7 +348,7 @@ OFFLINE_NAME = "physiotherapy-department-north-12-east"
 notice's link and the timeline's rows say it."""
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_the_still_open_links_and_the_timeline_wrap_a_name_before_a_word(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -391,7 +391,7 @@ def test_the_still_open_links_and_the_timeline_wrap_a_name_before_a_word(
     device.close()
 
 
-@pytest.mark.parametrize("width", [1280, 360])
+@widths_on_each_engine(1280, 360)
 def test_the_plan_page_s_times_keep_their_zone_on_their_line(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -436,7 +436,7 @@ def test_the_plan_page_s_times_keep_their_zone_on_their_line(
     device.close()
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_after_acknowledging_by_keyboard_the_focus_is_on_what_is_still_open(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -467,7 +467,7 @@ def test_after_acknowledging_by_keyboard_the_focus_is_on_what_is_still_open(
         d.close()
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_a_mistyped_password_keeps_the_name_and_the_alert_the_link_led_to(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -503,7 +503,7 @@ def test_a_mistyped_password_keeps_the_name_and_the_alert_the_link_led_to(
     device.close()
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_the_throttle_s_wait_keeps_the_name_and_the_alert_the_link_led_to(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -557,7 +557,7 @@ phone's line does when the break falls there (where it falls depends on the word
 set through the CSSOM, which the pages' style-src 'self' allows, as a style tag it refuses)."""
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 @pytest.mark.parametrize("script", [False, True])
 def test_a_time_keeps_its_zone_on_its_line_before_and_after_the_script(
     browser: Any,

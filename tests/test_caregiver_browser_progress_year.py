@@ -26,7 +26,7 @@ from caregiver.service import CaregiverService
 from core.protocol.messages import SessionRecord
 from firmware.session.plan import alternate_2_2
 from firmware.session.record import session_payload
-from tests.browser_support import NEEDS_CHROMIUM, logged_in
+from tests.browser_support import NEEDS_CHROMIUM, logged_in, widths_on_each_engine
 from tests.browser_support import shot as _shot
 from tests.caregiver_support import (
     FakeClock,
@@ -100,7 +100,7 @@ def _earlier_month(ago: int) -> tuple[str, int]:
     return month, len(weeks)
 
 
-@pytest.mark.parametrize("width", [1280, 360])
+@widths_on_each_engine(1280, 360)
 def test_a_year_s_progress_page_lists_the_last_weeks_and_sums_up_the_rest_by_month(
     browser: Any, service: CaregiverService, tmp_path: Path, width: int
 ) -> None:

@@ -25,7 +25,7 @@ from caregiver.service import CaregiverService
 from caregiver.storage import Role
 from core.protocol.messages import PlanStored, ProgressionHeld
 from core.protocol.payloads import reply_payload
-from tests.browser_support import NEEDS_CHROMIUM, logged_in
+from tests.browser_support import NEEDS_CHROMIUM, logged_in, widths_on_each_engine
 from tests.browser_support import shot as _shot
 from tests.caregiver_support import (
     PASSWORD,
@@ -134,7 +134,7 @@ def _top(page: Any, element_id: str) -> float:
     return float(top)
 
 
-@pytest.mark.parametrize("width", [1280, 360])
+@widths_on_each_engine(1280, 360)
 def test_screenshots_of_every_page_a_caregiver_and_a_physio_read(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -211,7 +211,7 @@ _CHARTS = """() => Array.from(document.querySelectorAll('#plots .plot')).map(w =
 })"""
 
 
-@pytest.mark.parametrize("width", [1280, 360])
+@widths_on_each_engine(1280, 360)
 def test_the_event_page_s_charts_give_the_traces_the_room_and_the_whole_ten_seconds(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -292,7 +292,7 @@ _OPEN_ROOM = """() => {
 }"""
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_the_banner_s_buttons_stand_in_the_same_places_on_every_page(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -371,7 +371,7 @@ _ALERT_ROWS = """() => Array.from(document.querySelectorAll('#incidents li')).ma
 })"""
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_the_fleet_s_recent_alerts_are_rows_each_one_tap(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -407,7 +407,7 @@ _FIELDS = """() => Array.from(document.querySelectorAll(
     }))"""
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_the_physio_s_fields_are_in_the_page_s_type(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -490,7 +490,7 @@ def _monday_said(week: str, this_year: int) -> str:
     return said if monday.year == this_year else f"{said}, {monday.year}"
 
 
-@pytest.mark.parametrize("width", [1280, 1024, 900, 360])
+@widths_on_each_engine(1280, 1024, 900, 360)
 def test_the_progress_page_s_boxes_dates_and_weeks_read_as_one_page(
     browser: Any, on_saturday: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -595,7 +595,7 @@ LONG_PLAN = "Anna-after-hip-replacement-week-12"
 """A custom plan's name, longer than the Plan column is wide on a phone."""
 
 
-@pytest.mark.parametrize("width", [1280, 1024, 360])
+@widths_on_each_engine(1280, 1024, 360)
 def test_a_plan_s_name_wraps_only_after_a_hyphen_before_a_word(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -647,7 +647,7 @@ CARD_PLAN = "walk-backward-slowly-week-12"
 """A custom plan's name whose line on a phone's card ends at a hyphen before a number."""
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_a_card_s_plan_line_wraps_only_after_a_hyphen_before_a_word(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -689,7 +689,7 @@ def test_a_card_s_plan_line_wraps_only_after_a_hyphen_before_a_word(
     device.close()
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_a_treadmill_s_page_that_is_gone_says_so_with_a_way_back(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -994,7 +994,7 @@ def _tap_ack(page: Any, device_id: str, width: int) -> list[float]:
     return [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2]
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_acknowledging_one_card_still_says_which_alerts_are_open(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -1111,7 +1111,7 @@ def _banner_ack_in_reach(page: Any, width: int) -> tuple[Any, dict[str, float]]:
     return ack, box
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_a_new_fall_after_an_acknowledged_one_is_acknowledged_from_the_banner_in_reach(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -1162,7 +1162,7 @@ def test_a_new_fall_after_an_acknowledged_one_is_acknowledged_from_the_banner_in
     dad.close()
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_a_new_fall_whose_trip_came_first_takes_the_notice_s_room_too(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, width: int
 ) -> None:
@@ -1199,7 +1199,7 @@ document.addEventListener("DOMContentLoaded", () => {
 """
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_an_acknowledged_card_stays_where_the_finger_saw_it_to_a_fraction_of_a_pixel(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, width: int
 ) -> None:
@@ -1322,7 +1322,7 @@ def test_the_banner_s_acknowledge_waits_for_the_card_that_shows_its_fall(
     dad.close()
 
 
-@pytest.mark.parametrize("width", [360, 1280])
+@widths_on_each_engine(360, 1280)
 def test_a_new_fall_the_list_names_before_the_feed_does_still_gives_the_banner_the_notice_s_room(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -1768,7 +1768,7 @@ def _caught_up(page: Any, times: int = 1) -> None:
     page.wait_for_function("n => Number(document.body.dataset.caughtUp || 0) >= n", arg=times)
 
 
-@pytest.mark.parametrize("width", [1280, 360])
+@widths_on_each_engine(1280, 360)
 def test_the_fleet_page_loaded_with_falls_open_does_not_move_under_the_finger(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -1896,7 +1896,7 @@ def _offline_while_armed(service: CaregiverService, mosquitto: Mosquitto) -> Sim
     return device
 
 
-@pytest.mark.parametrize("width", [1280, 360])
+@widths_on_each_engine(1280, 360)
 def test_the_fleet_page_loaded_with_a_monitor_offline_while_armed_does_not_move(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
@@ -2050,7 +2050,7 @@ def test_the_banner_s_more_names_every_alarm_still_sounding_not_only_its_batch(
         d.close()
 
 
-@pytest.mark.parametrize("width", [1280, 360])
+@widths_on_each_engine(1280, 360)
 def test_a_treadmill_with_two_open_alarms_is_named_by_its_newest_and_counts_both(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
 ) -> None:
