@@ -3,7 +3,7 @@
 One module-scoped ``browser`` fixture (a plugin of ``tests/conftest.py``) and one skip mark
 for every browser test file (``pytestmark = NEEDS_CHROMIUM``), so the launch options and the
 safety-net timeout are set in one place; the marks that say at which widths and on which
-database engines a page test runs (:func:`widths_on_each_engine`).
+database engines a page test runs (:func:`widths_on_each_engine`, :data:`ON_SQLITE`).
 """
 
 from __future__ import annotations
@@ -59,6 +59,15 @@ def widths_on_each_engine(*widths: int | str) -> pytest.MarkDecorator:
         indirect=["caregiver_db"],
         ids=[f"{engine}-{width}" for width, engine in pairs],
     )
+
+
+ON_SQLITE = pytest.mark.parametrize("caregiver_db", ["sqlite"], indirect=True)
+"""``caregiver_db`` on SQLite only, for a test of the page's own behaviour (its script, its
+live feed, its alarm): the feed is the service's, in process, whatever the engine (a
+PostgreSQL store listens only for other instances, :meth:`caregiver.storage.Store.listen`),
+the reads behind it are checked on both engines by the storage and feed tests
+(``tests/test_feed_store_reads.py``, every ``caregiver_db`` test), and the pages those tests
+open are rendered on PostgreSQL by the page tests (:func:`widths_on_each_engine`)."""
 
 
 def _shots(tmp_path: Path) -> Path:

@@ -30,7 +30,7 @@ from caregiver.storage import Role
 from core.protocol.payloads import reply_payload
 from core.protocol.plan import plan_words
 from core.zones import utc_offset_said
-from tests.browser_support import NEEDS_CHROMIUM, widths_on_each_engine
+from tests.browser_support import NEEDS_CHROMIUM, ON_SQLITE, widths_on_each_engine
 from tests.browser_support import shot as _shot
 from tests.caregiver_support import (
     PASSWORD,
@@ -173,6 +173,7 @@ def test_a_fall_is_one_red_incident_card_that_tells_its_story_and_one_click_clos
     device.close()
 
 
+@ON_SQLITE
 def test_acknowledging_while_the_broker_is_down_says_the_treadmill_is_told_later(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -209,6 +210,7 @@ def test_acknowledging_while_the_broker_is_down_says_the_treadmill_is_told_later
     device.close()
 
 
+@ON_SQLITE
 def test_a_failed_acknowledgement_says_what_to_do_and_keeps_the_status_for_the_console(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -256,6 +258,7 @@ def test_a_failed_acknowledgement_says_what_to_do_and_keeps_the_status_for_the_c
     device.close()
 
 
+@ON_SQLITE
 def test_a_failed_acknowledgement_whose_answer_is_unreadable_says_it_was_sent(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -294,6 +297,7 @@ def test_a_failed_acknowledgement_whose_answer_is_unreadable_says_it_was_sent(
     device.close()
 
 
+@ON_SQLITE
 def test_an_alert_that_came_after_the_page_was_shown_is_not_acknowledged_unseen(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -377,6 +381,7 @@ def test_an_alert_that_came_after_the_page_was_shown_is_not_acknowledged_unseen(
     device.close()
 
 
+@ON_SQLITE
 def test_phone_width_one_column_no_horizontal_scroll(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -413,6 +418,7 @@ def test_phone_width_one_column_no_horizontal_scroll(
         d.close()
 
 
+@ON_SQLITE
 def test_on_a_phone_a_shared_treadmill_s_card_and_alarm_say_who_fell(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -451,6 +457,7 @@ def test_on_a_phone_a_shared_treadmill_s_card_and_alarm_say_who_fell(
     device.close()
 
 
+@ON_SQLITE
 def test_on_an_incident_s_page_its_alarm_offers_no_open_link_to_that_page(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -489,6 +496,7 @@ def test_on_an_incident_s_page_its_alarm_offers_no_open_link_to_that_page(
     other.close()
 
 
+@ON_SQLITE
 def test_on_a_phone_the_card_of_a_fall_comes_before_quiet_ones_live(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -527,6 +535,7 @@ def test_on_a_phone_the_card_of_a_fall_comes_before_quiet_ones_live(
         d.close()
 
 
+@ON_SQLITE
 def test_a_notifications_link_on_a_phone_shows_acknowledge_without_scrolling(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -1185,6 +1194,7 @@ def test_the_pages_say_a_zone_without_an_abbreviation_as_the_service_does(
         context.close()
 
 
+@ON_SQLITE
 def test_alarm_sound_is_remembered_and_a_test_alarm_reaches_the_device(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -1341,6 +1351,7 @@ def test_check_this_treadmill_says_which_checks_failed_then_that_it_passed_at_12
         device.close()
 
 
+@ON_SQLITE
 def test_a_check_waiting_for_its_answer_says_so_and_the_answer_replaces_it_unreloaded(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
@@ -1608,6 +1619,7 @@ def _critical(n: int, kind: str, batch: int = 0) -> dict[str, Any]:
     }
 
 
+@ON_SQLITE
 def test_a_burst_of_falls_alarms_at_once_then_shows_the_newest_with_the_next_changes(
     browser: Any, service: CaregiverService
 ) -> None:
@@ -1642,6 +1654,7 @@ def test_a_burst_of_falls_alarms_at_once_then_shows_the_newest_with_the_next_cha
     assert page.evaluate("window.__titles") == 2
 
 
+@ON_SQLITE
 def test_every_device_in_a_burst_of_critical_events_gets_its_notification(
     browser: Any, service: CaregiverService
 ) -> None:
@@ -1679,6 +1692,7 @@ def test_every_device_in_a_burst_of_critical_events_gets_its_notification(
     page.context.close()
 
 
+@ON_SQLITE
 def test_a_critical_event_from_an_instance_older_than_the_alarm_words_still_alarms(
     browser: Any, service: CaregiverService
 ) -> None:
@@ -1729,6 +1743,7 @@ class _StoredAtOnce(SimDevice):
 
 
 @pytest.mark.parametrize("refused", ["network error", "HTTP 502"])
+@ON_SQLITE
 def test_a_feed_that_broke_brings_the_page_up_to_date_and_alarms_what_it_missed(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, refused: str
 ) -> None:
@@ -1769,6 +1784,7 @@ def test_a_feed_that_broke_brings_the_page_up_to_date_and_alarms_what_it_missed(
     device.close()
 
 
+@ON_SQLITE
 def test_a_page_whose_catching_up_failed_tries_again(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -1802,6 +1818,7 @@ def test_a_page_whose_catching_up_failed_tries_again(
     device.close()
 
 
+@ON_SQLITE
 def test_what_changed_between_the_page_and_its_feed_opening_is_not_missed(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -1828,6 +1845,7 @@ def test_what_changed_between_the_page_and_its_feed_opening_is_not_missed(
     device.close()
 
 
+@ON_SQLITE
 def test_a_treadmill_back_online_between_the_page_and_its_feed_opening_can_be_tested_again(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -1886,6 +1904,7 @@ def _break_the_feed(page: Any, service: CaregiverService) -> None:
 
 
 @pytest.mark.parametrize("where", ["progress", "plan", "event"])
+@ON_SQLITE
 def test_a_fall_missed_while_the_feed_was_broken_alarms_on_every_page(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, where: str
 ) -> None:
@@ -1918,6 +1937,7 @@ def test_a_fall_missed_while_the_feed_was_broken_alarms_on_every_page(
 
 
 @pytest.mark.parametrize("where", ["fleet", "progress"])
+@ON_SQLITE
 def test_a_page_whose_service_cannot_serve_it_when_its_feed_comes_back_keeps_trying(
     browser: Any,
     service: CaregiverService,
@@ -1967,6 +1987,7 @@ def test_a_page_whose_service_cannot_serve_it_when_its_feed_comes_back_keeps_try
     device.close()
 
 
+@ON_SQLITE
 def test_a_page_gone_when_its_feed_comes_back_shows_that_it_is_gone(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1989,6 +2010,7 @@ def test_a_page_gone_when_its_feed_comes_back_shows_that_it_is_gone(
     device.close()
 
 
+@ON_SQLITE
 def test_a_fall_heard_live_does_not_alarm_again_when_the_feed_comes_back(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -2016,6 +2038,7 @@ def test_a_fall_heard_live_does_not_alarm_again_when_the_feed_comes_back(
     other.close()
 
 
+@ON_SQLITE
 def test_a_page_whose_feed_opens_with_nothing_changed_does_not_fetch_itself_again(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -2044,6 +2067,7 @@ def test_a_page_whose_feed_opens_with_nothing_changed_does_not_fetch_itself_agai
     device.close()
 
 
+@ON_SQLITE
 def test_an_acknowledgement_of_a_fall_does_not_alarm_again(
     browser: Any, service: CaregiverService
 ) -> None:
@@ -2071,6 +2095,7 @@ def test_an_acknowledgement_of_a_fall_does_not_alarm_again(
     page.context.close()
 
 
+@ON_SQLITE
 def test_a_missed_fall_alarms_whatever_time_it_arrived_at(
     browser: Any, mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
 ) -> None:
@@ -2100,6 +2125,7 @@ def test_a_missed_fall_alarms_whatever_time_it_arrived_at(
         device.close()
 
 
+@ON_SQLITE
 def test_a_fall_the_walker_answered_is_not_alarmed_again_when_a_fault_reopens_it_unseen(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -2219,6 +2245,7 @@ _TELL_ALARM_SHOWN = """(() => {
 ``_ALARM_SHOWN`` and JSON, before anything touched the page (with ``_BEEPS``)."""
 
 
+@ON_SQLITE
 def test_a_dashboard_opened_after_a_fall_alarms_at_once_and_once(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -2277,6 +2304,7 @@ def test_a_dashboard_opened_after_a_fall_alarms_at_once_and_once(
         sim.close()
 
 
+@ON_SQLITE
 def test_a_silenced_alarm_is_not_raised_again_in_the_tab_but_is_in_a_new_one(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -2312,6 +2340,7 @@ def test_a_silenced_alarm_is_not_raised_again_in_the_tab_but_is_in_a_new_one(
     other.close()
 
 
+@ON_SQLITE
 def test_acknowledging_one_fall_does_not_keep_another_from_alarming_on_the_next_page(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -2340,6 +2369,7 @@ def test_acknowledging_one_fall_does_not_keep_another_from_alarming_on_the_next_
     other.close()
 
 
+@ON_SQLITE
 def test_a_fresh_page_s_alarm_sounds_if_it_may_else_says_it_waits_for_a_tap(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -2396,6 +2426,7 @@ _TELL_SOUND_ON = """(() => {
 console as ``_SOUND_IS_ON`` and JSON (with ``_BEEPS``)."""
 
 
+@ON_SQLITE
 def test_a_fresh_page_s_alarm_sounds_at_once_at_the_first_tap_on_a_touch_screen(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:

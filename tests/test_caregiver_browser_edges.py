@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from caregiver.service import CaregiverService
-from tests.browser_support import NEEDS_CHROMIUM, logged_in, shot, widths_on_each_engine
+from tests.browser_support import NEEDS_CHROMIUM, ON_SQLITE, logged_in, shot, widths_on_each_engine
 from tests.caregiver_support import (
     PASSWORD,
     WAIT,
@@ -102,6 +102,7 @@ _BOX = """selector => { const r = document.querySelector(selector).getBoundingCl
     return { top: r.top, bottom: r.bottom, height: r.height }; }"""
 
 
+@ON_SQLITE
 def test_the_report_links_and_the_header_s_name_are_a_finger_s_size_on_a_phone(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:

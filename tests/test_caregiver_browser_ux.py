@@ -25,7 +25,7 @@ from caregiver.service import CaregiverService
 from caregiver.storage import Role
 from core.protocol.messages import PlanStored, ProgressionHeld
 from core.protocol.payloads import reply_payload
-from tests.browser_support import NEEDS_CHROMIUM, logged_in, widths_on_each_engine
+from tests.browser_support import NEEDS_CHROMIUM, ON_SQLITE, logged_in, widths_on_each_engine
 from tests.browser_support import shot as _shot
 from tests.caregiver_support import (
     PASSWORD,
@@ -723,6 +723,7 @@ def test_a_treadmill_s_page_that_is_gone_says_so_with_a_way_back(
     device.close()
 
 
+@ON_SQLITE
 def test_a_second_caregiver_s_alarm_stops_saying_who_answered_when_another_acknowledges(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
@@ -774,6 +775,7 @@ def test_a_second_caregiver_s_alarm_stops_saying_who_answered_when_another_ackno
     dad.close()
 
 
+@ON_SQLITE
 def test_a_banner_of_several_alarms_names_one_still_open_when_the_named_one_is_answered(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -816,6 +818,7 @@ AT_POINT = """([x, y]) => { const e = document.elementFromPoint(x, y);
 """What a second tap at (x, y) would land on: an Acknowledge button or not, in which card."""
 
 
+@ON_SQLITE
 def test_on_a_phone_an_acknowledged_card_stays_under_the_thumb_saying_so(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
@@ -876,6 +879,7 @@ TAP_PX = 44
 """The smallest target a finger hits reliably (WCAG 2.5.5, Apple's and Android's guides)."""
 
 
+@ON_SQLITE
 def test_on_a_phone_every_button_and_field_is_big_enough_to_tap(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -933,6 +937,7 @@ def _held_answer(page: Any, device: SimDevice) -> None:
     expect(page.locator("#plan-answers tr.just-sent")).to_have_attribute("data-state", "accepted")
 
 
+@ON_SQLITE
 def test_on_a_phone_the_treadmill_s_answer_to_a_plan_reads_whole(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
@@ -1277,6 +1282,7 @@ _HOLD_ALARMS = _holding_feed(
 _HOLD_CARDS = _holding_feed('msg.kind === "device"')
 
 
+@ON_SQLITE
 def test_the_banner_s_acknowledge_waits_for_the_card_that_shows_its_fall(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -1376,6 +1382,7 @@ _COUNT_ALARM_ANSWERS = """
 """
 
 
+@ON_SQLITE
 def test_a_new_fall_is_not_silenced_by_an_answer_asked_for_before_it(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
@@ -1452,6 +1459,7 @@ def test_a_new_fall_is_not_silenced_by_an_answer_asked_for_before_it(
     dad.close()
 
 
+@ON_SQLITE
 def test_a_monitor_gone_offline_while_armed_is_still_open_after_acknowledging_a_fall(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
@@ -1512,6 +1520,7 @@ def test_a_monitor_gone_offline_while_armed_is_still_open_after_acknowledging_a_
         d.close()
 
 
+@ON_SQLITE
 def test_the_live_feed_raises_the_amber_notice_when_a_monitor_goes_offline_while_armed(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
@@ -1564,6 +1573,7 @@ def test_the_live_feed_raises_the_amber_notice_when_a_monitor_goes_offline_while
     device.close()
 
 
+@ON_SQLITE
 def test_the_live_feed_raises_the_amber_notice_when_a_stumbles_grace_runs_out(
     browser: Any, mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
 ) -> None:
@@ -1611,6 +1621,7 @@ def test_the_live_feed_raises_the_amber_notice_when_a_stumbles_grace_runs_out(
         device.close()
 
 
+@ON_SQLITE
 def test_silencing_a_fall_keeps_the_title_warning_for_an_amber_alert_still_paging(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -1654,6 +1665,7 @@ def test_silencing_a_fall_keeps_the_title_warning_for_an_amber_alert_still_pagin
         d.close()
 
 
+@ON_SQLITE
 def test_two_caregivers_acknowledge_a_fall_at_once_and_the_second_reads_who_answered(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
@@ -1807,6 +1819,7 @@ def test_the_fleet_page_loaded_with_falls_open_does_not_move_under_the_finger(
         d.close()
 
 
+@ON_SQLITE
 def test_silence_pressed_before_the_page_asked_for_its_alarms_is_not_forgotten(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -1934,6 +1947,7 @@ def test_the_fleet_page_loaded_with_a_monitor_offline_while_armed_does_not_move(
     device.close()
 
 
+@ON_SQLITE
 def test_an_event_page_loaded_with_a_monitor_offline_while_armed_does_not_move(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
@@ -1970,6 +1984,7 @@ def test_an_event_page_loaded_with_a_monitor_offline_while_armed_does_not_move(
     device.close()
 
 
+@ON_SQLITE
 def test_a_page_without_scripts_shows_neither_the_banner_nor_the_notice_rendered_for_them(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:
@@ -2003,6 +2018,7 @@ def test_a_page_without_scripts_shows_neither_the_banner_nor_the_notice_rendered
     device.close()
 
 
+@ON_SQLITE
 def test_the_banner_s_more_names_every_alarm_still_sounding_not_only_its_batch(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
