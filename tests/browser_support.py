@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from caregiver.headless import CHROMIUM, launch_chromium
-from tests.caregiver_support import PASSWORD, WAIT
+from caregiver.routes.site import COOKIE
+from tests.caregiver_support import PASSWORD, WAIT, Http
 
 if TYPE_CHECKING:
     from caregiver.service import CaregiverService
@@ -86,6 +87,27 @@ def shot(tmp_path: Path, service: CaregiverService, name: str) -> str:
     return str(_shots(tmp_path) / f"{stem}-{service.store.engine}{dot}{ext}")
 
 
+def sign_in(
+    context: Any, service: CaregiverService, user: str = "ann", password: str = PASSWORD
+) -> None:
+    """Give the browser ``context`` a session of its own as ``user``: the service's login
+    form posted over HTTP (:meth:`tests.caregiver_support.Http.login`: the password checked,
+    the session made and its cookie set as for a person), the cookie handed to the browser
+    as the service sets it (HttpOnly, SameSite=Lax). Typing into the login page (its load,
+    the submit, the redirect) took about a third of a page test's time, 3-4 s a test on a
+    loaded machine, for a form the login tests check: in the browser
+    ``tests/test_caregiver_browser_edges.py`` (a mistyped password, the throttle), the
+    login page's assets and submit at both widths and with the broker gone
+    (``tests/test_caregiver_browser.py``), the fleet's address sending a visitor to it
+    (:func:`tests.test_caregiver_browser._login`'s ``through_the_form``), and over HTTP
+    ``tests/test_caregiver_accounts.py``."""
+    client = Http(service.port)
+    status = client.login(user, password)
+    assert status == 303 and COOKIE in client.cookies, f"{user} was not logged in ({status})"
+    cookie = {"name": COOKIE, "value": client.cookies[COOKIE], "url": service.url}
+    context.add_cookies([{**cookie, "httpOnly": True, "sameSite": "Lax"}])
+
+
 def logged_in(
     browser: Any,
     service: CaregiverService,
@@ -96,19 +118,17 @@ def logged_in(
     **options: Any,
 ) -> Any:
     """A page of a new browser context ``width`` px wide (``options``: the context's, e.g.
-    ``has_touch``, ``java_script_enabled``), logged in as ``user`` through the login form, on
-    the fleet page it lands on; ``at``: the browser's clock set to it (a service's stopped
-    one: :func:`tests.caregiver_support.saturday_noon`) before the first page."""
+    ``has_touch``, ``java_script_enabled``), logged in as ``user`` (:func:`sign_in`), on the
+    fleet page; ``at``: the browser's clock set to it (a service's stopped one:
+    :func:`tests.caregiver_support.saturday_noon`) before the first page."""
     from playwright.sync_api import expect
 
     context = browser.new_context(viewport={"width": width, "height": 800}, **options)
     context.set_default_timeout(WAIT * 1000)
     if at is not None:
         context.clock.set_system_time(at)
+    sign_in(context, service, user, password)
     page = context.new_page()
-    page.goto(service.url + "/login")
-    page.fill("#username", user)
-    page.fill("#password", password)
-    page.click("button[type=submit]")
+    page.goto(service.url + "/")
     expect(page.locator("h1")).to_have_text("Treadmills")
     return page

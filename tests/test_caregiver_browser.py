@@ -30,7 +30,7 @@ from caregiver.storage import Role
 from core.protocol.payloads import reply_payload
 from core.protocol.plan import plan_words
 from core.zones import utc_offset_said
-from tests.browser_support import NEEDS_CHROMIUM, ON_SQLITE, widths_on_each_engine
+from tests.browser_support import NEEDS_CHROMIUM, ON_SQLITE, sign_in, widths_on_each_engine
 from tests.browser_support import shot as _shot
 from tests.caregiver_support import (
     PASSWORD,
@@ -66,11 +66,13 @@ def _login(
     init_script: str = "",
     has_touch: bool = False,
     at: float | None = None,
+    through_the_form: bool = False,
     **options: Any,
 ) -> Any:
-    """Ann logged in, the live feed open; ``options`` go to the browser context (a time zone,
-    a language); ``at``: the browser's clock set to it (the service's fake one), before the
-    first page."""
+    """Ann logged in (:func:`tests.browser_support.sign_in`; ``through_the_form``: sent to
+    the login page by the fleet's address and typing there, as a person does), the live feed
+    open; ``options`` go to the browser context (a time zone, a language); ``at``: the
+    browser's clock set to it (the service's fake one), before the first page."""
     from playwright.sync_api import expect
 
     context = browser.new_context(
@@ -79,14 +81,17 @@ def _login(
     context.set_default_timeout(WAIT * 1000)
     if at is not None:
         context.clock.set_system_time(at)
+    if not through_the_form:
+        sign_in(context, service)
     page = context.new_page()
     if init_script:
         page.add_init_script(init_script)
     page.goto(service.url + "/")
-    expect(page).to_have_url(service.url + "/login?next=/")
-    page.fill("#username", "ann")
-    page.fill("#password", PASSWORD)
-    page.click("button[type=submit]")
+    if through_the_form:
+        expect(page).to_have_url(service.url + "/login?next=/")
+        page.fill("#username", "ann")
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
     expect(page.locator("h1")).to_have_text("Treadmills")
     expect(page.locator("body")).to_have_attribute("data-live", "1")  # the live feed is open
     return page
@@ -99,7 +104,7 @@ def test_a_fall_is_one_red_incident_card_that_tells_its_story_and_one_click_clos
 
     device = SimDevice(mosquitto, "treadmill-1")
     device.online()
-    page = _login(browser, service)
+    page = _login(browser, service, through_the_form=True)  # the redirect to the login page
     card = page.locator("#card-treadmill-1")
     expect(card).to_have_attribute("data-level", "ok")
     expect(card.locator(".belt")).to_have_text("Monitor armed: the belt can run")
