@@ -43,6 +43,19 @@ def browser() -> Iterator[Any]:
             b.close()
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """Close the pages a test left open in the module's browser before its fixtures are torn
+    down. A page left open kept its live feed connected while the service stopped (uvicorn
+    waited up to its graceful 2 s for it: teardowns of 2-4 s) and then kept running, its
+    script retrying a service that was gone, for every later test of the module."""
+    browser = getattr(item, "funcargs", {}).get("browser")
+    if browser is not None:
+        for context in browser.contexts:
+            context.close()
+    yield
+
+
 def widths_on_each_engine(*widths: int | str) -> pytest.MarkDecorator:
     """``width`` and ``caregiver_db`` for a page test: each of ``widths`` once, the first on
     SQLite, the next on PostgreSQL, and so on, so every width is looked at and each engine
