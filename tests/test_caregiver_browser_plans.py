@@ -18,7 +18,7 @@ import pytest
 from caregiver.service import CaregiverService
 from core.protocol.messages import PlanStored
 from core.protocol.payloads import reply_payload
-from tests.browser_support import NEEDS_CHROMIUM, logged_in
+from tests.browser_support import NEEDS_CHROMIUM, logged_in, sign_in
 from tests.browser_support import shot as _shot
 from tests.caregiver_support import PASSWORD, WAIT, SimDevice, make_config, running_service
 from tools.broker import Mosquitto
@@ -41,6 +41,7 @@ def _page(
 
     context = browser.new_context(viewport={"width": width, "height": 800})
     context.set_default_timeout(WAIT * 1000)
+    sign_in(context, service, user, password)
     page = context.new_page()
     problems: list[str] = []
 
@@ -51,10 +52,7 @@ def _page(
     page.on("console", console)
     page.on("pageerror", lambda exc: problems.append(str(exc)))
     page.problems = problems
-    page.goto(service.url + "/login")
-    page.fill("#username", user)
-    page.fill("#password", password)
-    page.click("button[type=submit]")
+    page.goto(service.url + "/")
     expect(page.locator("h1")).to_have_text("Treadmills")
     page.goto(f"{service.url}/devices/{DEVICE}/plan")
     return page
