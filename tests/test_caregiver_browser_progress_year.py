@@ -26,7 +26,7 @@ from caregiver.service import CaregiverService
 from core.protocol.messages import SessionRecord
 from firmware.session.plan import alternate_2_2
 from firmware.session.record import session_payload
-from tests.browser_support import NEEDS_CHROMIUM, logged_in, widths_on_each_engine
+from tests.browser_support import NEEDS_CHROMIUM, ON_SQLITE, logged_in, widths_on_each_engine
 from tests.browser_support import shot as _shot
 from tests.caregiver_support import (
     FakeClock,
@@ -194,6 +194,7 @@ def test_a_year_s_progress_page_lists_the_last_weeks_and_sums_up_the_rest_by_mon
     page.context.close()
 
 
+@ON_SQLITE
 def test_past_the_table_s_bound_the_page_says_which_sessions_it_lists(
     browser: Any, service: CaregiverService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
