@@ -112,9 +112,11 @@ def build(*args, **kwargs):
     def press_then_stop(monitor):
         controller = monitor.controller
         now = monitor.clock.monotonic()
+        finger = app.gpio.button_sim  # the simulated backend's finger on the reset button
+        finger.poll()
         if controller.state.value == "STANDBY" and app.link.storage_ok and not done:
             done.append("pressed")
-            controller.on_button(now, now)  # the controller's input for a reset press
+            finger.press_at(now, now + 0.6)  # a reset press held past the chirp: it arms
         elif controller.state.value == "ARMED" and done == ["pressed"]:
             done.append("stopped")
             signal.raise_signal(signal.SIGTERM)
