@@ -96,6 +96,7 @@ from core.protocol.messages import (
     Availability,
     CaregiverPresence,
     CaregiverStatusMessage,
+    DeviceState,
     EventMessage,
     IncidentMessage,
     ProgressMessage,
@@ -828,9 +829,13 @@ class Ingestor:
             case EventMessage() as message:
                 event = received.event or _new_event(device_id, message, payload)
                 self._event(device_id, message, event, now)
-            case StateMessage(state=state, reason=reason, wall_time=wall_time, worn=worn):
+            case StateMessage(
+                state=state, reason=reason, wall_time=wall_time, worn=worn, fault=fault
+            ):
                 said = worn_said(worn, reason)  # an older release's: from the reason's prefix
-                self.store.set_state(device_id, state.value, reason, wall_time, now, said)
+                # a kind outside FAULT is no one's: the card would say it of a running belt
+                kind = fault if state is DeviceState.FAULT else None
+                self.store.set_state(device_id, state.value, reason, wall_time, now, said, kind)
                 self._state_stored(device_id, TopicKind.STATE)
                 self._changed(DeviceChanged(device_id))
             case TelemetryMessage() as message:

@@ -27,6 +27,7 @@ from caregiver.storage import CLOSED_HERE, CardIncident, Device, Incident, Store
 from core.protocol.messages import WornSaid, worn_said
 from core.protocol.words import (
     ALERT_SAID,
+    FAULT_KIND_SAID,
     OFFLINE,
     EventSaid,
     alarm_words,
@@ -478,7 +479,13 @@ def card(device: Device, now: float, who: str | None = None) -> CardStory:
     return CardStory(
         level=_level(device, shown, offline),
         headline=shown,
-        belt=belt(device["state"], device["state_reason"], offline, device["state_worn"]),
+        belt=belt(
+            device["state"],
+            device["state_reason"],
+            offline,
+            device["state_worn"],
+            device["state_fault"],
+        ),
         offline=offline,
         last_seen=device["last_seen"],
         can_acknowledge=device["open_alerts"] > 0 or (shown is not None and shown.open),
@@ -499,11 +506,14 @@ def card_seen(device: Device) -> CardSeen:
     )
 
 
-def belt(state: str, reason: str, offline: bool, worn: str | None = None) -> str:
+def belt(state: str, reason: str, offline: bool, worn: str | None = None, fault: str = "") -> str:
     """The card's line on the belt. ``worn``: what the reason says of the sensor-worn check
     (the device's ``state_worn``); None: read from the reason (an event's, which has no such
     field). Typed, because a press refused while the check still measures begins "sensor not
-    worn" too: the card said the sensor was not worn of one clipped on and just starting."""
+    worn" too: the card said the sensor was not worn of one clipped on and just starting.
+    ``fault``: the kind of FAULT (the device's ``state_fault``), whose words after the reason
+    say who must act (:data:`~core.protocol.words.FAULT_KIND_SAID`); '' (a release before the
+    field, or a kind this service does not know): the reason alone."""
     text = _BELT.get(state, state or "No report from the monitor yet")
     said = worn_said(None, reason) if worn is None else WornSaid(worn) if worn else None
     if state == "FAULT" and reason:
@@ -512,6 +522,9 @@ def belt(state: str, reason: str, offline: bool, worn: str | None = None) -> str
         text = "Belt stopped: the sensor is not worn - it must be clipped on the walker's belt"
     elif said is WornSaid.MEASURING:
         text = "Belt stopped: starting, checking the sensor is worn (a few seconds)"
+    # not of a monitor gone offline: "it clears by itself" is no longer known to be true
+    if state == "FAULT" and not offline and (kind := FAULT_KIND_SAID.get(fault)) is not None:
+        text = f"{text} — {kind.then}"
     # a dash, not a colon: the state's own words have one ("monitor armed: the belt can
     # run"), and "Last known: monitor armed: the belt can run" read as two lines run together
     return f"Last known — {text[0].lower()}{text[1:]}" if offline and state else text

@@ -284,8 +284,8 @@ def build_app(
         ),
         sample_rate_hz=imu.sample_rate_hz,
         device_id=config.device.id,
-        on_state=lambda state, reason, worn: link.report_state(
-            state, reason, *_stamp(stamper), worn=worn
+        on_state=lambda state, reason, worn, fault: link.report_state(
+            state, reason, *_stamp(stamper), worn=worn, fault=fault
         ),
         start_reason="monitor started"
         + (f"; {BENCH_WARNING}" if config.gpio.relay_drive == "static" else "")

@@ -56,7 +56,13 @@ from enum import StrEnum
 from typing import ClassVar
 
 from core.protocol.events import Event, EventType
-from core.protocol.messages import SENSOR_NOT_WORN, STILL_MEASURING, ImuRecording, WornSaid
+from core.protocol.messages import (
+    SENSOR_NOT_WORN,
+    STILL_MEASURING,
+    FaultSaid,
+    ImuRecording,
+    WornSaid,
+)
 from core.samples import ImuSample
 from core.wallclock import WallStamper
 from firmware.config import HOLD_MARGIN as HOLD_MARGIN  # where tests and docs name it
@@ -230,6 +236,16 @@ FAULT_CLASSES: Mapping[FaultKind, FaultClass] = {
 }
 """Every :class:`FaultKind`'s class (a test keeps it whole)."""
 
+FAULT_SAID: Mapping[FaultClass, FaultSaid] = {
+    FaultClass.STALL: FaultSaid.STALL,
+    FaultClass.NOT_WORN: FaultSaid.NOT_WORN,
+    FaultClass.SENSOR: FaultSaid.SENSOR,
+    FaultClass.CONTACT: FaultSaid.CONTACT,
+    FaultClass.MONITOR: FaultSaid.MONITOR,
+}
+"""Each class as the state message says it (its ``fault``): dashboards and Home Assistant
+tell a stall, which clears by itself, from a fault someone must see to."""
+
 
 def _worn_of(kind: FaultKind) -> WornSaid | None:
     """What a FAULT's reason says of the sensor-worn check (:attr:`SafetyController.worn_said`)."""
@@ -363,7 +379,7 @@ class SafetyController:
         limits: SensorLimits,
         sample_rate_hz: float,
         device_id: str,
-        on_state: Callable[[str, str, WornSaid | None], None] | None = None,
+        on_state: Callable[[str, str, WornSaid | None, FaultSaid | None], None] | None = None,
         start_reason: str = "monitor started",
         heartbeat_hold_s: float | None = None,
         edge_clock: Callable[[], float] | None = None,
@@ -895,7 +911,9 @@ class SafetyController:
 
     def _report_state(self) -> None:
         if self._on_state is not None:
-            self._on_state(self.state.value, self.reason, self.worn_said)
+            fault = self.fault_class
+            said = None if fault is None else FAULT_SAID[fault]
+            self._on_state(self.state.value, self.reason, self.worn_said, said)
 
     def _refuse_arming(
         self, reason: str, now: float, pattern: str = "refused", worn: WornSaid | None = None

@@ -53,6 +53,7 @@ def _device(
         "state": state,
         "state_reason": reason,
         "state_worn": worn,
+        "state_fault": "",
         "state_time": "",
         "last_seen": NOW - 300,
         "telemetry": {},

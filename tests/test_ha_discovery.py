@@ -31,6 +31,7 @@ from core.protocol.messages import (
     DeviceHealth,
     DeviceState,
     EventMessage,
+    FaultSaid,
     IncidentMessage,
     ProgressMessage,
     ReplyMessage,
@@ -39,7 +40,7 @@ from core.protocol.messages import (
 )
 from core.protocol.topics import TopicKind, Topics, discovery_topic
 from core.protocol.walker import DEFAULT_WALKER, Walker
-from core.protocol.words import ALERT_SAID, EVENT_SAID
+from core.protocol.words import ALERT_SAID, EVENT_SAID, FAULT_KIND_SAID
 from firmware.mqtt.discovery import (
     HA_EVENT_TYPES,
     INCIDENT_WORDS,
@@ -923,3 +924,31 @@ def test_the_events_say_when_the_treadmill_s_clock_was_not_set() -> None:
     ha.receive(TOPICS.event, event(EventType.FALL, incident=INCIDENT))  # as every older release
     assert ha.events[-1][2]["clock_not_set"] is False
     assert ha.attributes[ha.component("_last_event").key]["clock_not_set"] is False
+
+
+def test_the_fault_says_its_kind_so_an_automation_waits_only_for_a_stall() -> None:
+    """The Fault sensor's ``kind``, from the state message's typed ``fault``: a stall clears by
+    itself (an automation waits for it), a relay contact that disagrees may not stop the belt
+    (it pages at once). None while off, and for a FAULT from a release before the field."""
+    ha = home_assistant()
+    for kind in FaultSaid:
+        ha.receive(
+            TOPICS.state,
+            payloads.state_payload(DEVICE, DeviceState.FAULT, "why", fault=kind).encode(),
+            retain=True,
+        )
+        assert ha.attributes[ha.component("_fault").key]["kind"] == FAULT_KIND_SAID[kind].name
+    assert ha.attributes[ha.component("_fault").key]["kind"] == "Monitor"
+    ha.receive(  # an older monitor's FAULT: of unknown kind, not guessed
+        TOPICS.state, payloads.state_payload(DEVICE, DeviceState.FAULT, "IMU stale").encode()
+    )
+    assert ha.state("_fault") == "on"
+    assert ha.attributes[ha.component("_fault").key]["kind"] is None
+    ha.receive(
+        TOPICS.state,
+        payloads.state_payload(
+            DEVICE, DeviceState.STANDBY, "IMU healthy", fault=FaultSaid.STALL
+        ).encode(),
+    )
+    assert ha.state("_fault") == "off"
+    assert ha.attributes[ha.component("_fault").key]["kind"] is None

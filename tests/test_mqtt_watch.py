@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import msgspec
 import paho.mqtt.client as mqtt
@@ -24,9 +24,10 @@ from core.plan_presets import PRESETS
 from core.protocol import payloads
 from core.protocol.commands import LATEST, Ack, encode_command
 from core.protocol.events import Event, EventType
-from core.protocol.messages import IncidentMessage, WornSaid
+from core.protocol.messages import FaultSaid, IncidentMessage, WornSaid
 from core.protocol.plan import plan_words
 from core.protocol.topics import Topics
+from core.protocol.words import FAULT_KIND_SAID
 from firmware.config import MqttConfig
 from firmware.mqtt import MqttReporter
 from firmware.safety import STILL_MEASURING_REASON
@@ -751,3 +752,29 @@ def test_watch_shows_a_walker_s_stage_the_device_publishes(
         proc.kill()
         proc.wait()
         reporter.close()
+
+
+def test_a_fault_line_says_who_must_act_by_its_kind() -> None:
+    """The state message's ``fault``: a stall clears by itself, a contact fault stops anyone
+    walking; a not-worn FAULT keeps the worn words (said once); a FAULT of unknown kind (a
+    release before the field) and a kind outside FAULT add nothing."""
+    topic = Topics("retroguard", "tm1").state
+    wall = "2026-03-01T13:05:12.250+00:00"
+
+    def line(state: str, reason: str, **typed: Any) -> str:
+        text = format_message(
+            topic, payloads.state_payload("tm1", state, reason, wall, **typed).encode()
+        )
+        assert text is not None
+        return text
+
+    stall = line("FAULT", "heartbeat gap", fault=FaultSaid.STALL)
+    assert stall.endswith(f"heartbeat gap [{FAULT_KIND_SAID[FaultSaid.STALL].then}]")
+    contact = line("FAULT", "relay contact open while armed", fault=FaultSaid.CONTACT)
+    assert contact.endswith(
+        "[the relay may not stop the belt: nobody walks until someone has checked the treadmill]"
+    )
+    off = line("FAULT", "sensor not worn: 6 s", worn=WornSaid.NOT_WORN, fault=FaultSaid.NOT_WORN)
+    assert off.endswith(f"[{WORN_WORDS[WornSaid.NOT_WORN]}]") and off.count("[") == 1
+    assert "[" not in line("FAULT", "heartbeat gap")
+    assert "[" not in line("STANDBY", "IMU healthy", fault=FaultSaid.STALL)

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from core.protocol.events import EventType
+from core.protocol.messages import FaultSaid
 from firmware.config import SafetyConfig
-from firmware.safety import FAULT_CLASSES, NOT_READY_REASON, FaultClass, FaultKind
+from firmware.safety import FAULT_CLASSES, FAULT_SAID, NOT_READY_REASON, FaultClass, FaultKind
 from firmware.session.plan import Interval, Plan
 from firmware.session.runner import SessionRunner, SessionState, attach_session, detach_session
 from sim import scenarios as sc
@@ -66,6 +67,8 @@ def _call_for_help(rig: Rig) -> None:
 def test_every_fault_kind_has_a_class_the_walker_is_told() -> None:
     assert set(FAULT_CLASSES) == set(FaultKind)
     assert set(FAULT_CLASSES.values()) == set(FaultClass)
+    assert set(FAULT_SAID) == set(FaultClass)
+    assert set(FAULT_SAID.values()) == set(FaultSaid)
 
 
 def _in_fault(tmp_path: Path, fault: FaultClass) -> Rig:

@@ -340,7 +340,7 @@ class Controller:
             limits=SensorLimits(accel_g=8.0, gyro_dps=1000.0),
             sample_rate_hz=200.0,
             device_id="tm-test",
-            on_state=lambda state, reason, worn: self.said.append((state, reason, worn)),
+            on_state=lambda state, reason, worn, _fault: self.said.append((state, reason, worn)),
         )
         self.samples = sample_motion(motion, 200.0)
         self.next = 0

@@ -37,7 +37,9 @@ from core.progress import utc_of
 from core.protocol.commands import CommandName
 from core.protocol.events import Severity
 from core.protocol.messages import (
+    DeviceState,
     EventMessage,
+    FaultSaid,
     IncidentMessage,
     InvalidMessage,
     NotJson,
@@ -52,7 +54,7 @@ from core.protocol.messages import (
 )
 from core.protocol.payloads import decode, decode_as
 from core.protocol.topics import BadTopic, TopicKind, Topics, parse_topic
-from core.protocol.words import alert_said, closed_via_said, event_said
+from core.protocol.words import FAULT_KIND_SAID, alert_said, closed_via_said, event_said
 from core.zones import system_zone, zone_said
 from firmware.config import MqttConfig
 
@@ -226,6 +228,10 @@ def format_message(topic: str, payload: bytes, prefix: str = DEFAULT_PREFIX) -> 
         case StateMessage(state=state, reason=reason, wall_time=wall):
             said = worn_said(message.worn, reason)
             worn = f" [{WORN_WORDS[said]}]" if said is not None else ""
+            # who must act, for a FAULT whose kind the worn words do not say already
+            fault = message.fault if state is DeviceState.FAULT else None
+            if fault is not None and fault is not FaultSaid.NOT_WORN:
+                worn = f" [{FAULT_KIND_SAID[fault].then}]"
             unset = f" ({CLOCK_NOT_SET})" if message.wall_unsynced else ""
             return f"{_when(wall):<28} {device:<14} -> {state.value}: {reason}{worn}{unset}"
         case ReplyMessage(command=command, request_id=request_id, ok=ok, error=error):

@@ -144,6 +144,9 @@ class Device(TypedDict):
     state_worn: str
     """What ``state_reason`` says of the sensor-worn check: a :class:`WornSaid` value, or ''
     for neither (the state message's ``worn``, :func:`~core.protocol.messages.worn_said`)."""
+    state_fault: str
+    """What kind of FAULT holds the belt: a :class:`~core.protocol.messages.FaultSaid` value, or
+    '' outside FAULT and for a FAULT whose kind the device did not say (a release before it)."""
     state_time: str
     last_seen: float | None
     telemetry: dict[str, Any]

@@ -38,6 +38,7 @@ def _device(r: tuple[Any, ...]) -> Device:
         "state": r[2],
         "state_reason": r[3],
         "state_worn": r[28],
+        "state_fault": r[33],
         "state_time": r[4],
         "last_seen": r[5],
         "telemetry": dict(telemetry),

@@ -540,6 +540,15 @@ MIGRATIONS: tuple[Migration, ...] = (
             "WHERE status = 'pending'",
         ),
     ),
+    Migration(
+        32,
+        "each treadmill's state says, typed, what kind of FAULT holds its belt (the state "
+        "message's fault: stall, not_worn, sensor, contact, monitor, or '' for none), so the "
+        "card says who must act: a stall clears by itself, a relay contact that disagrees may "
+        "not stop the belt; states stored before, and a FAULT from a release before the field: "
+        "'' (the card says the reason alone, as before)",
+        ("ALTER TABLE devices ADD COLUMN state_fault TEXT NOT NULL DEFAULT ''",),
+    ),
 )
 """Every schema change in order; ``MIGRATIONS[i]`` takes a database from version i to i + 1."""
 

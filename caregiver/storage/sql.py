@@ -135,7 +135,7 @@ _DEVICE_SELECT = (
     f"i.closed_by, i.closed_via, {_answered('i')}, {_newest_alert('i')}, "
     "(SELECT MAX(a.id) FROM alerts a WHERE a.device_id = d.device_id AND a.incident IS NULL "
     f"AND a.status IN {_OPEN}), i.walker, {_told('i')}, d.state_worn, i.opened_wall, "
-    "i.opened_unsynced, c.wall_time, c.wall_unsynced FROM devices d "
+    "i.opened_unsynced, c.wall_time, c.wall_unsynced, d.state_fault FROM devices d "
     "LEFT JOIN events e ON e.id = d.last_event_id "
     # the card's incident: the open one if there is one, else the one that ended last; two
     # picks that each walk an index (schema 29) to one row, where one ORDER BY on

@@ -29,7 +29,7 @@ from caregiver.storage.records import (
     WalkOutcome,
     WalkSession,
 )
-from core.protocol.messages import StageMessage, WornSaid
+from core.protocol.messages import FaultSaid, StageMessage, WornSaid
 from core.protocol.walker import DEFAULT_WALKER
 
 if TYPE_CHECKING:
@@ -61,9 +61,10 @@ class StoreOperations:
         wall_time: str,
         now: float,
         worn: WornSaid | None = None,
+        fault: FaultSaid | None = None,
     ) -> None:
         with self._statement() as ops:
-            ops.set_state(device_id, state, reason, wall_time, now, worn)
+            ops.set_state(device_id, state, reason, wall_time, now, worn, fault)
 
     def set_telemetry(self, device_id: str, telemetry: Mapping[str, Any], now: float) -> None:
         with self._statement() as ops:

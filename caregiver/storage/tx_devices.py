@@ -14,7 +14,7 @@ from caregiver.storage.records import Device, DeviceStatus
 from caregiver.storage.rows import _device, _finite_only
 from caregiver.storage.sql import _DEVICE_SELECT, _chunks
 from caregiver.storage.tx_base import _TxBase
-from core.protocol.messages import WornSaid
+from core.protocol.messages import FaultSaid, WornSaid
 
 
 class TxDevices(_TxBase):
@@ -39,16 +39,26 @@ class TxDevices(_TxBase):
         wall_time: str,
         now: float,
         worn: WornSaid | None = None,
+        fault: FaultSaid | None = None,
     ) -> None:
         """One statement (no transaction around it needed: one round trip on PostgreSQL).
-        ``worn``: what the reason says of the sensor-worn check (:func:`worn_said`)."""
+        ``worn``: what the reason says of the sensor-worn check (:func:`worn_said`);
+        ``fault``: what kind of FAULT (the message's ``fault``; None outside FAULT)."""
         self._db.execute(
             "INSERT INTO devices (device_id, last_seen, state, state_reason, state_worn, "
-            "state_time) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (device_id) DO UPDATE SET "
-            "last_seen = excluded.last_seen, state = excluded.state, "
+            "state_fault, state_time) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id) DO "
+            "UPDATE SET last_seen = excluded.last_seen, state = excluded.state, "
             "state_reason = excluded.state_reason, state_worn = excluded.state_worn, "
-            "state_time = excluded.state_time",
-            (device_id, now, state, reason, "" if worn is None else worn.value, wall_time),
+            "state_fault = excluded.state_fault, state_time = excluded.state_time",
+            (
+                device_id,
+                now,
+                state,
+                reason,
+                "" if worn is None else worn.value,
+                "" if fault is None else fault.value,
+                wall_time,
+            ),
         )
 
     def set_telemetry(self, device_id: str, telemetry: Mapping[str, Any], now: float) -> None:

@@ -191,6 +191,27 @@ class WornSaid(StrEnum):
     """A press was refused because the check has no verdict yet: nothing says it is off."""
 
 
+class FaultSaid(StrEnum):
+    """What kind of FAULT holds the belt stopped (:attr:`StateMessage.fault`), so a dashboard
+    or an automation knows who must act without reading the reason's words: a stall clears by
+    itself within seconds, a relay contact that disagrees may not stop the belt at all."""
+
+    STALL = "stall"
+    """The loop or the IMU paused past the relay's hold, or the reset was let go before the
+    latch closed: the belt stopped and the FAULT clears by itself once the data is healthy;
+    a reset at the machine arms again seconds later. Nobody needs to come."""
+    NOT_WORN = "not_worn"
+    """The sensor at the waist stopped showing a body (it fell off, or was left on the
+    console): clip it back on and press reset (the state's ``worn`` says so too)."""
+    SENSOR = "sensor"
+    """The IMU, its bus or its data cannot be trusted: someone must see to the sensor."""
+    CONTACT = "contact"
+    """The relay's contact read back disagrees with what the monitor asked: the relay may not
+    stop the belt. Nobody walks until someone has checked the treadmill."""
+    MONITOR = "monitor"
+    """The monitor's own code failed (the detector, the loop): someone must see to it."""
+
+
 def worn_said(worn: WornSaid | None, reason: str) -> WornSaid | None:
     """What a state message says of the sensor-worn check: its ``worn`` field, else, from a
     release before the field, its reason's prefix (the still-measuring refusal's first, as
@@ -223,6 +244,9 @@ class StateMessage(Struct, kw_only=True, omit_defaults=True):
     the check's first verdict; the reason begins ``sensor not worn`` even so, for older
     consumers). Absent: neither — or a release before the field (:func:`worn_said` reads its
     reason's prefix)."""
+    fault: FaultSaid | None = None
+    """While ``state`` is FAULT: what kind of fault, typed (:class:`FaultSaid`). Absent in
+    every other state, and from a release before the field (a FAULT of unknown kind)."""
 
 
 class DeviceHealth(Struct, kw_only=True, omit_defaults=True):

@@ -29,6 +29,7 @@ from core.protocol.messages import (
     DeviceHealth,
     DeviceState,
     EventMessage,
+    FaultSaid,
     ImuWindow,
     InvalidMessage,
     NotJson,
@@ -166,6 +167,7 @@ def state_payload(
     *,
     wall_unsynced: bool = False,
     worn: WornSaid | None = None,
+    fault: FaultSaid | None = None,
 ) -> str:
     return encode(
         StateMessage(
@@ -176,6 +178,7 @@ def state_payload(
             wall_time=wall_time or wall_now(),
             wall_unsynced=wall_unsynced,
             worn=worn,
+            fault=fault,
         )
     )
 

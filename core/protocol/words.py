@@ -21,15 +21,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from core.protocol.events import INCIDENT_TYPES, EventType
+from core.protocol.messages import FaultSaid
 
 __all__ = [
     "ALERT_KINDS",
     "ALERT_SAID",
     "CLOSED_VIA_SAID",
     "EVENT_SAID",
+    "FAULT_KIND_SAID",
     "OFFLINE",
     "AlertSaid",
     "EventSaid",
+    "FaultKindSaid",
     "alarm_words",
     "alert_said",
     "closed_via_said",
@@ -174,3 +177,37 @@ def closed_via_said(via: str | None) -> str:
     if not via:
         return ""
     return CLOSED_VIA_SAID.get(via, f"via {via}")
+
+
+@dataclass(frozen=True, slots=True)
+class FaultKindSaid:
+    """How one kind of FAULT (the state message's ``fault``) is said."""
+
+    name: str
+    """Its name, Home Assistant's Fault ``kind``: "Stall (clears by itself)"."""
+    then: str
+    """What happens next and who must act, the dashboard card's belt line after the reason:
+    a caregiver reading "heartbeat gap" could not tell that nobody needs to come, nor reading
+    "relay contact open while armed" that nobody may walk until the treadmill is checked."""
+
+
+FAULT_KIND_SAID: Mapping[str, FaultKindSaid] = {
+    FaultSaid.STALL: FaultKindSaid(
+        "Stall (clears by itself)",
+        "it clears by itself within seconds, then a reset at the machine arms again",
+    ),
+    FaultSaid.NOT_WORN: FaultKindSaid(
+        "Not worn", "clip the sensor back on the walker's belt, then reset at the machine"
+    ),
+    FaultSaid.SENSOR: FaultKindSaid(
+        "Sensor", "someone must check the sensor and its cable before the belt can run"
+    ),
+    FaultSaid.CONTACT: FaultKindSaid(
+        "Relay contact",
+        "the relay may not stop the belt: nobody walks until someone has checked the treadmill",
+    ),
+    FaultSaid.MONITOR: FaultKindSaid(
+        "Monitor", "someone must see to the monitor before the belt can run"
+    ),
+}
+"""Every :class:`~core.protocol.messages.FaultSaid` in words (a test keeps it whole)."""

@@ -278,6 +278,7 @@ class Courier:
                         report.wall_time,
                         wall_unsynced=report.wall_unsynced,
                         worn=report.worn,
+                        fault=report.fault,
                     )
             case messages.HealthReport(health=health, checks=checks):
                 self.health = health

@@ -29,7 +29,13 @@ from dataclasses import dataclass
 import msgspec
 
 from core.protocol.events import PROTECTED_TYPES, Event
-from core.protocol.messages import DeviceHealth, SessionRecord, SilenceResult, WornSaid
+from core.protocol.messages import (
+    DeviceHealth,
+    FaultSaid,
+    SessionRecord,
+    SilenceResult,
+    WornSaid,
+)
 from core.protocol.plan import Plan
 from firmware.link import messages
 from firmware.link.framing import FrameError, FrameReader, FrameWriter
@@ -181,8 +187,9 @@ class CourierLink:
         wall_unsynced: bool = False,
         *,
         worn: WornSaid | None = None,
+        fault: FaultSaid | None = None,
     ) -> None:
-        report = messages.StateReport(state, reason, wall_time, wall_unsynced, worn)
+        report = messages.StateReport(state, reason, wall_time, wall_unsynced, worn, fault)
         payload = messages.encode(report)
         self._last_state = payload
         self._writer.put(payload)

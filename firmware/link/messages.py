@@ -11,7 +11,13 @@ from __future__ import annotations
 import msgspec
 
 from core.protocol.events import Event
-from core.protocol.messages import DeviceHealth, SessionRecord, SilenceResult, WornSaid
+from core.protocol.messages import (
+    DeviceHealth,
+    FaultSaid,
+    SessionRecord,
+    SilenceResult,
+    WornSaid,
+)
 from core.protocol.plan import Plan
 from core.protocol.walker import DEFAULT_WALKER_ID, Walker
 from firmware.config import Config
@@ -56,6 +62,8 @@ class StateReport(msgspec.Struct, tag="state"):
     :class:`~core.wallclock.WallStamper`, the one its events are stamped with)."""
     worn: WornSaid | None = None
     """What ``reason`` says of the sensor-worn check (the state message's ``worn``)."""
+    fault: FaultSaid | None = None
+    """While FAULT: what kind (the state message's ``fault``)."""
 
 
 class Check(msgspec.Struct):

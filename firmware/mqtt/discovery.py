@@ -55,13 +55,14 @@ from core.protocol.events import EventType
 from core.protocol.messages import (
     SELF_TEST_OUTCOMES,
     DeviceState,
+    FaultSaid,
     IncidentSeverity,
     SessionState,
     WornSaid,
 )
 from core.protocol.topics import Topics
 from core.protocol.walker import DEFAULT_WALKER, DEFAULT_WALKER_ID
-from core.protocol.words import ALERT_SAID, EVENT_SAID
+from core.protocol.words import ALERT_SAID, EVENT_SAID, FAULT_KIND_SAID
 
 HOME_ASSISTANT = "home-assistant"
 """``by`` and ``via`` of what Home Assistant's buttons send."""
@@ -186,6 +187,17 @@ WORN_ATTRIBUTE = (
 (:data:`WORN_WORDS`; a KeyError at import when :class:`WornSaid` gains a word), none when
 absent (the reason is about something else)."""
 
+
+FAULT_KIND_ATTRIBUTE = (
+    "("
+    + _jinja({k.value: FAULT_KIND_SAID[k.value].name for k in FaultSaid})
+    + ".get(value_json.get('fault'))) if value_json.state == 'FAULT' else none"
+)
+"""The Fault sensor's ``kind``: the state message's ``fault`` in words
+(:data:`core.protocol.words.FAULT_KIND_SAID`), none while off and for a FAULT whose kind a
+release before the field did not say. "Stall (clears by itself)" goes off within seconds with
+no one there; "Relay contact" means the relay may not stop the belt: an automation that calls
+someone pages at once for that one and waits for a stall to clear."""
 
 FAULT_WORN_ATTRIBUTE = f"({WORN_ATTRIBUTE}) if value_json.state == 'FAULT' else none"
 """The Fault sensor's ``worn``: "Not worn" while it is on because the belt sensor stopped
@@ -493,7 +505,7 @@ def discovery_payload(
         json_attr_tpl=_attributes(
             {"reason": "reason", "since": "wall_time"},
             clock_flag=CLOCK_NOT_SET_ATTRIBUTE,
-            expressions={"worn": FAULT_WORN_ATTRIBUTE},
+            expressions={"worn": FAULT_WORN_ATTRIBUTE, "kind": FAULT_KIND_ATTRIBUTE},
         ),
     )
     add(

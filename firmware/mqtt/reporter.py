@@ -61,6 +61,7 @@ from core.protocol.events import Event, EventType
 from core.protocol.ids import check_device_id
 from core.protocol.messages import (
     DeviceHealth,
+    FaultSaid,
     PlanStored,
     ProgressionStored,
     ProtocolError,
@@ -267,6 +268,7 @@ class _StateChange:
     wall_time: str
     wall_unsynced: bool = False
     worn: WornSaid | None = None
+    fault: FaultSaid | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -902,14 +904,16 @@ class MqttReporter:
         *,
         wall_unsynced: bool = False,
         worn: WornSaid | None = None,
+        fault: FaultSaid | None = None,
     ) -> None:
         """Report the safety state (retained). Non-blocking: safe on the real-time thread.
 
         ``wall_time``: when it changed (default: now); ``wall_unsynced``: the clock that stamped
         it was not set (the message's ``wall_unsynced``: Home Assistant's ``since`` may be days
-        off); ``worn``: what ``reason`` says of the sensor-worn check (the message's ``worn``)."""
+        off); ``worn``: what ``reason`` says of the sensor-worn check (the message's ``worn``);
+        ``fault``: while FAULT, what kind (the message's ``fault``)."""
         wall = wall_time if wall_time is not None else payloads.wall_now()
-        self._wake.put_nowait(_StateChange(str(state), reason, wall, wall_unsynced, worn))
+        self._wake.put_nowait(_StateChange(str(state), reason, wall, wall_unsynced, worn, fault))
 
     @property
     def status(self) -> ReporterStatus:
@@ -1367,6 +1371,7 @@ class MqttReporter:
                 told.wall_time,
                 wall_unsynced=told.wall_unsynced,
                 worn=told.worn,
+                fault=told.fault,
             )
             client.publish(self.topics.state, payload, qos=1, retain=True)
             self._state_dirty = False
