@@ -77,6 +77,10 @@ def test_a_walker_row_edited_by_hand_is_left_out_said_and_the_loop_s_records_rea
     assert [w.id for w in link._new_roster.walkers] == ["default", "ben"]
     told = [line for line in courier_said.lines if f"walker {bad_id!r}" in line]
     assert len(told) == 1 and f"retroguard walker remove {bad_id!r} takes it off" in told[0]
+    # the roster sent again unchanged (a walker chosen with the button; each look while the
+    # link to the loop is down): said once a change, not once a second
+    rig.courier.forward_roster(force=True)
+    assert [line for line in courier_said.lines if f"walker {bad_id!r}" in line] == told
 
     rig.run_for(1.0)
     rig.press_reset()

@@ -210,6 +210,9 @@ class Courier:
         """The plan revision the loop was last told (0: none yet, or none stored)."""
         self._roster_sent = -1
         """The walker roster's revision the loop was last told (-1: none yet)."""
+        self._refused_said = -1
+        """The roster revision whose refused rows were logged: once a change, not at each
+        look while the link to the loop is down, nor at each forced re-send."""
         self._progressions_seen = -1
         """The newest progression row the publisher was woken for (-1: none yet)."""
         self._choices = 0
@@ -525,8 +528,10 @@ class Courier:
             except Exception:
                 log.exception("storage: the walker profiles could not be read")
                 return
-            for refused in current.refused:  # once a change: the revision moved to read it
-                log.error("storage: %s", refused)
+            if current.revision != self._refused_said:
+                self._refused_said = current.revision
+                for refused in current.refused:
+                    log.error("storage: %s", refused)
             message = messages.WalkerRoster(
                 current.revision, list(current.walkers), current.selected, self._choices
             )
