@@ -41,6 +41,7 @@ from tests.caregiver_support import (
     make_config,
     running_service,
 )
+from tests.log_support import LogLines
 from tools.broker import Mosquitto, mosquitto_available
 
 # ------------------------------------------------------------------ ingest
@@ -87,23 +88,6 @@ def test_events_published_while_the_service_is_down_arrive_on_restart(
     device.close()
 
 
-class _Said(logging.Handler):
-    """Each record's message as it is logged, from any thread; ``said`` is set by one that
-    contains ``words``."""
-
-    def __init__(self, words: str) -> None:
-        super().__init__()
-        self.words = words
-        self.said = threading.Event()
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        line = record.getMessage()
-        self.lines.append(line)
-        if self.words in line:
-            self.said.set()
-
-
 def test_a_broker_it_cannot_reach_is_said_once_in_the_log_until_it_answers(
     tmp_path: Path, caregiver_db: str
 ) -> None:
@@ -115,13 +99,13 @@ def test_a_broker_it_cannot_reach_is_said_once_in_the_log_until_it_answers(
         pytest.skip("mosquitto not installed")
     broker = Mosquitto()  # its port chosen, not started: nothing listens there yet
     where = f"{broker.host}:{broker.port}"
-    said = _Said(f"cannot reach the broker at {where}")
+    said = LogLines(words=f"cannot reach the broker at {where}")
     ingest_log = logging.getLogger("caregiver.ingest")
     ingest_log.addHandler(said)
     service = CaregiverService(make_config(broker, tmp_path, database=caregiver_db))
     try:
         service.start(web=False, background=False, port=0)
-        assert said.said.wait(WAIT), f"nothing said about {where}: {said.lines}"
+        assert said.heard.wait(WAIT), f"nothing said about {where}: {said.lines}"
         record = said.lines[-1]
         assert "no monitor's event reaches the dashboard or pages anyone" in record
         broker.start()
@@ -214,7 +198,7 @@ def test_a_subscription_the_broker_refuses_is_not_receiving_and_the_banner_names
         shutil.rmtree(rules)
         raise
     where = f"{broker.host}:{broker.port}"
-    said = _Said("the broker refused the subscriptions retroguard/+/event")
+    said = LogLines(words="the broker refused the subscriptions retroguard/+/event")
     ingest_log = logging.getLogger("caregiver.ingest")
     ingest_log.addHandler(said)
     service = CaregiverService(make_config(broker, tmp_path, database=caregiver_db))
@@ -234,7 +218,7 @@ def test_a_subscription_the_broker_refuses_is_not_receiving_and_the_banner_names
             f"the message broker at {where} refuses the service's subscription to "
             "retroguard/+/event (check its ACL)"
         )
-        assert said.said.is_set(), said.lines  # logged before the link changed
+        assert said.heard.is_set(), said.lines  # logged before the link changed
         assert not service.ingestor.connected.is_set()
     finally:
         service.stop()

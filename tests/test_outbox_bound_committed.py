@@ -30,6 +30,7 @@ from firmware.storage.database import connect
 from firmware.storage.fallback import FallbackDatabase
 from firmware.storage.faults import describe
 from firmware.storage.outbox import Outbox
+from tests.log_support import LogLines
 from tests.mqtt_helpers import fall, info
 from tests.storage_support import files_capped_at
 
@@ -37,20 +38,11 @@ ROOT = Path(__file__).resolve().parent.parent
 TOPICS = Topics("retroguard", "tm1")
 
 
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 def child(kind: str, directory: str) -> None:
     """In the child: two telemetry rows fill an outbox of two; a third is queued while the
     disk refuses the commit, then (``file``) again once it takes it. Prints what the outbox
     told and held after each, as JSON."""
-    lines = _Lines()
+    lines = LogLines(logging.WARNING)
     logging.getLogger("firmware.storage.outbox").addHandler(lines)
     path = Path(directory) / "o.db"
     fallback: FallbackDatabase | None = None
@@ -80,7 +72,7 @@ def child(kind: str, directory: str) -> None:
 
 
 def _told(
-    outbox: Outbox, lines: _Lines, refused: str | None, fallback: FallbackDatabase | None
+    outbox: Outbox, lines: LogLines, refused: str | None, fallback: FallbackDatabase | None
 ) -> dict[str, object]:
     told = {
         "refused": refused,

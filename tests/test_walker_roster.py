@@ -26,22 +26,12 @@ from firmware.storage.walkers import add_walker, remove_walker, roster, select_w
 from tests.app_support import close_rigs, make_rig, pump_link_until
 from tests.caregiver_support import Http, SimDevice, running_service
 from tests.caregiver_support import make_config as caregiver_config
+from tests.log_support import LogLines
 from tests.mqtt_helpers import WAIT, config_for, schema
 from tools.broker import Mosquitto
 
 DEVICE = "treadmill-1"
 ANNA_B = Walker("anna-b", "Anna B")
-
-
-class _Said(logging.Handler):
-    """What a logger said (the monitor's logging set-up replaces pytest's capture)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
 
 
 def _change(db: Path, work: object) -> None:
@@ -179,7 +169,7 @@ def test_a_walker_added_at_the_treadmill_is_offered_on_the_plan_page_by_name(
         # From the network: a malformed roster, then a well-formed one nobody at the
         # treadmill made. The service refuses the first, naming the field, and goes on.
         forger = SimDevice(mosquitto, DEVICE)
-        said = _Said()
+        said = LogLines(logging.WARNING)
         logging.getLogger("caregiver.ingest").addHandler(said)
         try:
             rejected = cg.ingestor.rejected

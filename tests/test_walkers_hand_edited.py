@@ -20,30 +20,15 @@ from core.protocol.events import EventType
 from firmware.storage.database import connect, transaction
 from firmware.storage.walkers import add_walker, remove_walker, select_walker, selected_walker
 from tests.app_support import close_rigs, make_rig, pump_link_until
+from tests.log_support import LogLines, lines_of
 
 pytestmark = pytest.mark.usefixtures(close_rigs.__name__)
 
 
-class _Said(logging.Handler):
-    """What a logger said (the monitor's logging set-up replaces pytest's capture)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-
-
 @pytest.fixture
-def courier_said() -> Iterator[_Said]:
-    said = _Said()
-    logger = logging.getLogger("firmware.courier.service")
-    logger.addHandler(said)
-    try:
+def courier_said() -> Iterator[LogLines]:
+    with lines_of("firmware.courier.service", logging.WARNING) as said:
         yield said
-    finally:
-        logger.removeHandler(said)
 
 
 @pytest.mark.parametrize(
@@ -51,7 +36,7 @@ def courier_said() -> Iterator[_Said]:
 )
 def test_a_walker_row_edited_by_hand_is_left_out_said_and_the_loop_s_records_reach_the_disk(
     tmp_path: Path,
-    courier_said: _Said,
+    courier_said: LogLines,
     capsys: pytest.CaptureFixture[str],
     column: str,
     value: str,
