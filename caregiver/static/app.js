@@ -921,15 +921,18 @@
   // After a card's acknowledgement, the alerts still open (the service's list, without the
   // incident just closed): acknowledging one card hid the whole alarm banner and its beeping,
   // other treadmills' falls and calls for help with it, and the notice said only "closed" in
-  // green: a family caregiver read that as all handled. ``[]`` when the list cannot be had
-  // (the page's feed alarms again for what it brings).
+  // green: a family caregiver read that as all handled. ``null`` when the list cannot be had
+  // (no network, an HTTP error): it says nothing of what is open, and each caller keeps what
+  // the page shows. Taken for "none open", a second caregiver's page on a patchy connection
+  // stopped a fall's alarm nobody had answered and said "was answered" in green.
   function stillOpen(closed) {
     return fetch("/api/alarms", { credentials: "same-origin", headers: { "Accept": "application/json" } })
-      .then(function (r) { return r.ok ? r.json() : { alarms: [] }; })
+      .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (found) {
+        if (!found) return null;
         // (an alert outside incidents has none: "" is no incident, never one closed)
         return (found.alarms || []).filter(function (a) { return !closed || a.incident !== closed; });
-      }, function () { return []; });
+      }, function () { return null; });
   }
   // The notice says what is still open, each a link to its alert, in the alarm's red; the
   // tab's title and the beeping go on for them (Silence in the notice stops the sound, as
@@ -1021,7 +1024,7 @@
   function refreshStillOpen() {
     if (!notice || notice.hidden || !notice.classList.contains("ack-done")) return;
     stillOpen("").then(function (open) {
-      if (notice.hidden) return;
+      if (open === null || notice.hidden) return;  // not known: the list as it was
       notice.style.minHeight = heightOf(notice) + "px";
       showStillOpen(open, !banner.hidden);  // the banner's alarm leads the title and beeping
     });
@@ -1068,6 +1071,7 @@
     var was = showing.slice();
     if (!was.length || !notice) return;
     stillOpen("").then(function (open) {
+      if (open === null) return;  // not known: the alarm goes on; the next card asks again
       // changed meanwhile: the list may be older than an alarm raised since. The counts
       // alone compared equal when this page's own acknowledgement silenced the one asked
       // about and a new fall then sounded: the stale answer silenced the new fall and said
@@ -1152,7 +1156,7 @@
     warningsAsked = true;
     stillOpen("").then(function (open) {
       warningsAsked = false;
-      showWarnings(open);
+      if (open !== null) showWarnings(open);  // not known: the notice as it was
       if (warningsAgain) { warningsAgain = false; askWarnings(); }
     });
   }
@@ -1197,7 +1201,8 @@
           // gives way to the whole notice at once: one move, made up for (keepPlace).
           button.textContent = "Acknowledged";
           var closed = form.querySelector('input[name="incident"]');
-          return stillOpen(closed ? closed.value : "").then(function (open) {
+          return stillOpen(closed ? closed.value : "").then(function (listed) {
+            var open = listed || [];  // not known: the page's feed alarms again for what it brings
             // the card as it is now: the feed may have replaced it meanwhile (the tapped one,
             // detached, measured 0 and the page moved up under the finger uncorrected)
             var shown = card && document.getElementById(card.id);
