@@ -32,7 +32,15 @@ def courier_said() -> Iterator[LogLines]:
 
 
 @pytest.mark.parametrize(
-    ("column", "value"), [("id", "Anna B"), ("name", "Anna\x07B"), ("name", "")]
+    ("column", "value"),
+    [
+        ("id", "Anna B"),
+        ("name", "Anna\x07B"),
+        ("name", ""),
+        # as the writers' check reads it, trimmed, "Anna B"; as stored, past the wire's 40
+        ("name", "Anna" + " " * 40 + "B"),
+        ("name", "Anna\nB"),  # trimmed, one space; as stored, a line break spoken and shown
+    ],
 )
 def test_a_walker_row_edited_by_hand_is_left_out_said_and_the_loop_s_records_reach_the_disk(
     tmp_path: Path,

@@ -68,10 +68,17 @@ def _active_rows(conn: sqlite3.Connection) -> list[tuple[str, str]]:
 
 def _row_problem(walker_id: str, name: str) -> str | None:
     """What in a stored walker breaks the walker contract (None: nothing). Only a hand edit
-    of the database stores one: every writer here checks first."""
+    of the database stores one: every writer here checks first, and stores the name as the
+    check trims it. A name the check passes only once trimmed is one too: the wire takes the
+    name as stored (past 40 characters with its spaces, the loop refused the roster), and a
+    line break or a tab in it was spoken and shown."""
     try:
         check_walker_id(walker_id)
-        check_walker_name(name)
+        if check_walker_name(name) != name:
+            return (
+                "walker name: must be as 'retroguard walker add' stores it: no spaces at its "
+                "ends, one space between words, no tab or line break"
+            )
     except WalkerInvalid as exc:
         return str(exc)
     return None
