@@ -39,6 +39,7 @@ from core.protocol.commands import (
 from core.protocol.plan import (
     DEFAULT_SPEED,
     MAX_INTERVALS,
+    MAX_PROBLEMS_SAID,
     MAX_STAGES,
     PlanInvalid,
     Progression,
@@ -112,12 +113,18 @@ def _count(text: str) -> int:
     return int(text) if len(text) <= 6 else 10**6
 
 
-def _intervals(text: str, speed: str) -> tuple[list[dict[str, Any]], list[str], list[str]]:
-    """The intervals ``text`` says, the term each came from, and the terms not understood."""
+def _terms(text: str) -> list[str]:
+    """The terms typed in a stage's plan, each stripped (none blank)."""
+    return list(filter(None, (t.strip() for t in _TERMS_APART.split(text))))
+
+
+def _intervals(typed: list[str], speed: str) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """The intervals the terms ``typed`` say, the term each came from, and the terms not
+    understood."""
     intervals: list[dict[str, Any]] = []
     terms: list[str] = []
     unread: list[str] = []
-    for term in filter(None, (t.strip() for t in _TERMS_APART.split(text))):
+    for term in typed:
         match = _TERM.fullmatch(term)
         direction = _DIRECTION.get((match["direction"] or "").lower()) if match else None
         if match is None or (match["minutes"] is not None and direction is None):
@@ -169,8 +176,15 @@ def _stage_line(line: int, number: int, text: str, schedule: str) -> TypedStage 
             plan["name"] = label
         if speeds:
             problems.append(f"{at}: belt speed: a preset keeps its own ({DEFAULT_SPEED})")
+    elif len(typed_terms := _terms(plan_text)) > MAX_INTERVALS:
+        # each term is an interval or more: refused by its count, not built (a pasted line of
+        # 20 000 terms held the service's event loop 33 s while it was)
+        problems.append(
+            f"{at}: {len(typed_terms)} terms typed: a plan has at most {MAX_INTERVALS} intervals"
+        )
+        plan = {}
     else:
-        intervals, terms, unread = _intervals(plan_text, speed)
+        intervals, terms, unread = _intervals(typed_terms, speed)
         problems += [
             f"{at}: {u[:40]!r} is not an interval: write '3/2' (3 min backward, 2 forward), "
             "'2 forward', '1 rest', each with 'x4' to repeat it, apart with ', '; or a "
@@ -242,6 +256,11 @@ def schedule_command(name: str, text: str, start: str, by: str, walker: str) -> 
     problems = [] if name else [f"name: give the schedule a name, such as {NAME_EXAMPLE!r}"]
     stages: list[TypedStage] = []
     lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    if len(lines) > MAX_STAGES:  # said by its count, the lines not read (10 000 took seconds)
+        named = {"name": name or NAME_EXAMPLE}
+        problems += [p for p in typed_problems(named, Progression, "") if p.startswith("name")]
+        problems.append(f"stages: {len(lines)} lines typed, a schedule has at most {MAX_STAGES}")
+        raise PlanInvalid(problems)
     for number, (line, typed) in enumerate(lines, 1):
         read = _stage_line(line, number, typed, name)
         if isinstance(read, TypedStage):
@@ -260,10 +279,11 @@ def schedule_command(name: str, text: str, start: str, by: str, walker: str) -> 
         ],
     }
     problems += [p for p in typed_problems(data, Progression, "") if p.startswith("name")]
-    if len(lines) > MAX_STAGES:
-        problems.append(f"stages: {len(lines)} lines typed, a schedule has at most {MAX_STAGES}")
     first, refused = _start(start, len(lines))
     problems += refused
+    if len(problems) > MAX_PROBLEMS_SAID:  # a line of 100 000 parts each wrong said them all
+        more = len(problems) - MAX_PROBLEMS_SAID
+        problems = [*problems[:MAX_PROBLEMS_SAID], f"schedule: {more} more problems like these"]
     if problems:
         raise PlanInvalid(problems)
     try:

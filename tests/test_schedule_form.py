@@ -17,7 +17,7 @@ import pytest
 from caregiver.schedule_form import schedule_command
 from core.plan_presets import PRESETS
 from core.protocol.commands import AssignProgression, CommandRefused, parse_command
-from core.protocol.plan import Interval, PlanInvalid
+from core.protocol.plan import MAX_PROBLEMS_SAID, Interval, PlanInvalid
 
 
 def _problems(name: str, text: str, start: str = "1") -> list[str]:
@@ -226,3 +226,26 @@ def test_a_megabyte_of_spaces_in_a_stage_is_read_at_once_not_matched_for_hours()
     ]
     (problem,) = _problems("S", f"2 back,{gap}zz{gap}, 1 fwd")
     assert problem.startswith("stage 1: 'zz' is not an interval: write '3/2'")
+
+
+def test_a_paste_of_thousands_of_lines_or_terms_is_refused_in_a_few_words() -> None:
+    """A textarea pasted full (or posted on purpose) is refused by its size, not read to the
+    end: every line was read before the count of lines was said, and every term of a line
+    built its intervals, up to 61 repeats each, before the contract refused more than 60.
+    One line of 20 000 terms held the caregiver service's event loop 33 s (a 2 MB form of
+    such lines, minutes), and a line of parts each wrong listed every one of them, 100 000
+    problems on the page."""
+    assert _problems("A", "2/75\n" * 10_000) == [
+        "stages: 10000 lines typed, a schedule has at most 12"
+    ]
+    assert _problems("A", "2/2 x60, " * 20_000) == [
+        "stage 1: 20000 terms typed: a plan has at most 60 intervals"
+    ]
+    sixty = ", ".join(["1 forward"] * 60)
+    assert schedule_command("A", sixty, "1", "ann", "w").progression.stages[0].plan.intervals == (
+        (Interval("forward", 1.0),) * 60
+    )
+    problems = _problems("A", "2/2" + " | 2 wek" * 100_000)
+    assert len(problems) == MAX_PROBLEMS_SAID + 1
+    assert problems[0].startswith("stage 1: '2 wek' is none of weeks")
+    assert problems[-1] == f"schedule: {100_000 - MAX_PROBLEMS_SAID} more problems like these"
