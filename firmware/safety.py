@@ -211,8 +211,8 @@ class FaultClass(StrEnum):
     MONITOR = "monitor"
     """The monitor's own code failed (the detector, the loop, its table)."""
     STALL = "stall"
-    """The loop or the IMU paused for longer than the relay's hold (or, without the contact
-    read back, the reset was let go before the latch closed): the belt stopped, and the
+    """The loop or the IMU paused for longer than the relay's hold (or the reset was let go
+    before the latch closed, the contact read back or not): the belt stopped, and the
     FAULT clears by itself after healthy data, so a reset arms again seconds later. Not
     :attr:`MONITOR`'s words ("the belt cannot run"), which would send a walker who can go on
     to call for help."""
