@@ -154,6 +154,15 @@ class Monitor:
                 late = edges_source.take_edges()
                 if late:
                     edges = [*edges, *late]
+                # A press down by its edges while the button reads up (one pin read): its
+                # release is still on its way, stamped on gpiozero's thread before this reading
+                # and queued after the take. Judged at this reading, the press was held past the
+                # hold and armed with the button up (a FAULT at the first edge, after a trip an
+                # "I'm OK" and a call for help lost); it is judged at the next look, with it.
+                down_at = edges[-1][0] if edges and edges[-1][1] else None
+                if not edges:
+                    down_at = self._patterns.down_at
+                judged = now if down_at is None or self.button.is_pressed else down_at
                 self.press_edges.publish(edges)
                 state = controller.state
                 # FAULT and STARTING too: nothing arms there (the table has no edge), but a
@@ -170,7 +179,7 @@ class Monitor:
                     else None
                 )
                 for outcome in self._patterns.feed(
-                    edges, now, armable=answered, sessions_double_after=walkers
+                    edges, judged, armable=answered, sessions_double_after=walkers
                 ):
                     match outcome:
                         case ResetPress(pressed_at=pressed_at, held=held, presses=presses):

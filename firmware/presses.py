@@ -146,6 +146,11 @@ class ResetButtonPatterns:
         held to the chirp, ``Gesture.longest_s``), so it is reported here."""
 
     @property
+    def down_at(self) -> float | None:
+        """When the press down now (by the edges fed) went down; None: none is."""
+        return self._down_at
+
+    @property
     def idle(self) -> bool:
         """No press down and no sequence open: :meth:`feed` without edges completes nothing."""
         return self._down_at is None and not self._downs

@@ -13,6 +13,7 @@ first press it was never went out. The edges that came before the reading are ta
 
 from __future__ import annotations
 
+from collections import deque
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ import pytest
 from core.protocol.events import EventType
 from firmware.presses import ARM_HOLD_S, PATTERN_GAP_S
 from firmware.safety import SafetyState
+from hal.gpio import GpioButton
 from hal.interfaces import PressEdges
 from tests.app_support import Rig, TripAt, close_rigs, make_rig
 
@@ -95,3 +97,78 @@ def test_after_a_trip_such_a_first_press_of_a_call_for_help_still_calls(tmp_path
     assert EventType.OK not in events
     assert rig.state == "TRIPPED"
     assert rig.hardware.history == closed
+
+
+class _HeldBack(deque[tuple[float, bool]]):
+    """The button's edge queue, with an edge held back: stamped by gpiozero's thread and not
+    yet queued (the thread set aside between its clock reading and its append)."""
+
+    holding = False
+    held: tuple[tuple[float, bool], ...] = ()
+
+    def append(self, edge: tuple[float, bool]) -> None:
+        if self.holding:
+            self.held = (*self.held, edge)
+        else:
+            super().append(edge)
+
+    def let_through(self) -> None:
+        self.holding = False
+        for edge in self.held:
+            super().append(edge)
+        self.held = ()
+
+
+def _let_go_stamped_before_the_clock_queued_after_the_look(rig: Rig) -> None:
+    """As :func:`_let_go_between_the_take_and_the_clock`, but gpiozero's thread, which stamps
+    the release before the loop's reading, is set aside before it queues it: the loop's second
+    take finds nothing, and the release is queued a moment after it."""
+    monitor = rig.app.monitor
+    source = monitor._edges
+    assert isinstance(source, GpioButton)
+    queue = _HeldBack(source._edges, maxlen=source._edges.maxlen)
+    source._edges = queue
+    take = source.take_edges
+    rig.button.down()
+    down_at = rig.clock.monotonic()
+    while rig.clock.monotonic() - down_at < ARM_HOLD_S - 0.03:
+        monitor.step()
+    rig.clock.advance(down_at + ARM_HOLD_S - SHORT_S - rig.clock.monotonic())
+
+    def late_take() -> list[tuple[float, bool]]:
+        edges = take()
+        source.take_edges = take  # type: ignore[method-assign]
+        queue.let_through()  # the release is queued now, after the loop looked
+        return edges
+
+    def take_then_let_go() -> list[tuple[float, bool]]:
+        edges = take()
+        queue.holding = True
+        rig.button.up()  # held ARM_HOLD_S - SHORT_S: stamped now, its queueing held back
+        rig.clock.advance(2 * SHORT_S)  # the reading comes past the hold
+        source.take_edges = late_take  # type: ignore[method-assign]
+        return edges
+
+    source.take_edges = take_then_let_go  # type: ignore[method-assign]
+    monitor.step()
+    assert source.take_edges == take and not queue.held  # the look happened as described
+
+
+def test_a_release_stamped_before_the_look_and_queued_after_it_does_not_arm(
+    tmp_path: Path,
+) -> None:
+    """The release was stamped before the loop read the clock but queued after the loop's
+    second take: the button reads up as the loop looks, so the press is not judged held then
+    (it armed, chirped and faulted at its first heartbeat edge, and after a trip told the
+    caregivers the walker was fine); its release, taken at the next look, settles it as let
+    go before the chirp."""
+    rig = make_rig(tmp_path, relay_sense_wired=False)
+    rig.run_for(1.0)
+    assert rig.state == "STANDBY"
+    _let_go_stamped_before_the_clock_queued_after_the_look(rig)
+    rig.run_for(PATTERN_GAP_S + 0.1)
+    controller = rig.app.controller
+    states = [t.state for t in controller.transitions]
+    assert SafetyState.ARMED not in states and SafetyState.FAULT not in states, states
+    assert "let go before the chirp" in controller.reason, controller.reason
+    assert rig.hardware.history == []
