@@ -172,3 +172,27 @@ def test_a_release_stamped_before_the_look_and_queued_after_it_does_not_arm(
     assert SafetyState.ARMED not in states and SafetyState.FAULT not in states, states
     assert "let go before the chirp" in controller.reason, controller.reason
     assert rig.hardware.history == []
+
+
+def test_after_a_trip_a_first_press_whose_release_was_on_its_way_still_calls(
+    tmp_path: Path,
+) -> None:
+    """TRIPPED, the walker calls for help; the first press's release is stamped before the
+    loop's reading and queued after its take. Help goes out, nobody is told the walker is
+    fine, the belt stays stopped."""
+    rig = make_rig(tmp_path, relay_sense_wired=False, detector=TripAt(2.0))
+    rig.run_for(1.0)
+    rig.press_reset()
+    rig.run_for(1.0)
+    assert rig.state == "TRIPPED"
+    closed = list(rig.hardware.history)
+    _let_go_stamped_before_the_clock_queued_after_the_look(rig)
+    now = rig.clock.monotonic()
+    for k in (1, 2):  # the call for help's second and third presses
+        rig.button.press_at(now + 0.3 * k, now + 0.3 * k + 0.15)
+    rig.run_for(2.0)
+    events = rig.events()
+    assert EventType.HELP in events
+    assert EventType.OK not in events
+    assert rig.state == "TRIPPED"
+    assert rig.hardware.history == closed
