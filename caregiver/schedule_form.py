@@ -109,8 +109,9 @@ def _number(text: str) -> float:
 
 
 def _count(text: str) -> int:
-    """A whole number typed, so huge that the contract refuses it rather than Python."""
-    return int(text) if len(text) <= 6 else 10**6
+    """A whole number typed, so huge that the contract refuses it rather than Python (huge by
+    its digits, not its leading zeros: "0000002" is 2)."""
+    return int(text) if len(text.lstrip("0")) <= 6 else 10**6
 
 
 def _terms(text: str) -> list[str]:

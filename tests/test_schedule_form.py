@@ -249,3 +249,11 @@ def test_a_paste_of_thousands_of_lines_or_terms_is_refused_in_a_few_words() -> N
     assert len(problems) == MAX_PROBLEMS_SAID + 1
     assert problems[0].startswith("stage 1: '2 wek' is none of weeks")
     assert problems[-1] == f"schedule: {100_000 - MAX_PROBLEMS_SAID} more problems like these"
+
+
+def test_a_count_typed_with_leading_zeros_is_its_number() -> None:
+    """ "0000002 weeks" is two weeks: a count of more than six digits was taken for a huge one
+    by its length, zeros and all, and refused "weeks: must be at most 52 weeks"."""
+    command = schedule_command("A", "1/1 x0000002 | 0000002 weeks | 00000003 a week", "1", "a", "w")
+    (stage,) = command.progression.stages
+    assert (len(stage.plan.intervals), stage.weeks, stage.sessions_per_week) == (4, 2, 3)
