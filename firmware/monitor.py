@@ -76,6 +76,9 @@ class Monitor:
         self._edges: PressEdges | None = button if isinstance(button, PressEdges) else None
         """Without release edges (a bare test button) every press is a reset press."""
         self._patterns = ResetButtonPatterns(gap_s=press_gap_s)
+        self._deferred: tuple[float, float] | None = None
+        """A press down by its edges that a look found up: when it went down and that look's
+        reading (its release was on its way, or it was lost)."""
         self.press_edges = EdgeFeed()
         """The reset button's edges, passed on after the loop read them (the session's)."""
         self.chooses_walker: Callable[[], bool] | None = None
@@ -159,10 +162,23 @@ class Monitor:
                 # and queued after the take. Judged at this reading, the press was held past the
                 # hold and armed with the button up (a FAULT at the first edge, after a trip an
                 # "I'm OK" and a call for help lost); it is judged at the next look, with it.
+                # One look only: a release still not there then was lost (a pin factory's
+                # bounce filter drops the release of a tap shorter than its bounce time), and
+                # the press, left down, was judged held at the next press, a call for help's
+                # second: it armed, told the caregivers "I'm OK", and the call was lost. It
+                # is let go as of the look that found the button up.
                 down_at = edges[-1][0] if edges and edges[-1][1] else None
                 if not edges:
                     down_at = self._patterns.down_at
-                judged = now if down_at is None or self.button.is_pressed else down_at
+                judged = now
+                if down_at is None or self.button.is_pressed:
+                    self._deferred = None
+                elif self._deferred is not None and self._deferred[0] == down_at:
+                    edges = [*edges, (self._deferred[1], False)]
+                    self._deferred = None
+                else:
+                    self._deferred = (down_at, now)
+                    judged = down_at
                 self.press_edges.publish(edges)
                 state = controller.state
                 # FAULT and STARTING too: nothing arms there (the table has no edge), but a

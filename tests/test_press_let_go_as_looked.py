@@ -196,3 +196,48 @@ def test_after_a_trip_a_first_press_whose_release_was_on_its_way_still_calls(
     assert EventType.OK not in events
     assert rig.state == "TRIPPED"
     assert rig.hardware.history == closed
+
+
+class _LosesARelease(deque[tuple[float, bool]]):
+    """The button's edge queue losing the next release (a pin factory's bounce filter that
+    drops the release of a tap shorter than its bounce time, or an edge it never delivers):
+    the edges say the press is down while the pin reads up."""
+
+    losing = False
+
+    def append(self, edge: tuple[float, bool]) -> None:
+        if self.losing and not edge[1]:
+            self.losing = False
+            return
+        super().append(edge)
+
+
+def test_a_press_whose_release_is_lost_is_not_deferred_until_the_next_press(
+    tmp_path: Path,
+) -> None:
+    """TRIPPED, the walker calls for help; the first press's release never reaches the loop,
+    which finds the button up at its looks. The press is not left down for ever, to be judged
+    held at the next press (the second of the call, which then armed the belt and told the
+    caregivers "I'm OK", and the call went out as nothing): help goes out, the belt stays
+    stopped."""
+    rig = make_rig(tmp_path, relay_sense_wired=False, detector=TripAt(2.0))
+    rig.run_for(1.0)
+    rig.press_reset()
+    rig.run_for(1.0)
+    assert rig.state == "TRIPPED"
+    closed = list(rig.hardware.history)
+    source = rig.app.monitor._edges
+    assert isinstance(source, GpioButton)
+    queue = _LosesARelease(source._edges, maxlen=source._edges.maxlen)
+    queue.losing = True
+    source._edges = queue
+    now = rig.clock.monotonic()
+    for k in (0, 1, 2):  # the call for help's three presses, the first one's release lost
+        rig.button.press_at(now + 0.3 * k, now + 0.3 * k + 0.15)
+    rig.run_for(2.0)
+    assert not queue.losing  # the release was lost as described
+    events = rig.events()
+    assert EventType.HELP in events
+    assert EventType.OK not in events
+    assert rig.state == "TRIPPED"
+    assert rig.hardware.history == closed
