@@ -18,7 +18,7 @@ import pytest
 
 from caregiver import story
 from caregiver.storage import SCHEMA_VERSION, Store
-from core.protocol.messages import FaultSaid, StateMessage
+from core.protocol.messages import DeviceState, FaultSaid, InvalidMessage, StateMessage, WornSaid
 from core.protocol.payloads import decode_as, state_payload
 from core.protocol.words import FAULT_KIND_SAID
 from firmware.config import SafetyConfig
@@ -132,6 +132,14 @@ def test_each_kind_is_said_and_an_older_monitors_fault_keeps_its_reason_alone(
             )
             assert service.ingestor.wait_for(lambda: "the belt can run" in belt()), belt()
             assert fault_stored() == "" and STALL_WORDS not in belt()
+            # a later release's kind, one this service does not know: the FAULT is stored,
+            # said by its reason alone, not refused whole (the card said the belt can run)
+            newer = json.loads(state_payload(DEVICE, "FAULT", "a later kind of fault"))
+            device.publish("state", json.dumps({**newer, "fault": "later"}), retain=True)
+            assert service.ingestor.wait_for(
+                lambda: belt() == "Belt stopped by a monitor fault: a later kind of fault"
+            ), belt()
+            assert fault_stored() == ""
         finally:
             device.close()
 
@@ -153,6 +161,25 @@ def test_every_kind_has_words_and_the_field_round_trips() -> None:
         assert message.fault is kind
     older = state_payload(DEVICE, "FAULT", "r").encode()
     assert b"fault" not in older and decode_as(StateMessage, older).fault is None
+
+
+def test_a_later_releases_words_are_not_known_and_the_state_is_kept() -> None:
+    """A kind (``fault``) or a worn word (``worn``) added by a later release is one this
+    release does not know: the message is read without it (a FAULT of unknown kind, the worn
+    check said by the reason), not refused whole. A value that is no word at all is still
+    bad input."""
+    fields = json.loads(state_payload(DEVICE, "FAULT", "sensor not worn: x"))
+    for newer in ({"fault": "later"}, {"worn": "later"}, {"fault": "later", "worn": "later"}):
+        message = decode_as(StateMessage, json.dumps({**fields, **newer}).encode())
+        assert (message.state, message.reason) == (DeviceState.FAULT, "sensor not worn: x")
+        assert message.fault is None and message.worn is None, newer
+    both = decode_as(
+        StateMessage, json.dumps({**fields, "fault": "later", "worn": "measuring"}).encode()
+    )
+    assert both.worn is WornSaid.MEASURING
+    for bad in ({"fault": 5}, {"fault": "later", "state": "LATER"}, {"fault": ["stall"]}):
+        with pytest.raises(InvalidMessage):
+            decode_as(StateMessage, json.dumps({**fields, **bad}).encode())
 
 
 def test_states_stored_before_the_field_have_no_kind(caregiver_db: str) -> None:

@@ -12,6 +12,8 @@ types):
 
 * keys only ever grow: decoders ignore fields they do not know, and every
   field added later gets a default;
+* a state message's ``fault`` or ``worn`` word a later release added is read as
+  absent (:func:`core.protocol.payloads.decode_as`), not the message refused;
 * ``schema`` says which version a producer wrote.
 
 Producers build these types and encode them with :mod:`core.protocol.payloads`.

@@ -14,7 +14,8 @@ import datetime as dt
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from enum import StrEnum
+from typing import Any, TypeVar, cast
 
 import msgspec
 
@@ -106,11 +107,46 @@ def decode_as(message_type: type[M], payload: bytes) -> M:
     try:
         return msgspec.json.decode(payload, type=message_type)
     except msgspec.ValidationError as exc:
+        if message_type is StateMessage:
+            known = _state_without_later_words(payload)
+            if known is not None:
+                return cast(M, known)
         raise InvalidMessage(f"invalid {message_type.__name__}: {exc}") from None
     except msgspec.DecodeError as exc:
         raise NotJson(f"not JSON: {exc}") from None
     except RecursionError:  # msgspec's own limit on nesting: no message of ours nests so
         raise NotJson("not JSON we read: nested too deeply") from None
+
+
+_LATER_WORDS: tuple[tuple[str, type[StrEnum]], ...] = (("worn", WornSaid), ("fault", FaultSaid))
+"""A state message's typed words a later release may add to: a word this release does not
+know is read as none (``fault``: a FAULT of unknown kind; ``worn``: the reason says)."""
+
+
+def _state_without_later_words(payload: bytes) -> StateMessage | None:
+    """The state message read without the words of a later release (:data:`_LATER_WORDS`),
+    or None: it is bad input even without them (it is refused as such). A newer monitor's
+    FAULT of a kind this service does not know was refused whole, and the card went on
+    saying the state before it (the belt can run)."""
+    try:
+        fields = msgspec.json.decode(payload)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    if not isinstance(fields, dict):
+        return None
+    unknown = [
+        key
+        for key, words in _LATER_WORDS
+        if isinstance(fields.get(key), str) and fields[key] not in words._value2member_map_
+    ]
+    if not unknown:
+        return None
+    for key in unknown:
+        del fields[key]
+    try:
+        return msgspec.json.decode(msgspec.json.encode(fields), type=StateMessage)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None
 
 
 def decode_availability(payload: bytes) -> Availability:
