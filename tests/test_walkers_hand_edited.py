@@ -40,6 +40,8 @@ def courier_said() -> Iterator[LogLines]:
         # as the writers' check reads it, trimmed, "Anna B"; as stored, past the wire's 40
         ("name", "Anna" + " " * 40 + "B"),
         ("name", "Anna\nB"),  # trimmed, one space; as stored, a line break spoken and shown
+        # not UTF-8 (typed in a Latin-1 terminal's sqlite3): it could not even be read
+        ("name", b"Ren\xe9e"),
     ],
 )
 def test_a_walker_row_edited_by_hand_is_left_out_said_and_the_loop_s_records_reach_the_disk(
@@ -47,7 +49,7 @@ def test_a_walker_row_edited_by_hand_is_left_out_said_and_the_loop_s_records_rea
     courier_said: LogLines,
     capsys: pytest.CaptureFixture[str],
     column: str,
-    value: str,
+    value: str | bytes,
 ) -> None:
     from launcher.cli import main
 
@@ -58,7 +60,9 @@ def test_a_walker_row_edited_by_hand_is_left_out_said_and_the_loop_s_records_rea
         with transaction(conn):
             add_walker(conn, "Anna B", by="Jo", wall="w1")
             add_walker(conn, "Ben", walker_id="ben", by="Jo", wall="w2")
-            conn.execute(f"UPDATE walkers SET {column} = ? WHERE id = 'anna-b'", (value,))
+            conn.execute(
+                f"UPDATE walkers SET {column} = CAST(? AS TEXT) WHERE id = 'anna-b'", (value,)
+            )
     finally:
         conn.close()
     bad_id = value if column == "id" else "anna-b"

@@ -59,11 +59,22 @@ def _record(
     return int(cursor.lastrowid or 0)
 
 
+def _text(value: object, errors: str = "replace") -> str:
+    """A column read as its bytes (``CAST(... AS BLOB)``), as text. A hand edit may store bytes
+    that are not UTF-8 (a Latin-1 terminal's ``sqlite3``), which sqlite3 cannot read as text:
+    the whole query raised, and no roster reached the loop. ``errors``: "surrogateescape"
+    keeps them unprintable, so the walker check refuses the row."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors)
+    return str(value)
+
+
 def _active_rows(conn: sqlite3.Connection) -> list[tuple[str, str]]:
     rows = conn.execute(
-        "SELECT id, name FROM walkers WHERE removed_wall IS NULL ORDER BY position, id"
+        "SELECT CAST(id AS BLOB), CAST(name AS BLOB) FROM walkers WHERE removed_wall IS NULL "
+        "ORDER BY position, id"
     ).fetchall()
-    return [(str(i), str(n)) for i, n in rows]
+    return [(_text(i, "surrogateescape"), _text(n, "surrogateescape")) for i, n in rows]
 
 
 def _row_problem(walker_id: str, name: str) -> str | None:
@@ -106,7 +117,10 @@ def refused_walkers(conn: sqlite3.Connection) -> tuple[str, ...]:
 
 def walker_names(conn: sqlite3.Connection) -> dict[str, str]:
     """Every walker ever registered here (removed ones too), id -> name: for old records."""
-    names = {str(i): str(n) for i, n in conn.execute("SELECT id, name FROM walkers")}
+    names = {
+        _text(i): _text(n)
+        for i, n in conn.execute("SELECT CAST(id AS BLOB), CAST(name AS BLOB) FROM walkers")
+    }
     names.setdefault(DEFAULT_WALKER_ID, DEFAULT_WALKER.name)
     return names
 
@@ -176,9 +190,10 @@ def _not_a_removed_walker_s(conn: sqlite3.Connection, name: str) -> None:
     the dashboard listed both under one name. Whether it is the same person is for whoever
     adds them to say: ``--id`` brings that walker back with their records."""
     for walker_id, old, removed in conn.execute(
-        "SELECT id, name, removed_wall FROM walkers WHERE removed_wall IS NOT NULL ORDER BY id"
+        "SELECT id, CAST(name AS BLOB), removed_wall FROM walkers WHERE removed_wall IS NOT NULL "
+        "ORDER BY id"
     ):
-        if said_alike(str(old), name):
+        if said_alike(_text(old), name):
             raise WalkerInvalid(
                 f"{name!r} is the name of walker {walker_id}, removed {str(removed)[:10]}, "
                 f"whose records stay theirs: to bring them back with those records, "
@@ -193,7 +208,12 @@ def remove_walker(conn: sqlite3.Connection, walker_id: str, *, by: str, wall: st
     if walker_id == DEFAULT_WALKER_ID:
         raise WalkerInvalid("the default walker cannot be removed (records without one are theirs)")
     # a row left out of the roster for breaking the contract can be removed too
-    walker = next((Walker(i, n) for i, n in _active_rows(conn) if i == walker_id), None)
+    rows = _active_rows(conn)
+    # its name as it can be printed (one not UTF-8 is said with a replacement character)
+    walker = next(
+        (Walker(i, _text(n.encode("utf-8", "surrogateescape"))) for i, n in rows if i == walker_id),
+        None,
+    )
     if walker is None:
         raise WalkerInvalid(f"no walker {walker_id!r} here (retroguard walker list)")
     was_selected = _chosen_on_record(conn) == walker_id
