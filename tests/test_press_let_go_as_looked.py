@@ -241,3 +241,32 @@ def test_a_press_whose_release_is_lost_is_not_deferred_until_the_next_press(
     assert EventType.OK not in events
     assert rig.state == "TRIPPED"
     assert rig.hardware.history == closed
+
+
+def test_a_lost_release_the_loop_first_finds_past_the_hold_does_not_arm(
+    tmp_path: Path,
+) -> None:
+    """A press let go just short of the hold, its release lost: the first look that finds
+    the button up comes at or after the hold. Let go as of that look, the press read as held
+    and armed the belt with the button up (then the first-edge FAULT), telling the caregivers
+    "I'm OK". A press whose release the loop never saw is never judged held: refused, the
+    belt stays stopped, no "I'm OK"."""
+    rig = make_rig(tmp_path, relay_sense_wired=False, detector=TripAt(2.0))
+    rig.run_for(1.0)
+    rig.press_reset()
+    rig.run_for(1.0)
+    assert rig.state == "TRIPPED"
+    closed = list(rig.hardware.history)
+    source = rig.app.monitor._edges
+    assert isinstance(source, GpioButton)
+    queue = _LosesARelease(source._edges, maxlen=source._edges.maxlen)
+    queue.losing = True
+    source._edges = queue
+    now = rig.clock.monotonic()
+    rig.button.press_at(now, now + ARM_HOLD_S - 0.001)
+    rig.run_for(2.0)
+    assert not queue.losing  # the release was lost as described
+    events = rig.events()
+    assert EventType.OK not in events and events.count(EventType.RESET) == 1  # the first arming
+    assert rig.state == "TRIPPED"
+    assert rig.hardware.history == closed
