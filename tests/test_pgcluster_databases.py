@@ -48,3 +48,30 @@ def test_a_stopped_cluster_s_databases_are_left_for_its_cleanup() -> None:
         assert not cluster.running
     finally:
         cluster.cleanup()
+
+
+def test_a_copy_has_the_template_s_tables_and_rows_and_a_kept_template_is_not_dropped(
+    postgres_cluster: PostgresCluster,
+) -> None:
+    """The suite's ``caregiver_db`` copies a database the store migrated once per session
+    (tests/conftest.py): the copy has what the template has, each copy is a database of its
+    own, and the template outlives the drop after each test."""
+    template_url = postgres_cluster.new_database("template", kept=True)
+    template = template_url.rsplit("/", 1)[1]
+    try:
+        with psycopg.connect(template_url, autocommit=True) as db:
+            db.execute("CREATE TABLE kept (id integer PRIMARY KEY)")
+            db.execute("INSERT INTO kept VALUES (7)")
+        first, second = (postgres_cluster.new_database(copy_of=template) for _ in range(2))
+        with psycopg.connect(first, autocommit=True) as db:
+            assert db.execute("SELECT id FROM kept").fetchall() == [(7,)]
+            db.execute("INSERT INTO kept VALUES (8)")
+        with psycopg.connect(second, autocommit=True) as db:  # the first's row is its own
+            assert db.execute("SELECT id FROM kept").fetchall() == [(7,)]
+        postgres_cluster.drop_new_databases()
+        names = _names(postgres_cluster)
+        assert template in names
+        assert not {first.rsplit("/", 1)[1], second.rsplit("/", 1)[1]} & names
+    finally:
+        with psycopg.connect(postgres_cluster.url(), autocommit=True) as db:
+            db.execute(f'DROP DATABASE "{template}"'.encode())
