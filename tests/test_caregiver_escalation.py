@@ -924,6 +924,7 @@ def test_a_retry_written_before_a_restart_keeps_its_delay_across_a_step_while_st
         service.stop()
 
 
+@pytest.mark.empty_database  # the upgrade from that schema's rows
 def test_an_alert_stored_before_schema_25_moves_by_the_tickers_measured_step(
     caregiver_db: str,
 ) -> None:

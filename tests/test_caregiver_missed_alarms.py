@@ -588,6 +588,7 @@ def test_a_fall_closed_without_the_dashboard_and_reopened_by_a_fault_is_not_miss
         dad.close()
 
 
+@pytest.mark.empty_database  # the upgrade from that schema's rows
 def test_incidents_closed_before_the_upgrade_keep_their_answered_fall_across_a_reopen(
     caregiver_db: str,
 ) -> None:
@@ -643,6 +644,7 @@ def test_incidents_closed_before_the_upgrade_keep_their_answered_fall_across_a_r
         store.close()
 
 
+@pytest.mark.empty_database  # the upgrade from that schema's rows
 def test_incidents_reopened_before_the_upgrade_learn_what_their_close_answered(
     caregiver_db: str,
 ) -> None:

@@ -11,6 +11,7 @@ import re
 import uuid
 from pathlib import Path
 
+import pytest
 from msgspec.structs import replace
 from pypdf import PdfReader
 
@@ -116,6 +117,7 @@ def test_the_plan_page_says_sent_in_words_with_the_request_id_as_small_print(
         device.close()
 
 
+@pytest.mark.empty_database  # the upgrade from that schema's rows
 def test_sessions_stored_before_the_restart_flag_read_as_not_interrupted(caregiver_db: str) -> None:
     """Both engines: a database at schema 18 (before ``walk_sessions.interrupted``) holds a
     session; upgraded, it is kept and reads as not interrupted, and a new summary's flag is

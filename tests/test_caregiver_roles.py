@@ -27,6 +27,7 @@ DEVICE = "treadmill-2"
 BOB_PASSWORD = "another good password"
 
 
+@pytest.mark.empty_database  # the upgrade from that schema's rows
 def test_accounts_from_before_roles_become_physios_and_new_ones_are_caregivers(
     caregiver_db: str,
 ) -> None:

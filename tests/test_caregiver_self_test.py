@@ -76,6 +76,7 @@ def _text(html: str) -> str:
 # ------------------------------------------------------------------ the store
 
 
+@pytest.mark.empty_database  # the upgrade from that schema's rows
 def test_schema_20_adds_the_self_tests_and_keeps_what_was_there(caregiver_db: str) -> None:
     with store_at_schema(caregiver_db, 19) as old:
         assert old.set_device_walkers(DEVICE, [("default", "Dad")])

@@ -12,6 +12,7 @@ import json
 import re
 from pathlib import Path
 
+import pytest
 from msgspec.structs import replace
 
 from caregiver.progress import parse_summary
@@ -64,6 +65,7 @@ def test_a_summary_s_falls_are_stored_and_an_older_one_s_are_derived() -> None:
         assert parse_summary({**fallen(), **change}, DEVICE) == (None, reason)
 
 
+@pytest.mark.empty_database  # the upgrade from that schema's rows
 def test_rows_stored_before_schema_14_have_trips_minus_stumbles_falls(caregiver_db: str) -> None:
     with store_at_schema(caregiver_db, 13) as old:  # the schema of the release before falls
         columns = SCHEMA_13_COLUMNS

@@ -557,6 +557,7 @@ def test_pages_queued_before_schema_17_reach_the_contact_they_recorded_after_a_r
         receiver.close()
 
 
+@pytest.mark.empty_database  # the upgrade from that schema's rows
 def test_a_page_queued_at_schema_16_is_kept_and_reaches_its_contact_after_a_reorder(
     caregiver_db: str,
 ) -> None:

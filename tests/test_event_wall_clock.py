@@ -326,6 +326,7 @@ def test_the_live_feed_row_says_received_for_a_clock_not_set() -> None:
     assert feed.incident_row(synced, "Dad's treadmill", None).received is None
 
 
+@pytest.mark.empty_database  # the upgrade from that schema's rows
 def test_the_caregiver_database_gains_the_flag_and_keeps_old_events_unflagged(
     caregiver_db: str,
 ) -> None:

@@ -116,6 +116,7 @@ def test_the_field_decides_over_the_words() -> None:
     assert older.worn is None and b"worn" not in state_payload(DEVICE, "STANDBY", "x").encode()
 
 
+@pytest.mark.empty_database  # the upgrade from that schema's rows
 def test_states_stored_before_the_field_are_read_from_their_reasons(caregiver_db: str) -> None:
     """Schema 21 adds each device's ``state_worn``, filled for the rows already there."""
     with store_at_schema(caregiver_db, 20) as old, old.transaction() as tx:
