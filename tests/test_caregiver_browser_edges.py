@@ -13,10 +13,12 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from caregiver.service import CaregiverService
+from core.zones import utc_offset_said
 from tests.browser_support import NEEDS_CHROMIUM, ON_SQLITE, logged_in, shot, widths_on_each_engine
 from tests.caregiver_support import (
     PASSWORD,
@@ -227,6 +229,61 @@ def test_a_held_stumble_s_notice_says_what_happened_once_its_time_has_passed(
         page.screenshot(path=shot(tmp_path, service, f"held-past-{width}.png"))
         page.reload()
         expect(notice).to_have_text(f"Still open: {said}", use_inner_text=True)
+        page.context.close()
+        device.close()
+
+
+@widths_on_each_engine(1280, 360)
+def test_a_held_stumble_s_time_to_page_is_in_the_reader_s_zone(
+    browser: Any, mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str, width: int
+) -> None:
+    """A caregiver in Paris, the service in UTC: every time on the page is in Paris time
+    ("17:45:41 UTC+01"), but the notice of a stumble waiting for the walker's reset, and the
+    tab's title, said "caregivers are alerted at 16:45:41 UTC if not": the service wrote it
+    into the words in its own zone. It is the reader's zone's now, in the notice the page was
+    rendered with and the one its script lists, the title too, and once the time has passed
+    ("not reset by 17:45:41 UTC+01"); the service's words stay its tooltip, as every time's."""
+    from playwright.sync_api import expect
+
+    clock = FakeClock(dt.datetime.now(dt.UTC).timestamp())
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, background=False, clock=clock) as service:
+        device = SimDevice(mosquitto, "treadmill-3")
+        device.online()
+        stumble = device.stumble()
+        assert service.ingestor.wait_for(lambda: service.store.event(stumble["id"]) is not None)
+        (held,) = service.store.alerts("treadmill-3")
+        assert held.next_at is not None
+        pages_at = dt.datetime.fromtimestamp(held.next_at, dt.UTC)
+        page = logged_in(browser, service, width, timezone_id="Europe/Paris", locale="en-US")
+        page.clock.install()
+        page.reload()
+        expect(page.locator("body")).to_have_attribute("data-live", "1")
+        paris = pages_at.astimezone(ZoneInfo("Europe/Paris"))
+        zone = utc_offset_said(paris.utcoffset() or dt.timedelta(0))
+        # en-US has no abbreviation for Paris ("GMT+1"): its offset, as the service says it
+        at = f"{paris:%H:%M:%S}\u00a0{zone}"
+        notice = page.locator("#ack-notice")
+        waiting = (
+            "Stumble on treadmill-3 — waiting for the walker to reset; "
+            f"caregivers are alerted at {at} if not"
+        )
+        expect(notice).to_have_text(f"Still open: {waiting}", use_inner_text=True)
+        expect(page).to_have_title(f"\u26a0 Still open: {waiting}")
+        # the service's own words, its zone named, where the pointer rests on the time
+        expect(notice.locator(".still-open time")).to_have_attribute(
+            "title", f"{pages_at:%H:%M:%S}\u00a0UTC"
+        )
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        page.screenshot(path=shot(tmp_path, service, f"held-paris-{width}.png"))
+
+        grace = service.config.policy.reset_grace_s
+        clock.advance(grace)  # the service's time to page has come; its escalation sleeps
+        page.clock.fast_forward(int((grace + 2) * 1000))
+        said = f"Stumble on treadmill-3 — not reset by {at}, when caregivers were to be alerted"
+        expect(notice).to_have_text(f"Still open: {said}", use_inner_text=True)
+        expect(page).to_have_title(f"\u26a0 Still open: {said}")
+        page.screenshot(path=shot(tmp_path, service, f"held-paris-past-{width}.png"))
         page.context.close()
         device.close()
 

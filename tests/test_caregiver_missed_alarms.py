@@ -24,6 +24,7 @@ import pytest
 
 from caregiver.changes import EventStored, encode
 from caregiver.config import PolicyConfig
+from caregiver.localtime import iso_of
 from caregiver.service import CaregiverService
 from caregiver.storage import SCHEMA_VERSION, StorageFault, Store
 from tests.caregiver_db import store_at_schema
@@ -132,6 +133,7 @@ def test_open_critical_incidents_of_the_caregiver_s_devices_only_newest_first(
                 "urgent": True,
                 "paging": True,
                 "pages_in": None,
+                "pages_at": None,
             }
 
         found = _alarms(ann)
@@ -215,6 +217,10 @@ def test_an_alert_that_pages_without_a_fall_is_listed_too_at_its_urgency(
         # when it pages, by the service's clock: the page asks again then (app.js)
         pages_in = held.next_at - clock()
         assert found[2]["pages_in"] == pages_in and found[1]["pages_in"] is None
+        # and the moment it pages, for the page to say in the reader's zone (time.js)
+        iso = iso_of(datetime.fromtimestamp(held.next_at, UTC))
+        assert found[2]["pages_at"] == {"iso": iso, "text": pages_at, "format": "time"}
+        assert found[1]["pages_at"] is None
         offline = found[1]
         assert offline["incident"] == ""  # an alert outside incidents
         assert offline["link"] == "/devices/treadmill-2"
@@ -234,7 +240,9 @@ def test_an_alert_that_pages_without_a_fall_is_listed_too_at_its_urgency(
             f' data-pages-in="{pages_in}">'
             'Stumble on treadmill<span class="nowrap">-3</span> — waiting for the walker to '
             "reset; "
-            f"caregivers are alerted at {pages_at} if not</a>"
+            # the service's zone, named, until the browser says it in its own
+            f'caregivers are alerted at <time datetime="{iso}" data-format="time">'
+            f"{pages_at}</time> if not</a>"
         ) in page
         clock.advance(held.next_at - clock() + 1)
         # its time gone by, still held (the escalation has not acted yet): what happened,

@@ -126,6 +126,27 @@ class MissedAlarm(msgspec.Struct, frozen=True):
     """Of a held alert, the seconds until it pages by the service's clock: the page asks
     again then (``static/app.js``), as its words "caregivers are alerted at 14:05:30 CET if
     not" are of a time to come, and read as a promise still to keep once it had gone by."""
+    pages_at: Moment | None = None
+    """Of a held alert, when it pages: its :attr:`text` says it in the service's zone, named
+    (``pages_at.text``, "14:05:30\u00a0UTC"), what a page without scripts shows; the page
+    shows it in the reader's own zone, as every time on it (``static/time.js``), in the
+    notice and the tab's title alike (:func:`still_open_element`, ``static/app.js``). A reader in
+    Paris read "alerted at 16:45:41 UTC" beside cards saying "17:45:41 UTC+01"."""
+
+
+def still_open_element(alarm: MissedAlarm) -> Markup:
+    """An alarm's words as the "Still open" notice shows them: its names hyphened
+    (:func:`hyphened_element`) and a held alert's time to page (:attr:`MissedAlarm.pages_at`)
+    a ``<time>`` the browser puts in its own zone; app.js's ``stillOpenWords`` builds the same."""
+    at = alarm.pages_at
+    if at is None or at.text not in alarm.text:
+        return hyphened_element(alarm.text)
+    before, after = alarm.text.split(at.text, 1)
+    when = Markup(
+        f'<time datetime="{escape(at.iso)}" data-format="{escape(at.format)}">'
+        f"{escape(at.text)}</time>"
+    )
+    return hyphened_element(before) + when + hyphened_element(after)
 
 
 class MoreAlarm(msgspec.Struct, frozen=True):
@@ -253,9 +274,12 @@ def missed_alarms(
         link = f"/events/{alert.event_id}" if alert.event_id else story.device_link(alert.device_id)
         held = alert.status == "held"
         pages_in = None
+        pages_at = None
         if held:
             moment = moment_of(alert.next_at)
             at = words(moment, zone).split(", ")[-1] if moment is not None else "soon"
+            if moment is not None:  # the reader's zone on the page (MissedAlarm.pages_at)
+                pages_at = Moment(iso_of(moment), at, "time")
             if alert.next_at is not None and alert.next_at > now:
                 pages_in = alert.next_at - now
             due = moment is not None and pages_in is None
@@ -274,6 +298,7 @@ def missed_alarms(
                 urgent=not held and urgency_of(alert.kind) is Urgency.CRITICAL,
                 paging=not held,
                 pages_in=pages_in,
+                pages_at=pages_at,
             )
         )
     return alarms
@@ -446,6 +471,7 @@ class Site:
         self.templates.env.filters["since"] = since_number
         self.templates.env.filters["month"] = month_element
         self.templates.env.filters["hyphened"] = hyphened_element
+        self.templates.env.filters["still_open_words"] = still_open_element
         # who: the walker its incident names (the page's ``who``, read off the event loop)
         self.templates.env.globals["card_story"] = lambda d, who=None: story.card(
             d, backend.clock(), who

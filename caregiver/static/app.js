@@ -971,6 +971,19 @@
       function (a) { return a.getAttribute("href") === href; });
     if (again) again.focus({ preventScroll: true }); else focusNotice(null);
   }
+  // An alarm's words as the notice lists them (site.py's still_open_element), and as read
+  // (``text``, for the tab's title): a held stumble's time to page (``pages_at``) in this
+  // browser's zone, as every time on the page. The service's words say it in its own zone:
+  // a reader in Paris read "alerted at 16:45:41 UTC" beside cards at "17:45:41 UTC+01".
+  function stillOpenWords(a) {
+    var at = a.pages_at, cut = at ? a.text.indexOf(at.text) : -1;
+    if (cut < 0) return { nodes: hyphened(a.text), text: a.text };
+    var when = timeEl(at);
+    if (window.retroguardLocalTime) window.retroguardLocalTime(node("span", {}, [when]));
+    var before = a.text.slice(0, cut), after = a.text.slice(cut + at.text.length);
+    return { nodes: hyphened(before).concat([when], hyphened(after)),
+             text: before + when.textContent + after };
+  }
   function listStillOpen(open, listOnly) {
     if (!notice) return;
     var old = notice.querySelector(".still-open");
@@ -988,7 +1001,7 @@
     notice.classList.toggle("ack-more", urgent.length > 0);
     notice.classList.toggle("ack-warn", open.length > 0 && !urgent.length);
     if (!open.length) { if (!listOnly) silence(); return; }
-    var links = [];
+    var links = [], said = [];
     open.forEach(function (a, i) {
       if (i) links.push(" ");
       var level = a.urgent === false ? " still-open-warn" : "";
@@ -997,7 +1010,9 @@
       // the comma in the link's box (the template's .still-open-sep): after it, alone on a
       // phone's line under a link a finger's size
       var sep = i < open.length - 1 ? node("span", { "class": "still-open-sep" }, [","]) : null;
-      links.push(node("a", attrs, hyphened(a.text).concat([sep])));
+      var words = stillOpenWords(a);
+      said.push(words.text);
+      links.push(node("a", attrs, words.nodes.concat([sep])));
     });
     var quiet = node("button", { type: "button", "class": "btn btn-plain still-open-silence" }, ["Silence"]);
     quiet.addEventListener("click", function () {
@@ -1012,7 +1027,7 @@
     if (urgent.length && !loud) return;  // silenced here: said, not sounded again
     // the tab's title names what is open (the notice is in the banner's place), so a
     // glance at the tab never reads "all answered" while an alert pages
-    document.title = "\u26A0 Still open: " + open.map(function (a) { return a.text; }).join(", ");
+    document.title = "\u26A0 Still open: " + said.join(", ");  // as the notice reads them
     if (!loud) return;  // only amber: said, not sounded
     // the alarm goes on for what is open and urgent: the beeping, not the banner
     showing = urgent.map(function (a) { return a.event; });
