@@ -16,12 +16,15 @@ from __future__ import annotations
 import http.client
 import random
 import re
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from caregiver.routes import plans
 from caregiver.service import CaregiverService
 from tests.caregiver_support import (
     WAIT,
@@ -173,3 +176,36 @@ def test_mutated_dashboard_forms_and_queries_never_answer_500(
         answers.append((status, path[:200], b""))
     assert [a for a in answers if a[0] >= 500] == []
     assert {a[0] for a in answers} >= {303, 400, 403}  # accepted, refused, forged: all seen
+
+
+def test_a_progression_form_is_read_off_the_event_loop(
+    dashboard: tuple[CaregiverService, Http], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reading a progression form (a schedule pasted in: up to about 1.3 s of CPU for the
+    worst a form may hold) ran on the event loop, where every other page, the live feed and
+    the alarms waited for it. It runs on a worker thread now, as the routes' other blocking
+    work; a refused form is refused all the same."""
+    _, ann = dashboard
+    readers: list[str] = []
+    real = plans.progression_command_from_form
+
+    def noting(form: Any, by: str) -> Any:
+        readers.append(threading.current_thread().name)
+        return real(form, by)
+
+    monkeypatch.setattr(plans, "progression_command_from_form", noting)
+    _, _, page = ann.request("GET", f"/devices/{DEVICE}/plan")
+    token = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert token
+    url = f"/devices/{DEVICE}/progression"
+    schedule = [
+        ("schedule_name", "S"),
+        ("schedule", "2/2 x7 | 2 weeks\n3/2"),
+        ("schedule_stage", "0"),
+    ]
+    status, _, refused = ann.request("POST", url, [("csrf", token[1]), *schedule])
+    assert status == 400 and "stage" in refused
+    status, _, _ = ann.request("POST", url, [("csrf", token[1]), ("action", "hold")])
+    assert status == 303
+    assert len(readers) == 2
+    assert "caregiver-web" not in readers  # uvicorn's thread runs the event loop

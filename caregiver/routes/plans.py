@@ -436,7 +436,11 @@ def routes(site: Site) -> list[BaseRoute]:
             return allowed
         device_id, form = allowed
         try:
-            command = progression_command_from_form(form, session.username[:64] or "caregiver")
+            # off the loop: a schedule pasted in is up to about 1.3 s of CPU to read (the
+            # worst a form may hold), which every page, the live feed and the alarms waited for
+            command = await run_in_threadpool(
+                progression_command_from_form, form, session.username[:64] or "caregiver"
+            )
         except PlanInvalid as exc:
             asked = str(form.get("walker") or "").strip()  # shown again for that walker
             walker = asked if is_walker_id(asked) else None
