@@ -22,6 +22,7 @@ from typing import Any
 import pytest
 
 from caregiver.config import EscalationConfig
+from caregiver.localtime import iso_utc
 from caregiver.routes.site import ACK_NOTICE_S
 from caregiver.service import CaregiverService
 from caregiver.storage import Role
@@ -47,9 +48,12 @@ TIMEOUT = 300.0
 AT = f"at={int(FakeClock().now)}"
 """The moment an acknowledgement's address names (the fake clock's start: no test here moves
 it before acknowledging)."""
-WHEN = "At 22:13:20\u00a0UTC: "
+WHEN = (
+    f'At <time datetime="{iso_utc(int(FakeClock().now))}" data-format="time">'
+    "22:13:20\u00a0UTC</time>: "
+)
 """How its notice begins (that moment in the service's zone, the zone kept on its time's
-line)."""
+line, until the browser says it in its own: a ``<time>``, as every time on the page)."""
 
 
 @pytest.fixture

@@ -288,6 +288,38 @@ def test_a_held_stumble_s_time_to_page_is_in_the_reader_s_zone(
         device.close()
 
 
+@ON_SQLITE
+def test_an_acknowledgement_s_notice_sent_back_says_its_time_in_the_reader_s_zone(
+    browser: Any, mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    """The notice a page is sent back with after an acknowledgement posted as a plain form
+    ("At 16:45:41 UTC: Acknowledged — …") said its time in the service's
+    zone, to a reader in Paris whose every other time said "17:45:41 UTC+01". It is a
+    ``<time>`` as they are: the reader's zone, the service's words its tooltip."""
+    from playwright.sync_api import expect
+
+    clock = FakeClock(dt.datetime.now(dt.UTC).timestamp())
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, background=False, clock=clock) as service:
+        device = SimDevice(mosquitto, "treadmill-3")
+        device.online()
+        wait_all_handled(service, device)
+        page = logged_in(browser, service, 360, timezone_id="Europe/Paris", locale="en-US")
+        at = int(clock())
+        page.goto(f"{service.url}/devices/treadmill-3?ack=done&device=waiting&at={at}")
+        moment = dt.datetime.fromtimestamp(at, dt.UTC)
+        paris = moment.astimezone(ZoneInfo("Europe/Paris"))
+        zone = utc_offset_said(paris.utcoffset() or dt.timedelta(0))
+        notice = page.locator("#ack-notice")
+        expect(notice).to_have_text(
+            re.compile(f"^At {paris:%H:%M:%S}\u00a0{re.escape(zone)}: "), use_inner_text=True
+        )
+        expect(notice.locator("time")).to_have_attribute("title", f"{moment:%H:%M:%S}\u00a0UTC")
+        page.screenshot(path=shot(tmp_path, service, "ack-paris-360.png"))
+        page.context.close()
+        device.close()
+
+
 @widths_on_each_engine(360, 1280)
 def test_the_longest_stretch_box_says_the_goal_once(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int

@@ -663,8 +663,11 @@ class Site:
         at: float | None = getattr(request.state, "ack_at", None)
         earlier: str = getattr(request.state, "earlier", "")
         said = notice(query, query.getlist("open"), earlier) if at is not None else ""
-        moment = self.moment(at, "time") if said else None
-        context.setdefault("ack_notice", f"At {moment.text}: {said}" if moment else said)
+        when = self.time_element(at, "time") if said else Markup("")
+        # its time a <time> as every other: the reader's zone once time.js has run (it said
+        # the service's, "At 16:45:41 UTC", to a reader in Paris beside "17:45:41 UTC+01")
+        ack_notice = Markup("At {}: {}").format(when, said) if when else said
+        context.setdefault("ack_notice", ack_notice)
         # green, as the page's script shows it: all it was asked closed and the device told
         context.setdefault(
             "ack_done", at is not None and query.get("ack") == "done" and "device" not in query
