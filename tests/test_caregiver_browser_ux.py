@@ -853,6 +853,71 @@ def test_a_second_caregiver_s_alarm_goes_on_when_the_list_of_open_alerts_cannot_
 
 
 @ON_SQLITE
+def test_an_acknowledgement_whose_list_of_open_alerts_cannot_be_had_leaves_the_others_sounding(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Treadmill-2's walker called for help, then Dad fell; Ann's banner sounds for both. Her
+    phone's connection drops as she taps Acknowledge on Dad's card: the acknowledgement goes
+    through, but the page's question which alerts are still open fails. The page took that
+    for "none open": it stopped the banner and its beeping, and said in green "Acknowledged:
+    the alert on Dad's treadmill is closed." alone, while the call for help nobody had
+    answered was open. Now Dad's alert is said closed, the call for help still alarms in the
+    banner, and the notice says the rest could not be checked; once the connection is back
+    the page asks again and lists the call for help as still open."""
+    from playwright.sync_api import expect
+
+    dad, other = SimDevice(mosquitto, "treadmill-1"), SimDevice(mosquitto, "treadmill-2")
+    dad.online()
+    other.online()
+    _help(other)
+    dad.incident_fall()
+    wait_all_handled(service, dad, other)
+    ann = _page(browser, service, 360)
+    ann.clock.install()  # the page's asking again, run on at once below
+    ann.reload()
+    expect(ann.locator("body")).to_have_attribute("data-live", "1")
+    _caught_up(ann)
+    banner, text = ann.locator("#alarm-banner"), ann.locator("#alarm-text")
+    expect(text).to_have_text("FALL on Dad's treadmill")
+    expect(ann.locator("#alarm-more")).to_contain_text("+1 more")
+
+    # the network drops for every question but the acknowledgement's POST (it goes through)
+    ann.route("**/api/alarms", lambda route: route.abort("internetdisconnected"))
+    _tap_ack(ann, "treadmill-1", 360)
+    dad.wait_command("ack")
+    notice = ann.locator("#ack-notice")
+    expect(notice).to_contain_text("Acknowledged: the alert on Dad's treadmill is closed.")
+    expect(ann.locator("#card-treadmill-1")).to_have_attribute("data-level", "idle")
+    # the call for help still alarms, named by the banner; nothing says all is answered
+    expect(banner).to_be_visible()
+    expect(text).to_have_text("HELP requested on treadmill-2")
+    expect(ann.locator("#alarm-more")).to_have_text("")
+    expect(notice).to_have_text(
+        "Acknowledged: the alert on Dad's treadmill is closed.\n"
+        "Could not check whether other alerts are open (no answer from the service): "
+        "asking again.",
+        use_inner_text=True,
+    )
+    expect(notice).to_have_class(re.compile(r"\back-warn\b"))
+    assert ann.title() == "\u26a0 HELP requested on treadmill-2", ann.title()
+    ann.screenshot(path=_shot(tmp_path, service, "acked-list-failed-360.png"))
+
+    # the connection back: asked again, the call for help is listed as still open, in red
+    ann.unroute("**/api/alarms")
+    ann.clock.fast_forward(5000)
+    expect(notice).to_have_text(
+        "Acknowledged: the alert on Dad's treadmill is closed.\n"
+        "Still open: HELP requested on treadmill-2 Silence",
+        use_inner_text=True,
+    )
+    expect(banner).to_be_hidden()
+    expect(ann).to_have_title("\u26a0 Still open: HELP requested on treadmill-2")
+    ann.context.close()
+    dad.close()
+    other.close()
+
+
+@ON_SQLITE
 def test_a_banner_of_several_alarms_names_one_still_open_when_the_named_one_is_answered(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:

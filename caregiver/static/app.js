@@ -997,6 +997,8 @@
     // help in red (and beeping), one without (offline while armed, a stumble not reset, a
     // fault) in amber — "Still open: HELP" left out the treadmill gone offline, paging too.
     listed = open;
+    unlisted = null;  // a list: the one owed after an acknowledgement is had
+    if (unlistedTimer) { clearTimeout(unlistedTimer); unlistedTimer = null; }
     var urgent = open.filter(function (a) { return a.urgent !== false; });
     notice.classList.toggle("ack-more", urgent.length > 0);
     notice.classList.toggle("ack-warn", open.length > 0 && !urgent.length);
@@ -1038,6 +1040,7 @@
   // asked again so it names it too (its height kept: nothing under the finger moves up).
   function refreshStillOpen() {
     if (!notice || notice.hidden || !notice.classList.contains("ack-done")) return;
+    if (unlisted) { askUnlisted(0); return; }  // the acknowledgement's list, still owed
     stillOpen("").then(function (open) {
       if (open === null || notice.hidden) return;  // not known: the list as it was
       notice.style.minHeight = heightOf(notice) + "px";
@@ -1164,6 +1167,67 @@
       if (warning()) askWarnings(); else refreshStillOpen();
     }, wait);
   }
+  // This page's own acknowledgement, and the list of what else is open could not be had (no
+  // network, an HTTP error). Taken for "none open", it stopped the banner and its beeping and
+  // said in green that the alert was closed, nothing more, while another treadmill's call for
+  // help nobody had answered was open. The alert acknowledged is closed (the service said
+  // so): its alarms stop; the banner goes on for the others this page sounds for, named by
+  // the newest of them, and the notice says, in amber, that the rest could not be checked.
+  // The list is asked again (every UNLISTED_MS, and at each batch of cards) until it comes:
+  // then the notice takes the banner's place and lists what is still open, as after any
+  // acknowledgement. ``unlisted``: {incident, kept (the alarms left sounding), card}, while asked.
+  var UNLISTED_MS = 2000, unlisted = null, unlistedTimer = null;
+  function keepOthers(incident, card, ask) {
+    var device = card ? card.dataset.device : "";
+    var others = showing.filter(function (e) {
+      var a = alarmedFor.get(e);
+      if (!a) return true;  // not known as the acknowledged one: it sounds on
+      return incident ? a.incident !== incident : !(a.alone && a.device === device);
+    });
+    if (!others.length) silence();
+    else if (others.length < showing.length) {
+      showing = others;
+      var first = alarmedFor.get(others[others.length - 1]), alarms = [];
+      others.forEach(function (e) { var a = alarmedFor.get(e); if (a) alarms.push(a); });
+      if (first) nameAlarm(first.text, first.link, moreOf(alarms, first), first.incident, first.event);
+    }
+    if (!ask || !notice) return;
+    notice.classList.add("ack-warn");
+    notice.append(node("span", { "class": "ack-unlisted" }, [
+      "Could not check whether other alerts are open (no answer from the service): " +
+      "asking again."]));
+    unlisted = { incident: incident, kept: showing.slice(), card: card };
+    askUnlisted(UNLISTED_MS);
+  }
+  function askUnlisted(wait) {
+    if (unlistedTimer) clearTimeout(unlistedTimer);
+    unlistedTimer = setTimeout(function () {
+      unlistedTimer = null;
+      var was = unlisted;
+      if (!was) return;
+      stillOpen(was.incident).then(function (open) {
+        if (unlisted !== was) return;  // listed meanwhile (listStillOpen)
+        if (!notice || notice.hidden || !notice.classList.contains("ack-done")) { unlisted = null; return; }
+        if (open === null) { askUnlisted(UNLISTED_MS); return; }
+        unlisted = null;
+        // the banner still sounding only for what it kept: the notice takes its place (as
+        // after any acknowledgement), the card under the thumb kept where it was
+        var same = showing.length === was.kept.length &&
+          was.kept.every(function (e, i) { return showing[i] === e; });
+        if (banner.hidden || !same) {
+          // silenced meanwhile (the banner's Silence): listed, not sounded again
+          if (banner.hidden && !showing.length) was.kept.forEach(function (e) { quietened.add(e); });
+          showStillOpen(open, !banner.hidden);
+          return;
+        }
+        var card = was.card && document.getElementById(was.card.id);
+        var top = card ? card.getBoundingClientRect().top : 0;
+        silence();
+        showStillOpen(open);
+        keepPlace(card, top);
+      });
+    }, wait);
+  }
   // One question at a time; changes meanwhile ask once more when it is answered.
   var warningsAsked = false, warningsAgain = false;
   function askWarnings() {
@@ -1216,8 +1280,8 @@
           // gives way to the whole notice at once: one move, made up for (keepPlace).
           button.textContent = "Acknowledged";
           var closed = form.querySelector('input[name="incident"]');
-          return stillOpen(closed ? closed.value : "").then(function (listed) {
-            var open = listed || [];  // not known: the page's feed alarms again for what it brings
+          var incident = closed ? closed.value : "";
+          return stillOpen(incident).then(function (open) {
             // the card as it is now: the feed may have replaced it meanwhile (the tapped one,
             // detached, measured 0 and the page moved up under the finger uncorrected)
             var shown = card && document.getElementById(card.id);
@@ -1226,8 +1290,11 @@
                       earlier: answer.earlier || "" };
             showNotice(answer.message || ackLine(false)[0]);
             notice.classList.toggle("ack-done", !answer.message);
-            silence();
-            if (!answer.message) showStillOpen(open);
+            if (open === null) keepOthers(incident, card, !answer.message);
+            else {
+              silence();
+              if (!answer.message) showStillOpen(open);
+            }
             keepPlace(card, top);
             focusNotice(button);
           });
