@@ -4,8 +4,11 @@ The service records each ``plan`` / ``progression`` command (pending) before it
 publishes it; ingest records the device's reply on ``.../reply`` (matched by
 request id), so every instance on one database shows the same answer. A
 command still pending :data:`ANSWER_TIMEOUT_S` after it was sent shows as
-"no answer" (the device is off or away); the broker keeps it (QoS 1) and a
-late reply still turns it into accepted or refused.
+"no answer" (the device is off or away, or slow); a late reply still turns it
+into accepted or refused. The broker keeps nothing for a device that is off
+(it connects with a clean session, docs/mqtt.md "Commands"): one sent while the
+device said it was offline is said not delivered, to be sent again once it is
+back on line.
 """
 
 from __future__ import annotations
@@ -123,6 +126,13 @@ def answer_of(reply: ReplyMessage) -> str:
     return "Accepted."
 
 
+NOT_DELIVERED = (
+    "Not delivered: the treadmill is offline, and nothing sent while it is off is kept for it. "
+    "Send it again once the treadmill is back on line."
+)
+"""A command sent while the device said it was offline (:func:`view_of`)."""
+
+
 def as_sentence(text: str) -> str:
     """``text`` as a sentence: a capital first, a full stop last (an answer stored by an
     earlier release, "stored as plan ... session", reads as the new ones do)."""
@@ -140,10 +150,14 @@ class CommandView:
 
     sent: SentCommand
     state: AnswerState
+    offline: bool = False
+    """Unanswered, and sent while the device said it was offline: it never got it."""
 
     @property
     def text(self) -> str:
         """The answer cell's words, in sentences (the row's ``state`` is what a program reads)."""
+        if self.offline and self.state in ("pending", "no answer"):
+            return NOT_DELIVERED
         match self.state:
             case "pending":
                 return "Sent, waiting for the treadmill's answer."
@@ -154,7 +168,8 @@ class CommandView:
             case _:
                 return (
                     f"No answer after {ANSWER_TIMEOUT_S:g} s: the treadmill may be off or off "
-                    "line; it gets the command when it is back (or send it again)."
+                    "line, and nothing sent while it is off is kept for it: send it again once "
+                    "it is back on line."
                 )
 
     @property
@@ -176,7 +191,18 @@ class CommandView:
         }
 
 
-def view_of(sent: SentCommand, now: float, timeout_s: float = ANSWER_TIMEOUT_S) -> CommandView:
+def view_of(
+    sent: SentCommand,
+    now: float,
+    timeout_s: float = ANSWER_TIMEOUT_S,
+    offline_since: float | None = None,
+) -> CommandView:
+    """``offline_since``: when the service last heard the device, which said then that it is
+    offline (None: not offline). A command still unanswered that was sent from then on was
+    not delivered: the device's session is clean, the broker kept nothing for it. The page
+    said "Sent, waiting for the treadmill's answer." beside a card saying "Monitor offline",
+    then that the treadmill gets it when it is back: it never did."""
+    offline = offline_since is not None and sent.sent_at >= offline_since
     if sent.status == "pending" and now - sent.sent_at >= timeout_s:
-        return CommandView(sent, "no answer")
-    return CommandView(sent, sent.status)
+        return CommandView(sent, "no answer", offline)
+    return CommandView(sent, sent.status, offline)

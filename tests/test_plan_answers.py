@@ -139,6 +139,54 @@ def test_a_refusal_names_the_field_and_an_unanswered_command_says_so(
     other.close()
 
 
+def test_a_plan_sent_to_an_offline_treadmill_says_it_is_offline_not_waiting(
+    service: CaregiverService, mosquitto: Mosquitto, clock: Later
+) -> None:
+    """The fleet card said "Monitor offline — last seen ..." and the physio sent a plan: its
+    row said "Sent, waiting for the treadmill's answer.", then "No answer after 30 s: ... it
+    gets the command when it is back". Neither is so: the treadmill connects with a clean
+    session (docs/mqtt.md, "Commands"), so nothing sent while it is off is kept for it. The
+    row says the treadmill is offline and to send it again once it is back on line."""
+    device = SimDevice(mosquitto, DEVICE)
+    device.online()
+    device.offline()
+    assert service.ingestor.wait_for(
+        lambda: (d := service.store.device(DEVICE)) is not None and d["availability"] == "offline"
+    )
+    web = Http(service.port)
+    assert web.login() == 303
+    _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
+    token = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert token
+    status, headers, _ = web.request(
+        "POST", f"/devices/{DEVICE}/plan", [("csrf", token[1]), ("preset", "alternate-2-2")]
+    )
+    assert status == 303
+    sent = headers["location"].split("sent=")[1]
+    offline = (
+        "Not delivered: the treadmill is offline, and nothing sent while it is off is kept "
+        "for it. Send it again once the treadmill is back on line."
+    )
+    for ahead in (0.0, ANSWER_TIMEOUT_S + 1):
+        clock.ahead_s = ahead
+        (row,) = _answers(web)
+        assert row["request_id"] == sent and row["text"] == offline, row
+        _, _, page = web.request("GET", f"/devices/{DEVICE}/plan?sent={sent}")
+        assert offline in page and "waiting for the treadmill" not in page
+    # back on line, a plan sent then waits for its answer as before
+    device.online()
+    assert service.ingestor.wait_for(
+        lambda: (d := service.store.device(DEVICE)) is not None and d["availability"] == "online"
+    )
+    clock.ahead_s = 0.0
+    again = web.request(
+        "POST", f"/devices/{DEVICE}/plan", [("csrf", token[1]), ("preset", "alternate-2-2")]
+    )[1]["location"].split("sent=")[1]
+    newest = _answers(web)[0]
+    assert newest["request_id"] == again
+    assert newest["text"] == "Sent, waiting for the treadmill's answer."
+
+
 def test_an_answer_from_a_device_of_another_version_is_still_accepted() -> None:
     odd = ReplyMessage(
         schema=1,

@@ -279,7 +279,12 @@ def routes(site: Site) -> list[BaseRoute]:
 
     def answers(device_id: str) -> list[CommandView]:
         now = backend.clock()
-        return [view_of(c, now) for c in backend.store.sent_commands(device_id)]
+        device = backend.store.device(device_id)
+        # offline since it was last heard (its availability message): what was sent since
+        # never reached it (its session is clean: plan_answers.view_of)
+        since = device["last_seen"] if device and device["availability"] == "offline" else None
+        sent = backend.store.sent_commands(device_id)
+        return [view_of(c, now, offline_since=since) for c in sent]
 
     def in_force(device_id: str, asked: str | None, sent: list[CommandView]) -> InForce:
         """What is in force for the walker ``asked`` (else the one who walked last): their
