@@ -85,3 +85,37 @@ def test_patterns_report_such_a_double_press_where_the_session_chooses_walkers()
     assert patterns.feed(edges, 0.71, armable=True, sessions_double_after=after) == []
     out = patterns.feed([], 0.7 + PATTERN_GAP_S + 0.01, armable=True, sessions_double_after=after)
     assert out == [ResetPress(0.0, held=False, presses=2)]
+
+
+def test_a_double_press_with_a_press_let_go_at_exactly_the_hold_is_reported() -> None:
+    """Let go at exactly :data:`ARM_HOLD_S` (the session leaves a double press whose longer
+    press is that long to the reset, ``longest_s < ARM_HOLD_S`` being the walker's): reported
+    as two presses, or nobody answers it (mut39: ``>`` for ``>=`` in ``_release``)."""
+    patterns = ResetButtonPatterns()
+    after = -1.0
+    edges = [(0.0, True), (ARM_HOLD_S, False), (0.75, True), (0.875, False)]
+    assert patterns.feed(edges, 0.875, armable=True, sessions_double_after=after) == []
+    out = patterns.feed(
+        [], 0.875 + PATTERN_GAP_S + 0.125, armable=True, sessions_double_after=after
+    )
+    assert out == [ResetPress(0.0, held=False, presses=2)]
+
+
+def test_a_press_let_go_past_the_hold_leaves_the_next_sequence_s_double_press_to_the_session() -> (
+    None
+):
+    """A lone press let go just past the hold is its own sequence (refused, too short); the
+    walker's double press of quick presses a while later is the session's again (the next
+    walker), not refused (mut39: the flag kept past its sequence's end)."""
+    patterns = ResetButtonPatterns()
+    after = -1.0
+    edges = [(0.0, True), (ARM_HOLD_S + 0.125, False)]
+    assert patterns.feed(edges, 0.625, armable=True, sessions_double_after=after) == []
+    out = patterns.feed([], 2.0, armable=True, sessions_double_after=after)
+    assert out == [ResetPress(0.0, held=False)]
+    edges = [(3.0, True), (3.125, False), (3.375, True), (3.5, False)]
+    assert patterns.feed(edges, 3.5, armable=True, sessions_double_after=after) == []
+    assert (
+        patterns.feed([], 3.5 + PATTERN_GAP_S + 0.125, armable=True, sessions_double_after=after)
+        == []
+    )

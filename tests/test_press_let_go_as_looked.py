@@ -174,6 +174,38 @@ def test_a_release_stamped_before_the_look_and_queued_after_it_does_not_arm(
     assert rig.hardware.history == []
 
 
+def test_a_tap_down_before_the_take_and_up_before_the_reading_is_one_tap(tmp_path: Path) -> None:
+    """The press came before the loop took the edges, its release after the take and before
+    the reading: both are one tap, in order. Refused as let go before the chirp, never ARMED
+    (mut39: the late edges put first left the press down, and it armed with the button up; the
+    late edges alone lost the press, and the walker heard nothing)."""
+    rig = make_rig(tmp_path, relay_sense_wired=False)
+    rig.run_for(1.0)
+    assert rig.state == "STANDBY"
+    monitor = rig.app.monitor
+    source = monitor._edges
+    assert isinstance(source, PressEdges)
+    take = source.take_edges
+
+    def take_then_let_go() -> list[tuple[float, bool]]:
+        edges = take()
+        source.take_edges = take  # type: ignore[method-assign]
+        rig.clock.advance(0.125)
+        rig.button.up()  # a tap, let go after the take
+        return edges
+
+    rig.button.down()
+    source.take_edges = take_then_let_go  # type: ignore[method-assign]
+    monitor.step()
+    assert source.take_edges == take  # the look happened as described
+    rig.run_for(PATTERN_GAP_S + 1.0)
+    controller = rig.app.controller
+    states = [t.state for t in controller.transitions]
+    assert SafetyState.ARMED not in states and SafetyState.FAULT not in states, states
+    assert "let go before the chirp" in controller.reason, controller.reason
+    assert rig.hardware.history == []
+
+
 def test_after_a_trip_a_first_press_whose_release_was_on_its_way_still_calls(
     tmp_path: Path,
 ) -> None:
