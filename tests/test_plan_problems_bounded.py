@@ -51,3 +51,24 @@ def test_a_physios_plan_with_every_interval_wrong_is_said_whole() -> None:
     assert len(problems) == 2 * MAX_INTERVALS
     assert "more problems" not in " ".join(problems)
     assert problems[-1].startswith(f"intervals[{MAX_INTERVALS - 1}].minutes")
+
+
+def test_sixty_intervals_with_three_problems_each_are_said_whole() -> None:
+    """Every field of each of the sixty intervals a plan may have wrong: all 180 named, no
+    count (mut39: a cap one lower, or two an interval, or ``<`` for ``<=``, cut the physio's
+    plan and said "1 more" for its last problem)."""
+    intervals = [{"direction": "sideways", "speed": 5} for _ in range(MAX_INTERVALS)]
+    problems = every_problem({"name": "p", "intervals": intervals})
+    assert len(problems) == 3 * MAX_INTERVALS
+    assert "more problems" not in " ".join(problems)
+    assert problems[-1].startswith(f"intervals[{MAX_INTERVALS - 1}].speed")
+
+
+def test_one_problem_past_the_cap_is_counted_not_listed() -> None:
+    """An empty name too: 181 problems, the first 180 listed, then one counted."""
+    intervals = [{"direction": "sideways", "speed": 5} for _ in range(MAX_INTERVALS)]
+    problems = every_problem({"name": "", "intervals": intervals})
+    assert len(problems) == 3 * MAX_INTERVALS + 1
+    assert problems[0].startswith("name")
+    assert problems[-2].startswith(f"intervals[{MAX_INTERVALS - 1}].minutes")
+    assert problems[-1] == "plan: 1 more problems like these, not listed"

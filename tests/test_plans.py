@@ -1496,6 +1496,7 @@ def test_a_plan_set_from_the_dashboard_holds_the_walker_s_progression_and_says_s
         ({"seconds": 9.9999999999}, True),
         ({"minutes": 0.16}, False),
         ({"seconds": 9.99}, False),
+        ({"seconds": 9.9999999}, False),  # 1e-7 s short: past the 1e-9 s allowed
     ],
 )
 def test_a_file_and_the_wire_take_an_interval_s_length_by_one_rule(
@@ -1519,3 +1520,22 @@ def test_a_file_and_the_wire_take_an_interval_s_length_by_one_rule(
             parse_plan(data, "anna.toml")
         with pytest.raises(PlanInvalid, match=r"intervals\[0\].minutes: an interval lasts"):
             plan_from_builtins(wire)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "accepted"),
+    [(10.0 - 1e-9, True), (3600.0, True), (3600.5, False)],
+)
+def test_a_plan_file_takes_its_interval_bounds_themselves(seconds: float, accepted: bool) -> None:
+    """A file's interval of exactly the longest (an hour) or exactly the 1e-9 s allowed short
+    of the shortest is taken; past the longest refused (mut39: ``>=`` for ``>``, ``<=`` for
+    ``<``, the longest unchecked in a file)."""
+    from core.errors import ConfigError
+    from firmware.session.plan import parse_plan
+
+    data = {"name": "Anna", "intervals": [{"direction": "backward", "seconds": seconds}]}
+    if accepted:
+        assert parse_plan(data, "anna.toml").intervals[0].duration_s == seconds
+    else:
+        with pytest.raises(ConfigError, match=r"anna\.toml: intervals\[0\]: duration must be"):
+            parse_plan(data, "anna.toml")
