@@ -244,6 +244,14 @@ def test_a_rate_whose_late_sample_lands_exactly_on_the_gap_fault_is_refused(
     assert 2 / config.imu.sample_rate_hz < config.gpio.heartbeat_hold_s * HOLD_MARGIN
 
 
+def test_a_slow_rate_is_no_heartbeat_problem_under_static_drive(tmp_path: Path) -> None:
+    """The sample-rate rule is the heartbeat's: static drive holds a level, whatever the
+    rate (mut39: the rule asked under static drive too refused a working 20 Hz setup)."""
+    text = '[gpio]\nrelay_drive = "static"\n[imu]\nsample_rate_hz = 20\ndlpf_hz = 5\n'
+    config = load_config(write(tmp_path, text))
+    assert config.gpio.relay_drive == "static" and config.imu.sample_rate_hz == 20
+
+
 def test_zero_is_allowed_where_it_means_off(tmp_path: Path) -> None:
     text = "[detector]\nbalance_extrapolate_s = 0\nconfirm_upright_max_s = 0\n"
     config = load_config(write(tmp_path, text))

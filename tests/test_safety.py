@@ -616,6 +616,20 @@ def test_a_press_inside_the_contact_s_debounce_after_a_let_go_reset_starts_nothi
     assert controller.state is not SafetyState.ARMED
 
 
+def test_static_drive_arms_with_the_reset_let_go_at_once(tmp_path: Path) -> None:
+    """Static drive has no latch: the relay holds by its level, so a reset let go the moment
+    it was reported is no fault there, and the walk goes on (mut39: the button read at the
+    first hold under static drive too faulted a good arming "reset let go")."""
+    rig = make_rig(tmp_path, relay_drive="static")
+    rig.run_for(1.0)
+    controller = rig.app.controller
+    now = rig.clock.monotonic()
+    controller.on_button(now, now)  # armed, the finger already off the button
+    rig.run_for(0.5)
+    assert controller.state is SafetyState.ARMED, controller.reason
+    assert rig.app.gpio.relay.holding
+
+
 def test_a_latch_that_does_not_close_under_a_held_reset_is_the_relay_s_fault(
     tmp_path: Path,
 ) -> None:
