@@ -62,6 +62,20 @@ def test_a_line_is_a_stage_its_plan_weeks_sessions_and_speed() -> None:
     ]
 
 
+def test_a_comma_without_a_space_after_a_word_parts_two_terms() -> None:
+    """ "2 forward,3 back": the comma is after a letter, before a digit, so no decimal comma
+    (mut39: only the comma not followed by a digit parted terms, and the line was refused)."""
+    command = schedule_command("A", "2 forward,3 back", "1", "ann", "anna")
+    intervals = command.progression.stages[0].plan.intervals
+    assert [(i.direction, i.minutes) for i in intervals] == [("forward", 2.0), ("backward", 3.0)]
+
+
+def test_one_repeat_past_the_most_intervals_is_refused_not_cut() -> None:
+    """ "1 back x61": sixty-one intervals typed, refused as too many, never taken as sixty
+    (mut39: the repeat capped at the most the contract takes sent a plan one short)."""
+    assert _problems("A", "1 back x61") == ["stage 1: intervals: must have at most 60 intervals"]
+
+
 def test_every_mistake_is_named_at_once_by_its_stage_and_field() -> None:
     """Each stage's problems come from the contract's own rules (one per rule, not one per
     repeat of a term), said with the term typed; a blank line above moves a stage's line."""
