@@ -18,7 +18,13 @@ import pytest
 
 from core.protocol.events import EventType
 from firmware.storage.database import connect, transaction
-from firmware.storage.walkers import add_walker, remove_walker, select_walker, selected_walker
+from firmware.storage.walkers import (
+    add_walker,
+    remove_walker,
+    roster,
+    select_walker,
+    selected_walker,
+)
 from tests.app_support import close_rigs, make_rig, pump_link_until
 from tests.log_support import LogLines, lines_of
 
@@ -114,5 +120,22 @@ def test_a_chosen_walker_edited_out_and_removed_is_not_chosen_again_when_added_b
             remove_walker(conn, "anna-b", by="Jo", wall="w3")
             add_walker(conn, "Anna B", walker_id="anna-b", by="Jo", wall="w4")
         assert selected_walker(conn).id == "default"
+    finally:
+        conn.close()
+
+
+def test_the_default_walker_edited_out_leaves_the_default_walker_on_the_roster(
+    tmp_path: Path,
+) -> None:
+    """Every row edited out of the contract, the default's too: the roster is the default
+    walker still, and chosen, so the loop has a walker to record under (mut39: an empty
+    roster left nobody chosen, and asking who was chosen raised)."""
+    conn = connect(str(tmp_path / "w.db"))
+    try:
+        with transaction(conn):
+            conn.execute("UPDATE walkers SET name = 'Default\x07walker' WHERE id = 'default'")
+        assert [w.id for w in roster(conn).walkers] == ["default"]
+        assert selected_walker(conn).id == "default"
+        assert len(roster(conn).refused) == 1
     finally:
         conn.close()
