@@ -39,11 +39,11 @@ from core.protocol.commands import (
 from core.protocol.plan import (
     DEFAULT_SPEED,
     MAX_INTERVALS,
-    MAX_PROBLEMS_SAID,
     MAX_STAGES,
     PlanInvalid,
     Progression,
     Stage,
+    capped,
     plan_from_builtins,
     plan_to_builtins,
     progression_from_builtins,
@@ -282,9 +282,7 @@ def schedule_command(name: str, text: str, start: str, by: str, walker: str) -> 
     problems += [p for p in typed_problems(data, Progression, "") if p.startswith("name")]
     first, refused = _start(start, len(lines))
     problems += refused
-    if len(problems) > MAX_PROBLEMS_SAID:  # a line of 100 000 parts each wrong said them all
-        more = len(problems) - MAX_PROBLEMS_SAID
-        problems = [*problems[:MAX_PROBLEMS_SAID], f"schedule: {more} more problems like these"]
+    problems = capped(problems, "schedule")  # a line of 100 000 parts each wrong said them all
     if problems:
         raise PlanInvalid(problems)
     try:

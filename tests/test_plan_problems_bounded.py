@@ -71,4 +71,4 @@ def test_one_problem_past_the_cap_is_counted_not_listed() -> None:
     assert len(problems) == 3 * MAX_INTERVALS + 1
     assert problems[0].startswith("name")
     assert problems[-2].startswith(f"intervals[{MAX_INTERVALS - 1}].minutes")
-    assert problems[-1] == "plan: 1 more problems like these, not listed"
+    assert problems[-1] == "plan: 1 more problem like this, not listed"

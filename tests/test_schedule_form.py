@@ -262,7 +262,9 @@ def test_a_paste_of_thousands_of_lines_or_terms_is_refused_in_a_few_words() -> N
     problems = _problems("A", "2/2" + " | 2 wek" * 100_000)
     assert len(problems) == MAX_PROBLEMS_SAID + 1
     assert problems[0].startswith("stage 1: '2 wek' is none of weeks")
-    assert problems[-1] == f"schedule: {100_000 - MAX_PROBLEMS_SAID} more problems like these"
+    assert problems[-1] == (
+        f"schedule: {100_000 - MAX_PROBLEMS_SAID} more problems like these, not listed"
+    )
 
 
 def test_a_count_typed_with_leading_zeros_is_its_number() -> None:

@@ -426,11 +426,17 @@ def every_problem(data: Mapping[str, Any], *, stored: bool = False) -> list[str]
     Before, a physio fixing a plan met its problems in rounds: the first the type refused,
     then the next, then the rules. At most :data:`MAX_PROBLEMS_SAID` of them, and the count
     of the rest."""
-    problems = _every_problem(data, stored=stored)
+    return capped(_every_problem(data, stored=stored), "plan")
+
+
+def capped(problems: list[str], about: str) -> list[str]:
+    """At most :data:`MAX_PROBLEMS_SAID` problems, then how many more (``about``: what they
+    are of, "plan"): a refusal of thousands of them was many times the size of what was sent."""
     if len(problems) <= MAX_PROBLEMS_SAID:
         return problems
     more = len(problems) - MAX_PROBLEMS_SAID
-    return [*problems[:MAX_PROBLEMS_SAID], f"plan: {more} more problems like these, not listed"]
+    rest = "1 more problem like this" if more == 1 else f"{more} more problems like these"
+    return [*problems[:MAX_PROBLEMS_SAID], f"{about}: {rest}, not listed"]
 
 
 def _every_problem(data: Mapping[str, Any], *, stored: bool) -> list[str]:
