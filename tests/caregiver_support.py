@@ -516,6 +516,15 @@ class SimDevice:
         self.client.loop_stop()
 
 
+def card_belt(service: CaregiverService, device_id: str) -> str:
+    """The device card's line on the belt, as the dashboard says it now ('' before any
+    message from the device)."""
+    from caregiver import story
+
+    device = service.store.device(device_id)
+    return "" if device is None else story.card(device, service.clock()).belt
+
+
 def wait_all_handled(service: CaregiverService, *devices: SimDevice) -> None:
     """Wait until ``service`` has handled every message ``devices`` published (its broker and
     service fresh, no other publisher) and told the pages of it: ingest counts a batch's

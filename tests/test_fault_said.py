@@ -25,7 +25,7 @@ from firmware.config import SafetyConfig
 from firmware.safety import FaultKind
 from tests.app_support import close_rigs, make_rig  # noqa: F401 - fixture
 from tests.caregiver_db import store_at_schema
-from tests.caregiver_support import SimDevice, make_config, running_service
+from tests.caregiver_support import SimDevice, card_belt, make_config, running_service
 from tests.mqtt_helpers import Subscriber, config_for, validate
 from tools.broker import Mosquitto, mosquitto_available
 
@@ -65,8 +65,7 @@ def test_a_stall_is_said_to_clear_by_itself_and_is_gone_once_it_has(
         )
 
         def belt() -> str:
-            device = service.store.device(DEVICE)
-            return "" if device is None else story.card(device, service.clock()).belt
+            return card_belt(service, DEVICE)
 
         rig.run_for(2.5)
         rig.press_reset()
@@ -98,8 +97,7 @@ def test_each_kind_is_said_and_an_older_monitors_fault_keeps_its_reason_alone(
         try:
 
             def belt() -> str:
-                row = service.store.device(DEVICE)
-                return "" if row is None else story.card(row, service.clock()).belt
+                return card_belt(service, DEVICE)
 
             def fault_stored() -> str:
                 row = service.store.device(DEVICE)

@@ -31,6 +31,24 @@ SHORT_S = 0.001
 """How much short of the hold the press is let go (after the take, before the reading)."""
 
 
+def _tripped(tmp_path: Path) -> tuple[Rig, list[tuple[float, bool]]]:
+    """A rig armed by a reset and tripped, and its relay's history so far."""
+    rig = make_rig(tmp_path, relay_sense_wired=False, detector=TripAt(2.0))
+    rig.run_for(1.0)
+    rig.press_reset()
+    rig.run_for(1.0)
+    assert rig.state == "TRIPPED"
+    return rig, list(rig.hardware.history)
+
+
+def _help_went_out_and_the_belt_stayed_stopped(rig: Rig, closed: list[tuple[float, bool]]) -> None:
+    events = rig.events()
+    assert EventType.HELP in events
+    assert EventType.OK not in events
+    assert rig.state == "TRIPPED"
+    assert rig.hardware.history == closed
+
+
 def _let_go_between_the_take_and_the_clock(rig: Rig) -> None:
     """Down now; the loop looks until just short of the hold; at its next look the button is
     let go right after the edges were taken, and the reading comes a moment later, past the
@@ -81,22 +99,13 @@ def test_after_a_trip_such_a_first_press_of_a_call_for_help_still_calls(tmp_path
     """TRIPPED, the walker calls for help: the first of three quick presses let go a
     millisecond short of the hold as the loop looks. Help goes out, nobody is told the walker
     is fine, the belt stays stopped."""
-    rig = make_rig(tmp_path, relay_sense_wired=False, detector=TripAt(2.0))
-    rig.run_for(1.0)
-    rig.press_reset()
-    rig.run_for(1.0)
-    assert rig.state == "TRIPPED"
-    closed = list(rig.hardware.history)
+    rig, closed = _tripped(tmp_path)
     _let_go_between_the_take_and_the_clock(rig)
     now = rig.clock.monotonic()
     for k in (1, 2):  # the call for help's second and third presses
         rig.button.press_at(now + 0.3 * k, now + 0.3 * k + 0.15)
     rig.run_for(2.0)
-    events = rig.events()
-    assert EventType.HELP in events
-    assert EventType.OK not in events
-    assert rig.state == "TRIPPED"
-    assert rig.hardware.history == closed
+    _help_went_out_and_the_belt_stayed_stopped(rig, closed)
 
 
 class _HeldBack(deque[tuple[float, bool]]):
@@ -212,22 +221,13 @@ def test_after_a_trip_a_first_press_whose_release_was_on_its_way_still_calls(
     """TRIPPED, the walker calls for help; the first press's release is stamped before the
     loop's reading and queued after its take. Help goes out, nobody is told the walker is
     fine, the belt stays stopped."""
-    rig = make_rig(tmp_path, relay_sense_wired=False, detector=TripAt(2.0))
-    rig.run_for(1.0)
-    rig.press_reset()
-    rig.run_for(1.0)
-    assert rig.state == "TRIPPED"
-    closed = list(rig.hardware.history)
+    rig, closed = _tripped(tmp_path)
     _let_go_stamped_before_the_clock_queued_after_the_look(rig)
     now = rig.clock.monotonic()
     for k in (1, 2):  # the call for help's second and third presses
         rig.button.press_at(now + 0.3 * k, now + 0.3 * k + 0.15)
     rig.run_for(2.0)
-    events = rig.events()
-    assert EventType.HELP in events
-    assert EventType.OK not in events
-    assert rig.state == "TRIPPED"
-    assert rig.hardware.history == closed
+    _help_went_out_and_the_belt_stayed_stopped(rig, closed)
 
 
 class _LosesARelease(deque[tuple[float, bool]]):
@@ -244,6 +244,15 @@ class _LosesARelease(deque[tuple[float, bool]]):
         super().append(edge)
 
 
+def _losing_the_next_release(rig: Rig) -> _LosesARelease:
+    source = rig.app.monitor._edges
+    assert isinstance(source, GpioButton)
+    queue = _LosesARelease(source._edges, maxlen=source._edges.maxlen)
+    queue.losing = True
+    source._edges = queue
+    return queue
+
+
 def test_a_press_whose_release_is_lost_is_not_deferred_until_the_next_press(
     tmp_path: Path,
 ) -> None:
@@ -252,27 +261,14 @@ def test_a_press_whose_release_is_lost_is_not_deferred_until_the_next_press(
     held at the next press (the second of the call, which then armed the belt and told the
     caregivers "I'm OK", and the call went out as nothing): help goes out, the belt stays
     stopped."""
-    rig = make_rig(tmp_path, relay_sense_wired=False, detector=TripAt(2.0))
-    rig.run_for(1.0)
-    rig.press_reset()
-    rig.run_for(1.0)
-    assert rig.state == "TRIPPED"
-    closed = list(rig.hardware.history)
-    source = rig.app.monitor._edges
-    assert isinstance(source, GpioButton)
-    queue = _LosesARelease(source._edges, maxlen=source._edges.maxlen)
-    queue.losing = True
-    source._edges = queue
+    rig, closed = _tripped(tmp_path)
+    queue = _losing_the_next_release(rig)
     now = rig.clock.monotonic()
     for k in (0, 1, 2):  # the call for help's three presses, the first one's release lost
         rig.button.press_at(now + 0.3 * k, now + 0.3 * k + 0.15)
     rig.run_for(2.0)
     assert not queue.losing  # the release was lost as described
-    events = rig.events()
-    assert EventType.HELP in events
-    assert EventType.OK not in events
-    assert rig.state == "TRIPPED"
-    assert rig.hardware.history == closed
+    _help_went_out_and_the_belt_stayed_stopped(rig, closed)
 
 
 def test_a_lost_release_the_loop_first_finds_past_the_hold_does_not_arm(
@@ -283,17 +279,8 @@ def test_a_lost_release_the_loop_first_finds_past_the_hold_does_not_arm(
     and armed the belt with the button up (then the first-edge FAULT), telling the caregivers
     "I'm OK". A press whose release the loop never saw is never judged held: refused, the
     belt stays stopped, no "I'm OK"."""
-    rig = make_rig(tmp_path, relay_sense_wired=False, detector=TripAt(2.0))
-    rig.run_for(1.0)
-    rig.press_reset()
-    rig.run_for(1.0)
-    assert rig.state == "TRIPPED"
-    closed = list(rig.hardware.history)
-    source = rig.app.monitor._edges
-    assert isinstance(source, GpioButton)
-    queue = _LosesARelease(source._edges, maxlen=source._edges.maxlen)
-    queue.losing = True
-    source._edges = queue
+    rig, closed = _tripped(tmp_path)
+    queue = _losing_the_next_release(rig)
     now = rig.clock.monotonic()
     rig.button.press_at(now, now + ARM_HOLD_S - 0.001)
     rig.run_for(2.0)

@@ -24,7 +24,7 @@ from firmware.safety import STILL_MEASURING_REASON
 from sim import scenarios as sc
 from tests.app_support import close_rigs, make_rig  # noqa: F401 - fixture
 from tests.caregiver_db import store_at_schema
-from tests.caregiver_support import SimDevice, make_config, running_service
+from tests.caregiver_support import SimDevice, card_belt, make_config, running_service
 from tests.mqtt_helpers import Subscriber, config_for, validate
 from tools.broker import Mosquitto, mosquitto_available
 
@@ -62,8 +62,7 @@ def test_a_press_before_the_check_has_a_verdict_is_starting_on_the_card_not_not_
         )
 
         def belt() -> str:
-            device = service.store.device(DEVICE)
-            return "" if device is None else story.card(device, service.clock()).belt
+            return card_belt(service, DEVICE)
 
         rig.run_for(1.0)
         rig.press_reset()
@@ -90,8 +89,7 @@ def test_an_older_monitors_state_is_read_from_its_reasons_prefix(
         try:
 
             def belt() -> str:
-                row = service.store.device(DEVICE)
-                return "" if row is None else story.card(row, service.clock()).belt
+                return card_belt(service, DEVICE)
 
             device.set_state("STANDBY", STILL_MEASURING_REASON)
             assert service.ingestor.wait_for(lambda: MEASURING_WORDS in belt()), belt()
