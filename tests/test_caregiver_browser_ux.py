@@ -918,6 +918,50 @@ def test_an_acknowledgement_whose_list_of_open_alerts_cannot_be_had_leaves_the_o
 
 
 @ON_SQLITE
+def test_an_acknowledgement_the_treadmill_is_told_of_later_leaves_the_others_sounding(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """Treadmill-2's walker called for help, then Dad fell; Ann's banner sounds for both. The
+    broker goes away and Ann acknowledges Dad's fall: the service closes it and says the
+    treadmill is told once the connection is back. The page then stopped the banner and its
+    beeping without asking what else is open: the call for help nobody had answered went
+    silent. Now only Dad's alarm stops; the notice says the treadmill is told later and lists
+    the call for help as still open, in the tab's title and beeping on."""
+    from playwright.sync_api import expect
+
+    from caregiver.broker_link import Connected
+
+    dad, other = SimDevice(mosquitto, "treadmill-1"), SimDevice(mosquitto, "treadmill-2")
+    dad.online()
+    other.online()
+    _help(other)
+    dad.incident_fall()
+    wait_all_handled(service, dad, other)
+    ann = _page(browser, service, 360)
+    _caught_up(ann)
+    text = ann.locator("#alarm-text")
+    expect(text).to_have_text("FALL on Dad's treadmill")
+    expect(ann.locator("#alarm-more")).to_contain_text("+1 more")
+
+    mosquitto.stop()
+    assert service.ingestor.link.wait_for(lambda s: not isinstance(s, Connected), WAIT)
+    expect(ann.locator("#broker-banner")).to_be_visible()
+    # (the locator's tap, found anew: the feed redraws the cards as the link goes)
+    ann.locator("#card-treadmill-1 .ack-form button").tap()
+    notice = ann.locator("#ack-notice")
+    expect(notice).to_have_text(
+        "Acknowledged — the treadmill will be told when the connection is back.\n"
+        "Still open: HELP requested on treadmill-2 Silence",
+        use_inner_text=True,
+    )
+    expect(ann.locator("#alarm-banner")).to_be_hidden()
+    expect(ann).to_have_title("\u26a0 Still open: HELP requested on treadmill-2")
+    ann.context.close()
+    dad.close()
+    other.close()
+
+
+@ON_SQLITE
 def test_a_banner_of_several_alarms_names_one_still_open_when_the_named_one_is_answered(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:

@@ -1290,10 +1290,12 @@
                       earlier: answer.earlier || "" };
             showNotice(answer.message || ackLine(false)[0]);
             notice.classList.toggle("ack-done", !answer.message);
+            // "message" (the treadmill told later) as any: the others open go on, listed
+            // (its words kept, not the green line); before, all went silent, none listed
             if (open === null) keepOthers(incident, card, !answer.message);
             else {
               silence();
-              if (!answer.message) showStillOpen(open);
+              showStillOpen(open);
             }
             keepPlace(card, top);
             focusNotice(button);
