@@ -1707,6 +1707,45 @@ def test_a_monitor_gone_offline_while_armed_is_still_open_after_acknowledging_a_
 
 
 @ON_SQLITE
+def test_silencing_the_notice_leaves_the_title_naming_each_amber_alert_once_separated(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """Dad fell, treadmill-2's walker called for help, treadmill-3's and treadmill-4's
+    monitors went offline while armed. Ann acknowledges Dad's fall and presses the notice's
+    Silence: the beeping stops, the title goes on naming the two offline monitors, which
+    still page. It read "Monitor went offline while armed on treadmill-4,, Monitor ...": each
+    link's text holds its comma, and the title joined them with another."""
+    from playwright.sync_api import expect
+
+    devices = [SimDevice(mosquitto, f"treadmill-{n}") for n in (1, 2, 3, 4)]
+    for d in devices:
+        d.online()
+    devices[0].incident_fall()
+    _help(devices[1])
+    devices[2].offline()
+    devices[3].offline()
+    wait_all_handled(service, *devices)
+    assert service.ingestor.wait_for(
+        lambda: all(
+            any(a.status == "paging" for a in service.store.alerts(f"treadmill-{n}"))
+            for n in (3, 4)
+        ),
+        WAIT,
+    )
+    page = _page(browser, service, 360)
+    notice = page.locator("#ack-notice")
+    _tap_ack(page, "treadmill-1", 360)
+    expect(notice.locator(".still-open a")).to_have_count(3)
+    notice.locator(".still-open-silence").tap()
+    expect(notice.locator(".still-open-silence")).to_have_count(0)
+    offline = "Monitor went offline while armed on treadmill-"
+    expect(page).to_have_title(f"\u26a0 Still open: {offline}4, {offline}3")  # newest first
+    page.context.close()
+    for d in devices:
+        d.close()
+
+
+@ON_SQLITE
 def test_the_live_feed_raises_the_amber_notice_when_a_monitor_goes_offline_while_armed(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path
 ) -> None:

@@ -342,7 +342,14 @@
   function stillWarning() {
     var amber = notice && !notice.hidden ? notice.querySelectorAll("a.still-open-warn") : [];
     if (!amber.length) return "";
-    return "\u26A0 Still open: " + Array.prototype.map.call(amber, function (a) { return a.textContent; }).join(", ");
+    return "\u26A0 Still open: " + Array.prototype.map.call(amber, linkWords).join(", ");
+  }
+  // A listed alert's words, without the "," its link holds (.still-open-sep): each link but
+  // the last ended in it, and the title, joined with ", ", read "A,, B".
+  function linkWords(a) {
+    return Array.prototype.map.call(a.childNodes, function (c) {
+      return c.nodeType === 1 && c.classList.contains("still-open-sep") ? "" : c.textContent;
+    }).join("");
   }
   document.getElementById("alarm-silence").addEventListener("click", function () { silence(true); });
 
