@@ -1799,6 +1799,52 @@ def test_the_live_feed_raises_the_amber_notice_when_a_monitor_goes_offline_while
 
 
 @ON_SQLITE
+def test_a_malformed_list_of_open_alerts_does_not_stop_the_page_asking_for_it(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """Ann's dashboard is open; treadmill-3's monitor goes offline while armed and the page
+    asks which alerts are open, but the answer is malformed (its "alarms" not a list: a
+    proxy, a half-upgraded service). The page's script threw on it, and its question stayed
+    asked for good: when treadmill-4's monitor went offline too, the page never asked again
+    and the amber notice never came. A malformed answer is "not known" (the notice as it
+    was, never "none open"); the next change asks again and both are said."""
+    from playwright.sync_api import expect
+
+    devices = [SimDevice(mosquitto, f"treadmill-{n}") for n in (3, 4)]
+    for d in devices:
+        d.online()
+    assert service.ingestor.wait_for(
+        lambda: all(
+            (service.store.device(d.device_id) or {}).get("state") == "ARMED" for d in devices
+        ),
+        WAIT,
+    )
+    page = _page(browser, service, 360)
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    notice = page.locator("#ack-notice")
+    expect(notice).to_be_hidden()
+
+    bad = json.dumps({"alarms": {"treadmill-3": "offline"}})
+    page.route(
+        "**/api/alarms",
+        lambda route: route.fulfill(status=200, content_type="application/json", body=bad),
+    )
+    with page.expect_response("**/api/alarms"):
+        devices[0].offline()
+    expect(page.locator("#card-treadmill-3")).to_have_attribute("data-level", "warn")
+    expect(notice).to_be_hidden()  # not known: nothing said, nor "all answered"
+
+    page.unroute("**/api/alarms")
+    devices[1].offline()
+    off = "Monitor went offline while armed on treadmill-"
+    expect(notice).to_have_text(f"Still open: {off}4, {off}3", use_inner_text=True)
+    expect(page).to_have_title(f"\u26a0 Still open: {off}4, {off}3")
+    page.context.close()
+    for d in devices:
+        d.close()
+
+
+@ON_SQLITE
 def test_the_live_feed_raises_the_amber_notice_when_a_stumbles_grace_runs_out(
     browser: Any, mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
 ) -> None:

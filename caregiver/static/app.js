@@ -936,10 +936,13 @@
     return fetch("/api/alarms", { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (found) {
-        if (!found) return null;
+        // a malformed answer ("alarms" not a list) is not known either, never "none open":
+        // it threw, and askWarnings' question stayed asked for good (no change asked again)
+        if (!found || !Array.isArray(found.alarms)) return null;
         // (an alert outside incidents has none: "" is no incident, never one closed)
-        return (found.alarms || []).filter(function (a) { return !closed || a.incident !== closed; });
-      }, function () { return null; });
+        return found.alarms.filter(function (a) { return !closed || a.incident !== closed; });
+      })
+      .catch(function () { return null; });
   }
   // The notice says what is still open, each a link to its alert, in the alarm's red; the
   // tab's title and the beeping go on for them (Silence in the notice stops the sound, as
