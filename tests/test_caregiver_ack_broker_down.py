@@ -125,7 +125,9 @@ def test_an_ack_while_the_broker_is_down_closes_the_alert_now_and_the_monitor_on
             assert headers["location"] == f"{page}?ack=done&device=waiting&at={int(clock())}"
             _, _, noticed = ann.request("GET", headers["location"])
             assert re.search(
-                f'role="alert">At [0-9:]+\u00a0UTC: {re.escape(WAITING_WORDS)}</p>', noticed
+                'role="alert">At <time datetime="[^"]+" data-format="time">[0-9:]+\u00a0UTC'
+                f"</time>: {re.escape(WAITING_WORDS)}</p>",
+                noticed,
             )
         incident = cg.store.incident(FIRST)
         assert incident is not None and not incident.open
