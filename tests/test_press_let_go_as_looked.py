@@ -49,6 +49,15 @@ def _help_went_out_and_the_belt_stayed_stopped(rig: Rig, closed: list[tuple[floa
     assert rig.hardware.history == closed
 
 
+def _down_until_just_short_of_the_hold(rig: Rig) -> None:
+    """The reset pressed and the loop looking at it until :data:`SHORT_S` before the hold."""
+    rig.button.down()
+    down_at = rig.clock.monotonic()
+    while rig.clock.monotonic() - down_at < ARM_HOLD_S - 0.03:
+        rig.app.monitor.step()
+    rig.clock.advance(down_at + ARM_HOLD_S - SHORT_S - rig.clock.monotonic())
+
+
 def _let_go_between_the_take_and_the_clock(rig: Rig) -> None:
     """Down now; the loop looks until just short of the hold; at its next look the button is
     let go right after the edges were taken, and the reading comes a moment later, past the
@@ -57,11 +66,7 @@ def _let_go_between_the_take_and_the_clock(rig: Rig) -> None:
     source = monitor._edges
     assert isinstance(source, PressEdges)
     take = source.take_edges
-    rig.button.down()
-    down_at = rig.clock.monotonic()
-    while rig.clock.monotonic() - down_at < ARM_HOLD_S - 0.03:
-        monitor.step()
-    rig.clock.advance(down_at + ARM_HOLD_S - SHORT_S - rig.clock.monotonic())
+    _down_until_just_short_of_the_hold(rig)
 
     def take_then_let_go() -> list[tuple[float, bool]]:
         edges = take()
@@ -138,11 +143,7 @@ def _let_go_stamped_before_the_clock_queued_after_the_look(rig: Rig) -> None:
     queue = _HeldBack(source._edges, maxlen=source._edges.maxlen)
     source._edges = queue
     take = source.take_edges
-    rig.button.down()
-    down_at = rig.clock.monotonic()
-    while rig.clock.monotonic() - down_at < ARM_HOLD_S - 0.03:
-        monitor.step()
-    rig.clock.advance(down_at + ARM_HOLD_S - SHORT_S - rig.clock.monotonic())
+    _down_until_just_short_of_the_hold(rig)
 
     def late_take() -> list[tuple[float, bool]]:
         edges = take()
