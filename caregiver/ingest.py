@@ -560,12 +560,20 @@ class Ingestor:
         self._count.rejected += len(failed)
         kept = [(i, m) for i, m in enumerate(decoded) if m is not None and i not in failed]
         devices = {m.device_id for m in decoded if m is not None}
+        heard = {m.device_id for _, m in kept if m.body is not Availability.OFFLINE}
         events = [(m.event, m.now) for _, m in kept if m.event is not None]
         telemetry: dict[str, tuple[dict[str, Any], float]] = {}
         synced = self._durable_receipts is None  # else its receipts wait for the sync there
         recordings: list[_Recording] = []
         self._local.recordings = recordings  # this attempt's, written at its end
-        with self.store.batch(devices, self.clock(), events, savepoints=savepoints, synced=synced):
+        with self.store.batch(
+            devices,
+            self.clock(),
+            events,
+            savepoints=savepoints,
+            synced=synced,
+            unheard=devices - heard,  # only "offline" from them: the broker's word, not theirs
+        ):
             for index, message in kept:
                 if isinstance(message.body, TelemetryMessage):
                     # only the latest matters: the batch's telemetry is one statement

@@ -139,16 +139,20 @@ def test_a_refusal_names_the_field_and_an_unanswered_command_says_so(
     other.close()
 
 
+@pytest.mark.parametrize("heard_first", [True, False], ids=["heard", "only-known-offline"])
 def test_a_plan_sent_to_an_offline_treadmill_says_it_is_offline_not_waiting(
-    service: CaregiverService, mosquitto: Mosquitto, clock: Later
+    service: CaregiverService, mosquitto: Mosquitto, clock: Later, heard_first: bool
 ) -> None:
     """The fleet card said "Monitor offline — last seen ..." and the physio sent a plan: its
     row said "Sent, waiting for the treadmill's answer.", then "No answer after 30 s: ... it
     gets the command when it is back". Neither is so: the treadmill connects with a clean
     session (docs/mqtt.md, "Commands"), so nothing sent while it is off is kept for it. The
-    row says the treadmill is offline and to send it again once it is back on line."""
+    row says the treadmill is offline and to send it again once it is back on line. So it
+    does of a treadmill this service only ever knew by its retained "offline", which has no
+    time it was last heard."""
     device = SimDevice(mosquitto, DEVICE)
-    device.online()
+    if heard_first:
+        device.online()
     device.offline()
     assert service.ingestor.wait_for(
         lambda: (d := service.store.device(DEVICE)) is not None and d["availability"] == "offline"

@@ -280,9 +280,11 @@ def routes(site: Site) -> list[BaseRoute]:
     def answers(device_id: str) -> list[CommandView]:
         now = backend.clock()
         device = backend.store.device(device_id)
-        # offline since it was last heard (its availability message): what was sent since
-        # never reached it (its session is clean: plan_answers.view_of)
-        since = device["last_seen"] if device and device["availability"] == "offline" else None
+        # offline since it was last heard (its last message before the broker said it was
+        # offline; never heard: all along): what was sent since never reached it (its
+        # session is clean: plan_answers.view_of)
+        offline = device is not None and device["availability"] == "offline"
+        since = (device["last_seen"] or 0.0) if device and offline else None
         sent = backend.store.sent_commands(device_id)
         return [view_of(c, now, offline_since=since) for c in sent]
 

@@ -574,6 +574,7 @@ class Store(StoreOperations):
         *,
         savepoints: bool = True,
         synced: bool = True,
+        unheard: Collection[str] = (),
     ) -> Iterator[None]:
         """Group commit: every :meth:`transaction` in the block commits at its end, in one
         commit (a commit costs as much as the rest of a message's work: a burst of messages
@@ -583,10 +584,11 @@ class Store(StoreOperations):
 
         ``devices``: every device the block writes for, locked first in id order
         (:meth:`Transaction.lock_devices`: two instances' batches cannot deadlock) and seen
-        at ``now``; ``events``: the events (and when each was received) its messages will
-        record, inserted up front (:meth:`Transaction.prepare`). On PostgreSQL the block's
-        statements go out in pipeline mode: only a statement whose result is read waits for
-        the server.
+        at ``now``, but for those in ``unheard`` (only the broker's "offline" of them in the
+        block: they keep the time they were last heard); ``events``: the events (and when
+        each was received) its messages will record, inserted up front
+        (:meth:`Transaction.prepare`). On PostgreSQL the block's statements go out in
+        pipeline mode: only a statement whose result is read waits for the server.
 
         ``savepoints=False``: the block's :meth:`message` s get no savepoint (two statements
         fewer each). A message whose block raises then cannot be undone alone: the batch
@@ -601,7 +603,7 @@ class Store(StoreOperations):
                 with self._db.pipeline():
                     self._db.begin(synced=synced)
                     ops = Transaction(self._db)
-                    ops.lock_devices(devices, now)
+                    ops.lock_devices(devices, now, unheard)
                     self._prepared = ops.prepare(events) if events else None
                     self._batching, self._savepoints, self._spoilt = True, savepoints, False
                     yield

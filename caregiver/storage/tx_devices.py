@@ -21,8 +21,20 @@ class TxDevices(_TxBase):
     """A transaction's operations on devices: availability, state, telemetry, locks."""
 
     def set_availability(self, device_id: str, availability: str, now: float) -> DeviceStatus:
-        """Record the device's availability; return its status from before."""
-        self._touch(device_id, now)
+        """Record the device's availability; return its status from before.
+
+        "online" is the device speaking (its birth message): it is seen ``now``. "offline" is
+        the broker's word for it (its will, or the retained copy replayed to this service at
+        every start), never a sign of life: the device keeps the time it was last heard, and
+        one first known by its "offline" has none."""
+        if availability == "offline":
+            self._db.execute(
+                "INSERT INTO devices (device_id, last_seen) VALUES (?, NULL) "
+                "ON CONFLICT (device_id) DO NOTHING",
+                (device_id,),
+            )
+        else:
+            self._touch(device_id, now)
         before, state = self._db.execute(
             "SELECT availability, state FROM devices WHERE device_id = ?", (device_id,)
         ).fetchone()
@@ -70,9 +82,12 @@ class TxDevices(_TxBase):
             (device_id, now, json.dumps(_finite_only(telemetry))),
         )
 
-    def lock_devices(self, device_ids: Collection[str], now: float) -> None:
-        """Take these devices' rows (made if new, last seen now) for the rest of the
-        transaction, in device id order.
+    def lock_devices(
+        self, device_ids: Collection[str], now: float, unheard: Collection[str] = ()
+    ) -> None:
+        """Take these devices' rows (made if new) for the rest of the transaction, in device
+        id order; each is seen ``now``, but for those in ``unheard`` (whose only messages are
+        the broker's word that they are offline: :meth:`set_availability`).
 
         Every write of a device's messages (its events, incidents, alerts, replies) is done
         under its row's lock. A batch that takes all of its devices' locks first, in one
@@ -83,12 +98,16 @@ class TxDevices(_TxBase):
         ordered = sorted(set(device_ids))
         if not ordered:
             return
+        quiet = set(unheard)
         source, params = self._db.rows(
-            (("device_id", "TEXT"), ("last_seen", "REAL")), [(d, now) for d in ordered]
+            (("device_id", "TEXT"), ("last_seen", "REAL")),
+            [(d, None if d in quiet else now) for d in ordered],
         )
+        # an unheard device's row is still updated (to its own time): the update is its lock
         self._db.execute(
             f"INSERT INTO devices (device_id, last_seen) {source} "
-            "ON CONFLICT (device_id) DO UPDATE SET last_seen = excluded.last_seen",
+            "ON CONFLICT (device_id) DO UPDATE "
+            "SET last_seen = COALESCE(excluded.last_seen, devices.last_seen)",
             params,
         )
 
