@@ -572,7 +572,9 @@ def _cross_checks(config: Config, problems: list[str]) -> None:
     wake_s = (per_wake or 1) * period
     quarter_hold_s = config.gpio.heartbeat_hold_s / 4
     heartbeat = config.gpio.relay_drive == "heartbeat"
-    if per_wake is not None and heartbeat and wake_s > quarter_hold_s * (1 + 1e-9):
+    # one sample a wake is what leaving it unset gives where a pair does not fit: the
+    # sample rate's own check above bounds it
+    if per_wake is not None and per_wake > 1 and heartbeat and wake_s > quarter_hold_s * (1 + 1e-9):
         problems.append(
             f"imu.samples_per_wake: {config.imu.samples_per_wake} samples "
             f"({wake_s * 1000:g} ms) between reads is too long for the heartbeat relay drive: "

@@ -590,6 +590,19 @@ def test_unset_samples_per_wake_is_chosen_to_fit_the_hold_time_and_a_set_one_is_
         parse_config(tomllib.loads("[imu]\nsample_rate_hz = 100\nsamples_per_wake = 2\n"))
 
 
+def test_one_sample_a_wake_set_by_hand_is_accepted_wherever_leaving_it_unset_is() -> None:
+    """At 62.5 Hz a sample period (16 ms) is over a quarter of the 50 ms hold but within what
+    the sample rate's own check allows: unset, the monitor wakes at every sample; set to 1 by
+    hand — the same wakes — it was refused as "too long for the heartbeat relay drive"."""
+    rate = "[imu]\nsample_rate_hz = 62.5\ndlpf_hz = 21\n"
+    unset = parse_config(tomllib.loads(rate))
+    assert samples_per_wake(unset.imu, unset.gpio) == 1
+    by_hand = parse_config(tomllib.loads(rate + "samples_per_wake = 1\n"))
+    assert samples_per_wake(by_hand.imu, by_hand.gpio) == 1
+    with pytest.raises(ConfigError, match=r"imu\.samples_per_wake: 2 samples \(32 ms\)"):
+        parse_config(tomllib.loads(rate + "samples_per_wake = 2\n"))
+
+
 # --- the pacing's own rules, on a scripted line and IMU -------------------------------------
 
 
