@@ -134,10 +134,12 @@ def _wrong_chip_fix(address: int) -> str:
     between 0x68 and 0x69; its WHO_AM_I reads 0x68 at either: the driver's words too,
     :class:`hal.errors.ImuIdentityError`)."""
     other, ad0 = (0x69, "high") if address == 0x68 else (0x68, "low")
+    # the usual other chip: clock modules answer at 0x68 only
+    usual = " (a DS3231 or DS1307 clock module sits at 0x68)" if address == 0x68 else ""
     return (
         f"fit an MPU-6050; if one is fitted, it is at 0x{other:02x} (AD0 {ad0}) and another "
-        f"chip answers at 0x{address:02x} (a DS3231 or DS1307 clock module sits at 0x68): set "
-        f"imu.address = 0x{other:02x} (AD0 changes the address, never WHO_AM_I)"
+        f"chip answers at 0x{address:02x}{usual}: set imu.address = 0x{other:02x} (AD0 "
+        f"changes the address, never WHO_AM_I)"
     )
 
 
