@@ -188,6 +188,19 @@ class HelloMessage(msgspec.Struct, frozen=True, tag_field="kind", tag="hello"):
 
     changes: str
     broker: BrokerMessage | None = None
+    keepalive_s: float | None = None
+    """The longest the stream stays quiet: a :class:`KeepaliveMessage` comes after this many
+    seconds without a change. A page that hears nothing for a few of these takes its stream
+    for dead (a phone's half-open connection) and opens another. None: an instance older
+    than the keepalives a page sees (its comments never reached the page's script)."""
+
+
+class KeepaliveMessage(msgspec.Struct, frozen=True, tag_field="kind", tag="keepalive"):
+    """What a quiet stream sends every :attr:`HelloMessage.keepalive_s`, as the named event
+    ``keepalive`` (the page's ``onmessage`` takes changes only): the page hears its stream is
+    alive. It was an SSE comment, which keeps proxies from closing the connection but never
+    reaches the page's script: a phone whose connection went half-open (the service's
+    writes lost on the way) read "live" for ever, and heard of no fall."""
 
 
 FeedMessage = DeviceMessage | EventMessage | IncidentMessage | SessionMessage | StageChangedMessage

@@ -20,7 +20,7 @@ from typing import TypeVarTuple
 
 import msgspec
 
-from caregiver.feed import BrokerMessage, FeedMessage, HelloMessage
+from caregiver.feed import BrokerMessage, FeedMessage, HelloMessage, KeepaliveMessage
 
 _encoder = msgspec.json.Encoder()
 
@@ -28,17 +28,25 @@ SEND_AT_ONCE = 100
 """Change messages written to a browser in one go at most, and put on the browsers' queues
 in one turn of the event loop at most (the streams read them off between turns)."""
 
+KEEPALIVE_S = 15.0
+"""The longest a stream stays quiet: a keepalive event after this many seconds without a
+change (the page takes its stream for dead after a few of these without a word)."""
+
 Ts = TypeVarTuple("Ts")
 
 
 class Hub:
     """Fans change messages out to every open ``/stream`` (thread-safe :meth:`publish`)."""
 
-    def __init__(self, max_queue: int = 1000) -> None:
+    def __init__(self, max_queue: int = 1000, keepalive_s: float = KEEPALIVE_S) -> None:
         self._clients: dict[asyncio.Queue[str | None], Callable[[str], bool]] = {}
         """Each open stream's queue, and which devices its caregiver may see."""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._max = max_queue
+        self._keepalive_s = keepalive_s
+        self._keepalive = (
+            f"event: keepalive\ndata: {_encoder.encode(KeepaliveMessage()).decode()}\n\n"
+        )
         self._backlog: deque[tuple[str, str | None]] = deque()
         """Messages handed over and not yet on the browsers' queues, each with its device
         (None: for every stream); the event loop's only."""
@@ -176,17 +184,20 @@ class Hub:
         queue: asyncio.Queue[str | None] = asyncio.Queue(self._max)
         self._clients[queue] = may_see
         # after the queue is in: a change counted after this marker reaches this stream
-        hello = _encoder.encode(HelloMessage(self.marker_for(may_see), self.broker)).decode()
+        hello = _encoder.encode(
+            HelloMessage(self.marker_for(may_see), self.broker, self._keepalive_s)
+        ).decode()
         try:
             yield f"retry: 2000\ndata: {hello}\n\n"
             while True:
                 try:
                     # not wait_for: its own task would wake this stream turns after a chunk
                     # landed on the queue, and the hub's next chunk would come first
-                    async with asyncio.timeout(15.0):
+                    async with asyncio.timeout(self._keepalive_s):
                         text = await queue.get()
                 except TimeoutError:
-                    yield ": keepalive\n\n"
+                    # a named event, not a comment: the page's script hears it (app.js)
+                    yield self._keepalive
                     continue
                 if text is None:
                     return

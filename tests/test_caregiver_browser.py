@@ -25,6 +25,7 @@ import pytest
 
 from caregiver import story
 from caregiver.broker_link import Connected, NeverConnected, Problem
+from caregiver.hub import KEEPALIVE_S
 from caregiver.service import CaregiverService
 from caregiver.storage import Role
 from core.protocol.payloads import reply_payload
@@ -1783,6 +1784,48 @@ def test_a_feed_that_broke_brings_the_page_up_to_date_and_alarms_what_it_missed(
     expect(card).to_have_attribute("data-level", "danger")
     expect(card.locator(".headline a")).to_have_text("FALL — not acknowledged")
     expect(page.locator(f"#incident-{ids['incident']}")).to_contain_text("FALL")
+    expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+    assert page.evaluate("window.__notes") == ["FALL on Dad's treadmill"]
+    page.context.close()
+    device.close()
+
+
+@ON_SQLITE
+def test_a_feed_gone_silent_is_not_live_and_the_page_reconnects_and_alarms_what_it_missed(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ann's phone's connection went half-open: nothing closed, but nothing the service
+    writes reaches the page any more. Its keepalive was an SSE comment the page's script
+    never saw, so the badge read "live" for ever while Dad's fall went unheard. Now the
+    stream's keepalive is an event the page hears; with no word for 2.5 keepalive periods
+    the badge says "reconnecting…", the page opens a new stream, catches up, and alarms."""
+    from playwright.sync_api import expect
+
+    device = _StoredAtOnce.online_at(mosquitto, service, "treadmill-1")
+    page = _login(browser, service, init_script=_NOTIFICATIONS)
+    page.clock.install()  # the page's wait for a word from its stream, run on at once below
+    page.reload()
+    body, badge = page.locator("body"), page.locator("#live-status")
+    expect(body).to_have_attribute("data-live", "1")
+    expect(badge).to_have_text("live")
+    card = page.locator("#card-treadmill-1")
+    expect(card).to_have_attribute("data-level", "ok")
+
+    # the service's writes to the open stream are lost on the way (the connection stays open)
+    monkeypatch.setattr(service.hub, "publish_all", lambda messages: None)
+    device.incident_fall()  # stored; the page hears nothing of it
+    held: list[Any] = []
+    page.route("**/stream", lambda route: held.append(route))  # the next stream waits
+    with page.expect_request(lambda r: r.url.endswith("/stream")):
+        page.clock.fast_forward(int(3 * KEEPALIVE_S * 1000))  # no keepalive came meanwhile
+    expect(body).to_have_attribute("data-live", "0")
+    expect(badge).to_have_text("reconnecting\u2026")
+    (stream,) = held
+    stream.continue_()
+
+    expect(body).to_have_attribute("data-live", "1")
+    expect(badge).to_have_text("live")
+    expect(card).to_have_attribute("data-level", "danger")
     expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
     assert page.evaluate("window.__notes") == ["FALL on Dad's treadmill"]
     page.context.close()

@@ -30,7 +30,7 @@ def _opening(hub: Hub) -> str:
     """A stream's first write: the browser's retry delay, and the hello naming the changes."""
     return (
         f'retry: 2000\ndata: {{"kind":"hello","changes":"{hub.marker}",'
-        '"broker":{"kind":"broker","down":false}}\n\n'
+        '"broker":{"kind":"broker","down":false},"keepalive_s":15.0}\n\n'
     )
 
 
@@ -55,6 +55,28 @@ def test_a_stream_s_hello_names_the_changes_as_they_stood_when_it_opened(
     hub.changed()
     assert hub.marker != rendered
     assert asyncio.run_coroutine_threadsafe(hello(), loop).result(20) == _opening(hub)
+
+
+def test_a_quiet_stream_sends_a_keepalive_the_page_s_script_hears(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """A stream with no change to send says it is alive, as a named event (``keepalive``)
+    the page's EventSource hands its script, every ``keepalive_s`` the hello announces. It
+    was an SSE comment (": keepalive"), which never reaches a script: a page on a half-open
+    connection could not tell its stream had gone silent, and read "live" for ever."""
+    hub = Hub(keepalive_s=0.01)
+    hub.attach(loop)
+
+    async def opening() -> tuple[str, str]:
+        stream = hub.stream()
+        hello = await anext(stream)
+        keepalive = await anext(stream)
+        await stream.aclose()
+        return hello, keepalive
+
+    hello, keepalive = asyncio.run_coroutine_threadsafe(opening(), loop).result(20)
+    assert '"keepalive_s":0.01}' in hello
+    assert keepalive == 'event: keepalive\ndata: {"kind":"keepalive"}\n\n'
 
 
 def test_a_caregiver_s_marker_counts_only_the_devices_they_may_see(

@@ -806,6 +806,8 @@
   function onHello(msg) {
     var first = !opened, changed = msg.changes !== body.dataset.changes;
     opened = true;
+    silentAfter = msg.keepalive_s ? msg.keepalive_s * SILENT_KEEPALIVES * 1000 : 0;
+    heardFrom();
     onBroker(msg.broker);
     var refetch = lost || changed, ask = refetch || owed;
     var progress = !!document.getElementById("progress");
@@ -830,19 +832,46 @@
       .then(function (r) { if (r.redirected) location.reload(); else connect(); },
             function () { setTimeout(reopen, 2000); });
   }
+  // A stream that says nothing is not trusted as live: the service sends a keepalive event
+  // after each quiet ``keepalive_s`` (the hello says how long: caregiver/hub.py), and with
+  // no word at all for SILENT_KEEPALIVES of them the connection is taken for dead — a
+  // phone's half-open connection (the service's writes lost on the way, nothing closed)
+  // read "live" for ever and heard of no fall. The badge says "reconnecting…" and the page
+  // opens a new stream, whose hello has it catch up (the alarms it missed, its live parts).
+  // A hello without keepalive_s (an older instance, whose keepalives were comments the
+  // page never saw): not watched, as before.
+  var SILENT_KEEPALIVES = 2.5, silentAfter = 0, silentTimer = null, source = null;
+  function heardFrom() {
+    if (silentTimer) clearTimeout(silentTimer);
+    silentTimer = silentAfter ? setTimeout(silentStream, silentAfter) : null;
+  }
+  function silentStream() {
+    silentTimer = null;
+    if (source) source.close();
+    source = null;
+    lost = true; document.body.dataset.live = "0"; showLive();
+    reopen();
+  }
   function connect() {
-    var source = new EventSource("/stream");
-    source.onopen = function () {
+    if (source) source.close();  // one stream a page (a silent one, given up)
+    var mine = source = new EventSource("/stream");
+    heardFrom();  // a new stream that never answers is given up too (from the last hello's)
+    mine.onopen = function () {
       document.body.dataset.live = "1"; showLive();
     };
-    source.onerror = function () {
+    mine.onerror = function () {
       lost = true; document.body.dataset.live = "0"; showLive();
       // The browser retries a broken connection itself, but gives up after an HTTP error
       // (a proxy's 502 while the service restarts): try again the same way, unless the
       // login ran out (the page reloads to say so).
-      if (source.readyState === EventSource.CLOSED) setTimeout(reopen, 2000);
+      if (mine.readyState === EventSource.CLOSED && source === mine) {
+        source = null;
+        setTimeout(reopen, 2000);
+      }
     };
-    source.onmessage = function (m) {
+    mine.addEventListener("keepalive", heardFrom);
+    mine.onmessage = function (m) {
+      heardFrom();
       var msg = JSON.parse(m.data);
       if (msg.kind === "hello") { onHello(msg); return; }
       if (msg.kind === "broker") { onBroker(msg); return; }  // at once, whatever else waits
