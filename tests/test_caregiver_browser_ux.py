@@ -1844,6 +1844,52 @@ def test_a_malformed_list_of_open_alerts_does_not_stop_the_page_asking_for_it(
         d.close()
 
 
+@pytest.mark.parametrize(
+    "malformed",
+    [{"alarms": {"treadmill-1": "fall"}}, {"alarms": [None]}, None],
+    ids=["not-a-list", "not-alerts", "null"],
+)
+@ON_SQLITE
+def test_a_malformed_answer_to_the_page_s_catching_up_keeps_the_alarm_and_asks_again(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, malformed: Any
+) -> None:
+    """Dad fell and nobody answered; Ann opens the dashboard. The page asks which alarms it
+    missed, but the answer is malformed (a proxy, a half-upgraded service). The script threw
+    on it (or, for ``null``, took it for "logged out"), and never asked again: the banner
+    rendered with the page stayed silent, the fall's alarm never raised. A malformed answer
+    is "not known": the banner stays, and the page asks again until it has an answer."""
+    from playwright.sync_api import expect
+
+    dad = SimDevice(mosquitto, "treadmill-1")
+    dad.online()
+    dad.incident_fall()
+    wait_all_handled(service, dad)
+    page = _page(browser, service, 360)
+    _caught_up(page)
+    bad = json.dumps(malformed)
+    page.route(
+        "**/api/alarms",
+        lambda route: route.fulfill(status=200, content_type="application/json", body=bad),
+    )
+    page.clock.install()  # the page's asking again, run on at once below
+    with page.expect_response("**/api/alarms"):
+        page.reload()
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    banner = page.locator("#alarm-banner")
+    expect(banner).to_be_visible()  # as rendered: not silenced by an answer not known
+    expect(page.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+    assert page.evaluate("document.body.dataset.caughtUp") is None  # nothing settled
+
+    page.unroute("**/api/alarms")
+    with page.expect_response("**/api/alarms"):
+        page.clock.fast_forward(5000)
+    _caught_up(page)
+    expect(banner).to_be_visible()
+    expect(page).to_have_title("\u26a0 FALL on Dad's treadmill")  # raised: it sounds
+    page.context.close()
+    dad.close()
+
+
 @ON_SQLITE
 def test_the_live_feed_raises_the_amber_notice_when_a_stumbles_grace_runs_out(
     browser: Any, mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str

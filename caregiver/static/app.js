@@ -770,12 +770,30 @@
   function caughtUpDone() {
     body.dataset.caughtUp = String((parseInt(body.dataset.caughtUp || "0", 10) || 0) + 1);
   }
+  // The list of an answer from /api/alarms, or null when it is malformed (not an object whose
+  // "alarms" is a list of objects each naming its event: a proxy's page, a half-upgraded
+  // service): not known, never "none open" (missedAlarms and stillOpen alike).
+  function alarmsOf(found) {
+    if (!found || typeof found !== "object" || !Array.isArray(found.alarms)) return null;
+    var whole = found.alarms.every(function (a) {
+      return !!a && typeof a === "object" && typeof a.event === "string";
+    });
+    return whole ? found.alarms : null;
+  }
   function missedAlarms() {
     fetch("/api/alarms", { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (r) {
         if (r.status === 401 || r.status === 404) return null;  // logged out (resync says so)
         if (!r.ok) throw new Error("HTTP " + r.status);
-        return r.json();
+        // a malformed answer is not known: asked again below, as a failed one. It threw in
+        // the handler below, which nothing caught: never asked again, the page's alarms
+        // for what its feed missed never raised (the banner rendered with the page stayed,
+        // silent)
+        return r.json().then(function (found) {
+          var alarms = alarmsOf(found);
+          if (!alarms) throw new Error("a malformed list of open alerts");
+          return { alarms: alarms };
+        });
       })
       .then(function (found) {
         if (!found) { if (early.length) silence(); caughtUpDone(); return; }
@@ -965,11 +983,12 @@
     return fetch("/api/alarms", { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (found) {
-        // a malformed answer ("alarms" not a list) is not known either, never "none open":
-        // it threw, and askWarnings' question stayed asked for good (no change asked again)
-        if (!found || !Array.isArray(found.alarms)) return null;
+        // a malformed answer ("alarms" not a list of alerts) is not known either, never
+        // "none open": it threw, and askWarnings' question stayed asked for good
+        var alarms = alarmsOf(found);
+        if (!alarms) return null;
         // (an alert outside incidents has none: "" is no incident, never one closed)
-        return found.alarms.filter(function (a) { return !closed || a.incident !== closed; });
+        return alarms.filter(function (a) { return !closed || a.incident !== closed; });
       })
       .catch(function () { return null; });
   }
