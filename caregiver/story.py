@@ -188,6 +188,10 @@ def page_moment(
     if incident.open:
         return "Since", incident_stamped(incident)
     closed_at = incident.closed_at or incident.opened_at
+    if not told(incident, events):
+        # closed here, not yet on the treadmill: "Closed" beside a card that said "not yet
+        # confirmed by the treadmill" was a second truth (the headline says it too)
+        return "Acknowledged", Stamped(closed_at, closed_at, closed_at, False)
     if incident.closed_via not in CLOSED_HERE:
         closing = [
             e for e in events if e.type in ("ok", "reset", "closed") and e.received_at <= closed_at
@@ -195,6 +199,17 @@ def page_moment(
         if closing:
             return "Closed", event_stamped(closing[-1])
     return "Closed", Stamped(closed_at, closed_at, closed_at, False)
+
+
+def told(incident: Incident, events: Sequence[StoredEvent]) -> bool:
+    """Whether the device has ``incident`` as this service does, from its ``events``, as a
+    card reads it (``told``, caregiver/storage/sql.py): one of them was confirmed by the
+    device's reply to the ``ack``, or the device published its ``closed`` event; a close the
+    walker made is the device's own. False only for a caregiver's close the treadmill has
+    not confirmed yet (:data:`UNTOLD`)."""
+    if incident.open or incident.closed_by is None or incident.closed_via == "walker":
+        return True
+    return any(e.type == "closed" or e.ack_confirmed for e in events)
 
 
 def event_time(event: StoredEvent) -> str | float:
@@ -214,6 +229,7 @@ def headline(
     first_event_link: str,
     who: str | None = None,
     on: str | None = None,
+    told: bool = True,
 ) -> Headline:
     """The incident in a line; ``who``: the walker to name (:func:`caregiver.walkers.who`),
     right after what happened ("FALL — Anna — not acknowledged"), or None for today's words
@@ -221,7 +237,10 @@ def headline(
     the treadmill's name, for a page whose line names it (the event page), said next to what
     happened ("Fall on treadmill-1 — acknowledged by carol on the dashboard"; "FALL — Anna,
     on treadmill-1 — ..."). Appended after the line it read "... by carol on the dashboard
-    on treadmill-1", as if the dashboard were on the treadmill."""
+    on treadmill-1", as if the dashboard were on the treadmill. ``told``: of an
+    :class:`Incident` (a card's incident says it itself), whether the treadmill has the close
+    (:func:`told`): the event page said none was pending while the card said "not yet
+    confirmed by the treadmill"."""
     named = (
         f" — {who}, on {on}" if who and on else f" — {who}" if who else f" on {on}" if on else ""
     )
@@ -233,7 +252,7 @@ def headline(
         closed_at, by, via = incident.closed_at, incident.closed_by, incident.closed_via
         closed = closed_at
         answered = incident.answered
-        untold = False
+        untold = not told
     else:
         kind, status = incident["kind"], incident["status"]
         opened = stamped(

@@ -265,6 +265,50 @@ def test_a_failed_acknowledgement_says_what_to_do_and_keeps_the_status_for_the_c
 
 
 @ON_SQLITE
+def test_the_event_page_says_an_acknowledgement_waits_for_the_treadmill_as_the_card_does(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """Carol acknowledges Dad's fall on its page; the treadmill has not confirmed the close
+    yet. The fleet's card said "acknowledged by carol — not yet confirmed by the treadmill",
+    but the event page said "Closed 17:43:30" under a headline without it: two truths. The
+    page now says what the card says (acknowledged, the treadmill's confirmation pending),
+    and once the treadmill confirms, both say it is closed (the page without a reload)."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1", answers_acks=False)
+    device.online()
+    ids = device.incident_fall()
+    wait_all_handled(service, device)
+    page = _login(browser, service)
+    page.goto(f"{service.url}/events/{ids['fall']['id']}")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    page.locator("#ack-form button").click()
+    command = device.wait_command("ack")
+
+    heading, when = page.locator(".event-detail h1"), page.locator(".event-detail p.when")
+    pending = "Fall on Dad's treadmill — acknowledged by ann on the dashboard"
+    expect(heading).to_have_text(f"{pending} — {story.UNTOLD}")
+    expect(when).to_contain_text(re.compile(r"^Acknowledged "))
+    expect(when).not_to_contain_text("Closed")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")  # the reloaded page's feed
+    fleet = page.context.new_page()
+    fleet.goto(service.url + "/")
+    expect(fleet.locator("#card-treadmill-1 .headline a")).to_have_text(
+        f"Fall — acknowledged by ann on the dashboard — {story.UNTOLD}"
+    )
+
+    result = {"acknowledged": command.get("incident"), "already": False}
+    device.publish("reply", reply_payload("treadmill-1", "ack", command.get("id"), True, result))
+    expect(fleet.locator("#card-treadmill-1 .headline a")).to_have_text(
+        "Fall — acknowledged by ann on the dashboard"
+    )
+    expect(heading).to_have_text(pending)
+    expect(when).to_contain_text(re.compile(r"^Closed "))
+    page.context.close()
+    device.close()
+
+
+@ON_SQLITE
 def test_a_failed_acknowledgement_whose_answer_is_unreadable_says_it_was_sent(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:

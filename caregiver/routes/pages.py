@@ -42,6 +42,7 @@ def event_page_data(store: Store, event_id: str, device: str) -> dict[str, Any] 
                 f"/events/{event.id}",
                 walkers.who_shown(store, incident.device_id, incident.walker),
                 device,
+                story.told(incident, events),
             )
             if incident
             else None
@@ -54,6 +55,14 @@ def event_page_data(store: Store, event_id: str, device: str) -> dict[str, Any] 
         ),
         # when, said as the steps say it: by the device's clock (story.stamped)
         "moment": story.page_moment(event, incident, events),
+        # a caregiver's close the treadmill has not confirmed: the page, live, takes itself
+        # again once its card no longer says so (app.js)
+        # (its card's headline link: the incident's first event)
+        "untold": (
+            f"/events/{incident.first_event_id}"
+            if incident is not None and not story.told(incident, events)
+            else ""
+        ),
         "steps": story.steps(events, incident) if incident is not None else [],
         "facts": story.facts(event, events, after),
         "details": story.details(events),

@@ -436,6 +436,17 @@
     }
     if (fleet && fleet.dataset.page === "fleet") urgentFirst(fleet);
     reachable(msg.device_id, !!msg.card.offline);
+    confirmedHere(msg);
+  }
+  // An event page of a caregiver's close the treadmill has not confirmed says so, as its card
+  // does (data-untold-*: the page's incident, by its card's headline link, and the card's
+  // words for it); the event page is not a live part: once the card of its treadmill shows
+  // that incident without those words (the treadmill confirmed), the page takes itself again.
+  function confirmedHere(msg) {
+    var here = document.querySelector(".event-detail[data-untold-device]");
+    var h = msg.card && msg.card.headline;
+    if (!here || !h || here.dataset.untoldDevice !== msg.device_id) return;
+    if (h.link === here.dataset.untoldLink && h.text.indexOf(here.dataset.untoldWords) < 0) reload();
   }
   // The device page's commands (test alarm, self-test) cannot reach an offline treadmill:
   // disabled, the reason said beside them, and back when it is online (the service refuses
