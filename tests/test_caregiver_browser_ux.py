@@ -775,6 +775,84 @@ def test_a_second_caregiver_s_alarm_stops_saying_who_answered_when_another_ackno
     dad.close()
 
 
+_BANNER_PARTS = """() => {
+    const banner = document.getElementById('alarm-banner').getBoundingClientRect();
+    const parts = {};
+    for (const id of ['alarm-text', 'alarm-sound', 'alarm-link', 'alarm-silence']) {
+        const b = document.getElementById(id).getBoundingClientRect();
+        parts[id] = b.width > 0 && b.height > 0 && b.left >= banner.left && b.right <= banner.right
+            && b.top >= banner.top && b.bottom <= banner.bottom;
+    }
+    return {height: banner.height, parts: parts};
+}"""
+"""The alarm banner's height, and whether each part a caregiver must see (what alarms, that
+its sound is off, Open and Silence) is shown within it."""
+
+_NOTICE_SPARE = """() => {
+    const notice = document.getElementById('ack-notice'), style = getComputedStyle(notice);
+    const words = document.createRange();
+    words.selectNodeContents(notice);
+    const inner = notice.getBoundingClientRect().height - parseFloat(style.paddingTop)
+        - parseFloat(style.paddingBottom) - parseFloat(style.borderTopWidth)
+        - parseFloat(style.borderBottomWidth);
+    return inner - words.getBoundingClientRect().height;
+}"""
+"""How much of the notice's box (within its padding) is empty below its words, px."""
+
+
+@widths_on_each_engine(360, 1280)
+def test_on_a_phone_the_alarm_banner_and_the_notice_after_it_are_compact(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """Dad fell. On Bob's phone the red banner took about 200 of its 740 px on every page
+    (the plan page's form under it, the banner sticky at the top as he scrolls); once Ann
+    answered, the green notice that took the banner's room kept a box of the banner's height
+    around its three lines, a large empty green area. At 360 px the banner now takes at
+    most a fifth of the screen, still saying what alarms, that its sound is off, with Open
+    and Silence; the notice that replaces it is about its words' height (the card under the
+    thumb still does not move)."""
+    from playwright.sync_api import expect
+
+    service.accounts.add_user("bob", PASSWORD, Role.CAREGIVER)
+    dad = SimDevice(mosquitto, "treadmill-1")
+    dad.online()
+    dad.incident_fall()
+    wait_all_handled(service, dad)
+    bob = _page(browser, service, width, "bob")
+    _alarm_shown(bob)
+    for where in ("plan", "fleet"):
+        if where == "plan":
+            bob.goto(service.url + "/devices/treadmill-1/plan")
+        else:
+            bob.goto(service.url + "/")
+        _caught_up(bob)
+        expect(bob.locator("#alarm-text")).to_have_text("FALL on Dad's treadmill")
+        expect(bob.locator("#alarm-sound")).to_contain_text("Alarm sound is off")
+        banner = bob.evaluate(_BANNER_PARTS)
+        assert all(banner["parts"].values()), (where, banner)
+        if width == 360:
+            assert banner["height"] <= 800 / 5, (where, banner)
+        bob.screenshot(path=_shot(tmp_path, service, f"compact-banner-{where}-{width}.png"))
+    expect(bob.locator("#card-treadmill-1 .headline a")).to_have_text("FALL — not acknowledged")
+    before = _top(bob, "card-treadmill-1")
+
+    ann = _page(browser, service, 1280)
+    expect(ann.locator("#card-treadmill-1 .headline a")).to_have_text("FALL — not acknowledged")
+    ann.locator("#card-treadmill-1 .ack-form button").click()
+    dad.wait_command("ack")
+    notice = bob.locator("#ack-notice")
+    expect(notice).to_contain_text("The alarm has stopped.")
+    expect(bob.locator("#alarm-banner")).to_be_hidden()
+    assert abs(_top(bob, "card-treadmill-1") - before) < 2  # nothing moved under the thumb
+    if width == 360:  # (at 1280 px the banner is two rows: the notice's room is its own)
+        spare = bob.evaluate(_NOTICE_SPARE)
+        assert spare < 30, spare  # no more than a line's room left empty
+    bob.screenshot(path=_shot(tmp_path, service, f"compact-notice-{width}.png"))
+    for page in (ann, bob):
+        page.context.close()
+    dad.close()
+
+
 _COUNT_ALARM_ASKS = """
 (() => {
   const ask = window.fetch;
