@@ -35,7 +35,7 @@ from firmware.presses import (
 )
 from firmware.safety import RESTART_MAY_CURE, SafetyController, SafetyState
 from hal.errors import ImuError
-from hal.interfaces import Button, Imu, PressEdges, Relay, RelaySense
+from hal.interfaces import Button, Imu, LostReleases, PressEdges, Relay, RelaySense
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,9 @@ class Monitor:
         self.help_button = help_button
         self._edges: PressEdges | None = button if isinstance(button, PressEdges) else None
         """Without release edges (a bare test button) every press is a reset press."""
+        self._lost_releases: LostReleases | None = (
+            button if isinstance(button, LostReleases) else None
+        )
         self._patterns = ResetButtonPatterns(gap_s=press_gap_s)
         self._deferred: tuple[float, float] | None = None
         """A press down by its edges that a look found up: when it went down and that look's
@@ -176,6 +179,10 @@ class Monitor:
                 elif self._deferred is not None and self._deferred[0] == down_at:
                     edges = [*edges, (self._deferred[1], False)]
                     self._deferred = None
+                    # The button is told: left holding it down, gpiozero heard no change at
+                    # the next press, which gave no press edge (a call for help's second lost).
+                    if self._lost_releases is not None:
+                        self._lost_releases.release_lost()
                 else:
                     self._deferred = (down_at, now)
                     judged = down_at

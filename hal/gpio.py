@@ -819,6 +819,18 @@ class GpioButton:
             return False
         return bool(self._device.is_active)
 
+    def release_lost(self) -> None:
+        """See :meth:`hal.interfaces.LostReleases.release_lost`. A release the pin factory
+        dropped left gpiozero holding the button down: at the next press it heard no change,
+        and that press gave no press edge (only its release), so a call for help's second
+        press was lost. gpiozero is told the level the pin reads now; up, the press is let go
+        as a release would (its release edge, which a reader of the edges finds after the
+        press it already let go)."""
+        if self._closed:
+            return
+        device = self._device
+        device._fire_events(device.pin_factory.ticks(), device.is_active)
+
     @property
     def rejected(self) -> int:
         """Press edges ignored as bounce so far (diagnostics)."""

@@ -209,3 +209,18 @@ class PressEdges(Protocol):
         ``(t, False)``. Non-blocking and safe to call from the real-time thread.
         """
         ...
+
+
+@runtime_checkable
+class LostReleases(Protocol):
+    """A button with :class:`PressEdges` whose pin factory may lose a release (a bounce filter
+    that drops it), told so by the reader that found the button up with no release edge.
+
+    Optional beside :class:`PressEdges`: :class:`hal.gpio.GpioButton` has it.
+    """
+
+    def release_lost(self) -> None:
+        """The press down by the edges was found up with no release edge: forget it, so the
+        next press gives its press edge (gpiozero, still hearing the button down, heard no
+        change at it). Non-blocking and safe to call from the real-time thread."""
+        ...

@@ -664,6 +664,44 @@ def test_button_chatter_is_one_press(
     assert button.rejected == 3
 
 
+def test_a_release_the_factory_dropped_is_told_and_the_next_press_is_heard(
+    button: GpioButton, finger: SimulatedButton, clock: SimClock, factory: ClockedMockFactory
+) -> None:
+    """The pin factory drops a release (the pin up, no callback): gpiozero, still hearing the
+    button down, hears no change at the next press, which gives no press edge. Told the
+    release was lost, the button lets the press go, and the next press is heard."""
+    pin = factory.observed_pin(BUTTON)
+    at(clock, T0 + 1.0)
+    finger.down()
+    at(clock, T0 + 1.1)
+    assert pin._change_state(True)  # up, its callback dropped
+    assert button.take_edges() == [(T0 + 1.0, True)]
+    at(clock, T0 + 1.2)
+    button.release_lost()
+    assert button.take_edges() == [(T0 + 1.2, False)]
+    at(clock, T0 + 1.5)
+    finger.down()
+    at(clock, T0 + 1.6)
+    finger.up()
+    assert button.take_edges() == [(T0 + 1.5, True), (T0 + 1.6, False)]
+    assert button.take_presses() == [T0 + 1.0, T0 + 1.5]
+
+
+def test_a_release_told_lost_while_the_button_is_down_changes_nothing(
+    button: GpioButton, finger: SimulatedButton, clock: SimClock
+) -> None:
+    """Told a release was lost while the pin reads the button down, the button keeps the
+    press: its release, when it comes, is its edge."""
+    at(clock, T0 + 1.0)
+    finger.down()
+    button.release_lost()
+    at(clock, T0 + 1.3)
+    finger.up()
+    assert button.take_edges() == [(T0 + 1.0, True), (T0 + 1.3, False)]
+    button.close()
+    button.release_lost()  # closed: nothing to tell, no error
+
+
 def test_presses_further_apart_than_bounce_each_count(
     button: GpioButton, finger: SimulatedButton, clock: SimClock
 ) -> None:

@@ -290,3 +290,24 @@ def test_a_lost_release_the_loop_first_finds_past_the_hold_does_not_arm(
     assert EventType.OK not in events and events.count(EventType.RESET) == 1  # the first arming
     assert rig.state == "TRIPPED"
     assert rig.hardware.history == closed
+
+
+def test_after_a_release_the_pin_factory_dropped_the_next_press_still_counts(
+    tmp_path: Path,
+) -> None:
+    """TRIPPED, the walker calls for help; the pin factory drops the first press's release
+    (its bounce filter), so gpiozero never hears the button go up and, at the second press,
+    hears no change: the level it last reported was already "pressed". The second press gave
+    no press edge, only a release, and the call went out as two presses, refused. All three
+    presses count: help goes out, the belt stays stopped, no "I'm OK"."""
+    rig, closed = _tripped(tmp_path)
+    pin = rig.button.pin
+    now = rig.clock.monotonic()
+    rig.button.down()
+    rig.run_for(0.15)
+    assert pin._change_state(rig.button.active_low)  # up, and no callback: dropped
+    assert not rig.app.monitor.button.is_pressed
+    for k in (1, 2):  # the call for help's second and third presses
+        rig.button.press_at(now + 0.3 * k, now + 0.3 * k + 0.15)
+    rig.run_for(2.0)
+    _help_went_out_and_the_belt_stayed_stopped(rig, closed)
