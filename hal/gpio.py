@@ -36,7 +36,7 @@ import math
 import os
 import threading
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from core.clock import Clock
@@ -792,6 +792,32 @@ class GpioButton:
         )
         self._device.when_activated = self._on_pressed
         self._device.when_deactivated = self._on_released
+        self._released_level = pull_up
+        """The pin's level with the button up (pulled up: high)."""
+        self._release_lost = False
+        """The loop found a release lost (:meth:`release_lost`): gpiozero still hears the
+        button down. Set on the loop's thread (one store), cleared on the factory's."""
+        self._quiet = False
+        """gpiozero is hearing the lost release (:meth:`_pin_changed`): no edge, no bounce."""
+        pin_events = self._device.pin
+        self._heard: Callable[[Any, Any], None] = pin_events.when_changed
+        """gpiozero's own handler of the pin's changes (the device's)."""
+        pin_events.when_changed = self._pin_changed
+
+    def _pin_changed(self, ticks: Any, state: Any) -> None:
+        """Each change the pin factory reports (its event thread), passed on to gpiozero. After
+        a release the loop found lost, a press is first heard as that release: gpiozero, which
+        still heard the button down, heard no change at it (no press edge, a call for help's
+        second press lost)."""
+        if self._release_lost:
+            self._release_lost = False
+            if bool(state) != self._released_level:
+                self._quiet = True
+                try:
+                    self._heard(ticks, self._released_level)
+                finally:
+                    self._quiet = False
+        self._heard(ticks, state)
 
     def _on_pressed(self) -> None:
         t = self._clock.monotonic()
@@ -805,6 +831,8 @@ class GpioButton:
             self._down = True
 
     def _on_released(self) -> None:
+        if self._quiet:
+            return  # a release the loop let go already (its edge) and bounce cannot follow
         t = self._clock.monotonic()
         with self._callback_lock:
             self._last_release = t
@@ -821,15 +849,11 @@ class GpioButton:
 
     def release_lost(self) -> None:
         """See :meth:`hal.interfaces.LostReleases.release_lost`. A release the pin factory
-        dropped left gpiozero holding the button down: at the next press it heard no change,
-        and that press gave no press edge (only its release), so a call for help's second
-        press was lost. gpiozero is told the level the pin reads now; up, the press is let go
-        as a release would (its release edge, which a reader of the edges finds after the
-        press it already let go)."""
-        if self._closed:
-            return
-        device = self._device
-        device._fire_events(device.pin_factory.ticks(), device.is_active)
+        dropped left gpiozero hearing the button down: at the next press it heard no change,
+        and that press gave no press edge (only its release). The next change the factory
+        reports, a press, is first heard as that release (:meth:`_pin_changed`). One store:
+        the loop's thread never waits on the factory's (its callback's lock)."""
+        self._release_lost = True
 
     @property
     def rejected(self) -> int:
