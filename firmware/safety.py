@@ -246,6 +246,12 @@ FAULT_SAID: Mapping[FaultClass, FaultSaid] = {
 """Each class as the state message says it (its ``fault``): dashboards and Home Assistant
 tell a stall, which clears by itself, from a fault someone must see to."""
 
+PASSING = frozenset({FaultClass.STALL, FaultClass.NOT_WORN})
+"""Faults that clear without anyone seeing to the monitor (a stall by itself, a sensor not
+worn once clipped back on). Held in FAULT, they give way to a fault of another class found
+meanwhile (:meth:`SafetyController._fault`): a sensor that died after a stall was said, to the
+caregivers, Home Assistant and the walker, to clear by itself, for ever, and never restarted."""
+
 
 def _worn_of(kind: FaultKind) -> WornSaid | None:
     """What a FAULT's reason says of the sensor-worn check (:attr:`SafetyController.worn_said`)."""
@@ -611,6 +617,11 @@ class SafetyController:
         silence = now - last
         if silence > self._config.sample_timeout_s:
             if self.state is not SafetyState.FAULT:
+                reason = f"no IMU sample for {silence * 1000:.0f} ms"
+                self._fault(FaultKind.IMU_SILENT, reason, now)
+            elif self._gives_way_to(FaultKind.IMU_SILENT):
+                # a stall (or a sensor not worn) held, and the sensor gone silent since: said
+                # as such, no longer as clearing by itself (and a restart may cure it)
                 reason = f"no IMU sample for {silence * 1000:.0f} ms"
                 self._fault(FaultKind.IMU_SILENT, reason, now)
             else:
@@ -1264,9 +1275,21 @@ class SafetyController:
         self._relay.release()
         self._distrust_the_data()
         if self.state is SafetyState.FAULT:
+            if self._gives_way_to(kind):
+                self._fault_even_in_fault(kind, reason, now)
             return
         if self._enter(SafetyState.FAULT, Faulted(kind), reason, now):
             self._announce_fault(reason, now)
+
+    def _gives_way_to(self, kind: FaultKind) -> bool:
+        """In FAULT: the fault held now is one that passes (:data:`PASSING`) and ``kind``,
+        found meanwhile, is not: it replaces it, said as a FAULT of its own."""
+        held = self._fault_kind
+        return (
+            held is not None
+            and FAULT_CLASSES[held] in PASSING
+            and FAULT_CLASSES[kind] not in PASSING
+        )
 
     def _distrust_the_data(self) -> None:
         """Arming again needs ``healthy_before_arm_s`` of good data from now on.

@@ -18,6 +18,7 @@ import pytest
 
 from caregiver import story
 from caregiver.storage import SCHEMA_VERSION, Store
+from core.protocol.events import EventType
 from core.protocol.messages import DeviceState, FaultSaid, InvalidMessage, StateMessage, WornSaid
 from core.protocol.payloads import decode_as, state_payload
 from core.protocol.words import FAULT_KIND_SAID
@@ -196,3 +197,37 @@ def test_states_stored_before_the_field_have_no_kind(caregiver_db: str) -> None:
         assert story.card(row, 0.0).belt == "Belt stopped by a monitor fault: heartbeat gap"
     finally:
         store.close()
+
+
+def test_a_sensor_that_dies_after_a_stall_is_no_longer_said_to_clear_by_itself(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
+    """An armed walk's loop paused past the relay's hold: a FAULT of kind ``stall``, said to
+    clear by itself within seconds, nobody needing to come. Then the sensor stops making
+    samples. The FAULT stayed a stall for ever: the card and Home Assistant went on saying it
+    clears by itself, no FAULT event told the caregivers otherwise, and the monitor, holding
+    a stall, was never restarted to bring the sensor back. The sensor's fault replaces it:
+    the state says ``sensor``, a FAULT event goes out, a restart may cure it."""
+    sub = Subscriber(mosquitto, [f"retroguard/{DEVICE}/state"])
+    rig = make_rig(
+        tmp_path,
+        safety=SafetyConfig(worn_check=False, healthy_before_arm_s=2.0),
+        mqtt=config_for(mosquitto),
+    )
+    rig.run_for(2.5)
+    rig.press_reset()
+    assert rig.state == "ARMED"
+    rig.clock.advance(4 * rig.hardware.hold_s)  # type: ignore[attr-defined]
+    rig.run_for(0.05)
+    assert rig.app.controller.fault_kind is FaultKind.HEARTBEAT_GAP
+    assert sub.wait(lambda: _fault_told(sub) == ("FAULT", "stall"))
+    assert rig.sim_imu is not None
+    rig.sim_imu.chip.stalled = True  # no sample from here on
+    rig.run_for(2.0)
+    assert rig.state == "FAULT"
+    assert rig.app.controller.fault_kind is FaultKind.IMU_SILENT
+    assert rig.app.controller.reason.startswith("no IMU sample for ")
+    assert rig.events().count(EventType.FAULT) == 2
+    assert rig.app.monitor.restart_may_cure
+    assert sub.wait(lambda: _fault_told(sub) == ("FAULT", "sensor"))
+    sub.close()
