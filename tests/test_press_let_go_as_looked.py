@@ -311,3 +311,58 @@ def test_after_a_release_the_pin_factory_dropped_the_next_press_still_counts(
         rig.button.press_at(now + 0.3 * k, now + 0.3 * k + 0.15)
     rig.run_for(2.0)
     _help_went_out_and_the_belt_stayed_stopped(rig, closed)
+
+
+def test_a_held_press_read_up_at_one_look_is_judged_held_at_the_next(tmp_path: Path) -> None:
+    """The button held for the chirp reads up at one look (a glitch on the line, no edge):
+    that look only waits, and the next, which finds it down, judges it held as always. The
+    one-look wait never turns a held press into one let go: ARMED, the latch closed."""
+    rig = make_rig(tmp_path, relay_sense_wired=True)
+    rig.run_for(1.0)
+    assert rig.state == "STANDBY"
+    pin = rig.button.pin
+    monitor = rig.app.monitor
+    rig.button.down()
+    down_at = rig.clock.monotonic()
+    while rig.clock.monotonic() - down_at < ARM_HOLD_S - 0.03:
+        monitor.step()
+    assert rig.state == "STANDBY"
+    rig.clock.advance(0.05)  # past the hold at this look
+    up = rig.button.active_low
+    assert pin._change_state(up)  # a glitch: the line reads up, no callback
+    monitor.step()
+    assert rig.state == "STANDBY"  # not judged at a look that found it up
+    assert pin._change_state(not up)  # down again, still no callback
+    rig.run_for(0.1)
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+    rig.button.up()
+    rig.run_for(1.0)
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+
+
+def test_a_release_late_by_more_than_a_look_then_queued_leaves_a_call_for_help_whole(
+    tmp_path: Path,
+) -> None:
+    """TRIPPED, the walker calls for help; the first press's release is stamped and then held
+    back from the queue for two looks (gpiozero's thread set aside), so the loop lets the
+    press go as of the look that found the button up, and the release comes after. That late
+    release is no second release nor a press: help goes out, the belt stays stopped."""
+    rig, closed = _tripped(tmp_path)
+    source = rig.app.monitor._edges
+    assert isinstance(source, GpioButton)
+    queue = _HeldBack(source._edges, maxlen=source._edges.maxlen)
+    source._edges = queue
+    now = rig.clock.monotonic()
+    rig.button.down()
+    rig.run_for(0.15)
+    queue.holding = True
+    rig.button.up()  # stamped now, its queueing held back
+    assert queue.held and not rig.app.monitor.button.is_pressed
+    for _ in range(3):
+        rig.app.monitor.step()
+    assert rig.app.monitor._patterns.down_at is None  # let go before its release came
+    queue.let_through()
+    for k in (1, 2):  # the call for help's second and third presses
+        rig.button.press_at(now + 0.3 * k, now + 0.3 * k + 0.15)
+    rig.run_for(2.0)
+    _help_went_out_and_the_belt_stayed_stopped(rig, closed)
