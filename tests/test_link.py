@@ -21,7 +21,7 @@ import msgspec
 import pytest
 
 from core.protocol.events import Event, EventType
-from core.protocol.messages import SilenceResult
+from core.protocol.messages import FaultSaid, SilenceResult
 from firmware.config import Config, StorageConfig
 from firmware.courier.channel import LoopChannel
 from firmware.link import messages
@@ -451,6 +451,34 @@ def _frames_to_courier(courier_end: socket.socket, link: CourierLink) -> list[me
                 return got
             continue
         got += [messages.decode_for_courier(f) for f in reader.feed(courier_end.recv(65536))]
+
+
+def test_a_courier_that_replaces_one_is_told_the_last_state_with_its_fault_kind() -> None:
+    """The state a replacing courier is handed is the last one whole: a FAULT with its kind
+    (a contact fault: nobody walks), and once the FAULT is over, the state without one (a
+    kind from the older report would have said the relay may not stop a belt that can run)."""
+    link = CourierLink(time.monotonic)
+    link.hello(messages.encode(messages.Hello(Config(), os.getpid())))
+
+    def told_on_attach() -> list[messages.StateReport]:
+        mine, courier_end = socket.socketpair()
+        link.attach(mine)
+        told = _frames_to_courier(courier_end, link)
+        courier_end.close()
+        return [m for m in told if isinstance(m, messages.StateReport)]
+
+    link.report_state(
+        "FAULT",
+        "relay contact open while armed",
+        "2026-12-07T19:00:00.000+00:00",
+        fault=FaultSaid.CONTACT,
+    )
+    (state,) = told_on_attach()
+    assert (state.state, state.fault) == ("FAULT", FaultSaid.CONTACT)
+    link.report_state("STANDBY", "IMU healthy; press reset to arm", "2026-12-07T19:00:05.000+00:00")
+    (state,) = told_on_attach()
+    assert (state.state, state.fault) == ("STANDBY", None)
+    link.close()
 
 
 def test_a_courier_that_replaces_one_mid_session_is_told_the_unfinished_session() -> None:
