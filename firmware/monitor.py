@@ -79,6 +79,11 @@ class Monitor:
             button if isinstance(button, LostReleases) else None
         )
         self._patterns = ResetButtonPatterns(gap_s=press_gap_s)
+        self._help_lost: LostReleases | None = (
+            help_button if isinstance(help_button, LostReleases) else None
+        )
+        self._help_up_looks = 0
+        """Looks in a row that found the help button up while a press of it was heard down."""
         self._deferred: tuple[float, float] | None = None
         """A press down by its edges that a look found up: when it went down and that look's
         reading (its release was on its way, or it was lost)."""
@@ -209,9 +214,25 @@ class Monitor:
                             controller.on_button(pressed_at, now, held=held, presses=presses)
                         case HelpPattern(first_press=first):
                             controller.on_help(HelpSource.RESET_BUTTON, first, now)
-        if self.help_button is not None:
-            for pressed_at in self.help_button.take_presses():
+        help_button = self.help_button
+        if help_button is not None:
+            for pressed_at in help_button.take_presses():
                 controller.on_help(HelpSource.HELP_BUTTON, pressed_at, self.clock.monotonic())
+            # A press heard down while the button reads up at two looks in a row (one pin read
+            # a look, only then): its release was lost (a pin factory's bounce filter), and
+            # gpiozero, still hearing the button down, heard no change at the next press: a
+            # walker's second call for help went out as nothing. The button is told.
+            lost = self._help_lost
+            if lost is not None and lost.heard_down:
+                if help_button.is_pressed:
+                    self._help_up_looks = 0
+                elif self._help_up_looks:
+                    self._help_up_looks = 0
+                    lost.release_lost()
+                else:
+                    self._help_up_looks = 1
+            elif self._help_up_looks:
+                self._help_up_looks = 0  # its release came: the next press starts afresh
 
     def run(self, stop: threading.Event | None = None, until: float | None = None) -> None:
         """Loop until ``stop`` is set or the clock reaches ``until``.

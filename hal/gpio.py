@@ -847,6 +847,11 @@ class GpioButton:
             return False
         return bool(self._device.is_active)
 
+    @property
+    def heard_down(self) -> bool:
+        """See :attr:`hal.interfaces.LostReleases.heard_down`."""
+        return self._down and not self._release_lost
+
     def release_lost(self) -> None:
         """See :meth:`hal.interfaces.LostReleases.release_lost`. A release the pin factory
         dropped left gpiozero hearing the button down: at the next press it heard no change,

@@ -216,8 +216,14 @@ class LostReleases(Protocol):
     """A button with :class:`PressEdges` whose pin factory may lose a release (a bounce filter
     that drops it), told so by the reader that found the button up with no release edge.
 
-    Optional beside :class:`PressEdges`: :class:`hal.gpio.GpioButton` has it.
+    Optional beside :class:`PressEdges`: :class:`hal.gpio.GpioButton` has it (the optional
+    help button too, whose reader looks at :attr:`heard_down`).
     """
+
+    @property
+    def heard_down(self) -> bool:
+        """A press was heard and no release since (nor one told lost): one attribute read."""
+        ...
 
     def release_lost(self) -> None:
         """The press down by the edges was found up with no release edge: forget it, so the

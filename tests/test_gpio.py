@@ -677,15 +677,17 @@ def test_a_release_the_factory_dropped_is_told_and_the_next_press_is_heard(
     at(clock, T0 + 1.1)
     assert pin._change_state(True)  # up, its callback dropped
     assert button.take_edges() == [(T0 + 1.0, True)]
+    assert button.heard_down and not button.is_pressed  # what the loop looks for
     at(clock, T0 + 1.2)
     button.release_lost()
+    assert not button.heard_down  # told: the loop stops looking
     at(clock, T0 + 1.5)
     finger.down()
     at(clock, T0 + 1.6)
     finger.up()
     assert button.take_edges() == [(T0 + 1.5, True), (T0 + 1.6, False)]
     assert button.take_presses() == [T0 + 1.0, T0 + 1.5]
-    assert button.rejected == 0
+    assert button.rejected == 0 and not button.heard_down
 
 
 def test_a_release_told_lost_that_comes_after_all_is_its_edge(

@@ -401,6 +401,28 @@ def test_the_help_button_asks_for_help_in_any_state(tmp_path: Path) -> None:
     assert rig.state == "ARMED" and rig.hardware.contact_closed()
 
 
+def test_after_a_help_press_whose_release_the_pin_factory_dropped_the_next_is_heard(
+    tmp_path: Path,
+) -> None:
+    """The help button's release is dropped by the pin factory (its bounce filter): gpiozero,
+    still hearing the button down, heard no change at the next press, and the walker's second
+    call for help, nobody having come, went out as nothing: no event, no sound. The loop finds
+    the button up with no release, tells it, and the next press is heard."""
+    rig = _armed(make_rig(tmp_path, help_button_wired=True))
+    finger = rig.help_button
+    assert finger is not None
+    finger.down()
+    rig.run_for(0.2)
+    assert len(_events(rig, EventType.HELP)) == 1
+    assert finger.pin._change_state(finger.active_low)  # up, its callback dropped
+    rig.run_for(HELP_REPEAT_S)
+    now = rig.clock.monotonic()
+    finger.press_at(now, now + 0.2)
+    rig.run_for(1.0)
+    assert len(_events(rig, EventType.HELP)) == 2
+    assert rig.state == "ARMED" and rig.hardware.contact_closed()
+
+
 # -- over a real broker, to the caregivers -------------------------------------------------
 
 
