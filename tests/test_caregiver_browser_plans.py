@@ -740,3 +740,59 @@ def test_what_was_sent_names_the_walker_as_the_page_does(
         assert page.problems == []
     finally:
         device.close()
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_a_progress_page_opened_from_the_card_stays_its_walker_s_when_another_walks(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """The card's Walking progress link names no walker: the page is the walker who walked
+    last, Anna. Bob's session on the same treadmill, stored while the physio reads it, reloads
+    the page (a new session): it stayed at the address without a walker and became Bob's —
+    his name in the heading, his weeks and sessions where Anna's were, the same scroll, and
+    its CSV and PDF links his. It stays Anna's, at her own address."""
+    import datetime as dt
+
+    from playwright.sync_api import expect
+
+    from core.plan_presets import PRESETS
+    from core.protocol.walker import DEFAULT_WALKER
+    from tests.caregiver_support import session_record, walked
+    from tests.plan_walkers_support import ANNA, BOB, roster
+
+    device = SimDevice(mosquitto, DEVICE)
+    device.online()
+    roster(service, device, DEFAULT_WALKER, ANNA, BOB)
+    now = dt.datetime.now(dt.UTC)
+
+    def walk(walker: Any, hours_ago: float, plan: str) -> None:
+        record = session_record(DEVICE, now - dt.timedelta(hours=hours_ago), backward_min=14,
+                                longest_min=2 if plan == "alternate-2-2" else 4)  # fmt: skip
+        device.session(msgspec.structs.replace(walked(record, PRESETS[plan]), walker=walker))
+
+    walk(BOB, 3, "progression-week-3")
+    walk(ANNA, 2, "alternate-2-2")  # Anna walked last
+    assert service.ingestor.wait_for(lambda: service.ingestor.sessions_stored >= 2, WAIT)
+    page = _page(browser, service, "ann", PASSWORD, width=width)
+    failed: list[str] = []  # every stylesheet, script and picture of the page loads
+    assets = {"document", "stylesheet", "script", "image", "font"}
+    page.on(
+        "requestfailed",
+        lambda r: failed.append(r.url) if r.resource_type in assets else None,
+    )
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.goto(f"{service.url}/devices/{DEVICE}/progress")  # as the card links it
+    expect(page.locator("h1 .sub")).to_contain_text("Anna")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    page.evaluate("window.notReloaded = true")
+    walk(BOB, 0.5, "progression-week-3")  # Bob walks on while the physio reads Anna's page
+    page.wait_for_function("() => window.notReloaded === undefined")  # the page reloaded
+    expect(page.locator("#progress")).to_have_attribute("data-walker", "anna")
+    expect(page.locator("h1 .sub")).to_contain_text("Anna")
+    expect(page.locator("#sessions tbody tr")).to_have_count(1)  # Anna's one session
+    for kind in ("csv", "pdf"):
+        link = page.locator(f"a[href*='report.{kind}']")
+        expect(link).to_have_attribute("href", f"/devices/{DEVICE}/report.{kind}?walker=anna")
+    page.screenshot(path=_shot(tmp_path, service, f"progress-stays-anna-{width}.png"))
+    assert page.problems == [] and failed == [], (page.problems, failed)
+    device.close()

@@ -732,6 +732,19 @@
   // and a reload onto that would leave no script to come back (no feed, no alarms). Any other
   // answer (a page gone, logged out) is reloaded onto, to show it. One such wait at a time.
   // ``to``: this page at another address (its notice after an acknowledgement), else as it is.
+  // A progress page is one walker's, and its address without ?walker= (a card's Walking
+  // progress link) means whoever walked last: the address takes the walker it shows, so the
+  // page's reloads (another walker's session stored, a feed back after a break), a refresh
+  // and a bookmark stay that walker's. Before, another walker's session on the treadmill
+  // reloaded the page onto theirs while the physio read it, reports links and all.
+  (function keepProgressWalker() {
+    var progress = document.getElementById("progress");
+    var walker = progress && progress.dataset.walker;
+    var params = new URLSearchParams(location.search);
+    if (!walker || params.has("walker") || !window.history || !history.replaceState) return;
+    params.set("walker", walker);
+    history.replaceState(history.state, "", location.pathname + "?" + params.toString() + location.hash);
+  })();
   var reloading = false;
   function reload(to) {
     if (reloading) return;
