@@ -347,7 +347,10 @@ def report_pdf(report: Report) -> bytes:
         8.5,
     )
     page.line(
-        f"Prescription: backward walking on the treadmill; goal {GOAL_BACKWARD_MIN:g} straight "
+        # The goal, not the prescription: a progression schedule prescribes its own count a
+        # week (the adherence below says it), and "Prescription: ... 3 times a week" read as
+        # the physio's prescription beside "this week 0 of 4".
+        f"Goal: backward walking on the treadmill, {GOAL_BACKWARD_MIN:g} straight "
         f"minutes backward, {GOAL_SESSIONS_PER_WEEK} times a week; a difference in balance "
         f"and joint strength is expected after about {report.milestone.needed} weeks at goal.",
         8.5,

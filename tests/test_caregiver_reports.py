@@ -736,3 +736,23 @@ def test_a_session_dated_by_a_wrong_clock_is_said_not_made_into_a_century_of_wee
     assert (
         len(make_report(DEVICE, "Anna", [early, *others], [], [], dt.UTC, NOW).weeks) == MAX_WEEKS
     )
+
+
+def test_the_pdf_says_the_three_a_week_goal_as_the_goal_not_as_the_prescription(
+    tmp_path: Path,
+) -> None:
+    """A walker whose progression schedule prescribes 4 sessions a week: the PDF, for the
+    patient's file, said "Prescription: ... 3 times a week" above "this week 0 of 4", the
+    physio's prescription said wrong. The 3 a week is the goal (a week at goal: 3 sessions of
+    10 straight minutes), and the page says it so; the prescription is each week's count."""
+    store = stored(str(tmp_path / "caregiver.db"))
+    sessions = store.walk_sessions(DEVICE)
+    store.close()
+    report = make_report(DEVICE, "Anna", sessions, [], [], dt.UTC, NOW, {"2026-W10": 4})
+    text = " ".join(PdfReader(io.BytesIO(report_pdf(report))).pages[0].extract_text().split())
+    assert "Prescription:" not in text
+    assert (
+        "Goal: backward walking on the treadmill, 10 straight minutes backward, 3 times a week;"
+        in text
+    )
+    assert "this week 3 of 4" in text
