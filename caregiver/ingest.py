@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import logging
 import math
 import threading
@@ -91,6 +92,7 @@ from caregiver.storage import (
 )
 from core.mqtt_callbacks import CallbackFault
 from core.mqttlink import make_client
+from core.progress import prescribed_in, utc_of, week_of, week_start
 from core.protocol.commands import LATEST, Ack, CommandName, encode_command
 from core.protocol.messages import (
     Availability,
@@ -877,13 +879,11 @@ class Ingestor:
                         return None  # redelivered, or older than the one kept
                     # written even unchanged: a stage stored is then a write of both of its
                     # tables, which says both take writes (:func:`_side_tables`)
-                    tx.set_prescribed(
-                        device_id,
-                        stage.week,
-                        stage.sessions_per_week,
-                        stage.walker.id,
-                        always=True,
-                    )
+                    known = tx.prescribed_weeks(device_id, stage.walker.id)
+                    for week, count in _stage_weeks(stage, known).items():
+                        tx.set_prescribed(
+                            device_id, week, count, stage.walker.id, always=week == stage.week
+                        )
                 self._changed(StageChanged(device_id, stage.walker.id))
                 return Use.WRITE
             case _StageCleared(walker=walker):
@@ -1967,6 +1967,30 @@ def subscriptions(prefix: str, shared_group: str = "") -> list[str]:
         else all_devices(prefix, kind)
         for kind in CONSUMED_KINDS
     ]
+
+
+def _stage_weeks(stage: StageMessage, known: Mapping[str, int]) -> dict[str, int]:
+    """The sessions prescribed to ``stage``'s walker in the weeks it settles, by the treadmill's
+    own rule (:func:`core.progress.prescribed_weeks`, which ``retroguard sessions`` and the
+    device's progress message count with): a stage whose newest change came this week (a
+    schedule assigned, a stage advanced, stepped back) counts this week against the lesser of
+    its count and the one in force before it (``known``, as stored: :func:`prescribed_in`),
+    and the next week against its own; else this week against its count. Before, this week
+    took the stage's count as it was: a schedule of 4 a week assigned on a Wednesday over 2
+    made the week "0 of 4" on the dashboard and "0 of 2" on the treadmill."""
+    count = stage.sessions_per_week
+    try:
+        zone = named_zone(stage.zone) if stage.zone else dt.UTC
+        changed = week_of(utc_of(stage.changed_wall), zone)
+    except ValueError:  # a zone this machine does not know: the stage's count, as before
+        return {stage.week: count}
+    if changed != stage.week:
+        return {stage.week: count}
+    year, number, _ = (week_start(stage.week) + dt.timedelta(weeks=1)).isocalendar()
+    return {
+        stage.week: min(prescribed_in(stage.week, known), count),
+        f"{year:04d}-W{number:02d}": count,
+    }
 
 
 def _known_zone(name: str) -> bool:

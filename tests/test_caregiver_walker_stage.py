@@ -15,7 +15,7 @@ import msgspec
 import pytest
 
 from caregiver.storage import Store
-from core.progress import utc_of, week_of, week_start
+from core.progress import prescribed_in, utc_of, week_of, week_start
 from core.protocol import payloads
 from core.protocol.messages import StageMessage
 from core.protocol.walker import Walker
@@ -114,10 +114,15 @@ def test_a_stage_the_device_moved_on_for_a_walker_not_chosen_reaches_the_plan_pa
             assert "; belt 0.5 mph; 4 times a week</span>)" in shown
             assert "This week 0 of 4 sessions toward the stage" in shown
             assert "Last change: advanced" in shown
-            assert "<strong>4</strong> sessions are prescribed to Bob" in page
+            # the stage moved on this week: this week counts against the lesser, 2, as the
+            # treadmill counts it (core.progress.prescribed_weeks), the 4 from the next week
+            # (it said 4 here, the treadmill 2: test_a_schedule_raising_the_count_mid_week_...)
+            assert "<strong>2</strong> sessions are prescribed to Bob" in page
             _, _, page = web.request("GET", f"/devices/{DEVICE}/progress?walker=bob")
             assert 'id="walker-stage" data-stage="2"' in page
-            assert "<strong>0 of 4</strong> prescribed sessions done" in page
+            assert "<strong>0 of 2</strong> prescribed sessions done" in page
+            next_week = week_of(now + dt.timedelta(weeks=1), system_zone())
+            assert prescribed_in(next_week, store.prescribed_weeks(DEVICE, "bob")) == 4
             # a stage whose walker is not its topic's (a broken or forged sender) is refused
             told = store.walker_stage(DEVICE, "bob")
             assert told is not None
@@ -366,3 +371,61 @@ def test_a_stage_computed_before_ntp_set_the_clock_is_shown_and_sent_again_once_
             serving.join(WAIT)
             loop_end.close()
     assert not serving.is_alive()
+
+
+def test_a_schedule_raising_the_count_mid_week_counts_that_week_as_the_treadmill_does(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """Bob's stage prescribes 2 a week; this week the physio assigns a schedule of 4 a week.
+    The treadmill counts this week against the lesser, 2, and the 4 from the next week
+    (``retroguard sessions``, its session summary: ``core.progress.prescribed_weeks``), so the
+    week is not made a missed one after the fact. The dashboard stored the stage message's 4 for
+    this week: its progress page, plan page and reports said "0 of 4" where the treadmill said
+    "0 of 2". They say what the treadmill's own record says, this week and the next."""
+    from core.plan_presets import PRESETS
+    from core.protocol.plan import Progression, Stage
+    from firmware.storage.progressions import prescribed_by_week, start_progression
+
+    now = dt.datetime.now(dt.UTC)
+    zone = system_zone()
+    db = tmp_path / "device.db"
+    anna_and_bob_on_stage_one(db, now)
+    reporter = MqttReporter(
+        config_for(mosquitto, discovery=False), device_id=DEVICE, device_name="T1", database=db
+    )
+    reporter.start()
+    try:
+        assert reporter.wait_until(lambda s: s.ready, WAIT)
+        with running_service(make_config(mosquitto, tmp_path), background=False) as cg:
+            web = Http(cg.port)
+            assert web.login() == 303
+            store = cg.store
+            assert cg.ingestor.wait_for(lambda: _stage(store, "bob") == 1, WAIT)
+            four = Progression("four", (Stage(PRESETS["progression-week-3"], 2, 4),))
+            conn = connect(db)
+            with transaction(conn):
+                start_progression(conn, four, stage=0, by="Jo", walker="bob",
+                                  wall=now.isoformat())  # fmt: skip
+            device = prescribed_by_week(conn, zone, walker="bob")
+            conn.close()
+            this_week = week_of(now, zone)
+            next_week = week_of(now + dt.timedelta(weeks=1), zone)
+            assert prescribed_in(this_week, device) == 2  # the treadmill's own count
+            assert prescribed_in(next_week, device) == 4
+            reporter.sessions_changed()  # as the courier does after a progression stored
+            assert cg.ingestor.wait_for(
+                lambda: (
+                    (told := store.walker_stage(DEVICE, "bob")) is not None
+                    and told.progression == "four"
+                ),
+                WAIT,
+            )
+            kept = store.prescribed_weeks(DEVICE, "bob")
+            assert prescribed_in(this_week, kept) == 2
+            assert prescribed_in(next_week, kept) == 4
+            _, _, page = web.request("GET", f"/devices/{DEVICE}/progress?walker=bob")
+            assert "<strong>0 of 2</strong> prescribed sessions done" in page
+            _, _, page = web.request("GET", f"/devices/{DEVICE}/plan?walker=bob")
+            assert "<strong>2</strong> sessions are prescribed to Bob" in page
+    finally:
+        reporter.close()
