@@ -388,10 +388,12 @@ def report_pdf(report: Report) -> bytes:
         longest = max(w.progress.longest_backward_s for w in weeks)
         # in the words of the progress page and the session summary (core.progress): a walker
         # whose plans could not yet hold 10 minutes is not read as short of them
-        page.line(
-            f"Longest backward stretch: {stretch_value(longest, _plans_stretch(weeks))} "
-            f"(this week {now.longest_backward_s / 60:.1f} min)."
-        )
+        value = stretch_value(longest, _plans_stretch(weeks))
+        this_week = f"this week {now.longest_backward_s / 60:.1f} min"
+        # one bracket, not two in a row: "2.0 min (the 10-minute goal comes with later
+        # plans; this week 2.0 min)"
+        said = f"{value[:-1]}; {this_week})" if value.endswith(")") else f"{value} ({this_week})"
+        page.line(f"Longest backward stretch: {said}.")
     elif weeks:  # the walker has not walked yet: their week as prescribed, none done
         now = weeks[-1].progress
         page.line(

@@ -82,8 +82,8 @@ def test_a_2_2_walker_s_week_reads_as_on_plan_not_short_of_10_minutes(
         assert status == 200
         said = " ".join(PdfReader(io.BytesIO(pdf)).pages[0].extract_text().split())
         assert (
-            "Longest backward stretch: 2.0 min (the 10-minute goal comes with later plans) "
-            "(this week 2.0 min)." in said
+            "Longest backward stretch: 2.0 min (the 10-minute goal comes with later plans; "
+            "this week 2.0 min)." in said
         )
         assert "goal 10 min, with later plans" in said  # the stretch chart's line, too
         (tmp_path / "two_two.pdf").write_bytes(pdf)
