@@ -336,10 +336,11 @@ def test_the_plan_page_speaks_to_a_physio_not_to_a_developer(
         web = Http(service.port)
         assert web.login() == 303
         shared_treadmill(service, device, web)  # Anna has a progression schedule, Bob none
+        reads: dict[str, str] = {}
         for walker in ("anna", "bob"):
             status, _, page = web.request("GET", f"/devices/{DEVICE}/plan?walker={walker}")
             assert status == 200
-            read = _read(page)
+            read = reads[walker] = _read(page)
             for developer in ("retroguard ", "kept per walker", "(anna)", "(bob)", "(default)",
                               "3 without one"):  # fmt: skip
                 assert developer not in read, (walker, developer)
@@ -349,9 +350,15 @@ def test_the_plan_page_speaks_to_a_physio_not_to_a_developer(
                 "added from this page: ask the technician to add them at the treadmill."
             ) in read
         assert (
-            "This week 4 sessions are prescribed to Bob (as the stage of Bob's progression "
-            "schedule sets it; 3 a week without a schedule)."
+            # Bob has no schedule known here: the line under it says so, and this one no
+            # longer says a stage of one sets his week (persona40)
+            "This week 4 sessions are prescribed to Bob (as the treadmill last counted Bob's "
+            "week; 3 a week until it has)."
         ) in read
+        assert (
+            "prescribed to Anna (as the stage of Anna's progression schedule sets it)."
+            in (reads["anna"])
+        )
         assert (
             "No progression schedule is known here for Bob: none sent from this page has been "
             "confirmed by the treadmill. If one was set up at the treadmill itself, an older "
