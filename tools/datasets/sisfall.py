@@ -153,6 +153,12 @@ def parse_line(
     sample, the acceleration from ``accelerometer`` (a key of :data:`ACCELEROMETERS`)."""
     first, a = ACCELEROMETERS[accelerometer]
     body = text.strip()
+    w = GYRO_DPS_PER_COUNT
+    line = _LINE.fullmatch(body)
+    if line is not None:  # a well-formed line, in one match: what the checks below accept
+        ax, ay, az = map(int, line.group(first + 1, first + 2, first + 3))
+        gx, gy, gz = map(int, line.group(4, 5, 6))
+        return ImuSample(t, ax * a, ay * a, az * a, gx * w, gy * w, gz * w)
     if not body.endswith(";"):
         raise DatasetFormatError(
             path, lineno, f"line does not end with ';' (truncated?): {_shown(body)}"
@@ -166,11 +172,13 @@ def parse_line(
         raise DatasetFormatError(path, lineno, f"non-integer column in {_shown(body)}")
     ax, ay, az = (int(p) for p in parts[first : first + 3])
     gx, gy, gz = (int(p) for p in parts[3:6])
-    w = GYRO_DPS_PER_COUNT
     return ImuSample(t, ax * a, ay * a, az * a, gx * w, gy * w, gz * w)
 
 
 _INTEGER = re.compile(r"^\s*-?\d+\s*$")
+_LINE = re.compile(r"\s*(-?\d+)\s*," * (_COLUMNS - 1) + r"\s*(-?\d+)\s*;")
+"""A whole line that passes every check of :func:`parse_line` (nine :data:`_INTEGER` columns
+and the ``;``), its columns as groups: one match instead of a split and nine."""
 _SHOWN = 80
 """How much of a bad line a message quotes."""
 
