@@ -321,7 +321,6 @@ def snapshot(
         "samples": stats.samples,
         "empty_reads": stats.empty_reads,
         "bus_transactions": sum(rig.bus.counts.values()),
-        "chip_emit_cpu_s": getattr(rig.chip, "emit_cpu_s", 0.0),
         "chip_bus_cpu_s": costs["chip_bus"],
         "sim_thread_cpu_s": thread_cpu_s(getattr(sample_clock, "native_id", None)),
         "edge_cpu_s": getattr(sample_clock, "edge_cpu_s", 0.0),

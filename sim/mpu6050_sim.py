@@ -67,7 +67,6 @@ import math
 import random
 import struct
 import threading
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -200,9 +199,6 @@ class SimulatedMpu6050:
         """Times the FIFO overwrote data (once per overflowing sample)."""
         self.history: deque[tuple[int, ...]] = deque(maxlen=keep_samples)
         """The newest samples as raw register values (ax, ay, az, temp, gx, gy, gz)."""
-        self.emit_cpu_s = 0.0
-        """Thread CPU seconds spent computing samples (motion, noise, FIFO frames): the
-        silicon's work, which a benchmark of the firmware subtracts."""
         self.interrupts = 0
         """Enabled interrupts raised (DATA_RDY, FIFO_OFLOW), whether or not INT is wired."""
         self.empty_fifo_reads = 0
@@ -497,10 +493,8 @@ class SimulatedMpu6050:
             for _ in range(due - keep + 1 - first):
                 self._interrupt()  # the skipped samples pulsed INT all the same
         first = max(first, due - keep + 1)
-        started = time.thread_time()
         for n in range(first, due + 1):
             self._emit(origin + n * period)
-        self.emit_cpu_s += time.thread_time() - started
         self._run_emitted = due
 
     def _fifo_frame_bytes(self) -> int:
