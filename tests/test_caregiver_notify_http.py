@@ -114,8 +114,13 @@ URLS = [
 @pytest.mark.parametrize("template", [u for u in URLS if not u.startswith("jsons")])
 @pytest.mark.parametrize("urgency", list(Urgency))
 def test_the_standard_library_sends_the_request_apprise_sends(
-    server: Server, template: str, urgency: Urgency
+    server: Server, template: str, urgency: Urgency, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from apprise.plugins.base import NotifyBase
+
+    # Apprise waits 5.5 s before a URL's next request (ntfy's second topic, 22 s of the
+    # file): its pace, not what it sends, which is what is compared here.
+    monkeypatch.setattr(NotifyBase, "request_rate_per_sec", 0)
     url = template.format(port=server.port)
     title, body = "  RetroGuard: FALL - Dad's treadmill ", 'FALL on Dad\'s "treadmill" ✓\n\n'
     assert notify_http.handles(url)
@@ -284,8 +289,14 @@ def test_a_failed_message_is_kept_retried_and_given_up_as_before(
     """Both senders: a failure leaves the row pending with its error, due again after
     ``retry_s`` (doubling); a later success marks it sent; three failures give it up. The
     rows are queued by the store and marked through the notifier process's own outbox
-    connection (caregiver/outbox.py), as in the service."""
+    connection (caregiver/outbox.py), as in the service. Apprise's own timeouts are cut to
+    the same 0.3 s as ours (equal in the service: ``TIMEOUT_S``): at its 4 s, the silent
+    server's six attempts took 24 s."""
+    import apprise.url
+
     monkeypatch.setattr(notify_http, "TIMEOUT_S", 0.3)
+    monkeypatch.setattr(apprise.url.URLBase, "socket_connect_timeout", 0.3)
+    monkeypatch.setattr(apprise.url.URLBase, "socket_read_timeout", 0.3)
     port = {"refused": _free_port(), "5xx": server.port, "timeout": silent}[failure]
     db = tmp_path / "c.db"
     clock = [1000.0]
