@@ -264,6 +264,11 @@ _NUMBER = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 """A decimal number as KFall writes them (``-0.027000000000000003``, ``1e-05``): not the
 ``nan``, ``inf`` or ``1_0`` that ``float`` takes too (a NaN sample passes every threshold
 test unnoticed)."""
+_N = r"\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*"
+_ROW = re.compile(rf"{_N},[^,]*,{_N},{_N},{_N},{_N},{_N},{_N},[^,]*,[^,]*,[^,]*")
+"""A whole row that passes every check of :func:`iter_kfall` (eleven columns, the time and
+the six readings each a :data:`_NUMBER`), those seven as groups: one match instead of a
+split and seven."""
 
 
 def iter_kfall(path: str | Path) -> Iterator[ImuSample]:
@@ -276,6 +281,12 @@ def iter_kfall(path: str | Path) -> Iterator[ImuSample]:
                 raise DatasetFormatError(path, 1, f"not a KFall sensor file header: {body!r}")
             continue
         if not body:
+            continue
+        row = _ROW.fullmatch(body)
+        if row is not None:  # a well-formed row, in one match: what the checks below accept
+            t, ax, ay, az, gx, gy, gz = map(float, row.groups())
+            yield ImuSample(t, ax, ay, az, gx, gy, gz)
+            n += 1
             continue
         parts = body.split(",")
         if len(parts) != len(HEADER):
