@@ -46,31 +46,27 @@ ARM_AT = READY_S + 0.5
 
 def readings(samples: Iterable[ImuSample], rate_hz: float) -> list[float]:
     """Every block's body signal once the check is ready (deg/s)."""
+    return both_readings(samples, rate_hz)[0]
+
+
+def both_readings(samples: Iterable[ImuSample], rate_hz: float) -> tuple[list[float], list[float]]:
+    """Every block's body signal once the check is ready, and the last-2-s body signal (what
+    a reset press is also judged on) every quarter second once it is ready (deg/s): one check
+    fed the samples once."""
     check = WornCheck(rate_hz, threshold_dps=THRESHOLD, block_s=SAFETY.worn_block_s)
-    out: list[float] = []
+    blocks: list[float] = []
+    recent: list[float] = []
     seen = 0
     chunk = max(1, int(rate_hz / 4))  # shorter than a block: at most one closes per chunk
     listed = list(samples)
     for i in range(0, len(listed), chunk):
         check.update_batch(listed[i : i + chunk])
-        if check.ready and check.blocks != seen:
-            seen = check.blocks
-            out.append(check.rotation_dps)
-    return out
-
-
-def recent_readings(samples: Iterable[ImuSample], rate_hz: float) -> list[float]:
-    """The last-2-s body signal (what a reset press is also judged on) every quarter second
-    once the check is ready (deg/s)."""
-    check = WornCheck(rate_hz, threshold_dps=THRESHOLD, block_s=SAFETY.worn_block_s)
-    out: list[float] = []
-    chunk = max(1, int(rate_hz / 4))
-    listed = list(samples)
-    for i in range(0, len(listed), chunk):
-        check.update_batch(listed[i : i + chunk])
         if check.ready:
-            out.append(check.recent_dps)
-    return out
+            recent.append(check.recent_dps)
+            if check.blocks != seen:
+                seen = check.blocks
+                blocks.append(check.rotation_dps)
+    return blocks, recent
 
 
 def simulated(segment: sc.Segment, seed: int = 0, **kw: object) -> list[float]:
@@ -288,11 +284,9 @@ def test_no_standing_sitting_or_walking_recording_reads_not_worn() -> None:
     for path, rate, read in [(p, 100.0, read_kfall) for p in kfall] + [
         (p, 200.0, read_sisfall) for p in sisfall
     ]:
-        samples = list(read(path))
-        found = readings(samples, rate)
+        found, recent = both_readings(read(path), rate)
         assert found, f"{path.name} is too short to measure"
         smallest = min(smallest, min(found))
-        recent = recent_readings(samples, rate)
         smallest_recent = min(smallest_recent, min(recent))
         if min(found) < THRESHOLD or min(recent) < THRESHOLD:
             false_not_worn.append((path.name, round(min(found), 3), round(min(recent), 3)))
