@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import select
@@ -516,32 +517,61 @@ def test_the_demo_removes_its_temporary_folder_unless_kept(
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     out = io.StringIO()
-    run_demo(speed=10, live=False, out=out, broker_ok=False)
+    # On a simulated clock: what becomes of the folder does not depend on the clock, and the
+    # host's at 10x speed walked 2 x 7.5 s.
+    run_demo(live=False, out=out, broker_ok=False, clock=SimClock())
     assert "(a temporary folder, removed at exit; --keep keeps it)" in out.getvalue()
     assert list(tmp_path.glob("retroguard-demo-*")) == []
     out = io.StringIO()
-    run_demo(speed=10, live=False, out=out, broker_ok=False, keep=True)
+    run_demo(live=False, out=out, broker_ok=False, keep=True, clock=SimClock())
     (kept,) = tmp_path.glob("retroguard-demo-*")
     assert f"Event store: {kept / 'retroguard.db'} (kept after the demo: --keep)" in out.getvalue()
     assert (kept / "retroguard.db").is_file()
 
 
+@dataclasses.dataclass(frozen=True)
+class PlainDemo:
+    """What ``run_demo`` off a terminal printed, and the walk it ran."""
+
+    code: int
+    printed: str
+    result: DemoResult
+
+
+@pytest.fixture(scope="module")
+def plain_demo(tmp_path_factory: pytest.TempPathFactory) -> PlainDemo:
+    """``run_demo`` with no live line on a simulated clock, run once for the tests that read
+    what it printed (nothing of it is changed by them)."""
+    import io
+
+    walks: list[DemoResult] = []
+
+    def walk(*args: Any, **kwargs: Any) -> DemoResult:
+        walks.append(run_session(*args, **kwargs))
+        return walks[-1]
+
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(demo_command, "run_session", walk)
+        code = demo_command.run_demo(
+            database=tmp_path_factory.mktemp("plain-demo") / "d.db",
+            live=False,
+            out=out,
+            broker_ok=False,
+            clock=SimClock(),
+        )
+    (result,) = walks
+    return PlainDemo(code, out.getvalue(), result)
+
+
 def test_the_demo_off_a_terminal_prints_its_cues_led_and_spoken_prompts_as_plain_lines(
-    tmp_path: Path,
+    plain_demo: PlainDemo,
 ) -> None:
     """With no live line (``--no-live``, or stdout not a terminal) the guided session's cue
     lines, the status LED's patterns and the spoken prompts still reach ``out``, whole lines
     with no terminal control codes (once, they went into a buffer nobody read)."""
-    import io
-
-    from launcher.demo import run_demo
-
-    out = io.StringIO()
-    code = run_demo(
-        database=tmp_path / "d.db", live=False, out=out, broker_ok=False, clock=SimClock()
-    )
-    assert code == 0
-    printed = out.getvalue()
+    assert plain_demo.code == 0
+    printed = plain_demo.printed
     assert re.search(r"\(loop +[0-9.]+ s\) LED standby +one short flash every 2 s", printed)
     # Armed with the session waiting: the walk's look at once (the session's hook runs before
     # the light's since it hands its records over before the link's poll; the armed look was
@@ -654,32 +684,16 @@ def test_a_session_stop_that_raises_still_closes_the_demo(tmp_path: Path) -> Non
     assert not measurements._thread.is_alive()
 
 
-def test_the_demo_prints_every_prompt_the_walker_hears_each_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_demo_prints_every_prompt_the_walker_hears_each_once(plain_demo: PlainDemo) -> None:
     """The demo's speaker prints what a board with a speaker says: the cues' words, each once
     (not a line from the cue's record as well), and the words-only prompts a runner without a
     speaker never said — after the first trip, the walker lets go of reset too soon: why it
     did not arm, then, the alarm over, how to re-arm or call for help."""
-    import io
-
-    walks: list[DemoResult] = []
-
-    def walk(*args: Any, **kwargs: Any) -> DemoResult:
-        walks.append(run_session(*args, **kwargs))
-        return walks[-1]
-
-    monkeypatch.setattr(demo_command, "run_session", walk)
-    out = io.StringIO()
-    code = demo_command.run_demo(
-        database=tmp_path / "d.db", live=False, out=out, broker_ok=False, clock=SimClock()
-    )
-    assert code == 0
-    (result,) = walks
-    runner = result.runner
+    assert plain_demo.code == 0
+    runner = plain_demo.result.runner
     assert runner is not None
     texts = runner.prompts.file.prompts
-    lines = [line.strip() for line in out.getvalue().splitlines()]
+    lines = [line.strip() for line in plain_demo.printed.splitlines()]
     said = [line.removeprefix('says "')[:-1] for line in lines if line.startswith('says "')]
     assert said.count(texts.refused_hold) == 1 and said.count(texts.tripped) == 1
     assert said.index(texts.tripped) == said.index(texts.refused_hold) + 1
