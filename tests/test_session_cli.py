@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import io
 import os
@@ -21,11 +22,26 @@ from tests.user_support import as_nobody
 from tools.session_demo import run_guided_demo
 
 
-def test_guided_demo_prints_the_cues_in_order(tmp_path: Path) -> None:
+@dataclasses.dataclass(frozen=True)
+class GuidedDemo:
+    """What ``run_guided_demo`` on a simulated clock printed, and the database it stored in."""
+
+    printed: str
+    database: Path
+
+
+@pytest.fixture(scope="module")
+def guided_demo(tmp_path_factory: pytest.TempPathFactory) -> GuidedDemo:
+    """The guided demo walked once for the tests that read what it printed or stored (the
+    session log only reads the database)."""
     out = io.StringIO()
-    db = tmp_path / "demo.db"
+    db = tmp_path_factory.mktemp("guided-demo") / "demo.db"
     assert run_guided_demo(clock=SimClock(), out=out, database=db) == 0
-    text = out.getvalue()
+    return GuidedDemo(out.getvalue(), db)
+
+
+def test_guided_demo_prints_the_cues_in_order(guided_demo: GuidedDemo) -> None:
+    text = guided_demo.printed
     lines = [line for line in text.splitlines() if "] cue " in line]
     assert lines[0].startswith("  [ 0:00] cue backward")
     assert lines[1].startswith("  [ 1:45] cue turn_ahead")  # 15 s before each turn
@@ -37,10 +53,8 @@ def test_guided_demo_prints_the_cues_in_order(tmp_path: Path) -> None:
     assert "Session completed: 30 plan minutes, 14 backward" in text
 
 
-def test_guided_demo_prints_the_spoken_prompts_and_the_status_led(tmp_path: Path) -> None:
-    out = io.StringIO()
-    assert run_guided_demo(clock=SimClock(), out=out, database=tmp_path / "demo.db") == 0
-    lines = out.getvalue().splitlines()
+def test_guided_demo_prints_the_spoken_prompts_and_the_status_led(guided_demo: GuidedDemo) -> None:
+    lines = guided_demo.printed.splitlines()
     says = [line.strip() for line in lines if line.strip().startswith("says ")]
     assert says[0] == 'says "Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go."'
     assert says[1] == 'says "Get ready to turn. Slow the belt and hold the rail."'
@@ -59,11 +73,9 @@ def test_guided_demo_prints_the_spoken_prompts_and_the_status_led(tmp_path: Path
 
 
 def test_sessions_prints_log_and_weekly_progress(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    guided_demo: GuidedDemo, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db = tmp_path / "demo.db"
-    assert run_guided_demo(clock=SimClock(), out=io.StringIO(), database=db) == 0
-    assert main(["sessions", "--db", str(db)]) == 0
+    assert main(["sessions", "--db", str(guided_demo.database)]) == 0
     text = capsys.readouterr().out
     assert "alternate-2-2" in text and "completed" in text
     assert "Weekly progress (goal: 10 straight minutes backward, 3 times a week)" in text
