@@ -209,11 +209,42 @@ def test_a_translation_missing_a_key_or_with_a_wrong_placeholder_is_refused(
 
 
 @needs_espeak
-def test_every_prompt_of_a_plan_renders_once_as_speech(tmp_path: Path, prompts: Prompts) -> None:
+@dataclass(frozen=True)
+class RenderedPlan:
+    """``retroguard prompts`` run on alternate-2-2 into an empty cache."""
+
+    folder: Path
+    """Its config's folder: the cache is ``prompts`` in it."""
+    printed: str
+
+
+@pytest.fixture(scope="module")
+def plan_rendered(tmp_path_factory: pytest.TempPathFactory) -> RenderedPlan:
+    """The plan's 100 prompts rendered once (by :meth:`PromptCache.render_all`, as the command
+    does), for the command's test and the cache's: each rendering took 100 runs of espeak-ng.
+    Neither test renders or removes a prompt of it."""
+    import contextlib
+    import io
+
+    from launcher.cli import main
+
+    folder = tmp_path_factory.mktemp("plan-rendered")
+    config = folder / "config.toml"
+    config.write_text('[storage]\ndatabase = "events.db"\n[session]\nplan = "alternate-2-2"\n')
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["prompts", "-c", str(config)]) == 0
+    return RenderedPlan(folder, out.getvalue())
+
+
+def test_every_prompt_of_a_plan_renders_once_as_speech(
+    plan_rendered: RenderedPlan, prompts: Prompts
+) -> None:
+    """Every prompt of the plan rendered into the cache as speech of its length, none left
+    half-written; asked again, all come from the cache. The first rendering's figures (100
+    rendered of 100) are read in test_the_prompts_command_renders_the_plan_into_the_cache."""
     texts = prompts.all_for_plan(resolve_plan("alternate-2-2"))
-    cache = PromptCache(tmp_path / "prompts", "en", 150)
-    first = cache.render_all(texts)
-    assert (first.prompts, first.rendered) == (len(texts), len(texts))
+    cache = PromptCache(plan_rendered.folder / "prompts", "en", 150)
     for text in texts:
         path = cache.cached(text)
         assert path is not None
@@ -221,10 +252,11 @@ def test_every_prompt_of_a_plan_renders_once_as_speech(tmp_path: Path, prompts: 
         words = len(text.split())
         assert 0.2 * words <= figures.duration_s <= 0.8 * words + 1.5
         assert figures.voiced_s >= 0.5 * figures.duration_s  # speech, not silence
-    assert not list((tmp_path / "prompts").glob(".*"))  # no partial files left behind
+    assert not list(cache.directory.glob(".*"))  # no partial files left behind
     again = cache.render_all(texts)
-    assert (again.rendered, again.wav_bytes) == (0, first.wav_bytes)  # all from the cache
-    print(f"\nrendered {first}; {first.wav_bytes / len(texts) / 1024:.0f} KiB a prompt")
+    assert (again.prompts, again.rendered) == (len(texts), 0)  # all from the cache
+    assert again.wav_bytes == sum(cache.path_for(text).stat().st_size for text in texts)
+    print(f"\n{again}; {again.wav_bytes / len(texts) / 1024:.0f} KiB a prompt")
 
 
 def test_the_cache_key_is_voice_rate_and_text(tmp_path: Path) -> None:
@@ -1048,16 +1080,14 @@ def test_closing_drops_the_queue_and_cuts_the_prompt_playing(tmp_path: Path) -> 
 
 @needs_espeak
 def test_the_prompts_command_renders_the_plan_into_the_cache(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    plan_rendered: RenderedPlan, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from launcher.cli import main
 
-    config = tmp_path / "config.toml"
-    config.write_text('[storage]\ndatabase = "events.db"\n[session]\nplan = "alternate-2-2"\n')
-    assert main(["prompts", "-c", str(config)]) == 0
-    first = capsys.readouterr().out
+    first = plan_rendered.printed
     assert first.startswith("alternate-2-2 in English (voice en, 150 words/min): 100 prompts (100 ")
-    assert len(list((tmp_path / "prompts").glob("*.wav"))) == 100
+    assert len(list((plan_rendered.folder / "prompts").glob("*.wav"))) == 100
+    config = plan_rendered.folder / "config.toml"
     assert main(["prompts", "-c", str(config), "--list"]) == 0
     again = capsys.readouterr().out.splitlines()
     assert "100 prompts (0 rendered" in again[0]
