@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import math
+import operator
 import struct
 import subprocess
 from collections.abc import Sequence
@@ -245,13 +246,15 @@ def wav_figures(path: str | Path) -> WavFigures:
     samples = struct.unpack(f"<{count}h", frames[: 2 * count])
     if not samples:
         return WavFigures(0.0, 0.0, 0.0)
-    scale = 1.0 / 32768.0
-    rms = math.sqrt(sum((s * scale) ** 2 for s in samples) / count)
+    # Squares of the 16-bit counts, summed as integers: a sample at full scale 1/32768 per
+    # count squares to a multiple of 2**-30, so these sums are exactly the floats a sum of
+    # (s / 32768) ** 2 makes while under 2**53 of them (6 minutes at full scale), in C.
+    squares = list(map(operator.mul, samples, samples))
+    rms = math.sqrt(math.ldexp(sum(squares), -30) / count)
     frame = max(1, int(rate * 0.02))
     loud = 10 ** (-40 / 20)
     voiced = 0
     for i in range(0, count - frame + 1, frame):
-        chunk = samples[i : i + frame]
-        if math.sqrt(sum((s * scale) ** 2 for s in chunk) / frame) > loud:
+        if math.sqrt(math.ldexp(sum(squares[i : i + frame]), -30) / frame) > loud:
             voiced += 1
     return WavFigures(count / rate, rms, voiced * frame / rate)
