@@ -10,12 +10,19 @@ Mosquitto on a fake clock, its notifications sent to a local HTTP receiver
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from core.protocol.events import EventType
+from core.protocol.payloads import receipt_payload
 from core.protocol.topics import Topics
+from firmware.mqtt import MqttReporter
 from firmware.storage.outbox import Outbox
-from tests.mqtt_helpers import info
+from tests.mqtt_helpers import WAIT, Subscriber, config_for, fall, info
+from tests.test_mqtt_republish import BASE_S, Clock, all_acked, live_for
+from tools.broker import Mosquitto, mosquitto_available
 
 DEVICE = "tm-1"
 TOPICS = Topics("retroguard", DEVICE)
@@ -37,3 +44,53 @@ def test_a_start_event_outlives_newer_telemetry_when_the_outbox_is_full(tmp_path
     assert start.id in kept[0], "the start event was dropped before the telemetry"
     assert kept[1] == '{"t":2}'
     assert outbox.dropped == 1
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def device(mosquitto: Mosquitto, tmp_path: Path, clock: Clock) -> Iterator[MqttReporter]:
+    """A device publishing with alert receipts on (the default), its clock in the test's hands."""
+    reporter = MqttReporter(
+        config_for(mosquitto),
+        device_id=DEVICE,
+        device_name="Dad's treadmill",
+        database=tmp_path / "device.db",
+        clock=clock,
+    )
+    reporter.start()
+    assert reporter.wait_until(lambda s: s.ready, WAIT)
+    yield reporter
+    reporter.close()
+
+
+@pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
+def test_a_receipt_for_another_alert_never_puts_off_the_copy_of_one_still_unconfirmed(
+    mosquitto: Mosquitto, device: MqttReporter, clock: Clock
+) -> None:
+    """The caregiver service confirmed the stumble but not the fall (lost between the broker
+    and it): the fall's next copy still goes when its round is due, even though the receipt
+    came just before that round. A receipt brings a round sooner, never later. Mutant that
+    survived: a receipt set the next round ``receipt_retry_s`` from itself, so receipts for
+    other alerts, coming more often than that, put off the missing fall's copy for ever."""
+    caregiver = Subscriber(mosquitto, [f"retroguard/{DEVICE}/event"])
+    missing, confirmed = fall(DEVICE, 1.0), fall(DEVICE, 2.0)
+    device.sink.handle(missing)
+    device.sink.handle(confirmed)
+    assert device.wait_until(lambda s: s.awaiting == 2, WAIT)
+    live_for(device, clock, BASE_S * (1 + 2))  # two unanswered rounds: the next in 4 min
+    assert device.status.republished == 4
+    clock.now += BASE_S * 4 - 10  # ten seconds before that round
+    assert device.wait_drained(WAIT)
+    caregiver.client.publish(
+        f"retroguard/{DEVICE}/receipt", receipt_payload([confirmed.id], "caregiver"), qos=1
+    )
+    assert device.wait_until(lambda s: s.awaiting == 1, WAIT)
+    clock.now += 10  # the round is due
+    assert device.wait_drained(WAIT)
+    all_acked(device)
+    assert device.status.republished == 5, "the unconfirmed fall was not sent again on time"
+    caregiver.close()
