@@ -20,7 +20,9 @@ from core.protocol.payloads import receipt_payload
 from core.protocol.topics import Topics
 from firmware.mqtt import MqttReporter
 from firmware.storage.outbox import Outbox
+from tests.caregiver_support import Receiver, SimDevice
 from tests.mqtt_helpers import WAIT, Subscriber, config_for, fall, info
+from tests.test_caregiver_service import _fake_clock_service, _paths
 from tests.test_mqtt_republish import BASE_S, Clock, all_acked, live_for
 from tools.broker import Mosquitto, mosquitto_available
 
@@ -44,6 +46,13 @@ def test_a_start_event_outlives_newer_telemetry_when_the_outbox_is_full(tmp_path
     assert start.id in kept[0], "the start event was dropped before the telemetry"
     assert kept[1] == '{"t":2}'
     assert outbox.dropped == 1
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.close()
 
 
 @pytest.fixture
@@ -94,3 +103,27 @@ def test_a_receipt_for_another_alert_never_puts_off_the_copy_of_one_still_unconf
     all_acked(device)
     assert device.status.republished == 5, "the unconfirmed fall was not sent again on time"
     caregiver.close()
+
+
+def test_a_test_alarm_is_told_once_to_every_contact_and_never_reminded(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    """A test alarm from the treadmill reaches Ann and Bob once, as a test that needs no
+    answer; an hour on, nobody has been reminded of it. Mutant that survived: the test's alert
+    left open, so it escalated like a fall: "REMINDER, not acknowledged" of a test, then
+    "ESCALATED" to Bob, until someone acknowledged an alarm that said no answer was needed."""
+    service, clock = _fake_clock_service(mosquitto, tmp_path, receiver)
+    try:
+        device = SimDevice(mosquitto, "treadmill-1")
+        test = device.event("test", severity="warning", state="STANDBY", reason="test alarm")
+        assert service.ingestor.wait_for(lambda: service.store.event(test["id"]) is not None)
+        assert service.notifier.deliver_due() == 2
+        for _ in range(12):  # an hour of the escalation's timeouts (300 s)
+            clock.advance(300)
+            assert service.alerting.tick() == 0
+            service.notifier.deliver_due()
+        assert sorted(_paths(receiver)) == ["/ann", "/bob"]
+        assert all(m["title"].startswith("RetroGuard TEST alarm") for m in receiver.messages)
+        device.close()
+    finally:
+        service.stop()
