@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from core.protocol.events import EventType
+from core.protocol.commands import Ack
+from core.protocol.events import Event, EventType
 from core.protocol.payloads import receipt_payload
 from core.protocol.topics import Topics
 from firmware.mqtt import MqttReporter
@@ -46,6 +47,38 @@ def test_a_start_event_outlives_newer_telemetry_when_the_outbox_is_full(tmp_path
     assert start.id in kept[0], "the start event was dropped before the telemetry"
     assert kept[1] == '{"t":2}'
     assert outbox.dropped == 1
+
+
+def test_an_acknowledgement_s_closed_event_waits_for_the_caregiver_s_receipt_and_is_never_dropped(
+    tmp_path: Path,
+) -> None:
+    """Ann acknowledged the fall from Home Assistant: the treadmill closes the incident and
+    tells the caregiver service with a ``closed`` event. That event is kept like the fall:
+    the broker's PUBACK only marks it awaiting the service's receipt (sent again until the
+    service confirms it, else the service, having missed it, kept reminding everyone of a fall
+    Ann had answered), and start and stop events filling the outbox never drop it. Mutant that
+    survived: the ``closed`` event queued as an informational event, forgotten at the PUBACK
+    and dropped by the bound."""
+    incident = "c" * 32
+    outbox = Outbox(tmp_path / "o.db", TOPICS, max_rows=2, receipts=True)
+    outbox.enqueue_event(
+        Event.now(EventType.FALL, DEVICE, 1.0, "TRIPPED", "impact", incident=incident)
+    )
+
+    def closing(incident: str, by: str, via: str) -> Event:
+        return Event.now(EventType.CLOSED, DEVICE, 2.0, "TRIPPED", "closed", incident=incident,
+                         by=by, via=via)  # fmt: skip
+
+    done = outbox.close_incident(Ack(incident=incident, by="Ann", via="home_assistant"), closing)
+    assert done.closed_event is not None
+    closed = done.closed_event.id
+    for t in (3.0, 4.0):  # the outbox over its bound of 2: the start and stop go, not the close
+        outbox.enqueue_event(info(DEVICE, EventType.START if t == 3.0 else EventType.STOP, t))
+    assert any(closed in r.payload for r in outbox.fetch_after(0, 10)), "the close was dropped"
+    outbox.settle(r.id for r in outbox.fetch_after(0, 10))  # the broker has everything
+    waiting = [r.payload for r in outbox.awaiting_receipt(10)]
+    assert [closed in p for p in waiting] == [False, True], "the close left at the PUBACK"
+    outbox.close()
 
 
 @pytest.fixture
