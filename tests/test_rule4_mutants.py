@@ -81,6 +81,29 @@ def test_an_acknowledgement_s_closed_event_waits_for_the_caregiver_s_receipt_and
     outbox.close()
 
 
+def test_an_alert_from_before_incidents_acknowledged_twice_is_answered_already_the_second_time(
+    tmp_path: Path,
+) -> None:
+    """A treadmill from before incidents: Ann acknowledges its fall, then Bob does. The reply
+    Ann's acknowledgement gets says it was acknowledged now; Bob's says it already was (the
+    ``already`` the dashboard and Home Assistant show, the device's record keeping Ann).
+    Mutant that survived: ``already`` inverted for an alert outside any incident, so Ann was
+    told her acknowledgement changed nothing and Bob that his had closed it."""
+    outbox = Outbox(tmp_path / "o.db", TOPICS)
+    old = Event.now(EventType.FALL, DEVICE, 1.0, "TRIPPED", "impact")
+    outbox.enqueue_event(old)
+
+    def closing(incident: str, by: str, via: str) -> Event:  # pragma: no cover - none here
+        raise AssertionError("an alert outside incidents is closed by no closed event")
+
+    first = outbox.close_incident(Ack(old.id, "Ann", via="dashboard"), closing)
+    second = outbox.close_incident(Ack(old.id, "Bob", via="home_assistant"), closing)
+    assert (first.event_id, first.incident, first.already) == (old.id, None, False)
+    assert (second.event_id, second.already) == (old.id, True)
+    assert outbox.acknowledged_by(old.id) == "Ann"
+    outbox.close()
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
