@@ -104,6 +104,30 @@ def test_an_alert_from_before_incidents_acknowledged_twice_is_answered_already_t
     outbox.close()
 
 
+def test_the_caregiver_service_s_ack_of_an_old_alert_by_its_id_acknowledges_that_alert(
+    tmp_path: Path,
+) -> None:
+    """A treadmill from before incidents raised two falls; the caregiver service names the
+    older one as its incident (its own id, as it does for such alerts) when Ann acknowledges
+    it. That fall is acknowledged, by Ann, and the newer one, which nobody has looked at,
+    stays open. Mutant that survived: such an acknowledgement taken as "the latest alert",
+    closing the newer fall unseen and leaving the one Ann answered open."""
+    outbox = Outbox(tmp_path / "o.db", TOPICS)
+    older = Event.now(EventType.FALL, DEVICE, 1.0, "TRIPPED", "impact")
+    newer = Event.now(EventType.FALL, DEVICE, 2.0, "TRIPPED", "impact")
+    outbox.enqueue_event(older)
+    outbox.enqueue_event(newer)
+
+    def closing(incident: str, by: str, via: str) -> Event:  # pragma: no cover - none here
+        raise AssertionError("an alert outside incidents is closed by no closed event")
+
+    done = outbox.close_incident(Ack(incident=older.id, by="Ann", via="dashboard"), closing)
+    assert (done.event_id, done.already) == (older.id, False)
+    assert outbox.acknowledged_by(older.id) == "Ann"
+    assert outbox.acknowledged_by(newer.id) is None
+    outbox.close()
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     r = Receiver()
