@@ -207,3 +207,35 @@ def test_a_test_alarm_is_told_once_to_every_contact_and_never_reminded(
         device.close()
     finally:
         service.stop()
+
+
+def test_a_logged_stumble_pages_no_one_and_the_fall_after_it_pages_at_once(
+    mosquitto: Mosquitto, tmp_path: Path, receiver: Receiver
+) -> None:
+    """With stumbles only logged (``policy.stumble = "log"``), a stumble pages no one; the
+    fall that follows in the same incident is stored and pages Ann at once, as a fall.
+    Mutants that survived: the "log" policy ignored, so the stumble paged Ann; and the
+    worsening that found no open alert to worsen (the stumble's was only logged) failing on
+    it, so the fall was refused by the service's store and paged no one."""
+    service, _ = _fake_clock_service(mosquitto, tmp_path, receiver, stumble="log")
+    try:
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        incident = "e" * 32
+        trip = device.event(
+            "stumble", severity="warning", state="TRIPPED", reason="trunk rotated",
+            incident=incident,
+        )  # fmt: skip
+        assert service.ingestor.wait_for(lambda: service.store.event(trip["id"]) is not None)
+        assert service.notifier.deliver_due() == 0
+        assert receiver.messages == []
+        fall = device.event(
+            "fall", severity="critical", state="TRIPPED", reason="impact 4 g", incident=incident
+        )
+        assert service.ingestor.wait_for(lambda: service.store.event(fall["id"]) is not None)
+        assert service.notifier.deliver_due() == 1
+        assert _paths(receiver) == ["/ann"]
+        assert receiver.messages[0]["title"].startswith("RetroGuard: FALL")
+        device.close()
+    finally:
+        service.stop()
