@@ -24,7 +24,7 @@ from core.protocol.payloads import decode_as, state_payload
 from core.protocol.words import FAULT_KIND_SAID
 from firmware.config import SafetyConfig
 from firmware.safety import FaultKind
-from tests.app_support import close_rigs, make_rig  # noqa: F401 - fixture
+from tests.app_support import Rig, close_rigs, make_rig  # noqa: F401 - fixture
 from tests.caregiver_db import store_at_schema
 from tests.caregiver_support import SimDevice, card_belt, make_config, running_service
 from tests.mqtt_helpers import Subscriber, config_for, validate
@@ -38,6 +38,17 @@ pytestmark = [
 DEVICE = "treadmill-1"
 STALL_WORDS = FAULT_KIND_SAID[FaultSaid.STALL].then
 CONTACT_WORDS = FAULT_KIND_SAID[FaultSaid.CONTACT].then
+
+
+def _armed_then_stalled(rig: Rig, sub: Subscriber) -> None:
+    """Arm the rig, stall its loop past the relay's hold, and see the stall said on the wire."""
+    rig.run_for(2.5)
+    rig.press_reset()
+    assert rig.state == "ARMED"
+    rig.clock.advance(4 * rig.hardware.hold_s)  # type: ignore[attr-defined]
+    rig.run_for(0.05)
+    assert rig.app.controller.fault_kind is FaultKind.HEARTBEAT_GAP
+    assert sub.wait(lambda: _fault_told(sub) == ("FAULT", "stall"))
 
 
 def _fault_told(sub: Subscriber) -> tuple[str, str | None] | None:
@@ -68,13 +79,7 @@ def test_a_stall_is_said_to_clear_by_itself_and_is_gone_once_it_has(
         def belt() -> str:
             return card_belt(service, DEVICE)
 
-        rig.run_for(2.5)
-        rig.press_reset()
-        assert rig.state == "ARMED"
-        rig.clock.advance(4 * rig.hardware.hold_s)  # type: ignore[attr-defined]
-        rig.run_for(0.05)
-        assert rig.app.controller.fault_kind is FaultKind.HEARTBEAT_GAP
-        assert sub.wait(lambda: _fault_told(sub) == ("FAULT", "stall"))
+        _armed_then_stalled(rig, sub)
         validate("state", sub.on("/state")[-1].payload)
         assert service.ingestor.wait_for(lambda: STALL_WORDS in belt()), belt()
         assert belt().startswith("Belt stopped by a monitor fault: ")
@@ -214,13 +219,7 @@ def test_a_sensor_that_dies_after_a_stall_is_no_longer_said_to_clear_by_itself(
         safety=SafetyConfig(worn_check=False, healthy_before_arm_s=2.0),
         mqtt=config_for(mosquitto),
     )
-    rig.run_for(2.5)
-    rig.press_reset()
-    assert rig.state == "ARMED"
-    rig.clock.advance(4 * rig.hardware.hold_s)  # type: ignore[attr-defined]
-    rig.run_for(0.05)
-    assert rig.app.controller.fault_kind is FaultKind.HEARTBEAT_GAP
-    assert sub.wait(lambda: _fault_told(sub) == ("FAULT", "stall"))
+    _armed_then_stalled(rig, sub)
     assert rig.sim_imu is not None
     rig.sim_imu.chip.stalled = True  # no sample from here on
     rig.run_for(2.0)
