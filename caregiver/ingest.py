@@ -52,7 +52,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Never, overload
@@ -442,8 +442,9 @@ class Ingestor:
 
     # --------------------------------------------------------- processing
 
-    def handle(self, topic: str, payload: bytes) -> bool:
-        """Store one message (any thread); never raises on bad input.
+    def handle(self, topic: str, payload: bytes, retained: bool = False) -> bool:
+        """Store one message (any thread); never raises on bad input. ``retained``: a copy the
+        broker kept, handed over at a subscription (:attr:`_Received.retained`).
 
         False when the database failed: the caller must not acknowledge the
         message, and should hand it over again later.
@@ -467,7 +468,7 @@ class Ingestor:
         receipts: dict[str, list[str]] = {}
         self._local.receipts = receipts
         try:
-            self._store_one(topic, payload)
+            self._store_one(topic, payload, retained)
         except StorageFault as exc:
             if not exc.refused_data:
                 self._local.refusal = exc
@@ -492,10 +493,14 @@ class Ingestor:
         self._works()
         return True
 
-    def handle_batch(self, messages: list[tuple[str, bytes]]) -> bool:
+    def handle_batch(
+        self, messages: list[tuple[str, bytes]], retained: Collection[int] = ()
+    ) -> bool:
         """Store several messages in one commit (the ingest thread's way); never raises on
-        bad input. False when the database failed: nothing of the batch is kept (no
-        receipt, no change announced), and the caller hands them all over again later.
+        bad input; ``retained``: the indexes of the copies the broker kept, handed over at a
+        subscription (:attr:`_Received.retained`). False when the database failed: nothing
+        of the batch is kept (no receipt, no change announced), and the caller hands them all
+        over again later.
 
         A batch is first stored without a savepoint per message (two statements fewer
         each: on PostgreSQL half of a fall's statements, each a pipelined round of psycopg's
@@ -503,19 +508,24 @@ class Ingestor:
         back whole and the batch stored again without that message, each of the others
         under its savepoint (:meth:`Store.message`): the failed one is undone alone, as if
         it had been handled under a savepoint from the start."""
-        fault = self._batch(messages)
+        fault = self._batch(messages, retained)
         if fault is not None:
             self._refused(fault)
         return fault is None
 
-    def _batch(self, messages: list[tuple[str, bytes]]) -> StorageFault | None:
+    def _batch(
+        self, messages: list[tuple[str, bytes]], retained: Collection[int] = ()
+    ) -> StorageFault | None:
         """:meth:`handle_batch`'s work: the fault the database refused the batch with (nothing
         of it kept), not said; None once it committed."""
         counters = self._counters()
         later: list[Callable[[], None]] = []
         receipts: dict[str, list[str]] = {}
         try:
-            decoded = [self._decode_one(topic, payload) for topic, payload in messages]
+            decoded = [
+                self._decode_one(topic, payload, index in retained)
+                for index, (topic, payload) in enumerate(messages)
+            ]
             decoded_counters = self._counters()
             failed: set[int] = set()
             while True:
@@ -562,7 +572,7 @@ class Ingestor:
         self._count.rejected += len(failed)
         kept = [(i, m) for i, m in enumerate(decoded) if m is not None and i not in failed]
         devices = {m.device_id for m in decoded if m is not None}
-        heard = {m.device_id for _, m in kept if m.body is not Availability.OFFLINE}
+        heard = {m.device_id for _, m in kept if _heard(m)}
         events = [(m.event, m.now) for _, m in kept if m.event is not None]
         telemetry: dict[str, tuple[dict[str, Any], float]] = {}
         synced = self._durable_receipts is None  # else its receipts wait for the sync there
@@ -574,7 +584,7 @@ class Ingestor:
             events,
             savepoints=savepoints,
             synced=synced,
-            unheard=devices - heard,  # only "offline" from them: the broker's word, not theirs
+            unheard=devices - heard,  # only the broker's words of them: its "offline", copies
         ):
             for index, message in kept:
                 if isinstance(message.body, TelemetryMessage):
@@ -599,17 +609,20 @@ class Ingestor:
             if recordings:
                 self._store_recordings(recordings)
 
-    def _store_one(self, topic: str, payload: bytes) -> None:
+    def _store_one(self, topic: str, payload: bytes, retained: bool = False) -> None:
         """One message; bad input is logged and counted, a :class:`StorageFault` raised."""
-        message = self._decode_one(topic, payload)
+        message = self._decode_one(topic, payload, retained)
         if message is not None:
             self._store_decoded(message)
         self._after_commit(lambda: self._count_messages(1))
 
-    def _decode_one(self, topic: str, payload: bytes) -> _Received | None:
+    def _decode_one(self, topic: str, payload: bytes, retained: bool = False) -> _Received | None:
         """The message, or None (bad input logged and counted, or a kind not consumed)."""
         try:
-            return self._decode(topic, payload)
+            received = self._decode(topic, payload)
+            if received is not None and retained:
+                received = dataclasses.replace(received, retained=True)
+            return received
         except Exception:
             log.exception("could not ingest a message on %s", topic)
             self._count.rejected += 1
@@ -845,7 +858,9 @@ class Ingestor:
                 said = worn_said(worn, reason)  # an older release's: from the reason's prefix
                 # a kind outside FAULT is no one's: the card would say it of a running belt
                 kind = fault if state is DeviceState.FAULT else None
-                self.store.set_state(device_id, state.value, reason, wall_time, now, said, kind)
+                # a retained copy is what it said before: it keeps the time it was last heard
+                seen = None if received.retained else now
+                self.store.set_state(device_id, state.value, reason, wall_time, seen, said, kind)
                 self._state_stored(device_id, TopicKind.STATE)
                 self._changed(DeviceChanged(device_id))
             case TelemetryMessage() as message:
@@ -1529,7 +1544,10 @@ class Ingestor:
             self._held.extend(batch)
             self._held_changed()
             return []
-        fault = self._batch([(m.topic, bytes(m.payload)) for m in batch])
+        fault = self._batch(
+            [(m.topic, bytes(m.payload)) for m in batch],
+            {index for index, m in enumerate(batch) if m.retain},
+        )
         if fault is None:
             return batch
         if not fault.refused_data:
@@ -1538,7 +1556,7 @@ class Ingestor:
             self._held_changed()
             return []
         for n, message in enumerate(batch):
-            if not self.handle(message.topic, bytes(message.payload)):
+            if not self.handle(message.topic, bytes(message.payload), message.retain):
                 self._held.extend(batch[n:])
                 self._held_changed()
                 return batch[:n]
@@ -1550,7 +1568,7 @@ class Ingestor:
             with self._held_lock:
                 while self._held:
                     message = self._held[0]
-                    if not self.handle(message.topic, bytes(message.payload)):
+                    if not self.handle(message.topic, bytes(message.payload), message.retain):
                         if self._side_fault(message):
                             continue  # an alert stored behind it: it was let go
                         break
@@ -1590,13 +1608,17 @@ class Ingestor:
         waiting = next(
             (m for m in self._held if _kind_of(self.prefix, m.topic) not in SIDE_KINDS), None
         )
-        if waiting is None or not self.handle(waiting.topic, bytes(waiting.payload)):
+        if waiting is None or not self.handle(
+            waiting.topic, bytes(waiting.payload), waiting.retain
+        ):
             return False
         self._held.remove(waiting)
         self._ack(waiting)
         retried = refusal is not None and refusal.locked
         if retried:
-            if self.handle(message.topic, bytes(message.payload)):  # the lock is over
+            if self.handle(
+                message.topic, bytes(message.payload), message.retain
+            ):  # the lock is over
                 self._held.popleft()
                 self._held_changed()
                 self._ack(message)
@@ -1931,6 +1953,19 @@ class _Received:
     """When it was received (the clock's time)."""
     event: NewEvent | None
     """An event message's row (a batch inserts its events before handling them)."""
+    retained: bool = False
+    """A copy the broker kept (a retained state, "offline", progress...), handed over at a
+    subscription: what the treadmill said before, not a sign of life now (its "last seen"
+    stays). Its retained "online" is, though: the broker keeps it only while the treadmill's
+    connection is up."""
+
+
+def _heard(received: _Received) -> bool:
+    """Whether ``received`` says its treadmill is there now (its "last seen" renewed): not the
+    broker's "offline" (its will, or that copied), nor a copy of another of its words."""
+    if received.body is Availability.OFFLINE:
+        return False
+    return not received.retained or received.body is Availability.ONLINE
 
 
 def _new_event(device_id: str, message: EventMessage, payload: bytes) -> NewEvent:

@@ -15,8 +15,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pytest
-
 from caregiver import story
 from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig
 from caregiver.service import CaregiverService
@@ -132,7 +130,6 @@ class _Later:
         return time.time() + self.ahead_s
 
 
-@pytest.mark.xfail(strict=True, reason="a retained state renews last seen (fixed next)")
 def test_a_restarted_service_is_not_told_the_treadmill_spoke_by_its_retained_state(
     mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
 ) -> None:

@@ -59,7 +59,7 @@ class StoreOperations:
         state: str,
         reason: str,
         wall_time: str,
-        now: float,
+        now: float | None,
         worn: WornSaid | None = None,
         fault: FaultSaid | None = None,
     ) -> None:

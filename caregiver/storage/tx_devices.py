@@ -49,17 +49,19 @@ class TxDevices(_TxBase):
         state: str,
         reason: str,
         wall_time: str,
-        now: float,
+        now: float | None,
         worn: WornSaid | None = None,
         fault: FaultSaid | None = None,
     ) -> None:
         """One statement (no transaction around it needed: one round trip on PostgreSQL).
         ``worn``: what the reason says of the sensor-worn check (:func:`worn_said`);
-        ``fault``: what kind of FAULT (the message's ``fault``; None outside FAULT)."""
+        ``fault``: what kind of FAULT (the message's ``fault``; None outside FAULT).
+        ``now`` None: a copy the broker kept (retained), which keeps the device's last seen."""
         self._db.execute(
             "INSERT INTO devices (device_id, last_seen, state, state_reason, state_worn, "
             "state_fault, state_time) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (device_id) DO "
-            "UPDATE SET last_seen = excluded.last_seen, state = excluded.state, "
+            "UPDATE SET last_seen = COALESCE(excluded.last_seen, devices.last_seen), "
+            "state = excluded.state, "
             "state_reason = excluded.state_reason, state_worn = excluded.state_worn, "
             "state_fault = excluded.state_fault, state_time = excluded.state_time",
             (
