@@ -1879,6 +1879,46 @@ def test_a_feed_gone_silent_is_not_live_and_the_page_reconnects_and_alarms_what_
 
 
 @ON_SQLITE
+@pytest.mark.xfail(strict=True, reason="an unanswered HEAD is never asked again (fixed next)")
+def test_a_page_whose_question_to_reconnect_goes_unanswered_asks_again(
+    browser: Any, service: CaregiverService
+) -> None:
+    """Ann's phone's connection went half-open and the page gave its silent stream up; its
+    question whether it may open another (a HEAD of itself) went out on a dead connection
+    too and was never answered: nothing asked again, and the badge said "reconnecting…" (no
+    fall heard) for as long as the phone's TCP took to give up, many minutes after the
+    network was back. An unanswered question is now given up as a silent stream is, and
+    asked again."""
+    from playwright.sync_api import expect
+
+    page = _login(browser, service)
+    page.clock.install()  # the page's waits, run on at once below
+    page.reload()
+    body, badge = page.locator("body"), page.locator("#live-status")
+    expect(body).to_have_attribute("data-live", "1")
+
+    held: list[Any] = []
+
+    def unanswered(route: Any) -> None:  # the first question is lost on the way
+        if route.request.method == "HEAD" and not held:
+            held.append(route)
+        else:
+            route.continue_()
+
+    page.route("**/*", unanswered)
+    with page.expect_request(lambda r: r.method == "HEAD"):
+        page.clock.fast_forward(int(3 * KEEPALIVE_S * 1000))  # the stream said nothing
+    expect(badge).to_have_text("reconnecting\u2026")
+    # the network is back; the question asked stays unanswered
+    with page.expect_request(lambda r: r.url.endswith("/stream")):
+        page.clock.fast_forward(int(3 * KEEPALIVE_S * 1000))
+    expect(body).to_have_attribute("data-live", "1")
+    expect(badge).to_have_text("live")
+    assert len(held) == 1
+    page.context.close()
+
+
+@ON_SQLITE
 def test_a_page_whose_catching_up_failed_tries_again(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
