@@ -1879,7 +1879,6 @@ def test_a_feed_gone_silent_is_not_live_and_the_page_reconnects_and_alarms_what_
 
 
 @ON_SQLITE
-@pytest.mark.xfail(strict=True, reason="an unanswered HEAD is never asked again (fixed next)")
 def test_a_page_whose_question_to_reconnect_goes_unanswered_asks_again(
     browser: Any, service: CaregiverService
 ) -> None:

@@ -869,10 +869,23 @@
   }
 
   var lost = false, opened = false;
+  // Its question (a HEAD of the page: logged out, it reloads to say so) is given up as a
+  // silent stream is, and asked again: on a half-open connection it went unanswered, and the
+  // page said "reconnecting…" (no fall heard) until the phone's TCP gave up, many minutes
+  // after the network was back. (A service that says no keepalive_s: waited for, as before.)
   function reopen() {
-    fetch(location.href, { method: "HEAD", credentials: "same-origin" })
-      .then(function (r) { if (r.redirected) location.reload(); else connect(); },
-            function () { setTimeout(reopen, 2000); });
+    var ask = silentAfter && window.AbortController ? new AbortController() : null;
+    var done = false, unanswered = ask ? setTimeout(function () {
+      done = true; ask.abort(); reopen();
+    }, silentAfter) : null;
+    function answered() {
+      if (done) return false;
+      done = true; if (unanswered) clearTimeout(unanswered);
+      return true;
+    }
+    fetch(location.href, { method: "HEAD", credentials: "same-origin", signal: ask ? ask.signal : null })
+      .then(function (r) { if (answered()) { if (r.redirected) location.reload(); else connect(); } },
+            function () { if (answered()) setTimeout(reopen, 2000); });
   }
   // A stream that says nothing is not trusted as live: the service sends a keepalive event
   // after each quiet ``keepalive_s`` (the hello says how long: caregiver/hub.py), and with
