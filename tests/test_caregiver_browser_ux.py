@@ -775,6 +775,47 @@ def test_a_second_caregiver_s_alarm_stops_saying_who_answered_when_another_ackno
     dad.close()
 
 
+@ON_SQLITE
+def test_a_second_caregiver_s_notice_says_the_close_confirmed_once_the_treadmill_confirms(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """Sue acknowledges Dad's fall on her phone before the treadmill confirms the close;
+    Ann's desktop alarm gives way to the green notice "Dad's treadmill: Fall — acknowledged
+    by sue on the dashboard — not yet confirmed by the treadmill. The alarm has stopped."
+    The treadmill then confirmed: Ann's card dropped "not yet confirmed", but her notice
+    above it went on saying it, the page contradicting itself. The notice now follows the
+    card's words for that alert."""
+    from playwright.sync_api import expect
+
+    service.accounts.add_user("sue", PASSWORD, Role.CAREGIVER)
+    dad = SimDevice(mosquitto, "treadmill-1", answers_acks=False)
+    dad.online()
+    sue, ann = _page(browser, service, 360, "sue"), _page(browser, service, 1280)
+    dad.incident_fall()
+    wait_all_handled(service, dad)
+    for page in (sue, ann):
+        expect(page.locator("#card-treadmill-1 .headline a")).to_have_text(
+            "FALL — not acknowledged"
+        )
+    sue.locator("#card-treadmill-1 .ack-form button").tap()
+    command = dad.wait_command("ack")
+    pending = "Fall — acknowledged by sue on the dashboard"
+    notice, said = ann.locator("#ack-notice"), ann.locator("#card-treadmill-1 .headline a")
+    expect(said).to_have_text(f"{pending} — not yet confirmed by the treadmill")
+    expect(notice).to_have_text(
+        f"Dad's treadmill: {pending} — not yet confirmed by the treadmill. The alarm has stopped."
+    )
+
+    result = {"acknowledged": command.get("incident"), "already": False}
+    dad.publish("reply", reply_payload("treadmill-1", "ack", command.get("id"), True, result))
+    expect(said).to_have_text(pending)
+    expect(notice).to_have_text(f"Dad's treadmill: {pending}. The alarm has stopped.")
+    expect(ann.locator("#alarm-banner")).to_be_hidden()
+    for page in (sue, ann):
+        page.context.close()
+    dad.close()
+
+
 _BANNER_PARTS = """() => {
     const banner = document.getElementById('alarm-banner').getBoundingClientRect();
     const parts = {};

@@ -437,6 +437,22 @@
     if (fleet && fleet.dataset.page === "fleet") urgentFirst(fleet);
     reachable(msg.device_id, !!msg.card.offline);
     confirmedHere(msg);
+    answeredWordsNow(msg);
+  }
+  // The notice of an alarm answered elsewhere says the card's words as they stood: "Fall —
+  // acknowledged by sue on the dashboard — not yet confirmed by the treadmill". Once the
+  // treadmill confirmed, the card dropped "not yet confirmed" and the notice above it went
+  // on saying it. It follows its card's words while that card shows the same alert closed;
+  // the card under the thumb stays where it was (keepPlace).
+  var elsewhere = null;  // {device, link, name}: whose card's words the notice says
+  function answeredWordsNow(msg) {
+    var h = msg.card && msg.card.headline, lead = notice && notice.firstChild;
+    if (!elsewhere || !h || h.open || elsewhere.device !== msg.device_id || h.link !== elsewhere.link) return;
+    if (notice.hidden || !notice.classList.contains("ack-done") || !lead || lead.nodeType !== 3) return;
+    var card = document.getElementById("card-" + msg.device_id);
+    var top = card ? card.getBoundingClientRect().top : 0;
+    lead.nodeValue = elsewhere.name + ": " + h.text + ". The alarm has stopped.";
+    keepPlace(card, top);
   }
   // An event page of a caregiver's close the treadmill has not confirmed says so, as its card
   // does (data-untold-*: the page's incident, by its card's headline link, and the card's
@@ -990,6 +1006,7 @@
     notice.classList.remove("ack-done", "ack-more", "ack-warn", "live-warn");
     notice.style.minHeight = "";
     listed = null;
+    elsewhere = null;
   }
   function cardName(card) {
     var name = card && card.querySelector("h2");
@@ -1218,6 +1235,9 @@
       showNotice(said && !card.querySelector(".headline-open")
         ? last.name + ": " + said.textContent + ". The alarm has stopped."
         : "The alert on " + last.name + " was answered. The alarm has stopped.");
+      if (said && !card.querySelector(".headline-open")) {
+        elsewhere = { device: last.device, link: said.getAttribute("href"), name: last.name };
+      }
       notice.classList.add("ack-done");
       showStillOpen(open);  // what else pages, at its urgency (the title names amber ones)
       if (card) keepPlace(card, top);
