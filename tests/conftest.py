@@ -64,6 +64,18 @@ def _restore_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _restore_logging_after_the_module() -> Iterator[None]:
+    """The same at a module's end, for a module-scoped fixture's CLI calls (set up before any
+    test's own snapshot): the root left at INFO made every later module of that worker hear
+    INFO records its ``caplog`` assertions do not expect."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 @pytest.fixture
 def mosquitto() -> Iterator[Mosquitto]:
     if not mosquitto_available():
