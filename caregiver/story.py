@@ -24,6 +24,7 @@ from urllib.parse import quote
 from caregiver.localtime import moment_of
 from caregiver.plot import AfterTheTrip
 from caregiver.storage import CLOSED_HERE, CardIncident, Device, Incident, StoredEvent
+from core.protocol.events import EventType
 from core.protocol.messages import WornSaid, worn_said
 from core.protocol.words import (
     ALERT_SAID,
@@ -191,7 +192,8 @@ def page_moment(
     if not told(incident, events):
         # closed here, not yet on the treadmill: "Closed" beside a card that said "not yet
         # confirmed by the treadmill" was a second truth (the headline says it too)
-        return "Acknowledged", Stamped(closed_at, closed_at, closed_at, False)
+        acknowledged = event_said(EventType.CLOSED).step  # "Acknowledged", the close's word
+        return acknowledged, Stamped(closed_at, closed_at, closed_at, False)
     if incident.closed_via not in CLOSED_HERE:
         closing = [
             e for e in events if e.type in ("ok", "reset", "closed") and e.received_at <= closed_at

@@ -165,7 +165,10 @@ def test_the_plan_page_names_the_default_walker_of_a_shared_treadmill(
             assert web.login() == 303
             _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
             assert "The walker's latest session (" in page  # one walker
-            assert "prescribed to the walker (as the stage of the walker's progression" in page
+            # no progression schedule known here: the treadmill's count, not a stage's
+            assert (
+                "prescribed to the walker (as the treadmill last counted the walker's week" in page
+            )
             record = session_record(DEVICE, now - dt.timedelta(hours=3), backward_min=4,
                                     longest_min=2)  # fmt: skip
             device.session(_of(record, ANNA))  # Anna walked before: the treadmill is shared
@@ -177,7 +180,10 @@ def test_the_plan_page_names_the_default_walker_of_a_shared_treadmill(
             device.close()
         _, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
         assert "Default walker's latest session (" in page
-        assert "prescribed to Default walker (as the stage of Default walker's progression" in page
+        assert (
+            "prescribed to Default walker (as the treadmill last counted Default walker's week"
+            in page
+        )
 
 
 def test_a_physio_sends_a_plan_for_one_walker_from_the_plan_page(
@@ -208,7 +214,7 @@ def test_a_physio_sends_a_plan_for_one_walker_from_the_plan_page(
             assert '<select id="walker"' not in page
             assert "For <strong>Anna</strong>, the walker named at the top of the page." in page
             assert "Anna's latest session (" in page
-            assert "prescribed to Anna (as the stage of Anna's progression schedule" in page
+            assert "prescribed to Anna (as the treadmill last counted Anna's week" in page
             assert "treadmill's progression" not in page
             token = re.search(r'name="csrf" value="([^"]+)"', page)
             assert token
