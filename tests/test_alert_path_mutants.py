@@ -543,8 +543,8 @@ def test_a_held_message_stays_held_while_the_database_still_refuses_it(
         tries: list[bool] = []
         handle = ingestor.handle
 
-        def counted(topic: str, payload: bytes) -> bool:
-            done = handle(topic, payload)
+        def counted(topic: str, payload: bytes, retained: bool = False) -> bool:
+            done = handle(topic, payload, retained)
             tries.append(done)
             return done
 

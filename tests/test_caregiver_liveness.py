@@ -416,7 +416,7 @@ def test_a_held_message_retry_thread_that_died_is_said(
         device.client.publish(*_event(1, "fall"), qos=1)
         assert ingestor.wait_for(lambda: ingestor.held == 1)
 
-        def broken(topic: str, payload: bytes) -> bool:
+        def broken(topic: str, payload: bytes, retained: bool = False) -> bool:
             raise KeyError("a bug")
 
         monkeypatch.setattr(ingestor, "handle", broken)
