@@ -81,6 +81,20 @@ def _help(device: SimDevice) -> dict[str, Any]:
     )  # fmt: skip
 
 
+def _help_then_a_fall(
+    service: CaregiverService, mosquitto: Mosquitto
+) -> tuple[SimDevice, SimDevice]:
+    """Treadmill-2's walker calls for help, then Dad falls on treadmill-1; both stored and on
+    the live feed. Dad's device and the other."""
+    dad, other = SimDevice(mosquitto, "treadmill-1"), SimDevice(mosquitto, "treadmill-2")
+    dad.online()
+    other.online()
+    _help(other)
+    dad.incident_fall()
+    wait_all_handled(service, dad, other)
+    return dad, other
+
+
 def _unsynced_fall(device: SimDevice) -> dict[str, Any]:
     device.set_state("TRIPPED", "fall: impact 3.2 g then lying")
     return device.event(
@@ -985,12 +999,7 @@ def test_an_acknowledgement_whose_list_of_open_alerts_cannot_be_had_leaves_the_o
     the page asks again and lists the call for help as still open."""
     from playwright.sync_api import expect
 
-    dad, other = SimDevice(mosquitto, "treadmill-1"), SimDevice(mosquitto, "treadmill-2")
-    dad.online()
-    other.online()
-    _help(other)
-    dad.incident_fall()
-    wait_all_handled(service, dad, other)
+    dad, other = _help_then_a_fall(service, mosquitto)
     ann = _page(browser, service, 360)
     ann.clock.install()  # the page's asking again, run on at once below
     ann.reload()
@@ -1050,12 +1059,7 @@ def test_an_acknowledgement_the_treadmill_is_told_of_later_leaves_the_others_sou
 
     from caregiver.broker_link import Connected
 
-    dad, other = SimDevice(mosquitto, "treadmill-1"), SimDevice(mosquitto, "treadmill-2")
-    dad.online()
-    other.online()
-    _help(other)
-    dad.incident_fall()
-    wait_all_handled(service, dad, other)
+    dad, other = _help_then_a_fall(service, mosquitto)
     ann = _page(browser, service, 360)
     _caught_up(ann)
     text = ann.locator("#alarm-text")
