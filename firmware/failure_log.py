@@ -35,15 +35,14 @@ class RepeatedFailureLog:
         self._total = 0
         """Failures since the part last worked."""
         self._report_at = math.inf
-
-    @property
-    def failing(self) -> bool:
-        """Whether the part's last call failed (and :meth:`worked` has not been told since)."""
-        return self._last is not None
+        self.failing = False
+        """Whether the part's last call failed (and :meth:`worked` has not been told since):
+        an attribute, which the loop reads after every batch, not a property's call."""
 
     def failed(self, exc: BaseException, now: float) -> None:
         """The part raised ``exc`` at monotonic time ``now``; call from its ``except`` block."""
         self._total += 1
+        self.failing = True
         key = (type(exc), str(exc))
         if key != self._last:
             if self._unreported:
@@ -63,6 +62,7 @@ class RepeatedFailureLog:
             return
         self._log.warning("%s works again, after failing %d times", self._what, self._total)
         self._last = None
+        self.failing = False
         self._unreported = self._total = 0
         self._report_at = math.inf
 

@@ -552,14 +552,8 @@ class SafetyController:
         checking, recording and detecting sample by sample (a recording a detection starts
         holds the rest of its batch either way), for one recorder call a wake."""
         worn = self._worn
-        check = self._check
-        problem: _Problem | None = None
-        good = batch
-        for index, sample in enumerate(batch):
-            problem = check(sample)
-            if problem is not None:
-                good = batch[:index]
-                break
+        passed, problem = self._check_batch(batch)
+        good = batch if problem is None else batch[:passed]
         if good:
             self._recorder.add_batch(good)
             self.samples_seen += len(good)
@@ -1144,39 +1138,49 @@ class SafetyController:
         self._report_state()
         self._announce_fault(reason, now)
 
-    def _check(self, sample: ImuSample) -> _Problem | None:
-        ax, ay, az, gx, gy, gz = sample[1:]
+    def _check_batch(self, batch: Sequence[ImuSample]) -> tuple[int, _Problem | None]:
+        """The samples of ``batch`` checked in order: how many passed before the first that
+        did not, and why that one did not (None: all passed). Each passed sample moves the
+        checks' state on (its time, the run of identical readings); the one that failed does
+        not, except that it extends the run of identical readings it belongs to. One call a
+        wake, not one a sample."""
         limit_a = self._limits.accel_g
         limit_g = self._limits.gyro_dps
-        # ``not (a <= x <= b)`` is also true for NaN, which is exactly what we want.
-        if not (
-            -limit_a <= ax <= limit_a
-            and -limit_a <= ay <= limit_a
-            and -limit_a <= az <= limit_a
-            and -limit_g <= gx <= limit_g
-            and -limit_g <= gy <= limit_g
-            and -limit_g <= gz <= limit_g
-        ):
-            values = tuple(round(v, 3) for v in sample[1:])
-            return _Problem(FaultKind.OUT_OF_RANGE, f"IMU data out of range: {values}")
-        if self._last_good_t is not None and not sample.t > self._last_good_t:
-            return _Problem(
-                FaultKind.TIMESTAMPS_NOT_INCREASING,
-                f"IMU timestamps not increasing ({sample.t:.6f} after {self._last_good_t:.6f})",
-            )
-        values = sample[1:]
-        if values == self._last_values:
-            if self._frozen_since is None:
-                self._frozen_since = self._last_good_t
-            assert self._frozen_since is not None
-            if sample.t - self._frozen_since >= self._config.frozen_after_s:
-                frozen_s = sample.t - self._frozen_since
-                return _Problem(FaultKind.FROZEN_DATA, f"IMU data frozen for {frozen_s:.2f} s")
-        else:
-            self._frozen_since = None
-            self._last_values = values
-        self._last_good_t = sample.t
-        return None
+        for index, sample in enumerate(batch):
+            values = sample[1:]
+            ax, ay, az, gx, gy, gz = values
+            # ``not (a <= x <= b)`` is also true for NaN, which is exactly what we want.
+            if not (
+                -limit_a <= ax <= limit_a
+                and -limit_a <= ay <= limit_a
+                and -limit_a <= az <= limit_a
+                and -limit_g <= gx <= limit_g
+                and -limit_g <= gy <= limit_g
+                and -limit_g <= gz <= limit_g
+            ):
+                shown = tuple(round(v, 3) for v in values)
+                return index, _Problem(FaultKind.OUT_OF_RANGE, f"IMU data out of range: {shown}")
+            t = sample[0]
+            last_t = self._last_good_t
+            if last_t is not None and not t > last_t:
+                return index, _Problem(
+                    FaultKind.TIMESTAMPS_NOT_INCREASING,
+                    f"IMU timestamps not increasing ({t:.6f} after {last_t:.6f})",
+                )
+            if values == self._last_values:
+                if self._frozen_since is None:
+                    self._frozen_since = last_t
+                assert self._frozen_since is not None
+                if t - self._frozen_since >= self._config.frozen_after_s:
+                    frozen_s = t - self._frozen_since
+                    return index, _Problem(
+                        FaultKind.FROZEN_DATA, f"IMU data frozen for {frozen_s:.2f} s"
+                    )
+            else:
+                self._frozen_since = None
+                self._last_values = values
+            self._last_good_t = t
+        return len(batch), None
 
     def _healthy_long_enough(self, now: float) -> bool:
         """Good batches for ``healthy_before_arm_s``, the latest within the sample timeout,
@@ -1294,7 +1298,7 @@ class SafetyController:
     def _distrust_the_data(self) -> None:
         """Arming again needs ``healthy_before_arm_s`` of good data from now on.
 
-        The run of identical readings is kept (:meth:`_check`): a sensor stuck on one
+        The run of identical readings is kept (:meth:`_check_batch`): a sensor stuck on one
         reading is still stuck after the fault it caused, so its samples keep it in FAULT.
         Forgetting the run here let them start a new one, count as healthy, and — with a
         ``frozen_after_s`` longer than ``healthy_before_arm_s`` — bring the controller back
