@@ -301,28 +301,24 @@ class GpioRelay:
                 if self._enable is not None and not self._enable_on:
                     self._enable.on()
                     self._enable_on = True
-                self._edge()
+                # One heartbeat edge: the relay pin inverted, written on the gpiozero pin (its
+                # documented ``state``, the electrical level) from the level this object last
+                # wrote, rather than ``toggle()``, which takes the device's lock, reads the pin
+                # back and goes through the device's layers (about half a hold's cost), and
+                # here rather than in a method of its own (a call every wake).
+                active = self._active
+                if active is None:
+                    active = bool(self._device.is_active)
+                self._active = None  # until the write below is known to have happened
+                active = not active
+                self._device.pin.state = active == self._active_high
+                self._active = active
             else:
                 self._device.on()
         except Exception as exc:
             self.release()
             raise HalError(f"cannot drive the relay on GPIO {self._pin}: {exc}") from exc
         self._holding = True
-
-    def _edge(self) -> None:
-        """Invert the relay pin: one heartbeat edge, every loop iteration while ARMED.
-
-        Written on the gpiozero pin (its documented ``state``, the electrical level) from the
-        level this object last wrote, rather than ``toggle()``, which takes the device's lock,
-        reads the pin back and goes through the device's layers: about half the cost of a
-        hold, 200 times a second."""
-        active = self._active
-        if active is None:
-            active = bool(self._device.is_active)
-        self._active = None  # until the write below is known to have happened
-        active = not active
-        self._device.pin.state = active == self._active_high
-        self._active = active
 
     def release(self) -> None:
         """Drop the relay: enable (if any) inactive first, then the relay pin. Never raises.

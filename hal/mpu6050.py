@@ -721,7 +721,8 @@ class Mpu6050:
 
         ``snapshot``: the data registers to find among the frames; None when the caller has
         already found them as the burst's last frame (or the cross-check is off)."""
-        values = self._unpacker(frames).unpack(data)
+        unpacker = self._unpackers.get(frames) or self._unpacker(frames)  # a call only once
+        values = unpacker.unpack(data)
         problem = self._plausibility.check(
             data, values, frames, snapshot, counted, newer, read_time
         )
@@ -832,23 +833,27 @@ class Mpu6050:
         gx = self._gyro_word  # after the temperature word, when the FIFO carries it
         self.samples_read += frames
         # tuple.__new__ rather than ImuSample(...): the same NamedTuple, without the Python
-        # frame of its generated __new__ for every sample (a fifth of the decode).
+        # frame of its generated __new__ for every sample (a fifth of the decode); a loop
+        # rather than a comprehension, without the comprehension's own frame every read.
         new = tuple.__new__
-        return [
-            new(
-                ImuSample,
-                (
-                    first + i * step,
-                    values[j] * a,
-                    values[j + 1] * a,
-                    values[j + 2] * a,
-                    values[j + gx] * g - bx,
-                    values[j + gx + 1] * g - by,
-                    values[j + gx + 2] * g - bz,
-                ),
+        samples: list[ImuSample] = []
+        append = samples.append
+        for i, j in enumerate(range(0, words * frames, words)):
+            append(
+                new(
+                    ImuSample,
+                    (
+                        first + i * step,
+                        values[j] * a,
+                        values[j + 1] * a,
+                        values[j + 2] * a,
+                        values[j + gx] * g - bx,
+                        values[j + gx + 1] * g - by,
+                        values[j + gx + 2] * g - bz,
+                    ),
+                )
             )
-            for i, j in enumerate(range(0, words * frames, words))
-        ]
+        return samples
 
     # --- error budget ---------------------------------------------------------------------
     def _on_bus_error(self, exc: ImuBusError, attempt_start: float) -> None:
