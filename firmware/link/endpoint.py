@@ -228,7 +228,9 @@ class CourierLink:
                 self._resend_unconfirmed()
             if self._writer.queued_bytes:  # most iterations have nothing to send
                 self._writer.send_some(sock, SEND_BUDGET)
-            self._receive(sock)
+            readable = self._readable
+            if readable is None or readable.poll(0):  # most find nothing: no call further
+                self._receive(sock)
         except (OSError, FrameError, msgspec.DecodeError) as exc:
             log.warning("courier link lost: %s", exc)
             self._drop_socket()
@@ -518,13 +520,13 @@ class CourierLink:
             self._pending_bytes -= len(record.payload)
 
     def _receive(self, sock: socket.socket) -> None:
-        # Asked first whether anything came: most polls find nothing, and a recv() that finds
-        # nothing raises, which costs the loop several times the question (every iteration).
+        """Read what came, once :meth:`poll` asked whether anything did (or has no way to ask).
+
+        Asked first each time: most polls find nothing, and a recv() that finds nothing
+        raises, which costs the loop several times the question (every iteration)."""
         readable = self._readable
         handled = 0
-        while handled < MAX_MESSAGES_PER_POLL:
-            if readable is not None and not readable.poll(0):
-                return
+        while True:
             try:
                 data = sock.recv(READ_CHUNK)
             except BlockingIOError:
@@ -534,6 +536,8 @@ class CourierLink:
             for frame in self._reader.feed(data):
                 self._apply(messages.decode_for_loop(frame))
                 handled += 1
+            if handled >= MAX_MESSAGES_PER_POLL or (readable is not None and not readable.poll(0)):
+                return
 
     def _apply(self, message: messages.ToLoop) -> None:
         self.last_heard = self._clock()
