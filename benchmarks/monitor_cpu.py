@@ -223,6 +223,35 @@ thread 2.87 % against 1.48 %: the machine, not the code. Timing only what the es
 subtracts (12 → 10 timed calls a wake), this benchmark against the one before it, same
 firmware, started together, three pairs at load 4.7-8.9: 2.42 → 2.41, 3.26 → 3.22, 3.49 →
 3.42 % (0.98-1.00): the two calls were worth a few hundredths of a per cent.
+
+Figures (issue 15, fewer calls a wake, 2026-12-07). At load 17-24 this benchmark does not
+resolve a change of a few per cent (the sample-clock thread, the same code in both columns,
+5.40 against 6.10 %), so the change is counted as well: ``benchmarks/monitor_calls.py``
+counts, on the loop thread over 2,000 ARMED wakes, every function call (cProfile) and every
+bytecode run in the firmware's own frames, which the host's load does not move (the same
+figures to the hundredth in two runs of each tree). Main → this change, each wake's pair
+starting a row: firmware Python calls 62.79 → 52.20 a wake (0.83 times), all calls (with the
+simulation's 117, gpiozero's 19 and C builtins') 315.6 → 308.0, firmware bytecodes 2,558 →
+2,483 (0.97 times). Cut: the samples' range, time and frozen checks in one call a wake
+(``SafetyController._check_batch``), the detector's failure flag an attribute, the heartbeat
+edge, the burst's unpacker, the snapshot's frame and the temperature's allowance without a
+call of their own, the decode without a comprehension's frame, the status LED's "not due"
+answered in its hook, the link's empty poll without a call to receive, the idle session
+tick's voice and plans looked at inline. Firmware estimate, ``--seconds 20 --modes
+interrupt:2 --before``, one run each order: main 5.04 / this change 5.18 % (load 21.7) and
+this change 3.90 / main 4.02 % (load 24.4): the column run second pays, the change is within
+the noise (loop thread 4.91 / 5.03 and 3.64 / 3.70 %, 491-503 and 364-370 µs a wake). What
+the counts say is left: 2,483 firmware bytecodes a wake, spread as the driver 539 and its
+checks 192, the safety controller 480, the worn check 250, the window recorder 221, the loop
+187, the hooks some 320 (session runner 149, link 61, LED 50, app 27, watchdog 25); no line
+above 49 (the hooks' loop). A warm call of any hook costs 0.1-0.5 µs here, while the loop
+thread spends some 300 µs of Python a wake: the loop runs cold (every cache refilled after
+10 ms of other threads), so what a wake costs follows the code and data it touches more than
+its bytecodes. Halving that is not a matter of trimming; what would is compiling the pure
+per-wake parts as the detector is: the worn check's ``update_batch`` under mypyc (a scratch
+build, not kept) ran a pair in 0.21 µs against 1.17 µs warm (5.6 times), and
+``firmware/windows.py`` does not compile as it is (mypyc refuses its
+``@runtime_checkable`` ``KnowsUpright`` protocol).
 """
 
 from __future__ import annotations
