@@ -128,10 +128,7 @@ class FifoPlausibility:
 
     def snapshot_is_last(self, data: bytes, snapshot: bytes) -> bool:
         """True when the data registers equal the burst's last frame: the usual case."""
-        # _as_frame, without its call (every read)
-        if self._frame_bytes != reg.DATA_BYTES:
-            snapshot = snapshot[:6] + snapshot[8:]
-        return data[-self._frame_bytes :] == snapshot
+        return data[-self._frame_bytes :] == self._as_frame(snapshot)
 
     def could_be_sample(self, frame: bytes, read_time: float) -> bool:
         """False only when ``frame``'s die temperature is one no true frame read at
@@ -202,9 +199,7 @@ class FifoPlausibility:
                     f"{span * 1000:.0f} ms"
                 )
             return None
-        # _allowed_lsb, without its call (every read)
-        elapsed = max(0.0, read_time - self._temp_ref_at) + span
-        allowed = (TEMP_NOISE_C + TEMP_SLEW_C_PER_S * elapsed) * _TEMP_LSB
+        allowed = _allowed_lsb(max(0.0, read_time - self._temp_ref_at) + span)
         worst = hi if hi - ref >= ref - lo else lo
         if abs(worst - ref) > allowed:
             return (

@@ -415,9 +415,7 @@ class SessionRunner:
         told the walker. Those take :meth:`_idle_tick`, which does what this method would do
         then (the safety log's bookkeeping, plans and roster from the link, the not-worn
         prompt) with one look at each input rather than a call into each part."""
-        audible = self._audible  # _follow_voice, without its call
-        if audible is not None:
-            self._speaker = audible if audible.audible else None
+        self._follow_voice()
         state = self.state
         if (
             (
@@ -489,10 +487,7 @@ class SessionRunner:
         chooser = self._chooser
         if chooser.beep is not None:
             chooser.watch_beep(now, self.under_way)
-        new_plans = self._new_plans  # _take_new_plan, without its call when nothing came
-        if new_plans is not None and (new := new_plans()) is not None:
-            for walker, plan in new.items():
-                self.assign_plan(plan, walker)
+        self._take_new_plan()
         if chooser.take_roster():
             self._prepare_prompts()  # the names are rendered (and kept) before anyone cycles
         if self._speaker is not None:
