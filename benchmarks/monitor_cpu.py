@@ -230,21 +230,24 @@ resolve a change of a few per cent (the sample-clock thread, the same code in bo
 counts, on the loop thread over 2,000 ARMED wakes, every function call (cProfile) and every
 bytecode run in the firmware's own frames, which the host's load does not move (the same
 figures to the hundredth in two runs of each tree). Main → this change, each wake's pair
-starting a row: firmware Python calls 62.79 → 52.20 a wake (0.83 times), all calls (with the
-simulation's 117, gpiozero's 19 and C builtins') 315.6 → 308.0, firmware bytecodes 2,558 →
-2,483 (0.97 times). Cut: the samples' range, time and frozen checks in one call a wake
+starting a row: firmware Python calls 62.79 → 56.21 a wake (0.90 times), all calls (with the
+simulation's 117, gpiozero's 19 and C builtins') 315.6 → 312.0, firmware bytecodes 2,558 →
+2,504 (0.98 times). Cut: the samples' range, time and frozen checks in one call a wake
 (``SafetyController._check_batch``), the detector's failure flag an attribute, the heartbeat
-edge, the burst's unpacker, the snapshot's frame and the temperature's allowance without a
-call of their own, the decode without a comprehension's frame, the status LED's "not due"
-answered in its hook, the link's empty poll without a call to receive, the idle session
-tick's voice and plans looked at inline. Firmware estimate, ``--seconds 20 --modes
+edge and the burst's unpacker without a call of their own, the decode without a
+comprehension's frame, the status LED's "not due" answered in its hook, the link's empty
+poll without a call to receive. (The helper's first cut also inlined the plausibility
+check's frame and temperature allowance and the idle session tick's voice and plans: 52.20
+calls a wake, but each a formula or a step written twice for a gain the CPU cannot show, so
+they stayed in their one place.) Firmware estimate, ``--seconds 20 --modes
 interrupt:2 --before``, one run each order: main 5.04 / this change 5.18 % (load 21.7) and
 this change 3.90 / main 4.02 % (load 24.4): the column run second pays, the change is within
-the noise (loop thread 4.91 / 5.03 and 3.64 / 3.70 %, 491-503 and 364-370 µs a wake). What
-the counts say is left: 2,483 firmware bytecodes a wake, spread as the driver 539 and its
-checks 192, the safety controller 480, the worn check 250, the window recorder 221, the loop
-187, the hooks some 320 (session runner 149, link 61, LED 50, app 27, watchdog 25); no line
-above 49 (the hooks' loop). A warm call of any hook costs 0.1-0.5 µs here, while the loop
+the noise (loop thread 4.91 / 5.03 and 3.64 / 3.70 %, 491-503 and 364-370 µs a wake; those
+runs had the first cut). What the counts say is left: 2,504 firmware bytecodes a wake, spread
+as the driver 539 and its checks 201, the safety controller 480, the worn check 250, the
+window recorder 221, the loop 187, the hooks some 330 (session runner 161, link 61, LED 50,
+app 27, watchdog 25); no line above 49 (the hooks' loop).
+A warm call of any hook costs 0.1-0.5 µs here, while the loop
 thread spends some 300 µs of Python a wake: the loop runs cold (every cache refilled after
 10 ms of other threads), so what a wake costs follows the code and data it touches more than
 its bytecodes. Halving that is not a matter of trimming; what would is compiling the pure
