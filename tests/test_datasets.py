@@ -23,6 +23,7 @@ from tools.datasets.resample import at_rate
 from tools.datasets.sisfall import (
     ACCEL_G_PER_COUNT,
     GYRO_DPS_PER_COUNT,
+    _read_well_formed,
     iter_sisfall,
     parse_name,
     read_sisfall,
@@ -87,6 +88,58 @@ def test_malformed_sisfall_names_file_and_line(
     assert info.value.path == p
     assert info.value.line == line
     assert str(info.value).startswith(f"{p}:{line}: ")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "1,2,3,4,5,6,7,8,9;",  # no line break at the end
+        "\t-1 ,\t2,3,4,5,6,7,8,9 ; \n\n \t\n-0,0,0,0,0,0,0,0,0;\n  \n",  # blanks around
+        "1,2,3,4,5,6,7,8,9;\r\n1,2,3,4,5,6,7,8,9;\r2,2,2,2,2,2,2,2,2;\n",  # Windows, old Mac
+        "1,2,3,4,5,6,7,8,9;\x0b\n\x0c\n1,2,3,4,5,6,7,8,9;",  # blanks that are not spaces
+        "1,2,3,4,5,6,7,8,9;1,2,3,4,5,6,7,8,9;\n",  # two rows on one line
+        "1,2,3,4,5,6,7,8,9;\n1,2,3,4,5,6,7,8,9; 5\n",  # a number after the ';'
+        "1,2,3,4,5,6,7,8,9;\n5\n1,2,3,4,5,6,7,8,9;\n",  # a line of one number
+        "1,2,3,4,5,6,7,8,9;\n-\n",  # a line of a sign
+        "1,2,3,4,5,6,7,8,9;\n1,2,3 4,5,6,7,8,9;\n",  # two numbers in a cell
+        "1,2,3,4,5,6,7,8,9;\n1,2,,5,6,7,8,9,0;\n",  # an empty cell
+        "1,2,3,4,5,6,7,8,9;\n1,2,--3,4,5,6,7,8,9;\n",
+        "1,2,3,4,5,6,7,8,9;\n1,2,3-,4,5,6,7,8,9;\n",
+        "1,2,3,4,5,6,7,8,9;\n1,2,+3,4,5,6,7,8,9;\n",
+        "1,2,3,4,5,6,7,8,9;\n1,2,1_0,4,5,6,7,8,9;\n",
+        "1,2,3,4,5,6,7,8,9;\n1,2,\u0663,4,5,6,7,8,9;\n",  # a digit that is not ASCII
+        "1,2,3,4,5,6,7,8,9;\n1,2,3,4,5,6,7,8,9;\x00\n",
+        "1,2,3,4,5,6,7,8,9;\n" + " " * 990 + "1,2,3,4,5,6,7,8,9;\n",  # a line too long
+        " " * 980 + "1,2,3,4,5,6,7,8,9;\n",  # one just short of it
+        "\n \n",
+    ],
+)
+@pytest.mark.parametrize("accelerometer", ["adxl345", "mma8451q"])
+def test_a_sisfall_file_read_whole_reads_as_line_by_line(
+    tmp_path: Path, text: str, accelerometer: str
+) -> None:
+    """``read_sisfall`` reads a well-formed file in one pass and any other line by line: the
+    same samples, or the same refusal at the same line, as ``iter_sisfall`` gives."""
+    p = tmp_path / "D01_SA01_R01.txt"
+    p.write_bytes(text.encode("utf-8"))
+    try:
+        expected: list[ImuSample] | str = list(iter_sisfall(p, accelerometer))
+    except DatasetFormatError as exc:
+        expected = str(exc)
+    try:
+        found: list[ImuSample] | str = read_sisfall(p, accelerometer)
+    except DatasetFormatError as exc:
+        found = str(exc)
+    assert found == expected
+    assert not isinstance(found, list) or all(type(s) is ImuSample for s in found)
+
+
+@pytest.mark.parametrize("name", ["D01_SA01_R01.txt", "D15_SA01_R01.txt", "F05_SE06_R01.txt"])
+def test_a_real_sisfall_file_read_whole_reads_as_line_by_line(name: str) -> None:
+    path = sisfall_file(name)
+    assert _read_well_formed(path, "adxl345") is not None  # read whole, not line by line
+    assert read_sisfall(path) == list(iter_sisfall(path))
+    assert read_sisfall(path, "mma8451q") == list(iter_sisfall(path, "mma8451q"))
 
 
 def test_real_sisfall_file_reads_at_rest_as_one_g() -> None:

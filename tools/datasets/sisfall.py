@@ -19,6 +19,7 @@ File names are ``<CODE>_<SUBJECT>_<TRIAL>.txt`` (``F02_SA01_R01.txt``).
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from core.samples import ImuSample
 from tools.datasets.errors import DatasetFormatError
-from tools.datasets.limits import SISFALL_BOUNDS, recording_lines
+from tools.datasets.limits import MAX_LINE_CHARS, SISFALL_BOUNDS, recording_lines
 from tools.datasets.tasks import Activity, Task
 
 SISFALL_RATE_HZ = 200.0
@@ -205,8 +206,77 @@ def iter_sisfall(path: str | Path, accelerometer: str = "adxl345") -> Iterator[I
 
 
 def read_sisfall(path: str | Path, accelerometer: str = "adxl345") -> list[ImuSample]:
-    """The whole SisFall file as a list (200 Hz)."""
-    return list(iter_sisfall(path, accelerometer))
+    """The whole SisFall file as a list (200 Hz): what :func:`iter_sisfall` yields, read in
+    one pass when every line is well-formed (:func:`_read_well_formed`), else line by line,
+    which refuses the first bad line at file:line."""
+    samples = _read_well_formed(path, accelerometer)
+    return samples if samples is not None else list(iter_sisfall(path, accelerometer))
+
+
+_SHAPE = str.maketrans("", "", "0123456789- \t")
+"""Deletes a well-formed line's numbers and blanks, leaving its shape: ``,,,,,,,,;``."""
+_ROW_SHAPE = "," * (_COLUMNS - 1) + ";"
+
+
+def _read_well_formed(path: str | Path, accelerometer: str) -> list[ImuSample] | None:
+    """The file's samples when it holds nothing :func:`iter_sisfall` would refuse, read with
+    no Python per line; None otherwise (or when it cannot be read), for the line-by-line
+    reading to refuse it, saying where.
+
+    What it accepts is what the line-by-line reading accepts with blanks that are spaces or
+    tabs (anything else, a line break other than ``\\n`` included, goes line by line): within
+    :data:`SISFALL_BOUNDS` (bytes, rows, line length), every line blank or, its numbers and
+    blanks taken out, ``,,,,,,,,;`` (so ASCII, no NUL, no stray character), and every cell
+    between two separators one whole number with blanks around it, which ``int`` checks (it
+    refuses ``1 2``, ``--1``, ``1-`` and an empty cell; ``+``, ``_`` and letters are not in a
+    line that got this far). The same samples, value for value: the same columns, scales and
+    ``t = index / 200`` (``tests/test_datasets.py`` compares the two readings, on real
+    recordings and on lines at the edge of what is well-formed). The whole text is in memory
+    at once, as its samples are anyway."""
+    try:
+        if Path(path).stat().st_size > SISFALL_BOUNDS.max_bytes:
+            return None
+        with open(path, encoding="ascii", errors="replace") as f:  # as recording_lines reads
+            text = f.read(SISFALL_BOUNDS.max_bytes + 1)
+    except OSError:
+        return None
+    if len(text) > SISFALL_BOUNDS.max_bytes:
+        return None
+    lines = text.split("\n")
+    if max(map(len, lines)) >= MAX_LINE_CHARS:  # with its line break, one more
+        return None
+    if not set(text.translate(_SHAPE).split("\n")) <= {"", _ROW_SHAPE}:
+        return None
+    cells = text.replace(";", ",").split(",")
+    if cells.pop().strip():  # what follows the last row's ';' (its shape passed: digits)
+        return None
+    try:
+        values = list(map(int, cells))  # each a whole number, blanks and line breaks around
+    except ValueError:
+        return None
+    rows = len(values) // _COLUMNS
+    if not 0 < rows <= SISFALL_BOUNDS.max_rows:
+        return None
+    first, a = ACCELEROMETERS[accelerometer]
+    w = GYRO_DPS_PER_COUNT
+    period = 1.0 / SISFALL_RATE_HZ
+
+    def column(n: int, scale: float) -> list[float]:
+        return [v * scale for v in values[n::_COLUMNS]]
+
+    fields = zip(
+        [i * period for i in range(rows)],
+        column(first, a),
+        column(first + 1, a),
+        column(first + 2, a),
+        column(3, w),
+        column(4, w),
+        column(5, w),
+        strict=True,
+    )
+    # What ImuSample(*fields) makes (a NamedTuple's __new__ is tuple.__new__ in Python),
+    # without a Python call a sample.
+    return list(map(tuple.__new__, itertools.repeat(ImuSample, rows), fields))
 
 
 def find_sisfall(root: str | Path) -> list[Path]:
