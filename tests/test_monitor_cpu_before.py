@@ -8,8 +8,11 @@ import importlib.util
 import io
 import subprocess
 import tarfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -25,13 +28,13 @@ OLDER_TREES = {
 }
 
 
-def older_tree(commit: str, into: Path) -> Path:
-    """The project's packages as they were at ``commit`` (skipped in a clone without it)."""
+def older_tree(commit: str, into: Path) -> Path | None:
+    """The project's packages as they were at ``commit`` (None in a clone without it)."""
     known = subprocess.run(
         ["git", "-C", str(ROOT), "cat-file", "-e", f"{commit}^{{commit}}"], capture_output=True
     )
     if known.returncode != 0:
-        pytest.skip(f"{commit} is not in this clone's history (shallow clone?)")
+        return None
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", commit, "core", "hal", "sim", "firmware", "launcher"],
         capture_output=True,
@@ -56,13 +59,49 @@ def benchmark() -> ModuleType:
     return module
 
 
+BREAKDOWN_WITH = "9ea2815^1"
+"""The older tree run side by side with ``--breakdown`` (the other one without): each run's
+column for this tree serves a test of the breakdown, or of the default, as well."""
+
+
+@dataclass(frozen=True)
+class Run:
+    bench: ModuleType
+    tree: Path | None
+    """The older tree, None in a clone without its commit (then this tree ran alone)."""
+    results: dict[str, dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Run]:
+    """``measure(["interrupt:2"], 0.5, False, TREE, breakdown)`` for an older tree, run once
+    for the module: each run's arming waits out the sensor-worn check's first block (seconds
+    of real time), so the tests of this tree's breakdown and default read its column of the
+    runs against the older trees rather than arm monitors of their own (nothing reads a run's
+    results twice: each test reads its own counts)."""
+    done: dict[str, Run] = {}
+
+    def run(commit: str) -> Run:
+        if commit not in done:
+            tree = older_tree(commit, tmp_path_factory.mktemp("before"))
+            bench = benchmark()
+            breakdown = commit == BREAKDOWN_WITH
+            done[commit] = Run(
+                bench, tree, bench.measure(["interrupt:2"], 0.5, False, tree, breakdown)
+            )
+        return done[commit]
+
+    return run
+
+
 @pytest.mark.parametrize(("commit", "paced_by"), OLDER_TREES.items())
 def test_monitor_cpu_runs_before_and_after_against_an_older_tree(
-    commit: str, paced_by: str, tmp_path: Path
+    commit: str, paced_by: str, runs: Callable[[str], Run]
 ) -> None:
-    tree = older_tree(commit, tmp_path / "before")
-    bench = benchmark()
-    results = bench.measure(["interrupt:2"], 0.5, False, tree)
+    run = runs(commit)
+    if run.tree is None:
+        pytest.skip(f"{commit} is not in this clone's history (shallow clone?)")
+    bench, tree, results = run.bench, run.tree, run.results
     assert set(results) == {"interrupt:2 before", "interrupt:2"}
     before, after = results["interrupt:2 before"], results["interrupt:2"]
     # (A tree with interrupt pacing may fall back to polling on a loaded machine, if the
@@ -76,12 +115,14 @@ def test_monitor_cpu_runs_before_and_after_against_an_older_tree(
         assert bench.rows(result)["paced by"] == result["pacing"]
 
 
-def test_the_breakdown_times_the_session_runner_apart_from_the_loops_own_hooks() -> None:
+def test_the_breakdown_times_the_session_runner_apart_from_the_loops_own_hooks(
+    runs: Callable[[str], Run],
+) -> None:
     """``--breakdown`` wraps every hook, wherever the app put the session runner (it goes
     before the link's poll): each wake calls the runner once, timed as the session's, and the
     link, LED, health and watchdog hooks as the loop's."""
-    results = benchmark().measure(["interrupt:2"], 0.5, False, None, True)
-    result = results["interrupt:2"]
+    result = runs(BREAKDOWN_WITH).results["interrupt:2"]
+    assert result["breakdown"]
     start, end = result["marks"]["start"], result["marks"]["end"]
     calls = {
         part: end["timed_calls"][part] - start["timed_calls"][part] for part in end["timed_calls"]
@@ -94,13 +135,17 @@ def test_the_breakdown_times_the_session_runner_apart_from_the_loops_own_hooks()
     assert end["hooks_cpu_s"] > start["hooks_cpu_s"]
 
 
-def test_by_default_only_what_the_estimate_subtracts_is_timed() -> None:
+def test_by_default_only_what_the_estimate_subtracts_is_timed(
+    runs: Callable[[str], Run],
+) -> None:
     """A timed call costs the loop more than the correction takes off, so a part the estimate
     keeps (the decision, the session runner) is timed only with ``--breakdown``: without it,
     its rows say so, and the chip model's bus answers (which the estimate subtracts) are
     still timed."""
-    bench = benchmark()
-    result = bench.measure(["interrupt:2"], 0.5, False, None)["interrupt:2"]
+    (default,) = (commit for commit in OLDER_TREES if commit != BREAKDOWN_WITH)
+    run = runs(default)
+    bench, result = run.bench, run.results["interrupt:2"]
+    assert not result["breakdown"]
     start, end = result["marks"]["start"], result["marks"]["end"]
     calls = {
         part: end["timed_calls"][part] - start["timed_calls"][part] for part in end["timed_calls"]
