@@ -221,8 +221,8 @@ class RenderedPlan:
 @pytest.fixture(scope="module")
 def plan_rendered(tmp_path_factory: pytest.TempPathFactory) -> RenderedPlan:
     """The plan's 100 prompts rendered once (by :meth:`PromptCache.render_all`, as the command
-    does), for the command's test and the cache's: each rendering took 100 runs of espeak-ng.
-    Neither test renders or removes a prompt of it."""
+    does), for the command's tests and the cache's: each rendering took 100 runs of espeak-ng.
+    None of them renders or removes a prompt of it (the assigned plans' test copies them)."""
     import contextlib
     import io
 
@@ -1228,8 +1228,14 @@ def test_a_plan_assigned_to_the_runner_goes_to_a_speaker_that_prepares() -> None
 
 @needs_espeak
 def test_the_prompts_command_renders_the_assigned_plan_and_prunes_the_old_one(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], prompts: Prompts
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    prompts: Prompts,
+    plan_rendered: RenderedPlan,
 ) -> None:
+    """The configured plan's prompts are in the cache already (copied from
+    :func:`plan_rendered`, whose test sees the command render them all): the assigned plans'
+    are rendered beside them, and the unassigned one's pruned."""
     from firmware.storage.database import connect
     from firmware.storage.plans import assign_plan
     from launcher.cli import main
@@ -1237,6 +1243,9 @@ def test_the_prompts_command_renders_the_assigned_plan_and_prunes_the_old_one(
     config = tmp_path / "config.toml"
     config.write_text('[storage]\ndatabase = "events.db"\n[session]\nplan = "alternate-2-2"\n')
     cache = PromptCache(tmp_path / "prompts", "en", 150)
+    shutil.copytree(plan_rendered.folder / "prompts", cache.directory)
+    configured = prompts.all_for_plan(resolve_plan("alternate-2-2"))
+    assert all(cache.cached(t) is not None for t in configured)
     first, second = _plan("Anna, week 1", 3), _plan("Anna, week 2", 4)
     for plan in (first, second):
         conn = connect(tmp_path / "events.db")
@@ -1247,7 +1256,6 @@ def test_the_prompts_command_renders_the_assigned_plan_and_prunes_the_old_one(
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("alternate-2-2 and Anna, week 1 in English")
     assert out[1].startswith("alternate-2-2 and Anna, week 2 in English")
-    configured = prompts.all_for_plan(resolve_plan("alternate-2-2"))
     in_use = {*configured, *prompts.all_for_plan(second)}
     dropped = [t for t in prompts.all_for_plan(first) if t not in in_use]
     assert dropped and all(cache.cached(t) is None for t in dropped)
