@@ -536,12 +536,15 @@ class PlainDemo:
     code: int
     printed: str
     result: DemoResult
+    database: Path
+    """Its event store."""
 
 
 @pytest.fixture(scope="module")
 def plain_demo(tmp_path_factory: pytest.TempPathFactory) -> PlainDemo:
     """``run_demo`` with no live line on a simulated clock, run once for the tests that read
-    what it printed (nothing of it is changed by them)."""
+    what it printed or stored (nothing of it is changed by them), on a machine in India (for
+    the stored events' zone: nothing else it prints has one)."""
     import io
 
     walks: list[DemoResult] = []
@@ -551,17 +554,15 @@ def plain_demo(tmp_path_factory: pytest.TempPathFactory) -> PlainDemo:
         return walks[-1]
 
     out = io.StringIO()
+    database = tmp_path_factory.mktemp("plain-demo") / "d.db"
     with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TZ", "Asia/Kolkata")
         patch.setattr(demo_command, "run_session", walk)
         code = demo_command.run_demo(
-            database=tmp_path_factory.mktemp("plain-demo") / "d.db",
-            live=False,
-            out=out,
-            broker_ok=False,
-            clock=SimClock(),
+            database=database, live=False, out=out, broker_ok=False, clock=SimClock()
         )
     (result,) = walks
-    return PlainDemo(code, out.getvalue(), result)
+    return PlainDemo(code, out.getvalue(), result, database)
 
 
 def test_the_demo_off_a_terminal_prints_its_cues_led_and_spoken_prompts_as_plain_lines(
@@ -583,24 +584,19 @@ def test_the_demo_off_a_terminal_prints_its_cues_led_and_spoken_prompts_as_plain
     assert "\x1b" not in printed and "\r" not in printed
 
 
-def test_the_demo_s_stored_events_say_the_zone_of_their_times(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_demo_s_stored_events_say_the_zone_of_their_times(plain_demo: PlainDemo) -> None:
     """The demo's list of stored events gave each time of day with no zone, where the
     dashboard and ``retroguard sessions`` ("Times in UTC.") name theirs. On a machine in
-    India the heading now says IST, and each time is the event's stamp read in IST."""
+    India (:func:`plain_demo` runs there) the heading now says IST, and each time is the
+    event's stamp read in IST."""
     import datetime as dt
-    import io
     from zoneinfo import ZoneInfo
 
     from firmware.storage.events import EventStore
-    from launcher.demo import run_demo
 
-    monkeypatch.setenv("TZ", "Asia/Kolkata")
-    out = io.StringIO()
-    db = tmp_path / "d.db"
-    assert run_demo(database=db, live=False, out=out, broker_ok=False, clock=SimClock()) == 0
-    printed = out.getvalue().splitlines()
+    assert plain_demo.code == 0
+    db = plain_demo.database
+    printed = plain_demo.printed.splitlines()
     heading = next(line for line in printed if "events stored" in line)
     assert re.fullmatch(r"\d+ events stored \(times in IST\):", heading), heading
     first = printed[printed.index(heading) + 1]
