@@ -1153,16 +1153,16 @@ def test_a_backward_interval_broken_by_a_trip_is_not_one_straight_stretch(
     whole backward time, so the session counted at goal."""
     from core.progress import at_goal, done
 
-    rig = make_rig(tmp_path, detector=TripAt(31.0))  # plan time ~300 s at 10x
+    rig = make_rig(tmp_path, detector=TripAt(16.3))  # plan time ~295 s at 20x
     rig.run_for(1.0)
     rig.press_reset()
-    runner = attach_session(rig.app, TEN_BACKWARD, time_scale=10.0)
+    runner = attach_session(rig.app, TEN_BACKWARD, time_scale=20.0)
     runner.request("start")
-    rig.run_for(35.0 - rig.clock.monotonic())
+    rig.run_for(20.0 - rig.clock.monotonic())
     assert runner.state is SessionState.PAUSED and runner.pause_cause is PauseCause.TRIP
-    rig.run_for(5.0)  # standing, tripped (the plan's clock stands still: as long as a minute)
+    rig.run_for(5.0)  # standing, tripped (the plan's clock stands still: as long as 100 s)
     rig.press_reset()
-    rig.run_for(40.0)  # the 36 s of plan left at 10x, and the resume
+    rig.run_for(22.0)  # the 18 s of plan left at 20x, and the resume
     assert runner.state is SessionState.FINISHED
     record = runner.finished[-1]
     assert record.status == "completed" and record.trips == 1
@@ -1177,13 +1177,13 @@ def test_a_backward_interval_broken_by_a_trip_is_not_one_straight_stretch(
 def test_a_walker_pause_also_breaks_the_backward_stretch(tmp_path: Path) -> None:
     """Any stop of the plan's clock (here the walker's pause) ends a straight stretch."""
     rig = armed_rig(tmp_path)
-    runner = attach_session(rig.app, TEN_BACKWARD, time_scale=10.0)
+    runner = attach_session(rig.app, TEN_BACKWARD, time_scale=20.0)
     runner.request("start")
-    rig.run_for(40.0)  # ~400 s of plan
+    rig.run_for(20.0)  # ~400 s of plan
     runner.request("pause")
     rig.run_for(5.0)
     runner.request("resume")
-    rig.run_for(40.0)
+    rig.run_for(20.0)
     assert runner.state is SessionState.FINISHED
     record = runner.finished[-1]
     assert record.pauses == 1 and record.done_s == pytest.approx(660.0, abs=0.5)
@@ -1207,9 +1207,9 @@ def test_adjacent_backward_intervals_are_one_straight_stretch(tmp_path: Path) ->
         ),
     )
     rig = armed_rig(tmp_path)
-    runner = attach_session(rig.app, plan, time_scale=10.0)
+    runner = attach_session(rig.app, plan, time_scale=20.0)
     runner.request("start")
-    rig.run_for(75.0)
+    rig.run_for(40.0)
     assert runner.state is SessionState.FINISHED
     record = runner.finished[-1]
     assert record.longest_backward_s == pytest.approx(600.0, abs=0.5)
