@@ -309,6 +309,11 @@ CHILD = (
 """A monitor child's command (``python -c``; its arguments: the config and the result file)."""
 WARM_UP_S = 3.0
 """After arming, before the window: start-up work (imports, the courier, arming) is not measured."""
+PRESS_HELD_S = 0.6
+"""How long the simulated finger holds reset: past the chirp (firmware.presses.ARM_HOLD_S)."""
+PRESS_APART_S = 1.2
+"""From letting go to the next press while the monitor has not armed: twice the press
+patterns' gap (firmware.presses.PATTERN_GAP_S), so each press starts a sequence of its own."""
 
 CONFIG = """\
 [device]
@@ -614,8 +619,11 @@ def monitor_child(config_path: str, out_path: str) -> int:
     gpio.relay.hold = hold_and_record  # type: ignore[method-assign]
 
     def arm_once(monitor: Monitor) -> None:
-        # Press at STANDBY, again each second while the sensor-worn check still waits for
-        # a body; never again once armed.
+        # Press at STANDBY, again while the sensor-worn check still waits for a body; never
+        # again once armed. Each press is let go more than the press patterns' gap
+        # (firmware.presses.PATTERN_GAP_S, 0.6 s) before the next: closer, the presses were
+        # one sequence, whose second and third are never reset presses ("pressed twice",
+        # then a call for help under load), and the monitor never armed (120 s timeout).
         nonlocal pressed, announced, next_press
         finger.poll()
         state = monitor.controller.state
@@ -623,8 +631,8 @@ def monitor_child(config_path: str, out_path: str) -> int:
         if state is SafetyState.ARMED:
             pressed = True
         elif state is SafetyState.STANDBY and not pressed and now >= next_press:
-            next_press = now + 1.0
-            finger.press_at(now, now + 0.6)  # held past the chirp (firmware.presses)
+            next_press = now + PRESS_HELD_S + PRESS_APART_S
+            finger.press_at(now, now + PRESS_HELD_S)
         if state is SafetyState.ARMED and not announced:
             announced = True
             print("armed", flush=True)
