@@ -13,6 +13,7 @@ back on line.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -144,6 +145,19 @@ def _ended(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else f"{text}."
 
 
+def with_name(text: str, walker: str | None, who: str | None) -> str:
+    """``text``, a treadmill's answer, with the walker it names by id (``walker``: "Walker
+    carla-diaz's progression ... is now held", "walker bob is already at the first stage")
+    named ``who``, as the page names them (:func:`caregiver.walkers.named`): the physio never
+    typed an id. Said when the page is drawn, from the names it reads then (ingest stores the
+    device's words: a reply is never held up by, nor aborts a batch on, a read of names).
+    Unchanged without a name, and for another walker's id ("walker bobby" is not Bob's)."""
+    if walker is None or who is None or who == walker:
+        return text
+    named_by_id = re.compile(rf"\b[Ww]alker {re.escape(walker)}(?![\w-])")
+    return named_by_id.sub(lambda _: who, text)
+
+
 @dataclass(frozen=True, slots=True)
 class CommandView:
     """A sent command as the plan page shows it."""
@@ -152,6 +166,9 @@ class CommandView:
     state: AnswerState
     offline: bool = False
     """Unanswered, and sent while the device said it was offline: it never got it."""
+    who: str | None = None
+    """Its walker as the page names them (:func:`caregiver.walkers.named`; None: no name to
+    say, the answer names them as the treadmill did): :func:`with_name`."""
 
     @property
     def text(self) -> str:
@@ -164,7 +181,8 @@ class CommandView:
             case "accepted":
                 return f"Accepted. {self.answer or 'Stored.'}"
             case "refused":
-                return f"Refused: {_ended(self.sent.answer or 'no reason given')}"
+                said = with_name(self.sent.answer or "no reason given", self.sent.walker, self.who)
+                return f"Refused: {_ended(said)}"
             case _:
                 return (
                     f"No answer after {ANSWER_TIMEOUT_S:g} s: the treadmill may be off or off "
@@ -175,8 +193,9 @@ class CommandView:
     @property
     def answer(self) -> str:
         """What the treadmill did, as a sentence (:func:`as_sentence`: rows stored before
-        read alike); "" before it answered."""
-        return as_sentence(self.sent.answer or "")
+        read alike), naming its walker as the page does (:func:`with_name`); "" before it
+        answered."""
+        return as_sentence(with_name(self.sent.answer or "", self.sent.walker, self.who))
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -196,13 +215,15 @@ def view_of(
     now: float,
     timeout_s: float = ANSWER_TIMEOUT_S,
     offline_since: float | None = None,
+    who: str | None = None,
 ) -> CommandView:
     """``offline_since``: when the service last heard the device, which said then that it is
     offline (None: not offline). A command still unanswered that was sent from then on was
     not delivered: the device's session is clean, the broker kept nothing for it. The page
     said "Sent, waiting for the treadmill's answer." beside a card saying "Monitor offline",
-    then that the treadmill gets it when it is back: it never did."""
+    then that the treadmill gets it when it is back: it never did. ``who``: its walker as the
+    page names them (:attr:`CommandView.who`)."""
     offline = offline_since is not None and sent.sent_at >= offline_since
     if sent.status == "pending" and now - sent.sent_at >= timeout_s:
-        return CommandView(sent, "no answer", offline)
-    return CommandView(sent, sent.status, offline)
+        return CommandView(sent, "no answer", offline, who)
+    return CommandView(sent, sent.status, offline, who)

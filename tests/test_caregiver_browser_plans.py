@@ -16,7 +16,7 @@ import msgspec
 import pytest
 
 from caregiver.service import CaregiverService
-from core.protocol.messages import PlanStored
+from core.protocol.messages import PlanStored, ProgressionHeld
 from core.protocol.payloads import reply_payload
 from tests.browser_support import NEEDS_CHROMIUM, logged_in, sign_in
 from tests.browser_support import shot as _shot
@@ -796,3 +796,71 @@ def test_a_progress_page_opened_from_the_card_stays_its_walker_s_when_another_wa
     page.screenshot(path=_shot(tmp_path, service, f"progress-stays-anna-{width}.png"))
     assert page.problems == [] and failed == [], (page.problems, failed)
     device.close()
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_the_treadmill_s_answers_name_the_walker_as_the_page_does(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """The physio sends Carla Díaz a plan by hand while her progression runs, then asks to
+    step her progression back at its first stage: the treadmill answers "Walker
+    carla-diaz's progression ... is now held" and refuses "walker carla-diaz is already at
+    the first stage". Both rows say "Carla Díaz", as the row's "for Carla Díaz" does, the one
+    arriving live (``plan.js``) and after a reload; before, they said her id."""
+    from playwright.sync_api import expect
+
+    from core.protocol.walker import DEFAULT_WALKER, Walker
+    from tests.plan_walkers_support import roster
+
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        assert service.ingestor.wait_for(lambda: service.store.device(DEVICE) is not None)
+        roster(service, device, DEFAULT_WALKER, Walker("carla-diaz", "Carla Díaz"))
+        page = _page(browser, service, "ann", PASSWORD, width=width)
+        page.goto(f"{service.url}/devices/{DEVICE}/plan?walker=carla-diaz")
+        page.select_option("#preset", "alternate-2-2")
+        page.click("#plan-form button[type=submit]")
+        row = page.locator("#plan-answers tr.just-sent")
+        expect(row).to_have_attribute("data-state", "pending")
+        command = device.wait_command("plan")
+        held = ProgressionHeld(
+            progression="toward-10-minutes", stage=1, stages=9, plan="alternate-2-2"
+        )
+        result = msgspec.structs.asdict(
+            PlanStored(
+                plan="alternate-2-2", revision=3, intervals=15, minutes=30.0,
+                backward_minutes=14.0, applies="at the next session start",
+                walker="carla-diaz", progression_held=held,
+            )
+        )  # fmt: skip
+        device.publish("reply", reply_payload(DEVICE, "plan", command["id"], True, result))
+        expect(row).to_have_attribute("data-state", "accepted")  # live, no reload
+        expect(row.locator(".answer")).to_contain_text(
+            "Carla Díaz's progression toward-10-minutes at stage 1 of 9 is now held"
+        )
+        expect(row.locator(".answer")).not_to_contain_text("carla-diaz")
+        page.click("#progression button[value=step_back]")
+        back = device.wait_command("progression")
+        refusal = (
+            "walker carla-diaz is already at the first stage of toward-10-minutes (stage 1 of "
+            "9): nothing to step back to"
+        )
+        device.publish(
+            "reply", reply_payload(DEVICE, "progression", back["id"], False, error=refusal)
+        )
+        refused = page.locator("#plan-answers tr.just-sent")
+        expect(refused).to_have_attribute("data-state", "refused")
+        expect(refused.locator(".answer")).to_have_text(
+            "Refused: Carla Díaz is already at the first stage of toward-10-minutes (stage 1 "
+            "of 9): nothing to step back to."
+        )
+        page.reload()  # drawn by the page too, not only by its script
+        answers = page.locator("#plan-answers .answer")
+        expect(answers.nth(0)).to_contain_text("Refused: Carla Díaz is already")
+        expect(answers.nth(1)).to_contain_text("Carla Díaz's progression toward-10-minutes")
+        answers.nth(0).scroll_into_view_if_needed()
+        page.screenshot(path=_shot(tmp_path, service, f"plan-answers-named-{width}.png"))
+        assert page.problems == []
+    finally:
+        device.close()

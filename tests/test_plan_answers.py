@@ -331,3 +331,51 @@ def test_what_was_sent_names_its_walker_by_id_when_the_names_cannot_be_read(
         assert newest.summary.endswith("(30 min in all), for Carla Díaz")
     finally:
         device.close()
+
+
+def test_the_treadmill_s_answer_names_the_walker_as_the_page_does() -> None:
+    """The treadmill names a walker by id in what it answers ("Walker carla-diaz's
+    progression ... is now held", a refusal's "walker bob is already at the first stage"):
+    the page said ids nobody typed beside a row "for Carla Díaz". The answer is said with the
+    walker's name when the page is drawn (the stored answer, what a program reads, unchanged:
+    ingest never reads the walkers' names to store a reply); an answer about another walker,
+    or a walker the page has no name for, is left as the treadmill said it."""
+    held = ProgressionHeld(progression="toward-10-minutes", stage=2, stages=9, plan="week-2")
+    plan = PlanStored(
+        plan="alternate-2-2",
+        revision=3,
+        intervals=15,
+        minutes=30.0,
+        backward_minutes=14.0,
+        applies="at the next session start",
+        walker="carla-diaz",
+        progression_held=held,
+    )
+    said = answer_of(_reply("plan", msgspec.to_builtins(plan)))
+    assert "Walker carla-diaz's progression" in said  # the stored answer: the device's id
+    accepted = SentCommand(
+        "cg-1", DEVICE, "plan", "plan x", "ann", 1.0, "accepted", 2.0, said, "carla-diaz"
+    )
+    view = CommandView(accepted, "accepted", who="Carla Díaz")
+    assert "Carla Díaz's progression toward-10-minutes at stage 2 of 9 is now held" in view.text
+    assert "carla-diaz" not in view.text and "carla-diaz" not in view.answer
+    assert view.as_json()["answer"] == said and view.as_json()["text"] == view.text
+    refusals = {
+        "walker bob is already at the first stage of toward-10-minutes (stage 1 of 9): nothing "
+        "to step back to": "Refused: Bob is already at the first stage of toward-10-minutes "
+        "(stage 1 of 9): nothing to step back to.",
+        "walker bob's progression toward-10-minutes is already held: nothing to hold": (
+            "Refused: Bob's progression toward-10-minutes is already held: nothing to hold."
+        ),
+        "no progression is assigned to walker bob on this device": (
+            "Refused: no progression is assigned to Bob on this device."
+        ),
+        # another walker's id (bobby) is not Bob's
+        "walker bobby is not bob": "Refused: walker bobby is not bob.",
+    }
+    for answer, text in refusals.items():
+        refused = SentCommand(
+            "cg-2", DEVICE, "progression", "step back", "ann", 1.0, "refused", 2.0, answer, "bob"
+        )
+        assert CommandView(refused, "refused", who="Bob").text == text
+        assert CommandView(refused, "refused").text == f"Refused: {answer}."  # no name known

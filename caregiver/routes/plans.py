@@ -39,7 +39,14 @@ from caregiver.schedule_form import NAME_EXAMPLE as SCHEDULE_NAME_EXAMPLE
 from caregiver.schedule_form import STAGES_EXAMPLE, schedule_command
 from caregiver.storage import WalkSession
 from caregiver.story import device_link
-from caregiver.walkers import UnknownWalker, for_plans, named, offered, weeks_zone
+from caregiver.walkers import (
+    UnknownWalker,
+    for_plans,
+    named,
+    offered,
+    walkers_shown,
+    weeks_zone,
+)
 from core.plan_presets import PRESETS, PROGRESSIONS, stage_words
 from core.progress import prescribed_in, week_of
 from core.protocol.commands import (
@@ -286,7 +293,10 @@ def routes(site: Site) -> list[BaseRoute]:
         offline = device is not None and device["availability"] == "offline"
         since = (device["last_seen"] or 0.0) if device and offline else None
         sent = backend.store.sent_commands(device_id)
-        return [view_of(c, now, offline_since=since) for c in sent]
+        # each answer naming its walker as the page does, by the names read now (none
+        # readable: by the id the treadmill said)
+        names = walkers_shown(backend.store, device_id) if sent else []
+        return [view_of(c, now, offline_since=since, who=named(c.walker, names)) for c in sent]
 
     def in_force(device_id: str, asked: str | None, sent: list[CommandView]) -> InForce:
         """What is in force for the walker ``asked`` (else the one who walked last): their
