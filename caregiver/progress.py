@@ -28,7 +28,7 @@ import msgspec
 from caregiver import walkers
 from caregiver.localtime import zone_said
 from caregiver.storage import Part, StorageFault, Store, Table, Use, WalkSession
-from core.plan_presets import stage_words
+from core.plan_presets import stage_plan, stage_words
 from core.progress import (
     GOAL_BACKWARD_MIN,
     GOAL_SESSIONS_PER_WEEK,
@@ -46,7 +46,14 @@ from core.progress import (
     week_start,
     weekly_progress,
 )
-from core.protocol.plan import DIRECTIONS, IntervalWalk, plan_words, weeks_stretch_s
+from core.protocol.messages import StageMessage
+from core.protocol.plan import (
+    DIRECTIONS,
+    IntervalWalk,
+    backward_stretch_s,
+    plan_words,
+    weeks_stretch_s,
+)
 from core.protocol.walker import DEFAULT_WALKER, Walker
 
 log = logging.getLogger(__name__)
@@ -206,6 +213,25 @@ def week_stretches(
     for s in sessions:
         weeks.setdefault(week_of(utc_of(s.started_wall), zone), []).append(walks.get(s.id, ()))
     return {week: weeks_stretch_s(walked) for week, walked in weeks.items()}
+
+
+def next_plan_stretch(
+    stage: StageMessage | None,
+    sessions: Sequence[WalkSession],
+    walks: Mapping[str, tuple[IntervalWalk, ...]],
+) -> float | None:
+    """The longest backward stretch the walker's next session's plan prescribes, for a week
+    with no session yet (:func:`core.progress.stretch_value`): their stage's plan while it
+    moves on by itself (:func:`core.plan_presets.stage_plan`), else the plan their latest
+    session walked (``sessions`` newest first, ``walks`` by :func:`session_walks`); None when
+    neither is known (a held stage may be a plan set by hand, so it is not read as the
+    stage's)."""
+    if stage is not None and stage.status != "held":
+        plan = stage_plan(stage)
+        if plan is not None:
+            return backward_stretch_s(plan)
+    walk = walks.get(sessions[0].id) if sessions else None
+    return backward_stretch_s(walk) if walk else None
 
 
 def card_plan(store: Store, device_id: str) -> str:

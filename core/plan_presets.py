@@ -74,11 +74,15 @@ def stage_words(stage: StageMessage) -> str:
     progression file names presets by name: ``core.protocol.plan.progression_from_builtins``);
     a custom stage's plan is never guessed at. The dashboard's progress and plan pages and
     ``retroguard watch`` say a stage so: its plan's name alone was a label to look up."""
+    plan = stage_plan(stage)
+    return plan_words(plan, stage.sessions_per_week) if plan is not None else ""
+
+
+def stage_plan(stage: StageMessage) -> Plan | None:
+    """The stage's plan when this service can know it (:func:`stage_words`), else None."""
     preset = PROGRESSIONS.get(stage.progression)
     if preset is not None and len(preset.stages) == stage.stages:
         ours = preset.stages[stage.stage - 1]
         if ours.plan.name == stage.stage_name:
-            return plan_words(ours.plan, stage.sessions_per_week)
-    if stage.stage_name in PRESETS:
-        return plan_words(PRESETS[stage.stage_name], stage.sessions_per_week)
-    return ""
+            return ours.plan
+    return PRESETS.get(stage.stage_name)

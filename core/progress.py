@@ -425,19 +425,36 @@ def adherence_words(done: int, prescribed: int) -> str:
     return f"{done} of {prescribed} prescribed sessions done"
 
 
-def stretch_words(longest_s: float, plan_stretch_s: float | None = None) -> str:
+def stretch_words(
+    longest_s: float, plan_stretch_s: float | None = None, sessions: int | None = None
+) -> str:
     """Progression as every place that shows the week says it: ``longest backward stretch
     4.0 of 10 min``. ``plan_stretch_s``: the longest stretch the week's plans prescribe
     (:func:`core.protocol.plan.backward_stretch_s`; None: not known). A plan that cannot hold
     the goal's 10 minutes (the 2/2 plan: 2) is said so, not measured against them: ``longest
     backward stretch 2.0 min (the 10-minute goal comes with later plans)`` — "2.0 of 10 min"
-    read as failing to a walker doing exactly what was prescribed."""
-    return f"longest backward stretch {stretch_value(longest_s, plan_stretch_s)}"
+    read as failing to a walker doing exactly what was prescribed. ``sessions``: the week's
+    (None: not said); a week with none says so (:func:`stretch_value`)."""
+    return f"longest backward stretch {stretch_value(longest_s, plan_stretch_s, sessions)}"
 
 
-def stretch_value(longest_s: float, plan_stretch_s: float | None = None) -> str:
+def stretch_value(
+    longest_s: float, plan_stretch_s: float | None = None, sessions: int | None = None
+) -> str:
     """:func:`stretch_words` without its subject, for a page that labels it ("Longest
-    backward stretch: 2.0 min (the 10-minute goal comes with later plans)")."""
+    backward stretch: 2.0 min (the 10-minute goal comes with later plans)").
+
+    A week with no session (``sessions`` 0) has no stretch to measure: "none (no session
+    walked)", with what the walker's plan holds when it is short of the goal (``plan_stretch_s``:
+    their next session's plan). It read "0.0 of 10 min", a figure that looked measured,
+    against a goal a walker on a 6-minute plan could not yet reach."""
+    if sessions == 0:
+        if short_of_goal(0.0, plan_stretch_s) and plan_stretch_s is not None:
+            return (
+                f"none (no session walked; the plan's longest is {plan_stretch_s / 60:.1f} min: "
+                f"the {GOAL_BACKWARD_MIN:g}-minute goal comes with later plans)"
+            )
+        return "none (no session walked)"
     if short_of_goal(longest_s, plan_stretch_s):
         return (
             f"{longest_s / 60:.1f} min (the {GOAL_BACKWARD_MIN:g}-minute goal comes with later "
@@ -470,15 +487,15 @@ def week_goal_parts(
 ) -> tuple[str, str, str]:
     """:func:`week_goal_words` in its parts, for a page that marks each: the adherence, the
     stretch, and the sessions at goal (" (1 of 3 sessions at goal)"; "" on plans that cannot
-    hold the goal)."""
+    hold the goal, or in a week with no session)."""
     at_goal_said = (
         ""
-        if short_of_goal(week.longest_backward_s, plan_stretch_s)
+        if short_of_goal(week.longest_backward_s, plan_stretch_s) or not week.sessions
         else f" ({week.at_goal} of {GOAL_SESSIONS_PER_WEEK} sessions at goal)"
     )
     return (
         adherence_words(week.done, week.prescribed),
-        stretch_words(week.longest_backward_s, plan_stretch_s),
+        stretch_words(week.longest_backward_s, plan_stretch_s, week.sessions),
         at_goal_said,
     )
 

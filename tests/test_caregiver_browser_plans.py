@@ -864,3 +864,49 @@ def test_the_treadmill_s_answers_name_the_walker_as_the_page_does(
         assert page.problems == []
     finally:
         device.close()
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_a_walker_on_a_short_plan_with_no_session_this_week_reads_none_not_0_0(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """Carla Díaz walks a 6-minute plan (3 min backward, 3 forward) and walked it last week,
+    not yet this week: her progress page said "longest backward stretch 0.0 of 10 min (0 of
+    3 sessions at goal)", a measured-looking 0.0 against a goal her plan cannot hold. It says
+    no session was walked, what her plan holds and that the goal comes with later plans."""
+    import datetime as dt
+
+    from playwright.sync_api import expect
+
+    from core.protocol.plan import plan_from_builtins
+    from core.protocol.walker import DEFAULT_WALKER, Walker
+    from tests.caregiver_support import session_record, walked
+    from tests.plan_walkers_support import roster
+
+    carla = Walker("carla-diaz", "Carla Díaz")
+    rows = [{"direction": "backward", "minutes": 3}, {"direction": "forward", "minutes": 3}]
+    short = plan_from_builtins({"name": "Carla, week 1", "intervals": rows})
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        roster(service, device, DEFAULT_WALKER, carla)
+        last_week = dt.datetime.now(dt.UTC) - dt.timedelta(days=8)
+        record = session_record(DEVICE, last_week, backward_min=3, longest_min=3, total_min=6)
+        device.session(msgspec.structs.replace(walked(record, short), walker=carla))
+        assert service.ingestor.wait_for(lambda: service.ingestor.sessions_stored >= 1)
+        page = _page(browser, service, "ann", PASSWORD, width=width)
+        page.goto(f"{service.url}/devices/{DEVICE}/progress?walker=carla-diaz")
+        said = (
+            "none (no session walked; the plan's longest is 3.0 min: the 10-minute goal comes "
+            "with later plans)"
+        )
+        expect(page.locator("#longest-stretch .stat-value")).to_have_text(said)
+        expect(page.locator("#goal .goal-count")).to_have_text(
+            f"This week: 0 of 3 prescribed sessions done; longest backward stretch {said}"
+        )
+        expect(page.locator("#goals")).not_to_contain_text("0.0")
+        page.locator("#goals").scroll_into_view_if_needed()
+        page.screenshot(path=_shot(tmp_path, service, f"progress-short-plan-{width}.png"))
+        assert page.problems == []
+    finally:
+        device.close()

@@ -195,3 +195,27 @@ def test_the_progress_page_lists_a_missed_week_and_this_one_with_none_done() -> 
     ]
     assert view["milestone"].weeks_at_goal == 1
     assert progress_view([], MONDAY.timestamp(), dt.UTC)["weeks"] == []  # no sessions: none
+
+
+def test_the_plan_a_week_without_a_session_is_measured_by_is_the_walker_s_next() -> None:
+    """This week has no session yet: the stretch is said against the plan the walker walks
+    next (their stage's, while it moves on by itself; else their latest session's), so a
+    walker on a short plan is not read against 10 minutes before they have walked."""
+    import msgspec
+
+    from caregiver.progress import next_plan_stretch
+    from core.plan_presets import PRESETS
+    from tests.caregiver_support import walked
+    from tests.stage_support import STAGE_EXAMPLE
+
+    record = session_record("t", MONDAY, backward_min=3, longest_min=3, total_min=6)
+    row = parse_summary(received(walked(record, PRESETS["alternate-2-2"])), "t")[0]
+    assert row is not None
+    short = {row.id: (("backward", 180.0, ""), ("forward", 180.0, ""))}  # a 6-minute plan
+    assert next_plan_stretch(None, [row], short) == 180.0  # the latest session's plan
+    assert next_plan_stretch(None, [], {}) is None  # nothing known
+    assert next_plan_stretch(None, [row], {}) is None  # its intervals not known
+    # a stage moving on by itself: its plan (alternate-2-2: 2 min), not the session's
+    assert next_plan_stretch(STAGE_EXAMPLE, [row], short) == 120.0
+    held = msgspec.structs.replace(STAGE_EXAMPLE, status="held", held=True)
+    assert next_plan_stretch(held, [row], short) == 180.0  # held: maybe a plan by hand

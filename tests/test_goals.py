@@ -332,3 +332,29 @@ def test_retroguard_sessions_lists_only_the_walked_weeks_when_a_wrong_clock_date
     assert rows == ["0002-W02", "2026-W10", "2026-W12"]
     assert "(Only the weeks with sessions: the weeks from 0002-W02 to 2026-W13 are" in text
     assert "a session dated in 0002-W02 was recorded with the treadmill's clock wrong.)" in text
+
+
+def test_a_week_with_no_session_says_none_not_0_0_of_10_min() -> None:
+    """A walker on a 6-minute plan (3 min backward at most) who has not walked yet this week
+    read "longest backward stretch 0.0 of 10 min (0 of 3 sessions at goal)" on the progress
+    page: a figure that looks measured, against a goal their plan cannot yet hold. A week
+    with no session says there is none to measure, and, when the walker's plan is known to be
+    short of the goal, what it holds and that the goal comes with later plans."""
+    from core.progress import WeekProgress, stretch_value, week_goal_parts
+
+    empty = WeekProgress("2026-W10", 0, 0, 0.0, 0.0, prescribed=3)
+    assert week_goal_words(empty, 180.0) == (
+        "0 of 3 prescribed sessions done; longest backward stretch none (no session walked; "
+        "the plan's longest is 3.0 min: the 10-minute goal comes with later plans)"
+    )
+    assert week_goal_parts(empty, None) == (
+        "0 of 3 prescribed sessions done",
+        "longest backward stretch none (no session walked)",
+        "",  # no "(0 of 3 sessions at goal)" to a week without one
+    )
+    assert stretch_value(0.0, 600.0, sessions=0) == "none (no session walked)"  # 10 min
+    # a week walked says its figure as before
+    assert stretch_value(0.0, 180.0, sessions=1) == (
+        "0.0 min (the 10-minute goal comes with later plans)"
+    )
+    assert stretch_value(120.0, None) == "2.0 of 10 min"

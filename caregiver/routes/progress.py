@@ -23,6 +23,7 @@ from caregiver.earlier_weeks import RECENT_WEEKS, is_recent, shorten
 from caregiver.progress import (
     HISTORY_SESSIONS,
     TABLE_SESSIONS,
+    next_plan_stretch,
     progress_view,
     session_walks,
     week_stretches,
@@ -116,6 +117,8 @@ def routes(site: Site) -> list[BaseRoute]:
         found, _, walks = await run_in_threadpool(trends_of, device_id, shown.walker)
         this_week = view["this_week"]
         stretches = week_stretches(shown.sessions, walks, shown.zone)
+        if not this_week.sessions:  # none walked yet: said against the plan walked next
+            stretches[this_week.week] = next_plan_stretch(shown.stage, shown.sessions, walks)
         every = request.query_params.get("weeks") == ALL_WEEKS
         short = shorten(view["weeks"], shown.sessions, walks, this_week.week, shown.zone)
         weeks = view["weeks"] if every else short.weeks
@@ -157,7 +160,9 @@ def routes(site: Site) -> list[BaseRoute]:
             # this week in the words the report, the session summary and retroguard sessions use
             week_said=week_goal_words(this_week, stretches.get(this_week.week)),
             weeks_said={wk.week: week_goal_parts(wk, stretches.get(wk.week)) for wk in weeks},
-            stretch_said=stretch_value(this_week.longest_backward_s, stretches.get(this_week.week)),
+            stretch_said=stretch_value(
+                this_week.longest_backward_s, stretches.get(this_week.week), this_week.sessions
+            ),
             **{**view, "weeks": weeks},
         )
 
