@@ -731,11 +731,14 @@ def test_what_was_sent_names_the_walker_as_the_page_does(
             page.select_option("#preset", "alternate-2-2")
             page.click("#plan-form button[type=submit]")
             device.wait_command("plan")
+        # each on its walker's page (test_what_was_sent_lists_the_walker_shown_not_every_walker)
         what = page.locator("#plan-answers td[data-label=What]")
-        expect(what).to_have_count(2)
-        expect(what.nth(0)).to_contain_text("(30 min in all), for Default walker")
-        expect(what.nth(1)).to_contain_text("(30 min in all), for Carla Díaz")
-        what.nth(1).scroll_into_view_if_needed()
+        expect(what).to_have_count(1)
+        expect(what).to_contain_text("(30 min in all), for Default walker")
+        page.goto(f"{service.url}/devices/{DEVICE}/plan?walker=carla-diaz")
+        expect(what).to_have_count(1)
+        expect(what).to_contain_text("(30 min in all), for Carla Díaz")
+        what.scroll_into_view_if_needed()
         page.screenshot(path=_shot(tmp_path, service, f"plan-sent-for-{width}.png"))
         assert page.problems == []
     finally:
@@ -907,6 +910,57 @@ def test_a_walker_on_a_short_plan_with_no_session_this_week_reads_none_not_0_0(
         expect(page.locator("#goals")).not_to_contain_text("0.0")
         page.locator("#goals").scroll_into_view_if_needed()
         page.screenshot(path=_shot(tmp_path, service, f"progress-short-plan-{width}.png"))
+        assert page.problems == []
+    finally:
+        device.close()
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_what_was_sent_lists_the_walker_shown_not_every_walker(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """The physio sends Anna a plan and Bob another: Anna's page lists what was sent for
+    Anna, Bob's what was sent for Bob, and the default walker's says nothing was sent for
+    them. Before, every walker's page listed every walker's commands, so a physio reading
+    Anna's page read "Accepted" beside Bob's plan."""
+    from playwright.sync_api import expect
+
+    from core.protocol.walker import DEFAULT_WALKER
+    from tests.plan_walkers_support import ANNA, BOB, roster
+
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        assert service.ingestor.wait_for(lambda: service.store.device(DEVICE) is not None)
+        roster(service, device, DEFAULT_WALKER, ANNA, BOB)
+        page = _page(browser, service, "ann", PASSWORD, width=width)
+        for walker, preset in (("anna", "alternate-2-2"), ("bob", "progression-week-3")):
+            page.goto(f"{service.url}/devices/{DEVICE}/plan?walker={walker}")
+            page.select_option("#preset", preset)
+            page.click("#plan-form button[type=submit]")
+            expect(page.locator("#plan-in-force")).to_have_attribute("data-walker", walker)
+        with device.got_command:  # both reached the treadmill
+            assert device.got_command.wait_for(lambda: len(device.commands) == 2, WAIT)
+        what = page.locator("#plan-answers td[data-label=What]")
+        for walker, name, preset in (
+            ("anna", "Anna", "alternate-2-2"),
+            ("bob", "Bob", "progression-week-3"),
+        ):
+            page.goto(f"{service.url}/devices/{DEVICE}/plan?walker={walker}")
+            expect(what).to_have_count(1)
+            expect(page.locator("#plan-answers h2")).to_have_text(
+                f"Sent to the treadmill for {name}"
+            )
+            expect(what).to_contain_text(f"plan {preset}:")
+            expect(what).to_contain_text(f", for {name}")
+            if walker == "bob":
+                what.scroll_into_view_if_needed()
+                page.screenshot(path=_shot(tmp_path, service, f"plan-sent-bob-{width}.png"))
+        page.goto(f"{service.url}/devices/{DEVICE}/plan?walker=default")
+        expect(what).to_have_count(0)
+        expect(page.locator("#plan-answers")).to_contain_text(
+            "Nothing has been sent from this dashboard for Default walker yet"
+        )
         assert page.problems == []
     finally:
         device.close()

@@ -4,17 +4,16 @@
 walker who walked last): what is in force for them (their latest plan, this week's
 prescription, their progression as the device publishes it — its retained ``stage/<walker>``,
 which a stage the device moved on by itself reaches too — else as the treadmill last answered
-a command, their last sessions), and
-the plans and progressions sent to the device with the device's answer to each (pending,
-accepted, refused with the reason naming the field, or no answer:
-:mod:`caregiver.plan_answers`; the page's script follows a pending one through ``GET
-/api/devices/<id>/plan-commands``) and, to a physio, the presets and a custom plan's rows
-(direction, minutes, speed note). ``POST`` (CSRF, only for a device this caregiver may see,
-and only by a physio: a caregiver's is refused with 403) checks the plan with the wire
-contract's own rules (:func:`core.protocol.plan.plan_from_builtins`: a bad one is shown
+a command, their last sessions), and the plans and progressions sent to the device for that
+walker with the device's answer to each (pending, accepted, refused with the reason naming the
+field, or no answer: :mod:`caregiver.plan_answers`; the page's script follows a pending one
+through ``GET /api/devices/<id>/plan-commands``) and, to a physio, the presets and a custom
+plan's rows (direction, minutes, speed note). ``POST`` (CSRF, only for a device this caregiver
+may see, and only by a physio: a caregiver's is refused with 403) checks the plan with the
+wire contract's own rules (:func:`core.protocol.plan.plan_from_builtins`: a bad one is shown
 again with the problem naming the field, and nothing is sent) and publishes it. The device
-stores it and uses it from the walker's next session start; it never starts, stops or
-restarts anything (docs/sessions.md).
+stores it and uses it from the walker's next session start; it never starts, stops or restarts
+anything (docs/sessions.md).
 """
 
 from __future__ import annotations
@@ -380,7 +379,9 @@ def routes(site: Site) -> list[BaseRoute]:
             default_speed=DEFAULT_SPEED,
             sent=request.query_params.get("sent"),
             may_prescribe=may_prescribe(request),
-            answers=sent,
+            # what was sent for the walker shown (and any command sent before commands kept
+            # their walker, schema 23: whose it was is not known); every walker's were listed
+            answers=[a for a in sent if a.sent.walker in (shown.walker, None)],
             walkers=await run_in_threadpool(for_plans, backend.store, device_id),
             in_force=shown,
             status_words={s.id: status_words(s) for s in shown.sessions},
