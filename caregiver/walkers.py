@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -70,6 +71,22 @@ def offered(store: Store | _Walkers, device_id: str) -> Offered:
     if not walkers:
         walkers = [(DEFAULT_WALKER.id, DEFAULT_WALKER.name)]
     return Offered(device_id, walkers, walkers[0][0])
+
+
+def by_name(walkers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``walkers`` (``(id, name)``) as the plan and progress pages' Walker select lists them:
+    by name, as a physio looks a name up — letters as they read them, case and accents aside
+    ("Émile" among the E's, not after "Zoë"), then by id for two of one name. The same order
+    whoever walked last: :attr:`Offered.walkers`' order (the one who walked last first, then
+    the roster's button order) changed after every session, and a physio looking for one
+    walker among five read the list anew each time."""
+    return sorted(walkers, key=lambda w: (_letters(w[1]), w[1], w[0]))
+
+
+def _letters(name: str) -> str:
+    """``name`` without case or accents, for :func:`by_name`."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 def for_plans(store: Store, device_id: str) -> list[tuple[str, str]]:

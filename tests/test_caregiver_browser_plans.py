@@ -568,7 +568,7 @@ def test_a_treadmill_with_one_walker_names_them_where_a_shared_one_offers_a_choi
     for path in ("plan", "progress"):
         page.goto(f"{service.url}/devices/{DEVICE}/{path}")
         expect(page.locator("#walker-only")).to_have_count(0)
-        expect(page.locator("#walker option")).to_have_text(["Default walker", "Anna"])
+        expect(page.locator("#walker option")).to_have_text(["Anna", "Default walker"])  # by name
         page.select_option("#walker", "anna")
         page.click("#walker-select button[type=submit]")
         assert page.url.endswith(f"/{path}?walker=anna")
@@ -961,6 +961,64 @@ def test_what_was_sent_lists_the_walker_shown_not_every_walker(
         expect(page.locator("#plan-answers")).to_contain_text(
             "Nothing has been sent from this dashboard for Default walker yet"
         )
+        assert page.problems == []
+    finally:
+        device.close()
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_the_walker_select_lists_walkers_by_name_whoever_walked_last(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """Five walkers share the treadmill. The plan and progress pages' Walker select listed
+    whoever walked last first, then the others in the treadmill's button order, so the list
+    changed after every session and a physio looking for Carla among five read it anew each
+    time. It lists them by name, as a physio looks a name up (Émile among the E's, not after
+    Zoë), the same whoever walked last; the walker shown without a choice is still the one who
+    walked last."""
+    import datetime as dt
+
+    from playwright.sync_api import expect
+
+    from core.plan_presets import PRESETS
+    from core.protocol.walker import DEFAULT_WALKER, Walker
+    from tests.caregiver_support import session_record, walked
+    from tests.plan_walkers_support import roster
+
+    zoe, carla, bob, emile = (
+        Walker("zoe", "Zoë"),
+        Walker("carla-diaz", "Carla Díaz"),
+        Walker("bob", "Bob"),
+        Walker("emile", "Émile"),
+    )
+    by_name = ["Bob", "Carla Díaz", "Default walker", "Émile", "Zoë"]
+    device = SimDevice(mosquitto, DEVICE)
+    now = dt.datetime.now(dt.UTC)
+
+    def walk(walker: Walker, hours_ago: float) -> None:
+        record = session_record(DEVICE, now - dt.timedelta(hours=hours_ago), backward_min=14,
+                                longest_min=2)  # fmt: skip
+        device.session(msgspec.structs.replace(walked(record, PRESETS["alternate-2-2"]),
+                                               walker=walker))  # fmt: skip
+
+    try:
+        device.online()
+        roster(service, device, DEFAULT_WALKER, zoe, carla, bob, emile)
+        walk(zoe, 2)
+        assert service.ingestor.wait_for(lambda: service.ingestor.sessions_stored >= 1)
+        page = _page(browser, service, "ann", PASSWORD, width=width)
+        for path in ("plan", "progress"):
+            page.goto(f"{service.url}/devices/{DEVICE}/{path}")
+            options = page.locator("#walker option")
+            expect(options).to_have_text(by_name)
+            expect(page.locator("#walker")).to_have_value("zoe")  # who walked last is shown
+        page.screenshot(path=_shot(tmp_path, service, f"walker-select-{width}.png"))
+        walk(bob, 1)  # Bob walks: the list stays as it was, Bob shown without a choice
+        assert service.ingestor.wait_for(lambda: service.ingestor.sessions_stored >= 2)
+        for path in ("plan", "progress"):
+            page.goto(f"{service.url}/devices/{DEVICE}/{path}")
+            expect(page.locator("#walker option")).to_have_text(by_name)
+            expect(page.locator("#walker")).to_have_value("bob")
         assert page.problems == []
     finally:
         device.close()

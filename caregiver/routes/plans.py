@@ -40,6 +40,7 @@ from caregiver.storage import WalkSession
 from caregiver.story import device_link
 from caregiver.walkers import (
     UnknownWalker,
+    by_name,
     for_plans,
     named,
     offered,
@@ -89,8 +90,8 @@ class InForce:
     walker of a treadmill with one walker ("the walker"), the default walker's name too on a
     shared one."""
     walkers: list[tuple[str, str]]
-    """Every walker of the device, ``(id, name)``, the one who walked last first: the page's
-    walker selector (:func:`caregiver.walkers.offered`)."""
+    """Every walker of the device, ``(id, name)`` (:func:`caregiver.walkers.offered`), by name:
+    the page's walker selector (:func:`caregiver.walkers.by_name`)."""
     sessions: list[WalkSession]
     """Their newest :data:`LAST_SESSIONS` sessions, newest first."""
     prescribed: int
@@ -327,7 +328,7 @@ def routes(site: Site) -> list[BaseRoute]:
             # named as the dashboard names a walker: the default walker too on a shared
             # treadmill, where "prescribed to the walker" said nobody's name
             named(walker, walkers.walkers),
-            walkers.walkers,
+            by_name(walkers.walkers),
             store.walk_sessions(device_id, LAST_SESSIONS, walker),
             prescribed,
             store.walker_stage(device_id, walker),

@@ -31,7 +31,7 @@ from caregiver.progress import (
 from caregiver.routes.site import Site
 from caregiver.storage import Device, WalkSession
 from caregiver.trends import Trend, measures_of, trends, trends_json
-from caregiver.walkers import UnknownWalker, offered, weeks_zone
+from caregiver.walkers import UnknownWalker, by_name, offered, weeks_zone
 from core.plan_presets import stage_words
 from core.progress import stretch_value, week_goal_parts, week_goal_words
 from core.protocol.messages import StageMessage
@@ -52,7 +52,8 @@ class Shown:
     walker: str
     walker_name: str
     walkers: list[tuple[str, str]]
-    """Every walker of the device, ``(id, name)`` (:func:`caregiver.walkers.offered`)."""
+    """Every walker of the device, ``(id, name)`` (:func:`caregiver.walkers.offered`), by name
+    (:func:`caregiver.walkers.by_name`): the page's walker select."""
     sessions: list[WalkSession]
     prescribed: dict[str, int]
     zone: dt.tzinfo
@@ -84,7 +85,7 @@ def routes(site: Site) -> list[BaseRoute]:
             device,
             walker,
             name,
-            walkers,
+            by_name(walkers),
             store.walk_sessions(device_id, HISTORY_SESSIONS, walker),
             store.prescribed_weeks(device_id, walker),
             weeks_zone(store, device_id, backend.config.zone),
