@@ -1022,3 +1022,66 @@ def test_the_walker_select_lists_walkers_by_name_whoever_walked_last(
         assert page.problems == []
     finally:
         device.close()
+
+
+@pytest.mark.parametrize("width", [1280, 360])
+def test_in_force_says_the_plan_the_treadmill_will_run_next(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """Carla Díaz walked her 6-minute plan yesterday; the physio sends her alternate-2-2 and
+    the treadmill accepts it. "In force for Carla Díaz" said only that her latest session
+    walked the 6-minute plan, with this week's "3 times a week" after it, as if that were what
+    she walks next: the treadmill runs alternate-2-2 at her next session start. It now says
+    her next session walks the plan accepted, then what her latest session walked."""
+    import datetime as dt
+
+    from playwright.sync_api import expect
+
+    from core.protocol.plan import plan_from_builtins
+    from core.protocol.walker import DEFAULT_WALKER, Walker
+    from tests.caregiver_support import session_record, walked
+    from tests.plan_walkers_support import roster
+
+    carla = Walker("carla-diaz", "Carla Díaz")
+    rows = [{"direction": "backward", "minutes": 3}, {"direction": "forward", "minutes": 3}]
+    short = plan_from_builtins({"name": "Carla, week 1", "intervals": rows})
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        roster(service, device, DEFAULT_WALKER, carla)
+        yesterday = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
+        record = session_record(DEVICE, yesterday, backward_min=3, longest_min=3, total_min=6)
+        device.session(msgspec.structs.replace(walked(record, short), walker=carla))
+        assert service.ingestor.wait_for(lambda: service.ingestor.sessions_stored >= 1)
+        page = _page(browser, service, "ann", PASSWORD, width=width)
+        page.goto(f"{service.url}/devices/{DEVICE}/plan?walker=carla-diaz")
+        in_force = page.locator("#in-force-plan")
+        expect(in_force).to_contain_text("walked the plan Carla, week 1")
+        expect(in_force).not_to_contain_text("next session walks")
+        page.select_option("#preset", "alternate-2-2")
+        page.click("#plan-form button[type=submit]")
+        command = device.wait_command("plan")
+        result = msgspec.structs.asdict(
+            PlanStored(
+                plan="alternate-2-2", revision=2, intervals=15, minutes=30.0,
+                backward_minutes=14.0, applies="at the next session start", walker="carla-diaz",
+            )
+        )  # fmt: skip
+        device.publish("reply", reply_payload(DEVICE, "plan", command["id"], True, result))
+        assert service.ingestor.wait_for(
+            lambda: service.store.sent_commands(DEVICE)[0].status == "accepted"
+        )
+        page.goto(f"{service.url}/devices/{DEVICE}/plan?walker=carla-diaz")
+        expect(in_force.locator(".next-plan")).to_have_text(
+            "plan alternate-2-2: 2 min backward / 2 min forward \u00d7 7, 2 min forward; "
+            "belt 0.5 mph (30 min in all)"
+        )
+        expect(in_force).to_contain_text("Carla Díaz's next session walks the plan the treadmill")
+        # what she walked last is still said, without this week's count read as its own
+        expect(in_force).to_contain_text(
+            "walked the plan Carla, week 1: 3 min backward, 3 min forward; belt 0.5 mph."
+        )
+        page.screenshot(path=_shot(tmp_path, service, f"plan-next-{width}.png"))
+        assert page.problems == []
+    finally:
+        device.close()

@@ -379,3 +379,47 @@ def test_the_treadmill_s_answer_names_the_walker_as_the_page_does() -> None:
         )
         assert CommandView(refused, "refused", who="Bob").text == text
         assert CommandView(refused, "refused").text == f"Refused: {answer}."  # no name known
+
+
+def test_the_plan_run_next_is_the_newest_accepted_one_none_has_walked_yet() -> None:
+    """ "In force" says the plan the treadmill runs next when the latest session did not walk
+    it: the newest plan accepted for the walker, not one a later progression command, a stage
+    moving on by itself (released or assigned since) or a session begun since replaced."""
+    import dataclasses
+
+    from caregiver.routes.plans import next_by_hand
+    from caregiver.storage import WalkSession
+    from tests.stage_support import STAGE_EXAMPLE
+
+    def accepted(command: str, sent_at: float) -> CommandView:
+        sent = SentCommand(f"cg-{sent_at}", DEVICE, command, "x", "ann", sent_at, "accepted",
+                           sent_at + 1, "Stored.", "bob")  # fmt: skip
+        return CommandView(sent, "accepted")
+
+    plan, progression = accepted("plan", 1000.0), accepted("progression", 900.0)
+    walked = WalkSession(
+        "s",
+        DEVICE,
+        "old",
+        "completed",
+        "1970-01-01T00:10:00+00:00",
+        "",
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0,
+        0.0,
+        0.0,
+        0,
+        0,
+    )  # fmt: skip (begun at 600 s)
+    assert next_by_hand([plan, progression], progression, None, [walked]) is plan
+    assert next_by_hand([plan], None, None, []) is plan  # no session yet
+    later = accepted("progression", 1100.0)
+    assert next_by_hand([later, plan], later, None, [walked]) is None
+    held = msgspec.structs.replace(STAGE_EXAMPLE, status="held", held=True)
+    assert next_by_hand([plan], None, held, [walked]) is plan
+    assert next_by_hand([plan], None, STAGE_EXAMPLE, [walked]) is None  # running: the stage's
+    since = dataclasses.replace(walked, started_wall="1970-01-01T00:20:00+00:00")  # at 1200 s
+    assert next_by_hand([plan], None, None, [since]) is None  # walked by the session since

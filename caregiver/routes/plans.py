@@ -48,7 +48,7 @@ from caregiver.walkers import (
     weeks_zone,
 )
 from core.plan_presets import PRESETS, PROGRESSIONS, stage_words
-from core.progress import prescribed_in, week_of
+from core.progress import prescribed_in, utc_of, week_of
 from core.protocol.commands import (
     PROGRESSION_ACTIONS,
     AssignProgression,
@@ -111,6 +111,21 @@ class InForce:
     walks: dict[str, tuple[IntervalWalk, ...]]
     """Session id -> the plan it walked (:func:`caregiver.progress.session_walks`): the rows
     and "in force" say it in words beside its name."""
+    next_plan: CommandView | None = None
+    """The plan the treadmill runs at their next session start when it is not the one their
+    latest session walked (:func:`next_by_hand`): "in force" said only the latest session's
+    plan, with this week's prescription after it, as if it were what they walk next."""
+
+    @property
+    def next_words(self) -> str:
+        """What :attr:`next_plan` was, as its row says it ("plan alternate-2-2: ... (30 min in
+        all)"), without the row's ", for Carla Díaz": the sentence names them."""
+        if self.next_plan is None:
+            return ""
+        said = self.next_plan.sent.summary
+        for suffix in (f", for {self.who}", f", for walker {self.walker}"):
+            said = said.removesuffix(suffix)
+        return said
 
     @property
     def latest_plan(self) -> str | None:
@@ -123,12 +138,40 @@ class InForce:
         summary had no intervals)."""
         if not self.sessions:
             return ""
-        return plan_words(self.walks.get(self.sessions[0].id, ()), self.prescribed)
+        # the week's prescription is the next plan's when another plan is next, not this one's
+        per_week = None if self.next_plan is not None else self.prescribed
+        return plan_words(self.walks.get(self.sessions[0].id, ()), per_week)
 
     @property
     def stage_words(self) -> str:
         """What the stage's plan prescribes ("" without a stage, or one not known here)."""
         return stage_words(self.stage) if self.stage is not None else ""
+
+
+def next_by_hand(
+    theirs: list[CommandView],
+    progression: CommandView | None,
+    stage: StageMessage | None,
+    sessions: list[WalkSession],
+) -> CommandView | None:
+    """The plan sent from this page that the treadmill runs at the walker's next session start,
+    when their latest session did not walk it: their newest plan the treadmill accepted
+    (``theirs``: their accepted commands, newest first), sent after their newest accepted
+    progression command (``progression``), accepted after their latest session began (a
+    session since walked it: what it walked says it), while their progression as the
+    treadmill keeps it (``stage``) is none or held (a plan set by hand holds it; one moving on
+    by itself again was released or assigned since: the stage's plan is next, and "in force"
+    says it). None otherwise."""
+    plan = next((c for c in theirs if c.sent.command == "plan"), None)
+    if plan is None or plan.sent.answered_at is None:
+        return None
+    if progression is not None and progression.sent.sent_at > plan.sent.sent_at:
+        return None
+    if stage is not None and stage.status != "held":
+        return None
+    if sessions and utc_of(sessions[0].started_wall).timestamp() >= plan.sent.answered_at:
+        return None
+    return plan
 
 
 def plan_from_form(form: FormData) -> Plan:
@@ -322,6 +365,8 @@ def routes(site: Site) -> list[BaseRoute]:
             ),
             None,
         )
+        sessions = store.walk_sessions(device_id, LAST_SESSIONS, walker)
+        stage = store.walker_stage(device_id, walker)
         return InForce(
             walker,
             name,
@@ -329,12 +374,13 @@ def routes(site: Site) -> list[BaseRoute]:
             # treadmill, where "prescribed to the walker" said nobody's name
             named(walker, walkers.walkers),
             by_name(walkers.walkers),
-            store.walk_sessions(device_id, LAST_SESSIONS, walker),
+            sessions,
             prescribed,
-            store.walker_stage(device_id, walker),
+            stage,
             progression,
             plan_since,
             session_walks(store.walk_session_payloads(device_id, LAST_SESSIONS, walker)),
+            next_by_hand(theirs, progression, stage, sessions),
         )
 
     def may_prescribe(request: Request) -> bool:
