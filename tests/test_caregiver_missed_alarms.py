@@ -385,7 +385,7 @@ class _Stream:
     def hello(self) -> str:
         """The marker of the stream's first message."""
         while True:
-            line = self.response.fp.readline().decode()
+            line = self.response.readline().decode()
             assert line, "the stream ended"
             if line.startswith("data: "):
                 message = json.loads(line[6:])
@@ -394,10 +394,13 @@ class _Stream:
 
     def ends(self) -> bool:
         """The stream ends (keepalives are read past; a stream left open times out: a
-        failure)."""
+        failure): its response's body ends, as the browser's EventSource sees it. Read
+        through the response (its chunks decoded), not the socket under it, which stayed open
+        after the body's last chunk until uvicorn closed the idle connection (its keep-alive
+        timeout, 5 s): each of the tests below waited for that."""
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
-            if not self.response.fp.readline():
+            if not self.response.readline():
                 return True
         return False
 
