@@ -1012,13 +1012,29 @@
     var name = card && card.querySelector("h2");
     return name ? name.textContent.trim() : "the treadmill";
   }
-  // The card whose top was at ``top`` (viewport px) is put back there: the notice grows by
-  // what the page moved up (CSSOM, not a style attribute: the CSP allows it).
+  // The card whose top was at ``top`` (viewport px) is put back there, whichever way what is
+  // above it moved it: the notice's height is set to what does (CSSOM, not a style
+  // attribute: the CSP allows it), never below its own words. A notice taller than the
+  // banner it replaced (three lines on a phone where the banner took two) pushed the card
+  // down under the thumb, uncorrected: what its words need beyond that is scrolled away.
   function keepPlace(card, top) {
     if (!card || !notice) return;
     var now = document.getElementById(card.id);  // the feed may have replaced it meanwhile
-    var moved = now ? top - now.getBoundingClientRect().top : 0;
-    if (moved > 0) notice.style.minHeight = (heightOf(notice) + moved) + "px";
+    var moved = now ? top - now.getBoundingClientRect().top : 0;  // > 0: up
+    if (!moved) return;
+    var wanted = heightOf(notice) + moved;
+    notice.style.minHeight = "";
+    var words = heightOf(notice);
+    if (wanted >= words) { notice.style.minHeight = wanted + "px"; return; }
+    scrollDownBy(words - wanted);
+  }
+  // The page scrolled down by ``px`` at once, and kept tall enough to stay scrolled there:
+  // the card's words, or a row below it, shortened by the treadmill's confirmation made it
+  // shorter, the browser scrolled it back up, and the card went down by as much.
+  function scrollDownBy(px) {
+    var to = window.scrollY + px;
+    document.documentElement.style.minHeight = (to + window.innerHeight) + "px";
+    window.scrollTo(0, to);
   }
   // An element's height as laid out, fractions kept (border box: the stylesheet's sizing).
   // offsetHeight rounds to whole pixels: each room kept with it (the notice's, after an
