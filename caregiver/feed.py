@@ -334,10 +334,13 @@ def incident_row(
     opened: Moment | None,
     who: str | None = None,
     received_when: Moment | None = None,
+    told: bool = True,
 ) -> IncidentRow:
     """``who``: the walker it names (:func:`caregiver.walkers.who`); ``opened``, ``received_when``:
-    as :func:`event_row`'s, of the event that opened it."""
-    h = story.headline(incident, f"/events/{incident.first_event_id}", who)
+    as :func:`event_row`'s, of the event that opened it; ``told``: whether the treadmill has
+    its close, as its card says (:attr:`caregiver.storage.CardIncident.told`): the row says
+    "not yet confirmed by the treadmill" with the card (it said the close was done)."""
+    h = story.headline(incident, f"/events/{incident.first_event_id}", who, told=told)
     severity = "critical" if h.open and h.urgent else ("warning" if h.open else "closed")
     received = story.CLOCK_NOT_SET if incident.opened_unsynced else None
     stamped = story.incident_stamped(incident)

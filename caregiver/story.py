@@ -242,7 +242,8 @@ def headline(
     on treadmill-1", as if the dashboard were on the treadmill. ``told``: of an
     :class:`Incident` (a card's incident says it itself), whether the treadmill has the close
     (:func:`told`): the event page said none was pending while the card said "not yet
-    confirmed by the treadmill"."""
+    confirmed by the treadmill"; an incident read with its own (:attr:`Incident.told`, the
+    list of recent alerts) says it whatever this says."""
     named = (
         f" — {who}, on {on}" if who and on else f" — {who}" if who else f" on {on}" if on else ""
     )
@@ -254,7 +255,11 @@ def headline(
         closed_at, by, via = incident.closed_at, incident.closed_by, incident.closed_via
         closed = closed_at
         answered = incident.answered
-        untold = not told
+        # or read with the fleet's "Recent alerts", or its card's said (the live feed's row): the
+        # row said the close was done beside the card's "not yet confirmed by the treadmill";
+        # only a caregiver's close waits for the treadmill, as the card reads it (below)
+        waits = not told or incident.told is False
+        untold = waits and by is not None and via != "walker"
     else:
         kind, status = incident["kind"], incident["status"]
         opened = stamped(

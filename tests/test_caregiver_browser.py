@@ -311,6 +311,48 @@ def test_the_event_page_says_an_acknowledgement_waits_for_the_treadmill_as_the_c
     device.close()
 
 
+@widths_on_each_engine(360, 1280)
+def test_the_recent_alerts_row_says_an_acknowledgement_waits_for_the_treadmill_as_the_card_does(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """Ann acknowledges Dad's fall; the treadmill has not confirmed the close yet. The card
+    said "Fall — acknowledged by ann on the dashboard — not yet confirmed by the treadmill",
+    and the fall's row in Recent alerts under it "Fall — acknowledged by ann on the
+    dashboard", as if the treadmill had it closed. The row says what the card says, live and
+    on the page loaded again, and both drop it once the treadmill confirms."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1", answers_acks=False)
+    device.online()
+    device.incident_fall()
+    wait_all_handled(service, device)
+    page = _login(browser, service, width, has_touch=width < 600)
+    card = page.locator("#card-treadmill-1 .headline a")
+    row = page.locator("#incidents li.incident .etype")
+    expect(card).to_have_text("FALL — not acknowledged")
+    expect(row).to_have_text("FALL — not acknowledged")
+    page.locator("#card-treadmill-1 .ack-form button").click()
+    command = device.wait_command("ack")
+
+    acknowledged = "Fall — acknowledged by ann on the dashboard"
+    pending = f"{acknowledged} — {story.UNTOLD}"
+    expect(card).to_have_text(pending)
+    expect(row).to_have_text(pending)  # the live feed's row
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    expect(row).to_have_text(pending)  # the page's own
+    page.screenshot(path=_shot(tmp_path, service, f"recent-untold-{width}.png"), full_page=True)
+
+    result = {"acknowledged": command.get("incident"), "already": False}
+    device.publish("reply", reply_payload("treadmill-1", "ack", command.get("id"), True, result))
+    expect(card).to_have_text(acknowledged)
+    expect(row).to_have_text(acknowledged)
+    page.reload()
+    expect(row).to_have_text(acknowledged)
+    page.context.close()
+    device.close()
+
+
 @ON_SQLITE
 def test_a_failed_acknowledgement_whose_answer_is_unreadable_says_it_was_sent(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto

@@ -287,14 +287,16 @@ class LiveFeed:
                 card = feed.card(device, name, backend.clock(), site.moment, who, plan)
                 out.append(feed.DeviceMessage(change.device_id, card.level, card))
                 incident = seen.incidents.get(latest["id"]) if latest else None
-                if incident is not None:  # its line in the fleet's list of incidents
+                if incident is not None and latest:  # its line in the fleet's list of incidents
                     opened = story.incident_stamped(incident)
                     received = (
                         site.moment(opened.received_at, opened.received_format)
                         if opened.late
                         else None
                     )
-                    row = feed.incident_row(incident, name, site.moment(opened.at), who, received)
+                    row = feed.incident_row(
+                        incident, name, site.moment(opened.at), who, received, latest["told"]
+                    )
                     out.append(feed.IncidentMessage(change.device_id, incident.id, row))
             elif isinstance(change, SessionStored):  # the progress page reloads itself
                 out.append(feed.SessionMessage(change.device_id, change.session_id))

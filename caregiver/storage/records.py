@@ -401,6 +401,12 @@ class Incident:
     opened_unsynced: bool = False
     """The device's clock was not set when it stamped the event that opened it: ``opened_wall``
     may be hours or days off; its list shows ``opened_at`` (when it was received here)."""
+    told: bool | None = None
+    """Whether the treadmill has it closed as this service does, as its card says it
+    (:attr:`CardIncident.told`): False for a caregiver's close the treadmill has not confirmed
+    yet. Read with the fleet's "Recent alerts" (``_INCIDENT_LISTED``); None where not read
+    (:func:`caregiver.story.told` reads it from the incident's events; the live feed's row,
+    from its card)."""
 
     @property
     def open(self) -> bool:

@@ -129,7 +129,11 @@ def _alert(row: tuple[Any, ...]) -> Alert:
 def _incident(r: tuple[Any, ...]) -> Incident:
     if len(r) > _INCIDENT_FIELDS:  # read with _INCIDENT_READ: answered, opened_unsynced
         unsynced = len(r) > _INCIDENT_FIELDS + 1 and bool(r[_INCIDENT_FIELDS + 1])
-        fields: tuple[Any, ...] = (*r[:_INCIDENT_FIELDS], bool(r[_INCIDENT_FIELDS]), unsynced)
+        # with _INCIDENT_LISTED: told
+        told = bool(r[_INCIDENT_FIELDS + 2]) if len(r) > _INCIDENT_FIELDS + 2 else None
+        fields: tuple[Any, ...] = (
+            *r[:_INCIDENT_FIELDS], bool(r[_INCIDENT_FIELDS]), unsynced, told,
+        )  # fmt: skip
         return Incident(*fields)
     return Incident(*r)
 

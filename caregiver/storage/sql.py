@@ -126,6 +126,11 @@ _ALERT_EVENT_TYPES = ", ".join(f"'{t.value}'" for t in sorted(INCIDENT_TYPES))
 _INCIDENT_READ = f"{_INCIDENT_COLUMNS}, {_answered('incidents')}, opened_unsynced"
 """An incident as read back: its columns, whether it is answered (:func:`_answered`) and
 whether the device's clock was not set when it stamped the event that opened it."""
+_INCIDENT_LISTED = f"{_INCIDENT_READ}, {_told('incidents')}"
+"""An incident as the fleet's "Recent alerts" shows it: as :data:`_INCIDENT_READ`, and whether
+the treadmill has its close (:func:`_told`, as a card reads it; the live feed's row takes it
+from its card). Not where the service acts on an incident (ingest, the escalation): read
+there it would cost a look at its events each time, for words only a page shows."""
 _DEVICE_SELECT = (
     "SELECT d.device_id, d.availability, d.state, d.state_reason, d.state_time, "
     "d.last_seen, d.telemetry, e.id, e.type, e.severity, e.reason, e.wall_time, "

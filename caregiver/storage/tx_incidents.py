@@ -13,6 +13,7 @@ from caregiver.storage.rows import _event, _incident
 from caregiver.storage.sql import (
     _EVENT_COLUMNS,
     _INCIDENT_COLUMNS,
+    _INCIDENT_LISTED,
     _INCIDENT_READ,
     _NEW_INCIDENT_COLUMNS,
     _NEWEST_CRITICAL,
@@ -135,7 +136,7 @@ class TxIncidents(_TxBase):
         if devices is not None:
             where, args = f"WHERE device_id IN ({_marks(list(devices))})", list(devices)
         rows = self._db.execute(
-            f"SELECT {_INCIDENT_READ} FROM incidents {where} ORDER BY opened_at DESC LIMIT ?",
+            f"SELECT {_INCIDENT_LISTED} FROM incidents {where} ORDER BY opened_at DESC LIMIT ?",
             (*args, limit),
         ).fetchall()
         return [_incident(r) for r in rows]
