@@ -867,6 +867,32 @@ _NOTICE_SPARE = """() => {
 }"""
 """How much of the notice's box (within its padding) is empty below its words, px."""
 
+_NOTICE_ROOM = """() => {
+    const notice = document.getElementById('ack-notice'), style = getComputedStyle(notice);
+    const box = notice.getBoundingClientRect(), words = document.createRange();
+    words.selectNodeContents(notice);
+    const said = words.getBoundingClientRect();
+    return {
+        above: said.top - box.top - parseFloat(style.paddingTop) - parseFloat(style.borderTopWidth),
+        below: box.bottom - said.bottom - parseFloat(style.paddingBottom)
+            - parseFloat(style.borderBottomWidth),
+    };
+}"""
+"""The notice's room (within its padding) left empty above and below its words, px."""
+
+_BUTTON_WORDS = """() => {
+    const apart = {};
+    for (const id of ['alarm-ack', 'alarm-link', 'alarm-silence']) {
+        const button = document.getElementById(id), box = button.getBoundingClientRect();
+        const words = document.createRange();
+        words.selectNodeContents(button);
+        const said = words.getBoundingClientRect();
+        apart[id] = (said.top - box.top) - (box.bottom - said.bottom);
+    }
+    return apart;
+}"""
+"""For each of the banner's buttons, how much more room is above its words than below, px."""
+
 
 @widths_on_each_engine(360, 1280)
 def test_on_a_phone_the_alarm_banner_and_the_notice_after_it_are_compact(
@@ -898,6 +924,10 @@ def test_on_a_phone_the_alarm_banner_and_the_notice_after_it_are_compact(
         expect(bob.locator("#alarm-sound")).to_contain_text("Alarm sound is off")
         banner = bob.evaluate(_BANNER_PARTS)
         assert all(banner["parts"].values()), (where, banner)
+        # each button's word in its middle: Open's (a link, not a button) sat 2.3 px high
+        # at 360 px, beside Acknowledge and Silence centred
+        apart = bob.evaluate(_BUTTON_WORDS)
+        assert all(abs(d) < 1.5 for d in apart.values()), (where, apart)
         if width == 360:
             assert banner["height"] <= 800 / 5, (where, banner)
         bob.screenshot(path=_shot(tmp_path, service, f"compact-banner-{where}-{width}.png"))
@@ -915,6 +945,9 @@ def test_on_a_phone_the_alarm_banner_and_the_notice_after_it_are_compact(
     if width == 360:  # (at 1280 px the banner is two rows: the notice's room is its own)
         spare = bob.evaluate(_NOTICE_SPARE)
         assert spare < 30, spare  # no more than a line's room left empty
+    # the room kept is around the words, not a box of 77 px empty under one line at 1280 px
+    room = bob.evaluate(_NOTICE_ROOM)
+    assert abs(room["above"] - room["below"]) < 2, room
     bob.screenshot(path=_shot(tmp_path, service, f"compact-notice-{width}.png"))
     for page in (ann, bob):
         page.context.close()
