@@ -792,6 +792,7 @@ def test_a_second_caregiver_s_alarm_stops_saying_who_answered_when_another_ackno
     expect(notice).to_have_text(f"{pending}. The alarm has stopped.")
     confirmed = _top(bob, "card-treadmill-1")
     assert abs(confirmed - before) < 2, (before, confirmed)
+    assert bob.evaluate("window.scrollY") == 0  # the page back at its top, the header seen
     bob.screenshot(path=_shot(tmp_path, service, "answered-elsewhere-confirmed-360.png"))
     # a new alarm after that is raised as any
     dad.incident_fall()

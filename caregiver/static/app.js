@@ -1015,26 +1015,38 @@
   // The card whose top was at ``top`` (viewport px) is put back there, whichever way what is
   // above it moved it: the notice's height is set to what does (CSSOM, not a style
   // attribute: the CSP allows it), never below its own words. A notice taller than the
-  // banner it replaced (three lines on a phone where the banner took two) pushed the card
-  // down under the thumb, uncorrected: what its words need beyond that is scrolled away.
+  // banner it replaced (a line more on a phone) pushed the card down under the thumb,
+  // uncorrected: what its words need beyond that is scrolled away, in whole pixels (the
+  // fraction over made up by the notice). Room the notice keeps beyond its words later (the
+  // treadmill's confirmation shortened them) is traded for that scroll: the page goes back
+  // up as the notice shrinks, the card where it was.
+  var scrolledFor = 0;  // what keepPlace scrolled the page down by, px
   function keepPlace(card, top) {
     if (!card || !notice) return;
     var now = document.getElementById(card.id);  // the feed may have replaced it meanwhile
-    var moved = now ? top - now.getBoundingClientRect().top : 0;  // > 0: up
-    if (!moved) return;
-    var wanted = heightOf(notice) + moved;
+    if (!now) return;
+    function moved() { return top - now.getBoundingClientRect().top; }  // > 0: up
+    var wanted = heightOf(notice) + moved();  // the notice's height that puts the card back
     notice.style.minHeight = "";
     var words = heightOf(notice);
-    if (wanted >= words) { notice.style.minHeight = wanted + "px"; return; }
-    scrollDownBy(words - wanted);
+    var back = Math.floor(Math.min(scrolledFor, wanted - words));
+    if (back > 0) scrollPage(-back);
+    wanted = words + moved();
+    if (wanted < words) {
+      scrollPage(Math.ceil(words - wanted));
+      wanted = words + moved();
+    }
+    if (wanted > words) notice.style.minHeight = wanted + "px";
   }
-  // The page scrolled down by ``px`` at once, and kept tall enough to stay scrolled there:
+  // The page scrolled by ``px`` (down if > 0) at once, and kept tall enough to stay there:
   // the card's words, or a row below it, shortened by the treadmill's confirmation made it
   // shorter, the browser scrolled it back up, and the card went down by as much.
-  function scrollDownBy(px) {
-    var to = window.scrollY + px;
-    document.documentElement.style.minHeight = (to + window.innerHeight) + "px";
-    window.scrollTo(0, to);
+  function scrollPage(px) {
+    var root = document.documentElement, from = window.scrollY;
+    if (px > 0) root.style.minHeight = (from + px + window.innerHeight) + "px";
+    window.scrollTo(0, from + px);
+    scrolledFor = Math.max(0, scrolledFor + window.scrollY - from);
+    if (!scrolledFor) root.style.minHeight = "";
   }
   // An element's height as laid out, fractions kept (border box: the stylesheet's sizing).
   // offsetHeight rounds to whole pixels: each room kept with it (the notice's, after an
