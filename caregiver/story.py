@@ -221,6 +221,12 @@ def event_time(event: StoredEvent) -> str | float:
     return event.received_at if event.wall_unsynced else event.wall_time
 
 
+NOT_LIVE = "Not live — may be out of date"
+"""What each card says while the page's live feed is lost (its badge says "reconnecting…",
+``static/app.js``): a card shown as it stood when the feed broke. A green "Monitor armed" card
+read as current while the page heard nothing; a fall since would not be on it."""
+
+
 UNTOLD = "not yet confirmed by the treadmill"
 """A caregiver's close the device has not confirmed (its ``ack`` waits for the broker, or for
 the device to come back): closed here, the card says it is not yet closed there."""

@@ -2081,6 +2081,52 @@ def _break_the_feed(page: Any, service: CaregiverService) -> None:
     expect(page.locator("body")).to_have_attribute("data-live", "0")
 
 
+@widths_on_each_engine(1280, 360)
+def test_while_the_feed_is_reconnecting_each_card_says_it_is_not_live(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """Ann's page lost its live feed: the badge by the brand said "reconnecting…", but Dad's
+    card below stayed green, "Monitor armed: the belt can run", as if current; a fall since
+    would not be on it. While the feed is lost each card says it is not live (the card the
+    feed drew, and the page's own when it is loaded again meanwhile), without moving; once
+    the page hears its feed again, they stop saying it."""
+    from playwright.sync_api import expect
+
+    dad = _StoredAtOnce.online_at(mosquitto, service, "treadmill-1")
+    mum = _StoredAtOnce.online_at(mosquitto, service, "treadmill-2")
+    mum.set_state("STANDBY")
+    page = _login(browser, service, width, has_touch=width < 600)
+    cards = page.locator(".card")
+    stale = page.locator(".card .card-stale")
+    expect(page.locator("#card-treadmill-1")).to_have_attribute("data-level", "ok")
+    mum.set_state("ARMED")  # her card drawn by the feed, green too
+    expect(page.locator("#card-treadmill-2")).to_have_attribute("data-level", "ok")
+    expect(stale.first).to_be_hidden()
+    tops = [box["y"] for box in (c.bounding_box() for c in cards.all()) if box]
+
+    _break_the_feed(page, service)
+    expect(page.locator("#live-status")).to_have_text("reconnecting\u2026")
+    expect(stale).to_have_count(2)
+    for card in ("treadmill-1", "treadmill-2"):
+        expect(page.locator(f"#card-{card} .card-stale")).to_be_visible()
+        expect(page.locator(f"#card-{card} .card-stale")).to_have_text(story.NOT_LIVE)
+    assert [box["y"] for box in (c.bounding_box() for c in cards.all()) if box] == tops
+    page.reload()  # the page's own cards, its feed still lost
+    expect(page.locator("body")).to_have_attribute("data-live", "0")
+    expect(page.locator("#card-treadmill-1 .card-stale")).to_be_visible()
+    expect(page.locator("#card-treadmill-1 .card-stale")).to_have_text(story.NOT_LIVE)
+    page.screenshot(path=_shot(tmp_path, service, f"not-live-{width}.png"), full_page=True)
+
+    page.unroute("**/stream")
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    expect(page.locator("#live-status")).to_have_text("live")
+    for card in ("treadmill-1", "treadmill-2"):
+        expect(page.locator(f"#card-{card} .card-stale")).to_be_hidden()
+    page.context.close()
+    for device in (dad, mum):
+        device.close()
+
+
 @pytest.mark.parametrize("where", ["progress", "plan", "event"])
 @ON_SQLITE
 def test_a_fall_missed_while_the_feed_was_broken_alarms_on_every_page(

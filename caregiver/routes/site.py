@@ -479,6 +479,7 @@ class Site:
         self.templates.env.globals["timeline"] = story.timeline
         self.templates.env.globals["clock_not_set"] = story.CLOCK_NOT_SET
         self.templates.env.globals["untold_words"] = story.UNTOLD
+        self.templates.env.globals["not_live_words"] = story.NOT_LIVE
         # when a row's event happened, by the device's clock (its receipt said when apart)
         self.templates.env.globals["event_stamped"] = story.event_stamped
         self.templates.env.globals["incident_stamped"] = story.incident_stamped

@@ -80,6 +80,8 @@
       node("input", { type: "hidden", name: "alerts", value: c.seen.alerts }),
       node("button", { type: "submit", "class": "btn btn-big btn-ack" }, ["Acknowledge"])]) : null;
     return finish(node("article", { "class": "card level-" + c.level, id: "card-" + id, "data-device": id, "data-level": c.level }, [
+      // shown only while the feed is lost (app.css: body[data-live="0"]); words: base.html's
+      node("span", { "class": "card-stale" }, [document.body.dataset.notLive || ""]),
       node("h2", {}, [node("a", { href: "/devices/" + encodeURIComponent(id) }, hyphened(c.name))]),
       h ? node("p", { "class": "headline" + (h.open ? " headline-open" : "") },
         [node("a", { href: h.link }, [h.text]), " ", since(h.since)]) : null,
