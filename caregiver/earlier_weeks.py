@@ -84,7 +84,9 @@ class Month:
         at_goal = self.weeks_at_goal
         return (
             adherence_words(self.done, self.prescribed),
-            stretch_words(self.longest_backward_s, self.plan_stretch_s),
+            # a month of missed weeks only: "none (no session walked)", as each of its weeks
+            # says, not "0.0 of 10 min", a figure that looked measured
+            stretch_words(self.longest_backward_s, self.plan_stretch_s, self.sessions),
             f"{at_goal} week{'' if at_goal == 1 else 's'} at goal",
         )
 

@@ -10,7 +10,13 @@ from pathlib import Path
 from caregiver.earlier_weeks import RECENT_WEEKS, by_month, shorten
 from caregiver.progress import parse_summary
 from caregiver.storage import WalkSession
-from core.progress import WeekProgress, every_week, week_of, weekly_progress
+from core.progress import (
+    WeekProgress,
+    every_week,
+    week_goal_parts,
+    week_of,
+    weekly_progress,
+)
 from firmware.session.record import session_payload
 from tests.caregiver_support import Http, make_config, received, running_service, session_record
 from tools.broker import Mosquitto
@@ -73,6 +79,20 @@ def test_a_week_from_one_month_into_the_next_counts_in_its_monday_s_month() -> N
     [month] = by_month(weekly_progress(rows, UTC), rows, {}, UTC)
     assert month.first_day == dt.date(2026, 8, 1)
     assert month.words()[2] == "1 week at goal"
+
+
+def test_a_month_with_no_session_says_none_walked_as_each_of_its_weeks_does() -> None:
+    # walked in June and in August, none in July: July's four weeks are missed weeks
+    rows = [
+        _row(dt.datetime(2026, 8, 3, 9, tzinfo=UTC)),
+        _row(dt.datetime(2026, 6, 1, 9, tzinfo=UTC)),
+    ]
+    weeks = every_week(weekly_progress(rows, UTC), "2026-W32")
+    july = next(m for m in by_month(weeks, rows, {}, UTC) if m.first_day.month == 7)
+    assert july.sessions == 0
+    assert july.words()[1] == "longest backward stretch none (no session walked)"
+    for week in july.weeks:
+        assert week_goal_parts(week)[1] == july.words()[1]
 
 
 def test_a_walker_with_no_session_in_the_last_12_weeks_is_not_said_to_have_none(
