@@ -389,7 +389,13 @@ def report_pdf(report: Report) -> bytes:
         # in the words of the progress page and the session summary (core.progress): a walker
         # whose plans could not yet hold 10 minutes is not read as short of them
         value = stretch_value(longest, _plans_stretch(weeks))
-        this_week = f"this week {now.longest_backward_s / 60:.1f} min"
+        # a week with no session yet says so, as the progress page does ("none (no session
+        # walked)"), not "0.0 min", a figure that looked measured
+        this_week = (
+            f"this week {now.longest_backward_s / 60:.1f} min"
+            if now.sessions
+            else "this week no session walked"
+        )
         # one bracket, not two in a row: "2.0 min (the 10-minute goal comes with later
         # plans; this week 2.0 min)"
         said = f"{value[:-1]}; {this_week})" if value.endswith(")") else f"{value} ({this_week})"

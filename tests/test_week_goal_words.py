@@ -88,3 +88,29 @@ def test_a_2_2_walker_s_week_reads_as_on_plan_not_short_of_10_minutes(
         assert "goal 10 min, with later plans" in said  # the stretch chart's line, too
         (tmp_path / "two_two.pdf").write_bytes(pdf)
         device.close()
+
+
+def test_a_week_not_walked_yet_reads_as_none_walked_on_the_page_and_in_the_report(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    config = make_config(mosquitto, tmp_path)
+    with running_service(config, background=False, clock=saturday_noon()) as service:
+        monday = week_monday(service.clock) + dt.timedelta(minutes=30)
+        device = SimDevice(mosquitto, "treadmill-1")
+        device.online()
+        for days in (7, 5, 3):  # three last week, none this week
+            started = monday - dt.timedelta(days=days)
+            device.session(session_record("treadmill-1", started, backward_min=12, longest_min=10))
+        assert service.ingestor.wait_for(lambda: service.store.walk_session_count() == 3)
+        web = Http(service.port)
+        assert web.login() == 303
+        _, _, page = web.request("GET", "/devices/treadmill-1/progress")
+        box = re.search(r'id="longest-stretch".*?</div>', page, re.S)
+        assert box is not None
+        assert "none (no session walked)" in box[0]
+        status, _, pdf = web.download("GET", "/devices/treadmill-1/report.pdf")
+        assert status == 200
+        said = " ".join(PdfReader(io.BytesIO(pdf)).pages[0].extract_text().split())
+        # the report's "this week" in the page's words, not a measured-looking 0.0 min
+        assert "Longest backward stretch: 10.0 of 10 min (this week no session walked)." in said
+        device.close()
