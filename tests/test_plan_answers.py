@@ -423,3 +423,34 @@ def test_the_plan_run_next_is_the_newest_accepted_one_none_has_walked_yet() -> N
     assert next_by_hand([plan], None, STAGE_EXAMPLE, [walked]) is None  # running: the stage's
     since = dataclasses.replace(walked, started_wall="1970-01-01T00:20:00+00:00")  # at 1200 s
     assert next_by_hand([plan], None, None, [since]) is None  # walked by the session since
+
+
+def test_what_was_sent_for_a_walker_is_listed_after_many_sent_for_another(
+    service: CaregiverService, mosquitto: Mosquitto
+) -> None:
+    """The page lists what was sent for the walker it shows: on a shared treadmill, twenty
+    commands sent since for another walker must not hide theirs and have the page say that
+    nothing was ever sent for them (the service kept the device's newest twenty, every
+    walker's, and the page showed the shown walker's among them)."""
+    from core.plan_presets import PRESETS
+    from core.protocol.walker import DEFAULT_WALKER, Walker
+    from tests.plan_walkers_support import roster
+
+    device = SimDevice(mosquitto, DEVICE)
+    try:
+        device.online()
+        assert service.ingestor.wait_for(lambda: service.store.device(DEVICE) is not None)
+        roster(service, device, DEFAULT_WALKER, Walker("carla-diaz", "Carla Díaz"),
+               Walker("bob", "Bob"))  # fmt: skip
+        plan = PRESETS["alternate-2-2"]
+        bobs = service.assign_plan(DEVICE, plan, "ann", "bob")
+        for _ in range(20):
+            service.assign_plan(DEVICE, plan, "ann", "carla-diaz")
+        web = Http(service.port)
+        assert web.login() == 303
+        status, _, page = web.request("GET", f"/devices/{DEVICE}/plan?walker=bob")
+        assert status == 200
+        assert f'data-request-id="{bobs}"' in page
+        assert "Nothing has been sent from this dashboard for Bob yet" not in page
+    finally:
+        device.close()

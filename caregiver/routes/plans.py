@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -115,6 +115,9 @@ class InForce:
     """The plan the treadmill runs at their next session start when it is not the one their
     latest session walked (:func:`next_by_hand`): "in force" said only the latest session's
     plan, with this week's prescription after it, as if it were what they walk next."""
+    answers: list[CommandView] = field(default_factory=list)
+    """What was sent to the treadmill for them (and before commands kept their walker), newest
+    first: the page's "Sent to the treadmill for ..." table."""
 
     @property
     def next_words(self) -> str:
@@ -327,7 +330,9 @@ def routes(site: Site) -> list[BaseRoute]:
             return None
         return device_id
 
-    def answers(device_id: str) -> list[CommandView]:
+    def answers(device_id: str, walker: str | None = None) -> list[CommandView]:
+        """What was sent to the device, newest first (``walker``: for them; see
+        :meth:`caregiver.storage.Store.sent_commands`), as the page says it."""
         now = backend.clock()
         device = backend.store.device(device_id)
         # offline since it was last heard (its last message before the broker said it was
@@ -335,13 +340,13 @@ def routes(site: Site) -> list[BaseRoute]:
         # session is clean: plan_answers.view_of)
         offline = device is not None and device["availability"] == "offline"
         since = (device["last_seen"] or 0.0) if device and offline else None
-        sent = backend.store.sent_commands(device_id)
+        sent = backend.store.sent_commands(device_id, walker=walker)
         # each answer naming its walker as the page does, by the names read now (none
         # readable: by the id the treadmill said)
         names = walkers_shown(backend.store, device_id) if sent else []
         return [view_of(c, now, offline_since=since, who=named(c.walker, names)) for c in sent]
 
-    def in_force(device_id: str, asked: str | None, sent: list[CommandView]) -> InForce:
+    def in_force(device_id: str, asked: str | None) -> InForce:
         """What is in force for the walker ``asked`` (else the one who walked last): their
         latest sessions, the sessions prescribed to them this week (as the device's stage or
         progress message said for them: :func:`core.progress.prescribed_in`; progressions are
@@ -353,7 +358,10 @@ def routes(site: Site) -> list[BaseRoute]:
         zone = weeks_zone(store, device_id, backend.config.zone)  # the device's week
         week = week_of(dt.datetime.fromtimestamp(backend.clock(), zone), zone)
         prescribed = prescribed_in(week, store.prescribed_weeks(device_id, walker))
-        theirs = [c for c in sent if c.sent.walker == walker and c.state == "accepted"]
+        # read for them: on a shared treadmill another walker's newest commands would hide
+        # theirs among the device's newest few
+        mine = answers(device_id, walker)
+        theirs = [c for c in mine if c.sent.walker == walker and c.state == "accepted"]
         progression = next((c for c in theirs if c.sent.command == "progression"), None)
         plan_since = next(
             (
@@ -381,6 +389,7 @@ def routes(site: Site) -> list[BaseRoute]:
             plan_since,
             session_walks(store.walk_session_payloads(device_id, LAST_SESSIONS, walker)),
             next_by_hand(theirs, progression, stage, sessions),
+            mine,
         )
 
     def may_prescribe(request: Request) -> bool:
@@ -397,21 +406,19 @@ def routes(site: Site) -> list[BaseRoute]:
         """The plan page for ``walker`` (else ``?walker=``, else the one who walked last);
         404 for a walker the device does not have (:meth:`Site.missing_walker`)."""
         context.setdefault("form", {})
-        sent = await run_in_threadpool(answers, device_id)
         just_sent = request.query_params.get("sent")
         # after a send (?sent=<request id>), the walker it was for: their plan in force
-        asked = (
-            walker
-            or request.query_params.get("walker")
-            or next((c.sent.walker for c in sent if c.sent.request_id == just_sent), None)
-        )
+        asked = walker or request.query_params.get("walker")
+        if asked is None and just_sent:
+            sent = await run_in_threadpool(backend.store.sent_commands, device_id)
+            asked = next((c.walker for c in sent if c.request_id == just_sent), None)
         try:
-            shown = await run_in_threadpool(in_force, device_id, asked, sent)
+            shown = await run_in_threadpool(in_force, device_id, asked)
         except UnknownWalker:
             if walker is None:  # a link's ?walker=: not another walker's plan in their place
                 return site.missing_walker(request, device_id, str(asked), "plan")
             # a refused form's walker the device does not have: its problems are what to show
-            shown = await run_in_threadpool(in_force, device_id, None, sent)
+            shown = await run_in_threadpool(in_force, device_id, None)
         return site.render(
             request,
             "plan.html",
@@ -428,7 +435,7 @@ def routes(site: Site) -> list[BaseRoute]:
             may_prescribe=may_prescribe(request),
             # what was sent for the walker shown (and any command sent before commands kept
             # their walker, schema 23: whose it was is not known); every walker's were listed
-            answers=[a for a in sent if a.sent.walker in (shown.walker, None)],
+            answers=shown.answers,
             walkers=await run_in_threadpool(for_plans, backend.store, device_id),
             in_force=shown,
             status_words={s.id: status_words(s) for s in shown.sessions},

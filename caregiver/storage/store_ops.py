@@ -253,10 +253,14 @@ class StoreOperations:
         with self._statement() as ops:
             return ops.command_answered(device_id, request_id, ok, answer, now)
 
-    def sent_commands(self, device_id: str, limit: int = 20) -> list[SentCommand]:
-        """The plan and progression commands sent to the device, newest first."""
+    def sent_commands(
+        self, device_id: str, limit: int = 20, walker: str | None = None
+    ) -> list[SentCommand]:
+        """The plan and progression commands sent to the device, newest first; ``walker``:
+        the newest ``limit`` sent for them (and any sent before commands kept their walker),
+        not theirs among the newest ``limit`` sent for any walker."""
         with self._statement() as ops:
-            return ops.sent_commands(device_id, limit)
+            return ops.sent_commands(device_id, limit, walker)
 
     # ------------------------------------------------------------ self-tests
 

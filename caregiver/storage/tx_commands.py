@@ -20,7 +20,8 @@ class TxCommands(_TxBase):
     # ------------------------------------------- plan commands and answers
 
     def command_sent(self, command: SentCommand, keep: int) -> None:
-        """Record a command about to be published (pending); keep the device's newest ``keep``."""
+        """Record a command about to be published (pending); keep the newest ``keep`` of its
+        walker's (of the device's, for a command of no walker)."""
         self._db.execute(
             "INSERT INTO device_commands (request_id, device_id, command, summary, sent_by, "
             "sent_at, status, walker) VALUES (?, ?, ?, ?, ?, ?, 'pending', ?)",
@@ -34,11 +35,21 @@ class TxCommands(_TxBase):
                 command.walker,
             ),
         )
+        if command.walker is None:
+            self._db.execute(
+                "DELETE FROM device_commands WHERE device_id = ? AND request_id NOT IN "
+                "(SELECT request_id FROM device_commands WHERE device_id = ? "
+                "ORDER BY sent_at DESC, request_id LIMIT ?)",
+                (command.device_id, command.device_id, keep),
+            )
+            return
+        # the walker's newest ``keep``: on a shared treadmill, commands sent for one walker
+        # deleted every other's, and their plan page said nothing had been sent for them
         self._db.execute(
-            "DELETE FROM device_commands WHERE device_id = ? AND request_id NOT IN "
-            "(SELECT request_id FROM device_commands WHERE device_id = ? "
+            "DELETE FROM device_commands WHERE device_id = ? AND walker = ? AND request_id "
+            "NOT IN (SELECT request_id FROM device_commands WHERE device_id = ? AND walker = ? "
             "ORDER BY sent_at DESC, request_id LIMIT ?)",
-            (command.device_id, command.device_id, keep),
+            (command.device_id, command.walker, command.device_id, command.walker, keep),
         )
 
     def forget_command(self, request_id: str) -> None:
@@ -57,12 +68,16 @@ class TxCommands(_TxBase):
         )
         return cursor.rowcount > 0
 
-    def sent_commands(self, device_id: str, limit: int) -> list[SentCommand]:
+    def sent_commands(
+        self, device_id: str, limit: int, walker: str | None = None
+    ) -> list[SentCommand]:
+        # ``walker``: theirs, and those sent before commands kept their walker (schema 23)
+        mine = "" if walker is None else "AND (walker = ? OR walker IS NULL) "
         rows = self._db.execute(
             "SELECT request_id, device_id, command, summary, sent_by, sent_at, status, "
-            "answered_at, answer, walker FROM device_commands WHERE device_id = ? "
+            f"answered_at, answer, walker FROM device_commands WHERE device_id = ? {mine}"
             "ORDER BY sent_at DESC, request_id LIMIT ?",
-            (device_id, limit),
+            (device_id, limit) if walker is None else (device_id, walker, limit),
         ).fetchall()
         return [
             SentCommand(
