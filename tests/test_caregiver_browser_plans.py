@@ -58,6 +58,28 @@ def _page(
     return page
 
 
+def _carla_walked_her_short_plan(
+    service: CaregiverService, device: SimDevice, days_ago: float
+) -> None:
+    """Carla Díaz (a second walker on the treadmill) walked her 6-minute plan (3 min backward,
+    3 forward, "Carla, week 1") ``days_ago`` days ago, the session stored by the service."""
+    import datetime as dt
+
+    from core.protocol.plan import plan_from_builtins
+    from core.protocol.walker import DEFAULT_WALKER, Walker
+    from tests.caregiver_support import session_record, walked
+    from tests.plan_walkers_support import roster
+
+    carla = Walker("carla-diaz", "Carla Díaz")
+    rows = [{"direction": "backward", "minutes": 3}, {"direction": "forward", "minutes": 3}]
+    short = plan_from_builtins({"name": "Carla, week 1", "intervals": rows})
+    roster(service, device, DEFAULT_WALKER, carla)
+    when = dt.datetime.now(dt.UTC) - dt.timedelta(days=days_ago)
+    record = session_record(DEVICE, when, backward_min=3, longest_min=3, total_min=6)
+    device.session(msgspec.structs.replace(walked(record, short), walker=carla))
+    assert service.ingestor.wait_for(lambda: service.ingestor.sessions_stored >= 1)
+
+
 def test_the_physio_sees_the_device_s_answer_arrive_and_a_caregiver_has_no_form(
     browser: Any, service: CaregiverService, mosquitto: Mosquitto
 ) -> None:
@@ -877,26 +899,12 @@ def test_a_walker_on_a_short_plan_with_no_session_this_week_reads_none_not_0_0(
     not yet this week: her progress page said "longest backward stretch 0.0 of 10 min (0 of
     3 sessions at goal)", a measured-looking 0.0 against a goal her plan cannot hold. It says
     no session was walked, what her plan holds and that the goal comes with later plans."""
-    import datetime as dt
-
     from playwright.sync_api import expect
 
-    from core.protocol.plan import plan_from_builtins
-    from core.protocol.walker import DEFAULT_WALKER, Walker
-    from tests.caregiver_support import session_record, walked
-    from tests.plan_walkers_support import roster
-
-    carla = Walker("carla-diaz", "Carla Díaz")
-    rows = [{"direction": "backward", "minutes": 3}, {"direction": "forward", "minutes": 3}]
-    short = plan_from_builtins({"name": "Carla, week 1", "intervals": rows})
     device = SimDevice(mosquitto, DEVICE)
     try:
         device.online()
-        roster(service, device, DEFAULT_WALKER, carla)
-        last_week = dt.datetime.now(dt.UTC) - dt.timedelta(days=8)
-        record = session_record(DEVICE, last_week, backward_min=3, longest_min=3, total_min=6)
-        device.session(msgspec.structs.replace(walked(record, short), walker=carla))
-        assert service.ingestor.wait_for(lambda: service.ingestor.sessions_stored >= 1)
+        _carla_walked_her_short_plan(service, device, days_ago=8)
         page = _page(browser, service, "ann", PASSWORD, width=width)
         page.goto(f"{service.url}/devices/{DEVICE}/progress?walker=carla-diaz")
         said = (
@@ -1033,26 +1041,12 @@ def test_in_force_says_the_plan_the_treadmill_will_run_next(
     walked the 6-minute plan, with this week's "3 times a week" after it, as if that were what
     she walks next: the treadmill runs alternate-2-2 at her next session start. It now says
     her next session walks the plan accepted, then what her latest session walked."""
-    import datetime as dt
-
     from playwright.sync_api import expect
 
-    from core.protocol.plan import plan_from_builtins
-    from core.protocol.walker import DEFAULT_WALKER, Walker
-    from tests.caregiver_support import session_record, walked
-    from tests.plan_walkers_support import roster
-
-    carla = Walker("carla-diaz", "Carla Díaz")
-    rows = [{"direction": "backward", "minutes": 3}, {"direction": "forward", "minutes": 3}]
-    short = plan_from_builtins({"name": "Carla, week 1", "intervals": rows})
     device = SimDevice(mosquitto, DEVICE)
     try:
         device.online()
-        roster(service, device, DEFAULT_WALKER, carla)
-        yesterday = dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
-        record = session_record(DEVICE, yesterday, backward_min=3, longest_min=3, total_min=6)
-        device.session(msgspec.structs.replace(walked(record, short), walker=carla))
-        assert service.ingestor.wait_for(lambda: service.ingestor.sessions_stored >= 1)
+        _carla_walked_her_short_plan(service, device, days_ago=1)
         page = _page(browser, service, "ann", PASSWORD, width=width)
         page.goto(f"{service.url}/devices/{DEVICE}/plan?walker=carla-diaz")
         in_force = page.locator("#in-force-plan")
