@@ -18,6 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from core.protocol.events import Event, EventType
 from core.samples import ImuSample
 from firmware.config import MqttConfig
+from firmware.mqtt import MqttReporter
 from tools.broker import Mosquitto
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "docs" / "mqtt" / "schemas"
@@ -45,6 +46,31 @@ def config_for(broker: Mosquitto, **overrides: Any) -> MqttConfig:
     }
     values.update(overrides)
     return MqttConfig(**values)
+
+
+@contextmanager
+def ready_reporter(
+    broker: Mosquitto,
+    database: Path,
+    clock: Callable[[], float],
+    device_id: str,
+    device_name: str = "T",
+) -> Iterator[MqttReporter]:
+    """A device's reporter on ``broker`` (alert receipts on, the default), started and
+    connected, its clock in the test's hands; closed at the end."""
+    reporter = MqttReporter(
+        config_for(broker),
+        device_id=device_id,
+        device_name=device_name,
+        database=database,
+        clock=clock,
+    )
+    reporter.start()
+    try:
+        assert reporter.wait_until(lambda s: s.ready, WAIT)
+        yield reporter
+    finally:
+        reporter.close()
 
 
 def fall(device_id: str, t: float = 1.0, with_window: bool = False) -> Event:

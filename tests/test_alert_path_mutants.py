@@ -37,7 +37,7 @@ from firmware.storage.events import EventStore
 from firmware.storage.fallback import DISK_RETRY_S, FallbackDatabase
 from firmware.storage.outbox import PRIORITY_PROTECTED, MessageKind, Outbox, queue_message
 from tests.caregiver_support import session_record
-from tests.mqtt_helpers import WAIT, config_for, fall
+from tests.mqtt_helpers import WAIT, config_for, fall, ready_reporter
 from tests.storage_support import FillableDisk, alert, break_the_sessions_table, wait_for
 from tests.test_caregiver_ingest_batch import DEVICE as CARE_DEVICE
 from tests.test_caregiver_ingest_batch import _event, _id
@@ -95,17 +95,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 def device(mosquitto: Mosquitto, tmp_path: Path, clock: Clock) -> Iterator[MqttReporter]:
-    reporter = MqttReporter(
-        config_for(mosquitto),
-        device_id="treadmill-1",
-        device_name="T",
-        database=tmp_path / "device.db",
-        clock=clock,
-    )
-    reporter.start()
-    assert reporter.wait_until(lambda s: s.ready, WAIT)
-    yield reporter
-    reporter.close()
+    with ready_reporter(mosquitto, tmp_path / "device.db", clock, "treadmill-1") as reporter:
+        yield reporter
 
 
 @pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")

@@ -29,7 +29,7 @@ from core.protocol.messages import CaregiverPresence
 from core.protocol.payloads import caregiver_status_payload
 from core.protocol.topics import caregiver_status_topic
 from firmware.mqtt import MqttReporter, ReporterStatus
-from tests.mqtt_helpers import WAIT, Subscriber, config_for, mqtt5_voice, validate
+from tests.mqtt_helpers import WAIT, Subscriber, mqtt5_voice, ready_reporter, validate
 from tests.test_caregiver_presence_storing import _PresenceBefore
 from tools.broker import Mosquitto, mosquitto_available
 
@@ -56,17 +56,8 @@ def clock() -> Clock:
 
 @pytest.fixture
 def device(mosquitto: Mosquitto, tmp_path: Path, clock: Clock) -> Iterator[MqttReporter]:
-    reporter = MqttReporter(
-        config_for(mosquitto),
-        device_id=DEVICE,
-        device_name="T",
-        database=tmp_path / "d.db",
-        clock=clock,
-    )
-    reporter.start()
-    assert reporter.wait_until(lambda s: s.ready, WAIT)
-    yield reporter
-    reporter.close()
+    with ready_reporter(mosquitto, tmp_path / "d.db", clock, DEVICE) as reporter:
+        yield reporter
 
 
 @pytest.fixture

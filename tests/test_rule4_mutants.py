@@ -22,7 +22,7 @@ from core.protocol.topics import Topics
 from firmware.mqtt import MqttReporter
 from firmware.storage.outbox import Outbox
 from tests.caregiver_support import Receiver, SimDevice
-from tests.mqtt_helpers import WAIT, Subscriber, config_for, fall, info
+from tests.mqtt_helpers import WAIT, Subscriber, fall, info, ready_reporter
 from tests.test_caregiver_service import _fake_clock_service, _paths
 from tests.test_mqtt_republish import BASE_S, Clock, all_acked, live_for
 from tools.broker import Mosquitto, mosquitto_available
@@ -143,17 +143,8 @@ def clock() -> Clock:
 @pytest.fixture
 def device(mosquitto: Mosquitto, tmp_path: Path, clock: Clock) -> Iterator[MqttReporter]:
     """A device publishing with alert receipts on (the default), its clock in the test's hands."""
-    reporter = MqttReporter(
-        config_for(mosquitto),
-        device_id=DEVICE,
-        device_name="Dad's treadmill",
-        database=tmp_path / "device.db",
-        clock=clock,
-    )
-    reporter.start()
-    assert reporter.wait_until(lambda s: s.ready, WAIT)
-    yield reporter
-    reporter.close()
+    with ready_reporter(mosquitto, tmp_path / "device.db", clock, DEVICE, "Dad's treadmill") as r:
+        yield r
 
 
 @pytest.mark.skipif(not mosquitto_available(), reason="mosquitto not installed")
