@@ -23,6 +23,20 @@ REPEAT_REPORT_S = 60.0
 """At most one "still failing" line this often while the same failure repeats."""
 
 
+def describe(exc: BaseException) -> str:
+    """``"Type: message"`` for a reason or a log line, whatever the exception's ``__str__`` does.
+
+    A failure is reported from an ``except`` block on the loop; an exception whose ``__str__``
+    raises (a bug in a third-party class, a half-built object) would raise again there and
+    turn a fault the loop handles (the detector's, the loop's own) into one it cannot report.
+    """
+    try:
+        message = str(exc)
+    except Exception as inner:  # whatever __str__ raised, the report must go on
+        message = f"(its message could not be read: {type(inner).__name__})"
+    return f"{type(exc).__name__}: {message}"
+
+
 class RepeatedFailureLog:
     """Logs a repeating failure of ``what`` once, then as a count (see the module)."""
 
@@ -43,7 +57,7 @@ class RepeatedFailureLog:
         """The part raised ``exc`` at monotonic time ``now``; call from its ``except`` block."""
         self._total += 1
         self.failing = True
-        key = (type(exc), str(exc))
+        key = (type(exc), describe(exc))
         if key != self._last:
             if self._unreported:
                 self._still_failing()
@@ -68,12 +82,7 @@ class RepeatedFailureLog:
 
     def _still_failing(self) -> None:
         assert self._last is not None
-        kind, message = self._last
         self._log.error(
-            "%s still failing: %s: %s (%d more times)",
-            self._what,
-            kind.__name__,
-            message,
-            self._unreported,
+            "%s still failing: %s (%d more times)", self._what, self._last[1], self._unreported
         )
         self._unreported = 0

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from core.clock import Clock
 from core.samples import ImuSample
+from firmware.failure_log import describe
 from firmware.pacing import Pacing, PollPacing
 from firmware.presses import (
     PATTERN_GAP_S,
@@ -251,7 +252,7 @@ class Monitor:
             if not isinstance(exc, KeyboardInterrupt | SystemExit):
                 try:
                     self.controller.fail(
-                        f"monitor loop crashed: {type(exc).__name__}: {exc}",
+                        f"monitor loop crashed: {describe(exc)}",
                         self.clock.monotonic(),
                     )
                 except Exception:  # pragma: no cover - best effort on the way down

@@ -76,7 +76,7 @@ from firmware.detection.base import (
     KnowsPosture,
 )
 from firmware.detection.worn import WornCheck
-from firmware.failure_log import RepeatedFailureLog
+from firmware.failure_log import RepeatedFailureLog, describe
 from firmware.fsm import TransitionTable
 from firmware.windows import KnowsImpact, KnowsUpright, Recording, WindowRecorder
 from hal.errors import ImuBusError, ImuError, ImuFifoOverflowError
@@ -563,7 +563,7 @@ class SafetyController:
                     detections = update(sample)
                 except Exception as exc:
                     self._detector_failures.failed(exc, now)
-                    reason = f"detector error: {type(exc).__name__}: {exc}"
+                    reason = f"detector error: {describe(exc)}"
                     self._fault(FaultKind.DETECTOR_ERROR, reason, now)
                     self._buzzer.update(now)
                     return

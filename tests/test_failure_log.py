@@ -70,3 +70,23 @@ def test_working_again_is_said_once_with_how_often_it_failed(
         ("detector works again, after failing 5 times", False),
         ("detector failed", True),
     ]
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise ValueError("no message")
+
+
+def test_a_failure_whose_message_cannot_be_read_is_logged_and_counted_without_raising(
+    failures: RepeatedFailureLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``failed`` runs in the caller's ``except`` block: raising there (reading the message of
+    an exception whose ``__str__`` is broken) would turn a handled fault into a crash."""
+    for wake in range(int(REPEAT_REPORT_S * 100) + 1):
+        failures.failed(_Unprintable(), wake / 100)
+    assert failures.failing
+    assert [line for line, _ in _lines(caplog)] == [
+        "detector failed",
+        "detector still failing: _Unprintable: (its message could not be read: ValueError)"
+        f" ({int(REPEAT_REPORT_S * 100)} more times)",
+    ]

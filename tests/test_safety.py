@@ -179,6 +179,59 @@ def test_detector_exception_releases_and_faults(tmp_path: Path) -> None:
     assert rig.events()[-1] is EventType.FAULT
 
 
+class Unprintable(Exception):
+    """An exception whose message cannot be read (a bug in its ``__str__``)."""
+
+    def __str__(self) -> str:
+        raise ValueError("no message")
+
+
+class ExplodesUnprintably:
+    """A detector with a bug, showing after 3 s, whose exception cannot say what it is."""
+
+    def update(self, sample: ImuSample) -> Sequence[Detection]:
+        if sample.t >= 3.0:
+            raise Unprintable()
+        return NO_DETECTIONS
+
+    def reset(self) -> None:
+        pass
+
+
+def test_a_detector_exception_that_cannot_be_printed_still_faults_and_is_reported(
+    tmp_path: Path,
+) -> None:
+    """Reporting the failure (the reason, the journal's count) read ``str(exc)`` inside the
+    ``except`` block: it raised again, out of the controller, and the loop died instead of
+    holding FAULT with the reason and the event."""
+    rig = armed_rig(tmp_path, detector=ExplodesUnprintably())
+    rig.run_for(2.0)
+    assert rig.state == "FAULT"
+    assert rig.app.controller.reason == (
+        "detector error: Unprintable: (its message could not be read: ValueError)"
+    )
+    assert rig.app.controller.transitions[-1].cause == Faulted(FaultKind.DETECTOR_ERROR)
+    assert not rig.hardware.contact_closed()
+    assert rig.events()[-1] is EventType.FAULT
+
+
+def test_a_loop_crash_that_cannot_be_printed_is_still_recorded_as_a_crash(
+    tmp_path: Path,
+) -> None:
+    rig = armed_rig(tmp_path, relay_drive="static")
+
+    def crash(monitor: object) -> None:
+        raise Unprintable()
+
+    rig.app.monitor.on_iteration.append(crash)
+    with pytest.raises(Unprintable):
+        rig.run_for(0.5)
+    assert not rig.hardware.contact_closed()
+    assert rig.state == "FAULT"
+    assert rig.app.controller.transitions[-1].cause == Faulted(FaultKind.LOOP_CRASH)
+    assert "monitor loop crashed: Unprintable" in rig.app.controller.reason
+
+
 def test_crash_in_the_loop_releases_and_propagates(tmp_path: Path) -> None:
     rig = armed_rig(tmp_path, relay_drive="static")
     crash_at = rig.clock.monotonic() + 0.5
