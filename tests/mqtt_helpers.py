@@ -52,12 +52,13 @@ def config_for(broker: Mosquitto, **overrides: Any) -> MqttConfig:
 def ready_reporter(
     broker: Mosquitto,
     database: Path,
-    clock: Callable[[], float],
     device_id: str,
     device_name: str = "T",
+    *,
+    clock: Callable[[], float] = time.monotonic,
 ) -> Iterator[MqttReporter]:
     """A device's reporter on ``broker`` (alert receipts on, the default), started and
-    connected, its clock in the test's hands; closed at the end."""
+    connected, on ``clock`` (the test's, or the real monotonic one); closed at the end."""
     reporter = MqttReporter(
         config_for(broker),
         device_id=device_id,

@@ -95,7 +95,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def device(mosquitto: Mosquitto, tmp_path: Path, clock: Clock) -> Iterator[MqttReporter]:
-    with ready_reporter(mosquitto, tmp_path / "device.db", clock, "treadmill-1") as reporter:
+    with ready_reporter(mosquitto, tmp_path / "device.db", "treadmill-1", clock=clock) as reporter:
         yield reporter
 
 

@@ -56,7 +56,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def device(mosquitto: Mosquitto, tmp_path: Path, clock: Clock) -> Iterator[MqttReporter]:
-    with ready_reporter(mosquitto, tmp_path / "d.db", clock, DEVICE) as reporter:
+    with ready_reporter(mosquitto, tmp_path / "d.db", DEVICE, clock=clock) as reporter:
         yield reporter
 
 

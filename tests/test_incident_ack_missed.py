@@ -41,27 +41,13 @@ from firmware.storage import incidents
 from tests.caregiver_support import make_config as caregiver_config
 from tests.caregiver_support import running_service
 from tests.ha_discovery import HomeAssistant
-from tests.mqtt_helpers import WAIT, Subscriber, config_for, fall, subscriber
+from tests.mqtt_helpers import WAIT, Subscriber, fall, ready_reporter, subscriber
 from tools.broker import Mosquitto
 
 DEVICE = "treadmill-1"
 TOPICS = Topics("retroguard", DEVICE)
 FIRST = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 SECOND = "0f1e2d3c4b5a69788796a5b4c3d2e1f0"
-
-
-@contextmanager
-def device(broker: Mosquitto, db: Path) -> Iterator[MqttReporter]:
-    """The device's reporter on ``db``, connected; stopped (offline) at the end."""
-    reporter = MqttReporter(
-        config_for(broker), device_id=DEVICE, device_name="Dad's treadmill", database=db
-    )
-    reporter.start()
-    try:
-        assert reporter.wait_until(lambda s: s.ready, WAIT)
-        yield reporter
-    finally:
-        reporter.close()
 
 
 @contextmanager
@@ -151,7 +137,7 @@ def test_a_close_made_while_the_monitor_was_offline_reaches_it_when_it_comes_bac
             mosquitto, [f"{TOPICS.base}/#", discovery_topic("homeassistant", DEVICE)]
         ) as sub,
     ):
-        with device(mosquitto, db) as reporter:
+        with ready_reporter(mosquitto, db, DEVICE, "Dad's treadmill") as reporter:
             reporter.sink.handle(stumble(FIRST))
             reporter.sink.handle(the_fall)
             assert sub.wait(lambda: shows(sub, FIRST, open_=True, severity="fall"))
@@ -163,7 +149,7 @@ def test_a_close_made_while_the_monitor_was_offline_reaches_it_when_it_comes_bac
         incident = cg.store.incident(FIRST)
         assert incident is not None and not incident.open
         # it comes back (a restart: the incident carried over on its database), still open
-        with device(mosquitto, db) as reporter:
+        with ready_reporter(mosquitto, db, DEVICE, "Dad's treadmill") as reporter:
             assert sub.wait(lambda: shows(sub, FIRST, open_=False))
             closed = device_incident(reporter, FIRST)
             assert (closed.closed_by, closed.closed_via) == ("Ann", "dashboard")
@@ -190,7 +176,7 @@ def test_a_late_close_never_closes_a_fall_its_sender_had_not_seen(
     the_fall = a_fall(FIRST)
     with (
         subscriber(mosquitto, [f"{TOPICS.base}/#"]) as sub,
-        device(mosquitto, tmp_path / "device.db") as reporter,
+        ready_reporter(mosquitto, tmp_path / "device.db", DEVICE, "Dad's treadmill") as reporter,
     ):
         reporter.sink.handle(trip)
         reporter.sink.handle(the_fall)
@@ -218,7 +204,7 @@ def test_an_ack_for_an_old_incident_leaves_the_new_one_open(
     old_fall, new_fall = a_fall(FIRST), a_fall(SECOND, 9.0)
     with (
         subscriber(mosquitto, [f"{TOPICS.base}/#"]) as sub,
-        device(mosquitto, tmp_path / "device.db") as reporter,
+        ready_reporter(mosquitto, tmp_path / "device.db", DEVICE, "Dad's treadmill") as reporter,
     ):
         reporter.sink.handle(old_fall)
         reporter.sink.handle(rearmed(FIRST))
@@ -238,7 +224,7 @@ def test_home_assistant_s_button_closes_only_what_its_fall_sensor_showed(
     the_fall = a_fall(FIRST)
     with (
         subscriber(mosquitto, [f"{TOPICS.base}/#"]) as sub,
-        device(mosquitto, tmp_path / "device.db") as reporter,
+        ready_reporter(mosquitto, tmp_path / "device.db", DEVICE, "Dad's treadmill") as reporter,
     ):
         reporter.sink.handle(trip)
         assert sub.wait(lambda: shows(sub, FIRST, open_=True, severity="stumble"))
@@ -267,7 +253,7 @@ def test_home_assistant_s_button_leaves_a_newer_incident_open(
 ) -> None:
     with (
         subscriber(mosquitto, [f"{TOPICS.base}/#"]) as sub,
-        device(mosquitto, tmp_path / "device.db") as reporter,
+        ready_reporter(mosquitto, tmp_path / "device.db", DEVICE, "Dad's treadmill") as reporter,
     ):
         reporter.sink.handle(a_fall(FIRST))
         reporter.sink.handle(rearmed(FIRST))

@@ -143,7 +143,9 @@ def clock() -> Clock:
 @pytest.fixture
 def device(mosquitto: Mosquitto, tmp_path: Path, clock: Clock) -> Iterator[MqttReporter]:
     """A device publishing with alert receipts on (the default), its clock in the test's hands."""
-    with ready_reporter(mosquitto, tmp_path / "device.db", clock, DEVICE, "Dad's treadmill") as r:
+    with ready_reporter(
+        mosquitto, tmp_path / "device.db", DEVICE, "Dad's treadmill", clock=clock
+    ) as r:
         yield r
 
 
