@@ -59,9 +59,11 @@ def child(config_path: str) -> int:
     from firmware.monitor import Monitor
     from firmware.safety import SafetyState
     from firmware.watchdog import ServiceWatchdog
+    from sim.backends import SimulatedGpio
 
     clock = RealClock()
     app = build_app(load_config(config_path), clock)
+    assert isinstance(app.gpio, SimulatedGpio), "the benchmark's config is the simulated rig's"
     finger = app.gpio.button_sim
     assert finger is not None
     stop = threading.Event()

@@ -74,8 +74,10 @@ from caregiver.config import (  # noqa: E402
 from caregiver.routes.site import COOKIE  # noqa: E402
 from caregiver.service import CaregiverService  # noqa: E402
 from caregiver.storage import Role  # noqa: E402
+from caregiver.storage.engines import SqliteDatabase  # noqa: E402
 from core.protocol.messages import (  # noqa: E402
     BalanceFigures,
+    Direction,
     GaitFigures,
     IntervalSummary,
     SessionRecord,
@@ -134,6 +136,15 @@ def _measures(day: int) -> dict[str, Any]:
     return {"balance": [balance], "gait_backward": gait}
 
 
+SESSION_INTERVALS: tuple[tuple[Direction, float], ...] = (
+    ("forward", 10.0),
+    ("backward", 6.0),
+    ("backward", 4.0),
+    ("forward", 10.0),
+)
+"""A session's intervals: direction and minutes."""
+
+
 def _session(
     device_id: str, walker: Walker, at: dt.datetime, trips: int, measures: dict[str, Any]
 ) -> bytes:
@@ -145,9 +156,7 @@ def _session(
             done_s=minutes * 60, steps=int(minutes * 90), walking_s=minutes * 57,
             cadence_spm=96.0, trips=trips if n == 1 else 0, stumbles=trips if n == 1 else 0,
         )
-        for n, (direction, minutes) in enumerate(
-            (("forward", 10.0), ("backward", 6.0), ("backward", 4.0), ("forward", 10.0))
-        )
+        for n, (direction, minutes) in enumerate(SESSION_INTERVALS)
     ]  # fmt: skip
     record = SessionRecord(
         id=uuid.uuid4().hex, device_id=device_id, plan="progression-week-9", status="completed",
@@ -378,7 +387,8 @@ def statements(service: CaregiverService, browser: Browser) -> list[str]:
         if sql.lstrip().upper().startswith(("SELECT", "WITH")):
             seen.setdefault(sql, None)
 
-    connections = [service.store._db._db, service.store._reads._db._db]  # type: ignore[union-attr]
+    databases = (service.store._db, service.store._reads._db)  # type: ignore[union-attr]
+    connections = [db._db for db in databases if isinstance(db, SqliteDatabase)]
     for connection in connections:
         connection.set_trace_callback(heard)
     try:

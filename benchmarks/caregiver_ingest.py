@@ -77,13 +77,12 @@ def incident(n: int, devices: int) -> list[tuple[str, bytes]]:
     group = uuid.uuid4().hex
     trip = uuid.uuid4().hex
     messages = []
-    for k, (kind, extra) in enumerate(
-        (
-            ("stumble", {"id": trip}),
-            ("fall", {"figures": {"peak_g": 3.1, "tilt_deg": 80.0}}),
-            ("window", {"of": trip, "recording": _recording()}),
-        )
-    ):
+    parts: tuple[tuple[str, dict[str, object]], ...] = (
+        ("stumble", {"id": trip}),
+        ("fall", {"figures": {"peak_g": 3.1, "tilt_deg": 80.0}}),
+        ("window", {"of": trip, "recording": _recording()}),
+    )
+    for k, (kind, extra) in enumerate(parts):
         data = {
             "schema": 1, "id": uuid.uuid4().hex, "seq": 3 * (n // devices) + k + 1, "type": kind,
             "device_id": device_id, "severity": {"fall": "critical", "stumble": "warning"}.get(

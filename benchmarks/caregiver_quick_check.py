@@ -65,7 +65,9 @@ def write(path: Path, days: int, devices: int) -> int:
     recording = msgspec.to_builtins(fall_recording())
     seqs = dict.fromkeys(names, 0)
 
-    def event(device: str, kind: str, state: str, when: dt.datetime, **extra: object) -> tuple:
+    def event(
+        device: str, kind: str, state: str, when: dt.datetime, **extra: object
+    ) -> tuple[str, bytes]:
         seqs[device] += 1
         body = {
             "schema": 1, "id": uuid.uuid4().hex, "seq": seqs[device], "type": kind,

@@ -78,6 +78,7 @@ import collections
 import contextlib
 import ctypes
 import datetime as dt
+import functools
 import json
 import math
 import mmap
@@ -295,7 +296,7 @@ def monitor_child(config_path: str, status_path: str, emitted_path: str) -> int:
         )
         handover(link, event)
 
-    CourierLink.submit = record_then_submit  # type: ignore[method-assign]
+    CourierLink.submit = record_then_submit  # type: ignore[method-assign,assignment]
 
     page = StatusPage(Path(status_path))
     values = initial_values()
@@ -473,6 +474,14 @@ class MonitorProcess:
         assert self.page is not None
         return self.page.read()
 
+    def looped_after(self, t: float) -> bool:
+        """Whether the loop has run since monotonic time ``t`` (a condition to wait for)."""
+        return self.status().loop_t > t
+
+    def courier_replaced(self, old: int | None) -> bool:
+        """Whether a courier other than ``old`` runs now (a condition to wait for)."""
+        return self.courier_pid() not in (None, old)
+
     def courier_pid(self) -> int | None:
         for child in children_of(self.pid):
             try:
@@ -646,7 +655,7 @@ class WireTap:
             [("retroguard/+/event", 1), ("retroguard/+/telemetry", 0)]
         )
         client.on_message = self._on_message
-        client.reconnect_delay_set(0.2, 1)
+        client.reconnect_delay_set(0.2, 1)  # type: ignore[arg-type]  # paho takes floats
         client.connect_async("127.0.0.1", port)
         client.loop_start()
         self.client = client
@@ -1047,8 +1056,8 @@ class World:
         unclean = sum(1 for e in stored if e.type == "fault" and UNCLEAN in e.reason)
         twice = max(0, unclean - len(self.kills))
         row.dup_stored += len(phantom) + twice
-        for e in phantom:
-            row.notes.append(f"stored but never made: {e.type} {e.id[:8]}")
+        for r in phantom:
+            row.notes.append(f"stored but never made: {r.type} {r.id[:8]}")
         if twice:
             row.notes.append(f"{unclean} unclean stops reported for {len(self.kills)} kills")
         self.count_faults(row, stored)
@@ -1210,7 +1219,7 @@ def monitor_hang(plan: Plan, rng: random.Random) -> Row:
             w.mark(f"a {hang * 1000:.0f} ms hang")
             if frozen.state_name != "ARMED":
                 raise SoakError(f"not armed at the stop ({frozen.state_name})")
-            wait_until(lambda t=resumed + 0.2: w.monitor.status().loop_t > t, 10.0)
+            wait_until(functools.partial(w.monitor.looped_after, resumed + 0.2), 10.0)
             after = w.monitor.status()
             released = after.opens > frozen.opens
             if released or resumed - frozen.last_edge >= HOLD_S:
@@ -1292,7 +1301,7 @@ def courier_kill(plan: Plan, rng: random.Random) -> Row:
             w.monitor.arm()
             # not a fault to report: the supervisor logs it and starts another courier, which
             # the loop hands every record not yet on disk again (nothing is lost)
-            back = wait_until(lambda old=courier: w.monitor.courier_pid() not in (None, old), 20.0)
+            back = wait_until(functools.partial(w.monitor.courier_replaced, courier), 20.0)
             w.recover(row, back or killed)
         w.settle_and_count(row)
         w.unwanted_stops(row)
@@ -1399,7 +1408,7 @@ def corruption_kinds() -> dict[str, tuple[Callable[[Path], object], bool]]:
     from tests.storage_support import DAMAGE, damage
 
     kinds: dict[str, tuple[Callable[[Path], object], bool]] = {
-        kind: ((lambda path, kind=kind: damage(kind, path)), True) for kind in sorted(DAMAGE)
+        kind: (functools.partial(damage, kind), True) for kind in sorted(DAMAGE)
     }
     kinds["zero bytes"] = (_zero_bytes, False)
     kinds["garbage -wal"] = (_garbage_companion("-wal"), False)

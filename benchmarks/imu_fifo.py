@@ -32,6 +32,7 @@ import ctypes
 import json
 import random
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -330,6 +331,12 @@ class ReplayClock:
     def sleep(self, seconds: float) -> None:
         self.now += max(0.0, seconds)
 
+    def wait(self, event: threading.Event, timeout: float) -> bool:
+        """The replayed driver polls (no data-ready line): nothing sets ``event``."""
+        if not event.is_set():
+            self.now += max(0.0, timeout)
+        return event.is_set()
+
 
 @dataclass
 class Replay:
@@ -368,8 +375,10 @@ def cpu_per_poll(checks: FifoChecks, transactions: Transactions, seconds: float)
     """CPU seconds per poll: the driver with real smbus2, the bus answered by :class:`Replay`."""
     clock = ReplayClock()
     replay = Replay(transactions, clock)
-    original = smbus2_module.ioctl
-    smbus2_module.ioctl = replay.ioctl
+    # smbus2's stub does not declare the ioctl it imports from fcntl: set it as a module global
+    names = vars(smbus2_module)
+    original = names["ioctl"]
+    names["ioctl"] = replay.ioctl
     try:
         bus = SMBus()
         bus.fd = -1
@@ -385,7 +394,7 @@ def cpu_per_poll(checks: FifoChecks, transactions: Transactions, seconds: float)
         assert replay.index == len(transactions), "the replay went out of step"
         return used / len(instants)
     finally:
-        smbus2_module.ioctl = original
+        names["ioctl"] = original
 
 
 # --- report ---------------------------------------------------------------------------------

@@ -820,7 +820,7 @@ def shares(result: dict[str, Any]) -> dict[str, float]:
     benchmark's hook, probe and timing)."""
     wall = result["wall_s"]
     start, end = result["marks"]["start"], result["marks"]["end"]
-    span = end["t"] - start["t"]
+    span = float(end["t"] - start["t"])
 
     def rate(key: str) -> float:
         return float(end[key] - start[key]) / span

@@ -185,13 +185,13 @@ def cost(block_s: float, threshold: float) -> None:
     check = WornCheck(RATE, threshold_dps=threshold, block_s=block_s)
     # The loop reads about one sample per FIFO poll at 200 Hz (189 polls/s, issue 15).
     batches = [samples[i : i + 1] for i in range(len(samples))]
-    best = float("inf")
+    fastest = float("inf")
     for _ in range(5):
         start = time.perf_counter()
         for batch in batches:
             check.update_batch(batch)
-        best = min(best, time.perf_counter() - start)
-    per = best / len(samples)
+        fastest = min(fastest, time.perf_counter() - start)
+    per = fastest / len(samples)
     print(
         f"   WornCheck.update_batch, one sample per batch: {per * 1e9:5.0f} ns/sample = "
         f"{per * RATE * 100:.3f} % of a core at {RATE:g} Hz"

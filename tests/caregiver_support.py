@@ -283,7 +283,7 @@ def physio_month(
                 record = msgspec.structs.replace(record, trips=1, stumbles=1)
             out.append(with_measures(record, sway_ap=next(sway), sway_ml=0.08, step_cv=next(cv)))
     now = now or dt.datetime.now(dt.UTC)
-    if any(dt.datetime.fromisoformat(r.ended_wall) > now for r in out):
+    if any(r.ended_wall and dt.datetime.fromisoformat(r.ended_wall) > now for r in out):
         raise ValueError(f"physio_month from {first_monday} has sessions after now ({now})")
     return out
 
@@ -636,11 +636,11 @@ class Http:
                 else:
                     self.cookies.pop(key, None)
         conn.close()
-        headers: dict[str, str] = {}
+        received: dict[str, str] = {}
         for name, value in resp.getheaders():  # several Set-Cookie headers: one per line
             key = name.lower()
-            headers[key] = f"{headers[key]}\n{value}" if key in headers else value
-        return resp.status, headers, body_bytes
+            received[key] = f"{received[key]}\n{value}" if key in received else value
+        return resp.status, received, body_bytes
 
     def acknowledge(
         self, page: str, action: str, headers: dict[str, str] | None = None
