@@ -190,9 +190,13 @@ install_packages() {
         packages+=("${BROKER_APT_PACKAGES[@]}")
     fi
     step "Install Debian packages: ${packages[*]}"
-    local missing=() pkg
+    # One dpkg-query for them all (one each took a tenth of a second apiece); a package it does
+    # not know is left out of its answer (exit status 1), and so is missing.
+    local installed missing=() pkg
+    installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${packages[@]}" 2>/dev/null |
+        awk '/ install ok installed$/ { print $1 }' || true)
     for pkg in "${packages[@]}"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+        [[ $'\n'"$installed"$'\n' == *$'\n'"$pkg"$'\n'* ]] || missing+=("$pkg")
     done
     if [ ${#missing[@]} -eq 0 ]; then
         note "already installed"
