@@ -158,6 +158,27 @@ alerts over two instances (benchmarks/caregiver_fleet.py, in alternated pairs, l
 1.2 / 1.5 s; 2.3 / 1.8 s) and than with 100 in two of three (0.7 / 0.9 s, 0.6 / 1.0 s;
 0.7 / 0.5 s); from its ingest to the stream an event took p50 40-80 ms with 16 or 50, 120-200
 ms with 100 (a batch's events reach the browsers together, at its commit)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReconnectDelays:
+    """How long paho waits before each try at the broker while it cannot reach it: ``first_s``
+    after the first failure, doubled at each next one up to ``most_s``, ``first_s`` again once
+    connected. At once would hammer a broker that is restarting; a long first wait leaves
+    ingest deaf for it after the broker is back (a fall waits with the broker meanwhile)."""
+
+    first_s: float = 1.0
+    most_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.first_s <= self.most_s:
+            raise ValueError(f"reconnect delays must be 0 < first <= most, not {self}")
+
+
+RECONNECT_DELAYS = ReconnectDelays()
+"""The service's: 1 s, 2 s, 4 s ... at most 30 s between tries (tests give short ones)."""
+
+
 HELD_RETRY_S = 2.0
 PRESENCE_EVERY_S = 5.0
 """A change of what the presence says about storing goes out at most this often: a fault
@@ -335,8 +356,12 @@ class Ingestor:
         on_link: Callable[[BrokerLink], None] = lambda link: None,
         on_storage: Callable[[str | None], None] = lambda fault: None,
         presence: PresenceTiming = PRESENCE_TIMING,
+        reconnect: ReconnectDelays = RECONNECT_DELAYS,
     ) -> None:
-        """``presence``: how long our ``online`` lasts on the broker (tests give a short one)."""
+        """``presence``: how long our ``online`` lasts on the broker (tests give a short one).
+        ``reconnect``: the waits between tries at a broker out of reach (tests give short
+        ones)."""
+        self.reconnect = reconnect
         self.store = store
         self._on_storage = on_storage
         """Told when the database starts refusing (its fault in words) and works again (None):
@@ -1167,7 +1192,9 @@ class Ingestor:
             on_fault=self._callback_failed,
             will=(self.presence_topic, self._presence(CaregiverPresence.OFFLINE, stamped=False)),
         )
-        client.reconnect_delay_set(1, 30)
+        # paho types the delays as whole seconds; its waits are float arithmetic and sleeps
+        first, most = self.reconnect.first_s, self.reconnect.most_s
+        client.reconnect_delay_set(first, most)  # type: ignore[arg-type]
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_message = self._on_message

@@ -42,7 +42,7 @@ from caregiver.fault_once import FaultOnce
 from caregiver.health import Health, health_of
 from caregiver.health_topic import HealthTopic, health_message
 from caregiver.hub import Hub
-from caregiver.ingest import Ingestor
+from caregiver.ingest import RECONNECT_DELAYS, Ingestor, ReconnectDelays
 from caregiver.lease import Lease
 from caregiver.liveness import Liveness, SystemdPinger
 from caregiver.memory import compact_malloc
@@ -110,11 +110,14 @@ class CaregiverService:
         boot: str | None = None,
         timeouts: StatementTimeouts = STATEMENT_TIMEOUTS,
         presence: PresenceTiming = PRESENCE_TIMING,
+        reconnect: ReconnectDelays = RECONNECT_DELAYS,
     ) -> None:
         """``boot``: which machine's boot ``monotonic`` counts from, when it is given (tests
         restarting a service on one fake boot clock); the system's own is Linux's boot id.
         ``timeouts``: PostgreSQL's limits on a statement (tests give short ones). ``presence``:
-        how long its ``online`` lasts on the broker unrenewed (tests give a short one)."""
+        how long its ``online`` lasts on the broker unrenewed (tests give a short one).
+        ``reconnect``: the waits between its tries at a broker out of reach (tests give short
+        ones: a test starting the broker late waited out 1, 2, 4 s)."""
         self.config = config
         self.clock = clock
         self.store = Store(config.server.database, timeouts=timeouts)
@@ -173,6 +176,7 @@ class CaregiverService:
             self._link_changed,
             self._storage_changed,
             presence,
+            reconnect,
         )
         self.commands = CommandSender(lambda: self.ingestor.client, config.mqtt.topic_prefix)
         dashboard = create_app(self)

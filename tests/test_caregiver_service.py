@@ -24,6 +24,7 @@ import pytest
 from caregiver import story
 from caregiver.broker_link import Connected, Down, Lost, NeverConnected, Problem, banner_words
 from caregiver.config import Contact, EscalationConfig, PolicyConfig, load_config, parse_config
+from caregiver.ingest import ReconnectDelays
 from caregiver.localtime import readable
 from caregiver.outbox import url_key
 from caregiver.priority import prioritised, urgency_of
@@ -45,6 +46,10 @@ from tests.log_support import LogLines
 from tools.broker import Mosquitto, mosquitto_available
 
 # ------------------------------------------------------------------ ingest
+
+QUICK_RECONNECT = ReconnectDelays(first_s=0.05, most_s=0.2)
+"""Tries at a broker not yet started this often: the service's own 1, 2, 4 s were waited out
+by each test that starts the broker late (about 3 s of each)."""
 
 
 def test_events_stored_once_by_id_and_device_state_tracked(
@@ -102,7 +107,9 @@ def test_a_broker_it_cannot_reach_is_said_once_in_the_log_until_it_answers(
     said = LogLines(words=f"cannot reach the broker at {where}")
     ingest_log = logging.getLogger("caregiver.ingest")
     ingest_log.addHandler(said)
-    service = CaregiverService(make_config(broker, tmp_path, database=caregiver_db))
+    service = CaregiverService(
+        make_config(broker, tmp_path, database=caregiver_db), reconnect=QUICK_RECONNECT
+    )
     try:
         service.start(web=False, background=False, port=0)
         assert said.heard.wait(WAIT), f"nothing said about {where}: {said.lines}"
@@ -130,7 +137,9 @@ def test_the_service_says_whether_it_hears_the_broker_down_connected_and_lost(
         pytest.skip("mosquitto not installed")
     broker = Mosquitto()  # its port chosen, not started: nothing listens there yet
     where = f"{broker.host}:{broker.port}"
-    service = CaregiverService(make_config(broker, tmp_path, database=caregiver_db))
+    service = CaregiverService(
+        make_config(broker, tmp_path, database=caregiver_db), reconnect=QUICK_RECONNECT
+    )
     link = service.ingestor.link
     try:
         service.start(web=False, background=False, port=0)
