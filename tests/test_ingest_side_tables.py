@@ -31,6 +31,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from caregiver import ingest as ingest_module
 from caregiver.ingest import SIDE_KINDS, SIDE_PARTS
 from caregiver.routes.pages import RECORDING_UNREAD, RECORDING_UNSTORED
 from caregiver.service import CaregiverService
@@ -154,6 +155,15 @@ def test_a_fall_with_its_walkers_unreadable_is_stored_paged_reminded_and_closed_
         service.stop()
 
 
+@pytest.fixture
+def held_tried_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A held message tried again at once (tests/test_side_faults_refused_then_as_stored.py
+    does the same): a side message is let go at that retry (:func:`_let_go`), which the
+    tests below waited out at the service's own 2 s. The same retry, only sooner."""
+    monkeypatch.setattr(ingest_module, "HELD_RETRY_S", 0.05)
+
+
+@pytest.mark.usefixtures("held_tried_at_once")
 def test_a_roster_its_table_refuses_holds_no_fall_behind_it(
     mosquitto: Mosquitto,
     tmp_path: Path,
@@ -744,6 +754,7 @@ WALKERS_UNSTORED = "the walkers' names cannot be read or stored"
 PROGRESS_UNSTORED = "the walkers' progression cannot be stored"
 
 
+@pytest.mark.usefixtures("held_tried_at_once")
 def test_another_treadmills_unchanged_roster_leaves_a_refused_roster_said(
     mosquitto: Mosquitto,
     paged_service: tuple[CaregiverService, Http],
@@ -791,6 +802,7 @@ def test_another_treadmills_unchanged_roster_leaves_a_refused_roster_said(
         other.close()
 
 
+@pytest.mark.usefixtures("held_tried_at_once")
 def test_a_walkers_unchanged_stage_leaves_another_walkers_refused_stage_said(
     mosquitto: Mosquitto,
     paged_service: tuple[CaregiverService, Http],
