@@ -157,10 +157,15 @@ def test_prompts_root_renders_into_the_state_directory_are_the_services(
     monitor could neither render a new plan's prompts into it nor prune it. They are the
     state directory owner's."""
     database = state_dir / "retroguard.db"
-    config = tmp_path / "config.toml"
-    config.write_text(
-        f'[session]\nplan = "progression-week-1"\n[storage]\ndatabase = "{database}"\n'
+    # a plan of two intervals: its prompts are rendered as any plan's (a preset's took espeak-ng
+    # some 5 s more on a loaded machine, for nothing the owners' check needs)
+    plan = tmp_path / "short.toml"
+    plan.write_text(
+        '[[interval]]\ndirection = "forward"\nminutes = 1\n'
+        '[[interval]]\ndirection = "backward"\nminutes = 1\n'
     )
+    config = tmp_path / "config.toml"
+    config.write_text(f'[session]\nplan = "{plan}"\n[storage]\ndatabase = "{database}"\n')
     assert main([*command, "-c", str(config)]) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     assert "rendered" in out
