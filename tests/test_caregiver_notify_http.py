@@ -89,7 +89,9 @@ def server() -> Iterator[Server]:
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     record.port = httpd.server_address[1]
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    # its loop looks for shutdown() every poll_interval: at the default 0.5 s, each test's
+    # teardown waited out up to half a second of it
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     yield record
     httpd.shutdown()
