@@ -81,7 +81,7 @@ def receiver() -> Iterator[Receiver]:
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     record.port = httpd.server_address[1]
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True).start()
     yield record
     record.gate.set()
     httpd.shutdown()
@@ -491,7 +491,7 @@ def looking() -> Iterator[Looking]:
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     record.port = httpd.server_address[1]
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True).start()
     yield record
     httpd.shutdown()
     httpd.server_close()
@@ -833,7 +833,7 @@ def holding() -> Iterator[Holding]:
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     record.port = httpd.server_address[1]
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True).start()
     yield record
     record.release.set()
     httpd.shutdown()
