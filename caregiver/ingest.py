@@ -902,7 +902,9 @@ class Ingestor:
                     # the zone its weeks are counted in: the pages count the walkers' weeks in
                     # it too (caregiver.walkers.weeks_zone), as its progression does (kept in
                     # the device's row, not the progression's part)
-                    self.store.set_device_zone(device_id, sent.zone, now)
+                    # (a retained copy: what it said before, not heard from now)
+                    heard = None if received.retained else now
+                    self.store.set_device_zone(device_id, sent.zone, heard)
                 if prescribed is None:
                     return None
                 # the week's count in the device's zone, of the walker it is about (the one

@@ -203,9 +203,10 @@ class StoreOperations:
         with self.transaction() as tx:
             return tx.set_device_walkers(device_id, walkers)
 
-    def set_device_zone(self, device_id: str, zone: str, now: float) -> bool:
+    def set_device_zone(self, device_id: str, zone: str, now: float | None) -> bool:
         """Store the IANA zone the device counts its weeks in (its retained ``progress``
-        message's ``zone``); True when it changed."""
+        message's ``zone``); True when it changed. ``now`` None: the broker's retained copy,
+        which keeps the time the device was last heard."""
         with self.transaction() as tx:
             return tx.set_device_zone(device_id, zone, now)
 

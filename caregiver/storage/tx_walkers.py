@@ -131,14 +131,23 @@ class TxWalkers(_TxBase):
         )
         return True
 
-    def set_device_zone(self, device_id: str, zone: str, now: float) -> bool:
+    def set_device_zone(self, device_id: str, zone: str, now: float | None) -> bool:
         """The IANA zone the device counts its weeks in, as its progress message names it;
-        True when it changed."""
+        True when it changed. ``now`` None: a copy the broker kept (retained, handed over at
+        a subscription), what the device said before: its "last seen" stays (a treadmill
+        gone for days read as heard a moment ago after the service's restart)."""
         row = self._db.execute("SELECT zone FROM devices WHERE device_id = ?", (device_id,))
         before = row.fetchone()
         if before is not None and str(before[0]) == zone:
             return False
-        self._touch(device_id, now)
+        if now is not None:
+            self._touch(device_id, now)
+        elif before is None:
+            self._db.execute(
+                "INSERT INTO devices (device_id, last_seen) VALUES (?, NULL) "
+                "ON CONFLICT (device_id) DO NOTHING",
+                (device_id,),
+            )
         self._db.execute("UPDATE devices SET zone = ? WHERE device_id = ?", (zone, device_id))
         return True
 

@@ -1,0 +1,106 @@
+"""Defects carried from earlier reviews, on the caregiver's side (session 42).
+
+Each test shows what a caregiver or physio read wrong before its fix: real Mosquitto, the
+real store (SQLite and PostgreSQL through ``caregiver_db``) and the service's own pages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from caregiver import story
+from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig
+from caregiver.service import CaregiverService
+from core.protocol.payloads import encode
+from firmware.mqtt.status import progress_message
+from tests.caregiver_support import (
+    WAIT,
+    FakeClock,
+    SimDevice,
+    make_config,
+    running_service,
+    session_record,
+)
+from tools.broker import Mosquitto
+
+DEVICE = "treadmill-1"
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def _progress(walked_at: dt.datetime) -> bytes:
+    """The treadmill's progress message after a session at ``walked_at``, its weeks counted
+    in Berlin (a zone the service has not stored for it yet)."""
+    record = session_record(DEVICE, walked_at, backward_min=12, longest_min=4)
+    told = progress_message(DEVICE, record, [record], walked_at + dt.timedelta(hours=1), BERLIN)
+    return encode(told).encode()
+
+
+def test_a_retained_progress_message_is_not_the_treadmill_heard_now(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    """The treadmill said its progress (retained, naming the zone its weeks are counted in)
+    and went away days ago; the caregiver service starts now. The broker hands it the
+    retained progress with the retained "offline": the card said "Monitor offline — last
+    seen" now, a long-gone treadmill read as heard from a moment ago (its progress's zone
+    was stored as if the treadmill had spoken). What the broker kept is what it said before:
+    the card says offline with no time it was heard."""
+    walked_at = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+    device = SimDevice(mosquitto, DEVICE)
+    device.online("STANDBY")
+    device.publish("progress", _progress(walked_at).decode(), retain=True)
+    device.offline()
+    device.close()
+    clock = FakeClock((walked_at + dt.timedelta(days=3)).timestamp())
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, web=False, background=False, clock=clock) as service:
+        # the retained availability, state and progress, handed over at its subscriptions
+        assert service.ingestor.wait_for(
+            lambda: service.store.device_zone(DEVICE) == "Europe/Berlin", WAIT
+        )
+        row = service.store.device(DEVICE)
+        assert row is not None and row["availability"] == "offline"
+        assert row["last_seen"] is None
+        card = story.card(row, clock())
+        assert card.offline and card.last_seen is None
+
+
+def test_a_retained_progress_message_keeps_the_time_the_treadmill_was_heard(
+    caregiver_db: str,
+) -> None:
+    """Both ways the service stores what it receives (one message, and the ingest thread's
+    batches): a retained progress naming a zone new to the service keeps the treadmill's
+    "last seen" where its own words left it; the same message sent now renews it."""
+    walked_at = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)
+    clock = FakeClock(5_000.0)
+    config = CaregiverConfig(
+        server=ServerConfig(host="127.0.0.1", port=0, database=caregiver_db),
+        mqtt=CaregiverMqttConfig(host="127.0.0.1", port=1),
+    )
+    service = CaregiverService(config)
+    service.ingestor.clock = clock
+    availability = f"retroguard/{DEVICE}/availability"
+    progress = f"retroguard/{DEVICE}/progress"
+    try:
+        assert service.ingestor.handle(availability, b"online")
+        assert service.ingestor.handle(availability, b"offline")
+        clock.now = 9_000.0  # the service reconnects later: the broker's copies again
+        assert service.ingestor.handle(progress, _progress(walked_at), retained=True)
+        row = service.store.device(DEVICE)
+        assert row is not None and row["last_seen"] == 5_000.0
+        assert service.store.device_zone(DEVICE) == "Europe/Berlin"
+
+        later = _progress(walked_at + dt.timedelta(days=1)).replace(b"Europe/Berlin", b"UTC")
+        clock.now = 9_500.0
+        assert service.ingestor.handle_batch([(progress, later)], retained={0})
+        row = service.store.device(DEVICE)
+        assert row is not None and row["last_seen"] == 5_000.0
+        assert service.store.device_zone(DEVICE) == "UTC"
+
+        clock.now = 9_900.0  # the treadmill back, saying its progress itself
+        assert service.ingestor.handle_batch([(progress, _progress(walked_at))])
+        row = service.store.device(DEVICE)
+        assert row is not None and row["last_seen"] == 9_900.0
+    finally:
+        service.store.close()
