@@ -633,6 +633,10 @@
   function onBroker(b) {
     if (!brokerBanner || !b) return;
     brokerDown = !!b.down && !b.degraded;
+    // no card is current while the service hears no treadmill: each says it is not live, as
+    // while the page's own feed reconnects (app.css: body[data-broker-down="1"])
+    if (brokerDown) document.body.dataset.brokerDown = "1";
+    else delete document.body.dataset.brokerDown;
     if (b.degraded) brokerBanner.dataset.degraded = "1";
     else delete brokerBanner.dataset.degraded;
     showLive();
