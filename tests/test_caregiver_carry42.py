@@ -7,22 +7,29 @@ real store (SQLite and PostgreSQL through ``caregiver_db``) and the service's ow
 from __future__ import annotations
 
 import datetime as dt
+import html
+import json
+import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from caregiver import story
 from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig
 from caregiver.service import CaregiverService
+from core.plan_presets import PRESETS
 from core.protocol.payloads import encode
+from core.protocol.walker import DEFAULT_WALKER, Walker
 from firmware.mqtt.status import progress_message
 from tests.caregiver_support import (
     WAIT,
     FakeClock,
+    Http,
     SimDevice,
     make_config,
     running_service,
     session_record,
 )
+from tests.plan_walkers_support import roster
 from tools.broker import Mosquitto
 
 DEVICE = "treadmill-1"
@@ -104,3 +111,42 @@ def test_a_retained_progress_message_keeps_the_time_the_treadmill_was_heard(
         assert row is not None and row["last_seen"] == 9_900.0
     finally:
         service.store.close()
+
+
+def test_a_walker_s_pending_plan_is_followed_after_many_sent_for_another(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    """Bob's plan page lists the plan sent for him, not yet answered, and follows it until
+    the treadmill answers (its script asks the address the page names). That address read
+    the device's newest twenty commands over every walker: after twenty sent since for
+    Carla, Bob's row was not among them, and his page said "Waiting for the treadmill" for
+    good, whatever the treadmill answered. It reads his, as the page does."""
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    with running_service(config, background=False) as service:
+        device = SimDevice(mosquitto, DEVICE)
+        try:
+            device.online()
+            assert service.ingestor.wait_for(lambda: service.store.device(DEVICE) is not None)
+            carla = Walker("carla-diaz", "Carla Díaz")
+            roster(service, device, DEFAULT_WALKER, carla, Walker("bob", "Bob"))
+            plan = PRESETS["alternate-2-2"]
+            bobs = service.assign_plan(DEVICE, plan, "ann", "bob")
+            carlas = [service.assign_plan(DEVICE, plan, "ann", carla.id) for _ in range(20)]
+            web = Http(service.port)
+            assert web.login() == 303
+            status, _, page = web.request("GET", f"/devices/{DEVICE}/plan?walker=bob")
+            assert status == 200 and f'data-request-id="{bobs}" data-state="pending"' in page
+            followed = re.search(r'id="plan-answers" data-url="([^"]+)"', page)
+            assert followed is not None
+            status, _, body = web.request("GET", html.unescape(followed[1]))
+            assert status == 200
+            answers = {c["request_id"]: c["state"] for c in json.loads(body)["commands"]}
+            assert answers.get(bobs) == "pending"
+            assert not answers.keys() & set(carlas)  # Carla's are on her page, not his
+            # a walker the treadmill does not have: said, not someone else's commands
+            status, _, body = web.request(
+                "GET", f"/api/devices/{DEVICE}/plan-commands?walker=nobody"
+            )
+            assert status == 404 and "walker" in json.loads(body)["error"]
+        finally:
+            device.close()

@@ -462,7 +462,20 @@ def routes(site: Site) -> list[BaseRoute]:
         device_id = await visible(request)
         if device_id is None:
             return JSONResponse({"error": "no such device"}, status_code=404)
-        found = await run_in_threadpool(answers, device_id)
+        asked = request.query_params.get("walker")
+        if asked is None:  # every walker's newest (an address without one: a page from before)
+            found = await run_in_threadpool(answers, device_id)
+            return JSONResponse({"commands": [a.as_json() for a in found]})
+        # ``?walker=``: their newest, as their page lists them (the plan page's script asks
+        # this): the device's newest over every walker left out a row still pending for them
+        # after twenty sent since for another, and their page waited on it for good
+        try:
+            walker, _ = await run_in_threadpool(
+                lambda: offered(backend.store, device_id).pick(asked)
+            )
+        except UnknownWalker:
+            return JSONResponse({"error": f"no walker {asked[:40]!r} on this device"}, 404)
+        found = await run_in_threadpool(answers, device_id, walker)
         return JSONResponse({"commands": [a.as_json() for a in found]})
 
     async def prescription(request: Request) -> tuple[str, FormData] | Response:

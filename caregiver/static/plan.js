@@ -1,5 +1,6 @@
 // The plan page: follows the treadmill's answer to a plan or progression still pending
-// (GET /api/devices/<id>/plan-commands) until it is accepted, refused or not answered.
+// (GET /api/devices/<id>/plan-commands?walker=<the walker shown>, the section's data-url)
+// until it is accepted, refused or not answered.
 (function () {
   "use strict";
   var box = document.getElementById("plan-answers");
