@@ -444,7 +444,9 @@ def report_pdf(report: Report) -> bytes:
             str(w.progress.at_goal),
             "yes" if w.progress.goal_met else "no",
             f"{w.progress.backward_s / 60:.1f}",
-            f"{w.progress.longest_backward_s / 60:.1f}",
+            # a week with no session says none, as the line above and the progress page do,
+            # not "0.0", a figure that looked measured
+            f"{w.progress.longest_backward_s / 60:.1f}" if w.progress.sessions else "none",
             str(w.trips),
             str(w.stumbles),
             str(w.falls),

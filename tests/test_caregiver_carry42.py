@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import io
 import json
 import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
+
+from pypdf import PdfReader
 
 from caregiver import story
 from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig
@@ -27,7 +30,9 @@ from tests.caregiver_support import (
     SimDevice,
     make_config,
     running_service,
+    saturday_noon,
     session_record,
+    week_monday,
 )
 from tests.plan_walkers_support import roster
 from tools.broker import Mosquitto
@@ -150,3 +155,36 @@ def test_a_walker_s_pending_plan_is_followed_after_many_sent_for_another(
             assert status == 404 and "walker" in json.loads(body)["error"]
         finally:
             device.close()
+
+
+def test_a_week_not_walked_reads_none_in_the_report_s_week_by_week_table(
+    mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The PDF report's "Week by week" table said 0.0 in "Longest (min)" for a week with no
+    session, a figure that looked measured, while the progress page and the report's own
+    line above it say no session was walked. The week's row says none; a walked week keeps
+    its figure."""
+    config = make_config(mosquitto, tmp_path)
+    with running_service(config, background=False, clock=saturday_noon()) as service:
+        monday = week_monday(service.clock) + dt.timedelta(minutes=30)
+        device = SimDevice(mosquitto, DEVICE)
+        device.online()
+        for days in (7, 5, 3):  # three last week, none this week
+            started = monday - dt.timedelta(days=days)
+            device.session(session_record(DEVICE, started, backward_min=12, longest_min=4))
+        assert service.ingestor.wait_for(lambda: service.store.walk_session_count() == 3)
+        web = Http(service.port)
+        assert web.login() == 303
+        status, _, pdf = web.download("GET", f"/devices/{DEVICE}/report.pdf")
+        assert status == 200
+        (tmp_path / "none-walked.pdf").write_bytes(pdf)
+        said = [" ".join(p.extract_text().split()) for p in PdfReader(io.BytesIO(pdf)).pages]
+        table = next(p for p in said if "Week by week" in p)
+        rows = table.split("Week by week", 1)[1].split("Balance and gait", 1)[0]
+        week = r"\d{1,2} [A-Z][a-z]{2} \d{4}"
+        this_week = re.search(rf"({week}) 0 0 of 3 0 no 0\.0 (\S+) 0 0 0 0", rows)
+        assert this_week is not None, rows
+        assert this_week[2] == "none", rows  # not "0.0", as if measured
+        last_week = re.search(rf"({week}) 3 3 of 3 0 no 36\.0 (\S+) 0 0 0 0", rows)
+        assert last_week is not None and last_week[2] == "4.0", rows
+        device.close()
