@@ -30,6 +30,11 @@ class DeviceChanged:
     """The device's card changed (availability, state, latest event, open alerts, ack)."""
 
     device_id: str
+    incident: str | None = None
+    """An incident of the device whose row in the fleet's "Recent alerts" changed, perhaps not
+    the card's newest (an older close the treadmill confirmed after a newer incident opened:
+    the feed sent only the card's incident's row, and the older one's said "not yet confirmed
+    by the treadmill" until the page was loaded again)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +77,8 @@ def encode(change: Change, origin: str) -> str:
     fields: dict[str, Any] = {"origin": origin, "device_id": change.device_id}
     if isinstance(change, DeviceChanged):
         fields["kind"] = "device"
+        if change.incident is not None:
+            fields["incident"] = change.incident
     elif isinstance(change, EventStored):
         fields.update(kind="event", event_id=change.event_id)
         if change.row is not None:  # msgspec: a fraction of json.dumps's time (ingest's thread)
@@ -100,7 +107,8 @@ def decode(text: str) -> tuple[str, Change] | None:
         fields = json.loads(text)
         origin, kind, device_id = fields["origin"], fields["kind"], fields["device_id"]
         if kind == "device":
-            return origin, DeviceChanged(device_id)
+            incident = fields.get("incident")
+            return origin, DeviceChanged(device_id, incident if isinstance(incident, str) else None)
         if kind == "event":
             event_id = fields["event_id"]
             return origin, EventStored(device_id, event_id, _row(fields, device_id, event_id))

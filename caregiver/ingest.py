@@ -1156,6 +1156,8 @@ class Ingestor:
             confirmed = self.store.confirm_ack(device_id, reply.request_id)
             if confirmed:
                 self._changed(DeviceChanged(device_id))
+            for incident in confirmed:  # its row, though a newer incident is the card's now
+                self._changed(DeviceChanged(device_id, incident))
         elif reply.command in _ANSWERED and reply.request_id is not None:
             # the plan page shows it (caregiver.plan_answers); not a change the live feed shows
             return _written(

@@ -13,6 +13,7 @@ import pytest
 from caregiver import story
 from caregiver.broker_link import Connected
 from caregiver.service import CaregiverService
+from core.protocol.payloads import reply_payload
 from tests.browser_support import NEEDS_CHROMIUM, logged_in, widths_on_each_engine
 from tests.browser_support import shot as _shot
 from tests.caregiver_support import WAIT, SimDevice, make_config, running_service, wait_all_handled
@@ -92,3 +93,47 @@ def test_while_the_service_cannot_reach_the_broker_each_card_says_it_is_not_live
     expect(stale.first).to_be_hidden()
     expect(stale.last).to_be_hidden()
     page.context.close()
+
+
+@widths_on_each_engine(360, 1280)
+def test_an_older_alert_s_row_says_the_treadmill_confirmed_its_close_after_a_newer_one(
+    browser: Any, service: CaregiverService, mosquitto: Mosquitto, tmp_path: Path, width: int
+) -> None:
+    """Ann acknowledged Dad's fall; before the treadmill confirmed the close, Dad fell again.
+    The treadmill's confirmation of the first came next: its row in Recent alerts went on
+    saying "not yet confirmed by the treadmill" until the page was reloaded (the live feed
+    sent only the row of the card's newest alert). The row says it at once, live; the new
+    fall's row and card stay as they are."""
+    from playwright.sync_api import expect
+
+    device = SimDevice(mosquitto, "treadmill-1", answers_acks=False)
+    device.online()
+    device.incident_fall()
+    wait_all_handled(service, device)
+    page = logged_in(browser, service, width, has_touch=width < 600)
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    rows = page.locator("#incidents li.incident .etype")
+    card = page.locator("#card-treadmill-1 .headline a")
+    expect(rows).to_have_count(1)
+    page.locator("#card-treadmill-1 .ack-form button").click()
+    command = device.wait_command("ack")
+    acknowledged = "Fall — acknowledged by ann on the dashboard"
+    pending = f"{acknowledged} — {story.UNTOLD}"
+    expect(rows.first).to_have_text(pending)
+
+    device.incident_fall()  # the second fall: the card's alert now
+    expect(rows).to_have_count(2)
+    expect(card).to_have_text("FALL — not acknowledged")
+    expect(rows.nth(1)).to_have_text(pending)
+
+    result = {"acknowledged": command.get("incident"), "already": False}
+    device.publish("reply", reply_payload("treadmill-1", "ack", command.get("id"), True, result))
+    expect(rows.nth(1)).to_have_text(acknowledged)  # live, without a reload
+    expect(rows.first).to_have_text("FALL — not acknowledged")
+    expect(card).to_have_text("FALL — not acknowledged")
+    page.screenshot(path=_shot(tmp_path, service, f"older-confirmed-{width}.png"), full_page=True)
+    page.reload()
+    expect(page.locator("body")).to_have_attribute("data-live", "1")
+    expect(rows.nth(1)).to_have_text(acknowledged)
+    page.context.close()
+    device.close()

@@ -17,10 +17,11 @@ from zoneinfo import ZoneInfo
 from pypdf import PdfReader
 
 from caregiver import story
+from caregiver.changes import DeviceChanged, decode, encode
 from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig
 from caregiver.service import CaregiverService
 from core.plan_presets import PRESETS
-from core.protocol.payloads import encode
+from core.protocol.payloads import encode as encode_message
 from core.protocol.walker import DEFAULT_WALKER, Walker
 from firmware.mqtt.status import progress_message
 from tests.caregiver_support import (
@@ -46,7 +47,7 @@ def _progress(walked_at: dt.datetime) -> bytes:
     in Berlin (a zone the service has not stored for it yet)."""
     record = session_record(DEVICE, walked_at, backward_min=12, longest_min=4)
     told = progress_message(DEVICE, record, [record], walked_at + dt.timedelta(hours=1), BERLIN)
-    return encode(told).encode()
+    return encode_message(told).encode()
 
 
 def test_a_retained_progress_message_is_not_the_treadmill_heard_now(
@@ -188,3 +189,14 @@ def test_a_week_not_walked_reads_none_in_the_report_s_week_by_week_table(
         last_week = re.search(rf"({week}) 3 3 of 3 0 no 36\.0 (\S+) 0 0 0 0", rows)
         assert last_week is not None and last_week[2] == "4.0", rows
         device.close()
+
+
+def test_an_older_incident_s_row_changed_reaches_the_other_instances_naming_it() -> None:
+    """An older incident's close confirmed by its treadmill (a newer one is the card's): the
+    instance that stored the reply tells the others which incident's row changed, as the
+    live feed of each sends that row; a change of the card alone names none, as before."""
+    for change in (DeviceChanged("tm-1", "inc-older"), DeviceChanged("tm-1")):
+        decoded = decode(encode(change, "instance-a"))
+        assert decoded == ("instance-a", change)
+    old_style = '{"origin": "instance-b", "kind": "device", "device_id": "tm-1"}'
+    assert decode(old_style) == ("instance-b", DeviceChanged("tm-1"))

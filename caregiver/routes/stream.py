@@ -183,6 +183,9 @@ class LiveFeed:
     def _run(self) -> None:
         cards: dict[str, None] = {}
         """Devices whose card is still to send, in the order they changed."""
+        older: dict[tuple[str, str], None] = {}
+        """(device, incident): rows of "Recent alerts" still to send besides the cards' (an
+        older incident's close the treadmill confirmed: :attr:`DeviceChanged.incident`)."""
         while True:
             with self._cond:
                 self._cond.wait_for(lambda: self._pending or self._closed or cards)
@@ -202,6 +205,8 @@ class LiveFeed:
             for change in batch:
                 if isinstance(change, DeviceChanged):
                     cards[change.device_id] = None
+                    if change.incident is not None:
+                        older[(change.device_id, change.incident)] = None
                 elif isinstance(change, EventStored):
                     if change.event_id not in rows:  # a trip and its recording: one row
                         rows.add(change.event_id)
@@ -212,7 +217,9 @@ class LiveFeed:
             self._hand_over(out)  # this take's rows, before any card
             if cards and not self._pending:  # events first: the cards once none is queued
                 waiting: list[Change] = [DeviceChanged(device_id) for device_id in cards]
+                waiting += [DeviceChanged(device_id, incident) for device_id, incident in older]
                 cards.clear()
+                older.clear()
                 try:
                     seen = _Snapshot.read(store, waiting)
                 except Exception:
@@ -268,7 +275,9 @@ class LiveFeed:
         backend = self.site.backend
         site = self.site
         try:
-            if isinstance(change, DeviceChanged):
+            if isinstance(change, DeviceChanged) and change.incident is not None:
+                self._push_row(change.device_id, change.incident, seen, out)
+            elif isinstance(change, DeviceChanged):
                 device = seen.devices.get(change.device_id)
                 if device is None:
                     return
@@ -320,6 +329,30 @@ class LiveFeed:
         except Exception:
             log.exception("could not push a change to the dashboard")
 
+    def _push_row(
+        self, device_id: str, incident_id: str, seen: _Snapshot, out: list[feed.FeedMessage]
+    ) -> None:
+        """The "Recent alerts" row of an incident of ``device_id`` that is not its card's
+        newest (that one goes with the card), as the page renders it: its close confirmed by
+        the treadmill after a newer incident opened was said only once the page was loaded
+        again."""
+        device = seen.devices.get(device_id)
+        latest = device["incident"] if device is not None else None
+        if latest is not None and latest["id"] == incident_id:
+            return  # the card's: sent with it
+        incident = seen.listed.get(incident_id)
+        if incident is None or incident.device_id != device_id:
+            return
+        site = self.site
+        backend = site.backend
+        name = backend.device_name(device_id)
+        who = walkers.who_shown(backend.store, device_id, incident.walker)
+        opened = story.incident_stamped(incident)
+        received = site.moment(opened.received_at, opened.received_format) if opened.late else None
+        told = incident.told if incident.told is not None else True
+        row = feed.incident_row(incident, name, site.moment(opened.at), who, received, told)
+        out.append(feed.IncidentMessage(device_id, incident.id, row))
+
 
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
@@ -330,6 +363,9 @@ class _Snapshot:
     events: dict[str, StoredEvent]
     devices: dict[str, Device]
     incidents: dict[str, Incident]
+    listed: dict[str, Incident]
+    """Incidents whose row is sent besides their card's (:attr:`DeviceChanged.incident`), read
+    as "Recent alerts" lists them."""
 
     @classmethod
     def read(cls, store: Store, batch: list[Change]) -> _Snapshot:
@@ -338,4 +374,6 @@ class _Snapshot:
         incidents = store.incidents_by_id(
             {d["incident"]["id"] for d in devices.values() if d["incident"] is not None}
         )
-        return cls(events, devices, incidents)
+        rows = {c.incident for c in batch if isinstance(c, DeviceChanged) and c.incident}
+        listed = store.incidents_by_id(rows, listed=True) if rows else {}
+        return cls(events, devices, incidents, listed)

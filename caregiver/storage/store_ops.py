@@ -105,7 +105,8 @@ class StoreOperations:
     def event_count(self) -> int:
         return self._read(lambda ops: ops.event_count())
 
-    def confirm_ack(self, device_id: str, request_id: str) -> bool:
+    def confirm_ack(self, device_id: str, request_id: str) -> list[str]:
+        """The device confirmed the ack command ``request_id``: the incidents it confirmed."""
         with self._statement() as ops:
             return ops.confirm_ack(device_id, request_id)
 
@@ -114,9 +115,12 @@ class StoreOperations:
     def incident(self, incident_id: str) -> Incident | None:
         return self._read(lambda ops: ops.incident(incident_id))
 
-    def incidents_by_id(self, incident_ids: Collection[str]) -> dict[str, Incident]:
-        """These incidents (those stored), by id, read at once (see :meth:`events_by_id`)."""
-        return self._read(lambda ops: ops.incidents_by_id(incident_ids))
+    def incidents_by_id(
+        self, incident_ids: Collection[str], listed: bool = False
+    ) -> dict[str, Incident]:
+        """These incidents (those stored), by id, read at once (see :meth:`events_by_id`);
+        ``listed``: with whether the treadmill has each one's close, as "Recent alerts" says."""
+        return self._read(lambda ops: ops.incidents_by_id(incident_ids, listed))
 
     def incidents_for(self, device_id: str, limit: int = 50) -> list[Incident]:
         """The device's incidents, newest first."""

@@ -199,13 +199,21 @@ class TxEvents(_TxBase):
                 (by, now, request_id, *chunk),
             )
 
-    def confirm_ack(self, device_id: str, request_id: str) -> bool:
-        """The device confirmed the ack command ``request_id``; False if no event waited on it."""
+    def confirm_ack(self, device_id: str, request_id: str) -> list[str]:
+        """The device confirmed the ack command ``request_id``: the incidents whose events it
+        confirmed (none if no event waited on it)."""
         cur = self._db.execute(
             "UPDATE events SET ack_confirmed = 1 WHERE device_id = ? AND ack_request_id = ?",
             (device_id, request_id),
         )
-        return cur.rowcount > 0
+        if cur.rowcount <= 0:
+            return []
+        rows = self._db.execute(
+            "SELECT DISTINCT COALESCE(incident, id) FROM events "
+            "WHERE device_id = ? AND ack_request_id = ?",
+            (device_id, request_id),
+        ).fetchall()
+        return sorted(str(r[0]) for r in rows)
 
     def ack_request_of(self, incident_id: str) -> str | None:
         """The request id of the newest ack command recorded for the incident's events (what

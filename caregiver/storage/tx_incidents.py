@@ -44,8 +44,12 @@ class TxIncidents(_TxBase):
         ).fetchone()
         return _incident(row) if row else None
 
-    def incidents_by_id(self, incident_ids: Collection[str]) -> dict[str, Incident]:
-        select = f"SELECT {_INCIDENT_READ} FROM incidents"
+    def incidents_by_id(
+        self, incident_ids: Collection[str], listed: bool = False
+    ) -> dict[str, Incident]:
+        """``listed``: read as "Recent alerts" shows them (with their ``told``:
+        :data:`_INCIDENT_LISTED`)."""
+        select = f"SELECT {_INCIDENT_LISTED if listed else _INCIDENT_READ} FROM incidents"
         return self._by_id(select, "id", incident_ids, _incident)
 
     def open_incident(
