@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import msgspec
 from pypdf import PdfReader
 
 from caregiver import story
@@ -21,7 +22,9 @@ from caregiver.changes import DeviceChanged, decode, encode
 from caregiver.config import CaregiverConfig, CaregiverMqttConfig, ServerConfig
 from caregiver.service import CaregiverService
 from core.plan_presets import PRESETS
+from core.protocol.messages import PlanStored
 from core.protocol.payloads import encode as encode_message
+from core.protocol.payloads import reply_payload
 from core.protocol.walker import DEFAULT_WALKER, Walker
 from firmware.mqtt.status import progress_message
 from tests.caregiver_support import (
@@ -200,3 +203,91 @@ def test_an_older_incident_s_row_changed_reaches_the_other_instances_naming_it()
         assert decoded == ("instance-a", change)
     old_style = '{"origin": "instance-b", "kind": "device", "device_id": "tm-1"}'
     assert decode(old_style) == ("instance-b", DeviceChanged("tm-1"))
+
+
+def test_in_force_orders_the_plan_and_the_session_since_by_the_service_s_clock(
+    mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str
+) -> None:
+    """The physio sent Dad alternate-2-2; the treadmill accepted it, and Dad walked it. The
+    treadmill's clock was never set (no network time since its battery went flat: it reads
+    January), so the session said it began long before the plan was accepted, by the service's
+    clock: "In force" said his next session walks the plan accepted, as if not walked yet.
+    What the service itself saw orders them: the session reached it after the plan's answer,
+    and began (by its own length) after it; his latest session walked the plan in force."""
+    config = make_config(mosquitto, tmp_path, database=caregiver_db)
+    clock = FakeClock(dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC).timestamp())
+    with running_service(config, background=False, clock=clock) as service:
+        device = SimDevice(mosquitto, DEVICE)
+        try:
+            device.online()
+            assert service.ingestor.wait_for(lambda: service.store.device(DEVICE) is not None)
+            plan = PRESETS["alternate-2-2"]
+            service.assign_plan(DEVICE, plan, "ann", DEFAULT_WALKER.id)
+            command = device.wait_command("plan")
+            result = msgspec.structs.asdict(
+                PlanStored(
+                    plan=plan.name, revision=2, intervals=15, minutes=30.0,
+                    backward_minutes=14.0, applies="at the next session start",
+                )
+            )  # fmt: skip
+            device.publish("reply", reply_payload(DEVICE, "plan", command["id"], True, result))
+            assert service.ingestor.wait_for(
+                lambda: service.store.sent_commands(DEVICE)[0].status == "accepted"
+            )
+            clock.advance(3600.0)  # an hour later Dad has walked it (30 min, just ended)
+            unset = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)  # its clock, not set
+            walked = session_record(DEVICE, unset, backward_min=14, longest_min=2,
+                                    total_min=30, plan=plan.name)  # fmt: skip
+            device.session(msgspec.structs.replace(walked, wall_unsynced=True))
+            assert service.ingestor.wait_for(lambda: service.store.walk_session_count() == 1)
+            web = Http(service.port)
+            assert web.login() == 303
+            status, _, page = web.request("GET", f"/devices/{DEVICE}/plan")
+            assert status == 200
+            said = re.search(r'<p id="in-force-plan">(.*?)</p>', page, re.S)
+            assert said is not None
+            text = html.unescape(re.sub(r"<[^>]+>", "", said[1]))
+            assert "next session walks" not in text, text
+            assert f"walked the plan {plan.name}" in text, text
+        finally:
+            device.close()
+
+
+def test_a_session_began_by_the_service_s_clock_whatever_the_treadmill_s_reads() -> None:
+    """When a session began, for ordering it against a plan's answer (both the service's
+    clock): when it reached the service less how long it lasted by the treadmill's clock (a
+    difference of its own readings, right on a clock never set). A plan accepted while a
+    session ran is not walked by it: the session, received after the answer, began before."""
+    import dataclasses
+
+    from caregiver.plan_answers import CommandView
+    from caregiver.routes.plans import began_here, next_by_hand
+    from caregiver.storage import SentCommand, WalkSession
+
+    session = WalkSession(
+        "s",
+        DEVICE,
+        "p",
+        "completed",
+        "1970-01-01T00:05:00+00:00",
+        "1970-01-01T00:35:00+00:00",
+        1800.0,
+        1700.0,
+        600.0,
+        120.0,
+        0,
+        0.0,
+        0.0,
+        0,
+        0,
+    )  # fmt: skip (a clock never set: 30 min by it)
+    assert began_here(session, 50_000.0) == 50_000.0 - 1800.0
+    unended = dataclasses.replace(session, ended_wall="")  # closed at the next start
+    assert began_here(unended, 50_000.0) == 50_000.0 - 1700.0  # what it walked, then
+    plan = SentCommand("cg-1", DEVICE, "plan", "x", "ann", 48_000.0, "accepted", 49_000.0,
+                       "Stored.", DEFAULT_WALKER.id)  # fmt: skip
+    accepted = CommandView(plan, "accepted")
+    # accepted at 49 000 while the session (48 200 to 50 000) ran: next, not walked yet
+    assert next_by_hand([accepted], None, None, began_here(session, 50_000.0)) is accepted
+    # a session begun after the answer walked it
+    assert next_by_hand([accepted], None, None, began_here(session, 52_000.0)) is None

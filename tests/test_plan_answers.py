@@ -387,7 +387,7 @@ def test_the_plan_run_next_is_the_newest_accepted_one_none_has_walked_yet() -> N
     moving on by itself (released or assigned since) or a session begun since replaced."""
     import dataclasses
 
-    from caregiver.routes.plans import next_by_hand
+    from caregiver.routes.plans import began_here, next_by_hand
     from caregiver.storage import WalkSession
     from tests.stage_support import STAGE_EXAMPLE
 
@@ -414,15 +414,18 @@ def test_the_plan_run_next_is_the_newest_accepted_one_none_has_walked_yet() -> N
         0,
         0,
     )  # fmt: skip (begun at 600 s)
-    assert next_by_hand([plan, progression], progression, None, [walked]) is plan
-    assert next_by_hand([plan], None, None, []) is plan  # no session yet
+    # received here as it began (it lasted no time): when it began by the service's clock
+    begun = began_here(walked, 600.0)
+    assert next_by_hand([plan, progression], progression, None, begun) is plan
+    assert next_by_hand([plan], None, None, None) is plan  # no session yet
     later = accepted("progression", 1100.0)
-    assert next_by_hand([later, plan], later, None, [walked]) is None
+    assert next_by_hand([later, plan], later, None, begun) is None
     held = msgspec.structs.replace(STAGE_EXAMPLE, status="held", held=True)
-    assert next_by_hand([plan], None, held, [walked]) is plan
-    assert next_by_hand([plan], None, STAGE_EXAMPLE, [walked]) is None  # running: the stage's
+    assert next_by_hand([plan], None, held, begun) is plan
+    assert next_by_hand([plan], None, STAGE_EXAMPLE, begun) is None  # running: the stage's
     since = dataclasses.replace(walked, started_wall="1970-01-01T00:20:00+00:00")  # at 1200 s
-    assert next_by_hand([plan], None, None, [since]) is None  # walked by the session since
+    since_begun = began_here(since, 1200.0)
+    assert next_by_hand([plan], None, None, since_begun) is None  # walked by the session since
 
 
 def test_what_was_sent_for_a_walker_is_listed_after_many_sent_for_another(

@@ -18,6 +18,7 @@ anything (docs/sessions.md).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from dataclasses import dataclass, field
@@ -151,20 +152,35 @@ class InForce:
         return stage_words(self.stage) if self.stage is not None else ""
 
 
+def began_here(session: WalkSession, received_at: float) -> float:
+    """When ``session`` began by this service's clock: when its summary first reached the
+    service (``received_at``) less how long it lasted by the treadmill's clock (a difference
+    of two of its readings, right whether or not that clock was ever set; ``done_s`` for a
+    session without an end). Its ``started_wall`` is the treadmill's own clock, days or
+    months off before network time (a Pi after a power cut), and was compared with when the
+    service recorded a plan's answer."""
+    lasted = session.done_s
+    if session.ended_wall:
+        with contextlib.suppress(ValueError):  # an end it cannot read: what it walked
+            lasted = (utc_of(session.ended_wall) - utc_of(session.started_wall)).total_seconds()
+    return received_at - max(0.0, lasted)
+
+
 def next_by_hand(
     theirs: list[CommandView],
     progression: CommandView | None,
     stage: StageMessage | None,
-    sessions: list[WalkSession],
+    began: float | None,
 ) -> CommandView | None:
     """The plan sent from this page that the treadmill runs at the walker's next session start,
     when their latest session did not walk it: their newest plan the treadmill accepted
     (``theirs``: their accepted commands, newest first), sent after their newest accepted
-    progression command (``progression``), accepted after their latest session began (a
-    session since walked it: what it walked says it), while their progression as the
-    treadmill keeps it (``stage``) is none or held (a plan set by hand holds it; one moving on
-    by itself again was released or assigned since: the stage's plan is next, and "in force"
-    says it). None otherwise."""
+    progression command (``progression``), accepted after their latest session began
+    (``began``, by this service's clock as its answer's time is: :func:`began_here`; None: no
+    session yet; a session since walked it: what it walked says it), while their progression
+    as the treadmill keeps it (``stage``) is none or held (a plan set by hand holds it; one
+    moving on by itself again was released or assigned since: the stage's plan is next, and
+    "in force" says it). None otherwise."""
     plan = next((c for c in theirs if c.sent.command == "plan"), None)
     if plan is None or plan.sent.answered_at is None:
         return None
@@ -172,7 +188,7 @@ def next_by_hand(
         return None
     if stage is not None and stage.status != "held":
         return None
-    if sessions and utc_of(sessions[0].started_wall).timestamp() >= plan.sent.answered_at:
+    if began is not None and began >= plan.sent.answered_at:
         return None
     return plan
 
@@ -375,6 +391,9 @@ def routes(site: Site) -> list[BaseRoute]:
         )
         sessions = store.walk_sessions(device_id, LAST_SESSIONS, walker)
         stage = store.walker_stage(device_id, walker)
+        # when their latest session began by this service's clock, as the answers' times are
+        received = store.walk_session_received(sessions[0].id) if sessions else None
+        began = began_here(sessions[0], received) if sessions and received is not None else None
         return InForce(
             walker,
             name,
@@ -388,7 +407,7 @@ def routes(site: Site) -> list[BaseRoute]:
             progression,
             plan_since,
             session_walks(store.walk_session_payloads(device_id, LAST_SESSIONS, walker)),
-            next_by_hand(theirs, progression, stage, sessions),
+            next_by_hand(theirs, progression, stage, began),
             mine,
         )
 

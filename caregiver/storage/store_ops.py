@@ -179,6 +179,10 @@ class StoreOperations:
         with self.transaction() as tx:
             return tx.record_walk_session(session, payload, now)
 
+    def walk_session_received(self, session_id: str) -> float | None:
+        """When the session's summary first reached this service (its own clock)."""
+        return self._read(lambda ops: ops.walk_session_received(session_id))
+
     def walk_sessions(
         self, device_id: str, limit: int = 500, walker: str | None = None
     ) -> list[WalkSession]:

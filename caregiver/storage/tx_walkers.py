@@ -62,7 +62,10 @@ class TxWalkers(_TxBase):
         cur = self._db.execute(
             f"INSERT INTO walk_sessions ({columns}, received_at, payload) "
             f"VALUES ({', '.join('?' * (len(WALK_FIELDS) + 2))}) "
-            f"ON CONFLICT (id) DO UPDATE SET {updates}, received_at = excluded.received_at, "
+            # received_at stays when the session first reached this service: an amended
+            # summary, received later, is not a session begun later (the plan page orders a
+            # plan's answer and the session since by it, caregiver.routes.plans.began_here)
+            f"ON CONFLICT (id) DO UPDATE SET {updates}, "
             "payload = excluded.payload WHERE walk_sessions.device_id = excluded.device_id "
             "AND walk_sessions.amended < excluded.amended",
             (*(getattr(session, c) for c in WALK_FIELDS), now, payload),
@@ -81,6 +84,14 @@ class TxWalkers(_TxBase):
             (device_id, *(() if walker is None else (walker,)), limit),
         ).fetchall()
         return [WalkSession(*r) for r in rows]
+
+    def walk_session_received(self, session_id: str) -> float | None:
+        """When the session's summary first reached this service (its own clock); None: not
+        stored."""
+        row = self._db.execute(
+            "SELECT received_at FROM walk_sessions WHERE id = ?", (session_id,)
+        ).fetchone()
+        return None if row is None else float(row[0])
 
     def walk_session_payloads(
         self, device_id: str, limit: int, walker: str | None = None
