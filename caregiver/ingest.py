@@ -1153,10 +1153,8 @@ class Ingestor:
         written to its events (an alert's table, not the part's), an answer already recorded
         (a redelivery), to another's request or to a command not kept changes no row."""
         if reply.command == CommandName.ACK and reply.ok and reply.request_id is not None:
-            confirmed = self.store.confirm_ack(device_id, reply.request_id)
-            if confirmed:
-                self._changed(DeviceChanged(device_id))
-            for incident in confirmed:  # its row, though a newer incident is the card's now
+            # the card, and the incident's row though a newer incident is the card's now
+            for incident in self.store.confirm_ack(device_id, reply.request_id):
                 self._changed(DeviceChanged(device_id, incident))
         elif reply.command in _ANSWERED and reply.request_id is not None:
             # the plan page shows it (caregiver.plan_answers); not a change the live feed shows
