@@ -12,6 +12,7 @@ import pytest
 
 from caregiver import story
 from caregiver.broker_link import Connected
+from caregiver.ingest import ReconnectDelays
 from caregiver.service import CaregiverService
 from core.protocol.payloads import reply_payload
 from tests.browser_support import NEEDS_CHROMIUM, logged_in, widths_on_each_engine
@@ -21,11 +22,15 @@ from tools.broker import Mosquitto
 
 pytestmark = NEEDS_CHROMIUM
 
+QUICK_RECONNECT = ReconnectDelays(first_s=0.05, most_s=0.5)
+
 
 @pytest.fixture
 def service(mosquitto: Mosquitto, tmp_path: Path, caregiver_db: str) -> Iterator[CaregiverService]:
     config = make_config(mosquitto, tmp_path, database=caregiver_db)
-    with running_service(config, background=False) as s:
+    # the broker comes back within the wait however long its outage took on a loaded machine
+    # (the service's own waits between tries double up to 30 s)
+    with running_service(config, background=False, reconnect=QUICK_RECONNECT) as s:
         yield s
 
 
