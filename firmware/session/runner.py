@@ -893,7 +893,13 @@ class SessionRunner:
         cue = cue_for(self.plan.intervals[s.current].direction)
         if not s.ever_ran:
             s.ever_ran = True
-            self._cue(cue, now)
+            # Armed since the session started (it waited for arming, or the balance check
+            # ended with a press): the relay has just closed and the treadmill waits for its
+            # own start button, so the belt stands still. Its first words say to start it,
+            # as after a trip: "Walk backward for 2 minutes" told a walker on a still belt,
+            # who cannot see behind them, to step towards its end.
+            stopped = self._safety.since > s.started_t
+            self._cue(cue, now, resumed=stopped, belt_stopped=stopped)
             log.info("session running: interval 1/%d %s", len(s.intervals), interval.direction)
         else:
             self._pending_cue = (now + RESUME_CUE_DELAY_S, cue)
