@@ -47,7 +47,7 @@ from sim import scenarios
 from sim.backends import SimulatedImuRig, build_simulated_imu
 from tools.diagnostics import gpio_checks, imu_checks, system_checks
 from tools.diagnostics.audio_checks import AudioBench, check_audio
-from tools.diagnostics.int_checks import INT_SECONDS, check_int_line
+from tools.diagnostics.int_checks import BOOT_CONFIG, INT_SECONDS, check_int_line
 from tools.diagnostics.result import CheckResult
 
 DEFAULT_CONFIG = Path("/etc/retroguard/config.toml")
@@ -81,6 +81,8 @@ class Bench:
     """The spoken prompts' engine, devices and player (tests replace the commands)."""
     sim_int_wired: bool = True
     """Simulated hardware: the chip's INT reaches ``gpio.pins.imu_int`` (tests cut it)."""
+    boot_config: Path = BOOT_CONFIG
+    """The Pi's boot config, read when the INT line cannot be opened (an overlay holding it)."""
 
 
 def _simulated_rig(config: Config, clock: Clock) -> SimulatedImuRig:
@@ -119,6 +121,7 @@ def diagnose(config: Config, bench: Bench) -> Iterator[CheckResult]:
         factory=bench.pin_factory,
         seconds=min(INT_SECONDS, bench.stream_seconds),
         int_wired=bench.sim_int_wired,
+        boot_config=bench.boot_config,
     )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 from core.clock import Clock
@@ -37,6 +38,36 @@ INT_SECONDS = 0.5
 MISSED_SHARE = 0.1
 """More samples than this share without an edge: pulses are being lost (a marginal wire)."""
 READ_TIMEOUT_S = 0.025
+BOOT_CONFIG = Path("/boot/firmware/config.txt")
+"""Where Raspberry Pi OS (Bookworm) reads its device-tree overlays at boot."""
+SDMODE_DEFAULT_PIN = 4
+"""The max98357a overlay's ``sdmode-pin`` when the line gives none (and no ``no-sdmode``)."""
+
+
+def _sdmode_overlay(boot_config: Path, pin: int) -> str | None:
+    """The line of ``boot_config`` that makes the kernel take GPIO``pin`` as a MAX98357A's
+    SD_MODE output (``dtoverlay=max98357a`` without ``no-sdmode``, its ``sdmode-pin`` that
+    pin), or None (no such line, or the file cannot be read)."""
+    try:
+        text = boot_config.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        key, _, value = line.partition("=")
+        if key.strip() != "dtoverlay":
+            continue
+        name, *params = [part.strip() for part in value.split(",")]
+        if name != "max98357a" or "no-sdmode" in params:
+            continue
+        sdmode = SDMODE_DEFAULT_PIN
+        for param in params:
+            option, _, number = param.partition("=")
+            if option.strip() == "sdmode-pin" and number.strip().isdigit():
+                sdmode = int(number)
+        if sdmode == pin:
+            return line
+    return None
 
 
 def _wiring(pin: int) -> str:
@@ -56,12 +87,15 @@ def check_int_line(
     factory: Any | None,
     seconds: float = INT_SECONDS,
     int_wired: bool = True,
+    boot_config: Path = BOOT_CONFIG,
 ) -> CheckResult:
     """Stream the IMU for ``seconds`` and count INT's edges.
 
     ``make_sim_rig`` builds a fresh simulated IMU (simulated backend; the IMU
     checks closed theirs), None opens the real one; ``factory`` is the pin
-    factory to use (None: the one the config names, closed again here).
+    factory to use (None: the one the config names, closed again here);
+    ``boot_config``: the Pi's boot config, read when the line cannot be opened, for
+    the overlay that gives it to the kernel (wiring/README.md, section 11).
     """
     imu_config, pin = config.imu, config.gpio.pins.imu_int
     if imu_config.pacing == "poll":
@@ -76,6 +110,15 @@ def check_int_line(
         except HalError as exc:
             detail = f"GPIO{pin} cannot be opened for the data-ready line: {exc}"
             fix = "stop the monitor (sudo systemctl stop retroguard) and run the doctor again"
+            overlay = _sdmode_overlay(boot_config, pin)
+            if overlay is not None:
+                # The guide's "never the plain dtoverlay=max98357a": the kernel holds the
+                # line, and stopping the monitor (the only fix said before) changes nothing.
+                fix = (
+                    f"{boot_config} has '{overlay}': the kernel takes GPIO{pin} as the "
+                    "amplifier's SD_MODE output; write it as 'dtoverlay=max98357a,no-sdmode' "
+                    "(wiring/README.md, section 11) and reboot"
+                )
             return failed(INT, detail, fix) if required else warned(INT, f"{detail}; {fix}")
         stack.callback(line.close)
         imu: Imu
