@@ -3,6 +3,7 @@ runs, on a simulated rig with a speaker that records every sentence."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,10 @@ PLAN = Plan(
 )
 
 
-def test_a_session_started_before_arming_first_says_to_start_the_belt(tmp_path: Path) -> None:
+@pytest.mark.parametrize("balance_check", [True, False], ids=["balance-check", "waiting"])
+def test_a_session_started_before_arming_first_says_to_start_the_belt(
+    tmp_path: Path, balance_check: bool
+) -> None:
     """A session started in STANDBY waits, paused, until the walker arms (the demo's way, and a
     session started with ``retroguard session start`` before she stepped on). Arming closes the
     relay, and the treadmill waits for its own start button (wiring/README.md, section 9): the
@@ -34,12 +38,16 @@ def test_a_session_started_before_arming_first_says_to_start_the_belt(tmp_path: 
     rig = make_rig(tmp_path)
     rig.run_for(5.0)  # STANDBY, the sensor seen worn
     assert rig.state == "STANDBY"
+    config = rig.app.config
+    session = dataclasses.replace(config.session, balance_check=balance_check)
+    rig.app.config = dataclasses.replace(config, session=session)
     heard = Heard()
     runner = attach_session(rig.app, PLAN, record=False, speaker=heard)
     runner.request("start")
     rig.run_for(1.0)
-    # waiting for arming (the balance check first, by default): starting never arms
-    assert runner.state in (SessionState.PAUSED, SessionState.BALANCE)
+    # waiting for arming (the balance check first, if on; the press ends it): never armed
+    waiting = SessionState.BALANCE if balance_check else SessionState.PAUSED
+    assert runner.state is waiting and rig.state == "STANDBY"
     before = len(heard.said)  # the balance check's words, if it opened with one
     rig.press_reset()
     rig.run_for(3.0)
