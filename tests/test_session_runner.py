@@ -572,7 +572,7 @@ def _ask(rig: Rig, runner: SessionRunner, command: str) -> None:
 def test_every_session_transition_in_the_table_is_taken(tmp_path: Path) -> None:
     """Each edge of SESSION_TRANSITIONS happens in a scenario, and nothing is refused."""
     long_plan = Plan("long", (Interval.of_seconds("backward", 600.0),))
-    rig = make_rig(tmp_path / "a", detector=TripAt(20.0))
+    rig = make_rig(tmp_path / "a", detector=TripAt(4.0))
     rig.run_for(1.0)
     a = _traced(rig, long_plan, balance_check=False)
     _ask(rig, a, "start")  # STANDBY: waits for arming
@@ -580,7 +580,7 @@ def test_every_session_transition_in_the_table_is_taken(tmp_path: Path) -> None:
     rig.press_reset()
     rig.run_for(0.05)
     assert a.state is SessionState.RUNNING
-    rig.run_for(20.5 - rig.clock.monotonic())
+    rig.run_for(4.5 - rig.clock.monotonic())
     assert rig.state == "TRIPPED" and a.pause_cause is PauseCause.TRIP
     _ask(rig, a, "stop")
     _ask(rig, a, "start")  # TRIPPED: waits for arming
@@ -592,13 +592,13 @@ def test_every_session_transition_in_the_table_is_taken(tmp_path: Path) -> None:
         _ask(rig, a, command)
     assert a.state is SessionState.FINISHED
     rig = armed_rig(tmp_path / "b")
-    b = _traced(rig, Plan("tiny", (Interval.of_seconds("backward", 10.0),)), max_pause_s=5.0)
+    b = _traced(rig, Plan("tiny", (Interval.of_seconds("backward", 3.0),)), max_pause_s=2.0)
     _ask(rig, b, "start")
-    rig.run_for(11.0)
+    rig.run_for(4.0)
     assert b.finished[-1].status == "completed"
     _ask(rig, b, "start")
     _ask(rig, b, "pause")
-    rig.run_for(6.0)
+    rig.run_for(3.0)
     assert b.finished[-1].status == "abandoned"
     # The standing balance check, in STANDBY: done, stopped by the walker, stopped, cut short
     # by a fault and by arming.
@@ -796,13 +796,15 @@ def test_resuming_after_a_trip_says_to_start_the_belt_then_walk_on_not_to_turn(
     slowly, holding the rail, then walk ("Resume walking forward" told a walker on a stopped
     belt to walk on; going backward, to step towards its end). The walker's own pause while
     armed leaves the belt as the walker left it: "Resume walking forward". The sentences are
-    among those rendered ahead for the plan."""
-    rig = make_rig(tmp_path, detector=TripAt(40.0))
+    among those rendered ahead for the plan. (:data:`SHORT` with a 10 s first interval: the
+    trip 10 s into the walk, not 40.)"""
+    plan = Plan("short-start", (Interval.of_seconds("backward", 10.0), *SHORT.intervals[1:]))
+    rig = make_rig(tmp_path, detector=TripAt(20.0))
     rig.run_for(1.0)
     rig.press_reset()
-    runner = attach_session(rig.app, SHORT, record=False)
+    runner = attach_session(rig.app, plan, record=False)
     runner.request("start")
-    rig.run_for(41.0 - rig.clock.monotonic())
+    rig.run_for(21.0 - rig.clock.monotonic())
     assert runner.state is SessionState.PAUSED and runner.session is not None
     assert runner.session.current == 1
     turned = runner.cues[-1]
@@ -816,12 +818,12 @@ def test_resuming_after_a_trip_says_to_start_the_belt_then_walk_on_not_to_turn(
     resumed = runner.cues[-1]
     assert (resumed.cue, resumed.interval, resumed.resumed) == (Cue.FORWARD, 1, True)
     assert resumed.belt_stopped and resumed.text == "Start the belt, walk forward."
-    left_min = math.ceil((SHORT.duration_s - resumed.plan_t) / 60)
+    left_min = math.ceil((plan.duration_s - resumed.plan_t) / 60)
     assert resumed.plan_t == pytest.approx(plan_t + 1.0, abs=0.1)
     restart = "Start the belt slowly, holding the rail, then walk forward. Interval 2 of 4."
     assert resumed.spoken == f"{restart} {left_min} minutes to go."
     assert "turn" not in resumed.spoken
-    rendered = runner.prompts.all_for_plan(SHORT)
+    rendered = runner.prompts.all_for_plan(plan)
     assert restart in rendered and f"{left_min} minutes to go." in rendered
     # The walker's own pause, armed throughout: the belt is as they left it.
     runner.request("pause")
@@ -1153,16 +1155,16 @@ def test_a_backward_interval_broken_by_a_trip_is_not_one_straight_stretch(
     whole backward time, so the session counted at goal."""
     from core.progress import at_goal, done
 
-    rig = make_rig(tmp_path, detector=TripAt(16.3))  # plan time ~295 s at 20x
+    rig = make_rig(tmp_path, detector=TripAt(8.9))  # plan time ~294 s at 40x
     rig.run_for(1.0)
     rig.press_reset()
-    runner = attach_session(rig.app, TEN_BACKWARD, time_scale=20.0)
+    runner = attach_session(rig.app, TEN_BACKWARD, time_scale=40.0)
     runner.request("start")
-    rig.run_for(20.0 - rig.clock.monotonic())
+    rig.run_for(10.0 - rig.clock.monotonic())
     assert runner.state is SessionState.PAUSED and runner.pause_cause is PauseCause.TRIP
-    rig.run_for(5.0)  # standing, tripped (the plan's clock stands still: as long as 100 s)
+    rig.run_for(5.0)  # standing, tripped (the plan's clock stands still: as long as 200 s)
     rig.press_reset()
-    rig.run_for(22.0)  # the 18 s of plan left at 20x, and the resume
+    rig.run_for(11.0)  # the 9 s of plan left at 40x, and the resume
     assert runner.state is SessionState.FINISHED
     record = runner.finished[-1]
     assert record.status == "completed" and record.trips == 1
@@ -1177,13 +1179,13 @@ def test_a_backward_interval_broken_by_a_trip_is_not_one_straight_stretch(
 def test_a_walker_pause_also_breaks_the_backward_stretch(tmp_path: Path) -> None:
     """Any stop of the plan's clock (here the walker's pause) ends a straight stretch."""
     rig = armed_rig(tmp_path)
-    runner = attach_session(rig.app, TEN_BACKWARD, time_scale=20.0)
+    runner = attach_session(rig.app, TEN_BACKWARD, time_scale=40.0)
     runner.request("start")
-    rig.run_for(20.0)  # ~400 s of plan
+    rig.run_for(10.0)  # ~400 s of plan
     runner.request("pause")
     rig.run_for(5.0)
     runner.request("resume")
-    rig.run_for(20.0)
+    rig.run_for(10.0)
     assert runner.state is SessionState.FINISHED
     record = runner.finished[-1]
     assert record.pauses == 1 and record.done_s == pytest.approx(660.0, abs=0.5)
@@ -1207,9 +1209,9 @@ def test_adjacent_backward_intervals_are_one_straight_stretch(tmp_path: Path) ->
         ),
     )
     rig = armed_rig(tmp_path)
-    runner = attach_session(rig.app, plan, time_scale=20.0)
+    runner = attach_session(rig.app, plan, time_scale=40.0)
     runner.request("start")
-    rig.run_for(40.0)
+    rig.run_for(20.0)
     assert runner.state is SessionState.FINISHED
     record = runner.finished[-1]
     assert record.longest_backward_s == pytest.approx(600.0, abs=0.5)
