@@ -508,7 +508,7 @@ def test_the_demo_session_record_counts_the_fall(demo: object) -> None:
 
 
 def test_the_demo_removes_its_temporary_folder_unless_kept(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plain_demo: PlainDemo
 ) -> None:
     import io
     import tempfile
@@ -522,11 +522,12 @@ def test_the_demo_removes_its_temporary_folder_unless_kept(
     run_demo(live=False, out=out, broker_ok=False, clock=SimClock())
     assert "(a temporary folder, removed at exit; --keep keeps it)" in out.getvalue()
     assert list(tmp_path.glob("retroguard-demo-*")) == []
-    out = io.StringIO()
-    run_demo(live=False, out=out, broker_ok=False, keep=True, clock=SimClock())
-    (kept,) = tmp_path.glob("retroguard-demo-*")
-    assert f"Event store: {kept / 'retroguard.db'} (kept after the demo: --keep)" in out.getvalue()
-    assert (kept / "retroguard.db").is_file()
+    # With --keep: the plain demo's walk, which kept its folder (the tests reading its event
+    # store read it there).
+    kept = plain_demo.database.parent
+    assert kept.name.startswith("retroguard-demo-") and plain_demo.database.is_file()
+    assert kept.parent == plain_demo.temporary
+    assert f"Event store: {plain_demo.database} (kept after the demo: --keep)" in plain_demo.printed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -537,14 +538,17 @@ class PlainDemo:
     printed: str
     result: DemoResult
     database: Path
-    """Its event store."""
+    """Its event store, in the temporary folder it kept (``keep=True``)."""
+    temporary: Path
+    """Where its temporary folder was made (``tempfile.tempdir``): nothing else made one there."""
 
 
 @pytest.fixture(scope="module")
 def plain_demo(tmp_path_factory: pytest.TempPathFactory) -> PlainDemo:
     """``run_demo`` with no live line on a simulated clock, run once for the tests that read
     what it printed or stored (nothing of it is changed by them), on a machine in India (for
-    the stored events' zone: nothing else it prints has one)."""
+    the stored events' zone: nothing else it prints has one), its files in a temporary folder
+    it keeps (``--keep``, for the temporary folder's test)."""
     import io
 
     walks: list[DemoResult] = []
@@ -553,16 +557,20 @@ def plain_demo(tmp_path_factory: pytest.TempPathFactory) -> PlainDemo:
         walks.append(run_session(*args, **kwargs))
         return walks[-1]
 
+    import tempfile
+
     out = io.StringIO()
-    database = tmp_path_factory.mktemp("plain-demo") / "d.db"
+    temporary = tmp_path_factory.mktemp("plain-demo")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TZ", "Asia/Kolkata")
         patch.setattr(demo_command, "run_session", walk)
+        patch.setattr(tempfile, "tempdir", str(temporary))
         code = demo_command.run_demo(
-            database=database, live=False, out=out, broker_ok=False, clock=SimClock()
+            live=False, out=out, broker_ok=False, keep=True, clock=SimClock()
         )
     (result,) = walks
-    return PlainDemo(code, out.getvalue(), result, database)
+    (folder,) = temporary.glob("retroguard-demo-*")
+    return PlainDemo(code, out.getvalue(), result, folder / "retroguard.db", temporary)
 
 
 def test_the_demo_off_a_terminal_prints_its_cues_led_and_spoken_prompts_as_plain_lines(
@@ -662,8 +670,21 @@ def test_a_session_stop_that_raises_still_closes_the_demo(tmp_path: Path) -> Non
 
         runner.stop = stop
 
+    # A walk with the demo's presses, armed, without its trips: the stop is what is tested.
+    walk = scenarios.Sequence(
+        [
+            scenarios.Walking(8.0, 0.6, "backward"),
+            scenarios.Standing(8.0, label="reset_pause"),
+        ],
+        seed=0,
+    )
     with pytest.raises(RuntimeError, match="bug in the session's stop"):
-        run_session(demo_config(tmp_path / "events.db"), SimClock(), on_started=break_the_stop)
+        run_session(
+            demo_config(tmp_path / "events.db"),
+            SimClock(),
+            session=walk,
+            on_started=break_the_stop,
+        )
     (app,) = built
     assert holding_at_stop == [False]
     assert app.closed and not app.gpio.relay.holding
