@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import shutil
 from pathlib import Path
 
@@ -81,8 +82,9 @@ def _reference_cadence(samples: list[ImuSample]) -> float:
     x = [v - mean for v in dec]
     n = len(x)
 
-    def ac(lag: int) -> float:
-        return sum(x[i] * x[i + lag] for i in range(n - lag))
+    def ac(lag: int) -> float:  # sum(x[i] * x[i + lag] for i in range(n - lag)), in C
+        total: float = sum(map(operator.mul, x[: n - lag], x[lag:]))
+        return total
 
     lo, hi = int(0.3 * 50), int(1.3 * 50)
     values = {lag: ac(lag) for lag in range(lo, hi + 1)}
