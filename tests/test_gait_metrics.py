@@ -85,6 +85,17 @@ class Rotated:
 # ------------------------------------------------------------------ walking
 
 
+@pytest.mark.parametrize(("n", "max_lag"), [(2, 5), (7, 3), (64, 63), (257, 300), (1000, 320)])
+def test_the_reference_autocorrelation_is_each_lag_s_own_sum(n: int, max_lag: int) -> None:
+    """Through the FFT, each lag is the sum of its own products, none wrapped round from the
+    signal's other end, for lengths at and past a power of two and lags past the signal."""
+    x = np.random.default_rng(n).normal(3.0, 1.0, n)
+    d = x - x.mean()
+    lags = min(max_lag, n - 1) + 1
+    sums = np.array([np.dot(d[: n - m], d[m:]) / (n - m) for m in range(lags)])
+    assert np.allclose(unbiased_autocorrelation(x, max_lag), sums / sums[0], rtol=0, atol=1e-12)
+
+
 def _truth_regularity(walk: SteppedWalking, rate: float = 100.0) -> tuple[float, float]:
     """Ad1 and Ad2 by the definition (NumPy) on the noise-free vertical signal."""
     t = np.arange(walk.times[0], walk.times[-1], 1.0 / rate)

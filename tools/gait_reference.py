@@ -230,12 +230,17 @@ def match_steps(reference: FloatArray, detected: FloatArray) -> StepMatch:
 def unbiased_autocorrelation(x: FloatArray, max_lag: int) -> FloatArray:
     """``Ad(m)`` of Moe-Nilssen & Helbostad (2004), m = 0 .. max_lag, normalised to Ad(0) = 1.
 
-    Each lag's sum on its own: ``np.correlate(mode="full")`` would compute all 2n - 1 lags of
-    a 4-minute walk (most of the gait tests' time) to keep the first few hundred."""
+    The lag sums through the FFT (the power spectrum's inverse, zero-padded past 2n - 1 so no
+    lag wraps round): ``np.correlate(mode="full")`` computed all 2n - 1 lags of a 4-minute walk
+    directly (most of the gait tests' time), and a dot product a lag, the few hundred kept,
+    still took a tenth of a second or more; the FFT's sums agree with them to 1e-16 of Ad(0)."""
     x = x - x.mean()
     n = len(x)
-    full = np.array([np.dot(x[: n - m], x[m:]) for m in range(min(max_lag, n - 1) + 1)])
-    unbiased = full / (n - np.arange(len(full)))
+    lags = min(max_lag, n - 1) + 1
+    size = 1 << (2 * n - 1).bit_length()
+    spectrum = np.fft.rfft(x, size)
+    full = np.fft.irfft(spectrum * np.conj(spectrum), size)[:lags]
+    unbiased = full / (n - np.arange(lags))
     result: FloatArray = unbiased / unbiased[0]
     return result
 
