@@ -1091,7 +1091,10 @@ def test_the_prompts_command_renders_the_plan_into_the_cache(
     assert main(["prompts", "-c", str(config), "--list"]) == 0
     again = capsys.readouterr().out.splitlines()
     assert "100 prompts (0 rendered" in again[0]
-    assert again[1].endswith("Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go.")
+    text = "Interval 1 of 15. Walk backward for 2 minutes. 30 minutes to go."
+    assert again[1].endswith(text)
+    wav = PromptCache(plan_rendered.folder / "prompts", "en", 150).path_for(text)
+    assert again[1].startswith(f"  {wav_figures(wav).duration_s:4.1f} s ")  # its length
     assert len(again) == 101  # the first line, then one a prompt
 
 

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     from core.writable import created_as_folder_owner
     from firmware.config import Config, load_config
-    from firmware.session.cues import ESPEAK, wav_figures
+    from firmware.session.cues import ESPEAK
     from firmware.session.plan import resolve_plan
     from firmware.session.runner import prompt_cache_dir
     from firmware.session.voice import VOICE_AUTO, VOICE_OFF, PromptCache, Prompts
@@ -91,9 +91,12 @@ def run(args: argparse.Namespace) -> int:
     if pruned.removed:
         print(f"no plan in use needs the others: {pruned}")
     if args.list:
+        import wave
+
         for text in texts:
             path = cache.path_for(text)
-            length = wav_figures(path).duration_s
+            with wave.open(str(path), "rb") as wav:  # its header: no need to read the speech
+                length = wav.getnframes() / wav.getframerate()
             print(f"  {length:4.1f} s {path.stat().st_size / 1024:5.0f} KiB  {text}")
     if session.voice in VOICE_OFF:
         print('note: session.voice = "off": the monitor will not play them')
