@@ -87,6 +87,10 @@ RECORDING_UNREAD = (
 )
 
 
+RECENT_ALERTS = 10
+"""The incidents the fleet's "Recent alerts" lists, newest first (its live feed adds none older
+than all of them to a full list: app.js onIncident)."""
+
 RECORDED_TYPES = frozenset({"stumble", "fall", "window"})
 """The events a recording is sent for or with: the trips that stop the belt (the monitor
 sends the IMU around each in a ``window`` event) and the recording's own event. A call for
@@ -137,7 +141,7 @@ def routes(site: Site) -> list[BaseRoute]:
             seen_devices,
             key=lambda d: story.URGENCY.get(story.card(d, now, who.get(d["device_id"])).level, 2),
         )
-        incidents = store.recent_incidents(limit=10, devices=session.devices)
+        incidents = store.recent_incidents(limit=RECENT_ALERTS, devices=session.devices)
         known: dict[str, list[tuple[str, str]]] = {}  # each device's walkers, read once
         incidents_who = {}
         for i in incidents:
@@ -151,6 +155,7 @@ def routes(site: Site) -> list[BaseRoute]:
             ),
             "devices": devices,
             "incidents": incidents,
+            "incidents_limit": RECENT_ALERTS,
             "who": who,
             "plans": {d["device_id"]: card_plan(store, d["device_id"]) for d in devices},
             "incidents_who": incidents_who,

@@ -108,7 +108,7 @@
         e.acked_by ? node("span", { "class": "eack" }, ["acknowledged by " + e.acked_by]) : null]))]));
   }
   function renderIncident(id, r) {
-    return finish(node("li", { "class": "incident sev-" + r.severity, id: "incident-" + id, "data-incident": id }, [
+    return finish(node("li", { "class": "incident sev-" + r.severity, id: "incident-" + id, "data-incident": id, "data-opened-at": String(r.opened_at) }, [
       node("a", { href: r.link }, spaced([
         node("strong", { "class": "etype" }, [r.text]),
         node("span", { "class": "edevice" }, hyphened(r.device_name)),
@@ -617,9 +617,17 @@
     var el = renderIncident(msg.incident, msg.row);
     var old = document.getElementById("incident-" + msg.incident);
     if (old) { old.replaceWith(el); return; }
+    // in its place by when it opened, newest first, as the server lists them; one older than
+    // every row of a full list is not added (the page left it out): a card's change or an
+    // older alert's close confirmed put a days-old alert on top, above newer ones
+    var at = Number(msg.row.opened_at), rows = list.querySelectorAll("li.incident"), next = null;
+    for (var i = 0; i < rows.length && !next; i++) {
+      if (Number(rows[i].dataset.openedAt) < at) next = rows[i];
+    }
+    if (!next && rows.length >= Number(list.dataset.limit || Infinity)) return;
     var empty = list.querySelector(".empty");
     if (empty) empty.remove();
-    list.insertBefore(el, list.firstChild);
+    list.insertBefore(el, next);
   }
 
   // The service cannot hear the devices (caregiver/broker_link.py): the banner says so on
