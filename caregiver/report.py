@@ -400,7 +400,8 @@ def report_csv(report: Report) -> str:
                 p.at_goal,
                 "yes" if p.goal_met else "no",
                 f"{p.backward_s / 60:.1f}",
-                f"{p.longest_backward_s / 60:.1f}",
+                # no session, no stretch: empty, as the page and the PDF say "none", not 0.0
+                f"{p.longest_backward_s / 60:.1f}" if p.sessions else "",
                 w.trips,
                 w.stumbles,
                 w.falls,

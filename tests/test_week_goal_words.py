@@ -5,6 +5,7 @@ Mosquitto and a real store, the progress page and the PDF report."""
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
 import re
@@ -113,4 +114,10 @@ def test_a_week_not_walked_yet_reads_as_none_walked_on_the_page_and_in_the_repor
         said = " ".join(PdfReader(io.BytesIO(pdf)).pages[0].extract_text().split())
         # the report's "this week" in the page's words, not a measured-looking 0.0 min
         assert "Longest backward stretch: 10.0 of 10 min (this week no session walked)." in said
+        # and the CSV leaves the week's longest stretch empty, not a measured-looking 0.0
+        status, _, body = web.download("GET", "/devices/treadmill-1/report.csv")
+        assert status == 200
+        rows = list(csv.DictReader(io.StringIO(body.decode())))
+        longest = [(r["sessions"], r["longest_backward_min"]) for r in rows]
+        assert longest == [("3", "10.0"), ("0", "")]
         device.close()
