@@ -138,11 +138,12 @@ def test_simulated_rig_passes_every_check(config: Config, clock: SimClock) -> No
         "SKIP  audio            simulated pins: spoken prompts are printed, not played "
         '(session.voice = "auto" speaks on the board)'
     )
-    assert text[18] == (  # last: it needs the IMU and the pins
+    assert text[18] == "SKIP  audio-pins       simulated pins: no boot config to check"
+    assert text[19] == (  # last: it needs the IMU and the pins
         "PASS  imu-int          100 rising edge(s) on GPIO4 for 100 samples in 0.5 s: the "
         "data-ready interrupt paces the loop"
     )
-    assert text[19] == "all checks passed (18 run or skipped)"  # 18: + imu-int
+    assert text[20] == "all checks passed (19 run or skipped)"  # 19: + imu-int
     assert not Path(db).parent.exists()  # nothing left behind
 
 
@@ -724,8 +725,8 @@ def test_report_exit_status_on_failure(config: Config, clock: SimClock) -> None:
     out = io.StringIO()
     status = report(config, Bench(clock=clock, wall_time=lambda: 0.0), Path("x.toml"), out)
     assert status == 1
-    # 18: + audio, + imu-int
-    assert out.getvalue().splitlines()[-1] == "1 of 18 checks FAILED: clock"
+    # 19: + audio, + audio-pins, + imu-int
+    assert out.getvalue().splitlines()[-1] == "1 of 19 checks FAILED: clock"
 
 
 # ------------------------------------------------------------------ the IMU's INT line

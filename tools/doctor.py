@@ -47,7 +47,9 @@ from sim import scenarios
 from sim.backends import SimulatedImuRig, build_simulated_imu
 from tools.diagnostics import gpio_checks, imu_checks, system_checks
 from tools.diagnostics.audio_checks import AudioBench, check_audio
-from tools.diagnostics.int_checks import BOOT_CONFIG, INT_SECONDS, check_int_line
+from tools.diagnostics.audio_pins import check_audio_pins
+from tools.diagnostics.boot_config import BOOT_CONFIG
+from tools.diagnostics.int_checks import INT_SECONDS, check_int_line
 from tools.diagnostics.result import CheckResult
 
 DEFAULT_CONFIG = Path("/etc/retroguard/config.toml")
@@ -82,7 +84,8 @@ class Bench:
     sim_int_wired: bool = True
     """Simulated hardware: the chip's INT reaches ``gpio.pins.imu_int`` (tests cut it)."""
     boot_config: Path = BOOT_CONFIG
-    """The Pi's boot config, read when the INT line cannot be opened (an overlay holding it)."""
+    """The Pi's boot config: its audio overlays' pins (``audio-pins``), and read when the INT
+    line cannot be opened (an overlay holding it)."""
 
 
 def _simulated_rig(config: Config, clock: Clock) -> SimulatedImuRig:
@@ -109,6 +112,7 @@ def diagnose(config: Config, bench: Bench) -> Iterator[CheckResult]:
     yield system_checks.check_clock(bench.wall_time, bench.monotonic)
     yield system_checks.check_config(config)
     yield check_audio(config, bench.audio)
+    yield check_audio_pins(config, bench.boot_config)
     # last: it needs the IMU and the pins, each checked above
     yield check_int_line(
         config,

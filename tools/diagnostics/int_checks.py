@@ -29,6 +29,7 @@ from hal.imu_factory import open_imu
 from hal.interfaces import Imu
 from sim.backends import SimulatedImuRig
 from sim.pins import ClockedMockFactory
+from tools.diagnostics.boot_config import BOOT_CONFIG, read_overlays
 from tools.diagnostics.gpio_checks import make_pin_factory
 from tools.diagnostics.result import CheckResult, failed, passed, skipped, warned
 
@@ -38,8 +39,6 @@ INT_SECONDS = 0.5
 MISSED_SHARE = 0.1
 """More samples than this share without an edge: pulses are being lost (a marginal wire)."""
 READ_TIMEOUT_S = 0.025
-BOOT_CONFIG = Path("/boot/firmware/config.txt")
-"""Where Raspberry Pi OS (Bookworm) reads its device-tree overlays at boot."""
 SDMODE_DEFAULT_PIN = 4
 """The max98357a overlay's ``sdmode-pin`` when the line gives none (and no ``no-sdmode``)."""
 
@@ -48,25 +47,13 @@ def _sdmode_overlay(boot_config: Path, pin: int) -> str | None:
     """The line of ``boot_config`` that makes the kernel take GPIO``pin`` as a MAX98357A's
     SD_MODE output (``dtoverlay=max98357a`` without ``no-sdmode``, its ``sdmode-pin`` that
     pin), or None (no such line, or the file cannot be read)."""
-    try:
-        text = boot_config.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return None
-    for raw in text.splitlines():
-        line = raw.split("#", 1)[0].strip()
-        key, _, value = line.partition("=")
-        if key.strip() != "dtoverlay":
+    for overlay in read_overlays(boot_config) or []:
+        if overlay.name != "max98357a" or "no-sdmode" in overlay.params:
             continue
-        name, *params = [part.strip() for part in value.split(",")]
-        if name != "max98357a" or "no-sdmode" in params:
-            continue
-        sdmode = SDMODE_DEFAULT_PIN
-        for param in params:
-            option, _, number = param.partition("=")
-            if option.strip() == "sdmode-pin" and number.strip().isdigit():
-                sdmode = int(number)
+        number = overlay.param("sdmode-pin")
+        sdmode = int(number) if number is not None and number.isdigit() else SDMODE_DEFAULT_PIN
         if sdmode == pin:
-            return line
+            return overlay.line
     return None
 
 
