@@ -34,13 +34,12 @@ from tests.caregiver_support import (
     make_config,
     running_service,
 )
-from tests.mqtt_helpers import WAIT
+from tests.mqtt_helpers import WAIT, ready_reporter
 from tests.test_caregiver_service import _contacts
 from tests.test_incident_ack_missed import (
     DEVICE,
     FIRST,
     a_fall,
-    device,
     device_incident,
     stumble,
 )
@@ -97,7 +96,10 @@ def test_an_ack_while_the_broker_is_down_closes_the_alert_now_and_the_monitor_on
     )
     the_fall = a_fall(FIRST)
     page = f"/devices/{DEVICE}"
-    with ExitStack() as services, device(mosquitto, tmp_path / "device.db") as reporter:
+    with (
+        ExitStack() as services,
+        ready_reporter(mosquitto, tmp_path / "device.db", DEVICE, "Dad's treadmill") as reporter,
+    ):
         cg = services.enter_context(running_service(config, background=False, clock=clock))
         reporter.sink.handle(stumble(FIRST))
         reporter.sink.handle(the_fall)
@@ -178,7 +180,7 @@ def test_with_two_instances_the_close_reaches_the_monitor_once_when_the_one_clic
     with (
         ExitStack() as a_stack,
         running_service(configs[1], web=False, background=False) as b,
-        device(mosquitto, tmp_path / "device.db") as reporter,
+        ready_reporter(mosquitto, tmp_path / "device.db", DEVICE, "Dad's treadmill") as reporter,
     ):
         a = a_stack.enter_context(running_service(configs[0], background=False))
         reporter.sink.handle(stumble(FIRST))
